@@ -1,0 +1,526 @@
+// Package ledger is warrant's server side: a Badger-backed RFC 6962 log of
+// signed delegation events, its sequencer and its checkpoint signer.
+//
+// An append goes through two stages. The stateless stage (Append, on the
+// caller's goroutine) bounds, parses and canonicalises the envelope and
+// verifies its signatures, concurrently with other callers. The stateful
+// stage (the sequencer, one goroutine) sees requests in index order, checks
+// what depends on earlier entries (including the ones before it in the same
+// batch, exactly as an offline replay does), assigns indices and log time,
+// and commits the whole batch (leaves, tiles, indexes, tree head) in one
+// synced Badger transaction. Only then does it sign a checkpoint, store it,
+// publish it, and answer the callers: an acknowledged append is durable and
+// provable at once.
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/warrantlog/warrant/proofs"
+)
+
+// Options configure a Log. A zero field selects its default.
+type Options struct {
+	// Dir is the data directory (Badger files, log key). Required.
+	Dir string
+	// Origin is the checkpoint origin; on first start it names the generated
+	// log key (default "localhost/warrant/<random>"); later it must match.
+	Origin string
+	// RegistrarKeys may sign key bindings.
+	RegistrarKeys []*proofs.PublicKey
+	// AdminKeys may sign policies and administrative revocations.
+	AdminKeys []*proofs.PublicKey
+
+	// MaxBatchEntries bounds the entries of one batch (default 1024).
+	MaxBatchEntries int
+	// MaxBatchBytes bounds the envelope bytes of one batch (default 2 MiB),
+	// which keeps a batch's transaction well under Badger's limit.
+	MaxBatchBytes int
+	// MaxBatchWait is how long the sequencer waits for more requests once a
+	// batch has one (default 0: a batch is what queued while the previous one
+	// committed, so there is no merge delay).
+	MaxBatchWait time.Duration
+	// QueueLength bounds the requests waiting for the sequencer (default
+	// 8192); beyond it Append sheds load with ReasonQueueFull.
+	QueueLength int
+
+	// Logger receives structured logs (default slog.Default()).
+	Logger *slog.Logger
+	// Now is the clock for log time (default time.Now).
+	Now func() time.Time
+	// Badger adjusts the Badger options (see BadgerOptions) before opening.
+	Badger func(badger.Options) badger.Options
+}
+
+func (o *Options) setDefaults() {
+	if o.MaxBatchEntries <= 0 {
+		o.MaxBatchEntries = 1024
+	}
+	if o.MaxBatchBytes <= 0 {
+		o.MaxBatchBytes = 2 << 20
+	}
+	if o.QueueLength <= 0 {
+		o.QueueLength = 8192
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Log is an open ledger. Its methods are safe for concurrent use.
+type Log struct {
+	opts     Options
+	log      *slog.Logger
+	db       *badger.DB
+	signer   note.Signer
+	verifier note.Verifier
+	vkey     string
+	config   proofs.LogConfig
+	// registrars maps key id to registrar key; fixed for the life of the Log.
+	registrars map[string]*proofs.PublicKey
+
+	queue   chan *request
+	stop    chan struct{}
+	stopped chan struct{}
+
+	latest   atomic.Pointer[proofs.Checkpoint]
+	bindings atomic.Pointer[bindingSet]
+
+	seq seqState // owned by the sequencer goroutine
+}
+
+// Open opens or creates the ledger in opts.Dir, checks the stored tree
+// against the last signed checkpoint, signs a checkpoint if the store holds
+// entries it does not cover yet, starts the sequencer, and appends a
+// log-config entry if the configuration differs from the last one recorded.
+func Open(ctx context.Context, opts Options) (*Log, error) {
+	opts.setDefaults()
+	if opts.Dir == "" {
+		return nil, errors.New("ledger: no data directory")
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	signer, vkey, err := loadOrCreateLogKey(opts.Dir, opts.Origin)
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, fmt.Errorf("log verifier key: %w", err)
+	}
+	bopts := BadgerOptions(opts.Dir, opts.Logger)
+	if opts.Badger != nil {
+		bopts = opts.Badger(bopts)
+	}
+	db, err := badger.Open(bopts)
+	if err != nil {
+		return nil, fmt.Errorf("opening store in %s: %w", opts.Dir, err)
+	}
+	l := &Log{
+		opts:       opts,
+		log:        opts.Logger,
+		db:         db,
+		signer:     signer,
+		verifier:   verifier,
+		vkey:       vkey,
+		registrars: make(map[string]*proofs.PublicKey),
+		queue:      make(chan *request, opts.QueueLength),
+		stop:       make(chan struct{}),
+		stopped:    make(chan struct{}),
+	}
+	l.config = proofs.LogConfig{Origin: signer.Name(), Limits: proofs.DefaultLimits()}
+	l.config.RegistrarKeys = configKeys(opts.RegistrarKeys)
+	l.config.AdminKeys = configKeys(opts.AdminKeys)
+	for _, k := range opts.RegistrarKeys {
+		l.registrars[k.ID] = k
+	}
+	if err := l.recover(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	go l.run()
+	if err := l.ensureConfig(ctx); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func configKeys(keys []*proofs.PublicKey) []proofs.ConfigKey {
+	var out []proofs.ConfigKey
+	for _, k := range keys {
+		out = append(out, proofs.ConfigKey{ID: k.ID, PublicKey: k.DER})
+	}
+	slices.SortFunc(out, func(a, b proofs.ConfigKey) int { return bytes.Compare([]byte(a.ID), []byte(b.ID)) })
+	return slices.CompactFunc(out, func(a, b proofs.ConfigKey) bool { return a.ID == b.ID })
+}
+
+// recover loads the tree head, recomputes the root from the stored tiles and
+// checks it against the head and the last checkpoint, then rebuilds the
+// sequencer's state.
+func (l *Log) recover() error {
+	var h head
+	var cp *proofs.Checkpoint
+	err := l.db.View(func(txn *badger.Txn) error {
+		hb, err := getValue(txn, keyHead)
+		if err != nil {
+			return err
+		}
+		if hb != nil {
+			if h, err = parseHead(hb); err != nil {
+				return fmt.Errorf("%w: %v", ErrStoreMismatch, err)
+			}
+		}
+		r := newNodeReader(txn)
+		root, err := r.root(h.Size)
+		if err != nil {
+			return fmt.Errorf("%w: recomputing the root of %d entries from stored tiles: %v", ErrStoreMismatch, h.Size, err)
+		}
+		if hb != nil && !bytes.Equal(root, h.Root) {
+			return fmt.Errorf("%w: stored tiles give root %x for %d entries, but the stored tree head says %x", ErrStoreMismatch, root, h.Size, h.Root)
+		}
+		if h.Size > 0 {
+			leaf, err := getValue(txn, leafKey(h.Size-1))
+			if err != nil {
+				return err
+			}
+			lh, err := r.node(0, h.Size-1)
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrStoreMismatch, err)
+			}
+			if leaf == nil || !bytes.Equal(proofs.LeafHash(leaf), lh) {
+				return fmt.Errorf("%w: leaf %d does not match its stored hash", ErrStoreMismatch, h.Size-1)
+			}
+		}
+		cb, err := getValue(txn, keyCheckpoint)
+		if err != nil {
+			return err
+		}
+		if cb != nil {
+			if cp, err = proofs.OpenCheckpoint(cb, l.verifier); err != nil {
+				return fmt.Errorf("%w: the stored checkpoint does not verify under this log's key: %v", ErrStoreMismatch, err)
+			}
+			if cp.Size > h.Size {
+				return fmt.Errorf("%w: the last checkpoint covers %d entries but the store holds %d: committed entries were lost", ErrStoreMismatch, cp.Size, h.Size)
+			}
+			at, err := r.root(cp.Size)
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrStoreMismatch, err)
+			}
+			if !bytes.Equal(at, cp.Root) {
+				return fmt.Errorf("%w: the stored tree of %d entries has root %x, but the last checkpoint signed %x", ErrStoreMismatch, cp.Size, at, cp.Root)
+			}
+		}
+		edge, err := loadEdgeTiles(r, h.Size)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrStoreMismatch, err)
+		}
+		hashes, err := r.rangeHashes(0, h.Size)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrStoreMismatch, err)
+		}
+		rng, err := proofs.NewRange(0, h.Size, hashes)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrStoreMismatch, err)
+		}
+		bs, err := loadBindings(txn)
+		if err != nil {
+			return err
+		}
+		l.seq = seqState{size: h.Size, rng: rng, edge: edge, logTime: h.LogTime, bindings: bs}
+		l.bindings.Store(bs)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if cp == nil || cp.Size < h.Size {
+		root := h.Root
+		if h.Size == 0 {
+			root = proofs.EmptyRoot()
+		}
+		if cp, err = l.signCheckpoint(h.Size, root); err != nil {
+			return err
+		}
+	}
+	l.latest.Store(cp)
+	l.log.Info("log opened", "origin", l.signer.Name(), "size", cp.Size, "root", fmt.Sprintf("%x", cp.Root))
+	return nil
+}
+
+// signCheckpoint signs a checkpoint for (size, root) and stores it.
+func (l *Log) signCheckpoint(size uint64, root []byte) (*proofs.Checkpoint, error) {
+	body := proofs.CheckpointBody(l.signer.Name(), size, root)
+	signed, err := note.Sign(&note.Note{Text: string(body)}, l.signer)
+	if err != nil {
+		return nil, fmt.Errorf("signing checkpoint: %w", err)
+	}
+	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(keyCheckpoint, signed) }); err != nil {
+		return nil, fmt.Errorf("storing checkpoint: %w", err)
+	}
+	return &proofs.Checkpoint{Origin: l.signer.Name(), Size: size, Root: slices.Clone(root), Note: signed}, nil
+}
+
+// ensureConfig appends a log-config entry when none is recorded or the last
+// one differs from this Log's configuration.
+func (l *Log) ensureConfig(ctx context.Context) error {
+	var current []byte
+	err := l.db.View(func(txn *badger.Txn) error {
+		idx, ok, err := getIndex(txn, keyConfig)
+		if err != nil || !ok {
+			return err
+		}
+		raw, err := getValue(txn, leafKey(idx))
+		if err != nil {
+			return err
+		}
+		p, err := proofs.ParseLeaf(raw)
+		if err != nil {
+			return fmt.Errorf("%w: config entry %d: %v", ErrStoreMismatch, idx, err)
+		}
+		current, err = json.Marshal(p.Config)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	want, err := json.Marshal(&l.config)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(current, want) {
+		return nil
+	}
+	cfg := l.config
+	res, err := l.submit(ctx, &request{config: &cfg})
+	if err != nil {
+		return fmt.Errorf("appending log-config entry: %w", err)
+	}
+	l.log.Info("recorded log configuration", "index", res.Index)
+	return nil
+}
+
+// Close stops the sequencer after it finishes the requests already queued,
+// then closes the store.
+func (l *Log) Close() error {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	<-l.stopped
+	return l.db.Close()
+}
+
+// Origin is the log's checkpoint origin.
+func (l *Log) Origin() string { return l.signer.Name() }
+
+// VerifierKey is the log's note verifier key, as in DIR/log.vkey.
+func (l *Log) VerifierKey() string { return l.vkey }
+
+// Checkpoint returns the latest signed checkpoint. Every read answer is
+// proven against it (or an earlier size).
+func (l *Log) Checkpoint() *proofs.Checkpoint { return l.latest.Load() }
+
+// Config is the configuration this Log records.
+func (l *Log) Config() proofs.LogConfig { return l.config }
+
+// checkSize bounds reads to what the latest checkpoint covers.
+func (l *Log) checkSize(size uint64) (uint64, error) {
+	latest := l.latest.Load().Size
+	if size == 0 {
+		return latest, nil
+	}
+	if size > latest {
+		return 0, proofs.Errorf(ReasonOutOfRange, "tree size %d is beyond the latest checkpoint size %d", size, latest)
+	}
+	return size, nil
+}
+
+// Entry returns the leaf at index; the index must be covered by the latest
+// checkpoint.
+func (l *Log) Entry(ctx context.Context, index uint64) ([]byte, error) {
+	if index >= l.latest.Load().Size {
+		return nil, proofs.Errorf(ReasonNotFound, "no entry %d (log size %d)", index, l.latest.Load().Size)
+	}
+	var leaf []byte
+	err := l.db.View(func(txn *badger.Txn) error {
+		v, err := getValue(txn, leafKey(index))
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			return proofs.Errorf(ReasonDataLoss, "entry %d is missing from the store", index)
+		}
+		leaf = v
+		return nil
+	})
+	return leaf, readError(err)
+}
+
+// lookup resolves an index key (delegation id, leaf hash) to an index the
+// latest checkpoint covers.
+func (l *Log) lookup(key []byte, what string) (uint64, error) {
+	var idx uint64
+	err := l.db.View(func(txn *badger.Txn) error {
+		i, ok, err := getIndex(txn, key)
+		if err != nil {
+			return err
+		}
+		if !ok || i >= l.latest.Load().Size {
+			return proofs.Errorf(ReasonNotFound, "no entry with %s", what)
+		}
+		idx = i
+		return nil
+	})
+	return idx, readError(err)
+}
+
+// IndexOfDelegation returns the index of the accepted delegation with id.
+func (l *Log) IndexOfDelegation(ctx context.Context, id string) (uint64, error) {
+	return l.lookup(strKey(tDelegID, id), fmt.Sprintf("delegation id %q", id))
+}
+
+// IndexOfLeafHash returns the index of the entry with the given leaf hash.
+func (l *Log) IndexOfLeafHash(ctx context.Context, h []byte) (uint64, error) {
+	if len(h) != hashSize {
+		return 0, proofs.Errorf(proofs.ReasonFieldMissing, "leaf hash must be %d bytes", hashSize)
+	}
+	return l.lookup(hashKey(tLeafHash, h), fmt.Sprintf("leaf hash %x", h))
+}
+
+// MaxEntriesPerRead and MaxEntriesBytes bound one Entries call.
+const (
+	MaxEntriesPerRead = 1000
+	MaxEntriesBytes   = 4 << 20
+)
+
+// Entries returns up to count leaves from start, stopping at the latest
+// checkpoint size, MaxEntriesPerRead entries or MaxEntriesBytes bytes
+// (always at least one entry when start is in range).
+func (l *Log) Entries(ctx context.Context, start uint64, count int) ([][]byte, error) {
+	size := l.latest.Load().Size
+	if start >= size {
+		return nil, proofs.Errorf(ReasonOutOfRange, "start %d is not below the log size %d", start, size)
+	}
+	count = min(count, MaxEntriesPerRead)
+	if uint64(count) > size-start {
+		count = int(size - start)
+	}
+	var out [][]byte
+	err := l.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 100, Prefix: []byte{tLeaf}})
+		defer it.Close()
+		total := 0
+		next := start
+		for it.Seek(leafKey(start)); it.Valid() && len(out) < count; it.Next() {
+			if !bytes.Equal(it.Item().Key(), leafKey(next)) {
+				return proofs.Errorf(ReasonDataLoss, "entry %d is missing from the store", next)
+			}
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if len(out) > 0 && total+len(v) > MaxEntriesBytes {
+				break
+			}
+			total += len(v)
+			out = append(out, v)
+			next++
+		}
+		if len(out) == 0 {
+			return proofs.Errorf(ReasonDataLoss, "entry %d is missing from the store", start)
+		}
+		return ctx.Err()
+	})
+	return out, readError(err)
+}
+
+// InclusionProof returns the inclusion proof of index in the tree of size
+// (0: the latest checkpoint's size) and the size used.
+func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, uint64, error) {
+	size, err := l.checkSize(size)
+	if err != nil {
+		return nil, 0, err
+	}
+	if index >= size {
+		return nil, 0, proofs.Errorf(ReasonOutOfRange, "index %d is not below tree size %d", index, size)
+	}
+	var hashes [][]byte
+	err = l.db.View(func(txn *badger.Txn) (err error) {
+		hashes, err = newNodeReader(txn).inclusion(index, size)
+		return err
+	})
+	return hashes, size, readError(err)
+}
+
+// ConsistencyProof returns the proof that tree size1 is a prefix of tree
+// size2 (0: the latest checkpoint's size) and the size2 used.
+func (l *Log) ConsistencyProof(ctx context.Context, size1, size2 uint64) ([][]byte, uint64, error) {
+	size2, err := l.checkSize(size2)
+	if err != nil {
+		return nil, 0, err
+	}
+	if size1 > size2 {
+		return nil, 0, proofs.Errorf(ReasonOutOfRange, "size %d is larger than %d", size1, size2)
+	}
+	var hashes [][]byte
+	err = l.db.View(func(txn *badger.Txn) (err error) {
+		hashes, err = newNodeReader(txn).consistency(size1, size2)
+		return err
+	})
+	return hashes, size2, readError(err)
+}
+
+// RangeProof returns the compact-range hashes of [0, start) and [end, size)
+// that, with the leaves [start, end), fold into the root of tree size.
+func (l *Log) RangeProof(ctx context.Context, start, end, size uint64) (left, right [][]byte, err error) {
+	if start > end || end > size {
+		return nil, nil, proofs.Errorf(ReasonOutOfRange, "range [%d, %d) is outside tree size %d", start, end, size)
+	}
+	err = l.db.View(func(txn *badger.Txn) error {
+		r := newNodeReader(txn)
+		if left, err = r.rangeHashes(0, start); err != nil {
+			return err
+		}
+		right, err = r.rangeHashes(end, size)
+		return err
+	})
+	return left, right, readError(err)
+}
+
+// readError classifies read failures: errors with a reason pass through;
+// missing nodes mean data loss; anything else is the store being unavailable.
+func readError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *proofs.Error
+	if errors.As(err, &pe) {
+		return err
+	}
+	var mn errMissingNode
+	if errors.As(err, &mn) {
+		return &proofs.Error{Reason: ReasonDataLoss, Err: err}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &proofs.Error{Reason: ReasonStoreUnavailable, Err: err}
+}

@@ -1,0 +1,294 @@
+package proofs
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+)
+
+// Envelope bounds. They are part of the log's contract: an envelope over them
+// is refused before any other check, so the stateless stage does bounded work.
+const (
+	// MaxEnvelopeBytes bounds the JSON encoding of an envelope as submitted.
+	MaxEnvelopeBytes = 32 << 10
+	// MaxSignatures bounds the signatures on one envelope (the issuer's plus
+	// approvals).
+	MaxSignatures = 4
+	// maxKeyIDLen bounds a signature's keyid.
+	maxKeyIDLen = 128
+	// maxPayloadTypeLen bounds the payload type string.
+	maxPayloadTypeLen = 128
+)
+
+// Envelope is a DSSE envelope (https://github.com/secure-systems-lab/dsse).
+// Its canonical JSON encoding (see Canonical) is what the log stores and what
+// deduplication hashes.
+type Envelope struct {
+	PayloadType string
+	Payload     []byte
+	Signatures  []Signature
+}
+
+// Signature is one DSSE signature. KeyID names the signing key as returned
+// by KeyID: "sha256:" and the hex SHA-256 of the key's PKIX DER encoding.
+type Signature struct {
+	KeyID string
+	Sig   []byte
+}
+
+// jsonEnvelope fixes the field order of the canonical encoding.
+type jsonEnvelope struct {
+	PayloadType string          `json:"payloadType"`
+	Payload     string          `json:"payload"`
+	Signatures  []jsonSignature `json:"signatures"`
+}
+
+type jsonSignature struct {
+	KeyID string `json:"keyid"`
+	Sig   string `json:"sig"`
+}
+
+// ParseEnvelope parses a DSSE envelope strictly: exactly the fields
+// payloadType, payload and signatures (each signature exactly keyid and sig),
+// no duplicate keys, valid UTF-8, standard padded base64 with no line breaks
+// or stray bits, at most MaxSignatures signatures with distinct key ids, and
+// nothing after the closing brace. Key order and whitespace may vary; the
+// result's Canonical encoding is unique.
+func ParseEnvelope(data []byte) (*Envelope, error) {
+	if len(data) > MaxEnvelopeBytes {
+		return nil, Errorf(ReasonEnvelopeTooLarge, "envelope is %d bytes, limit %d", len(data), MaxEnvelopeBytes)
+	}
+	if !utf8.Valid(data) {
+		return nil, Errorf(ReasonEnvelopeMalformed, "envelope is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var env Envelope
+	var seenType, seenPayload, seenSigs bool
+	err := readObject(dec, func(key string) error {
+		switch key {
+		case "payloadType":
+			if seenType {
+				return errors.New(`duplicate key "payloadType"`)
+			}
+			seenType = true
+			s, err := readString(dec)
+			if err != nil {
+				return fmt.Errorf("payloadType: %w", err)
+			}
+			env.PayloadType = s
+		case "payload":
+			if seenPayload {
+				return errors.New(`duplicate key "payload"`)
+			}
+			seenPayload = true
+			s, err := readString(dec)
+			if err != nil {
+				return fmt.Errorf("payload: %w", err)
+			}
+			b, err := decodeBase64(s)
+			if err != nil {
+				return fmt.Errorf("payload: %w", err)
+			}
+			env.Payload = b
+		case "signatures":
+			if seenSigs {
+				return errors.New(`duplicate key "signatures"`)
+			}
+			seenSigs = true
+			sigs, err := readSignatures(dec)
+			if err != nil {
+				return err
+			}
+			env.Signatures = sigs
+		default:
+			return fmt.Errorf("unknown field %q", key)
+		}
+		return nil
+	})
+	if err != nil {
+		var pe *Error
+		if errors.As(err, &pe) {
+			return nil, pe
+		}
+		return nil, &Error{Reason: ReasonEnvelopeMalformed, Err: err}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, Errorf(ReasonEnvelopeMalformed, "trailing data after envelope")
+	}
+	switch {
+	case !seenType || env.PayloadType == "":
+		return nil, Errorf(ReasonEnvelopeMalformed, "payloadType missing")
+	case !seenPayload:
+		return nil, Errorf(ReasonEnvelopeMalformed, "payload missing")
+	case len(env.Signatures) == 0:
+		return nil, Errorf(ReasonSignatureMissing, "envelope has no signatures")
+	case len(env.PayloadType) > maxPayloadTypeLen:
+		return nil, Errorf(ReasonEnvelopeMalformed, "payloadType longer than %d bytes", maxPayloadTypeLen)
+	}
+	slices.SortFunc(env.Signatures, func(a, b Signature) int { return strings.Compare(a.KeyID, b.KeyID) })
+	for i := 1; i < len(env.Signatures); i++ {
+		if env.Signatures[i].KeyID == env.Signatures[i-1].KeyID {
+			return nil, Errorf(ReasonEnvelopeMalformed, "two signatures with keyid %q", env.Signatures[i].KeyID)
+		}
+	}
+	return &env, nil
+}
+
+func readSignatures(dec *json.Decoder) ([]Signature, error) {
+	t, err := dec.Token()
+	if err != nil {
+		return nil, fmt.Errorf("signatures: %w", err)
+	}
+	if d, ok := t.(json.Delim); !ok || d != '[' {
+		return nil, errors.New("signatures: not an array")
+	}
+	var sigs []Signature
+	for dec.More() {
+		if len(sigs) == MaxSignatures {
+			return nil, Errorf(ReasonTooManySignatures, "more than %d signatures", MaxSignatures)
+		}
+		var s Signature
+		var seenKey, seenSig bool
+		err := readObject(dec, func(key string) error {
+			switch key {
+			case "keyid":
+				if seenKey {
+					return errors.New(`duplicate key "keyid"`)
+				}
+				seenKey = true
+				v, err := readString(dec)
+				if err != nil {
+					return fmt.Errorf("keyid: %w", err)
+				}
+				s.KeyID = v
+			case "sig":
+				if seenSig {
+					return errors.New(`duplicate key "sig"`)
+				}
+				seenSig = true
+				v, err := readString(dec)
+				if err != nil {
+					return fmt.Errorf("sig: %w", err)
+				}
+				b, err := decodeBase64(v)
+				if err != nil {
+					return fmt.Errorf("sig: %w", err)
+				}
+				s.Sig = b
+			default:
+				return fmt.Errorf("signature: unknown field %q", key)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if s.KeyID == "" || len(s.KeyID) > maxKeyIDLen {
+			return nil, fmt.Errorf("signature keyid must be 1 to %d bytes", maxKeyIDLen)
+		}
+		if len(s.Sig) == 0 {
+			return nil, errors.New("signature sig is empty")
+		}
+		sigs = append(sigs, s)
+	}
+	if _, err := dec.Token(); err != nil { // ']'
+		return nil, fmt.Errorf("signatures: %w", err)
+	}
+	return sigs, nil
+}
+
+// readObject reads one JSON object, calling field for each key; field must
+// consume the value.
+func readObject(dec *json.Decoder, field func(key string) error) error {
+	t, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := t.(json.Delim); !ok || d != '{' {
+		return errors.New("not a JSON object")
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, ok := t.(string)
+		if !ok {
+			return errors.New("object key is not a string")
+		}
+		if err := field(key); err != nil {
+			return err
+		}
+	}
+	_, err = dec.Token() // '}'
+	return err
+}
+
+func readString(dec *json.Decoder) (string, error) {
+	t, err := dec.Token()
+	if err != nil {
+		return "", err
+	}
+	s, ok := t.(string)
+	if !ok {
+		return "", errors.New("not a string")
+	}
+	return s, nil
+}
+
+// decodeBase64 accepts only standard, padded base64 that re-encodes to the
+// same text: no line breaks, no URL alphabet, no non-zero padding bits.
+func decodeBase64(s string) ([]byte, error) {
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil || base64.StdEncoding.EncodeToString(b) != s {
+		return nil, Errorf(ReasonBase64NonCanonical, "not canonical standard base64")
+	}
+	return b, nil
+}
+
+// Canonical returns the canonical JSON encoding of the envelope: fields in
+// the order payloadType, payload, signatures; signatures sorted by keyid;
+// standard padded base64; no insignificant whitespace.
+func (e *Envelope) Canonical() []byte {
+	j := jsonEnvelope{
+		PayloadType: e.PayloadType,
+		Payload:     base64.StdEncoding.EncodeToString(e.Payload),
+		Signatures:  make([]jsonSignature, len(e.Signatures)),
+	}
+	sigs := slices.Clone(e.Signatures)
+	slices.SortFunc(sigs, func(a, b Signature) int { return strings.Compare(a.KeyID, b.KeyID) })
+	for i, s := range sigs {
+		j.Signatures[i] = jsonSignature{KeyID: s.KeyID, Sig: base64.StdEncoding.EncodeToString(s.Sig)}
+	}
+	b, err := json.Marshal(j)
+	if err != nil {
+		panic(fmt.Sprintf("proofs: marshalling envelope: %v", err)) // strings only: cannot fail
+	}
+	return b
+}
+
+// EnvelopeHash is the deduplication key of an envelope: SHA-256 of its
+// canonical encoding.
+func EnvelopeHash(canonical []byte) [32]byte { return sha256.Sum256(canonical) }
+
+// Signature returns the signature made by keyID, or nil.
+func (e *Envelope) Signature(keyID string) *Signature {
+	for i := range e.Signatures {
+		if e.Signatures[i].KeyID == keyID {
+			return &e.Signatures[i]
+		}
+	}
+	return nil
+}
+
+// PAE is DSSE's pre-authentication encoding, the exact bytes that are signed.
+func PAE(payloadType string, payload []byte) []byte { return dsse.PAE(payloadType, payload) }

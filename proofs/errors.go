@@ -1,0 +1,69 @@
+package proofs
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error is a verification or parsing failure with a stable reason code.
+// Reason codes are snake_case and never change meaning; scripts match on them.
+type Error struct {
+	Reason string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return e.Reason
+	}
+	return e.Reason + ": " + e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with the given reason and a formatted message.
+func Errorf(reason, format string, args ...any) *Error {
+	return &Error{Reason: reason, Err: fmt.Errorf(format, args...)}
+}
+
+// Reason returns the reason code of the first *Error in err's chain, or ""
+// when there is none.
+func Reason(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
+}
+
+// Reason codes returned by this package.
+const (
+	ReasonEnvelopeMalformed    = "envelope_malformed"
+	ReasonEnvelopeTooLarge     = "envelope_too_large"
+	ReasonBase64NonCanonical   = "base64_non_canonical"
+	ReasonTooManySignatures    = "too_many_signatures"
+	ReasonPayloadTypeUnknown   = "payload_type_unknown"
+	ReasonPayloadTypeMismatch  = "payload_type_mismatch"
+	ReasonPayloadMalformed     = "payload_malformed"
+	ReasonPayloadNonCanonical  = "payload_non_canonical"
+	ReasonSignatureInvalid     = "signature_invalid"
+	ReasonSignatureMissing     = "signature_missing"
+	ReasonSignatureHighS       = "signature_high_s"
+	ReasonKeyInvalid           = "key_invalid"
+	ReasonLeafMalformed        = "leaf_malformed"
+	ReasonLeafNonCanonical     = "leaf_non_canonical"
+	ReasonLeafTooLarge         = "leaf_too_large"
+	ReasonCheckpointInvalid    = "checkpoint_invalid"
+	ReasonCheckpointSignature  = "checkpoint_signature_invalid"
+	ReasonCheckpointOrigin     = "checkpoint_origin_mismatch"
+	ReasonInclusionInvalid     = "inclusion_proof_invalid"
+	ReasonConsistencyInvalid   = "consistency_proof_invalid"
+	ReasonRangeInvalid         = "range_proof_invalid"
+	ReasonTLogProofMalformed   = "tlog_proof_malformed"
+	ReasonTLogProofNoLeaf      = "tlog_proof_missing_leaf"
+	ReasonTimeMalformed        = "time_malformed"
+	ReasonIdentityMalformed    = "identity_malformed"
+	ReasonListTooLong          = "list_too_long"
+	ReasonFieldTooLong         = "field_too_long"
+	ReasonFieldMissing         = "field_missing"
+)

@@ -1,0 +1,236 @@
+package proofs
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// MaxLeafBytes bounds a leaf: the C2SP tlog-tiles entry-bundle limit.
+const MaxLeafBytes = 65535
+
+// LeafVersion is the version of the leaf format this package writes.
+const LeafVersion = 1
+
+// Leaf kinds.
+const (
+	KindLogConfig  = "log_config"
+	KindKeyBinding = "key_binding"
+	KindDelegation = "delegation"
+)
+
+// Decision outcomes.
+const (
+	OutcomeAccepted = "accepted"
+	OutcomeDenied   = "denied"
+)
+
+// LogTimeLayout is the layout of a leaf's log time: RFC 3339, UTC, fixed
+// nanosecond width, so that a time has exactly one encoding.
+const LogTimeLayout = "2006-01-02T15:04:05.000000000Z"
+
+// Leaf is one log entry: the exact bytes the log hashed are its canonical
+// JSON encoding (Marshal), which is stored as-is and never re-serialised.
+// A leaf wraps a canonical envelope (or, for entries the log writes itself,
+// its configuration) plus what the log adds: kind, log time and decision.
+type Leaf struct {
+	// Version is LeafVersion.
+	Version int `json:"v"`
+	// Kind names what the leaf holds; it must agree with the envelope's
+	// payload type.
+	Kind string `json:"kind"`
+	// LogTime is assigned by the sequencer and never decreases with the
+	// index (LogTimeLayout).
+	LogTime string `json:"log_time"`
+	// Envelope is the canonical DSSE envelope, for signed events.
+	Envelope json.RawMessage `json:"envelope,omitempty"`
+	// Config is the log's configuration, for KindLogConfig.
+	Config *LogConfig `json:"config,omitempty"`
+	// Decision is the log's decision on a signed event.
+	Decision *Decision `json:"decision,omitempty"`
+}
+
+// Decision records what the log decided about an event and why, so that an
+// auditor can replay it.
+type Decision struct {
+	// Outcome is OutcomeAccepted or OutcomeDenied.
+	Outcome string `json:"outcome"`
+	// Reasons are the reason codes of a denial.
+	Reasons []string `json:"reasons,omitempty"`
+	// PolicyDigest is "sha256:<hex>" of the policy text in force.
+	PolicyDigest string `json:"policy_digest,omitempty"`
+	// PolicyIDs are the ids of the policies that determined the outcome.
+	PolicyIDs []string `json:"policy_ids,omitempty"`
+	// CedarVersion is the cedar-go version that evaluated the policy.
+	CedarVersion string `json:"cedar_version,omitempty"`
+}
+
+// LogConfig is the log's self-description: the trust anchors and limits it
+// was started with. It is recorded at index 0 and again whenever it changes,
+// so an auditor needs nothing but the log's verifier key.
+type LogConfig struct {
+	// Origin is the checkpoint origin line.
+	Origin string `json:"origin"`
+	// RegistrarKeys may sign key bindings.
+	RegistrarKeys []ConfigKey `json:"registrar_keys,omitempty"`
+	// AdminKeys may sign policies and administrative revocations.
+	AdminKeys []ConfigKey `json:"admin_keys,omitempty"`
+	// Limits are the bounds the log enforces.
+	Limits Limits `json:"limits"`
+}
+
+// ConfigKey is a trust-anchor public key.
+type ConfigKey struct {
+	// ID is KeyID(PublicKey).
+	ID string `json:"id"`
+	// PublicKey is the PKIX DER public key.
+	PublicKey []byte `json:"public_key"`
+}
+
+// Limits are the size and list bounds in force.
+type Limits struct {
+	MaxEnvelopeBytes int `json:"max_envelope_bytes"`
+	MaxLeafBytes     int `json:"max_leaf_bytes"`
+	MaxSignatures    int `json:"max_signatures"`
+	MaxListItems     int `json:"max_list_items"`
+}
+
+// DefaultLimits are the limits this version enforces.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxEnvelopeBytes: MaxEnvelopeBytes,
+		MaxLeafBytes:     MaxLeafBytes,
+		MaxSignatures:    MaxSignatures,
+		MaxListItems:     MaxListItems,
+	}
+}
+
+// Marshal returns the leaf's canonical encoding.
+func (l *Leaf) Marshal() ([]byte, error) {
+	b, err := json.Marshal(l)
+	if err != nil {
+		return nil, fmt.Errorf("encoding leaf: %w", err)
+	}
+	if len(b) > MaxLeafBytes {
+		return nil, Errorf(ReasonLeafTooLarge, "leaf is %d bytes, limit %d", len(b), MaxLeafBytes)
+	}
+	return b, nil
+}
+
+// FormatLogTime formats a log time.
+func FormatLogTime(t time.Time) string { return t.UTC().Format(LogTimeLayout) }
+
+// ParsedLeaf is a leaf with its envelope and payload decoded.
+type ParsedLeaf struct {
+	Leaf
+	// Raw is the exact leaf bytes.
+	Raw []byte
+	// Time is LogTime parsed.
+	Time time.Time
+	// Env is the parsed envelope (nil for KindLogConfig).
+	Env *Envelope
+	// Exactly one of the following is set, by Kind.
+	KeyBinding *KeyBinding
+	Delegation *Delegation
+}
+
+// ParseLeaf parses a leaf and requires it to be byte-for-byte its own
+// canonical encoding, with a canonical envelope whose payload type matches
+// its kind and whose payload is canonical and valid. It does not check
+// signatures: that needs the key bindings in force (see the ledger and the
+// chain verifiers).
+func ParseLeaf(raw []byte) (*ParsedLeaf, error) {
+	if len(raw) > MaxLeafBytes {
+		return nil, Errorf(ReasonLeafTooLarge, "leaf is %d bytes, limit %d", len(raw), MaxLeafBytes)
+	}
+	if !utf8.Valid(raw) {
+		return nil, Errorf(ReasonLeafMalformed, "leaf is not valid UTF-8")
+	}
+	p := &ParsedLeaf{Raw: raw}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p.Leaf); err != nil {
+		return nil, Errorf(ReasonLeafMalformed, "decoding leaf: %v", err)
+	}
+	canon, err := json.Marshal(&p.Leaf)
+	if err != nil || !bytes.Equal(canon, raw) {
+		return nil, Errorf(ReasonLeafNonCanonical, "leaf is not in canonical form")
+	}
+	if p.Version != LeafVersion {
+		return nil, Errorf(ReasonLeafMalformed, "leaf version %d, want %d", p.Version, LeafVersion)
+	}
+	t, err := time.Parse(LogTimeLayout, p.LogTime)
+	if err != nil || FormatLogTime(t) != p.LogTime {
+		return nil, Errorf(ReasonLeafMalformed, "log_time %q is not in layout %s", p.LogTime, LogTimeLayout)
+	}
+	p.Time = t
+	if p.Kind == KindLogConfig {
+		if p.Config == nil || p.Envelope != nil || p.Decision != nil {
+			return nil, Errorf(ReasonLeafMalformed, "a log_config leaf holds a config and nothing else")
+		}
+		return p, nil
+	}
+	if p.Config != nil || p.Envelope == nil || p.Decision == nil {
+		return nil, Errorf(ReasonLeafMalformed, "a %s leaf holds an envelope and a decision", p.Kind)
+	}
+	switch p.Decision.Outcome {
+	case OutcomeAccepted:
+		if len(p.Decision.Reasons) != 0 {
+			return nil, Errorf(ReasonLeafMalformed, "an accepted decision has no reasons")
+		}
+	case OutcomeDenied:
+		if len(p.Decision.Reasons) == 0 {
+			return nil, Errorf(ReasonLeafMalformed, "a denial names its reasons")
+		}
+	default:
+		return nil, Errorf(ReasonLeafMalformed, "unknown decision outcome %q", p.Decision.Outcome)
+	}
+	env, err := ParseEnvelope(p.Envelope)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(env.Canonical(), p.Envelope) {
+		return nil, Errorf(ReasonLeafNonCanonical, "leaf envelope is not canonical")
+	}
+	p.Env = env
+	switch p.Kind {
+	case KindKeyBinding:
+		if env.PayloadType != PayloadTypeAgent {
+			return nil, Errorf(ReasonPayloadTypeMismatch, "key_binding leaf with payload type %q", env.PayloadType)
+		}
+		p.KeyBinding, err = ParseKeyBinding(env.Payload)
+	case KindDelegation:
+		if env.PayloadType != PayloadTypeDelegation {
+			return nil, Errorf(ReasonPayloadTypeMismatch, "delegation leaf with payload type %q", env.PayloadType)
+		}
+		p.Delegation, err = ParseDelegation(env.Payload)
+	default:
+		return nil, Errorf(ReasonLeafMalformed, "unknown leaf kind %q", p.Kind)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// ID is the entry's id: the delegation id for delegations, otherwise
+// "sha256:<hex>" of the canonical envelope, or of the leaf for log_config.
+func (p *ParsedLeaf) ID() string {
+	if p.Delegation != nil {
+		return p.Delegation.ID
+	}
+	if p.Envelope != nil {
+		return HashID(p.Envelope)
+	}
+	return HashID(p.Raw)
+}
+
+// HashID returns "sha256:<hex>" of b.
+func HashID(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}

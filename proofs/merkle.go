@@ -1,0 +1,107 @@
+package proofs
+
+import (
+	"bytes"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+)
+
+// Hasher is the RFC 6962 SHA-256 tree hasher used by the log.
+var hasher = rfc6962.DefaultHasher
+
+// RangeFactory builds compact ranges with the log's hasher.
+var rangeFactory = &compact.RangeFactory{Hash: hasher.HashChildren}
+
+// NewRange returns a compact range [begin, end) from its node hashes, as
+// listed by compact.RangeNodes.
+func NewRange(begin, end uint64, hashes [][]byte) (*compact.Range, error) {
+	return rangeFactory.NewRange(begin, end, hashes)
+}
+
+// NewEmptyRange returns an empty compact range starting at begin.
+func NewEmptyRange(begin uint64) *compact.Range { return rangeFactory.NewEmptyRange(begin) }
+
+// LeafHash returns the RFC 6962 leaf hash SHA-256(0x00 || leaf).
+func LeafHash(leaf []byte) []byte { return hasher.HashLeaf(leaf) }
+
+// HashChildren returns the RFC 6962 interior node hash SHA-256(0x01 || l || r).
+func HashChildren(l, r []byte) []byte { return hasher.HashChildren(l, r) }
+
+// EmptyRoot is the root of the empty tree.
+func EmptyRoot() []byte { return hasher.EmptyRoot() }
+
+// VerifyInclusion checks that leafHash is entry index of the tree of the
+// given size and root.
+func VerifyInclusion(index, size uint64, leafHash []byte, hashes [][]byte, root []byte) error {
+	if index >= size {
+		return Errorf(ReasonInclusionInvalid, "index %d is not below tree size %d", index, size)
+	}
+	if err := proof.VerifyInclusion(hasher, index, size, leafHash, hashes, root); err != nil {
+		return Errorf(ReasonInclusionInvalid, "entry %d in tree of size %d: %v", index, size, err)
+	}
+	return nil
+}
+
+// VerifyConsistency checks that the tree (size1, root1) is a prefix of the
+// tree (size2, root2).
+func VerifyConsistency(size1, size2 uint64, hashes [][]byte, root1, root2 []byte) error {
+	if size1 > size2 {
+		return Errorf(ReasonConsistencyInvalid, "size %d is larger than %d", size1, size2)
+	}
+	if size1 == size2 {
+		if len(hashes) != 0 || !bytes.Equal(root1, root2) {
+			return Errorf(ReasonConsistencyInvalid, "two different roots for tree size %d", size1)
+		}
+		return nil
+	}
+	if size1 == 0 {
+		if len(hashes) != 0 {
+			return Errorf(ReasonConsistencyInvalid, "non-empty proof from the empty tree")
+		}
+		return nil
+	}
+	if err := proof.VerifyConsistency(hasher, size1, size2, hashes, root1, root2); err != nil {
+		return Errorf(ReasonConsistencyInvalid, "tree %d is not a prefix of tree %d: %v", size1, size2, err)
+	}
+	return nil
+}
+
+// VerifyRange checks that leafHashes are exactly the leaves [start,
+// start+len(leafHashes)) of the tree (size, root), given the compact-range
+// hashes of [0, start) (left) and of [start+len(leafHashes), size) (right).
+func VerifyRange(start uint64, leafHashes [][]byte, size uint64, left, right [][]byte, root []byte) error {
+	end := start + uint64(len(leafHashes))
+	if end < start || end > size {
+		return Errorf(ReasonRangeInvalid, "range [%d, %d) is outside tree size %d", start, end, size)
+	}
+	r, err := rangeFactory.NewRange(0, start, left)
+	if err != nil {
+		return Errorf(ReasonRangeInvalid, "left boundary: %v", err)
+	}
+	for _, h := range leafHashes {
+		if err := r.Append(h, nil); err != nil {
+			return Errorf(ReasonRangeInvalid, "appending leaf: %v", err)
+		}
+	}
+	rr, err := rangeFactory.NewRange(end, size, right)
+	if err != nil {
+		return Errorf(ReasonRangeInvalid, "right boundary: %v", err)
+	}
+	if err := r.AppendRange(rr, nil); err != nil {
+		return Errorf(ReasonRangeInvalid, "merging ranges: %v", err)
+	}
+	got, err := r.GetRootHash(nil)
+	if err != nil {
+		return Errorf(ReasonRangeInvalid, "root: %v", err)
+	}
+	if size == 0 {
+		got = EmptyRoot()
+	}
+	if !bytes.Equal(got, root) {
+		return Errorf(ReasonRangeInvalid, "entries [%d, %d) do not hash to the checkpoint root", start, end)
+	}
+	return nil
+}
+
