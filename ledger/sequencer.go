@@ -362,9 +362,9 @@ func (l *Log) apply(batch []*request, results []result) (int, *seqState, error) 
 		bindings: l.seq.bindings,
 	}
 	tw := &tileWriter{edge: st.edge, dirty: make(map[string][]byte)}
-	inBatch := make(map[[32]byte]int)  // envelope hash -> result slot
-	ids := make(map[string]bool)       // delegation ids accepted in this batch
-	nonces := make(map[string]bool)    // issuer/nonce pairs accepted in this batch
+	inBatch := make(map[[32]byte]int) // envelope hash -> result slot
+	ids := make(map[string]bool)      // delegation ids accepted in this batch
+	nonces := make(map[string]bool)   // issuer/nonce pairs accepted in this batch
 	written := 0
 	for i, r := range batch {
 		if r.env != nil {
@@ -555,4 +555,3 @@ func cloneRange(r *compact.Range) *compact.Range {
 	}
 	return c
 }
-

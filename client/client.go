@@ -1,0 +1,436 @@
+// Package client is the Go SDK for a warrant ledger. It appends signed
+// events and reads entries over Connect, and verifies everything it gets:
+// every checkpoint's signature under the log's key, every entry's inclusion
+// in its checkpoint, and the consistency of every new checkpoint with the
+// one it already trusts (kept in a State). A server that rewrites history
+// is caught: the client returns ErrFork or ErrRollback and leaves its
+// trusted state untouched.
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"golang.org/x/mod/sumdb/note"
+
+	warrantv1 "github.com/warrantlog/warrant/api/warrant/v1"
+	"github.com/warrantlog/warrant/api/warrant/v1/warrantv1connect"
+	"github.com/warrantlog/warrant/proofs"
+)
+
+// Errors for a log that presents inconsistent views. Both leave the trusted
+// state untouched; an auditor should keep the offending checkpoint (in the
+// error's message) as evidence.
+var (
+	// ErrFork means the log presented a checkpoint that is not consistent
+	// with the trusted one: same size with another root, or no valid
+	// consistency proof between them.
+	ErrFork = errors.New("fork detected: the log's checkpoint is inconsistent with the trusted one")
+	// ErrRollback means the log's latest checkpoint is smaller than one it
+	// signed before.
+	ErrRollback = errors.New("rollback detected: the log's latest checkpoint is older than the trusted one")
+)
+
+// Reason codes of client-side failures.
+const (
+	ReasonFork         = "fork_detected"
+	ReasonRollback     = "rollback_detected"
+	ReasonStateInvalid = "trusted_state_invalid"
+	ReasonMismatch     = "response_mismatch"
+	ReasonDenied       = "denied"
+	ReasonTransport    = "unavailable"
+)
+
+// Client talks to one log. It is safe for concurrent use.
+type Client struct {
+	rpc    warrantv1connect.LedgerServiceClient
+	logKey note.Verifier
+	state  State
+}
+
+type config struct {
+	httpClient connect.HTTPClient
+	state      State
+	opts       []connect.ClientOption
+}
+
+// Option configures a Client.
+type Option func(*config)
+
+// WithHTTPClient sets the HTTP client (default: one with a 60 s timeout).
+func WithHTTPClient(c connect.HTTPClient) Option { return func(cfg *config) { cfg.httpClient = c } }
+
+// WithState sets where the trusted checkpoint is kept (default: in memory,
+// for the life of the Client).
+func WithState(s State) Option { return func(cfg *config) { cfg.state = s } }
+
+// WithGRPC makes the client speak gRPC instead of the Connect protocol (the
+// server must be reachable over HTTP/2).
+func WithGRPC() Option {
+	return func(cfg *config) { cfg.opts = append(cfg.opts, connect.WithGRPC()) }
+}
+
+// MaxResponseBytes bounds a response the client reads.
+const MaxResponseBytes = 16 << 20
+
+// New returns a client for the log at baseURL (for example
+// "http://127.0.0.1:8750") whose checkpoints verify under logKey.
+func New(baseURL string, logKey note.Verifier, opts ...Option) *Client {
+	cfg := &config{}
+	for _, o := range opts {
+		o(cfg)
+	}
+	if cfg.httpClient == nil {
+		cfg.httpClient = &http.Client{Timeout: 60 * time.Second}
+	}
+	if cfg.state == nil {
+		cfg.state = &MemoryState{}
+	}
+	copts := append([]connect.ClientOption{connect.WithReadMaxBytes(MaxResponseBytes)}, cfg.opts...)
+	return &Client{
+		rpc:    warrantv1connect.NewLedgerServiceClient(cfg.httpClient, baseURL, copts...),
+		logKey: logKey,
+		state:  cfg.state,
+	}
+}
+
+// Entry is a log entry the client has verified: its leaf is well-formed and
+// included in Checkpoint, and Checkpoint is consistent with the trusted
+// state.
+type Entry struct {
+	Index          uint64
+	ID             string
+	Leaf           *proofs.ParsedLeaf
+	Checkpoint     *proofs.Checkpoint
+	InclusionProof [][]byte
+	// Duplicate is set by Append when the envelope was appended before.
+	Duplicate bool
+}
+
+// TLogProof returns the entry as a C2SP tlog-proof whose extra data is the
+// leaf, verifiable offline with the log key alone.
+func (e *Entry) TLogProof() ([]byte, error) {
+	p, err := proofs.NewTLogProof(e.Index, e.Leaf.Raw, e.InclusionProof, e.Checkpoint.Note)
+	if err != nil {
+		return nil, err
+	}
+	return p.Marshal(), nil
+}
+
+// DeniedError is returned by Append when the log recorded the event as a
+// denial. Entry is the verified denial entry.
+type DeniedError struct {
+	Entry   *Entry
+	Reasons []string
+}
+
+func (e *DeniedError) Error() string {
+	return fmt.Sprintf("denied (recorded at index %d): %v", e.Entry.Index, e.Reasons)
+}
+
+// Append submits a signed envelope (DSSE JSON) and returns the verified
+// entry. The envelope is canonicalised locally first: the returned leaf must
+// hold exactly its canonical form. A denial returns *DeniedError.
+func (c *Client) Append(ctx context.Context, envelope []byte) (*Entry, error) {
+	env, err := proofs.ParseEnvelope(envelope)
+	if err != nil {
+		return nil, err
+	}
+	canon := env.Canonical()
+	floor, err := c.trustedSize()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.rpc.Append(ctx, connect.NewRequest(&warrantv1.AppendRequest{Envelope: envelope, TrustedSize: floor}))
+	var denied *warrantv1.AppendResponse
+	if err != nil {
+		if denied = deniedResponse(err); denied == nil {
+			return nil, rpcError(err)
+		}
+	} else {
+		denied = nil
+	}
+	msg := denied
+	if msg == nil {
+		msg = resp.Msg
+	}
+	e, err := c.verifyEntry(ctx, msg.GetEntry(), msg.GetConsistencyProof(), floor)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(e.Leaf.Envelope, canon) {
+		return nil, proofs.Errorf(ReasonMismatch, "the log answered with entry %d, which does not hold the submitted envelope", e.Index)
+	}
+	e.Duplicate = msg.GetDuplicate()
+	if denied != nil {
+		if e.Leaf.Decision == nil || e.Leaf.Decision.Outcome != proofs.OutcomeDenied {
+			return nil, proofs.Errorf(ReasonMismatch, "the log refused the request but entry %d is not a denial", e.Index)
+		}
+		return e, &DeniedError{Entry: e, Reasons: e.Leaf.Decision.Reasons}
+	}
+	if e.Leaf.Decision != nil && e.Leaf.Decision.Outcome != proofs.OutcomeAccepted {
+		return nil, proofs.Errorf(ReasonMismatch, "the log reported success but entry %d is a denial", e.Index)
+	}
+	return e, nil
+}
+
+// deniedResponse extracts the AppendResponse of a PermissionDenied error.
+func deniedResponse(err error) *warrantv1.AppendResponse {
+	var ce *connect.Error
+	if !errors.As(err, &ce) || ce.Code() != connect.CodePermissionDenied {
+		return nil
+	}
+	for _, d := range ce.Details() {
+		v, derr := d.Value()
+		if derr != nil {
+			continue
+		}
+		if r, ok := v.(*warrantv1.AppendResponse); ok {
+			return r
+		}
+	}
+	return nil
+}
+
+// rpcError turns a Connect error into a *proofs.Error with the server's
+// reason code; the Connect error stays in the chain (connect.CodeOf works).
+func rpcError(err error) error {
+	var ce *connect.Error
+	if !errors.As(err, &ce) {
+		return &proofs.Error{Reason: ReasonTransport, Err: err}
+	}
+	reason := ""
+	for _, d := range ce.Details() {
+		if v, derr := d.Value(); derr == nil {
+			if ed, ok := v.(*warrantv1.ErrorDetail); ok {
+				reason = ed.GetReason()
+				break
+			}
+		}
+	}
+	if reason == "" {
+		reason = ce.Code().String()
+		if ce.Code() == connect.CodeUnavailable || ce.Code() == connect.CodeUnknown {
+			reason = ReasonTransport
+		}
+	}
+	return &proofs.Error{Reason: reason, Err: ce}
+}
+
+// Entry fetches and verifies the entry at index.
+func (c *Client) Entry(ctx context.Context, index uint64) (*Entry, error) {
+	return c.getEntry(ctx, &warrantv1.GetEntryRequest{Key: &warrantv1.GetEntryRequest_Index{Index: index}})
+}
+
+// Delegation fetches and verifies the accepted delegation with id.
+func (c *Client) Delegation(ctx context.Context, id string) (*Entry, error) {
+	e, err := c.getEntry(ctx, &warrantv1.GetEntryRequest{Key: &warrantv1.GetEntryRequest_DelegationId{DelegationId: id}})
+	if err != nil {
+		return nil, err
+	}
+	if e.Leaf.Delegation == nil || e.Leaf.Delegation.ID != id {
+		return nil, proofs.Errorf(ReasonMismatch, "asked for delegation %q, got entry %d (%s)", id, e.Index, e.ID)
+	}
+	return e, nil
+}
+
+func (c *Client) getEntry(ctx context.Context, req *warrantv1.GetEntryRequest) (*Entry, error) {
+	floor, err := c.trustedSize()
+	if err != nil {
+		return nil, err
+	}
+	req.TrustedSize = floor
+	resp, err := c.rpc.GetEntry(ctx, connect.NewRequest(req))
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	e, err := c.verifyEntry(ctx, resp.Msg.GetEntry(), resp.Msg.GetConsistencyProof(), floor)
+	if err != nil {
+		return nil, err
+	}
+	if k, ok := req.Key.(*warrantv1.GetEntryRequest_Index); ok && e.Index != k.Index {
+		return nil, proofs.Errorf(ReasonMismatch, "asked for entry %d, got %d", k.Index, e.Index)
+	}
+	return e, nil
+}
+
+// Entries fetches and verifies up to count entries from start. The whole
+// range is checked at once against the checkpoint root.
+func (c *Client) Entries(ctx context.Context, start uint64, count uint32) ([]*proofs.ParsedLeaf, *proofs.Checkpoint, error) {
+	floor, err := c.trustedSize()
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := c.rpc.GetEntries(ctx, connect.NewRequest(&warrantv1.GetEntriesRequest{Start: start, Count: count, TrustedSize: floor}))
+	if err != nil {
+		return nil, nil, rpcError(err)
+	}
+	m := resp.Msg
+	if m.GetStart() != start || len(m.GetLeaves()) == 0 || len(m.GetLeaves()) > int(count) {
+		return nil, nil, proofs.Errorf(ReasonMismatch, "asked for %d entries from %d, got %d from %d", count, start, len(m.GetLeaves()), m.GetStart())
+	}
+	cp, err := proofs.OpenCheckpoint(m.GetCheckpoint(), c.logKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	hashes := make([][]byte, len(m.GetLeaves()))
+	for i, l := range m.GetLeaves() {
+		hashes[i] = proofs.LeafHash(l)
+	}
+	if err := proofs.VerifyRange(start, hashes, cp.Size, m.GetLeftHashes(), m.GetRightHashes(), cp.Root); err != nil {
+		return nil, nil, err
+	}
+	leaves := make([]*proofs.ParsedLeaf, len(m.GetLeaves()))
+	for i, l := range m.GetLeaves() {
+		if leaves[i], err = proofs.ParseLeaf(l); err != nil {
+			return nil, nil, fmt.Errorf("entry %d: %w", start+uint64(i), err)
+		}
+	}
+	if err := c.advance(ctx, cp, m.GetConsistencyProof(), floor); err != nil {
+		return nil, nil, err
+	}
+	return leaves, cp, nil
+}
+
+// Checkpoint fetches the latest checkpoint, verifies it and its consistency
+// with the trusted state, and makes it the trusted state.
+func (c *Client) Checkpoint(ctx context.Context) (*proofs.Checkpoint, error) {
+	floor, err := c.trustedSize()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.rpc.GetCheckpoint(ctx, connect.NewRequest(&warrantv1.GetCheckpointRequest{TrustedSize: floor}))
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	cp, err := proofs.OpenCheckpoint(resp.Msg.GetCheckpoint(), c.logKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.advance(ctx, cp, resp.Msg.GetConsistencyProof(), floor); err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+// Trusted returns the trusted checkpoint, or nil if there is none yet.
+func (c *Client) Trusted() (*proofs.Checkpoint, error) {
+	cur, err := c.state.Load()
+	if err != nil || cur == nil {
+		return nil, err
+	}
+	cp, err := proofs.OpenCheckpoint(cur, c.logKey)
+	if err != nil {
+		return nil, &proofs.Error{Reason: ReasonStateInvalid, Err: fmt.Errorf("the trusted state does not verify under the log key: %w", err)}
+	}
+	return cp, nil
+}
+
+func (c *Client) trustedSize() (uint64, error) {
+	cp, err := c.Trusted()
+	if err != nil || cp == nil {
+		return 0, err
+	}
+	return cp.Size, nil
+}
+
+// verifyEntry checks a ProvenEntry: checkpoint signature, leaf format,
+// inclusion, id; then advances the trusted state.
+func (c *Client) verifyEntry(ctx context.Context, pe *warrantv1.ProvenEntry, consistency [][]byte, floor uint64) (*Entry, error) {
+	if pe == nil {
+		return nil, proofs.Errorf(ReasonMismatch, "the answer carries no entry")
+	}
+	cp, err := proofs.OpenCheckpoint(pe.GetCheckpoint(), c.logKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := proofs.VerifyInclusion(pe.GetIndex(), cp.Size, proofs.LeafHash(pe.GetLeaf()), pe.GetInclusionProof(), cp.Root); err != nil {
+		return nil, err
+	}
+	leaf, err := proofs.ParseLeaf(pe.GetLeaf())
+	if err != nil {
+		return nil, fmt.Errorf("entry %d: %w", pe.GetIndex(), err)
+	}
+	if leaf.ID() != pe.GetId() {
+		return nil, proofs.Errorf(ReasonMismatch, "entry %d: the log says id %q, the leaf says %q", pe.GetIndex(), pe.GetId(), leaf.ID())
+	}
+	if err := c.advance(ctx, cp, consistency, floor); err != nil {
+		return nil, err
+	}
+	return &Entry{Index: pe.GetIndex(), ID: leaf.ID(), Leaf: leaf, Checkpoint: cp, InclusionProof: pe.GetInclusionProof()}, nil
+}
+
+// advance checks cp against the trusted state and moves the state forward.
+// floor is the trusted size read before the request: the server's answer
+// must not be older than that (rollback). Within the state's lock the
+// state may have moved on (another process); then cp only has to be
+// consistent with it. proof is a consistency proof from floor to cp.Size
+// supplied with the answer; others are fetched as needed.
+func (c *Client) advance(ctx context.Context, cp *proofs.Checkpoint, proof [][]byte, floor uint64) error {
+	if cp.Size < floor {
+		return &proofs.Error{Reason: ReasonRollback, Err: fmt.Errorf("%w: got size %d, trusted size %d", ErrRollback, cp.Size, floor)}
+	}
+	return c.state.Update(func(cur []byte) ([]byte, error) {
+		if cur == nil {
+			return cp.Note, nil // trust on first use
+		}
+		old, err := proofs.OpenCheckpoint(cur, c.logKey)
+		if err != nil {
+			return nil, &proofs.Error{Reason: ReasonStateInvalid, Err: fmt.Errorf("the trusted state does not verify under the log key: %w", err)}
+		}
+		switch {
+		case cp.Size == old.Size:
+			if !bytes.Equal(cp.Root, old.Root) {
+				return nil, forkError(old, cp, errors.New("same size, different roots"))
+			}
+			return nil, nil
+		case cp.Size > old.Size:
+			p := proof
+			if old.Size != floor {
+				if p, err = c.consistencyProof(ctx, old.Size, cp.Size); err != nil {
+					return nil, err
+				}
+			}
+			if err := proofs.VerifyConsistency(old.Size, cp.Size, p, old.Root, cp.Root); err != nil {
+				return nil, forkError(old, cp, err)
+			}
+			return cp.Note, nil
+		default:
+			// Another user of the state has seen a newer checkpoint; this
+			// one must be a prefix of it.
+			p, err := c.consistencyProof(ctx, cp.Size, old.Size)
+			if err != nil {
+				return nil, err
+			}
+			if err := proofs.VerifyConsistency(cp.Size, old.Size, p, cp.Root, old.Root); err != nil {
+				return nil, forkError(cp, old, err)
+			}
+			return nil, nil
+		}
+	})
+}
+
+func forkError(older, newer *proofs.Checkpoint, err error) error {
+	return &proofs.Error{Reason: ReasonFork, Err: fmt.Errorf("%w: trusted %d/%x, got %d/%x: %v", ErrFork, older.Size, older.Root, newer.Size, newer.Root, err)}
+}
+
+// consistencyProof fetches a consistency proof between two sizes. The
+// caller verifies it.
+func (c *Client) consistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
+	if from == 0 || from == to {
+		return nil, nil
+	}
+	resp, err := c.rpc.GetConsistencyProof(ctx, connect.NewRequest(&warrantv1.GetConsistencyProofRequest{FromSize: from, ToSize: to}))
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	if resp.Msg.GetFromSize() != from || resp.Msg.GetToSize() != to {
+		return nil, proofs.Errorf(ReasonMismatch, "asked for a consistency proof %d->%d, got %d->%d", from, to, resp.Msg.GetFromSize(), resp.Msg.GetToSize())
+	}
+	return resp.Msg.GetHashes(), nil
+}

@@ -1,0 +1,251 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"google.golang.org/protobuf/proto"
+
+	warrantv1 "github.com/warrantlog/warrant/api/warrant/v1"
+	"github.com/warrantlog/warrant/api/warrant/v1/warrantv1connect"
+	"github.com/warrantlog/warrant/proofs"
+)
+
+// MaxRequestBytes bounds an RPC request message: one envelope at its
+// maximum size, base64-encoded in the Connect JSON codec, with room to spare.
+// Larger requests are refused by the transport with ResourceExhausted.
+const MaxRequestBytes = 64 << 10
+
+// NewHandler serves the log on one handler: the Connect, gRPC and gRPC-Web
+// LedgerService, gRPC health and reflection, and GET /checkpoint.
+func NewHandler(l *Log) http.Handler {
+	mux := http.NewServeMux()
+	path, h := warrantv1connect.NewLedgerServiceHandler(&service{log: l}, connect.WithReadMaxBytes(MaxRequestBytes))
+	mux.Handle(path, h)
+	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(warrantv1connect.LedgerServiceName)))
+	reflector := grpcreflect.NewStaticReflector(warrantv1connect.LedgerServiceName)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	mux.HandleFunc("GET /checkpoint", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(l.Checkpoint().Note)
+	})
+	return mux
+}
+
+// service implements warrantv1connect.LedgerServiceHandler over a Log.
+type service struct {
+	log *Log
+}
+
+func (s *service) Append(ctx context.Context, req *connect.Request[warrantv1.AppendRequest]) (*connect.Response[warrantv1.AppendResponse], error) {
+	a, err := s.log.Append(ctx, req.Msg.GetEnvelope())
+	if err != nil {
+		return nil, connectError(err)
+	}
+	resp := &warrantv1.AppendResponse{Duplicate: a.Duplicate}
+	if resp.Entry, err = s.provenEntry(ctx, a.Index, a.Leaf, a.ID, a.Checkpoint); err != nil {
+		return nil, connectError(err)
+	}
+	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), a.Checkpoint.Size); err != nil {
+		return nil, connectError(err)
+	}
+	if a.Decision != nil && a.Decision.Outcome == proofs.OutcomeDenied {
+		cerr := connect.NewError(connect.CodePermissionDenied,
+			fmt.Errorf("delegation denied (entry %d): %s", a.Index, strings.Join(a.Decision.Reasons, ", ")))
+		addDetail(cerr, &warrantv1.ErrorDetail{Reason: a.Decision.Reasons[0]})
+		addDetail(cerr, resp)
+		return nil, cerr
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *service) GetEntry(ctx context.Context, req *connect.Request[warrantv1.GetEntryRequest]) (*connect.Response[warrantv1.GetEntryResponse], error) {
+	cp := s.log.Checkpoint()
+	var idx uint64
+	var err error
+	switch k := req.Msg.GetKey().(type) {
+	case *warrantv1.GetEntryRequest_Index:
+		idx = k.Index
+		if idx >= cp.Size {
+			return nil, connectError(proofs.Errorf(ReasonNotFound, "no entry %d (log size %d)", idx, cp.Size))
+		}
+	case *warrantv1.GetEntryRequest_DelegationId:
+		if idx, err = s.log.IndexOfDelegation(ctx, k.DelegationId); err != nil {
+			return nil, connectError(err)
+		}
+	default:
+		return nil, connectError(proofs.Errorf(proofs.ReasonFieldMissing, "name the entry by index or delegation_id"))
+	}
+	leaf, err := s.log.Entry(ctx, idx)
+	if err != nil {
+		return nil, connectError(err)
+	}
+	p, err := proofs.ParseLeaf(leaf)
+	if err != nil {
+		return nil, connectError(&proofs.Error{Reason: ReasonDataLoss, Err: fmt.Errorf("stored entry %d: %w", idx, err)})
+	}
+	resp := &warrantv1.GetEntryResponse{}
+	if resp.Entry, err = s.provenEntry(ctx, idx, leaf, p.ID(), cp); err != nil {
+		return nil, connectError(err)
+	}
+	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp.Size); err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *service) GetEntries(ctx context.Context, req *connect.Request[warrantv1.GetEntriesRequest]) (*connect.Response[warrantv1.GetEntriesResponse], error) {
+	cp := s.log.Checkpoint()
+	start, count := req.Msg.GetStart(), uint64(req.Msg.GetCount())
+	if count == 0 {
+		return nil, connectError(proofs.Errorf(proofs.ReasonFieldMissing, "count must be at least 1"))
+	}
+	if count > MaxEntriesPerRead {
+		return nil, connectError(proofs.Errorf(proofs.ReasonListTooLong, "count %d is over the limit of %d", count, MaxEntriesPerRead))
+	}
+	if start >= cp.Size {
+		return nil, connectError(proofs.Errorf(ReasonOutOfRange, "start %d is not below the log size %d", start, cp.Size))
+	}
+	count = min(count, cp.Size-start)
+	leaves, err := s.log.Entries(ctx, start, int(count))
+	if err != nil {
+		return nil, connectError(err)
+	}
+	left, right, err := s.log.RangeProof(ctx, start, start+uint64(len(leaves)), cp.Size)
+	if err != nil {
+		return nil, connectError(err)
+	}
+	resp := &warrantv1.GetEntriesResponse{Start: start, Leaves: leaves, Checkpoint: cp.Note, LeftHashes: left, RightHashes: right}
+	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp.Size); err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *service) GetCheckpoint(ctx context.Context, req *connect.Request[warrantv1.GetCheckpointRequest]) (*connect.Response[warrantv1.GetCheckpointResponse], error) {
+	cp := s.log.Checkpoint()
+	resp := &warrantv1.GetCheckpointResponse{Checkpoint: cp.Note}
+	var err error
+	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp.Size); err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *service) GetInclusionProof(ctx context.Context, req *connect.Request[warrantv1.GetInclusionProofRequest]) (*connect.Response[warrantv1.GetInclusionProofResponse], error) {
+	cp := s.log.Checkpoint()
+	size := req.Msg.GetTreeSize()
+	if size == 0 {
+		size = cp.Size
+	}
+	var idx uint64
+	var err error
+	switch k := req.Msg.GetKey().(type) {
+	case *warrantv1.GetInclusionProofRequest_Index:
+		idx = k.Index
+	case *warrantv1.GetInclusionProofRequest_LeafHash:
+		if idx, err = s.log.IndexOfLeafHash(ctx, k.LeafHash); err != nil {
+			return nil, connectError(err)
+		}
+	default:
+		return nil, connectError(proofs.Errorf(proofs.ReasonFieldMissing, "name the entry by index or leaf_hash"))
+	}
+	hashes, size, err := s.log.InclusionProof(ctx, idx, size)
+	if err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(&warrantv1.GetInclusionProofResponse{Index: idx, TreeSize: size, Hashes: hashes, Checkpoint: s.log.Checkpoint().Note}), nil
+}
+
+func (s *service) GetConsistencyProof(ctx context.Context, req *connect.Request[warrantv1.GetConsistencyProofRequest]) (*connect.Response[warrantv1.GetConsistencyProofResponse], error) {
+	hashes, to, err := s.log.ConsistencyProof(ctx, req.Msg.GetFromSize(), req.Msg.GetToSize())
+	if err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(&warrantv1.GetConsistencyProofResponse{FromSize: req.Msg.GetFromSize(), ToSize: to, Hashes: hashes, Checkpoint: s.log.Checkpoint().Note}), nil
+}
+
+func (s *service) provenEntry(ctx context.Context, idx uint64, leaf []byte, id string, cp *proofs.Checkpoint) (*warrantv1.ProvenEntry, error) {
+	hashes, _, err := s.log.InclusionProof(ctx, idx, cp.Size)
+	if err != nil {
+		return nil, err
+	}
+	return &warrantv1.ProvenEntry{Index: idx, Leaf: leaf, Id: id, Checkpoint: cp.Note, InclusionProof: hashes}, nil
+}
+
+// consistency proves the client's trusted size against size; it returns
+// nothing when the client trusts nothing, or trusts a size this answer does
+// not reach (another process sharing its state advanced it).
+func (s *service) consistency(ctx context.Context, trusted, size uint64) ([][]byte, error) {
+	if trusted == 0 || trusted >= size {
+		return nil, nil
+	}
+	hashes, _, err := s.log.ConsistencyProof(ctx, trusted, size)
+	return hashes, err
+}
+
+// codes maps reason codes to Connect codes; unlisted reasons of package
+// proofs are InvalidArgument.
+var codes = map[string]connect.Code{
+	proofs.ReasonSignatureInvalid:   connect.CodeUnauthenticated,
+	proofs.ReasonSignatureMissing:   connect.CodeUnauthenticated,
+	ReasonIssuerNotRegistered:       connect.CodeUnauthenticated,
+	ReasonSignerNotRegistered:       connect.CodeUnauthenticated,
+	ReasonRegistrarUnknown:          connect.CodeUnauthenticated,
+	ReasonNotFound:                  connect.CodeNotFound,
+	ReasonOutOfRange:                connect.CodeOutOfRange,
+	ReasonQueueFull:                 connect.CodeResourceExhausted,
+	ReasonDiskFull:                  connect.CodeResourceExhausted,
+	ReasonShuttingDown:              connect.CodeUnavailable,
+	ReasonStoreUnavailable:          connect.CodeUnavailable,
+	ReasonCheckpointPending:         connect.CodeUnavailable,
+	ReasonDataLoss:                  connect.CodeDataLoss,
+	ReasonRequestTooLarge:           connect.CodeInvalidArgument,
+	ReasonPayloadTypeUnsupport:      connect.CodeInvalidArgument,
+	proofs.ReasonPayloadTypeUnknown: connect.CodeInvalidArgument,
+}
+
+// connectError turns an error from the log into a Connect error with an
+// ErrorDetail carrying its reason code.
+func connectError(err error) error {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	if errors.Is(err, context.Canceled) {
+		return connect.NewError(connect.CodeCanceled, err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return connect.NewError(connect.CodeDeadlineExceeded, err)
+	}
+	reason := proofs.Reason(err)
+	code, ok := codes[reason]
+	switch {
+	case reason == "":
+		reason, code = "internal", connect.CodeInternal
+	case !ok:
+		code = connect.CodeInvalidArgument
+	}
+	msg := err.Error()
+	var pe *proofs.Error
+	if errors.As(err, &pe) && pe.Err != nil {
+		msg = pe.Err.Error()
+	}
+	cerr := connect.NewError(code, errors.New(msg))
+	addDetail(cerr, &warrantv1.ErrorDetail{Reason: reason})
+	return cerr
+}
+
+func addDetail(cerr *connect.Error, m proto.Message) {
+	if d, err := connect.NewErrorDetail(m); err == nil {
+		cerr.AddDetail(d)
+	}
+}
