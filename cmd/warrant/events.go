@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/warrantlog/warrant/client"
+	"github.com/warrantlog/warrant/proofs"
+)
+
+func runRegister(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "register", "--registrar-key KEY --agent SPIFFE_ID --pub PUB [--tier draft|execute] [--human]")
+	var cf clientFlags
+	cf.register(fs, env)
+	regKey := fs.String("registrar-key", "", "registrar's private key (PEM)")
+	agent := fs.String("agent", "", "SPIFFE ID of the agent or human principal")
+	pubPath := fs.String("pub", "", "the agent's public key (PEM)")
+	tier := fs.String("tier", proofs.TierDraft, "trust tier: draft or execute")
+	human := fs.Bool("human", false, "register a human principal (may issue root grants and approve)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 || *regKey == "" || *agent == "" || *pubPath == "" {
+		return usagef("register needs --registrar-key, --agent and --pub, and no arguments")
+	}
+	signer, err := loadSigner(*regKey)
+	if err != nil {
+		return err
+	}
+	pemBytes, err := os.ReadFile(*pubPath)
+	if err != nil {
+		return &proofs.Error{Reason: "key_unreadable", Err: err}
+	}
+	pub, err := proofs.ParsePublicKeyPEM(pemBytes)
+	if err != nil {
+		return err
+	}
+	kb := &proofs.KeyBinding{
+		Agent:     *agent,
+		PublicKey: pub.DER,
+		Tier:      *tier,
+		Human:     *human,
+		IssuedAt:  proofs.FormatTime(time.Now()),
+		Nonce:     randomHex(16),
+	}
+	if err := kb.Validate(); err != nil {
+		return err
+	}
+	payload, err := proofs.MarshalPayload(kb)
+	if err != nil {
+		return err
+	}
+	envelope, err := signer.SignEnvelope(proofs.PayloadTypeAgent, payload)
+	if err != nil {
+		return err
+	}
+	c, err := cf.newClient()
+	if err != nil {
+		return err
+	}
+	e, err := c.Append(ctx, envelope)
+	if err != nil {
+		return err
+	}
+	return printEntry(env, cf.json, e, fmt.Sprintf("registered %s (tier %s%s, key %s)", kb.Agent, kb.Tier, map[bool]string{true: ", human"}[kb.Human], pub.ID))
+}
+
+func runDelegate(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "delegate", "--key KEY --issuer ID --to ID --task PATH [--scope S]... [--data-class C]... [--dest D]... --ttl DUR [--parent DELEGATION_ID] [--request-out FILE]")
+	var cf clientFlags
+	cf.register(fs, env)
+	keyPath := fs.String("key", "", "issuer's private key (PEM)")
+	issuer := fs.String("issuer", "", "issuer's SPIFFE ID")
+	to := fs.String("to", "", "delegate's SPIFFE ID")
+	task := fs.String("task", "", "task type, a /-path such as /tickets/triage")
+	var scopes, classes, dests stringList
+	fs.Var(&scopes, "scope", "scope granted (repeatable)")
+	fs.Var(&classes, "data-class", "data class the delegate may touch (repeatable)")
+	fs.Var(&dests, "dest", "destination system the delegate may call (repeatable)")
+	ttl := fs.Duration("ttl", 0, "lifetime: expires_at = now + ttl")
+	parent := fs.String("parent", "", "id of the delegation that gave the issuer its authority (empty for a root grant)")
+	rootSubject := fs.String("root-subject", "", "human principal at the root of the chain (default: the parent's, or the issuer for a root grant)")
+	id := fs.String("id", "", "delegation id (default: a fresh random id)")
+	purpose := fs.String("purpose", "", "free-text purpose")
+	traceID := fs.String("trace-id", "", "trace id (W3C trace context)")
+	a2aTask := fs.String("a2a-task-id", "", "A2A task id")
+	mcpReq := fs.String("mcp-request-id", "", "MCP request id")
+	requestOut := fs.String("request-out", "", "write the signed request to FILE instead of sending it")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 || *keyPath == "" || *issuer == "" || *to == "" || *task == "" || *ttl <= 0 {
+		return usagef("delegate needs --key, --issuer, --to, --task and a positive --ttl, and no arguments")
+	}
+	signer, err := loadSigner(*keyPath)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	d := &proofs.Delegation{
+		ID:           *id,
+		Issuer:       *issuer,
+		Delegate:     *to,
+		RootSubject:  *rootSubject,
+		Parent:       *parent,
+		Task:         *task,
+		Scopes:       scopes,
+		DataClasses:  classes,
+		Destinations: dests,
+		NotBefore:    proofs.FormatTime(now),
+		ExpiresAt:    proofs.FormatTime(now.Add(*ttl)),
+		Nonce:        randomHex(16),
+		TraceID:      *traceID,
+		A2ATaskID:    *a2aTask,
+		MCPRequestID: *mcpReq,
+		Purpose:      *purpose,
+	}
+	if d.ID == "" {
+		d.ID = newDelegationID()
+	}
+	var c *client.Client
+	if d.RootSubject == "" {
+		if d.Parent == "" {
+			d.RootSubject = d.Issuer
+		} else {
+			if c, err = cf.newClient(); err != nil {
+				return err
+			}
+			pe, err := c.Delegation(ctx, d.Parent)
+			if err != nil {
+				return fmt.Errorf("looking up parent %s for its root subject: %w", d.Parent, err)
+			}
+			d.RootSubject = pe.Leaf.Delegation.RootSubject
+		}
+	}
+	payload, err := proofs.MarshalPayload(d)
+	if err != nil {
+		return err
+	}
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	envelope, err := signer.SignEnvelope(proofs.PayloadTypeDelegation, payload)
+	if err != nil {
+		return err
+	}
+	if *requestOut != "" {
+		if err := writeNew(*requestOut, append(envelope, '\n'), 0o644); err != nil {
+			return err
+		}
+		if cf.json {
+			return printJSON(env.stdout, map[string]any{"id": d.ID, "request": *requestOut})
+		}
+		fmt.Fprintf(env.stdout, "wrote signed request for delegation %s to %s (not sent)\n", d.ID, *requestOut)
+		return nil
+	}
+	if c == nil {
+		if c, err = cf.newClient(); err != nil {
+			return err
+		}
+	}
+	e, err := c.Append(ctx, envelope)
+	if err != nil {
+		return err
+	}
+	return printEntry(env, cf.json, e, fmt.Sprintf("delegation %s: %s -> %s, task %s, expires %s", d.ID, d.Issuer, d.Delegate, d.Task, d.ExpiresAt))
+}
+
+func loadSigner(path string) (*client.Signer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &proofs.Error{Reason: "key_unreadable", Err: err}
+	}
+	s, err := client.LoadSigner(b)
+	if err != nil {
+		return nil, &proofs.Error{Reason: proofs.ReasonKeyInvalid, Err: fmt.Errorf("%s: %w", path, err)}
+	}
+	return s, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// newDelegationID returns "dlg_" and 26 lower-case base32 characters
+// (128 random bits).
+func newDelegationID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return "dlg_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}
+
+// entryJSON is the --json shape for an entry.
+type entryJSON struct {
+	ID         string         `json:"id"`
+	Index      uint64         `json:"index"`
+	Kind       string         `json:"kind"`
+	Decision   string         `json:"decision,omitempty"`
+	Reasons    []string       `json:"reasons,omitempty"`
+	Duplicate  bool           `json:"duplicate"`
+	LeafHash   string         `json:"leaf_hash"`
+	LogTime    string         `json:"log_time"`
+	Checkpoint checkpointJSON `json:"checkpoint"`
+	Payload    any            `json:"payload,omitempty"`
+	Signers    []string       `json:"signers,omitempty"`
+}
+
+type checkpointJSON struct {
+	Origin string `json:"origin"`
+	Size   uint64 `json:"size"`
+	Root   string `json:"root"`
+}
+
+func cpJSON(cp *proofs.Checkpoint) checkpointJSON {
+	return checkpointJSON{Origin: cp.Origin, Size: cp.Size, Root: hex.EncodeToString(cp.Root)}
+}
+
+func toEntryJSON(e *client.Entry) entryJSON {
+	j := entryJSON{
+		ID:         e.ID,
+		Index:      e.Index,
+		Kind:       e.Leaf.Kind,
+		Duplicate:  e.Duplicate,
+		LeafHash:   hex.EncodeToString(proofs.LeafHash(e.Leaf.Raw)),
+		LogTime:    e.Leaf.LogTime,
+		Checkpoint: cpJSON(e.Checkpoint),
+	}
+	if e.Leaf.Decision != nil {
+		j.Decision = e.Leaf.Decision.Outcome
+		j.Reasons = e.Leaf.Decision.Reasons
+	}
+	return j
+}
+
+// printEntry reports an appended entry.
+func printEntry(env *cmdEnv, asJSON bool, e *client.Entry, what string) error {
+	if asJSON {
+		return printJSON(env.stdout, toEntryJSON(e))
+	}
+	verb := "appended"
+	if e.Duplicate {
+		verb = "already in the log"
+	}
+	fmt.Fprintf(env.stdout, "%s: %s\nindex %d, id %s\ncheckpoint %s\ninclusion proof verified against the signed checkpoint\n",
+		verb, what, e.Index, e.ID, e.Checkpoint)
+	return nil
+}

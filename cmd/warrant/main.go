@@ -1,0 +1,272 @@
+// Command warrant runs a warrant ledger and is its command-line client.
+//
+// Conventions shared by every subcommand (see README.md and DESIGN.md):
+// flags may come before or after positional arguments; with --json a command
+// prints exactly one single-line JSON object on stdout, on success only;
+// errors go to stderr as "error: <reason_code>: <text>"; the exit status is
+// 0 on success, 1 on any refusal, denial or verification failure, and 2 on
+// a usage error.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"connectrpc.com/connect"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/warrantlog/warrant/client"
+	"github.com/warrantlog/warrant/proofs"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// Defaults.
+const (
+	defaultServer = "http://127.0.0.1:8750"
+	defaultListen = "127.0.0.1:8750"
+	defaultData   = "./warrant-data"
+)
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env *cmdEnv, args []string) error
+}
+
+// cmdEnv is what a command may touch: its streams and environment, so that
+// tests run commands in-process without global state.
+type cmdEnv struct {
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the ledger", runServe},
+		{"keygen", "generate a signing key pair", runKeygen},
+		{"register", "append a key binding signed by a registrar", runRegister},
+		{"delegate", "sign and append a delegation", runDelegate},
+		{"checkpoint", "fetch, verify and print the latest checkpoint", runCheckpoint},
+		{"get", "print an entry, inclusion verified", runGet},
+		{"prove", "write a C2SP tlog-proof for an entry", runProve},
+		{"verify", "verify a tlog-proof offline", runVerify},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, &cmdEnv{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the exit status.
+func run(ctx context.Context, env *cmdEnv, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(env.stderr)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			err := c.run(ctx, env, args[1:])
+			return report(env.stderr, err)
+		}
+	}
+	fmt.Fprintf(env.stderr, "error: usage: unknown command %q (run `warrant help`)\n", args[0])
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: warrant <command> [flags] [args]")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nrun `warrant <command> -h` for a command's flags")
+}
+
+// usageError is a mistake in the command line.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// report prints err as "error: <reason>: <text>" and returns the exit status.
+func report(w io.Writer, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(w, "error: usage: %s\n", oneLine(ue.msg))
+		return exitUsage
+	}
+	reason, text := describe(err)
+	fmt.Fprintf(w, "error: %s: %s\n", reason, oneLine(text))
+	return exitFailure
+}
+
+// describe splits an error into its reason code and text.
+func describe(err error) (string, string) {
+	var de *client.DeniedError
+	if errors.As(err, &de) {
+		return de.Reasons[0], fmt.Sprintf("denied, recorded at index %d (id %s): %s", de.Entry.Index, de.Entry.ID, strings.Join(de.Reasons, ", "))
+	}
+	var pe *proofs.Error
+	if errors.As(err, &pe) {
+		text := pe.Reason
+		if pe.Err != nil {
+			text = pe.Err.Error()
+			var ce *connect.Error
+			if errors.As(pe.Err, &ce) {
+				text = ce.Message()
+			}
+		}
+		return pe.Reason, text
+	}
+	if errors.Is(err, context.Canceled) {
+		return "canceled", err.Error()
+	}
+	return "failed", err.Error()
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", " ") }
+
+// parseArgs parses flags that may come before or after positional
+// arguments ("--" ends flag parsing) and returns the positionals.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usagef("%s: %v", fs.Name(), err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// helpFlags prints a command's flags when -h is given.
+func newFlagSet(env *cmdEnv, name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(env.stderr, "usage: warrant %s %s\n", name, synopsis)
+		fs.SetOutput(env.stderr)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// clientFlags are the flags every client subcommand takes.
+type clientFlags struct {
+	server string
+	logKey string
+	state  string
+	json   bool
+}
+
+func (f *clientFlags) register(fs *flag.FlagSet, env *cmdEnv) {
+	fs.StringVar(&f.server, "server", envOr(env, "WARRANT_SERVER", defaultServer), "ledger URL (env WARRANT_SERVER)")
+	fs.StringVar(&f.logKey, "log-key", env.getenv("WARRANT_LOG_KEY"), "the log's note verifier key, or @FILE (env WARRANT_LOG_KEY)")
+	fs.StringVar(&f.state, "state", "", "trusted-checkpoint file (default: per origin under the user config dir)")
+	fs.BoolVar(&f.json, "json", false, "print one single-line JSON object")
+}
+
+func envOr(env *cmdEnv, key, def string) string {
+	if v := env.getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// verifier resolves --log-key.
+func loadLogKey(spec string) (note.Verifier, error) {
+	if spec == "" {
+		return nil, usagef("--log-key is required (the log's verifier key, e.g. @warrant-data/log.vkey)")
+	}
+	if path, ok := strings.CutPrefix(spec, "@"); ok {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, &proofs.Error{Reason: "log_key_unreadable", Err: err}
+		}
+		spec = string(b)
+	}
+	return proofs.ParseVerifierKey(spec)
+}
+
+// newClient builds a client from the common flags.
+func (f *clientFlags) newClient() (*client.Client, error) {
+	v, err := loadLogKey(f.logKey)
+	if err != nil {
+		return nil, err
+	}
+	path := f.state
+	if path == "" {
+		dir, err := os.UserConfigDir()
+		if err != nil {
+			return nil, usagef("no --state given and no user config dir: %v", err)
+		}
+		path = filepath.Join(dir, "warrant", "state", safeName(v.Name())+".checkpoint")
+	}
+	return client.New(f.server, v, client.WithState(client.FileState{Path: path})), nil
+}
+
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// printJSON prints v as one line of JSON.
+func printJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}

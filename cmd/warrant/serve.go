@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/warrantlog/warrant/ledger"
+	"github.com/warrantlog/warrant/proofs"
+)
+
+func runServe(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "serve", "[--data DIR] [--listen ADDR] [--origin O] [--registrar-key PUB]... [--admin-key PUB]...")
+	data := fs.String("data", envOr(env, "WARRANT_DATA", defaultData), "data directory (env WARRANT_DATA)")
+	listen := fs.String("listen", envOr(env, "WARRANT_LISTEN", defaultListen), "listen address (env WARRANT_LISTEN)")
+	origin := fs.String("origin", "", "checkpoint origin; fixed when the log is created (default localhost/warrant/<random>)")
+	var registrars, admins stringList
+	fs.Var(&registrars, "registrar-key", "PEM public key allowed to sign key bindings (repeatable)")
+	fs.Var(&admins, "admin-key", "PEM public key allowed to sign policies and administrative revocations (repeatable)")
+	batchEntries := fs.Int("batch-max-entries", 1024, "most entries in one group commit")
+	batchBytes := fs.Int("batch-max-bytes", 2<<20, "most envelope bytes in one group commit")
+	batchWait := fs.Duration("batch-max-wait", 0, "longest wait for more requests once a batch has one (0: none)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("serve takes no arguments, got %q", pos)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usagef("--log-level: %v", err)
+	}
+	logger := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
+	regKeys, err := loadPublicKeys(registrars)
+	if err != nil {
+		return err
+	}
+	adminKeys, err := loadPublicKeys(admins)
+	if err != nil {
+		return err
+	}
+	l, err := ledger.Open(ctx, ledger.Options{
+		Dir:             *data,
+		Origin:          *origin,
+		RegistrarKeys:   regKeys,
+		AdminKeys:       adminKeys,
+		MaxBatchEntries: *batchEntries,
+		MaxBatchBytes:   *batchBytes,
+		MaxBatchWait:    *batchWait,
+		Logger:          logger,
+	})
+	if errors.Is(err, ledger.ErrStoreMismatch) {
+		return &proofs.Error{Reason: "store_mismatch", Err: fmt.Errorf("%v. Refusing to serve. Do not delete the checkpoint: restore %s from a backup taken before the damage, or move it aside and investigate", err, *data)}
+	}
+	if err != nil {
+		return &proofs.Error{Reason: "open_failed", Err: err}
+	}
+	defer l.Close()
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return &proofs.Error{Reason: "listen_failed", Err: err}
+	}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // gRPC over plain http://
+	srv := &http.Server{
+		Handler:           ledger.NewHandler(l),
+		Protocols:         &protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	vkeyPath, _ := filepath.Abs(filepath.Join(*data, ledger.LogVerifierKeyFile))
+	logger.Info("serving", "origin", l.Origin(), "url", "http://"+ln.Addr().String(), "verifier_key", vkeyPath, "size", l.Checkpoint().Size)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return &proofs.Error{Reason: "serve_failed", Err: err}
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: finishing requests in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("shutdown", "err", err)
+	}
+	return nil
+}
+
+func loadPublicKeys(paths []string) ([]*proofs.PublicKey, error) {
+	var keys []*proofs.PublicKey
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, &proofs.Error{Reason: "key_unreadable", Err: err}
+		}
+		k, err := proofs.ParsePublicKeyPEM(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
