@@ -102,7 +102,25 @@ type Log struct {
 	bindings atomic.Pointer[bindingSet]
 
 	seq seqState // owned by the sequencer goroutine
+
+	// txnBudget bounds the estimated bytes of one batch transaction, well
+	// under Badger's limit (15% of the memtable size).
+	txnBudget int64
+
+	// faults injects store failures in tests; nil in production.
+	faults faults
 }
+
+// faults are test hooks that make a commit or a checkpoint write fail, to
+// check "failed and not persisted" and "persisted but not signed" paths.
+type faults struct {
+	commit     atomic.Pointer[error]
+	checkpoint atomic.Pointer[error]
+}
+
+// txnEntryOverhead is Badger's per-entry accounting (version, metadata)
+// plus slack.
+const txnEntryOverhead = 32
 
 // Open opens or creates the ledger in opts.Dir, checks the stored tree
 // against the last signed checkpoint, signs a checkpoint if the store holds
@@ -144,6 +162,8 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		stop:       make(chan struct{}),
 		stopped:    make(chan struct{}),
 	}
+	maxTxn := bopts.MemTableSize * 15 / 100 // Badger's transaction limit
+	l.txnBudget = max(maxTxn*3/4-256<<10, maxTxn/2)
 	l.config = proofs.LogConfig{Origin: signer.Name(), Limits: proofs.DefaultLimits()}
 	l.config.RegistrarKeys = configKeys(opts.RegistrarKeys)
 	l.config.AdminKeys = configKeys(opts.AdminKeys)
@@ -270,6 +290,9 @@ func (l *Log) signCheckpoint(size uint64, root []byte) (*proofs.Checkpoint, erro
 	signed, err := note.Sign(&note.Note{Text: string(body)}, l.signer)
 	if err != nil {
 		return nil, fmt.Errorf("signing checkpoint: %w", err)
+	}
+	if err := l.faults.checkpoint.Load(); err != nil {
+		return nil, fmt.Errorf("storing checkpoint: %w", *err)
 	}
 	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(keyCheckpoint, signed) }); err != nil {
 		return nil, fmt.Errorf("storing checkpoint: %w", err)

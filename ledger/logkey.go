@@ -76,12 +76,12 @@ func verifierKey(skey string) (string, error) {
 	if !ok {
 		return "", errors.New("log key is not a note signer key")
 	}
-	name, _, _ := strings.Cut(rest, "+")
-	parts := strings.Split(rest, "+")
-	if len(parts) != 3 {
+	name, rest, _ := strings.Cut(rest, "+")
+	_, key64, ok := strings.Cut(rest, "+") // hash, then base64 (which may hold '+')
+	if !ok {
 		return "", errors.New("log key is not a note signer key")
 	}
-	key, err := base64.StdEncoding.DecodeString(parts[2])
+	key, err := base64.StdEncoding.DecodeString(key64)
 	if err != nil || len(key) != 1+ed25519.SeedSize || key[0] != 1 {
 		return "", errors.New("log key is not an Ed25519 note signer key")
 	}

@@ -41,6 +41,9 @@ type result struct {
 	Decision   *proofs.Decision
 	Checkpoint *proofs.Checkpoint
 	err        error
+	// committed marks an answer about an entry committed by an earlier
+	// transaction (a resubmission), which a failed commit does not undo.
+	committed bool
 }
 
 // seqState is the state the sequencer owns; it is replaced, never mutated,
@@ -305,18 +308,29 @@ func (l *Log) retryCheckpoint() {
 	l.seq.needCheckpoint = false
 }
 
-// sequence runs the stateful stage over a batch, commits it in one
-// transaction, then signs, stores and publishes a checkpoint, then answers.
+// sequence runs the stateful stage over a batch. A batch that would not
+// fit one transaction is committed in several, each signed and answered in
+// turn.
 func (l *Log) sequence(batch []*request) {
+	for len(batch) > 0 {
+		batch = batch[l.sequenceSome(batch):]
+	}
+}
+
+// sequenceSome commits a prefix of batch in one transaction, then signs,
+// stores and publishes a checkpoint, then answers the prefix. It returns
+// the prefix length.
+func (l *Log) sequenceSome(batch []*request) int {
 	results := make([]result, len(batch))
-	written, st, err := l.apply(batch, results)
+	n, written, st, err := l.apply(batch, results)
+	results = results[:n]
 	if err != nil {
 		for i := range results {
-			if results[i].err == nil && !results[i].Duplicate {
+			if results[i].err == nil && !results[i].committed {
 				results[i].err = err
 			}
 		}
-		l.log.Error("batch commit failed; nothing written", "entries", len(batch), "err", err)
+		l.log.Error("batch commit failed; nothing written", "entries", n, "err", err)
 	} else if written > 0 {
 		l.seq = *st
 		l.bindings.Store(st.bindings)
@@ -325,33 +339,30 @@ func (l *Log) sequence(batch []*request) {
 		if err != nil {
 			l.seq.needCheckpoint = true
 			l.log.Error("entries committed but checkpoint signing failed; will retry", "size", st.size, "err", err)
-			for i := range results {
-				if results[i].err == nil && !results[i].Duplicate {
-					results[i].err = proofs.Errorf(ReasonCheckpointPending, "entry %d is committed but not yet covered by a checkpoint; resubmit to get its receipt", results[i].Index)
-				}
-			}
 		} else {
 			l.latest.Store(cp)
 			l.seq.needCheckpoint = false
 		}
 	}
 	cp := l.latest.Load()
-	for i, r := range batch {
+	for i, r := range batch[:n] {
 		res := results[i]
 		if res.err == nil {
 			if res.Index >= cp.Size {
-				res.err = proofs.Errorf(ReasonCheckpointPending, "entry %d is committed but not yet covered by a checkpoint; resubmit to get its receipt", res.Index)
+				res.err = proofs.Errorf(ReasonCheckpointPending, "entry %d is committed but not yet covered by a signed checkpoint; resubmit the same envelope to get its receipt", res.Index)
 			}
 			res.Checkpoint = cp
 		}
 		r.done <- res
 	}
+	return n
 }
 
 // apply runs the stateful checks on a working copy of the sequencer state
-// and commits the batch. It returns the number of entries written and the
-// new state; on error nothing was written and the old state stands.
-func (l *Log) apply(batch []*request, results []result) (int, *seqState, error) {
+// and commits as many requests of batch as fit one transaction. It returns
+// how many requests it consumed, how many entries it wrote and the new
+// state; on error nothing was written and the old state stands.
+func (l *Log) apply(batch []*request, results []result) (consumed, written int, _ *seqState, _ error) {
 	txn := l.db.NewTransaction(true)
 	defer txn.Discard()
 	st := &seqState{
@@ -365,8 +376,9 @@ func (l *Log) apply(batch []*request, results []result) (int, *seqState, error) 
 	inBatch := make(map[[32]byte]int) // envelope hash -> result slot
 	ids := make(map[string]bool)      // delegation ids accepted in this batch
 	nonces := make(map[string]bool)   // issuer/nonce pairs accepted in this batch
-	written := 0
-	for i, r := range batch {
+	var staged int64                  // estimated transaction bytes
+	for consumed = 0; consumed < len(batch); consumed++ {
+		i, r := consumed, batch[consumed]
 		if r.env != nil {
 			if j, ok := inBatch[r.envHash]; ok {
 				results[i] = results[j]
@@ -375,12 +387,11 @@ func (l *Log) apply(batch []*request, results []result) (int, *seqState, error) 
 			}
 			idx, ok, err := getIndex(txn, hashKey(tEnvelope, r.envHash[:]))
 			if err != nil {
-				return 0, nil, storeError(err)
+				return consumed, 0, nil, storeError(err)
 			}
 			if ok {
-				results[i], err = l.duplicate(txn, idx)
-				if err != nil {
-					return 0, nil, err
+				if results[i], err = l.duplicate(txn, idx); err != nil {
+					return consumed, 0, nil, err
 				}
 				continue
 			}
@@ -403,13 +414,12 @@ func (l *Log) apply(batch []*request, results []result) (int, *seqState, error) 
 			leaf.Envelope = r.canon
 			d, err := l.decideDelegation(txn, r.del, ids, nonces)
 			if err != nil {
-				return 0, nil, err
+				return consumed, 0, nil, err
 			}
 			leaf.Decision = d
 		}
-		now := l.opts.Now().UnixNano()
-		st.logTime = max(st.logTime, now)
-		leaf.LogTime = proofs.FormatLogTime(time.Unix(0, st.logTime))
+		logTime := max(st.logTime, l.opts.Now().UnixNano())
+		leaf.LogTime = proofs.FormatLogTime(time.Unix(0, logTime))
 		raw, err := leaf.Marshal()
 		if err != nil {
 			results[i].err = err
@@ -417,10 +427,6 @@ func (l *Log) apply(batch []*request, results []result) (int, *seqState, error) 
 		}
 		idx := st.size
 		lh := proofs.LeafHash(raw)
-		if err := st.rng.Append(lh, tw.visit); err != nil {
-			return 0, nil, fmt.Errorf("extending the tree: %w", err)
-		}
-		st.size++
 		sets := [][2][]byte{
 			{leafKey(idx), raw},
 			{hashKey(tLeafHash, lh), u64(idx)},
@@ -429,17 +435,16 @@ func (l *Log) apply(batch []*request, results []result) (int, *seqState, error) 
 		if r.env != nil {
 			id = proofs.HashID(r.canon)
 			sets = append(sets, [2][]byte{hashKey(tEnvelope, r.envHash[:]), u64(idx)})
-			inBatch[r.envHash] = i
 		}
+		var key *proofs.PublicKey
 		switch {
 		case r.config != nil:
 			sets = append(sets, [2][]byte{keyConfig, u64(idx)})
 		case r.kb != nil:
-			key, err := proofs.ParsePublicKeyDER(r.kb.PublicKey)
-			if err != nil {
-				return 0, nil, err // validated in the stateless stage
+			if key, err = proofs.ParsePublicKeyDER(r.kb.PublicKey); err != nil {
+				results[i].err = err // validated in the stateless stage: cannot happen
+				continue
 			}
-			st.bindings = st.bindings.with(&binding{index: idx, kb: r.kb, key: key})
 			sets = append(sets,
 				[2][]byte{pairKey(tBinding, r.kb.Agent, idx), nil},
 				[2][]byte{pairKey(tAgent, r.kb.Agent, idx), {roleSubject}})
@@ -452,40 +457,69 @@ func (l *Log) apply(batch []*request, results []result) (int, *seqState, error) 
 				sets = append(sets, [2][]byte{pairKey(tChild, r.del.Parent, idx), nil})
 			}
 			if leaf.Decision.Outcome == proofs.OutcomeAccepted {
-				ids[r.del.ID] = true
-				nonces[r.del.Issuer+"\x00"+r.del.Nonce] = true
 				sets = append(sets,
 					[2][]byte{strKey(tDelegID, r.del.ID), u64(idx)},
 					[2][]byte{nonceKey(r.del.Issuer, r.del.Nonce), u64(idx)})
 			}
 		}
+		var size int64
+		for _, kv := range sets {
+			size += int64(len(kv[0]) + len(kv[1]) + txnEntryOverhead)
+		}
+		if staged+size > l.txnBudget {
+			if written > 0 {
+				break // the rest goes into the next transaction
+			}
+			results[i].err = proofs.Errorf(ReasonRequestTooLarge, "entry of %d bytes does not fit one store transaction (budget %d bytes)", size, l.txnBudget)
+			continue
+		}
+		// The entry fits: make it part of the working state.
+		staged += size
+		if err := st.rng.Append(lh, tw.visit); err != nil {
+			return consumed, 0, nil, fmt.Errorf("extending the tree: %w", err)
+		}
+		st.size++
+		st.logTime = logTime
+		if r.env != nil {
+			inBatch[r.envHash] = i
+		}
+		if key != nil {
+			st.bindings = st.bindings.with(&binding{index: idx, kb: r.kb, key: key})
+		}
+		if r.del != nil && leaf.Decision.Outcome == proofs.OutcomeAccepted {
+			ids[r.del.ID] = true
+			nonces[r.del.Issuer+"\x00"+r.del.Nonce] = true
+		}
 		for _, kv := range sets {
 			if err := txn.Set(kv[0], kv[1]); err != nil {
-				return 0, nil, storeError(fmt.Errorf("staging entry %d: %w", idx, err))
+				return consumed, 0, nil, storeError(fmt.Errorf("staging entry %d: %w", idx, err))
 			}
 		}
 		results[i] = result{Index: idx, Leaf: raw, ID: id, Decision: leaf.Decision}
 		written++
 	}
 	if written == 0 {
-		return 0, st, nil
+		return consumed, 0, st, nil
 	}
 	root, err := st.rng.GetRootHash(nil)
 	if err != nil {
-		return 0, nil, fmt.Errorf("computing root: %w", err)
+		return consumed, 0, nil, fmt.Errorf("computing root: %w", err)
 	}
 	for _, k := range slices.Sorted(maps.Keys(tw.dirty)) {
 		if err := txn.Set([]byte(k), tw.dirty[k]); err != nil {
-			return 0, nil, storeError(fmt.Errorf("staging tile: %w", err))
+			return consumed, 0, nil, storeError(fmt.Errorf("staging tile: %w", err))
 		}
 	}
 	if err := txn.Set(keyHead, head{Size: st.size, Root: root, LogTime: st.logTime}.marshal()); err != nil {
-		return 0, nil, storeError(fmt.Errorf("staging tree head: %w", err))
+		return consumed, 0, nil, storeError(fmt.Errorf("staging tree head: %w", err))
+	}
+	if err := l.faults.commit.Load(); err != nil {
+		return consumed, 0, nil, storeError(*err)
 	}
 	if err := txn.Commit(); err != nil {
-		return 0, nil, storeError(fmt.Errorf("committing batch: %w", err))
+		return consumed, 0, nil, storeError(fmt.Errorf("committing batch: %w", err))
 	}
-	return written, st, nil
+	return consumed, written, st, nil
 }
 
 // recheckSigners re-verifies, under the bindings in force now, any signature
@@ -545,7 +579,7 @@ func (l *Log) duplicate(txn *badger.Txn, idx uint64) (result, error) {
 	if err != nil {
 		return result{}, &proofs.Error{Reason: ReasonDataLoss, Err: fmt.Errorf("entry %d: %w", idx, err)}
 	}
-	return result{Index: idx, Leaf: raw, ID: p.ID(), Duplicate: true, Decision: p.Decision}, nil
+	return result{Index: idx, Leaf: raw, ID: p.ID(), Duplicate: true, Decision: p.Decision, committed: true}, nil
 }
 
 func cloneRange(r *compact.Range) *compact.Range {
