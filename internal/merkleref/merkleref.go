@@ -78,3 +78,34 @@ func subproof(m int, leaves [][]byte, b bool) [][]byte {
 	}
 	return append(subproof(m-k, leaves[k:], false), Root(leaves[:k]))
 }
+
+// RootFromInclusion recomputes a root from an inclusion path, following
+// the verification algorithm of RFC 9162 section 2.1.3.2. It returns nil
+// for a path of the wrong length.
+func RootFromInclusion(m, n int, leafHash []byte, path [][]byte) []byte {
+	if m < 0 || m >= n {
+		return nil
+	}
+	fn, sn := m, n-1
+	r := leafHash
+	for _, p := range path {
+		if sn == 0 {
+			return nil
+		}
+		if fn&1 == 1 || fn == sn {
+			r = nodeHash(p, r)
+			for fn&1 == 0 && fn != 0 {
+				fn >>= 1
+				sn >>= 1
+			}
+		} else {
+			r = nodeHash(r, p)
+		}
+		fn >>= 1
+		sn >>= 1
+	}
+	if sn != 0 {
+		return nil
+	}
+	return r
+}

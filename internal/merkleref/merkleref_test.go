@@ -42,35 +42,10 @@ func TestProofsFoldToRoot(t *testing.T) {
 		leaves = append(leaves, LeafHash([]byte{byte(n)}))
 		root := Root(leaves)
 		for m := 0; m < n; m++ {
-			if got := fold(m, n, leaves[m], Inclusion(m, leaves)); !bytes.Equal(got, root) {
+			if got := RootFromInclusion(m, n, leaves[m], Inclusion(m, leaves)); !bytes.Equal(got, root) {
 				t.Fatalf("inclusion of %d in %d does not fold to the root", m, n)
 			}
 		}
 	}
 }
 
-// fold recomputes a root from an inclusion path (RFC 9162 section 2.1.3.2).
-func fold(m, n int, leaf []byte, path [][]byte) []byte {
-	fn, sn := m, n-1
-	r := leaf
-	for _, p := range path {
-		if sn == 0 {
-			return nil
-		}
-		if fn&1 == 1 || fn == sn {
-			r = nodeHash(p, r)
-			for fn&1 == 0 && fn != 0 {
-				fn >>= 1
-				sn >>= 1
-			}
-		} else {
-			r = nodeHash(r, p)
-		}
-		fn >>= 1
-		sn >>= 1
-	}
-	if sn != 0 {
-		return nil
-	}
-	return r
-}
