@@ -104,4 +104,3 @@ func VerifyRange(start uint64, leafHashes [][]byte, size uint64, left, right [][
 	}
 	return nil
 }
-

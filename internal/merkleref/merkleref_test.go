@@ -48,4 +48,3 @@ func TestProofsFoldToRoot(t *testing.T) {
 		}
 	}
 }
-
