@@ -110,6 +110,10 @@ type Entry struct {
 	InclusionProof [][]byte
 	// Duplicate is set by Append when the envelope was appended before.
 	Duplicate bool
+	// Status is the server's account of an accepted delegation's effective
+	// status (Entry and Delegation only). It is not proven: only the whole
+	// log shows that no revocation followed.
+	Status *warrantv1.DelegationStatus
 }
 
 // TLogProof returns the entry as a C2SP tlog-proof whose extra data is the
@@ -219,8 +223,15 @@ func rpcError(err error) error {
 			reason = ReasonTransport
 		}
 	}
-	return &proofs.Error{Reason: reason, Err: ce}
+	return &proofs.Error{Reason: reason, Err: serverError{ce}}
 }
+
+// serverError is a Connect error whose text is the server's message alone
+// (the reason code is already in the *proofs.Error around it).
+type serverError struct{ ce *connect.Error }
+
+func (e serverError) Error() string { return e.ce.Message() }
+func (e serverError) Unwrap() error { return e.ce }
 
 // Entry fetches and verifies the entry at index.
 func (c *Client) Entry(ctx context.Context, index uint64) (*Entry, error) {
@@ -233,8 +244,8 @@ func (c *Client) Delegation(ctx context.Context, id string) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if e.Leaf.Delegation == nil || e.Leaf.Delegation.ID != id {
-		return nil, proofs.Errorf(ReasonMismatch, "asked for delegation %q, got entry %d (%s)", id, e.Index, e.ID)
+	if e.Leaf.Delegation == nil || e.Leaf.Delegation.ID != id || e.Leaf.Decision.Outcome != proofs.OutcomeAccepted {
+		return nil, proofs.Errorf(ReasonMismatch, "asked for the accepted delegation %q, got entry %d (%s, %s)", id, e.Index, e.ID, e.Leaf.Kind)
 	}
 	return e, nil
 }
@@ -253,6 +264,7 @@ func (c *Client) getEntry(ctx context.Context, req *warrantv1.GetEntryRequest) (
 	if err != nil {
 		return nil, err
 	}
+	e.Status = resp.Msg.GetStatus()
 	if k, ok := req.Key.(*warrantv1.GetEntryRequest_Index); ok && e.Index != k.Index {
 		return nil, proofs.Errorf(ReasonMismatch, "asked for entry %d, got %d", k.Index, e.Index)
 	}

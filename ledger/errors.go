@@ -11,21 +11,19 @@ import (
 
 // Reason codes the ledger adds to those of package proofs.
 const (
-	ReasonIssuerNotRegistered  = "issuer_not_registered"
-	ReasonSignerNotRegistered  = "signer_not_registered"
-	ReasonRegistrarUnknown     = "registrar_unknown"
-	ReasonPayloadTypeUnsupport = "payload_type_unsupported"
-	ReasonIDReused             = "id_reused"
-	ReasonNonceReused          = "nonce_reused"
-	ReasonNotFound             = "not_found"
-	ReasonOutOfRange           = "out_of_range"
-	ReasonQueueFull            = "queue_full"
-	ReasonShuttingDown         = "shutting_down"
-	ReasonStoreUnavailable     = "store_unavailable"
-	ReasonDiskFull             = "disk_full"
-	ReasonDataLoss             = "data_loss"
-	ReasonCheckpointPending    = "checkpoint_pending"
-	ReasonRequestTooLarge      = "request_too_large"
+	ReasonIssuerNotRegistered = proofs.ReasonIssuerNotRegistered
+	ReasonRegistrarUnknown    = "registrar_unknown"
+	ReasonAdminUnknown        = "admin_unknown"
+	ReasonKeyInUse            = "key_in_use"
+	ReasonNotFound            = "not_found"
+	ReasonOutOfRange          = "out_of_range"
+	ReasonQueueFull           = "queue_full"
+	ReasonShuttingDown        = "shutting_down"
+	ReasonStoreUnavailable    = "store_unavailable"
+	ReasonDiskFull            = "disk_full"
+	ReasonDataLoss            = "data_loss"
+	ReasonCheckpointPending   = "checkpoint_pending"
+	ReasonRequestTooLarge     = "request_too_large"
 )
 
 // ErrStoreMismatch is returned by Open when the stored tree does not match

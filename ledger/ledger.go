@@ -42,6 +42,8 @@ type Options struct {
 	RegistrarKeys []*proofs.PublicKey
 	// AdminKeys may sign policies and administrative revocations.
 	AdminKeys []*proofs.PublicKey
+	// Rules are the chain rules' bounds (zero fields: proofs.DefaultRuleLimits).
+	Rules proofs.RuleLimits
 
 	// MaxBatchEntries bounds the entries of one batch (default 1024).
 	MaxBatchEntries int
@@ -80,6 +82,19 @@ func (o *Options) setDefaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	def := proofs.DefaultRuleLimits()
+	if o.Rules.LifetimeExecuteSeconds <= 0 {
+		o.Rules.LifetimeExecuteSeconds = def.LifetimeExecuteSeconds
+	}
+	if o.Rules.LifetimeDraftSeconds <= 0 {
+		o.Rules.LifetimeDraftSeconds = def.LifetimeDraftSeconds
+	}
+	if o.Rules.LifetimeRootSeconds <= 0 {
+		o.Rules.LifetimeRootSeconds = def.LifetimeRootSeconds
+	}
+	if o.Rules.MaxDepth <= 0 {
+		o.Rules.MaxDepth = def.MaxDepth
+	}
 }
 
 // Log is an open ledger. Its methods are safe for concurrent use.
@@ -91,15 +106,19 @@ type Log struct {
 	verifier note.Verifier
 	vkey     string
 	config   proofs.LogConfig
-	// registrars maps key id to registrar key; fixed for the life of the Log.
+	// registrars and admins map key ids to trust-anchor keys; fixed for the
+	// life of the Log.
 	registrars map[string]*proofs.PublicKey
+	admins     map[string]*proofs.PublicKey
+	// delegations caches committed delegations for chain walks.
+	delegations *delegationCache
 
 	queue   chan *request
 	stop    chan struct{}
 	stopped chan struct{}
 
 	latest   atomic.Pointer[proofs.Checkpoint]
-	bindings atomic.Pointer[bindingSet]
+	bindings atomic.Pointer[proofs.Bindings]
 
 	seq seqState // owned by the sequencer goroutine
 
@@ -151,24 +170,30 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("opening store in %s: %w", opts.Dir, err)
 	}
 	l := &Log{
-		opts:       opts,
-		log:        opts.Logger,
-		db:         db,
-		signer:     signer,
-		verifier:   verifier,
-		vkey:       vkey,
-		registrars: make(map[string]*proofs.PublicKey),
-		queue:      make(chan *request, opts.QueueLength),
-		stop:       make(chan struct{}),
-		stopped:    make(chan struct{}),
+		opts:        opts,
+		log:         opts.Logger,
+		db:          db,
+		signer:      signer,
+		verifier:    verifier,
+		vkey:        vkey,
+		registrars:  make(map[string]*proofs.PublicKey),
+		admins:      make(map[string]*proofs.PublicKey),
+		delegations: newDelegationCache(1 << 16),
+		queue:       make(chan *request, opts.QueueLength),
+		stop:        make(chan struct{}),
+		stopped:     make(chan struct{}),
 	}
 	maxTxn := bopts.MemTableSize * 15 / 100 // Badger's transaction limit
 	l.txnBudget = max(maxTxn*3/4-256<<10, maxTxn/2)
 	l.config = proofs.LogConfig{Origin: signer.Name(), Limits: proofs.DefaultLimits()}
 	l.config.RegistrarKeys = configKeys(opts.RegistrarKeys)
 	l.config.AdminKeys = configKeys(opts.AdminKeys)
+	l.config.Rules = opts.Rules
 	for _, k := range opts.RegistrarKeys {
 		l.registrars[k.ID] = k
+	}
+	for _, k := range opts.AdminKeys {
+		l.admins[k.ID] = k
 	}
 	if err := l.recover(); err != nil {
 		db.Close()
@@ -176,6 +201,10 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	}
 	go l.run()
 	if err := l.ensureConfig(ctx); err != nil {
+		l.Close()
+		return nil, err
+	}
+	if err := l.ensurePolicy(ctx); err != nil {
 		l.Close()
 		return nil, err
 	}
@@ -263,7 +292,11 @@ func (l *Log) recover() error {
 		if err != nil {
 			return err
 		}
-		l.seq = seqState{size: h.Size, rng: rng, edge: edge, logTime: h.LogTime, bindings: bs}
+		pol, err := loadPolicy(txn)
+		if err != nil {
+			return err
+		}
+		l.seq = seqState{size: h.Size, rng: rng, edge: edge, logTime: h.LogTime, bindings: bs, policy: pol}
 		l.bindings.Store(bs)
 		return nil
 	})
@@ -337,6 +370,59 @@ func (l *Log) ensureConfig(ctx context.Context) error {
 	}
 	l.log.Info("recorded log configuration", "index", res.Index)
 	return nil
+}
+
+// loadPolicy returns the policy in force: that of the last policy entry.
+func loadPolicy(txn *badger.Txn) (*proofs.Policy, error) {
+	idx, ok, err := getIndex(txn, keyPolicy)
+	if err != nil || !ok {
+		return nil, err
+	}
+	raw, err := getValue(txn, leafKey(idx))
+	if err != nil {
+		return nil, err
+	}
+	p, err := proofs.ParseLeaf(raw)
+	if err != nil || p.Policy == nil {
+		return nil, fmt.Errorf("%w: policy entry %d: %v", ErrStoreMismatch, idx, err)
+	}
+	return p.Policy, nil
+}
+
+// ensurePolicy appends the shipped default policy as the first policy
+// entry of a log that has none.
+func (l *Log) ensurePolicy(ctx context.Context) error {
+	var has bool
+	err := l.db.View(func(txn *badger.Txn) (err error) {
+		_, has, err = getIndex(txn, keyPolicy)
+		return err
+	})
+	if err != nil || has {
+		return err
+	}
+	pol, err := proofs.ParsePolicy(defaultPolicy)
+	if err != nil {
+		return fmt.Errorf("the shipped default policy: %w", err)
+	}
+	res, err := l.submit(ctx, &request{logPolicy: pol})
+	if err != nil {
+		return fmt.Errorf("appending the default policy: %w", err)
+	}
+	l.log.Info("recorded the default policy", "index", res.Index, "digest", pol.Digest)
+	return nil
+}
+
+// Status returns the effective status of the accepted delegation id, as of
+// the entries committed now and the current time. It is informational: a
+// proof shows what is in the log, not the absence of a later revocation.
+func (l *Log) Status(ctx context.Context, id string) (proofs.Status, error) {
+	var s proofs.Status
+	err := l.db.View(func(txn *badger.Txn) (err error) {
+		cs := newChainState(txn, l.bindings.Load(), l.delegations)
+		s, err = proofs.EffectiveStatus(cs, id, l.opts.Now(), l.config.Rules)
+		return err
+	})
+	return s, err
 }
 
 // Close stops the sequencer after it finishes the requests already queued,

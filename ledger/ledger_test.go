@@ -70,8 +70,8 @@ func TestTreeAgainstReference(t *testing.T) {
 	ctx := context.Background()
 	leaves := allLeaves(t, f.log)
 	size := f.log.Checkpoint().Size
-	if int(size) != len(leaves) || size != 293 {
-		t.Fatalf("log size %d, %d leaves, want 293", size, len(leaves))
+	if int(size) != len(leaves) || size != 294 {
+		t.Fatalf("log size %d, %d leaves, want 294 (config, policy, 2+290 bindings)", size, len(leaves))
 	}
 	hashes := make([][]byte, len(leaves))
 	for i, l := range leaves {
@@ -155,8 +155,16 @@ func TestFreshLogHasConfigAndCheckpoint(t *testing.T) {
 	l := openTestLog(t, dir, reg, nil)
 	defer l.Close()
 	cp := l.Checkpoint()
-	if cp.Size != 1 {
-		t.Fatalf("fresh log size %d, want 1 (the log-config entry)", cp.Size)
+	if cp.Size != 2 {
+		t.Fatalf("fresh log size %d, want 2 (the log-config entry, the default policy)", cp.Size)
+	}
+	pl, err := l.Entry(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp, err := proofs.ParseLeaf(pl)
+	if err != nil || pp.Kind != proofs.KindPolicy || pp.Policy == nil || !bytes.Equal(pp.Policy.Text, defaultPolicy) {
+		t.Fatalf("entry 1 is not the default policy: %v", err)
 	}
 	leaf, err := l.Entry(context.Background(), 0)
 	if err != nil {
@@ -344,17 +352,17 @@ func TestLogTimeNeverDecreases(t *testing.T) {
 func TestStatelessRefusalsWriteNothing(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
-	good := delegation("dlg_1", agentID, humanID, "nonce-00000001")
+	good := delegation("dlg_1", humanID, agentID, "nonce-00000001")
 	payload, _ := proofs.MarshalPayload(good)
 	stranger := newTestKey(t)
 
 	forged, _ := stranger.signer.SignEnvelope(proofs.PayloadTypeDelegation, payload)
-	forged = bytes.Replace(forged, []byte(stranger.signer.KeyID()), []byte(f.agent.signer.KeyID()), 1)
-	wrongType, _ := f.agent.signer.SignEnvelope(proofs.PayloadTypeAgent, payload)
+	forged = bytes.Replace(forged, []byte(stranger.signer.KeyID()), []byte(f.human.signer.KeyID()), 1)
+	wrongType, _ := f.human.signer.SignEnvelope(proofs.PayloadTypeAgent, payload)
 	retyped := bytes.Replace(wrongType, []byte(proofs.PayloadTypeAgent), []byte(proofs.PayloadTypeDelegation), 1)
 	unregistered := signDelegation(t, stranger, delegation("dlg_2", "spiffe://example.org/agent/nobody", humanID, "nonce-00000002"))
 	selfRegistered := bindingEnvelope(t, stranger, "spiffe://example.org/agent/x", stranger, proofs.TierExecute, true)
-	bad := signDelegation(t, f.agent, good)
+	bad := signDelegation(t, f.human, good)
 
 	cases := []struct {
 		name   string
@@ -399,7 +407,7 @@ func mustSign(t *testing.T, k *testKey, typ string, payload []byte) []byte {
 func TestDedupAndConsumption(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
-	first := signDelegation(t, f.agent, delegation("dlg_a", agentID, humanID, "nonce-aaaaaaaa"))
+	first := signDelegation(t, f.human, delegation("dlg_a", humanID, agentID, "nonce-aaaaaaaa"))
 	a, err := f.log.Append(ctx, first)
 	if err != nil || a.Decision.Outcome != proofs.OutcomeAccepted {
 		t.Fatalf("first append: %+v %v", a, err)
@@ -419,18 +427,18 @@ func TestDedupAndConsumption(t *testing.T) {
 		t.Fatal("a resubmission wrote an entry")
 	}
 
-	reusedID := signDelegation(t, f.agent, delegation("dlg_a", agentID, humanID, "nonce-bbbbbbbb"))
+	reusedID := signDelegation(t, f.human, delegation("dlg_a", humanID, agentID, "nonce-bbbbbbbb"))
 	d, err := f.log.Append(ctx, reusedID)
-	if err != nil || d.Decision.Outcome != proofs.OutcomeDenied || d.Decision.Reasons[0] != ReasonIDReused {
+	if err != nil || d.Decision.Outcome != proofs.OutcomeDenied || d.Decision.Reasons[0] != proofs.ReasonIDReused {
 		t.Fatalf("reused id: %+v %v, want a denial id_reused", d, err)
 	}
 	// nonce-bbbbbbbb only appeared in a denial: still free.
-	fresh := signDelegation(t, f.agent, delegation("dlg_b", agentID, humanID, "nonce-bbbbbbbb"))
+	fresh := signDelegation(t, f.human, delegation("dlg_b", humanID, agentID, "nonce-bbbbbbbb"))
 	if b, err := f.log.Append(ctx, fresh); err != nil || b.Decision.Outcome != proofs.OutcomeAccepted {
 		t.Fatalf("nonce used only by a denial: %+v %v, want accepted", b, err)
 	}
-	reusedNonce := signDelegation(t, f.agent, delegation("dlg_c", agentID, humanID, "nonce-aaaaaaaa"))
-	if c, err := f.log.Append(ctx, reusedNonce); err != nil || c.Decision.Reasons[0] != ReasonNonceReused {
+	reusedNonce := signDelegation(t, f.human, delegation("dlg_c", humanID, agentID, "nonce-aaaaaaaa"))
+	if c, err := f.log.Append(ctx, reusedNonce); err != nil || c.Decision.Reasons[0] != proofs.ReasonNonceReused {
 		t.Fatalf("reused nonce: %+v %v, want a denial nonce_reused", c, err)
 	}
 	idx, err := f.log.IndexOfDelegation(ctx, "dlg_a")
@@ -449,7 +457,7 @@ func between(b []byte, from, to string) string {
 // at once is appended once.
 func TestConcurrentDuplicatesInOneBatch(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.MaxBatchWait = 20 * time.Millisecond })
-	env := signDelegation(t, f.agent, delegation("dlg_dup", agentID, humanID, "nonce-dddddddd"))
+	env := signDelegation(t, f.human, delegation("dlg_dup", humanID, agentID, "nonce-dddddddd"))
 	size := f.log.Checkpoint().Size
 	var wg sync.WaitGroup
 	idx := make([]uint64, 20)
@@ -489,12 +497,12 @@ func TestOversizedBatchIsSplit(t *testing.T) {
 	})
 	var wg sync.WaitGroup
 	for i := 0; i < 30; i++ {
-		d := delegation(fmt.Sprintf("dlg_big%d", i), agentID, humanID, fmt.Sprintf("nonce-big%05d", i))
+		d := delegation(fmt.Sprintf("dlg_big%d", i), humanID, agentID, fmt.Sprintf("nonce-big%05d", i))
 		d.Purpose = string(bytes.Repeat([]byte("x"), 1000))
 		for j := 0; j < 20; j++ {
 			d.Scopes = append(d.Scopes, fmt.Sprintf("scope:%03d:%s", j, bytes.Repeat([]byte("y"), 240)))
 		}
-		env := signDelegation(t, f.agent, d)
+		env := signDelegation(t, f.human, d)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -530,7 +538,7 @@ func TestFailedCommitIsNotPersisted(t *testing.T) {
 	f.log.faults.commit.Store(&injected)
 	var envs [][]byte
 	for i := 0; i < 5; i++ {
-		envs = append(envs, signDelegation(t, f.agent, delegation(fmt.Sprintf("dlg_f%d", i), agentID, humanID, fmt.Sprintf("nonce-f%07d", i))))
+		envs = append(envs, signDelegation(t, f.human, delegation(fmt.Sprintf("dlg_f%d", i), humanID, agentID, fmt.Sprintf("nonce-f%07d", i))))
 	}
 	var wg sync.WaitGroup
 	for _, env := range envs {
@@ -569,7 +577,7 @@ func TestPersistedButNotSigned(t *testing.T) {
 	before := f.log.Checkpoint()
 	injected := errors.New("injected: checkpoint write failed")
 	f.log.faults.checkpoint.Store(&injected)
-	env := signDelegation(t, f.agent, delegation("dlg_p", agentID, humanID, "nonce-p0000000"))
+	env := signDelegation(t, f.human, delegation("dlg_p", humanID, agentID, "nonce-p0000000"))
 	if _, err := f.log.Append(context.Background(), env); proofs.Reason(err) != ReasonCheckpointPending {
 		t.Fatalf("append: %v, want %s", err, ReasonCheckpointPending)
 	}
@@ -607,7 +615,7 @@ func TestCloseFinishesQueuedRequests(t *testing.T) {
 	var wg sync.WaitGroup
 	acked := make(chan uint64, 50)
 	for i := 0; i < 50; i++ {
-		env := signDelegation(t, f.agent, delegation(fmt.Sprintf("dlg_q%d", i), agentID, humanID, fmt.Sprintf("nonce-q%07d", i)))
+		env := signDelegation(t, f.human, delegation(fmt.Sprintf("dlg_q%d", i), humanID, agentID, fmt.Sprintf("nonce-q%07d", i)))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"slices"
@@ -13,21 +14,29 @@ import (
 	"github.com/warrantlog/warrant/proofs"
 )
 
-// request is one append on its way through the sequencer. Exactly one of
-// env (a signed event, already verified by the stateless stage) and config
-// (a log-config entry the log writes itself) is set.
+// request is one append on its way through the sequencer. Either env (a
+// signed event, already verified by the stateless stage) is set, or the
+// request is an entry the log writes itself (config or logPolicy).
 type request struct {
 	env     *proofs.Envelope
 	canon   []byte
 	envHash [32]byte
-	kb      *proofs.KeyBinding
-	del     *proofs.Delegation
-	// signers are the key ids whose signatures the stateless stage checked,
-	// against the bindings in force then; the sequencer re-checks any whose
-	// binding changed since.
-	signers map[string]*proofs.PublicKey
 
-	config *proofs.LogConfig
+	// The decoded payload: exactly one is set for a signed event.
+	kb  *proofs.KeyBinding
+	del *proofs.Delegation
+	rev *proofs.Revocation
+	pol *proofs.Policy // an admin's policy update
+
+	// sigs is what the stateless stage found of a delegation's (or an
+	// issuer-signed revocation's) signatures, checked against the bindings
+	// snapshot; the sequencer re-checks when the bindings changed since.
+	sigs     proofs.SignatureCheck
+	snapshot *proofs.Bindings
+	byAdmin  bool // a revocation signed by an admin key
+
+	config    *proofs.LogConfig
+	logPolicy *proofs.Policy
 
 	done chan result
 }
@@ -53,45 +62,26 @@ type seqState struct {
 	rng            *compact.Range
 	edge           *edgeTiles
 	logTime        int64
-	bindings       *bindingSet
+	bindings       *proofs.Bindings
+	policy         *proofs.Policy
 	needCheckpoint bool
 }
 
-// binding is an agent's key binding in force.
-type binding struct {
-	index uint64
-	kb    *proofs.KeyBinding
-	key   *proofs.PublicKey
-}
-
-// bindingSet is an immutable snapshot of the bindings in force. The
-// sequencer publishes a new one after each commit that changes it; the
-// stateless stage reads the published one.
-type bindingSet struct {
-	byAgent map[string]*binding
-	byKeyID map[string]*binding
-}
-
-func (b *bindingSet) with(nb *binding) *bindingSet {
-	c := &bindingSet{byAgent: maps.Clone(b.byAgent), byKeyID: maps.Clone(b.byKeyID)}
-	if old := c.byAgent[nb.kb.Agent]; old != nil {
-		delete(c.byKeyID, old.key.ID)
-	}
-	c.byAgent[nb.kb.Agent] = nb
-	c.byKeyID[nb.key.ID] = nb
-	return c
-}
-
-func loadBindings(txn *badger.Txn) (*bindingSet, error) {
-	bs := &bindingSet{byAgent: map[string]*binding{}, byKeyID: map[string]*binding{}}
+func loadBindings(txn *badger.Txn) (*proofs.Bindings, error) {
+	bs := proofs.NewBindings()
+	var idxs []uint64
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tBinding}})
-	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		k := it.Item().Key()
 		if len(k) < 10 {
+			it.Close()
 			return nil, fmt.Errorf("%w: malformed binding index key", ErrStoreMismatch)
 		}
-		idx := beUint64(k[len(k)-8:])
+		idxs = append(idxs, binary.BigEndian.Uint64(k[len(k)-8:]))
+	}
+	it.Close()
+	slices.Sort(idxs) // apply in log order
+	for _, idx := range idxs {
 		raw, err := getValue(txn, leafKey(idx))
 		if err != nil {
 			return nil, err
@@ -104,17 +94,9 @@ func loadBindings(txn *badger.Txn) (*bindingSet, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: key binding entry %d: %v", ErrStoreMismatch, idx, err)
 		}
-		bs = bs.with(&binding{index: idx, kb: p.KeyBinding, key: key})
+		bs = bs.With(p.KeyBinding, key, idx)
 	}
 	return bs, nil
-}
-
-func beUint64(b []byte) uint64 {
-	var v uint64
-	for _, c := range b {
-		v = v<<8 | uint64(c)
-	}
-	return v
 }
 
 // Appended describes an appended (or previously appended) entry.
@@ -128,10 +110,10 @@ type Appended struct {
 }
 
 // Append is the stateless stage: it canonicalises and checks the envelope,
-// verifies its signatures against the registrar keys or the bindings in
-// force, and hands it to the sequencer. It returns once the entry is
-// committed and covered by a signed checkpoint. A denial is not an error:
-// the entry is appended and Appended.Decision says why it was denied.
+// verifies its signatures against the registrar and admin keys or the
+// bindings in force, and hands it to the sequencer. It returns once the
+// entry is committed and covered by a signed checkpoint. A denial is not an
+// error: the entry is appended and Appended.Decision says why.
 func (l *Log) Append(ctx context.Context, envelope []byte) (*Appended, error) {
 	env, err := proofs.ParseEnvelope(envelope)
 	if err != nil {
@@ -144,25 +126,45 @@ func (l *Log) Append(ctx context.Context, envelope []byte) (*Appended, error) {
 		if r.kb, err = proofs.ParseKeyBinding(env.Payload); err != nil {
 			return nil, err
 		}
-		if len(env.Signatures) != 1 {
-			return nil, proofs.Errorf(ReasonRegistrarUnknown, "a key binding carries exactly one signature, by a registrar")
+		if err := l.verifySole(env, l.registrars, ReasonRegistrarUnknown, "a registrar"); err != nil {
+			return nil, err
 		}
-		reg := l.registrars[env.Signatures[0].KeyID]
-		if reg == nil {
-			return nil, proofs.Errorf(ReasonRegistrarUnknown, "key binding signed by %s, which is not a registrar key of this log", env.Signatures[0].KeyID)
+	case proofs.PayloadTypePolicy:
+		if _, r.pol, err = proofs.ParsePolicyUpdate(env.Payload); err != nil {
+			return nil, err
 		}
-		if err := reg.VerifyDSSE(env.PayloadType, env.Payload, env.Signatures[0].Sig); err != nil {
+		if err := l.verifySole(env, l.admins, ReasonAdminUnknown, "an admin"); err != nil {
 			return nil, err
 		}
 	case proofs.PayloadTypeDelegation:
 		if r.del, err = proofs.ParseDelegation(env.Payload); err != nil {
 			return nil, err
 		}
-		if r.signers, err = l.verifySigners(env, r.del.Issuer, l.bindings.Load()); err != nil {
+		r.snapshot = l.bindings.Load()
+		if r.sigs, err = proofs.CheckSignatures(env, r.snapshot.Agent(r.del.Issuer), r.snapshot.KeyID); err != nil {
+			return nil, issuerError(err, r.del.Issuer)
+		}
+	case proofs.PayloadTypeRevocation:
+		if r.rev, err = proofs.ParseRevocation(env.Payload); err != nil {
 			return nil, err
 		}
-	case proofs.PayloadTypeRevocation, proofs.PayloadTypePolicy:
-		return nil, proofs.Errorf(ReasonPayloadTypeUnsupport, "payload type %q is not accepted by this version", env.PayloadType)
+		if len(env.Signatures) != 1 {
+			return nil, proofs.Errorf(proofs.ReasonTooManySignatures, "a revocation carries exactly one signature")
+		}
+		if _, ok := l.admins[env.Signatures[0].KeyID]; ok {
+			if err := l.verifySole(env, l.admins, ReasonAdminUnknown, "an admin"); err != nil {
+				return nil, err
+			}
+			r.byAdmin = true
+			break
+		}
+		if r.rev.Issuer == "" {
+			return nil, proofs.Errorf(ReasonAdminUnknown, "a revocation without an issuer must be signed by an admin key; %s is not one", env.Signatures[0].KeyID)
+		}
+		r.snapshot = l.bindings.Load()
+		if r.sigs, err = proofs.CheckSignatures(env, r.snapshot.Agent(r.rev.Issuer), r.snapshot.KeyID); err != nil {
+			return nil, issuerError(err, r.rev.Issuer)
+		}
 	default:
 		return nil, proofs.Errorf(proofs.ReasonPayloadTypeUnknown, "unknown payload type %q", env.PayloadType)
 	}
@@ -173,29 +175,25 @@ func (l *Log) Append(ctx context.Context, envelope []byte) (*Appended, error) {
 	return &Appended{Index: res.Index, Leaf: res.Leaf, ID: res.ID, Duplicate: res.Duplicate, Decision: res.Decision, Checkpoint: res.Checkpoint}, nil
 }
 
-// verifySigners checks every signature on a signed event: the issuer's,
-// under its binding in force, and any other, each under the binding of the
-// registered agent it names. Nothing unverified is ever logged.
-func (l *Log) verifySigners(env *proofs.Envelope, issuer string, bs *bindingSet) (map[string]*proofs.PublicKey, error) {
-	ib := bs.byAgent[issuer]
-	if ib == nil {
-		return nil, proofs.Errorf(ReasonIssuerNotRegistered, "issuer %s is not registered", issuer)
+// issuerError names the issuer in an unregistered-issuer error.
+func issuerError(err error, issuer string) error {
+	if proofs.Reason(err) == ReasonIssuerNotRegistered {
+		return proofs.Errorf(ReasonIssuerNotRegistered, "issuer %s has no key binding in force", issuer)
 	}
-	if env.Signature(ib.key.ID) == nil {
-		return nil, proofs.Errorf(proofs.ReasonSignatureMissing, "no signature by the issuer's registered key %s", ib.key.ID)
+	return err
+}
+
+// verifySole checks that env carries exactly one signature, by one of keys,
+// and that it verifies.
+func (l *Log) verifySole(env *proofs.Envelope, keys map[string]*proofs.PublicKey, reason, who string) error {
+	if len(env.Signatures) != 1 {
+		return proofs.Errorf(proofs.ReasonTooManySignatures, "this envelope carries exactly one signature, by %s key", who)
 	}
-	signers := make(map[string]*proofs.PublicKey, len(env.Signatures))
-	for _, s := range env.Signatures {
-		b := bs.byKeyID[s.KeyID]
-		if b == nil {
-			return nil, proofs.Errorf(ReasonSignerNotRegistered, "signature by %s, which is not the key of a registered agent", s.KeyID)
-		}
-		if err := b.key.VerifyDSSE(env.PayloadType, env.Payload, s.Sig); err != nil {
-			return nil, err
-		}
-		signers[s.KeyID] = b.key
+	k := keys[env.Signatures[0].KeyID]
+	if k == nil {
+		return proofs.Errorf(reason, "signed by %s, which is not %s key of this log", env.Signatures[0].KeyID, who)
 	}
-	return signers, nil
+	return k.VerifyDSSE(env.PayloadType, env.Payload, env.Signatures[0].Sig)
 }
 
 // submit queues a request for the sequencer and waits for its answer.
@@ -371,11 +369,11 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 		edge:     l.seq.edge.clone(),
 		logTime:  l.seq.logTime,
 		bindings: l.seq.bindings,
+		policy:   l.seq.policy,
 	}
+	cs := newChainState(txn, st.bindings, l.delegations)
 	tw := &tileWriter{edge: st.edge, dirty: make(map[string][]byte)}
 	inBatch := make(map[[32]byte]int) // envelope hash -> result slot
-	ids := make(map[string]bool)      // delegation ids accepted in this batch
-	nonces := make(map[string]bool)   // issuer/nonce pairs accepted in this batch
 	var staged int64                  // estimated transaction bytes
 	for consumed = 0; consumed < len(batch); consumed++ {
 		i, r := consumed, batch[consumed]
@@ -396,30 +394,44 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 				continue
 			}
 		}
-		leaf := proofs.Leaf{Version: proofs.LeafVersion}
+		logTime := max(st.logTime, l.opts.Now().UnixNano())
+		at := time.Unix(0, logTime)
+		cs.bindings = st.bindings
+		leaf := proofs.Leaf{Version: proofs.LeafVersion, LogTime: proofs.FormatLogTime(at)}
+		accepted := &proofs.Decision{Outcome: proofs.OutcomeAccepted}
+		var err error
 		switch {
 		case r.config != nil:
 			leaf.Kind = proofs.KindLogConfig
 			leaf.Config = r.config
+		case r.logPolicy != nil:
+			leaf.Kind = proofs.KindPolicy
+			leaf.Policy = &proofs.LogPolicy{Text: string(r.logPolicy.Text)}
 		case r.kb != nil:
-			leaf.Kind = proofs.KindKeyBinding
-			leaf.Envelope = r.canon
-			leaf.Decision = &proofs.Decision{Outcome: proofs.OutcomeAccepted}
+			leaf.Kind, leaf.Envelope, leaf.Decision = proofs.KindKeyBinding, r.canon, st.bindings.DecideKeyBinding(r.kb)
+		case r.pol != nil:
+			leaf.Kind, leaf.Envelope, leaf.Decision = proofs.KindPolicy, r.canon, accepted
 		case r.del != nil:
-			if err := l.recheckSigners(r, st.bindings); err != nil {
+			leaf.Kind, leaf.Envelope = proofs.KindDelegation, r.canon
+			if err := l.recheck(r, r.del.Issuer, st.bindings); err != nil {
 				results[i].err = err
 				continue
 			}
-			leaf.Kind = proofs.KindDelegation
-			leaf.Envelope = r.canon
-			d, err := l.decideDelegation(txn, r.del, ids, nonces)
-			if err != nil {
-				return consumed, 0, nil, err
+			if leaf.Decision, err = proofs.DecideDelegation(cs, r.del, r.sigs, at, l.config.Rules, st.policy); err != nil {
+				return consumed, 0, nil, readError(err)
 			}
-			leaf.Decision = d
+		case r.rev != nil:
+			leaf.Kind, leaf.Envelope = proofs.KindRevocation, r.canon
+			if !r.byAdmin {
+				if err := l.recheck(r, r.rev.Issuer, st.bindings); err != nil {
+					results[i].err = err
+					continue
+				}
+			}
+			if leaf.Decision, err = proofs.DecideRevocation(cs, r.rev, r.byAdmin, l.config.Rules); err != nil {
+				return consumed, 0, nil, readError(err)
+			}
 		}
-		logTime := max(st.logTime, l.opts.Now().UnixNano())
-		leaf.LogTime = proofs.FormatLogTime(time.Unix(0, logTime))
 		raw, err := leaf.Marshal()
 		if err != nil {
 			results[i].err = err
@@ -427,6 +439,7 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 		}
 		idx := st.size
 		lh := proofs.LeafHash(raw)
+		ok := leaf.Decision == nil || leaf.Decision.Outcome == proofs.OutcomeAccepted
 		sets := [][2][]byte{
 			{leafKey(idx), raw},
 			{hashKey(tLeafHash, lh), u64(idx)},
@@ -440,14 +453,17 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 		switch {
 		case r.config != nil:
 			sets = append(sets, [2][]byte{keyConfig, u64(idx)})
+		case r.logPolicy != nil || r.pol != nil:
+			sets = append(sets, [2][]byte{keyPolicy, u64(idx)})
 		case r.kb != nil:
 			if key, err = proofs.ParsePublicKeyDER(r.kb.PublicKey); err != nil {
 				results[i].err = err // validated in the stateless stage: cannot happen
 				continue
 			}
-			sets = append(sets,
-				[2][]byte{pairKey(tBinding, r.kb.Agent, idx), nil},
-				[2][]byte{pairKey(tAgent, r.kb.Agent, idx), {roleSubject}})
+			sets = append(sets, [2][]byte{pairKey(tAgent, r.kb.Agent, idx), {roleSubject}})
+			if ok {
+				sets = append(sets, [2][]byte{pairKey(tBinding, r.kb.Agent, idx), nil})
+			}
 		case r.del != nil:
 			id = r.del.ID
 			sets = append(sets,
@@ -456,10 +472,22 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 			if r.del.Parent != "" {
 				sets = append(sets, [2][]byte{pairKey(tChild, r.del.Parent, idx), nil})
 			}
-			if leaf.Decision.Outcome == proofs.OutcomeAccepted {
+			if ok {
 				sets = append(sets,
 					[2][]byte{strKey(tDelegID, r.del.ID), u64(idx)},
 					[2][]byte{nonceKey(r.del.Issuer, r.del.Nonce), u64(idx)})
+			}
+		case r.rev != nil:
+			if r.rev.Issuer != "" {
+				sets = append(sets, [2][]byte{pairKey(tAgent, r.rev.Issuer, idx), {roleIssuer}})
+			}
+			sets = append(sets, [2][]byte{pairKey(tChild, r.rev.Delegation, idx), nil})
+			if ok {
+				if revoked, err := cs.Revoked(r.rev.Delegation); err != nil {
+					return consumed, 0, nil, storeError(err)
+				} else if !revoked {
+					sets = append(sets, [2][]byte{strKey(tRevoked, r.rev.Delegation), u64(idx)})
+				}
 			}
 		}
 		var size int64
@@ -483,12 +511,20 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 		if r.env != nil {
 			inBatch[r.envHash] = i
 		}
-		if key != nil {
-			st.bindings = st.bindings.with(&binding{index: idx, kb: r.kb, key: key})
-		}
-		if r.del != nil && leaf.Decision.Outcome == proofs.OutcomeAccepted {
-			ids[r.del.ID] = true
-			nonces[r.del.Issuer+"\x00"+r.del.Nonce] = true
+		if ok {
+			switch {
+			case r.kb != nil:
+				st.bindings = st.bindings.With(r.kb, key, idx)
+			case r.logPolicy != nil:
+				st.policy = r.logPolicy
+			case r.pol != nil:
+				st.policy = r.pol
+			case r.del != nil:
+				cs.dels[r.del.ID] = &proofs.DelegationRecord{Index: idx, D: r.del}
+				cs.nonces[r.del.Issuer+"\x00"+r.del.Nonce] = true
+			case r.rev != nil:
+				cs.revoked[r.rev.Delegation] = true
+			}
 		}
 		for _, kv := range sets {
 			if err := txn.Set(kv[0], kv[1]); err != nil {
@@ -519,54 +555,26 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 	if err := txn.Commit(); err != nil {
 		return consumed, 0, nil, storeError(fmt.Errorf("committing batch: %w", err))
 	}
+	for id, r := range cs.dels {
+		l.delegations.put(id, r)
+	}
 	return consumed, written, st, nil
 }
 
-// recheckSigners re-verifies, under the bindings in force now, any signature
-// whose binding changed since the stateless stage checked it.
-func (l *Log) recheckSigners(r *request, bs *bindingSet) error {
-	ib := bs.byAgent[r.del.Issuer]
-	same := ib != nil && r.signers[ib.key.ID] != nil
-	for id, k := range r.signers {
-		if b := bs.byKeyID[id]; b == nil || b.key != k {
-			same = false
-		}
-	}
-	if same {
+// recheck re-verifies a signed event's signatures when the bindings changed
+// since the stateless stage checked them (a rotation or revocation that
+// landed in between): signatures are judged by the bindings in force at
+// the entry's log time.
+func (l *Log) recheck(r *request, issuer string, bs *proofs.Bindings) error {
+	if bs == r.snapshot {
 		return nil
 	}
-	signers, err := l.verifySigners(r.env, r.del.Issuer, bs)
+	sigs, err := proofs.CheckSignatures(r.env, bs.Agent(issuer), bs.KeyID)
 	if err != nil {
-		return err
+		return issuerError(err, issuer)
 	}
-	r.signers = signers
+	r.sigs, r.snapshot = sigs, bs
 	return nil
-}
-
-// decideDelegation runs the stateful rules on a delegation whose signatures
-// are valid. The chain and policy rules (DESIGN.md, rules 2-10) build on
-// this; what is decided here is uniqueness: a delegation id and an issuer's
-// nonce are consumed only by an accepted entry.
-func (l *Log) decideDelegation(txn *badger.Txn, d *proofs.Delegation, ids, nonces map[string]bool) (*proofs.Decision, error) {
-	var reasons []string
-	_, idUsed, err := getIndex(txn, strKey(tDelegID, d.ID))
-	if err != nil {
-		return nil, storeError(err)
-	}
-	if idUsed || ids[d.ID] {
-		reasons = append(reasons, ReasonIDReused)
-	}
-	_, nonceUsed, err := getIndex(txn, nonceKey(d.Issuer, d.Nonce))
-	if err != nil {
-		return nil, storeError(err)
-	}
-	if nonceUsed || nonces[d.Issuer+"\x00"+d.Nonce] {
-		reasons = append(reasons, ReasonNonceReused)
-	}
-	if len(reasons) > 0 {
-		return &proofs.Decision{Outcome: proofs.OutcomeDenied, Reasons: reasons}, nil
-	}
-	return &proofs.Decision{Outcome: proofs.OutcomeAccepted}, nil
 }
 
 // duplicate describes an already committed entry for a resubmission.

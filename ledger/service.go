@@ -68,21 +68,23 @@ func (s *service) Append(ctx context.Context, req *connect.Request[warrantv1.App
 }
 
 func (s *service) GetEntry(ctx context.Context, req *connect.Request[warrantv1.GetEntryRequest]) (*connect.Response[warrantv1.GetEntryResponse], error) {
-	cp := s.log.Checkpoint()
 	var idx uint64
 	var err error
 	switch k := req.Msg.GetKey().(type) {
 	case *warrantv1.GetEntryRequest_Index:
 		idx = k.Index
-		if idx >= cp.Size {
-			return nil, connectError(proofs.Errorf(ReasonNotFound, "no entry %d (log size %d)", idx, cp.Size))
-		}
 	case *warrantv1.GetEntryRequest_DelegationId:
 		if idx, err = s.log.IndexOfDelegation(ctx, k.DelegationId); err != nil {
 			return nil, connectError(err)
 		}
 	default:
 		return nil, connectError(proofs.Errorf(proofs.ReasonFieldMissing, "name the entry by index or delegation_id"))
+	}
+	// The checkpoint is read after the lookup: an index found is covered by
+	// the latest checkpoint, never by an older one read before it.
+	cp := s.log.Checkpoint()
+	if idx >= cp.Size {
+		return nil, connectError(proofs.Errorf(ReasonNotFound, "no entry %d (log size %d)", idx, cp.Size))
 	}
 	leaf, err := s.log.Entry(ctx, idx)
 	if err != nil {
@@ -95,6 +97,13 @@ func (s *service) GetEntry(ctx context.Context, req *connect.Request[warrantv1.G
 	resp := &warrantv1.GetEntryResponse{}
 	if resp.Entry, err = s.provenEntry(ctx, idx, leaf, p.ID(), cp); err != nil {
 		return nil, connectError(err)
+	}
+	if p.Delegation != nil && p.Decision.Outcome == proofs.OutcomeAccepted {
+		st, err := s.log.Status(ctx, p.Delegation.ID)
+		if err != nil {
+			return nil, connectError(readError(err))
+		}
+		resp.Status = &warrantv1.DelegationStatus{State: st.State, RevokedVia: st.RevokedVia}
 	}
 	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp.Size); err != nil {
 		return nil, connectError(err)
@@ -141,11 +150,7 @@ func (s *service) GetCheckpoint(ctx context.Context, req *connect.Request[warran
 }
 
 func (s *service) GetInclusionProof(ctx context.Context, req *connect.Request[warrantv1.GetInclusionProofRequest]) (*connect.Response[warrantv1.GetInclusionProofResponse], error) {
-	cp := s.log.Checkpoint()
-	size := req.Msg.GetTreeSize()
-	if size == 0 {
-		size = cp.Size
-	}
+	size := req.Msg.GetTreeSize() // 0: the latest checkpoint, read by InclusionProof
 	var idx uint64
 	var err error
 	switch k := req.Msg.GetKey().(type) {
@@ -198,8 +203,8 @@ var codes = map[string]connect.Code{
 	proofs.ReasonSignatureInvalid:   connect.CodeUnauthenticated,
 	proofs.ReasonSignatureMissing:   connect.CodeUnauthenticated,
 	ReasonIssuerNotRegistered:       connect.CodeUnauthenticated,
-	ReasonSignerNotRegistered:       connect.CodeUnauthenticated,
 	ReasonRegistrarUnknown:          connect.CodeUnauthenticated,
+	ReasonAdminUnknown:              connect.CodeUnauthenticated,
 	ReasonNotFound:                  connect.CodeNotFound,
 	ReasonOutOfRange:                connect.CodeOutOfRange,
 	ReasonQueueFull:                 connect.CodeResourceExhausted,
@@ -209,7 +214,6 @@ var codes = map[string]connect.Code{
 	ReasonCheckpointPending:         connect.CodeUnavailable,
 	ReasonDataLoss:                  connect.CodeDataLoss,
 	ReasonRequestTooLarge:           connect.CodeInvalidArgument,
-	ReasonPayloadTypeUnsupport:      connect.CodeInvalidArgument,
 	proofs.ReasonPayloadTypeUnknown: connect.CodeInvalidArgument,
 }
 

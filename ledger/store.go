@@ -21,6 +21,7 @@ import (
 //	'A' agent 0x00 idx      -> role  (agent -> entries, as issuer or delegate)
 //	'C' parent 0x00 idx     -> ""    (parent -> children)
 //	'B' agent 0x00 idx      -> ""    (key bindings of an agent)
+//	'R' delegation id       -> idx   (accepted revocation of it)
 //	'M' name                -> metadata: "head", "checkpoint", "config"
 const (
 	tLeaf     = 'L'
@@ -32,6 +33,7 @@ const (
 	tAgent    = 'A'
 	tChild    = 'C'
 	tBinding  = 'B'
+	tRevoked  = 'R'
 	tMeta     = 'M'
 )
 
@@ -39,6 +41,7 @@ var (
 	keyHead       = []byte("Mhead")
 	keyCheckpoint = []byte("Mcheckpoint")
 	keyConfig     = []byte("Mconfig")
+	keyPolicy     = []byte("Mpolicy")
 )
 
 // Roles recorded in the agent index.

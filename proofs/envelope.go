@@ -134,11 +134,18 @@ func ParseEnvelope(data []byte) (*Envelope, error) {
 	case len(env.PayloadType) > maxPayloadTypeLen:
 		return nil, Errorf(ReasonEnvelopeMalformed, "payloadType longer than %d bytes", maxPayloadTypeLen)
 	}
+	if !isTokenString(env.PayloadType, "/+") {
+		return nil, Errorf(ReasonEnvelopeMalformed, "payloadType %q has characters outside letters, digits and -_.~:/+", env.PayloadType)
+	}
 	slices.SortFunc(env.Signatures, func(a, b Signature) int { return strings.Compare(a.KeyID, b.KeyID) })
 	for i := 1; i < len(env.Signatures); i++ {
 		if env.Signatures[i].KeyID == env.Signatures[i-1].KeyID {
 			return nil, Errorf(ReasonEnvelopeMalformed, "two signatures with keyid %q", env.Signatures[i].KeyID)
 		}
+	}
+	// The canonical form is what the log stores: bound it too.
+	if n := len(env.Canonical()); n > MaxEnvelopeBytes {
+		return nil, Errorf(ReasonEnvelopeTooLarge, "canonical envelope is %d bytes, limit %d", n, MaxEnvelopeBytes)
 	}
 	return &env, nil
 }
@@ -192,8 +199,8 @@ func readSignatures(dec *json.Decoder) ([]Signature, error) {
 		if err != nil {
 			return nil, err
 		}
-		if s.KeyID == "" || len(s.KeyID) > maxKeyIDLen {
-			return nil, fmt.Errorf("signature keyid must be 1 to %d bytes", maxKeyIDLen)
+		if s.KeyID == "" || len(s.KeyID) > maxKeyIDLen || !isTokenString(s.KeyID, "") {
+			return nil, fmt.Errorf("signature keyid must be 1 to %d letters, digits or -_.~:", maxKeyIDLen)
 		}
 		if len(s.Sig) == 0 {
 			return nil, errors.New("signature sig is empty")
@@ -243,6 +250,17 @@ func readString(dec *json.Decoder) (string, error) {
 		return "", errors.New("not a string")
 	}
 	return s, nil
+}
+
+// isTokenString reports whether s holds only letters, digits, "-_.~:" and
+// the extra characters given: nothing JSON would escape.
+func isTokenString(s, extra string) bool {
+	for _, r := range s {
+		if !isTokenRune(r) && !strings.ContainsRune(extra, r) {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeBase64 accepts only standard, padded base64 that re-encodes to the

@@ -6,8 +6,12 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
+	"math/big"
+	"os"
 	"testing"
 
 	"github.com/warrantlog/warrant/proofs"
@@ -97,10 +101,42 @@ func wantReason(t testing.TB, err error, reason string) {
 	}
 }
 
-// flip returns a copy of b with bit (i % 8) of byte i/8... flipped: byte
-// i%len(b), bit i/len(b)%8. Callers pass small i to flip distinct bytes.
+// flip returns a copy of b with one bit flipped: bit (i/len(b))%8 of byte
+// i%len(b). Consecutive i flip consecutive bytes.
 func flip(b []byte, i int) []byte {
 	c := append([]byte(nil), b...)
 	c[i%len(c)] ^= 1 << (uint(i/len(c)) % 8)
 	return c
+}
+
+// ecdsaSig is the ASN.1 form of an ECDSA signature.
+type ecdsaSig struct{ R, S *big.Int }
+
+// signLowS signs SHA-256(msg) and returns the DER signature with S
+// normalised to the lower half of the group order.
+func signLowS(k *ecdsa.PrivateKey, msg []byte) ([]byte, error) {
+	digest := sha256.Sum256(msg)
+	der, err := ecdsa.SignASN1(rand.Reader, k, digest[:])
+	if err != nil {
+		return nil, err
+	}
+	var sig ecdsaSig
+	if _, err := asn1.Unmarshal(der, &sig); err != nil {
+		return nil, err
+	}
+	n := k.Curve.Params().N
+	if sig.S.Cmp(new(big.Int).Rsh(n, 1)) > 0 {
+		sig.S.Sub(n, sig.S)
+	}
+	return asn1.Marshal(sig)
+}
+
+// knownBug skips a test that exposes a bug in the package's non-test code,
+// so that the suite stays green until it is fixed. Set
+// PROOFS_RUN_KNOWN_BUGS=1 to run such tests anyway.
+func knownBug(t testing.TB, msg string) {
+	t.Helper()
+	if os.Getenv("PROOFS_RUN_KNOWN_BUGS") == "" {
+		t.Skip("BUG: " + msg)
+	}
 }

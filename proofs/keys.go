@@ -41,6 +41,9 @@ func KeyID(der []byte) string {
 
 // ParsePublicKeyPEM parses a PEM "PUBLIC KEY" block, with nothing after it.
 func ParsePublicKeyPEM(data []byte) (*PublicKey, error) {
+	if !bytes.HasPrefix(bytes.TrimSpace(data), []byte("-----BEGIN ")) {
+		return nil, Errorf(ReasonKeyInvalid, "data before the PEM block")
+	}
 	block, rest := pem.Decode(data)
 	if block == nil || block.Type != "PUBLIC KEY" {
 		return nil, Errorf(ReasonKeyInvalid, "no PEM PUBLIC KEY block")

@@ -21,6 +21,8 @@ const (
 	KindLogConfig  = "log_config"
 	KindKeyBinding = "key_binding"
 	KindDelegation = "delegation"
+	KindRevocation = "revocation"
+	KindPolicy     = "policy"
 )
 
 // Decision outcomes.
@@ -50,6 +52,9 @@ type Leaf struct {
 	Envelope json.RawMessage `json:"envelope,omitempty"`
 	// Config is the log's configuration, for KindLogConfig.
 	Config *LogConfig `json:"config,omitempty"`
+	// Policy is a policy the log records itself (the shipped default), for
+	// KindPolicy without an envelope.
+	Policy *LogPolicy `json:"policy,omitempty"`
 	// Decision is the log's decision on a signed event.
 	Decision *Decision `json:"decision,omitempty"`
 }
@@ -81,6 +86,13 @@ type LogConfig struct {
 	AdminKeys []ConfigKey `json:"admin_keys,omitempty"`
 	// Limits are the bounds the log enforces.
 	Limits Limits `json:"limits"`
+	// Rules are the chain rules' configurable bounds.
+	Rules RuleLimits `json:"rules"`
+}
+
+// LogPolicy is a policy text recorded by the log itself.
+type LogPolicy struct {
+	Text string `json:"text"`
 }
 
 // ConfigKey is a trust-anchor public key.
@@ -133,9 +145,13 @@ type ParsedLeaf struct {
 	Time time.Time
 	// Env is the parsed envelope (nil for KindLogConfig).
 	Env *Envelope
-	// Exactly one of the following is set, by Kind.
-	KeyBinding *KeyBinding
-	Delegation *Delegation
+	// Exactly one of the following is set, by Kind (Policy for KindPolicy,
+	// with PolicyUpdate too when an admin signed it).
+	KeyBinding   *KeyBinding
+	Delegation   *Delegation
+	Revocation   *Revocation
+	PolicyUpdate *PolicyUpdate
+	Policy       *Policy
 }
 
 // ParseLeaf parses a leaf and requires it to be byte-for-byte its own
@@ -169,12 +185,21 @@ func ParseLeaf(raw []byte) (*ParsedLeaf, error) {
 	}
 	p.Time = t
 	if p.Kind == KindLogConfig {
-		if p.Config == nil || p.Envelope != nil || p.Decision != nil {
+		if p.Config == nil || p.Envelope != nil || p.Decision != nil || p.Leaf.Policy != nil {
 			return nil, Errorf(ReasonLeafMalformed, "a log_config leaf holds a config and nothing else")
 		}
 		return p, nil
 	}
-	if p.Config != nil || p.Envelope == nil || p.Decision == nil {
+	if p.Kind == KindPolicy && p.Leaf.Policy != nil {
+		if p.Config != nil || p.Envelope != nil || p.Decision != nil {
+			return nil, Errorf(ReasonLeafMalformed, "a log-written policy leaf holds a policy and nothing else")
+		}
+		if p.Policy, err = ParsePolicy([]byte(p.Leaf.Policy.Text)); err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
+	if p.Config != nil || p.Leaf.Policy != nil || p.Envelope == nil || p.Decision == nil {
 		return nil, Errorf(ReasonLeafMalformed, "a %s leaf holds an envelope and a decision", p.Kind)
 	}
 	switch p.Decision.Outcome {
@@ -208,6 +233,16 @@ func ParseLeaf(raw []byte) (*ParsedLeaf, error) {
 			return nil, Errorf(ReasonPayloadTypeMismatch, "delegation leaf with payload type %q", env.PayloadType)
 		}
 		p.Delegation, err = ParseDelegation(env.Payload)
+	case KindRevocation:
+		if env.PayloadType != PayloadTypeRevocation {
+			return nil, Errorf(ReasonPayloadTypeMismatch, "revocation leaf with payload type %q", env.PayloadType)
+		}
+		p.Revocation, err = ParseRevocation(env.Payload)
+	case KindPolicy:
+		if env.PayloadType != PayloadTypePolicy {
+			return nil, Errorf(ReasonPayloadTypeMismatch, "policy leaf with payload type %q", env.PayloadType)
+		}
+		p.PolicyUpdate, p.Policy, err = ParsePolicyUpdate(env.Payload)
 	default:
 		return nil, Errorf(ReasonLeafMalformed, "unknown leaf kind %q", p.Kind)
 	}
@@ -218,7 +253,8 @@ func ParseLeaf(raw []byte) (*ParsedLeaf, error) {
 }
 
 // ID is the entry's id: the delegation id for delegations, otherwise
-// "sha256:<hex>" of the canonical envelope, or of the leaf for log_config.
+// "sha256:<hex>" of the canonical envelope, or of the leaf for entries the
+// log writes itself.
 func (p *ParsedLeaf) ID() string {
 	if p.Delegation != nil {
 		return p.Delegation.ID

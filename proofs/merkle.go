@@ -57,8 +57,8 @@ func VerifyConsistency(size1, size2 uint64, hashes [][]byte, root1, root2 []byte
 		return nil
 	}
 	if size1 == 0 {
-		if len(hashes) != 0 {
-			return Errorf(ReasonConsistencyInvalid, "non-empty proof from the empty tree")
+		if len(hashes) != 0 || !bytes.Equal(root1, EmptyRoot()) {
+			return Errorf(ReasonConsistencyInvalid, "the empty tree has no proof and root %x", EmptyRoot())
 		}
 		return nil
 	}

@@ -54,6 +54,10 @@ type KeyBinding struct {
 	// Human marks a human principal, who may issue root grants and approve
 	// high-impact delegations.
 	Human bool `json:"human,omitempty"`
+	// Revoked withdraws the agent's key: after this entry the agent has no
+	// binding in force until a new one is registered. A new binding with
+	// another key rotates it.
+	Revoked bool `json:"revoked,omitempty"`
 	// IssuedAt is when the registrar signed the binding.
 	IssuedAt string `json:"issued_at"`
 	// Nonce makes every binding envelope unique.
@@ -146,7 +150,12 @@ func (kb *KeyBinding) Validate() error {
 func MarshalPayload(v any) ([]byte, error) {
 	switch p := v.(type) {
 	case *Delegation:
+		c := *p
+		c.normalize()
+		v = &c
+	case Delegation:
 		p.normalize()
+		v = &p
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -159,6 +168,7 @@ func MarshalPayload(v any) ([]byte, error) {
 // produces the canonical form.
 func (d *Delegation) normalize() {
 	for _, s := range []*[]string{&d.Scopes, &d.DataClasses, &d.Destinations} {
+		*s = slices.Clone(*s) // never reorder the caller's slices
 		slices.Sort(*s)
 		*s = slices.Compact(*s)
 		if len(*s) == 0 {

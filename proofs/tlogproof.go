@@ -3,7 +3,10 @@ package proofs
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
+	"strconv"
+	"strings"
 
 	fproof "github.com/transparency-dev/formats/proof"
 	"golang.org/x/mod/sumdb/note"
@@ -35,14 +38,59 @@ func ParseTLogProof(data []byte) (*TLogProof, error) {
 	if len(data) > MaxTLogProofBytes {
 		return nil, Errorf(ReasonTLogProofMalformed, "tlog-proof is %d bytes, limit %d", len(data), MaxTLogProofBytes)
 	}
-	var p TLogProof
-	if err := p.Unmarshal(data); err != nil {
-		return nil, Errorf(ReasonTLogProofMalformed, "%v", err)
+	p, err := parseTLogProof(data)
+	if err != nil {
+		return nil, err
 	}
 	if !bytes.Equal(p.Marshal(), data) {
 		return nil, Errorf(ReasonTLogProofMalformed, "tlog-proof is not in canonical form")
 	}
-	return &p, nil
+	return p, nil
+}
+
+// parseTLogProof reads the C2SP tlog-proof@v1 layout: the header line, an
+// optional "extra <base64>" line, "index <n>", the proof hashes one per
+// line, a blank line, then the checkpoint. (The formats library reads it
+// with a line scanner that cannot hold the extra line of a large leaf.)
+func parseTLogProof(data []byte) (*TLogProof, error) {
+	bad := func(format string, args ...any) error { return Errorf(ReasonTLogProofMalformed, format, args...) }
+	head, cp, ok := bytes.Cut(data, []byte("\n\n"))
+	if !ok {
+		return nil, bad("no blank line before the checkpoint")
+	}
+	lines := strings.Split(string(head), "\n")
+	if lines[0] != "c2sp.org/tlog-proof@v1" {
+		return nil, bad("missing the c2sp.org/tlog-proof@v1 header")
+	}
+	lines = lines[1:]
+	p := &TLogProof{Checkpoint: cp}
+	if len(lines) > 0 && strings.HasPrefix(lines[0], "extra ") {
+		extra, err := base64.StdEncoding.Strict().DecodeString(strings.TrimPrefix(lines[0], "extra "))
+		if err != nil {
+			return nil, bad("extra data is not base64: %v", err)
+		}
+		p.ExtraData = extra
+		lines = lines[1:]
+	}
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "index ") {
+		return nil, bad("missing the index line")
+	}
+	idx, err := strconv.ParseUint(strings.TrimPrefix(lines[0], "index "), 10, 64)
+	if err != nil {
+		return nil, bad("index: %v", err)
+	}
+	p.Index = idx
+	if len(lines)-1 > 64 {
+		return nil, bad("%d proof hashes, at most 64", len(lines)-1)
+	}
+	for _, l := range lines[1:] {
+		h, err := base64.StdEncoding.Strict().DecodeString(l)
+		if err != nil || len(h) != sha256.Size {
+			return nil, bad("proof hash %q is not 32 bytes of base64", l)
+		}
+		p.Hashes = append(p.Hashes, [sha256.Size]byte(h))
+	}
+	return p, nil
 }
 
 // VerifiedEntry is an entry proven to be in the log.

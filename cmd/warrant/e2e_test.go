@@ -153,8 +153,8 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("%d acknowledged appends, want 20", len(acked))
 	}
 	size, _ := e.checkpointSize()
-	if size != 23 {
-		t.Fatalf("log size %d, want 23 (config, 2 bindings, 20 delegations)", size)
+	if size != 24 {
+		t.Fatalf("log size %d, want 24 (config, policy, 2 bindings, 20 delegations)", size)
 	}
 
 	// Every acknowledged entry, as exact bytes.

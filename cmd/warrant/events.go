@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/warrantlog/warrant/client"
+	"github.com/warrantlog/warrant/ledger"
 	"github.com/warrantlog/warrant/proofs"
 )
 
@@ -88,6 +89,7 @@ func runDelegate(ctx context.Context, env *cmdEnv, args []string) error {
 	parent := fs.String("parent", "", "id of the delegation that gave the issuer its authority (empty for a root grant)")
 	rootSubject := fs.String("root-subject", "", "human principal at the root of the chain (default: the parent's, or the issuer for a root grant)")
 	id := fs.String("id", "", "delegation id (default: a fresh random id)")
+	nonce := fs.String("nonce", "", "nonce, unique per issuer (default: a fresh random one)")
 	purpose := fs.String("purpose", "", "free-text purpose")
 	traceID := fs.String("trace-id", "", "trace id (W3C trace context)")
 	a2aTask := fs.String("a2a-task-id", "", "A2A task id")
@@ -126,6 +128,9 @@ func runDelegate(ctx context.Context, env *cmdEnv, args []string) error {
 	if d.ID == "" {
 		d.ID = newDelegationID()
 	}
+	if *nonce != "" {
+		d.Nonce = *nonce
+	}
 	var c *client.Client
 	if d.RootSubject == "" {
 		if d.Parent == "" {
@@ -135,17 +140,23 @@ func runDelegate(ctx context.Context, env *cmdEnv, args []string) error {
 				return err
 			}
 			pe, err := c.Delegation(ctx, d.Parent)
-			if err != nil {
+			switch {
+			case proofs.Reason(err) == ledger.ReasonNotFound:
+				// No such parent: the server decides (and records the
+				// denial); the CLI makes no rule checks of its own.
+				d.RootSubject = d.Issuer
+			case err != nil:
 				return fmt.Errorf("looking up parent %s for its root subject: %w", d.Parent, err)
+			default:
+				d.RootSubject = pe.Leaf.Delegation.RootSubject
 			}
-			d.RootSubject = pe.Leaf.Delegation.RootSubject
 		}
 	}
 	payload, err := proofs.MarshalPayload(d)
 	if err != nil {
 		return err
 	}
-	if err := d.Validate(); err != nil {
+	if d, err = proofs.ParseDelegation(payload); err != nil { // exactly what is signed
 		return err
 	}
 	envelope, err := signer.SignEnvelope(proofs.PayloadTypeDelegation, payload)
@@ -213,6 +224,12 @@ type entryJSON struct {
 	Checkpoint checkpointJSON `json:"checkpoint"`
 	Payload    any            `json:"payload,omitempty"`
 	Signers    []string       `json:"signers,omitempty"`
+	Status     *statusJSON    `json:"status,omitempty"`
+}
+
+type statusJSON struct {
+	State      string `json:"state"`
+	RevokedVia string `json:"revoked_via,omitempty"`
 }
 
 type checkpointJSON struct {

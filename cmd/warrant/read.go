@@ -75,6 +75,9 @@ func runGet(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	j := toEntryJSON(e)
 	j.Payload = payloadOf(e.Leaf)
+	if e.Status != nil {
+		j.Status = &statusJSON{State: e.Status.GetState(), RevokedVia: e.Status.GetRevokedVia()}
+	}
 	if e.Leaf.Env != nil {
 		for _, s := range e.Leaf.Env.Signatures {
 			j.Signers = append(j.Signers, s.KeyID)
@@ -95,6 +98,13 @@ func runGet(ctx context.Context, env *cmdEnv, args []string) error {
 	if e.Leaf.Env != nil {
 		fmt.Fprintf(env.stdout, "payload type %s\nsigned by %v\n", e.Leaf.Env.PayloadType, j.Signers)
 	}
+	if j.Status != nil {
+		fmt.Fprintf(env.stdout, "status %s", j.Status.State)
+		if j.Status.RevokedVia != "" {
+			fmt.Fprintf(env.stdout, " (via %s)", j.Status.RevokedVia)
+		}
+		fmt.Fprintln(env.stdout, " (server's account, not proven: see `warrant audit`)")
+	}
 	fmt.Fprintf(env.stdout, "%s\ncheckpoint %s\ninclusion proof verified against the signed checkpoint\n", body, e.Checkpoint)
 	return nil
 }
@@ -108,6 +118,12 @@ func payloadOf(l *proofs.ParsedLeaf) any {
 		return l.KeyBinding
 	case l.Config != nil:
 		return l.Config
+	case l.Revocation != nil:
+		return l.Revocation
+	case l.PolicyUpdate != nil:
+		return l.PolicyUpdate
+	case l.Leaf.Policy != nil:
+		return l.Leaf.Policy
 	}
 	return nil
 }

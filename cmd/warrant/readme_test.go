@@ -41,9 +41,9 @@ func TestREADMEQuickstart(t *testing.T) {
 	for _, want := range []string{
 		"registered spiffe://example.org/human/alice",
 		`"id":"dlg_triage"`,
-		"entry 5: delegation dlg_triage",
+		"entry 6: delegation dlg_triage",
 		"inclusion proof verified",
-		"verified: entry 5 (delegation dlg_triage)",
+		"verified: entry 6 (delegation dlg_triage)",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("quickstart output lacks %q:\n%s", want, out)

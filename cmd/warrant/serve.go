@@ -26,6 +26,11 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	batchEntries := fs.Int("batch-max-entries", 1024, "most entries in one group commit")
 	batchBytes := fs.Int("batch-max-bytes", 2<<20, "most envelope bytes in one group commit")
 	batchWait := fs.Duration("batch-max-wait", 0, "longest wait for more requests once a batch has one (0: none)")
+	def := proofs.DefaultRuleLimits()
+	lifeExec := fs.Duration("lifetime-execute", time.Duration(def.LifetimeExecuteSeconds)*time.Second, "longest delegation to an execute-tier delegate")
+	lifeDraft := fs.Duration("lifetime-draft", time.Duration(def.LifetimeDraftSeconds)*time.Second, "longest delegation to a draft-tier delegate")
+	lifeRoot := fs.Duration("lifetime-root", time.Duration(def.LifetimeRootSeconds)*time.Second, "longest root grant")
+	maxDepth := fs.Int("max-depth", def.MaxDepth, "longest delegation chain (a root grant has depth 1)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
@@ -33,6 +38,14 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	if len(pos) != 0 {
 		return usagef("serve takes no arguments, got %q", pos)
+	}
+	for _, d := range []*time.Duration{lifeExec, lifeDraft, lifeRoot} {
+		if *d < time.Second || *d%time.Second != 0 {
+			return usagef("lifetimes are whole seconds, at least 1s")
+		}
+	}
+	if *maxDepth < 1 {
+		return usagef("--max-depth must be at least 1")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -55,7 +68,13 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		MaxBatchEntries: *batchEntries,
 		MaxBatchBytes:   *batchBytes,
 		MaxBatchWait:    *batchWait,
-		Logger:          logger,
+		Rules: proofs.RuleLimits{
+			LifetimeExecuteSeconds: int64(*lifeExec / time.Second),
+			LifetimeDraftSeconds:   int64(*lifeDraft / time.Second),
+			LifetimeRootSeconds:    int64(*lifeRoot / time.Second),
+			MaxDepth:               *maxDepth,
+		},
+		Logger: logger,
 	})
 	if errors.Is(err, ledger.ErrStoreMismatch) {
 		return &proofs.Error{Reason: "store_mismatch", Err: fmt.Errorf("%v. Refusing to serve. Do not delete the checkpoint: restore %s from a backup taken before the damage, or move it aside and investigate", err, *data)}

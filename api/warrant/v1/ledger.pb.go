@@ -257,8 +257,12 @@ type GetEntryResponse struct {
 	Entry *ProvenEntry `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
 	// Consistency proof from GetEntryRequest.trusted_size to the checkpoint.
 	ConsistencyProof [][]byte `protobuf:"bytes,2,rep,name=consistency_proof,json=consistencyProof,proto3" json:"consistency_proof,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// For an accepted delegation, its effective status now. Informational and
+	// not proven: a proof shows what the log holds, not the absence of a later
+	// revocation; `warrant audit` over the whole log establishes that.
+	Status        *DelegationStatus `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetEntryResponse) Reset() {
@@ -305,6 +309,69 @@ func (x *GetEntryResponse) GetConsistencyProof() [][]byte {
 	return nil
 }
 
+func (x *GetEntryResponse) GetStatus() *DelegationStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+// DelegationStatus is a delegation's effective status.
+type DelegationStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "active", "revoked", "expired" or "not_yet_valid".
+	State string `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	// When revoked: the id of the revoked delegation (this one, or an
+	// ancestor whose revocation cascades to it).
+	RevokedVia    string `protobuf:"bytes,2,opt,name=revoked_via,json=revokedVia,proto3" json:"revoked_via,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DelegationStatus) Reset() {
+	*x = DelegationStatus{}
+	mi := &file_warrant_v1_ledger_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DelegationStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DelegationStatus) ProtoMessage() {}
+
+func (x *DelegationStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_warrant_v1_ledger_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DelegationStatus.ProtoReflect.Descriptor instead.
+func (*DelegationStatus) Descriptor() ([]byte, []int) {
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *DelegationStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *DelegationStatus) GetRevokedVia() string {
+	if x != nil {
+		return x.RevokedVia
+	}
+	return ""
+}
+
 // GetEntriesRequest asks for the entries [start, start+count).
 type GetEntriesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -321,7 +388,7 @@ type GetEntriesRequest struct {
 
 func (x *GetEntriesRequest) Reset() {
 	*x = GetEntriesRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[4]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -333,7 +400,7 @@ func (x *GetEntriesRequest) String() string {
 func (*GetEntriesRequest) ProtoMessage() {}
 
 func (x *GetEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[4]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -346,7 +413,7 @@ func (x *GetEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntriesRequest.ProtoReflect.Descriptor instead.
 func (*GetEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{4}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetEntriesRequest) GetStart() uint64 {
@@ -395,7 +462,7 @@ type GetEntriesResponse struct {
 
 func (x *GetEntriesResponse) Reset() {
 	*x = GetEntriesResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[5]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +474,7 @@ func (x *GetEntriesResponse) String() string {
 func (*GetEntriesResponse) ProtoMessage() {}
 
 func (x *GetEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[5]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +487,7 @@ func (x *GetEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntriesResponse.ProtoReflect.Descriptor instead.
 func (*GetEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{5}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetEntriesResponse) GetStart() uint64 {
@@ -476,7 +543,7 @@ type GetCheckpointRequest struct {
 
 func (x *GetCheckpointRequest) Reset() {
 	*x = GetCheckpointRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[6]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -488,7 +555,7 @@ func (x *GetCheckpointRequest) String() string {
 func (*GetCheckpointRequest) ProtoMessage() {}
 
 func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[6]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -501,7 +568,7 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{6}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetCheckpointRequest) GetTrustedSize() uint64 {
@@ -524,7 +591,7 @@ type GetCheckpointResponse struct {
 
 func (x *GetCheckpointResponse) Reset() {
 	*x = GetCheckpointResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[7]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +603,7 @@ func (x *GetCheckpointResponse) String() string {
 func (*GetCheckpointResponse) ProtoMessage() {}
 
 func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[7]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +616,7 @@ func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{7}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetCheckpointResponse) GetCheckpoint() []byte {
@@ -584,7 +651,7 @@ type GetInclusionProofRequest struct {
 
 func (x *GetInclusionProofRequest) Reset() {
 	*x = GetInclusionProofRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[8]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +663,7 @@ func (x *GetInclusionProofRequest) String() string {
 func (*GetInclusionProofRequest) ProtoMessage() {}
 
 func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[8]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +676,7 @@ func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{8}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetInclusionProofRequest) GetKey() isGetInclusionProofRequest_Key {
@@ -679,7 +746,7 @@ type GetInclusionProofResponse struct {
 
 func (x *GetInclusionProofResponse) Reset() {
 	*x = GetInclusionProofResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[9]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +758,7 @@ func (x *GetInclusionProofResponse) String() string {
 func (*GetInclusionProofResponse) ProtoMessage() {}
 
 func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[9]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +771,7 @@ func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{9}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetInclusionProofResponse) GetIndex() uint64 {
@@ -748,7 +815,7 @@ type GetConsistencyProofRequest struct {
 
 func (x *GetConsistencyProofRequest) Reset() {
 	*x = GetConsistencyProofRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +827,7 @@ func (x *GetConsistencyProofRequest) String() string {
 func (*GetConsistencyProofRequest) ProtoMessage() {}
 
 func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +840,7 @@ func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{10}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetConsistencyProofRequest) GetFromSize() uint64 {
@@ -807,7 +874,7 @@ type GetConsistencyProofResponse struct {
 
 func (x *GetConsistencyProofResponse) Reset() {
 	*x = GetConsistencyProofResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +886,7 @@ func (x *GetConsistencyProofResponse) String() string {
 func (*GetConsistencyProofResponse) ProtoMessage() {}
 
 func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +899,7 @@ func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{11}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetConsistencyProofResponse) GetFromSize() uint64 {
@@ -884,7 +951,7 @@ type ProvenEntry struct {
 
 func (x *ProvenEntry) Reset() {
 	*x = ProvenEntry{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +963,7 @@ func (x *ProvenEntry) String() string {
 func (*ProvenEntry) ProtoMessage() {}
 
 func (x *ProvenEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +976,7 @@ func (x *ProvenEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvenEntry.ProtoReflect.Descriptor instead.
 func (*ProvenEntry) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{12}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ProvenEntry) GetIndex() uint64 {
@@ -959,7 +1026,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1038,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1051,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{13}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ErrorDetail) GetReason() string {
@@ -1011,10 +1078,15 @@ const file_warrant_v1_ledger_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x04H\x00R\x05index\x12%\n" +
 	"\rdelegation_id\x18\x02 \x01(\tH\x00R\fdelegationId\x12!\n" +
 	"\ftrusted_size\x18\x03 \x01(\x04R\vtrustedSizeB\x05\n" +
-	"\x03key\"n\n" +
+	"\x03key\"\xa4\x01\n" +
 	"\x10GetEntryResponse\x12-\n" +
 	"\x05entry\x18\x01 \x01(\v2\x17.warrant.v1.ProvenEntryR\x05entry\x12+\n" +
-	"\x11consistency_proof\x18\x02 \x03(\fR\x10consistencyProof\"b\n" +
+	"\x11consistency_proof\x18\x02 \x03(\fR\x10consistencyProof\x124\n" +
+	"\x06status\x18\x03 \x01(\v2\x1c.warrant.v1.DelegationStatusR\x06status\"I\n" +
+	"\x10DelegationStatus\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x1f\n" +
+	"\vrevoked_via\x18\x02 \x01(\tR\n" +
+	"revokedVia\"b\n" +
 	"\x11GetEntriesRequest\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\rR\x05count\x12!\n" +
@@ -1089,43 +1161,45 @@ func file_warrant_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_warrant_v1_ledger_proto_rawDescData
 }
 
-var file_warrant_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_warrant_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_warrant_v1_ledger_proto_goTypes = []any{
 	(*AppendRequest)(nil),               // 0: warrant.v1.AppendRequest
 	(*AppendResponse)(nil),              // 1: warrant.v1.AppendResponse
 	(*GetEntryRequest)(nil),             // 2: warrant.v1.GetEntryRequest
 	(*GetEntryResponse)(nil),            // 3: warrant.v1.GetEntryResponse
-	(*GetEntriesRequest)(nil),           // 4: warrant.v1.GetEntriesRequest
-	(*GetEntriesResponse)(nil),          // 5: warrant.v1.GetEntriesResponse
-	(*GetCheckpointRequest)(nil),        // 6: warrant.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),       // 7: warrant.v1.GetCheckpointResponse
-	(*GetInclusionProofRequest)(nil),    // 8: warrant.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),   // 9: warrant.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),  // 10: warrant.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil), // 11: warrant.v1.GetConsistencyProofResponse
-	(*ProvenEntry)(nil),                 // 12: warrant.v1.ProvenEntry
-	(*ErrorDetail)(nil),                 // 13: warrant.v1.ErrorDetail
+	(*DelegationStatus)(nil),            // 4: warrant.v1.DelegationStatus
+	(*GetEntriesRequest)(nil),           // 5: warrant.v1.GetEntriesRequest
+	(*GetEntriesResponse)(nil),          // 6: warrant.v1.GetEntriesResponse
+	(*GetCheckpointRequest)(nil),        // 7: warrant.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),       // 8: warrant.v1.GetCheckpointResponse
+	(*GetInclusionProofRequest)(nil),    // 9: warrant.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),   // 10: warrant.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),  // 11: warrant.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil), // 12: warrant.v1.GetConsistencyProofResponse
+	(*ProvenEntry)(nil),                 // 13: warrant.v1.ProvenEntry
+	(*ErrorDetail)(nil),                 // 14: warrant.v1.ErrorDetail
 }
 var file_warrant_v1_ledger_proto_depIdxs = []int32{
-	12, // 0: warrant.v1.AppendResponse.entry:type_name -> warrant.v1.ProvenEntry
-	12, // 1: warrant.v1.GetEntryResponse.entry:type_name -> warrant.v1.ProvenEntry
-	0,  // 2: warrant.v1.LedgerService.Append:input_type -> warrant.v1.AppendRequest
-	2,  // 3: warrant.v1.LedgerService.GetEntry:input_type -> warrant.v1.GetEntryRequest
-	4,  // 4: warrant.v1.LedgerService.GetEntries:input_type -> warrant.v1.GetEntriesRequest
-	6,  // 5: warrant.v1.LedgerService.GetCheckpoint:input_type -> warrant.v1.GetCheckpointRequest
-	8,  // 6: warrant.v1.LedgerService.GetInclusionProof:input_type -> warrant.v1.GetInclusionProofRequest
-	10, // 7: warrant.v1.LedgerService.GetConsistencyProof:input_type -> warrant.v1.GetConsistencyProofRequest
-	1,  // 8: warrant.v1.LedgerService.Append:output_type -> warrant.v1.AppendResponse
-	3,  // 9: warrant.v1.LedgerService.GetEntry:output_type -> warrant.v1.GetEntryResponse
-	5,  // 10: warrant.v1.LedgerService.GetEntries:output_type -> warrant.v1.GetEntriesResponse
-	7,  // 11: warrant.v1.LedgerService.GetCheckpoint:output_type -> warrant.v1.GetCheckpointResponse
-	9,  // 12: warrant.v1.LedgerService.GetInclusionProof:output_type -> warrant.v1.GetInclusionProofResponse
-	11, // 13: warrant.v1.LedgerService.GetConsistencyProof:output_type -> warrant.v1.GetConsistencyProofResponse
-	8,  // [8:14] is the sub-list for method output_type
-	2,  // [2:8] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	13, // 0: warrant.v1.AppendResponse.entry:type_name -> warrant.v1.ProvenEntry
+	13, // 1: warrant.v1.GetEntryResponse.entry:type_name -> warrant.v1.ProvenEntry
+	4,  // 2: warrant.v1.GetEntryResponse.status:type_name -> warrant.v1.DelegationStatus
+	0,  // 3: warrant.v1.LedgerService.Append:input_type -> warrant.v1.AppendRequest
+	2,  // 4: warrant.v1.LedgerService.GetEntry:input_type -> warrant.v1.GetEntryRequest
+	5,  // 5: warrant.v1.LedgerService.GetEntries:input_type -> warrant.v1.GetEntriesRequest
+	7,  // 6: warrant.v1.LedgerService.GetCheckpoint:input_type -> warrant.v1.GetCheckpointRequest
+	9,  // 7: warrant.v1.LedgerService.GetInclusionProof:input_type -> warrant.v1.GetInclusionProofRequest
+	11, // 8: warrant.v1.LedgerService.GetConsistencyProof:input_type -> warrant.v1.GetConsistencyProofRequest
+	1,  // 9: warrant.v1.LedgerService.Append:output_type -> warrant.v1.AppendResponse
+	3,  // 10: warrant.v1.LedgerService.GetEntry:output_type -> warrant.v1.GetEntryResponse
+	6,  // 11: warrant.v1.LedgerService.GetEntries:output_type -> warrant.v1.GetEntriesResponse
+	8,  // 12: warrant.v1.LedgerService.GetCheckpoint:output_type -> warrant.v1.GetCheckpointResponse
+	10, // 13: warrant.v1.LedgerService.GetInclusionProof:output_type -> warrant.v1.GetInclusionProofResponse
+	12, // 14: warrant.v1.LedgerService.GetConsistencyProof:output_type -> warrant.v1.GetConsistencyProofResponse
+	9,  // [9:15] is the sub-list for method output_type
+	3,  // [3:9] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_warrant_v1_ledger_proto_init() }
@@ -1137,7 +1211,7 @@ func file_warrant_v1_ledger_proto_init() {
 		(*GetEntryRequest_Index)(nil),
 		(*GetEntryRequest_DelegationId)(nil),
 	}
-	file_warrant_v1_ledger_proto_msgTypes[8].OneofWrappers = []any{
+	file_warrant_v1_ledger_proto_msgTypes[9].OneofWrappers = []any{
 		(*GetInclusionProofRequest_Index)(nil),
 		(*GetInclusionProofRequest_LeafHash)(nil),
 	}
@@ -1147,7 +1221,7 @@ func file_warrant_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warrant_v1_ledger_proto_rawDesc), len(file_warrant_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,118 @@
+package ledger
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/warrantlog/warrant/proofs"
+)
+
+// chainState implements proofs.ChainState over the store, seen through one
+// Badger transaction, plus an overlay of what the current batch has staged
+// but not yet committed. The rules therefore see exactly the entries before
+// the one being decided, as an offline replay does.
+type chainState struct {
+	txn      *badger.Txn
+	bindings *proofs.Bindings
+	cache    *delegationCache
+
+	// Overlay of the batch being sequenced (nil maps for read-only use).
+	dels    map[string]*proofs.DelegationRecord
+	revoked map[string]bool
+	nonces  map[string]bool
+}
+
+func newChainState(txn *badger.Txn, bs *proofs.Bindings, cache *delegationCache) *chainState {
+	return &chainState{
+		txn: txn, bindings: bs, cache: cache,
+		dels: map[string]*proofs.DelegationRecord{}, revoked: map[string]bool{}, nonces: map[string]bool{},
+	}
+}
+
+func (c *chainState) Binding(agent string) *proofs.Binding { return c.bindings.Agent(agent) }
+
+func (c *chainState) Delegation(id string) (*proofs.DelegationRecord, error) {
+	if r := c.dels[id]; r != nil {
+		return r, nil
+	}
+	if r := c.cache.get(id); r != nil {
+		return r, nil
+	}
+	idx, ok, err := getIndex(c.txn, strKey(tDelegID, id))
+	if err != nil || !ok {
+		return nil, err
+	}
+	raw, err := getValue(c.txn, leafKey(idx))
+	if err != nil {
+		return nil, err
+	}
+	p, err := proofs.ParseLeaf(raw)
+	if err != nil || p.Delegation == nil {
+		return nil, &proofs.Error{Reason: ReasonDataLoss, Err: fmt.Errorf("delegation %q at entry %d: %v", id, idx, err)}
+	}
+	r := &proofs.DelegationRecord{Index: idx, D: p.Delegation}
+	c.cache.put(id, r)
+	return r, nil
+}
+
+func (c *chainState) Revoked(id string) (bool, error) {
+	if c.revoked[id] {
+		return true, nil
+	}
+	_, ok, err := getIndex(c.txn, strKey(tRevoked, id))
+	return ok, err
+}
+
+func (c *chainState) IDUsed(id string) (bool, error) {
+	if c.dels[id] != nil {
+		return true, nil
+	}
+	_, ok, err := getIndex(c.txn, strKey(tDelegID, id))
+	return ok, err
+}
+
+func (c *chainState) NonceUsed(issuer, nonce string) (bool, error) {
+	if c.nonces[issuer+"\x00"+nonce] {
+		return true, nil
+	}
+	_, ok, err := getIndex(c.txn, nonceKey(issuer, nonce))
+	return ok, err
+}
+
+// delegationCache keeps recently used accepted delegations, which never
+// change once committed, so that walking a chain rarely touches the store.
+// It is bounded; entries are added only after their commit.
+type delegationCache struct {
+	mu   sync.Mutex
+	max  int
+	m    map[string]*proofs.DelegationRecord
+	ring []string
+	next int
+}
+
+func newDelegationCache(max int) *delegationCache {
+	return &delegationCache{max: max, m: make(map[string]*proofs.DelegationRecord, max), ring: make([]string, max)}
+}
+
+func (c *delegationCache) get(id string) *proofs.DelegationRecord {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[id]
+}
+
+// put adds a committed delegation, evicting the oldest beyond the bound.
+func (c *delegationCache) put(id string, r *proofs.DelegationRecord) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[id]; ok {
+		return
+	}
+	if old := c.ring[c.next]; old != "" {
+		delete(c.m, old)
+	}
+	c.ring[c.next] = id
+	c.next = (c.next + 1) % c.max
+	c.m[id] = r
+}

@@ -1,0 +1,54 @@
+package proofs
+
+import "maps"
+
+// ReasonKeyInUse denies a key binding whose key is bound to another agent:
+// one key names one identity, or signatures would be ambiguous.
+const ReasonKeyInUse = "key_in_use"
+
+// Bindings is an immutable snapshot of the key bindings in force. With
+// returns a new snapshot, so a snapshot can be shared between goroutines
+// and kept as evidence of what a check saw.
+type Bindings struct {
+	byAgent map[string]*Binding
+	byKeyID map[string]*Binding
+}
+
+// NewBindings returns an empty set.
+func NewBindings() *Bindings {
+	return &Bindings{byAgent: map[string]*Binding{}, byKeyID: map[string]*Binding{}}
+}
+
+// Agent returns the binding in force for agent, or nil.
+func (b *Bindings) Agent(agent string) *Binding { return b.byAgent[agent] }
+
+// KeyID returns the binding in force whose key has id, or nil.
+func (b *Bindings) KeyID(id string) *Binding { return b.byKeyID[id] }
+
+// Len is the number of agents with a binding in force.
+func (b *Bindings) Len() int { return len(b.byAgent) }
+
+// DecideKeyBinding decides an authentic key binding (signed by a registrar).
+func (b *Bindings) DecideKeyBinding(kb *KeyBinding) *Decision {
+	if other := b.byKeyID[KeyID(kb.PublicKey)]; other != nil && other.Agent != kb.Agent {
+		return &Decision{Outcome: OutcomeDenied, Reasons: []string{ReasonKeyInUse}}
+	}
+	return &Decision{Outcome: OutcomeAccepted}
+}
+
+// With returns the set after the accepted binding entry kb at index idx: a
+// new binding replaces the agent's (key rotation); a revoked one removes it
+// (key revocation).
+func (b *Bindings) With(kb *KeyBinding, key *PublicKey, idx uint64) *Bindings {
+	c := &Bindings{byAgent: maps.Clone(b.byAgent), byKeyID: maps.Clone(b.byKeyID)}
+	if old := c.byAgent[kb.Agent]; old != nil {
+		delete(c.byKeyID, old.Key.ID)
+		delete(c.byAgent, kb.Agent)
+	}
+	if !kb.Revoked {
+		nb := &Binding{Agent: kb.Agent, Key: key, Tier: kb.Tier, Human: kb.Human, Index: idx}
+		c.byAgent[kb.Agent] = nb
+		c.byKeyID[key.ID] = nb
+	}
+	return c
+}

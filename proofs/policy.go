@@ -1,0 +1,264 @@
+package proofs
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/cedar-policy/cedar-go"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+)
+
+// CedarVersion is the cedar-go module version that evaluates policies; every
+// decision records it. A test checks it against go.mod.
+const CedarVersion = "v1.9.1"
+
+// MaxPolicyBytes bounds a policy text (it must fit an envelope).
+const MaxPolicyBytes = 16 << 10
+
+// Reason codes of policy handling.
+const (
+	ReasonPolicyInvalid = "policy_invalid"
+	ReasonPolicyForbid  = "policy_forbid"
+)
+
+var reasonCode = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+
+// Policy is a parsed Cedar policy set in warrant's conventions: every policy
+// carries a unique @id("...") annotation (its id in decisions), and a forbid
+// policy may carry @reason("snake_case_code"), the reason code recorded when
+// it denies. A forbid without @reason denies with ReasonPolicyForbid.
+//
+// A delegation is evaluated as the Cedar request
+//
+//	principal: Agent::"<issuer SPIFFE ID>"
+//	action:    Action::"delegate"
+//	resource:  Agent::"<delegate SPIFFE ID>"
+//
+// where each Agent entity has the attributes trust_domain (String), tier
+// ("draft", "execute" or "unknown" when not registered), human and
+// registered (Bool), and the context is built by PolicyContext.
+type Policy struct {
+	// Text is the policy source exactly as recorded in the log.
+	Text []byte
+	// Digest is "sha256:<hex>" of Text.
+	Digest string
+
+	set     *cedar.PolicySet
+	reasons map[cedar.PolicyID]string
+}
+
+// ParsePolicy parses and checks a policy text.
+func ParsePolicy(text []byte) (*Policy, error) {
+	if len(text) > MaxPolicyBytes {
+		return nil, Errorf(ReasonPolicyInvalid, "policy is %d bytes, limit %d", len(text), MaxPolicyBytes)
+	}
+	if !utf8.Valid(text) {
+		return nil, Errorf(ReasonPolicyInvalid, "policy is not valid UTF-8")
+	}
+	list, err := cedar.NewPolicyListFromBytes("policy.cedar", text)
+	if err != nil {
+		return nil, Errorf(ReasonPolicyInvalid, "%v", err)
+	}
+	if len(list) == 0 {
+		return nil, Errorf(ReasonPolicyInvalid, "the policy has no permit or forbid statements")
+	}
+	p := &Policy{Text: slices.Clone(text), Digest: HashID(text), set: cedar.NewPolicySet(), reasons: map[cedar.PolicyID]string{}}
+	for _, pol := range list {
+		ann := pol.Annotations()
+		id := string(ann["id"])
+		if id == "" {
+			return nil, Errorf(ReasonPolicyInvalid, "policy at %v has no @id annotation", pol.Position())
+		}
+		if !p.set.Add(cedar.PolicyID(id), pol) {
+			return nil, Errorf(ReasonPolicyInvalid, "two policies have @id(%q)", id)
+		}
+		if r, ok := ann["reason"]; ok {
+			if !reasonCode.MatchString(string(r)) {
+				return nil, Errorf(ReasonPolicyInvalid, "policy %q: @reason(%q) is not a snake_case reason code", id, r)
+			}
+			if pol.Effect() != cedar.Forbid {
+				return nil, Errorf(ReasonPolicyInvalid, "policy %q: only forbid policies carry a @reason", id)
+			}
+			p.reasons[cedar.PolicyID(id)] = string(r)
+		}
+	}
+	return p, nil
+}
+
+// PolicyInput is what a policy decision sees of a delegation.
+type PolicyInput struct {
+	D *Delegation
+	// Issuer and Delegate are the bindings in force (Delegate may be nil:
+	// not registered).
+	Issuer, Delegate *Binding
+	// Depth is the delegation's position in its chain (a root grant is 1).
+	Depth int
+	// HumanApproved is true when a registered human other than the issuer
+	// co-signed, or the issuer is itself human.
+	HumanApproved bool
+	// Approvers are the SPIFFE IDs of registered humans who co-signed.
+	Approvers []string
+}
+
+// PolicyDecision is the outcome of evaluating a policy.
+type PolicyDecision struct {
+	Allowed bool
+	// Reasons are the reason codes of the forbidding policies, sorted.
+	Reasons []string
+	// PolicyIDs are the ids of the determining policies, sorted.
+	PolicyIDs []string
+}
+
+// Evaluate decides a delegation under the policy.
+func (p *Policy) Evaluate(in PolicyInput) PolicyDecision {
+	req := cedar.Request{
+		Principal: cedar.NewEntityUID("Agent", cedar.String(in.D.Issuer)),
+		Action:    cedar.NewEntityUID("Action", "delegate"),
+		Resource:  cedar.NewEntityUID("Agent", cedar.String(in.D.Delegate)),
+		Context:   PolicyContext(in),
+	}
+	entities := cedar.EntityMap{
+		req.Principal: agentEntity(in.D.Issuer, in.Issuer),
+	}
+	entities[req.Resource] = agentEntity(in.D.Delegate, in.Delegate)
+	decision, diag := cedar.Authorize(p.set, entities, req)
+	out := PolicyDecision{Allowed: decision == cedar.Allow}
+	for _, r := range diag.Reasons {
+		out.PolicyIDs = append(out.PolicyIDs, string(r.PolicyID))
+		if !out.Allowed {
+			if code, ok := p.reasons[r.PolicyID]; ok {
+				out.Reasons = append(out.Reasons, code)
+			} else {
+				out.Reasons = append(out.Reasons, ReasonPolicyForbid)
+			}
+		}
+	}
+	if !out.Allowed && len(out.Reasons) == 0 {
+		out.Reasons = []string{ReasonPolicyForbid} // no permit matched
+	}
+	slices.Sort(out.PolicyIDs)
+	slices.Sort(out.Reasons)
+	out.Reasons = slices.Compact(out.Reasons)
+	return out
+}
+
+func agentEntity(id string, b *Binding) cedar.Entity {
+	tier, human, registered := "unknown", false, false
+	if b != nil {
+		tier, human, registered = b.Tier, b.Human, true
+	}
+	return cedar.Entity{
+		UID: cedar.NewEntityUID("Agent", cedar.String(id)),
+		Attributes: cedar.NewRecord(cedar.RecordMap{
+			"trust_domain": cedar.String(trustDomain(id)),
+			"tier":         cedar.String(tier),
+			"human":        cedar.Boolean(human),
+			"registered":   cedar.Boolean(registered),
+		}),
+	}
+}
+
+// trustDomain returns the SPIFFE trust domain of id, or "" if id is not a
+// SPIFFE ID (payload validation rules that out before policy runs).
+func trustDomain(id string) string {
+	sid, err := spiffeid.FromString(id)
+	if err != nil {
+		return ""
+	}
+	return sid.TrustDomain().Name()
+}
+
+// PolicyContext builds the Cedar context of a delegation request:
+//
+//	task            String  the task path
+//	task_segments   Set     its "/"-separated segments
+//	scopes          Set     scopes granted
+//	scope_actions   Set     the part of each scope after its last ":" ("admin" for "tickets:admin")
+//	data_classes    Set     data classes
+//	destinations    Set     destination systems
+//	issuer_domain   String  SPIFFE trust domain of the issuer
+//	delegate_domain String  SPIFFE trust domain of the delegate
+//	root_grant      Bool    no parent
+//	depth           Long    position in the chain (root grant: 1)
+//	lifetime_seconds Long   expires_at - not_before
+//	human_approved  Bool    see PolicyInput.HumanApproved
+//	approvers       Set     SPIFFE IDs of human co-signers
+//	purpose         String  free text
+func PolicyContext(in PolicyInput) cedar.Record {
+	d := in.D
+	var segments []string
+	if d.Task != "/" {
+		segments = strings.Split(strings.TrimPrefix(d.Task, "/"), "/")
+	}
+	var actions []string
+	for _, s := range d.Scopes {
+		if i := strings.LastIndexByte(s, ':'); i >= 0 {
+			actions = append(actions, s[i+1:])
+		} else {
+			actions = append(actions, s)
+		}
+	}
+	var lifetime int64
+	if nb, err := ParseTime("not_before", d.NotBefore); err == nil {
+		if exp, err := ParseTime("expires_at", d.ExpiresAt); err == nil {
+			lifetime = int64(exp.Sub(nb).Seconds())
+		}
+	}
+	return cedar.NewRecord(cedar.RecordMap{
+		"task":             cedar.String(d.Task),
+		"task_segments":    stringSet(segments),
+		"scopes":           stringSet(d.Scopes),
+		"scope_actions":    stringSet(actions),
+		"data_classes":     stringSet(d.DataClasses),
+		"destinations":     stringSet(d.Destinations),
+		"issuer_domain":    cedar.String(trustDomain(d.Issuer)),
+		"delegate_domain":  cedar.String(trustDomain(d.Delegate)),
+		"root_grant":       cedar.Boolean(d.Parent == ""),
+		"depth":            cedar.Long(in.Depth),
+		"lifetime_seconds": cedar.Long(lifetime),
+		"human_approved":   cedar.Boolean(in.HumanApproved),
+		"approvers":        stringSet(in.Approvers),
+		"purpose":          cedar.String(d.Purpose),
+	})
+}
+
+func stringSet(v []string) cedar.Set {
+	vals := make([]cedar.Value, len(v))
+	for i, s := range v {
+		vals[i] = cedar.String(s)
+	}
+	return cedar.NewSet(vals...)
+}
+
+// PolicyUpdate is the payload of PayloadTypePolicy envelopes, signed by an
+// admin key the log's configuration names: the new policy in force from
+// its entry on.
+type PolicyUpdate struct {
+	// Text is the Cedar policy source.
+	Text string `json:"text"`
+	// IssuedAt is when the admin signed it.
+	IssuedAt string `json:"issued_at"`
+	// Nonce makes every policy envelope unique.
+	Nonce string `json:"nonce"`
+}
+
+// ParsePolicyUpdate decodes a policy payload and parses its policy.
+func ParsePolicyUpdate(payload []byte) (*PolicyUpdate, *Policy, error) {
+	var u PolicyUpdate
+	if err := decodeCanonical(payload, &u); err != nil {
+		return nil, nil, err
+	}
+	if _, err := ParseTime("issued_at", u.IssuedAt); err != nil {
+		return nil, nil, err
+	}
+	if err := validateNonce(u.Nonce); err != nil {
+		return nil, nil, err
+	}
+	p, err := ParsePolicy([]byte(u.Text))
+	if err != nil {
+		return nil, nil, err
+	}
+	return &u, p, nil
+}
