@@ -111,6 +111,7 @@ type fixture struct {
 	log       *Log
 	dir       string
 	registrar *testKey
+	admin     *testKey
 	human     *testKey
 	agent     *testKey
 }
@@ -122,8 +123,13 @@ const (
 
 func newFixture(t testing.TB, mod func(*Options)) *fixture {
 	t.Helper()
-	f := &fixture{dir: t.TempDir(), registrar: newTestKey(t), human: newTestKey(t), agent: newTestKey(t)}
-	f.log = openTestLog(t, f.dir, f.registrar, mod)
+	f := &fixture{dir: t.TempDir(), registrar: newTestKey(t), admin: newTestKey(t), human: newTestKey(t), agent: newTestKey(t)}
+	f.log = openTestLog(t, f.dir, f.registrar, func(o *Options) {
+		o.AdminKeys = []*proofs.PublicKey{f.admin.pub()}
+		if mod != nil {
+			mod(o)
+		}
+	})
 	t.Cleanup(func() { f.log.Close() })
 	ctx := context.Background()
 	if _, err := f.log.Append(ctx, bindingEnvelope(t, f.registrar, humanID, f.human, proofs.TierDraft, true)); err != nil {
@@ -134,3 +140,7 @@ func newFixture(t testing.TB, mod func(*Options)) *fixture {
 	}
 	return f
 }
+
+// withAdmin sets the fixture's admin key, for reopening its log with the
+// same configuration.
+func (f *fixture) withAdmin(o *Options) { o.AdminKeys = []*proofs.PublicKey{f.admin.pub()} }

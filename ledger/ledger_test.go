@@ -196,7 +196,7 @@ func TestRestartAppendsNothingAndConfigChangeAppendsOne(t *testing.T) {
 	before := f.log.Checkpoint()
 	f.log.Close()
 
-	l := openTestLog(t, f.dir, f.registrar, nil)
+	l := openTestLog(t, f.dir, f.registrar, f.withAdmin)
 	after := l.Checkpoint()
 	if after.Size != before.Size || !bytes.Equal(after.Root, before.Root) {
 		t.Fatalf("restart changed the log: %v -> %v", before, after)
@@ -204,7 +204,7 @@ func TestRestartAppendsNothingAndConfigChangeAppendsOne(t *testing.T) {
 	l.Close()
 
 	other := newTestKey(t)
-	l = openTestLog(t, f.dir, f.registrar, func(o *Options) { o.RegistrarKeys = append(o.RegistrarKeys, other.pub()) })
+	l = openTestLog(t, f.dir, f.registrar, func(o *Options) { f.withAdmin(o); o.RegistrarKeys = append(o.RegistrarKeys, other.pub()) })
 	defer l.Close()
 	if got := l.Checkpoint().Size; got != before.Size+1 {
 		t.Fatalf("config change: size %d, want %d", got, before.Size+1)
@@ -281,7 +281,7 @@ func TestOpenRefusesTamperedStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			db.Close()
-			_, err = Open(context.Background(), Options{Dir: f.dir, Origin: "test.example/log", RegistrarKeys: []*proofs.PublicKey{f.registrar.pub()}, Logger: quietLogger()})
+			_, err = Open(context.Background(), Options{Dir: f.dir, Origin: "test.example/log", RegistrarKeys: []*proofs.PublicKey{f.registrar.pub()}, AdminKeys: []*proofs.PublicKey{f.admin.pub()}, Logger: quietLogger()})
 			if !errors.Is(err, ErrStoreMismatch) {
 				t.Fatalf("Open on a damaged store: %v, want ErrStoreMismatch", err)
 			}
@@ -306,7 +306,7 @@ func TestCommittedButUnsignedIsSignedOnOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	l := openTestLog(t, f.dir, f.registrar, nil)
+	l := openTestLog(t, f.dir, f.registrar, f.withAdmin)
 	defer l.Close()
 	cp := l.Checkpoint()
 	if cp.Size != old.Size+7 {
@@ -628,7 +628,7 @@ func TestCloseFinishesQueuedRequests(t *testing.T) {
 	f.log.Close()
 	wg.Wait()
 	close(acked)
-	l := openTestLog(t, f.dir, f.registrar, nil)
+	l := openTestLog(t, f.dir, f.registrar, f.withAdmin)
 	defer l.Close()
 	for idx := range acked {
 		if _, err := l.Entry(context.Background(), idx); err != nil {
