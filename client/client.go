@@ -403,7 +403,7 @@ func (c *Client) advance(ctx context.Context, cp *proofs.Checkpoint, proof [][]b
 			return nil, nil
 		case cp.Size > old.Size:
 			p := proof
-			if old.Size != floor {
+			if old.Size != floor || p == nil {
 				if p, err = c.consistencyProof(ctx, old.Size, cp.Size); err != nil {
 					return nil, err
 				}

@@ -398,3 +398,15 @@ func getCheckpoint(ctx context.Context, b warrantv1connect.LedgerServiceClient, 
 	}
 	return r.Msg, nil
 }
+
+func (d *double) GetChainBundle(ctx context.Context, req *connect.Request[warrantv1.GetChainBundleRequest]) (*connect.Response[warrantv1.GetChainBundleResponse], error) {
+	return d.snapshot().backend.GetChainBundle(ctx, connect.NewRequest(req.Msg))
+}
+
+func (d *double) ListChildren(ctx context.Context, req *connect.Request[warrantv1.ListChildrenRequest]) (*connect.Response[warrantv1.ListChildrenResponse], error) {
+	return d.snapshot().backend.ListChildren(ctx, connect.NewRequest(req.Msg))
+}
+
+func (d *double) ListAgentEntries(ctx context.Context, req *connect.Request[warrantv1.ListAgentEntriesRequest]) (*connect.Response[warrantv1.ListAgentEntriesResponse], error) {
+	return d.snapshot().backend.ListAgentEntries(ctx, connect.NewRequest(req.Msg))
+}

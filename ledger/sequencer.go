@@ -452,9 +452,9 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 		var key *proofs.PublicKey
 		switch {
 		case r.config != nil:
-			sets = append(sets, [2][]byte{keyConfig, u64(idx)})
+			sets = append(sets, [2][]byte{keyConfig, u64(idx)}, [2][]byte{binary.BigEndian.AppendUint64([]byte{tConfig}, idx), nil})
 		case r.logPolicy != nil || r.pol != nil:
-			sets = append(sets, [2][]byte{keyPolicy, u64(idx)})
+			sets = append(sets, [2][]byte{keyPolicy, u64(idx)}, [2][]byte{binary.BigEndian.AppendUint64([]byte{tPolicy}, idx), nil})
 		case r.kb != nil:
 			if key, err = proofs.ParsePublicKeyDER(r.kb.PublicKey); err != nil {
 				results[i].err = err // validated in the stateless stage: cannot happen
@@ -462,7 +462,9 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 			}
 			sets = append(sets, [2][]byte{pairKey(tAgent, r.kb.Agent, idx), {roleSubject}})
 			if ok {
-				sets = append(sets, [2][]byte{pairKey(tBinding, r.kb.Agent, idx), nil})
+				sets = append(sets,
+					[2][]byte{pairKey(tBinding, r.kb.Agent, idx), nil},
+					[2][]byte{pairKey(tKeyID, key.ID, idx), nil})
 			}
 		case r.del != nil:
 			id = r.del.ID

@@ -178,6 +178,64 @@ func (s *service) GetConsistencyProof(ctx context.Context, req *connect.Request[
 	return connect.NewResponse(&warrantv1.GetConsistencyProofResponse{FromSize: req.Msg.GetFromSize(), ToSize: to, Hashes: hashes, Checkpoint: s.log.Checkpoint().Note}), nil
 }
 
+func (s *service) GetChainBundle(ctx context.Context, req *connect.Request[warrantv1.GetChainBundleRequest]) (*connect.Response[warrantv1.GetChainBundleResponse], error) {
+	b, err := s.log.ChainBundle(ctx, req.Msg.GetDelegationId())
+	if err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(&warrantv1.GetChainBundleResponse{Bundle: b}), nil
+}
+
+func (s *service) ListChildren(ctx context.Context, req *connect.Request[warrantv1.ListChildrenRequest]) (*connect.Response[warrantv1.ListChildrenResponse], error) {
+	entries, next, err := s.page(ctx, req.Msg.GetPageSize(), func(cp *proofs.Checkpoint, n int) ([]uint64, uint64, error) {
+		return s.log.Children(ctx, req.Msg.GetDelegationId(), req.Msg.GetStartIndex(), n, cp.Size)
+	})
+	if err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(&warrantv1.ListChildrenResponse{Entries: entries, NextStartIndex: next}), nil
+}
+
+func (s *service) ListAgentEntries(ctx context.Context, req *connect.Request[warrantv1.ListAgentEntriesRequest]) (*connect.Response[warrantv1.ListAgentEntriesResponse], error) {
+	entries, next, err := s.page(ctx, req.Msg.GetPageSize(), func(cp *proofs.Checkpoint, n int) ([]uint64, uint64, error) {
+		return s.log.AgentEntries(ctx, req.Msg.GetAgent(), req.Msg.GetStartIndex(), n, cp.Size)
+	})
+	if err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(&warrantv1.ListAgentEntriesResponse{Entries: entries, NextStartIndex: next}), nil
+}
+
+// page lists up to pageSize indices with list and proves each entry
+// against the latest checkpoint.
+func (s *service) page(ctx context.Context, pageSize uint32, list func(*proofs.Checkpoint, int) ([]uint64, uint64, error)) ([]*warrantv1.ProvenEntry, uint64, error) {
+	if pageSize == 0 || pageSize > MaxListPage {
+		return nil, 0, proofs.Errorf(proofs.ReasonListTooLong, "page_size must be 1 to %d", MaxListPage)
+	}
+	cp := s.log.Checkpoint()
+	idxs, next, err := list(cp, int(pageSize))
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]*warrantv1.ProvenEntry, 0, len(idxs))
+	for _, idx := range idxs {
+		leaf, err := s.log.Entry(ctx, idx)
+		if err != nil {
+			return nil, 0, err
+		}
+		p, err := proofs.ParseLeaf(leaf)
+		if err != nil {
+			return nil, 0, &proofs.Error{Reason: ReasonDataLoss, Err: fmt.Errorf("stored entry %d: %w", idx, err)}
+		}
+		pe, err := s.provenEntry(ctx, idx, leaf, p.ID(), cp)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, pe)
+	}
+	return out, next, nil
+}
+
 func (s *service) provenEntry(ctx context.Context, idx uint64, leaf []byte, id string, cp *proofs.Checkpoint) (*warrantv1.ProvenEntry, error) {
 	hashes, _, err := s.log.InclusionProof(ctx, idx, cp.Size)
 	if err != nil {

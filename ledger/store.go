@@ -22,6 +22,9 @@ import (
 //	'C' parent 0x00 idx     -> ""    (parent -> children)
 //	'B' agent 0x00 idx      -> ""    (key bindings of an agent)
 //	'R' delegation id       -> idx   (accepted revocation of it)
+//	'K' key id 0x00 idx     -> ""    (key bindings of a key)
+//	'P' idx                 -> ""    (policy entries)
+//	'G' idx                 -> ""    (log-config entries)
 //	'M' name                -> metadata: "head", "checkpoint", "config"
 const (
 	tLeaf     = 'L'
@@ -34,6 +37,9 @@ const (
 	tChild    = 'C'
 	tBinding  = 'B'
 	tRevoked  = 'R'
+	tKeyID    = 'K'
+	tPolicy   = 'P'
+	tConfig   = 'G'
 	tMeta     = 'M'
 )
 

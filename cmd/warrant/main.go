@@ -70,7 +70,9 @@ func commands() []command {
 		{"checkpoint", "fetch, verify and print the latest checkpoint", runCheckpoint},
 		{"get", "print an entry, inclusion verified", runGet},
 		{"prove", "write a C2SP tlog-proof for an entry", runProve},
-		{"verify", "verify a tlog-proof offline", runVerify},
+		{"trace", "fetch, verify and write the chain bundle of a delegation", runTrace},
+		{"blast-radius", "everything downstream of what an agent received or issued", runBlastRadius},
+		{"verify", "verify a tlog-proof or chain bundle offline", runVerify},
 	}
 }
 

@@ -15,9 +15,10 @@ const notShown = "a tlog-proof shows that this leaf is in the log; it does not c
 	"(that needs the whole log: warrant audit)"
 
 func runVerify(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "verify", "FILE --log-key VKEY|@FILE [--json]")
+	fs := newFlagSet(env, "verify", "FILE --log-key VKEY|@FILE [--witness-policy FILE] [--json]")
 	logKey := fs.String("log-key", env.getenv("WARRANT_LOG_KEY"), "the log's note verifier key, or @FILE (env WARRANT_LOG_KEY)")
 	asJSON := fs.Bool("json", false, "print one single-line JSON object")
+	witnessPolicy := fs.String("witness-policy", "", "a witness policy file the bundle's checkpoint cosignatures must satisfy")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -32,6 +33,35 @@ func runVerify(ctx context.Context, env *cmdEnv, args []string) error {
 	data, err := os.ReadFile(pos[0])
 	if err != nil {
 		return &proofs.Error{Reason: "io_error", Err: err}
+	}
+	if len(data) > 0 && data[0] == '{' {
+		var opts proofs.BundleOptions
+		if *witnessPolicy != "" {
+			if opts.WitnessPolicy, err = os.ReadFile(*witnessPolicy); err != nil {
+				return &proofs.Error{Reason: "io_error", Err: err}
+			}
+		}
+		vc, err := proofs.VerifyBundle(data, v, opts)
+		if err != nil {
+			return err
+		}
+		last := vc.Links[len(vc.Links)-1]
+		if *asJSON {
+			return printJSON(env.stdout, map[string]any{
+				"id": last.Leaf.Delegation.ID, "index": last.Index, "kind": "chain_bundle", "links": len(vc.Links), "verified": true,
+				"checkpoint": cpJSON(vc.Checkpoint), "not_shown": proofs.BundleNotShown,
+			})
+		}
+		fmt.Fprintf(env.stdout, "verified: the chain of %s, %d links from its root grant, in %s at tree size %d\n", last.Leaf.Delegation.ID, len(vc.Links), vc.Checkpoint.Origin, vc.Checkpoint.Size)
+		printChain(env.stdout, vc)
+		fmt.Fprintln(env.stdout, "checked: checkpoint signatures and consistency, inclusion of every entry, the log configuration, key bindings and policies, every link's signatures, chain continuity and the chain rules, every recorded decision against the recorded policy")
+		for _, n := range proofs.BundleNotShown {
+			fmt.Fprintf(env.stdout, "not shown: %s\n", n)
+		}
+		return nil
+	}
+	if *witnessPolicy != "" {
+		return usagef("--witness-policy applies to chain bundles")
 	}
 	ve, err := proofs.VerifyTLogProof(data, v)
 	if err != nil {

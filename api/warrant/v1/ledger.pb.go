@@ -26,6 +26,339 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// GetChainBundleRequest names a delegation.
+type GetChainBundleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The id of an accepted delegation.
+	DelegationId  string `protobuf:"bytes,1,opt,name=delegation_id,json=delegationId,proto3" json:"delegation_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetChainBundleRequest) Reset() {
+	*x = GetChainBundleRequest{}
+	mi := &file_warrant_v1_ledger_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetChainBundleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetChainBundleRequest) ProtoMessage() {}
+
+func (x *GetChainBundleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warrant_v1_ledger_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetChainBundleRequest.ProtoReflect.Descriptor instead.
+func (*GetChainBundleRequest) Descriptor() ([]byte, []int) {
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GetChainBundleRequest) GetDelegationId() string {
+	if x != nil {
+		return x.DelegationId
+	}
+	return ""
+}
+
+// GetChainBundleResponse carries a chain bundle.
+type GetChainBundleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bundle in its canonical encoding (proofs.Bundle): verify it with
+	// proofs.VerifyBundle before trusting it.
+	Bundle        []byte `protobuf:"bytes,1,opt,name=bundle,proto3" json:"bundle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetChainBundleResponse) Reset() {
+	*x = GetChainBundleResponse{}
+	mi := &file_warrant_v1_ledger_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetChainBundleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetChainBundleResponse) ProtoMessage() {}
+
+func (x *GetChainBundleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_warrant_v1_ledger_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetChainBundleResponse.ProtoReflect.Descriptor instead.
+func (*GetChainBundleResponse) Descriptor() ([]byte, []int) {
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetChainBundleResponse) GetBundle() []byte {
+	if x != nil {
+		return x.Bundle
+	}
+	return nil
+}
+
+// ListChildrenRequest pages through a delegation's children.
+type ListChildrenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The parent delegation's id.
+	DelegationId string `protobuf:"bytes,1,opt,name=delegation_id,json=delegationId,proto3" json:"delegation_id,omitempty"`
+	// Return entries with an index at least this (0 to start).
+	StartIndex uint64 `protobuf:"varint,2,opt,name=start_index,json=startIndex,proto3" json:"start_index,omitempty"`
+	// At most this many entries (1 to 100).
+	PageSize      uint32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListChildrenRequest) Reset() {
+	*x = ListChildrenRequest{}
+	mi := &file_warrant_v1_ledger_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListChildrenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListChildrenRequest) ProtoMessage() {}
+
+func (x *ListChildrenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warrant_v1_ledger_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListChildrenRequest.ProtoReflect.Descriptor instead.
+func (*ListChildrenRequest) Descriptor() ([]byte, []int) {
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListChildrenRequest) GetDelegationId() string {
+	if x != nil {
+		return x.DelegationId
+	}
+	return ""
+}
+
+func (x *ListChildrenRequest) GetStartIndex() uint64 {
+	if x != nil {
+		return x.StartIndex
+	}
+	return 0
+}
+
+func (x *ListChildrenRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// ListChildrenResponse is one page of entries, each with its inclusion
+// proof against the same checkpoint.
+type ListChildrenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entries, in index order.
+	Entries []*ProvenEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// The start_index of the next page; 0 when there is none.
+	NextStartIndex uint64 `protobuf:"varint,2,opt,name=next_start_index,json=nextStartIndex,proto3" json:"next_start_index,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListChildrenResponse) Reset() {
+	*x = ListChildrenResponse{}
+	mi := &file_warrant_v1_ledger_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListChildrenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListChildrenResponse) ProtoMessage() {}
+
+func (x *ListChildrenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_warrant_v1_ledger_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListChildrenResponse.ProtoReflect.Descriptor instead.
+func (*ListChildrenResponse) Descriptor() ([]byte, []int) {
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListChildrenResponse) GetEntries() []*ProvenEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ListChildrenResponse) GetNextStartIndex() uint64 {
+	if x != nil {
+		return x.NextStartIndex
+	}
+	return 0
+}
+
+// ListAgentEntriesRequest pages through an agent's entries.
+type ListAgentEntriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent's SPIFFE ID.
+	Agent string `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`
+	// Return entries with an index at least this (0 to start).
+	StartIndex uint64 `protobuf:"varint,2,opt,name=start_index,json=startIndex,proto3" json:"start_index,omitempty"`
+	// At most this many entries (1 to 100).
+	PageSize      uint32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAgentEntriesRequest) Reset() {
+	*x = ListAgentEntriesRequest{}
+	mi := &file_warrant_v1_ledger_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAgentEntriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAgentEntriesRequest) ProtoMessage() {}
+
+func (x *ListAgentEntriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warrant_v1_ledger_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAgentEntriesRequest.ProtoReflect.Descriptor instead.
+func (*ListAgentEntriesRequest) Descriptor() ([]byte, []int) {
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListAgentEntriesRequest) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *ListAgentEntriesRequest) GetStartIndex() uint64 {
+	if x != nil {
+		return x.StartIndex
+	}
+	return 0
+}
+
+func (x *ListAgentEntriesRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// ListAgentEntriesResponse is one page of entries, each with its inclusion
+// proof against the same checkpoint.
+type ListAgentEntriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entries, in index order.
+	Entries []*ProvenEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// The start_index of the next page; 0 when there is none.
+	NextStartIndex uint64 `protobuf:"varint,2,opt,name=next_start_index,json=nextStartIndex,proto3" json:"next_start_index,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListAgentEntriesResponse) Reset() {
+	*x = ListAgentEntriesResponse{}
+	mi := &file_warrant_v1_ledger_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAgentEntriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAgentEntriesResponse) ProtoMessage() {}
+
+func (x *ListAgentEntriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_warrant_v1_ledger_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAgentEntriesResponse.ProtoReflect.Descriptor instead.
+func (*ListAgentEntriesResponse) Descriptor() ([]byte, []int) {
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListAgentEntriesResponse) GetEntries() []*ProvenEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ListAgentEntriesResponse) GetNextStartIndex() uint64 {
+	if x != nil {
+		return x.NextStartIndex
+	}
+	return 0
+}
+
 // AppendRequest carries one signed event.
 type AppendRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -44,7 +377,7 @@ type AppendRequest struct {
 
 func (x *AppendRequest) Reset() {
 	*x = AppendRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[0]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -56,7 +389,7 @@ func (x *AppendRequest) String() string {
 func (*AppendRequest) ProtoMessage() {}
 
 func (x *AppendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[0]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -69,7 +402,7 @@ func (x *AppendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendRequest.ProtoReflect.Descriptor instead.
 func (*AppendRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{0}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AppendRequest) GetEnvelope() []byte {
@@ -104,7 +437,7 @@ type AppendResponse struct {
 
 func (x *AppendResponse) Reset() {
 	*x = AppendResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[1]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -116,7 +449,7 @@ func (x *AppendResponse) String() string {
 func (*AppendResponse) ProtoMessage() {}
 
 func (x *AppendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[1]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -129,7 +462,7 @@ func (x *AppendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResponse.ProtoReflect.Descriptor instead.
 func (*AppendResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{1}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AppendResponse) GetEntry() *ProvenEntry {
@@ -172,7 +505,7 @@ type GetEntryRequest struct {
 
 func (x *GetEntryRequest) Reset() {
 	*x = GetEntryRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[2]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -184,7 +517,7 @@ func (x *GetEntryRequest) String() string {
 func (*GetEntryRequest) ProtoMessage() {}
 
 func (x *GetEntryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[2]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -197,7 +530,7 @@ func (x *GetEntryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntryRequest.ProtoReflect.Descriptor instead.
 func (*GetEntryRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{2}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetEntryRequest) GetKey() isGetEntryRequest_Key {
@@ -267,7 +600,7 @@ type GetEntryResponse struct {
 
 func (x *GetEntryResponse) Reset() {
 	*x = GetEntryResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[3]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -279,7 +612,7 @@ func (x *GetEntryResponse) String() string {
 func (*GetEntryResponse) ProtoMessage() {}
 
 func (x *GetEntryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[3]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -292,7 +625,7 @@ func (x *GetEntryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntryResponse.ProtoReflect.Descriptor instead.
 func (*GetEntryResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{3}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetEntryResponse) GetEntry() *ProvenEntry {
@@ -330,7 +663,7 @@ type DelegationStatus struct {
 
 func (x *DelegationStatus) Reset() {
 	*x = DelegationStatus{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[4]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -342,7 +675,7 @@ func (x *DelegationStatus) String() string {
 func (*DelegationStatus) ProtoMessage() {}
 
 func (x *DelegationStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[4]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -355,7 +688,7 @@ func (x *DelegationStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DelegationStatus.ProtoReflect.Descriptor instead.
 func (*DelegationStatus) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{4}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DelegationStatus) GetState() string {
@@ -388,7 +721,7 @@ type GetEntriesRequest struct {
 
 func (x *GetEntriesRequest) Reset() {
 	*x = GetEntriesRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[5]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -400,7 +733,7 @@ func (x *GetEntriesRequest) String() string {
 func (*GetEntriesRequest) ProtoMessage() {}
 
 func (x *GetEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[5]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -413,7 +746,7 @@ func (x *GetEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntriesRequest.ProtoReflect.Descriptor instead.
 func (*GetEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{5}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetEntriesRequest) GetStart() uint64 {
@@ -462,7 +795,7 @@ type GetEntriesResponse struct {
 
 func (x *GetEntriesResponse) Reset() {
 	*x = GetEntriesResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[6]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -474,7 +807,7 @@ func (x *GetEntriesResponse) String() string {
 func (*GetEntriesResponse) ProtoMessage() {}
 
 func (x *GetEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[6]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -487,7 +820,7 @@ func (x *GetEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntriesResponse.ProtoReflect.Descriptor instead.
 func (*GetEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{6}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetEntriesResponse) GetStart() uint64 {
@@ -543,7 +876,7 @@ type GetCheckpointRequest struct {
 
 func (x *GetCheckpointRequest) Reset() {
 	*x = GetCheckpointRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[7]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +888,7 @@ func (x *GetCheckpointRequest) String() string {
 func (*GetCheckpointRequest) ProtoMessage() {}
 
 func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[7]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +901,7 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{7}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetCheckpointRequest) GetTrustedSize() uint64 {
@@ -591,7 +924,7 @@ type GetCheckpointResponse struct {
 
 func (x *GetCheckpointResponse) Reset() {
 	*x = GetCheckpointResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[8]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +936,7 @@ func (x *GetCheckpointResponse) String() string {
 func (*GetCheckpointResponse) ProtoMessage() {}
 
 func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[8]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +949,7 @@ func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{8}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetCheckpointResponse) GetCheckpoint() []byte {
@@ -651,7 +984,7 @@ type GetInclusionProofRequest struct {
 
 func (x *GetInclusionProofRequest) Reset() {
 	*x = GetInclusionProofRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[9]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -663,7 +996,7 @@ func (x *GetInclusionProofRequest) String() string {
 func (*GetInclusionProofRequest) ProtoMessage() {}
 
 func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[9]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -676,7 +1009,7 @@ func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{9}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetInclusionProofRequest) GetKey() isGetInclusionProofRequest_Key {
@@ -746,7 +1079,7 @@ type GetInclusionProofResponse struct {
 
 func (x *GetInclusionProofResponse) Reset() {
 	*x = GetInclusionProofResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +1091,7 @@ func (x *GetInclusionProofResponse) String() string {
 func (*GetInclusionProofResponse) ProtoMessage() {}
 
 func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +1104,7 @@ func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{10}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetInclusionProofResponse) GetIndex() uint64 {
@@ -815,7 +1148,7 @@ type GetConsistencyProofRequest struct {
 
 func (x *GetConsistencyProofRequest) Reset() {
 	*x = GetConsistencyProofRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -827,7 +1160,7 @@ func (x *GetConsistencyProofRequest) String() string {
 func (*GetConsistencyProofRequest) ProtoMessage() {}
 
 func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -840,7 +1173,7 @@ func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{11}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetConsistencyProofRequest) GetFromSize() uint64 {
@@ -874,7 +1207,7 @@ type GetConsistencyProofResponse struct {
 
 func (x *GetConsistencyProofResponse) Reset() {
 	*x = GetConsistencyProofResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +1219,7 @@ func (x *GetConsistencyProofResponse) String() string {
 func (*GetConsistencyProofResponse) ProtoMessage() {}
 
 func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +1232,7 @@ func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{12}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetConsistencyProofResponse) GetFromSize() uint64 {
@@ -951,7 +1284,7 @@ type ProvenEntry struct {
 
 func (x *ProvenEntry) Reset() {
 	*x = ProvenEntry{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -963,7 +1296,7 @@ func (x *ProvenEntry) String() string {
 func (*ProvenEntry) ProtoMessage() {}
 
 func (x *ProvenEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -976,7 +1309,7 @@ func (x *ProvenEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvenEntry.ProtoReflect.Descriptor instead.
 func (*ProvenEntry) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{13}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ProvenEntry) GetIndex() uint64 {
@@ -1026,7 +1359,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1371,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1384,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{14}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ErrorDetail) GetReason() string {
@@ -1066,7 +1399,27 @@ var File_warrant_v1_ledger_proto protoreflect.FileDescriptor
 const file_warrant_v1_ledger_proto_rawDesc = "" +
 	"\n" +
 	"\x17warrant/v1/ledger.proto\x12\n" +
-	"warrant.v1\"N\n" +
+	"warrant.v1\"<\n" +
+	"\x15GetChainBundleRequest\x12#\n" +
+	"\rdelegation_id\x18\x01 \x01(\tR\fdelegationId\"0\n" +
+	"\x16GetChainBundleResponse\x12\x16\n" +
+	"\x06bundle\x18\x01 \x01(\fR\x06bundle\"x\n" +
+	"\x13ListChildrenRequest\x12#\n" +
+	"\rdelegation_id\x18\x01 \x01(\tR\fdelegationId\x12\x1f\n" +
+	"\vstart_index\x18\x02 \x01(\x04R\n" +
+	"startIndex\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\rR\bpageSize\"s\n" +
+	"\x14ListChildrenResponse\x121\n" +
+	"\aentries\x18\x01 \x03(\v2\x17.warrant.v1.ProvenEntryR\aentries\x12(\n" +
+	"\x10next_start_index\x18\x02 \x01(\x04R\x0enextStartIndex\"m\n" +
+	"\x17ListAgentEntriesRequest\x12\x14\n" +
+	"\x05agent\x18\x01 \x01(\tR\x05agent\x12\x1f\n" +
+	"\vstart_index\x18\x02 \x01(\x04R\n" +
+	"startIndex\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\rR\bpageSize\"w\n" +
+	"\x18ListAgentEntriesResponse\x121\n" +
+	"\aentries\x18\x01 \x03(\v2\x17.warrant.v1.ProvenEntryR\aentries\x12(\n" +
+	"\x10next_start_index\x18\x02 \x01(\x04R\x0enextStartIndex\"N\n" +
 	"\rAppendRequest\x12\x1a\n" +
 	"\benvelope\x18\x01 \x01(\fR\benvelope\x12!\n" +
 	"\ftrusted_size\x18\x02 \x01(\x04R\vtrustedSize\"\x8a\x01\n" +
@@ -1139,7 +1492,7 @@ const file_warrant_v1_ledger_proto_rawDesc = "" +
 	"checkpoint\x12'\n" +
 	"\x0finclusion_proof\x18\x05 \x03(\fR\x0einclusionProof\"%\n" +
 	"\vErrorDetail\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason2\x9d\x04\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason2\xb7\x06\n" +
 	"\rLedgerService\x12?\n" +
 	"\x06Append\x12\x19.warrant.v1.AppendRequest\x1a\x1a.warrant.v1.AppendResponse\x12J\n" +
 	"\bGetEntry\x12\x1b.warrant.v1.GetEntryRequest\x1a\x1c.warrant.v1.GetEntryResponse\"\x03\x90\x02\x01\x12P\n" +
@@ -1147,7 +1500,10 @@ const file_warrant_v1_ledger_proto_rawDesc = "" +
 	"GetEntries\x12\x1d.warrant.v1.GetEntriesRequest\x1a\x1e.warrant.v1.GetEntriesResponse\"\x03\x90\x02\x01\x12Y\n" +
 	"\rGetCheckpoint\x12 .warrant.v1.GetCheckpointRequest\x1a!.warrant.v1.GetCheckpointResponse\"\x03\x90\x02\x01\x12e\n" +
 	"\x11GetInclusionProof\x12$.warrant.v1.GetInclusionProofRequest\x1a%.warrant.v1.GetInclusionProofResponse\"\x03\x90\x02\x01\x12k\n" +
-	"\x13GetConsistencyProof\x12&.warrant.v1.GetConsistencyProofRequest\x1a'.warrant.v1.GetConsistencyProofResponse\"\x03\x90\x02\x01B8Z6github.com/warrantlog/warrant/api/warrant/v1;warrantv1b\x06proto3"
+	"\x13GetConsistencyProof\x12&.warrant.v1.GetConsistencyProofRequest\x1a'.warrant.v1.GetConsistencyProofResponse\"\x03\x90\x02\x01\x12\\\n" +
+	"\x0eGetChainBundle\x12!.warrant.v1.GetChainBundleRequest\x1a\".warrant.v1.GetChainBundleResponse\"\x03\x90\x02\x01\x12V\n" +
+	"\fListChildren\x12\x1f.warrant.v1.ListChildrenRequest\x1a .warrant.v1.ListChildrenResponse\"\x03\x90\x02\x01\x12b\n" +
+	"\x10ListAgentEntries\x12#.warrant.v1.ListAgentEntriesRequest\x1a$.warrant.v1.ListAgentEntriesResponse\"\x03\x90\x02\x01B8Z6github.com/warrantlog/warrant/api/warrant/v1;warrantv1b\x06proto3"
 
 var (
 	file_warrant_v1_ledger_proto_rawDescOnce sync.Once
@@ -1161,45 +1517,59 @@ func file_warrant_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_warrant_v1_ledger_proto_rawDescData
 }
 
-var file_warrant_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_warrant_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_warrant_v1_ledger_proto_goTypes = []any{
-	(*AppendRequest)(nil),               // 0: warrant.v1.AppendRequest
-	(*AppendResponse)(nil),              // 1: warrant.v1.AppendResponse
-	(*GetEntryRequest)(nil),             // 2: warrant.v1.GetEntryRequest
-	(*GetEntryResponse)(nil),            // 3: warrant.v1.GetEntryResponse
-	(*DelegationStatus)(nil),            // 4: warrant.v1.DelegationStatus
-	(*GetEntriesRequest)(nil),           // 5: warrant.v1.GetEntriesRequest
-	(*GetEntriesResponse)(nil),          // 6: warrant.v1.GetEntriesResponse
-	(*GetCheckpointRequest)(nil),        // 7: warrant.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),       // 8: warrant.v1.GetCheckpointResponse
-	(*GetInclusionProofRequest)(nil),    // 9: warrant.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),   // 10: warrant.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),  // 11: warrant.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil), // 12: warrant.v1.GetConsistencyProofResponse
-	(*ProvenEntry)(nil),                 // 13: warrant.v1.ProvenEntry
-	(*ErrorDetail)(nil),                 // 14: warrant.v1.ErrorDetail
+	(*GetChainBundleRequest)(nil),       // 0: warrant.v1.GetChainBundleRequest
+	(*GetChainBundleResponse)(nil),      // 1: warrant.v1.GetChainBundleResponse
+	(*ListChildrenRequest)(nil),         // 2: warrant.v1.ListChildrenRequest
+	(*ListChildrenResponse)(nil),        // 3: warrant.v1.ListChildrenResponse
+	(*ListAgentEntriesRequest)(nil),     // 4: warrant.v1.ListAgentEntriesRequest
+	(*ListAgentEntriesResponse)(nil),    // 5: warrant.v1.ListAgentEntriesResponse
+	(*AppendRequest)(nil),               // 6: warrant.v1.AppendRequest
+	(*AppendResponse)(nil),              // 7: warrant.v1.AppendResponse
+	(*GetEntryRequest)(nil),             // 8: warrant.v1.GetEntryRequest
+	(*GetEntryResponse)(nil),            // 9: warrant.v1.GetEntryResponse
+	(*DelegationStatus)(nil),            // 10: warrant.v1.DelegationStatus
+	(*GetEntriesRequest)(nil),           // 11: warrant.v1.GetEntriesRequest
+	(*GetEntriesResponse)(nil),          // 12: warrant.v1.GetEntriesResponse
+	(*GetCheckpointRequest)(nil),        // 13: warrant.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),       // 14: warrant.v1.GetCheckpointResponse
+	(*GetInclusionProofRequest)(nil),    // 15: warrant.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),   // 16: warrant.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),  // 17: warrant.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil), // 18: warrant.v1.GetConsistencyProofResponse
+	(*ProvenEntry)(nil),                 // 19: warrant.v1.ProvenEntry
+	(*ErrorDetail)(nil),                 // 20: warrant.v1.ErrorDetail
 }
 var file_warrant_v1_ledger_proto_depIdxs = []int32{
-	13, // 0: warrant.v1.AppendResponse.entry:type_name -> warrant.v1.ProvenEntry
-	13, // 1: warrant.v1.GetEntryResponse.entry:type_name -> warrant.v1.ProvenEntry
-	4,  // 2: warrant.v1.GetEntryResponse.status:type_name -> warrant.v1.DelegationStatus
-	0,  // 3: warrant.v1.LedgerService.Append:input_type -> warrant.v1.AppendRequest
-	2,  // 4: warrant.v1.LedgerService.GetEntry:input_type -> warrant.v1.GetEntryRequest
-	5,  // 5: warrant.v1.LedgerService.GetEntries:input_type -> warrant.v1.GetEntriesRequest
-	7,  // 6: warrant.v1.LedgerService.GetCheckpoint:input_type -> warrant.v1.GetCheckpointRequest
-	9,  // 7: warrant.v1.LedgerService.GetInclusionProof:input_type -> warrant.v1.GetInclusionProofRequest
-	11, // 8: warrant.v1.LedgerService.GetConsistencyProof:input_type -> warrant.v1.GetConsistencyProofRequest
-	1,  // 9: warrant.v1.LedgerService.Append:output_type -> warrant.v1.AppendResponse
-	3,  // 10: warrant.v1.LedgerService.GetEntry:output_type -> warrant.v1.GetEntryResponse
-	6,  // 11: warrant.v1.LedgerService.GetEntries:output_type -> warrant.v1.GetEntriesResponse
-	8,  // 12: warrant.v1.LedgerService.GetCheckpoint:output_type -> warrant.v1.GetCheckpointResponse
-	10, // 13: warrant.v1.LedgerService.GetInclusionProof:output_type -> warrant.v1.GetInclusionProofResponse
-	12, // 14: warrant.v1.LedgerService.GetConsistencyProof:output_type -> warrant.v1.GetConsistencyProofResponse
-	9,  // [9:15] is the sub-list for method output_type
-	3,  // [3:9] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	19, // 0: warrant.v1.ListChildrenResponse.entries:type_name -> warrant.v1.ProvenEntry
+	19, // 1: warrant.v1.ListAgentEntriesResponse.entries:type_name -> warrant.v1.ProvenEntry
+	19, // 2: warrant.v1.AppendResponse.entry:type_name -> warrant.v1.ProvenEntry
+	19, // 3: warrant.v1.GetEntryResponse.entry:type_name -> warrant.v1.ProvenEntry
+	10, // 4: warrant.v1.GetEntryResponse.status:type_name -> warrant.v1.DelegationStatus
+	6,  // 5: warrant.v1.LedgerService.Append:input_type -> warrant.v1.AppendRequest
+	8,  // 6: warrant.v1.LedgerService.GetEntry:input_type -> warrant.v1.GetEntryRequest
+	11, // 7: warrant.v1.LedgerService.GetEntries:input_type -> warrant.v1.GetEntriesRequest
+	13, // 8: warrant.v1.LedgerService.GetCheckpoint:input_type -> warrant.v1.GetCheckpointRequest
+	15, // 9: warrant.v1.LedgerService.GetInclusionProof:input_type -> warrant.v1.GetInclusionProofRequest
+	17, // 10: warrant.v1.LedgerService.GetConsistencyProof:input_type -> warrant.v1.GetConsistencyProofRequest
+	0,  // 11: warrant.v1.LedgerService.GetChainBundle:input_type -> warrant.v1.GetChainBundleRequest
+	2,  // 12: warrant.v1.LedgerService.ListChildren:input_type -> warrant.v1.ListChildrenRequest
+	4,  // 13: warrant.v1.LedgerService.ListAgentEntries:input_type -> warrant.v1.ListAgentEntriesRequest
+	7,  // 14: warrant.v1.LedgerService.Append:output_type -> warrant.v1.AppendResponse
+	9,  // 15: warrant.v1.LedgerService.GetEntry:output_type -> warrant.v1.GetEntryResponse
+	12, // 16: warrant.v1.LedgerService.GetEntries:output_type -> warrant.v1.GetEntriesResponse
+	14, // 17: warrant.v1.LedgerService.GetCheckpoint:output_type -> warrant.v1.GetCheckpointResponse
+	16, // 18: warrant.v1.LedgerService.GetInclusionProof:output_type -> warrant.v1.GetInclusionProofResponse
+	18, // 19: warrant.v1.LedgerService.GetConsistencyProof:output_type -> warrant.v1.GetConsistencyProofResponse
+	1,  // 20: warrant.v1.LedgerService.GetChainBundle:output_type -> warrant.v1.GetChainBundleResponse
+	3,  // 21: warrant.v1.LedgerService.ListChildren:output_type -> warrant.v1.ListChildrenResponse
+	5,  // 22: warrant.v1.LedgerService.ListAgentEntries:output_type -> warrant.v1.ListAgentEntriesResponse
+	14, // [14:23] is the sub-list for method output_type
+	5,  // [5:14] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_warrant_v1_ledger_proto_init() }
@@ -1207,11 +1577,11 @@ func file_warrant_v1_ledger_proto_init() {
 	if File_warrant_v1_ledger_proto != nil {
 		return
 	}
-	file_warrant_v1_ledger_proto_msgTypes[2].OneofWrappers = []any{
+	file_warrant_v1_ledger_proto_msgTypes[8].OneofWrappers = []any{
 		(*GetEntryRequest_Index)(nil),
 		(*GetEntryRequest_DelegationId)(nil),
 	}
-	file_warrant_v1_ledger_proto_msgTypes[9].OneofWrappers = []any{
+	file_warrant_v1_ledger_proto_msgTypes[15].OneofWrappers = []any{
 		(*GetInclusionProofRequest_Index)(nil),
 		(*GetInclusionProofRequest_LeafHash)(nil),
 	}
@@ -1221,7 +1591,7 @@ func file_warrant_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warrant_v1_ledger_proto_rawDesc), len(file_warrant_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

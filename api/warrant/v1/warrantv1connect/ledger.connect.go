@@ -54,6 +54,15 @@ const (
 	// LedgerServiceGetConsistencyProofProcedure is the fully-qualified name of the LedgerService's
 	// GetConsistencyProof RPC.
 	LedgerServiceGetConsistencyProofProcedure = "/warrant.v1.LedgerService/GetConsistencyProof"
+	// LedgerServiceGetChainBundleProcedure is the fully-qualified name of the LedgerService's
+	// GetChainBundle RPC.
+	LedgerServiceGetChainBundleProcedure = "/warrant.v1.LedgerService/GetChainBundle"
+	// LedgerServiceListChildrenProcedure is the fully-qualified name of the LedgerService's
+	// ListChildren RPC.
+	LedgerServiceListChildrenProcedure = "/warrant.v1.LedgerService/ListChildren"
+	// LedgerServiceListAgentEntriesProcedure is the fully-qualified name of the LedgerService's
+	// ListAgentEntries RPC.
+	LedgerServiceListAgentEntriesProcedure = "/warrant.v1.LedgerService/ListAgentEntries"
 )
 
 // LedgerServiceClient is a client for the warrant.v1.LedgerService service.
@@ -76,6 +85,17 @@ type LedgerServiceClient interface {
 	// GetConsistencyProof proves that the tree of one size is a prefix of the
 	// tree of a larger size.
 	GetConsistencyProof(context.Context, *connect.Request[v1.GetConsistencyProofRequest]) (*connect.Response[v1.GetConsistencyProofResponse], error)
+	// GetChainBundle returns the chain bundle of an accepted delegation: the
+	// proofs of every link from its root grant, and of the configuration,
+	// policy and key bindings each link's decision was made with.
+	GetChainBundle(context.Context, *connect.Request[v1.GetChainBundleRequest]) (*connect.Response[v1.GetChainBundleResponse], error)
+	// ListChildren pages through the entries naming a delegation as their
+	// parent (delegations, accepted or denied) or as their target
+	// (revocations), in index order, each proven.
+	ListChildren(context.Context, *connect.Request[v1.ListChildrenRequest]) (*connect.Response[v1.ListChildrenResponse], error)
+	// ListAgentEntries pages through the entries an agent issued, received or
+	// was registered by, in index order, each proven.
+	ListAgentEntries(context.Context, *connect.Request[v1.ListAgentEntriesRequest]) (*connect.Response[v1.ListAgentEntriesResponse], error)
 }
 
 // NewLedgerServiceClient constructs a client for the warrant.v1.LedgerService service. By default,
@@ -130,6 +150,27 @@ func NewLedgerServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		getChainBundle: connect.NewClient[v1.GetChainBundleRequest, v1.GetChainBundleResponse](
+			httpClient,
+			baseURL+LedgerServiceGetChainBundleProcedure,
+			connect.WithSchema(ledgerServiceMethods.ByName("GetChainBundle")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		listChildren: connect.NewClient[v1.ListChildrenRequest, v1.ListChildrenResponse](
+			httpClient,
+			baseURL+LedgerServiceListChildrenProcedure,
+			connect.WithSchema(ledgerServiceMethods.ByName("ListChildren")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		listAgentEntries: connect.NewClient[v1.ListAgentEntriesRequest, v1.ListAgentEntriesResponse](
+			httpClient,
+			baseURL+LedgerServiceListAgentEntriesProcedure,
+			connect.WithSchema(ledgerServiceMethods.ByName("ListAgentEntries")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -141,6 +182,9 @@ type ledgerServiceClient struct {
 	getCheckpoint       *connect.Client[v1.GetCheckpointRequest, v1.GetCheckpointResponse]
 	getInclusionProof   *connect.Client[v1.GetInclusionProofRequest, v1.GetInclusionProofResponse]
 	getConsistencyProof *connect.Client[v1.GetConsistencyProofRequest, v1.GetConsistencyProofResponse]
+	getChainBundle      *connect.Client[v1.GetChainBundleRequest, v1.GetChainBundleResponse]
+	listChildren        *connect.Client[v1.ListChildrenRequest, v1.ListChildrenResponse]
+	listAgentEntries    *connect.Client[v1.ListAgentEntriesRequest, v1.ListAgentEntriesResponse]
 }
 
 // Append calls warrant.v1.LedgerService.Append.
@@ -173,6 +217,21 @@ func (c *ledgerServiceClient) GetConsistencyProof(ctx context.Context, req *conn
 	return c.getConsistencyProof.CallUnary(ctx, req)
 }
 
+// GetChainBundle calls warrant.v1.LedgerService.GetChainBundle.
+func (c *ledgerServiceClient) GetChainBundle(ctx context.Context, req *connect.Request[v1.GetChainBundleRequest]) (*connect.Response[v1.GetChainBundleResponse], error) {
+	return c.getChainBundle.CallUnary(ctx, req)
+}
+
+// ListChildren calls warrant.v1.LedgerService.ListChildren.
+func (c *ledgerServiceClient) ListChildren(ctx context.Context, req *connect.Request[v1.ListChildrenRequest]) (*connect.Response[v1.ListChildrenResponse], error) {
+	return c.listChildren.CallUnary(ctx, req)
+}
+
+// ListAgentEntries calls warrant.v1.LedgerService.ListAgentEntries.
+func (c *ledgerServiceClient) ListAgentEntries(ctx context.Context, req *connect.Request[v1.ListAgentEntriesRequest]) (*connect.Response[v1.ListAgentEntriesResponse], error) {
+	return c.listAgentEntries.CallUnary(ctx, req)
+}
+
 // LedgerServiceHandler is an implementation of the warrant.v1.LedgerService service.
 type LedgerServiceHandler interface {
 	// Append submits one DSSE envelope. It returns after the entry is committed
@@ -193,6 +252,17 @@ type LedgerServiceHandler interface {
 	// GetConsistencyProof proves that the tree of one size is a prefix of the
 	// tree of a larger size.
 	GetConsistencyProof(context.Context, *connect.Request[v1.GetConsistencyProofRequest]) (*connect.Response[v1.GetConsistencyProofResponse], error)
+	// GetChainBundle returns the chain bundle of an accepted delegation: the
+	// proofs of every link from its root grant, and of the configuration,
+	// policy and key bindings each link's decision was made with.
+	GetChainBundle(context.Context, *connect.Request[v1.GetChainBundleRequest]) (*connect.Response[v1.GetChainBundleResponse], error)
+	// ListChildren pages through the entries naming a delegation as their
+	// parent (delegations, accepted or denied) or as their target
+	// (revocations), in index order, each proven.
+	ListChildren(context.Context, *connect.Request[v1.ListChildrenRequest]) (*connect.Response[v1.ListChildrenResponse], error)
+	// ListAgentEntries pages through the entries an agent issued, received or
+	// was registered by, in index order, each proven.
+	ListAgentEntries(context.Context, *connect.Request[v1.ListAgentEntriesRequest]) (*connect.Response[v1.ListAgentEntriesResponse], error)
 }
 
 // NewLedgerServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -243,6 +313,27 @@ func NewLedgerServiceHandler(svc LedgerServiceHandler, opts ...connect.HandlerOp
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	ledgerServiceGetChainBundleHandler := connect.NewUnaryHandler(
+		LedgerServiceGetChainBundleProcedure,
+		svc.GetChainBundle,
+		connect.WithSchema(ledgerServiceMethods.ByName("GetChainBundle")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	ledgerServiceListChildrenHandler := connect.NewUnaryHandler(
+		LedgerServiceListChildrenProcedure,
+		svc.ListChildren,
+		connect.WithSchema(ledgerServiceMethods.ByName("ListChildren")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	ledgerServiceListAgentEntriesHandler := connect.NewUnaryHandler(
+		LedgerServiceListAgentEntriesProcedure,
+		svc.ListAgentEntries,
+		connect.WithSchema(ledgerServiceMethods.ByName("ListAgentEntries")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/warrant.v1.LedgerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case LedgerServiceAppendProcedure:
@@ -257,6 +348,12 @@ func NewLedgerServiceHandler(svc LedgerServiceHandler, opts ...connect.HandlerOp
 			ledgerServiceGetInclusionProofHandler.ServeHTTP(w, r)
 		case LedgerServiceGetConsistencyProofProcedure:
 			ledgerServiceGetConsistencyProofHandler.ServeHTTP(w, r)
+		case LedgerServiceGetChainBundleProcedure:
+			ledgerServiceGetChainBundleHandler.ServeHTTP(w, r)
+		case LedgerServiceListChildrenProcedure:
+			ledgerServiceListChildrenHandler.ServeHTTP(w, r)
+		case LedgerServiceListAgentEntriesProcedure:
+			ledgerServiceListAgentEntriesHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -288,4 +385,16 @@ func (UnimplementedLedgerServiceHandler) GetInclusionProof(context.Context, *con
 
 func (UnimplementedLedgerServiceHandler) GetConsistencyProof(context.Context, *connect.Request[v1.GetConsistencyProofRequest]) (*connect.Response[v1.GetConsistencyProofResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("warrant.v1.LedgerService.GetConsistencyProof is not implemented"))
+}
+
+func (UnimplementedLedgerServiceHandler) GetChainBundle(context.Context, *connect.Request[v1.GetChainBundleRequest]) (*connect.Response[v1.GetChainBundleResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("warrant.v1.LedgerService.GetChainBundle is not implemented"))
+}
+
+func (UnimplementedLedgerServiceHandler) ListChildren(context.Context, *connect.Request[v1.ListChildrenRequest]) (*connect.Response[v1.ListChildrenResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("warrant.v1.LedgerService.ListChildren is not implemented"))
+}
+
+func (UnimplementedLedgerServiceHandler) ListAgentEntries(context.Context, *connect.Request[v1.ListAgentEntriesRequest]) (*connect.Response[v1.ListAgentEntriesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("warrant.v1.LedgerService.ListAgentEntries is not implemented"))
 }

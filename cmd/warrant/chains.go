@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/warrantlog/warrant/client"
+	"github.com/warrantlog/warrant/proofs"
+)
+
+func runTrace(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "trace", "ID [--out BUNDLE] [--json]")
+	var cf clientFlags
+	cf.register(fs, env)
+	out := fs.String("out", "", "write the chain bundle to BUNDLE (default: stdout)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("trace takes one argument: a delegation id")
+	}
+	if cf.json && *out == "" {
+		return usagef("--json needs --out: stdout carries the JSON summary")
+	}
+	c, err := cf.newClient()
+	if err != nil {
+		return err
+	}
+	bundle, vc, err := c.Trace(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		_, err := env.stdout.Write(append(bundle, '\n'))
+		return err
+	}
+	if err := writeFileAtomic(*out, bundle); err != nil {
+		return &proofs.Error{Reason: "io_error", Err: err}
+	}
+	last := vc.Links[len(vc.Links)-1]
+	if cf.json {
+		return printJSON(env.stdout, map[string]any{"id": pos[0], "index": last.Index, "links": len(vc.Links), "out": *out, "checkpoint": cpJSON(vc.Checkpoint)})
+	}
+	fmt.Fprintf(env.stdout, "wrote the chain of %s (%d links, verified) to %s\n", pos[0], len(vc.Links), *out)
+	printChain(env.stdout, vc)
+	return nil
+}
+
+func printChain(w io.Writer, vc *proofs.VerifiedChain) {
+	for i, l := range vc.Links {
+		d := l.Leaf.Delegation
+		fmt.Fprintf(w, "%s[%d] %s: %s -> %s, task %s%s, expires %s\n", strings.Repeat("  ", i), l.Index, d.ID, d.Issuer, d.Delegate, d.Task, listSuffix(d), d.ExpiresAt)
+	}
+}
+
+func listSuffix(d *proofs.Delegation) string {
+	var b strings.Builder
+	for _, l := range []struct {
+		name string
+		v    []string
+	}{{"scopes", d.Scopes}, {"data", d.DataClasses}, {"dest", d.Destinations}} {
+		if len(l.v) > 0 {
+			fmt.Fprintf(&b, ", %s %s", l.name, strings.Join(l.v, ","))
+		}
+	}
+	return b.String()
+}
+
+func runBlastRadius(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "blast-radius", "AGENT [--since T] [--format tree|json|dot] [--max N]")
+	var cf clientFlags
+	cf.register(fs, env)
+	since := fs.String("since", "", "only what AGENT received or issued at or after T (RFC 3339, or a duration ago like 24h)")
+	format := fs.String("format", "tree", "output: tree, json or dot")
+	max := fs.Int("max", 10000, "stop after this many entries")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("blast-radius takes one argument: an agent's SPIFFE ID")
+	}
+	if cf.json {
+		*format = "json"
+	}
+	if *format != "tree" && *format != "json" && *format != "dot" {
+		return usagef("--format must be tree, json or dot")
+	}
+	var t time.Time
+	if *since != "" {
+		if d, err := time.ParseDuration(*since); err == nil {
+			t = time.Now().Add(-d)
+		} else if t, err = time.Parse(time.RFC3339, *since); err != nil {
+			return usagef("--since: want RFC 3339 or a duration, got %q", *since)
+		}
+	}
+	c, err := cf.newClient()
+	if err != nil {
+		return err
+	}
+	r, err := c.BlastRadius(ctx, pos[0], t, *max)
+	if err != nil {
+		return err
+	}
+	switch *format {
+	case "json":
+		return printJSON(env.stdout, radiusJSON(r))
+	case "dot":
+		printDOT(env.stdout, r)
+	default:
+		fmt.Fprintf(env.stdout, "blast radius of %s: %d entries, every one verified against a signed checkpoint", r.Agent, r.Count)
+		if r.Truncated {
+			fmt.Fprintf(env.stdout, " (TRUNCATED at --max %d)", *max)
+		}
+		fmt.Fprintln(env.stdout)
+		for _, n := range r.Roots {
+			printNode(env.stdout, n, 0)
+		}
+	}
+	return nil
+}
+
+// describe summarises a radius entry in one line.
+func describeEntry(e *client.Entry) string {
+	l := e.Leaf
+	switch {
+	case l.Delegation != nil:
+		d := l.Delegation
+		s := fmt.Sprintf("%s: %s -> %s, task %s%s", d.ID, d.Issuer, d.Delegate, d.Task, listSuffix(d))
+		if l.Decision.Outcome == proofs.OutcomeDenied {
+			s += " DENIED (" + strings.Join(l.Decision.Reasons, ", ") + ")"
+		}
+		return s
+	case l.Revocation != nil:
+		s := fmt.Sprintf("REVOCATION of %s by %s: %q", l.Revocation.Delegation, orAdmin(l.Revocation.Issuer), l.Revocation.Reason)
+		if l.Decision.Outcome == proofs.OutcomeDenied {
+			s += " DENIED (" + strings.Join(l.Decision.Reasons, ", ") + ")"
+		}
+		return s
+	}
+	return l.Kind + " " + e.ID
+}
+
+func orAdmin(s string) string {
+	if s == "" {
+		return "an admin"
+	}
+	return s
+}
+
+func printNode(w io.Writer, n *client.RadiusNode, depth int) {
+	fmt.Fprintf(w, "%s[%d] %s\n", strings.Repeat("  ", depth), n.Entry.Index, describeEntry(n.Entry))
+	for _, c := range n.Children {
+		printNode(w, c, depth+1)
+	}
+}
+
+type radiusNodeJSON struct {
+	ID             string           `json:"id"`
+	Index          uint64           `json:"index"`
+	Kind           string           `json:"kind"`
+	Issuer         string           `json:"issuer,omitempty"`
+	Delegate       string           `json:"delegate,omitempty"`
+	Task           string           `json:"task,omitempty"`
+	Decision       string           `json:"decision"`
+	Reasons        []string         `json:"reasons,omitempty"`
+	LogTime        string           `json:"log_time"`
+	LeafHash       string           `json:"leaf_hash"`
+	InclusionProof []string         `json:"inclusion_proof"`
+	TreeSize       uint64           `json:"tree_size"`
+	Children       []radiusNodeJSON `json:"children,omitempty"`
+}
+
+func radiusJSON(r *client.Radius) map[string]any {
+	var conv func(n *client.RadiusNode) radiusNodeJSON
+	conv = func(n *client.RadiusNode) radiusNodeJSON {
+		l := n.Entry.Leaf
+		j := radiusNodeJSON{ID: n.Entry.ID, Index: n.Entry.Index, Kind: l.Kind, Decision: l.Decision.Outcome, Reasons: l.Decision.Reasons,
+			LogTime: l.LogTime, LeafHash: hex.EncodeToString(proofs.LeafHash(l.Raw)), TreeSize: n.Entry.Checkpoint.Size}
+		for _, h := range n.Entry.InclusionProof {
+			j.InclusionProof = append(j.InclusionProof, hex.EncodeToString(h))
+		}
+		if d := l.Delegation; d != nil {
+			j.Issuer, j.Delegate, j.Task = d.Issuer, d.Delegate, d.Task
+		}
+		if rv := l.Revocation; rv != nil {
+			j.Issuer = rv.Issuer
+		}
+		for _, c := range n.Children {
+			j.Children = append(j.Children, conv(c))
+		}
+		return j
+	}
+	roots := []radiusNodeJSON{}
+	for _, n := range r.Roots {
+		roots = append(roots, conv(n))
+	}
+	return map[string]any{"agent": r.Agent, "count": r.Count, "truncated": r.Truncated, "roots": roots}
+}
+
+func printDOT(w io.Writer, r *client.Radius) {
+	fmt.Fprintf(w, "digraph blast_radius {\n  label=%q;\n  node [shape=box];\n", "blast radius of "+r.Agent)
+	var walk func(n *client.RadiusNode)
+	walk = func(n *client.RadiusNode) {
+		style := ""
+		switch {
+		case n.Entry.Leaf.Decision.Outcome == proofs.OutcomeDenied:
+			style = `, style=dashed, color=red`
+		case n.Entry.Leaf.Revocation != nil:
+			style = `, shape=octagon, color=orange`
+		}
+		fmt.Fprintf(w, "  e%d [label=%q%s];\n", n.Entry.Index, fmt.Sprintf("[%d] %s", n.Entry.Index, describeEntry(n.Entry)), style)
+		for _, c := range n.Children {
+			fmt.Fprintf(w, "  e%d -> e%d;\n", n.Entry.Index, c.Entry.Index)
+			walk(c)
+		}
+	}
+	for _, n := range r.Roots {
+		walk(n)
+	}
+	fmt.Fprintln(w, "}")
+}

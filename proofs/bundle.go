@@ -1,0 +1,364 @@
+package proofs
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	fnote "github.com/transparency-dev/formats/note"
+	"github.com/transparency-dev/formats/witness"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// BundleFormat names the chain-bundle format.
+const BundleFormat = "warrant-chain-bundle/v1"
+
+// MaxBundleBytes bounds a chain bundle: a chain of at most a few dozen
+// links, each with its bindings and policy, as tlog-proofs.
+const MaxBundleBytes = 16 << 20
+
+// Reason codes of chain-bundle verification.
+const (
+	ReasonBundleMalformed   = "bundle_malformed"
+	ReasonBundleIncomplete  = "bundle_incomplete"
+	ReasonBundleChainBroken = "bundle_chain_broken"
+	ReasonBundleDecision    = "bundle_decision_mismatch"
+	ReasonBundleWitness     = "bundle_witness_policy_unsatisfied"
+)
+
+// Bundle is a chain bundle: the C2SP tlog-proofs (each carrying its leaf as
+// extra data) of every link from a root grant to a delegation, plus the
+// log-config, key-binding and policy entries needed to check each link's
+// signatures and replay its recorded decision, plus consistency proofs
+// tying together the checkpoints the proofs are against. Its canonical
+// encoding is compact JSON (Marshal); a bundle verifies only in that
+// encoding, so every byte of it is authenticated or a reason to reject.
+type Bundle struct {
+	// Format is BundleFormat.
+	Format string `json:"format"`
+	// Delegation is the id of the delegation the chain ends at.
+	Delegation string `json:"delegation"`
+	// Proofs are C2SP tlog-proofs, sorted by entry index, one per entry.
+	Proofs []string `json:"proofs"`
+	// Consistency ties every other checkpoint to the largest one.
+	Consistency []ConsistencyLink `json:"consistency,omitempty"`
+}
+
+// ConsistencyLink proves that checkpoint From is a prefix of checkpoint To.
+type ConsistencyLink struct {
+	From  string   `json:"from"`
+	To    string   `json:"to"`
+	Proof [][]byte `json:"proof"`
+}
+
+// Marshal returns the bundle's canonical encoding.
+func (b *Bundle) Marshal() []byte {
+	out, err := json.Marshal(b)
+	if err != nil {
+		panic(fmt.Sprintf("proofs: marshalling a bundle: %v", err)) // strings and bytes only
+	}
+	return out
+}
+
+// ParseBundle parses a bundle that must be byte-for-byte canonical.
+func ParseBundle(data []byte) (*Bundle, error) {
+	if len(data) > MaxBundleBytes {
+		return nil, Errorf(ReasonBundleMalformed, "bundle is %d bytes, limit %d", len(data), MaxBundleBytes)
+	}
+	var b Bundle
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		return nil, Errorf(ReasonBundleMalformed, "decoding bundle: %v", err)
+	}
+	if !bytes.Equal(b.Marshal(), data) {
+		return nil, Errorf(ReasonBundleMalformed, "bundle is not in canonical form (compact JSON, known fields only, standard base64, nothing after it)")
+	}
+	if b.Format != BundleFormat {
+		return nil, Errorf(ReasonBundleMalformed, "bundle format %q, want %q", b.Format, BundleFormat)
+	}
+	if len(b.Proofs) == 0 {
+		return nil, Errorf(ReasonBundleIncomplete, "bundle holds no entries")
+	}
+	return &b, nil
+}
+
+// BundleOptions configure VerifyBundle.
+type BundleOptions struct {
+	// WitnessPolicy, when set, must be satisfied by the cosignatures on the
+	// bundle's largest checkpoint (formats/witness policy file syntax).
+	WitnessPolicy []byte
+}
+
+// VerifiedChain is what a chain bundle proves.
+type VerifiedChain struct {
+	// Links are the delegations from the root grant to the target, in order.
+	Links []*VerifiedEntry
+	// Checkpoint is the largest checkpoint; every entry is in its tree.
+	Checkpoint *Checkpoint
+	// Entries are all the bundle's entries by index.
+	Entries map[uint64]*ParsedLeaf
+}
+
+// BundleNotShown is what a chain bundle cannot establish, and how to.
+var BundleNotShown = []string{
+	"that no link was revoked after it was appended (revocations are later entries a bundle need not hold): " +
+		"replay the whole log with `warrant audit`, or ask the server with `warrant get ID` (not proven)",
+	"that no newer key binding or policy entry than the ones included came before a link: `warrant audit` replays every decision in order",
+	"that each link's id and nonce were not used by an earlier accepted entry: `warrant audit`",
+}
+
+// VerifyBundle checks a chain bundle offline: its canonical encoding; every
+// checkpoint's signature under the log key (and the witness policy, if
+// given) and their consistency; every entry's inclusion; the configuration,
+// key bindings and policies against the trust anchors they need; each
+// link's DSSE signatures under the bindings in force; the chain's
+// continuity from a root grant; and each link's recorded decision against
+// the chain rules and the recorded policy. The error names the first broken
+// link and why.
+func VerifyBundle(data []byte, logKey note.Verifier, opts BundleOptions) (*VerifiedChain, error) {
+	b, err := ParseBundle(data)
+	if err != nil {
+		return nil, err
+	}
+	var witnesses []note.Verifier
+	var policy witness.Group
+	if opts.WitnessPolicy != nil {
+		if policy, err = witness.ParsePolicy(opts.WitnessPolicy); err != nil {
+			return nil, Errorf(ReasonBundleWitness, "witness policy: %v", err)
+		}
+		if witnesses, err = witnessKeys(opts.WitnessPolicy); err != nil {
+			return nil, err
+		}
+	}
+	vc := &VerifiedChain{Entries: map[uint64]*ParsedLeaf{}}
+	checkpoints := map[string]*Checkpoint{}
+	var order []uint64
+	for i, p := range b.Proofs {
+		ve, err := verifyTLogProof([]byte(p), logKey, witnesses)
+		if err != nil {
+			return nil, bundleErr(err, "proof %d", i)
+		}
+		if len(order) > 0 && ve.Index <= order[len(order)-1] {
+			return nil, Errorf(ReasonBundleMalformed, "proof %d: entries must be sorted by index, without repeats", i)
+		}
+		order = append(order, ve.Index)
+		vc.Entries[ve.Index] = ve.Leaf
+		checkpoints[string(ve.Checkpoint.Note)] = ve.Checkpoint
+		if vc.Checkpoint == nil || ve.Checkpoint.Size > vc.Checkpoint.Size {
+			vc.Checkpoint = ve.Checkpoint
+		}
+	}
+	// Consistency: every checkpoint must reach the largest one.
+	linked := map[string]bool{string(vc.Checkpoint.Note): true}
+	for i, c := range b.Consistency {
+		from, err := OpenCheckpoint([]byte(c.From), logKey, witnesses...)
+		if err != nil {
+			return nil, bundleErr(err, "consistency %d: from", i)
+		}
+		to, err := OpenCheckpoint([]byte(c.To), logKey, witnesses...)
+		if err != nil {
+			return nil, bundleErr(err, "consistency %d: to", i)
+		}
+		if err := VerifyConsistency(from.Size, to.Size, c.Proof, from.Root, to.Root); err != nil {
+			return nil, bundleErr(err, "consistency %d", i)
+		}
+		if !bytes.Equal(to.Note, vc.Checkpoint.Note) {
+			return nil, Errorf(ReasonBundleMalformed, "consistency %d does not lead to the bundle's largest checkpoint", i)
+		}
+		linked[c.From] = true
+	}
+	for note, cp := range checkpoints {
+		if !linked[note] {
+			return nil, Errorf(ReasonBundleIncomplete, "checkpoint of size %d is not tied to the largest (size %d) by a consistency proof", cp.Size, vc.Checkpoint.Size)
+		}
+	}
+	if opts.WitnessPolicy != nil && !policy.Satisfied(vc.Checkpoint.Note) {
+		return nil, Errorf(ReasonBundleWitness, "the checkpoint's cosignatures do not satisfy the witness policy")
+	}
+	if err := vc.verifyChain(b.Delegation, order); err != nil {
+		return nil, err
+	}
+	return vc, nil
+}
+
+func bundleErr(err error, format string, args ...any) error {
+	reason := Reason(err)
+	if reason == "" {
+		reason = ReasonBundleMalformed
+	}
+	return &Error{Reason: reason, Err: fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)}
+}
+
+// verifyTLogProof is VerifyTLogProof with extra checkpoint cosigners.
+func verifyTLogProof(data []byte, logKey note.Verifier, others []note.Verifier) (*VerifiedEntry, error) {
+	p, err := ParseTLogProof(data)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.ExtraData) == 0 {
+		return nil, Errorf(ReasonTLogProofNoLeaf, "tlog-proof carries no leaf in its extra data")
+	}
+	cp, err := OpenCheckpoint(p.Checkpoint, logKey, others...)
+	if err != nil {
+		return nil, err
+	}
+	hashes := make([][]byte, len(p.Hashes))
+	for i := range p.Hashes {
+		hashes[i] = p.Hashes[i][:]
+	}
+	if err := VerifyInclusion(p.Index, cp.Size, LeafHash(p.ExtraData), hashes, cp.Root); err != nil {
+		return nil, err
+	}
+	leaf, err := ParseLeaf(p.ExtraData)
+	if err != nil {
+		return nil, err
+	}
+	return &VerifiedEntry{Index: p.Index, Leaf: leaf, Checkpoint: cp}, nil
+}
+
+// witnessKeys extracts the cosignature/v1 verifier keys of a witness policy.
+func witnessKeys(policy []byte) ([]note.Verifier, error) {
+	var out []note.Verifier
+	for _, line := range strings.Split(string(policy), "\n") {
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[0] == "witness" {
+			v, err := fnote.NewVerifierForCosignatureV1(f[2])
+			if err != nil {
+				return nil, Errorf(ReasonBundleWitness, "witness %s: %v", f[1], err)
+			}
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// bundleState is the ChainState of a chain bundle as seen just before one
+// of its links: what the bundle holds with a smaller index. What it does
+// not hold it cannot show (BundleNotShown): revocations and used ids or
+// nonces are taken as absent.
+type bundleState struct {
+	bindings *Bindings
+	dels     map[string]*DelegationRecord
+}
+
+func (s *bundleState) Binding(agent string) *Binding { return s.bindings.Agent(agent) }
+func (s *bundleState) Delegation(id string) (*DelegationRecord, error) {
+	return s.dels[id], nil
+}
+func (s *bundleState) Revoked(string) (bool, error)           { return false, nil }
+func (s *bundleState) IDUsed(string) (bool, error)            { return false, nil }
+func (s *bundleState) NonceUsed(string, string) (bool, error) { return false, nil }
+
+// verifyChain replays the bundle's entries in index order, checking the
+// trust anchors of each, and each chain link's signatures and decision.
+func (vc *VerifiedChain) verifyChain(target string, order []uint64) error {
+	// Find the chain: from the target up through its parents.
+	byID := map[string]uint64{}
+	for _, idx := range order {
+		if d := vc.Entries[idx].Delegation; d != nil && vc.Entries[idx].Decision.Outcome == OutcomeAccepted {
+			byID[d.ID] = idx
+		}
+	}
+	var chain []uint64
+	for id := target; id != ""; {
+		idx, ok := byID[id]
+		if !ok {
+			if len(chain) == 0 {
+				return Errorf(ReasonBundleIncomplete, "the bundle holds no accepted delegation %q", target)
+			}
+			return Errorf(ReasonBundleChainBroken, "link %d (%s): its parent %q is not in the bundle", len(chain), vc.Entries[chain[len(chain)-1]].Delegation.ID, id)
+		}
+		if slices.Contains(chain, idx) || len(chain) > 64 {
+			return Errorf(ReasonBundleChainBroken, "the chain of %q loops", target)
+		}
+		chain = append(chain, idx)
+		id = vc.Entries[idx].Delegation.Parent
+	}
+	slices.Reverse(chain)
+	isLink := map[uint64]int{}
+	for i, idx := range chain {
+		isLink[idx] = i
+	}
+
+	st := &bundleState{bindings: NewBindings(), dels: map[string]*DelegationRecord{}}
+	var cfg *LogConfig
+	var registrars, admins map[string]*PublicKey
+	var pol *Policy
+	for _, idx := range order {
+		l := vc.Entries[idx]
+		if l.Kind != KindLogConfig && cfg == nil {
+			return Errorf(ReasonBundleIncomplete, "entry %d comes before any log-config entry in the bundle", idx)
+		}
+		switch l.Kind {
+		case KindLogConfig:
+			cfg = l.Config
+			registrars, admins = configKeyMap(cfg.RegistrarKeys), configKeyMap(cfg.AdminKeys)
+		case KindPolicy:
+			if l.Env != nil {
+				if err := soleSignature(l.Env, admins); err != nil {
+					return Errorf(ReasonBundleChainBroken, "policy entry %d is not signed by an admin key of the log: %v", idx, err)
+				}
+			}
+			pol = l.Policy
+		case KindKeyBinding:
+			if err := soleSignature(l.Env, registrars); err != nil {
+				return Errorf(ReasonBundleChainBroken, "key binding entry %d is not signed by a registrar key of the log: %v", idx, err)
+			}
+			if l.Decision.Outcome == OutcomeAccepted {
+				key, err := ParsePublicKeyDER(l.KeyBinding.PublicKey)
+				if err != nil {
+					return err
+				}
+				st.bindings = st.bindings.With(l.KeyBinding, key, idx)
+			}
+		case KindDelegation:
+			i, ok := isLink[idx]
+			if !ok {
+				continue // a delegation the chain does not go through
+			}
+			d := l.Delegation
+			name := fmt.Sprintf("link %d (%s, entry %d)", i, d.ID, idx)
+			if i == 0 && d.Parent != "" {
+				return Errorf(ReasonBundleChainBroken, "%s: the chain does not start at a root grant", name)
+			}
+			sigs, err := CheckSignatures(l.Env, st.bindings.Agent(d.Issuer), st.bindings.KeyID)
+			if err != nil {
+				return &Error{Reason: Reason(err), Err: fmt.Errorf("%s: %w", name, err)}
+			}
+			if pol == nil {
+				return Errorf(ReasonBundleIncomplete, "%s: no policy entry before it in the bundle", name)
+			}
+			if l.Decision.PolicyDigest != pol.Digest {
+				return Errorf(ReasonBundleDecision, "%s: the decision records policy %s, but the bundle's policy in force is %s", name, l.Decision.PolicyDigest, pol.Digest)
+			}
+			want, err := DecideDelegation(st, d, sigs, l.Time, cfg.Rules, pol)
+			if err != nil {
+				return err
+			}
+			g, _ := json.Marshal(l.Decision)
+			w, _ := json.Marshal(want)
+			if !bytes.Equal(g, w) {
+				return Errorf(ReasonBundleDecision, "%s: recorded decision %s, the chain rules and recorded policy give %s", name, g, w)
+			}
+			st.dels[d.ID] = &DelegationRecord{Index: idx, D: d}
+			vc.Links = append(vc.Links, &VerifiedEntry{Index: idx, Leaf: l, Checkpoint: vc.Checkpoint})
+		}
+	}
+	return nil
+}
+
+func configKeyMap(keys []ConfigKey) map[string]*PublicKey {
+	m := map[string]*PublicKey{}
+	for _, k := range keys {
+		if pk, err := ParsePublicKeyDER(k.PublicKey); err == nil && pk.ID == k.ID {
+			m[pk.ID] = pk
+		}
+	}
+	return m
+}
