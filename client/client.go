@@ -48,9 +48,10 @@ const (
 
 // Client talks to one log. It is safe for concurrent use.
 type Client struct {
-	rpc    warrantv1connect.LedgerServiceClient
-	logKey note.Verifier
-	state  State
+	rpc        warrantv1connect.LedgerServiceClient
+	httpClient connect.HTTPClient
+	logKey     note.Verifier
+	state      State
 }
 
 type config struct {
@@ -93,9 +94,10 @@ func New(baseURL string, logKey note.Verifier, opts ...Option) *Client {
 	}
 	copts := append([]connect.ClientOption{connect.WithReadMaxBytes(MaxResponseBytes)}, cfg.opts...)
 	return &Client{
-		rpc:    warrantv1connect.NewLedgerServiceClient(cfg.httpClient, baseURL, copts...),
-		logKey: logKey,
-		state:  cfg.state,
+		rpc:        warrantv1connect.NewLedgerServiceClient(cfg.httpClient, baseURL, copts...),
+		httpClient: cfg.httpClient,
+		logKey:     logKey,
+		state:      cfg.state,
 	}
 }
 

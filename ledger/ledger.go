@@ -135,6 +135,9 @@ type Log struct {
 type faults struct {
 	commit     atomic.Pointer[error]
 	checkpoint atomic.Pointer[error]
+	// decision rewrites a leaf's recorded decision before it is written:
+	// a log that lies about what its rules decided, for auditors to catch.
+	decision atomic.Pointer[func(*proofs.Leaf)]
 }
 
 // txnEntryOverhead is Badger's per-entry accounting (version, metadata)

@@ -432,6 +432,9 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 				return consumed, 0, nil, readError(err)
 			}
 		}
+		if f := l.faults.decision.Load(); f != nil && leaf.Decision != nil {
+			(*f)(&leaf)
+		}
 		raw, err := leaf.Marshal()
 		if err != nil {
 			results[i].err = err

@@ -23,7 +23,8 @@ import (
 const MaxRequestBytes = 64 << 10
 
 // NewHandler serves the log on one handler: the Connect, gRPC and gRPC-Web
-// LedgerService, gRPC health and reflection, and GET /checkpoint.
+// LedgerService, gRPC health and reflection, and the C2SP tlog-tiles read
+// API (GET /checkpoint, /tile/...).
 func NewHandler(l *Log) http.Handler {
 	mux := http.NewServeMux()
 	path, h := warrantv1connect.NewLedgerServiceHandler(&service{log: l}, connect.WithReadMaxBytes(MaxRequestBytes))
@@ -32,6 +33,7 @@ func NewHandler(l *Log) http.Handler {
 	reflector := grpcreflect.NewStaticReflector(warrantv1connect.LedgerServiceName)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	registerTiles(mux, l)
 	mux.HandleFunc("GET /checkpoint", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")

@@ -21,6 +21,10 @@ const MaxPolicyBytes = 16 << 10
 const (
 	ReasonPolicyInvalid = "policy_invalid"
 	ReasonPolicyForbid  = "policy_forbid"
+	// ReasonPolicyError denies a request on which some policy failed to
+	// evaluate (a misspelt attribute, a type error): a broken rule must not
+	// silently stop forbidding.
+	ReasonPolicyError = "policy_error"
 )
 
 var reasonCode = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
@@ -38,7 +42,9 @@ var reasonCode = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 //
 // where each Agent entity has the attributes trust_domain (String), tier
 // ("draft", "execute" or "unknown" when not registered), human and
-// registered (Bool), and the context is built by PolicyContext.
+// registered (Bool), and the context is built by PolicyContext. A policy
+// that fails to evaluate denies with ReasonPolicyError (Cedar would skip
+// it; warrant fails closed).
 type Policy struct {
 	// Text is the policy source exactly as recorded in the log.
 	Text []byte
@@ -125,9 +131,17 @@ func (p *Policy) Evaluate(in PolicyInput) PolicyDecision {
 	entities[req.Resource] = agentEntity(in.D.Delegate, in.Delegate)
 	decision, diag := cedar.Authorize(p.set, entities, req)
 	out := PolicyDecision{Allowed: decision == cedar.Allow}
+	if len(diag.Errors) > 0 {
+		// Cedar skips a policy that errors; warrant fails closed instead.
+		out.Allowed = false
+		out.Reasons = append(out.Reasons, ReasonPolicyError)
+		for _, e := range diag.Errors {
+			out.PolicyIDs = append(out.PolicyIDs, string(e.PolicyID))
+		}
+	}
 	for _, r := range diag.Reasons {
 		out.PolicyIDs = append(out.PolicyIDs, string(r.PolicyID))
-		if !out.Allowed {
+		if decision != cedar.Allow {
 			if code, ok := p.reasons[r.PolicyID]; ok {
 				out.Reasons = append(out.Reasons, code)
 			} else {
@@ -139,6 +153,7 @@ func (p *Policy) Evaluate(in PolicyInput) PolicyDecision {
 		out.Reasons = []string{ReasonPolicyForbid} // no permit matched
 	}
 	slices.Sort(out.PolicyIDs)
+	out.PolicyIDs = slices.Compact(out.PolicyIDs)
 	slices.Sort(out.Reasons)
 	out.Reasons = slices.Compact(out.Reasons)
 	return out

@@ -93,6 +93,9 @@ func (r *Replay) Apply(index uint64, l *ParsedLeaf) error {
 		r.setConfig(l.Config)
 		return problem
 	case KindPolicy:
+		if l.Env == nil && r.policy != nil {
+			return firstErr(problem, Errorf(ReasonReplayUnauthentic, "entry %d: a policy written by the log itself after the first policy (only admins change the policy)", index))
+		}
 		if l.Env != nil {
 			if err := soleSignature(l.Env, r.admins); err != nil {
 				return firstErr(problem, Errorf(ReasonReplayUnauthentic, "entry %d: policy not signed by an admin key: %v", index, err))

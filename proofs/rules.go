@@ -46,6 +46,11 @@ const (
 // MaxClockSkew is how far in the future a not_before may lie at log time.
 const MaxClockSkew = 5 * time.Minute
 
+// maxChainWalk bounds how far up a chain the rules look. It does not depend
+// on the depth limit in force, which may have been higher when the chain
+// was built: a revocation must cascade through every ancestor.
+const maxChainWalk = 256
+
 // Binding is an agent's key binding in force.
 type Binding struct {
 	Agent string
@@ -168,7 +173,7 @@ func DecideDelegation(st ChainState, d *Delegation, sigs SignatureCheck, t time.
 		}
 	} else {
 		var err error
-		if chain, err = ancestors(st, d.Parent, lim.MaxDepth+1); err != nil {
+		if chain, err = ancestors(st, d.Parent, maxChainWalk); err != nil {
 			return nil, err
 		}
 		if len(chain) == 0 {
@@ -295,10 +300,12 @@ func DecideDelegation(st ChainState, d *Delegation, sigs SignatureCheck, t time.
 	// Rules 7-10: the policy in force (tiers, trust domains, approvals).
 	dec := &Decision{Outcome: OutcomeAccepted, CedarVersion: CedarVersion}
 	if pol != nil {
+		// Separation of duty: the delegate cannot approve its own grant.
+		approvers := slices.DeleteFunc(slices.Clone(sigs.Approvers), func(a string) bool { return a == d.Delegate })
 		pd := pol.Evaluate(PolicyInput{
 			D: d, Issuer: issuer, Delegate: delegate, Depth: depth,
-			HumanApproved: (issuer != nil && issuer.Human) || len(sigs.Approvers) > 0,
-			Approvers:     sigs.Approvers,
+			HumanApproved: (issuer != nil && issuer.Human) || len(approvers) > 0,
+			Approvers:     approvers,
 		})
 		dec.PolicyDigest = pol.Digest
 		dec.PolicyIDs = pd.PolicyIDs
@@ -405,7 +412,7 @@ func ParseRevocation(payload []byte) (*Revocation, error) {
 // DecideRevocation decides an authentic revocation: by an admin key
 // (byAdmin), or by the issuer of the delegation or of one of its ancestors.
 func DecideRevocation(st ChainState, r *Revocation, byAdmin bool, lim RuleLimits) (*Decision, error) {
-	chain, err := ancestors(st, r.Delegation, lim.MaxDepth+1)
+	chain, err := ancestors(st, r.Delegation, maxChainWalk)
 	if err != nil {
 		return nil, err
 	}
@@ -435,7 +442,7 @@ type Status struct {
 
 // EffectiveStatus computes a delegation's status at time t from st.
 func EffectiveStatus(st ChainState, id string, t time.Time, lim RuleLimits) (Status, error) {
-	chain, err := ancestors(st, id, lim.MaxDepth+1)
+	chain, err := ancestors(st, id, maxChainWalk)
 	if err != nil {
 		return Status{}, err
 	}

@@ -139,3 +139,26 @@ func flatten(n node) []string {
 	}
 	return out
 }
+
+func TestExportAndAudit(t *testing.T) {
+	g := newGovernance(t)
+	buildTree(t, g)
+	exportPath := filepath.Join(g.dir, "log.export")
+	mustWarrant(t, g.dir, g.env, "export", "--out", exportPath)
+	out := mustWarrant(t, g.dir, g.env, "audit", "--export", exportPath)
+	if !strings.Contains(out, "verified: the entries hash to the signed checkpoint") || !strings.Contains(out, "denied scope_widened") {
+		t.Fatalf("audit --export:\n%s", out)
+	}
+	out = mustWarrant(t, g.dir, g.env, "audit", "--json")
+	var rep proofs.AuditReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || !rep.Verified || rep.Denied != 1 || rep.Entries["delegation"] != 7 {
+		t.Fatalf("audit --server --json: %s", out)
+	}
+	// A truncated export is caught, named and exits 1.
+	data, _ := os.ReadFile(exportPath)
+	os.WriteFile(exportPath+".cut", data[:len(data)-10], 0o644)
+	r := warrant(t, g.dir, g.env, "audit", "--export", exportPath+".cut")
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "error: export_malformed: ") {
+		t.Fatalf("truncated export: exit %d %q\n%s", r.code, r.stderr, r.stdout)
+	}
+}

@@ -73,6 +73,8 @@ func commands() []command {
 		{"trace", "fetch, verify and write the chain bundle of a delegation", runTrace},
 		{"blast-radius", "everything downstream of what an agent received or issued", runBlastRadius},
 		{"verify", "verify a tlog-proof or chain bundle offline", runVerify},
+		{"export", "write the whole log, verified, to a file", runExport},
+		{"audit", "replay the whole log (export file or server) and report", runAudit},
 	}
 }
 

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/warrantlog/warrant/client"
+	"github.com/warrantlog/warrant/proofs"
+)
+
+func runExport(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "export", "--out FILE [--json]")
+	var cf clientFlags
+	cf.register(fs, env)
+	out := fs.String("out", "", "write the whole log to FILE")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 || *out == "" {
+		return usagef("export needs --out FILE and no arguments")
+	}
+	c, err := cf.newClient()
+	if err != nil {
+		return err
+	}
+	cp, err := c.Checkpoint(ctx)
+	if err != nil {
+		return err
+	}
+	// Stream the leaves into a temporary file while recomputing the tree;
+	// the file replaces FILE only if the leaves hash to the signed root.
+	tmp, err := os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".tmp*")
+	if err != nil {
+		return &proofs.Error{Reason: "io_error", Err: err}
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	leaves := make(chan []byte, 1024)
+	errc := make(chan error, 1)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		errc <- c.EntryBundles(ctx, cf.server, cp.Size, func(l []byte) error {
+			select {
+			case leaves <- bytes.Clone(l):
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		close(leaves)
+	}()
+	rng := proofs.NewEmptyRange(0)
+	err = proofs.WriteExport(tmp, cp, func() ([]byte, error) {
+		l, ok := <-leaves
+		if !ok {
+			if err := <-errc; err != nil {
+				return nil, err
+			}
+			return nil, io.ErrUnexpectedEOF
+		}
+		return l, rng.Append(proofs.LeafHash(l), nil)
+	})
+	if err != nil {
+		return fmt.Errorf("exporting: %w", err)
+	}
+	if root, _ := rng.GetRootHash(nil); !bytes.Equal(root, cp.Root) {
+		return proofs.Errorf(proofs.ReasonAuditTreeMismatch, "the server's entries hash to %x, but its checkpoint says %x; nothing written", root, cp.Root)
+	}
+	if err := tmp.Sync(); err != nil {
+		return &proofs.Error{Reason: "io_error", Err: err}
+	}
+	tmp.Close()
+	if err := os.Rename(tmp.Name(), *out); err != nil {
+		return &proofs.Error{Reason: "io_error", Err: err}
+	}
+	if cf.json {
+		return printJSON(env.stdout, map[string]any{"out": *out, "checkpoint": cpJSON(cp)})
+	}
+	fmt.Fprintf(env.stdout, "exported %d entries of %s to %s (the leaves hash to the signed checkpoint)\n", cp.Size, cp.Origin, *out)
+	return nil
+}
+
+func runAudit(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "audit", "(--export FILE | --server URL) --log-key VKEY [--json]")
+	var cf clientFlags
+	cf.register(fs, env)
+	export := fs.String("export", "", "audit an export file offline instead of the server")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("audit takes no arguments")
+	}
+	v, err := loadLogKey(cf.logKey)
+	if err != nil {
+		return err
+	}
+	progress := progressBar(env.stderr)
+	var report *proofs.AuditReport
+	if *export != "" {
+		f, err := os.Open(*export)
+		if err != nil {
+			return &proofs.Error{Reason: "io_error", Err: err}
+		}
+		defer f.Close()
+		var trusted *proofs.Checkpoint
+		if cf.state != "" {
+			if trusted, err = client.New(cf.server, v, client.WithState(client.FileState{Path: cf.state})).Trusted(); err != nil {
+				return err
+			}
+		}
+		if report, err = proofs.AuditExport(f, v, trusted, progress); err != nil {
+			return err
+		}
+	} else {
+		c, err := cf.newClient()
+		if err != nil {
+			return err
+		}
+		trusted, err := c.Trusted()
+		if err != nil {
+			return err
+		}
+		cp, err := c.Checkpoint(ctx)
+		if err != nil {
+			return err
+		}
+		a := proofs.NewAuditor(cp, trusted)
+		err = c.EntryBundles(ctx, cf.server, cp.Size, func(l []byte) error {
+			a.Add(bytes.Clone(l))
+			if progress != nil && a.Next()%4096 == 0 {
+				progress(a.Next(), cp.Size)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		report = a.Finish()
+	}
+	if progress != nil {
+		fmt.Fprint(env.stderr, "\r\033[K")
+	}
+	if cf.json {
+		if err := printJSON(env.stdout, report); err != nil {
+			return err
+		}
+	} else {
+		printReport(env.stdout, report)
+	}
+	if !report.Verified {
+		d := report.Discrepancies[0]
+		return proofs.Errorf(d.Reason, "%d discrepancies; the first at entry %d: %s", len(report.Discrepancies), d.Index, d.Message)
+	}
+	return nil
+}
+
+func printReport(w io.Writer, r *proofs.AuditReport) {
+	fmt.Fprintf(w, "audited %s: %d entries, root %s\n", r.Origin, r.Size, r.Root)
+	for _, k := range []string{proofs.KindLogConfig, proofs.KindPolicy, proofs.KindKeyBinding, proofs.KindDelegation, proofs.KindRevocation} {
+		if r.Entries[k] > 0 {
+			fmt.Fprintf(w, "  %-12s %d\n", k, r.Entries[k])
+		}
+	}
+	fmt.Fprintf(w, "signed events: %d accepted, %d denied\n", r.Accepted, r.Denied)
+	for _, reason := range r.DenialReasons() {
+		fmt.Fprintf(w, "  denied %-24s %d\n", reason, r.Denials[reason])
+	}
+	if r.Verified {
+		fmt.Fprintln(w, "verified: the entries hash to the signed checkpoint; every signature, rule and policy decision replays")
+		return
+	}
+	fmt.Fprintf(w, "NOT VERIFIED: %d discrepancies\n", len(r.Discrepancies))
+	for _, d := range r.Discrepancies {
+		fmt.Fprintf(w, "  entry %d: %s: %s\n", d.Index, d.Reason, d.Message)
+	}
+}
+
+// progressBar returns a progress callback drawing on w when w is a
+// terminal, or nil.
+func progressBar(w io.Writer) func(done, total uint64) {
+	f, ok := w.(*os.File)
+	if !ok {
+		return nil
+	}
+	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return nil
+	}
+	return func(done, total uint64) {
+		width := 40
+		filled := width
+		if total > 0 {
+			filled = int(uint64(width) * done / total)
+		}
+		fmt.Fprintf(f, "\r[%s%s] %d/%d", strings.Repeat("#", filled), strings.Repeat(" ", width-filled), done, total)
+	}
+}
