@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/warrantlog/warrant/client"
@@ -439,4 +440,67 @@ func TestGoldenBundle(t *testing.T) {
 	var pretty bytes.Buffer
 	json.Indent(&pretty, want, "", " ")
 	t.Logf("golden bundle: %d bytes, %d links", len(want), len(vc.Links))
+}
+
+// TestBundleWitnessPolicy: a bundle whose checkpoints carry a witness
+// cosignature verifies under a witness policy that requires it, and fails
+// under one that requires another witness.
+func TestBundleWitnessPolicy(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	if _, err := f.log.Append(ctx, signDelegation(t, f.human, delegation("dlg_root", humanID, agentID, "nonce-root0001"))); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := f.log.ChainBundle(ctx, "dlg_root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	witness := func(name string) (note.Signer, string) {
+		skey, vkey, err := note.GenerateKey(rand.Reader, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := fnote.NewSignerForCosignatureV1(skey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cv, err := fnote.VKeyToCosignatureV1(vkey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, cv
+	}
+	w1, w1key := witness("witness1.example")
+	_, w2key := witness("witness2.example")
+	b, _ := proofs.ParseBundle(raw)
+	logSigner, _ := note.NewSigner(strings.TrimSpace(readFile(t, filepath.Join(f.dir, LogKeyFile))))
+	for i, p := range b.Proofs {
+		head, cp, _ := strings.Cut(p, "\n\n")
+		text, _, _ := strings.Cut(cp, "\n\n")
+		cosigned, err := note.Sign(&note.Note{Text: text + "\n"}, logSigner, w1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Proofs[i] = head + "\n\n" + string(cosigned)
+	}
+	bundle := b.Marshal()
+	v := f.verifier(t)
+	policy := func(key string) []byte { return []byte("witness w " + key + " https://witness.example/\nquorum w\n") }
+	if _, err := proofs.VerifyBundle(bundle, v, proofs.BundleOptions{WitnessPolicy: policy(w1key)}); err != nil {
+		t.Fatalf("cosigned bundle under its witness policy: %v", err)
+	}
+	if _, err := proofs.VerifyBundle(bundle, v, proofs.BundleOptions{WitnessPolicy: policy(w2key)}); err == nil {
+		t.Fatal("a bundle verified under a policy requiring a witness that did not cosign")
+	}
+	if _, err := proofs.VerifyBundle(raw, v, proofs.BundleOptions{WitnessPolicy: policy(w1key)}); proofs.Reason(err) != proofs.ReasonBundleWitness {
+		t.Fatalf("uncosigned bundle under a witness policy: %v, want %s", err, proofs.ReasonBundleWitness)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -468,8 +468,8 @@ func (l *Log) checkSize(size uint64) (uint64, error) {
 // Entry returns the leaf at index; the index must be covered by the latest
 // checkpoint.
 func (l *Log) Entry(ctx context.Context, index uint64) ([]byte, error) {
-	if index >= l.latest.Load().Size {
-		return nil, proofs.Errorf(ReasonNotFound, "no entry %d (log size %d)", index, l.latest.Load().Size)
+	if size := l.latest.Load().Size; index >= size {
+		return nil, proofs.Errorf(ReasonNotFound, "no entry %d (log size %d)", index, size)
 	}
 	var leaf []byte
 	err := l.db.View(func(txn *badger.Txn) error {

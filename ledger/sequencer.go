@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -508,8 +509,8 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 		}
 		// The entry fits: make it part of the working state.
 		staged += size
-		if err := st.rng.Append(lh, tw.visit); err != nil {
-			return consumed, 0, nil, fmt.Errorf("extending the tree: %w", err)
+		if err := st.rng.Append(lh, tw.visit); err != nil || tw.err != nil {
+			return consumed, 0, nil, &proofs.Error{Reason: ReasonDataLoss, Err: fmt.Errorf("extending the tree: %w", errors.Join(err, tw.err))}
 		}
 		st.size++
 		st.logTime = logTime

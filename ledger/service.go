@@ -152,7 +152,6 @@ func (s *service) GetCheckpoint(ctx context.Context, req *connect.Request[warran
 }
 
 func (s *service) GetInclusionProof(ctx context.Context, req *connect.Request[warrantv1.GetInclusionProofRequest]) (*connect.Response[warrantv1.GetInclusionProofResponse], error) {
-	size := req.Msg.GetTreeSize() // 0: the latest checkpoint, read by InclusionProof
 	var idx uint64
 	var err error
 	switch k := req.Msg.GetKey().(type) {
@@ -165,19 +164,37 @@ func (s *service) GetInclusionProof(ctx context.Context, req *connect.Request[wa
 	default:
 		return nil, connectError(proofs.Errorf(proofs.ReasonFieldMissing, "name the entry by index or leaf_hash"))
 	}
+	// The checkpoint is read after the lookup, so that it covers the entry,
+	// and before the proof, so that a tree size of 0 means exactly its size.
+	cp := s.log.Checkpoint()
+	size := req.Msg.GetTreeSize()
+	if size == 0 {
+		size = cp.Size
+	}
+	if size > cp.Size {
+		return nil, connectError(proofs.Errorf(ReasonOutOfRange, "tree size %d is beyond the latest checkpoint size %d", size, cp.Size))
+	}
 	hashes, size, err := s.log.InclusionProof(ctx, idx, size)
 	if err != nil {
 		return nil, connectError(err)
 	}
-	return connect.NewResponse(&warrantv1.GetInclusionProofResponse{Index: idx, TreeSize: size, Hashes: hashes, Checkpoint: s.log.Checkpoint().Note}), nil
+	return connect.NewResponse(&warrantv1.GetInclusionProofResponse{Index: idx, TreeSize: size, Hashes: hashes, Checkpoint: cp.Note}), nil
 }
 
 func (s *service) GetConsistencyProof(ctx context.Context, req *connect.Request[warrantv1.GetConsistencyProofRequest]) (*connect.Response[warrantv1.GetConsistencyProofResponse], error) {
-	hashes, to, err := s.log.ConsistencyProof(ctx, req.Msg.GetFromSize(), req.Msg.GetToSize())
+	cp := s.log.Checkpoint()
+	to := req.Msg.GetToSize()
+	if to == 0 {
+		to = cp.Size
+	}
+	if to > cp.Size {
+		return nil, connectError(proofs.Errorf(ReasonOutOfRange, "tree size %d is beyond the latest checkpoint size %d", to, cp.Size))
+	}
+	hashes, to, err := s.log.ConsistencyProof(ctx, req.Msg.GetFromSize(), to)
 	if err != nil {
 		return nil, connectError(err)
 	}
-	return connect.NewResponse(&warrantv1.GetConsistencyProofResponse{FromSize: req.Msg.GetFromSize(), ToSize: to, Hashes: hashes, Checkpoint: s.log.Checkpoint().Note}), nil
+	return connect.NewResponse(&warrantv1.GetConsistencyProofResponse{FromSize: req.Msg.GetFromSize(), ToSize: to, Hashes: hashes, Checkpoint: cp.Note}), nil
 }
 
 func (s *service) GetChainBundle(ctx context.Context, req *connect.Request[warrantv1.GetChainBundleRequest]) (*connect.Response[warrantv1.GetChainBundleResponse], error) {

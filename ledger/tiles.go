@@ -191,6 +191,9 @@ func (e *edgeTiles) clone() *edgeTiles {
 type tileWriter struct {
 	edge  *edgeTiles
 	dirty map[string][]byte
+	// err records a node that arrived out of order: corrupt state, which
+	// fails the batch rather than the process.
+	err error
 }
 
 // visit is a compact.VisitFn: it records each new node on a stored level.
@@ -209,7 +212,10 @@ func (w *tileWriter) visit(id compact.NodeID, hash []byte) {
 		w.edge.hash[level] = make([]byte, 0, tileWidth*hashSize)
 	}
 	if uint64(len(w.edge.hash[level])) != off*hashSize {
-		panic(fmt.Sprintf("ledger: node %d/%d out of order in tile (have %d hashes)", id.Level, id.Index, len(w.edge.hash[level])/hashSize))
+		if w.err == nil {
+			w.err = fmt.Errorf("%w: tree node %d/%d out of order in its tile (have %d hashes)", ErrStoreMismatch, id.Level, id.Index, len(w.edge.hash[level])/hashSize)
+		}
+		return
 	}
 	w.edge.hash[level] = append(w.edge.hash[level], hash...)
 	w.dirty[string(tileKey(uint8(level), n))] = w.edge.hash[level]
