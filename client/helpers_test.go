@@ -66,6 +66,8 @@ type envOptions struct {
 	// logKeyFrom copies DIR/log.key from this directory before opening, so
 	// that the new log signs with the same key as that one.
 	logKeyFrom string
+	// refresh is the idle checkpoint-feed interval (default the ledger's).
+	refresh time.Duration
 }
 
 // openLog opens a real ledger in a fresh temporary directory and closes it
@@ -92,6 +94,8 @@ func openLog(t testing.TB, o envOptions) *testEnv {
 		Logger:        slog.New(slog.DiscardHandler),
 		Now:           o.clock,
 		Badger:        smallBadger,
+
+		CheckpointRefresh: o.refresh,
 	})
 	if err != nil {
 		t.Fatalf("ledger.Open: %v", err)
@@ -409,4 +413,18 @@ func (d *double) ListChildren(ctx context.Context, req *connect.Request[warrantv
 
 func (d *double) ListAgentEntries(ctx context.Context, req *connect.Request[warrantv1.ListAgentEntriesRequest]) (*connect.Response[warrantv1.ListAgentEntriesResponse], error) {
 	return d.snapshot().backend.ListAgentEntries(ctx, connect.NewRequest(req.Msg))
+}
+
+func (d *double) WatchCheckpoints(ctx context.Context, req *connect.Request[warrantv1.WatchCheckpointsRequest], stream *connect.ServerStream[warrantv1.WatchCheckpointsResponse]) error {
+	up, err := d.snapshot().backend.WatchCheckpoints(ctx, connect.NewRequest(req.Msg))
+	if err != nil {
+		return err
+	}
+	defer up.Close()
+	for up.Receive() {
+		if err := stream.Send(up.Msg()); err != nil {
+			return err
+		}
+	}
+	return up.Err()
 }

@@ -57,6 +57,9 @@ type Options struct {
 	// QueueLength bounds the requests waiting for the sequencer (default
 	// 8192); beyond it Append sheds load with ReasonQueueFull.
 	QueueLength int
+	// CheckpointRefresh is how often WatchCheckpoints re-sends the latest
+	// checkpoint with a fresh timestamp when the log is idle (default 10 s).
+	CheckpointRefresh time.Duration
 
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
@@ -75,6 +78,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.QueueLength <= 0 {
 		o.QueueLength = 8192
+	}
+	if o.CheckpointRefresh <= 0 {
+		o.CheckpointRefresh = 10 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -119,6 +125,11 @@ type Log struct {
 
 	latest   atomic.Pointer[proofs.Checkpoint]
 	bindings atomic.Pointer[proofs.Bindings]
+	// changed is closed, and replaced, whenever a new checkpoint is
+	// published: watchers wait on it.
+	changed atomic.Pointer[chan struct{}]
+	// cosigner signs timestamps (C2SP cosignature/v1) with the log key.
+	cosigner note.Signer
 
 	seq seqState // owned by the sequencer goroutine
 
@@ -156,7 +167,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
-	signer, vkey, err := loadOrCreateLogKey(opts.Dir, opts.Origin)
+	signer, cosigner, vkey, err := loadOrCreateLogKey(opts.Dir, opts.Origin)
 	if err != nil {
 		return nil, err
 	}
@@ -177,6 +188,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		log:         opts.Logger,
 		db:          db,
 		signer:      signer,
+		cosigner:    cosigner,
 		verifier:    verifier,
 		vkey:        vkey,
 		registrars:  make(map[string]*proofs.PublicKey),
@@ -198,6 +210,8 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	for _, k := range opts.AdminKeys {
 		l.admins[k.ID] = k
 	}
+	ch := make(chan struct{})
+	l.changed.Store(&ch)
 	if err := l.recover(); err != nil {
 		db.Close()
 		return nil, err
@@ -315,7 +329,7 @@ func (l *Log) recover() error {
 			return err
 		}
 	}
-	l.latest.Store(cp)
+	l.publish(cp)
 	l.log.Info("log opened", "origin", l.signer.Name(), "size", cp.Size, "root", fmt.Sprintf("%x", cp.Root))
 	return nil
 }
@@ -445,6 +459,30 @@ func (l *Log) Origin() string { return l.signer.Name() }
 
 // VerifierKey is the log's note verifier key, as in DIR/log.vkey.
 func (l *Log) VerifierKey() string { return l.vkey }
+
+// publish makes cp the latest checkpoint and wakes the watchers.
+func (l *Log) publish(cp *proofs.Checkpoint) {
+	l.latest.Store(cp)
+	next := make(chan struct{})
+	if old := l.changed.Swap(&next); old != nil {
+		close(*old)
+	}
+}
+
+// Changed returns a channel closed when a checkpoint newer than the one
+// Checkpoint returned before this call is published.
+func (l *Log) Changed() <-chan struct{} { return *l.changed.Load() }
+
+// Timestamp signs cp's text as a C2SP cosignature/v1 with the log key: a
+// fresh timestamp anyone with the log's verifier key can check, proving
+// the log was alive and still at cp now.
+func (l *Log) Timestamp(cp *proofs.Checkpoint) ([]byte, error) {
+	body := proofs.CheckpointBody(cp.Origin, cp.Size, cp.Root)
+	return note.Sign(&note.Note{Text: string(body)}, l.cosigner)
+}
+
+// Refresh is the interval of idle checkpoint refreshes.
+func (l *Log) Refresh() time.Duration { return l.opts.CheckpointRefresh }
 
 // Checkpoint returns the latest signed checkpoint. Every read answer is
 // proven against it (or an earlier size).

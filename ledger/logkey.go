@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -26,7 +27,7 @@ const (
 // loadOrCreateLogKey returns the log's note signer, generating the key on
 // first start. The key's name is the log's origin, so an origin given on a
 // later start must match it.
-func loadOrCreateLogKey(dir, origin string) (note.Signer, string, error) {
+func loadOrCreateLogKey(dir, origin string) (note.Signer, note.Signer, string, error) {
 	keyPath := filepath.Join(dir, LogKeyFile)
 	skey, err := os.ReadFile(keyPath)
 	switch {
@@ -34,39 +35,43 @@ func loadOrCreateLogKey(dir, origin string) (note.Signer, string, error) {
 		if origin == "" {
 			origin, err = defaultOrigin()
 			if err != nil {
-				return nil, "", err
+				return nil, nil, "", err
 			}
 		}
 		sk, vk, err := note.GenerateKey(rand.Reader, origin)
 		if err != nil {
-			return nil, "", fmt.Errorf("generating log key for origin %q: %w", origin, err)
+			return nil, nil, "", fmt.Errorf("generating log key for origin %q: %w", origin, err)
 		}
 		if err := writeFileAtomic(keyPath, []byte(sk+"\n"), 0o600); err != nil {
-			return nil, "", fmt.Errorf("writing log key: %w", err)
+			return nil, nil, "", fmt.Errorf("writing log key: %w", err)
 		}
 		skey = []byte(sk)
 		_ = vk // re-derived below, for old and new keys alike
 	case err != nil:
-		return nil, "", fmt.Errorf("reading log key: %w", err)
+		return nil, nil, "", fmt.Errorf("reading log key: %w", err)
 	}
 	if fi, err := os.Stat(keyPath); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		return nil, "", fmt.Errorf("log key %s is readable by others (mode %o): chmod 600 it", keyPath, fi.Mode().Perm())
+		return nil, nil, "", fmt.Errorf("log key %s is readable by others (mode %o): chmod 600 it", keyPath, fi.Mode().Perm())
 	}
 	signer, err := note.NewSigner(strings.TrimSpace(string(skey)))
 	if err != nil {
-		return nil, "", fmt.Errorf("parsing log key %s: %w", keyPath, err)
+		return nil, nil, "", fmt.Errorf("parsing log key %s: %w", keyPath, err)
 	}
 	if origin != "" && origin != signer.Name() {
-		return nil, "", fmt.Errorf("origin %q does not match this log's origin %q (the name of %s); a log's origin never changes", origin, signer.Name(), keyPath)
+		return nil, nil, "", fmt.Errorf("origin %q does not match this log's origin %q (the name of %s); a log's origin never changes", origin, signer.Name(), keyPath)
 	}
 	vkey, err := verifierKey(strings.TrimSpace(string(skey)))
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
+	}
+	cosigner, err := fnote.NewSignerForCosignatureV1(strings.TrimSpace(string(skey)))
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("log key as a cosigner: %w", err)
 	}
 	if err := writeFileAtomic(filepath.Join(dir, LogVerifierKeyFile), []byte(vkey+"\n"), 0o644); err != nil {
-		return nil, "", fmt.Errorf("writing verifier key: %w", err)
+		return nil, nil, "", fmt.Errorf("writing verifier key: %w", err)
 	}
-	return signer, vkey, nil
+	return signer, cosigner, vkey, nil
 }
 
 // verifierKey derives the verifier key from a note signer key

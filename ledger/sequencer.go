@@ -303,7 +303,7 @@ func (l *Log) retryCheckpoint() {
 		l.log.Error("signing checkpoint failed again", "size", l.seq.size, "err", err)
 		return
 	}
-	l.latest.Store(cp)
+	l.publish(cp)
 	l.seq.needCheckpoint = false
 }
 
@@ -339,7 +339,7 @@ func (l *Log) sequenceSome(batch []*request) int {
 			l.seq.needCheckpoint = true
 			l.log.Error("entries committed but checkpoint signing failed; will retry", "size", st.size, "err", err)
 		} else {
-			l.latest.Store(cp)
+			l.publish(cp)
 			l.seq.needCheckpoint = false
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
@@ -223,6 +224,38 @@ func (s *service) ListAgentEntries(ctx context.Context, req *connect.Request[war
 		return nil, connectError(err)
 	}
 	return connect.NewResponse(&warrantv1.ListAgentEntriesResponse{Entries: entries, NextStartIndex: next}), nil
+}
+
+func (s *service) WatchCheckpoints(ctx context.Context, req *connect.Request[warrantv1.WatchCheckpointsRequest], stream *connect.ServerStream[warrantv1.WatchCheckpointsResponse]) error {
+	last := req.Msg.GetFromSize()
+	if cp := s.log.Checkpoint(); last > cp.Size {
+		return connectError(proofs.Errorf(ReasonOutOfRange, "from_size %d is beyond the latest checkpoint size %d", last, cp.Size))
+	}
+	refresh := time.NewTicker(s.log.Refresh())
+	defer refresh.Stop()
+	for {
+		changed := s.log.Changed() // before reading the checkpoint: no update is missed
+		cp := s.log.Checkpoint()
+		proof, err := s.consistency(ctx, last, cp.Size)
+		if err != nil {
+			return connectError(err)
+		}
+		ts, err := s.log.Timestamp(cp)
+		if err != nil {
+			return connectError(err)
+		}
+		msg := &warrantv1.WatchCheckpointsResponse{Checkpoint: cp.Note, FromSize: last, ConsistencyProof: proof, Timestamp: ts}
+		if err := stream.Send(msg); err != nil {
+			return err
+		}
+		last = cp.Size
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		case <-refresh.C:
+		}
+	}
 }
 
 // page lists up to pageSize indices with list and proves each entry

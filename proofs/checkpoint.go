@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	flog "github.com/transparency-dev/formats/log"
+	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -106,4 +107,15 @@ func (c *Checkpoint) String() string {
 // Body returns the unsigned checkpoint text for origin, size and root.
 func CheckpointBody(origin string, size uint64, root []byte) []byte {
 	return flog.Checkpoint{Origin: origin, Size: size, Hash: root}.Marshal()
+}
+
+// TimestampVerifier returns the verifier of the log's timestamps: its note
+// verifier key read as a C2SP cosignature/v1 key, whose signatures cover a
+// time (see formats/note.CoSigV1Timestamp).
+func TimestampVerifier(vkey string) (note.Verifier, error) {
+	v, err := fnote.NewVerifierForCosignatureV1(strings.TrimSpace(vkey))
+	if err != nil {
+		return nil, Errorf(ReasonKeyInvalid, "log verifier key as a timestamp key: %v", err)
+	}
+	return v, nil
 }

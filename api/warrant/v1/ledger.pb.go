@@ -26,6 +26,128 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// WatchCheckpointsRequest starts a checkpoint feed.
+type WatchCheckpointsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The size of the checkpoint the subscriber already trusts (0 for none).
+	FromSize      uint64 `protobuf:"varint,1,opt,name=from_size,json=fromSize,proto3" json:"from_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchCheckpointsRequest) Reset() {
+	*x = WatchCheckpointsRequest{}
+	mi := &file_warrant_v1_ledger_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchCheckpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchCheckpointsRequest) ProtoMessage() {}
+
+func (x *WatchCheckpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warrant_v1_ledger_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchCheckpointsRequest.ProtoReflect.Descriptor instead.
+func (*WatchCheckpointsRequest) Descriptor() ([]byte, []int) {
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *WatchCheckpointsRequest) GetFromSize() uint64 {
+	if x != nil {
+		return x.FromSize
+	}
+	return 0
+}
+
+// WatchCheckpointsResponse is one message of the checkpoint feed.
+type WatchCheckpointsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The latest signed checkpoint (a C2SP tlog-checkpoint note).
+	Checkpoint []byte `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	// The size the consistency proof starts from: the previous message's
+	// checkpoint size, or WatchCheckpointsRequest.from_size for the first.
+	FromSize uint64 `protobuf:"varint,2,opt,name=from_size,json=fromSize,proto3" json:"from_size,omitempty"`
+	// Consistency proof from from_size to the checkpoint's size.
+	ConsistencyProof [][]byte `protobuf:"bytes,3,rep,name=consistency_proof,json=consistencyProof,proto3" json:"consistency_proof,omitempty"`
+	// The checkpoint's text signed again by the log key as a C2SP
+	// cosignature/v1 (which covers a timestamp): verify it with the log's
+	// verifier key read as a cosignature/v1 key, and read its time.
+	Timestamp     []byte `protobuf:"bytes,4,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchCheckpointsResponse) Reset() {
+	*x = WatchCheckpointsResponse{}
+	mi := &file_warrant_v1_ledger_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchCheckpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchCheckpointsResponse) ProtoMessage() {}
+
+func (x *WatchCheckpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_warrant_v1_ledger_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchCheckpointsResponse.ProtoReflect.Descriptor instead.
+func (*WatchCheckpointsResponse) Descriptor() ([]byte, []int) {
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *WatchCheckpointsResponse) GetCheckpoint() []byte {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+func (x *WatchCheckpointsResponse) GetFromSize() uint64 {
+	if x != nil {
+		return x.FromSize
+	}
+	return 0
+}
+
+func (x *WatchCheckpointsResponse) GetConsistencyProof() [][]byte {
+	if x != nil {
+		return x.ConsistencyProof
+	}
+	return nil
+}
+
+func (x *WatchCheckpointsResponse) GetTimestamp() []byte {
+	if x != nil {
+		return x.Timestamp
+	}
+	return nil
+}
+
 // GetChainBundleRequest names a delegation.
 type GetChainBundleRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -37,7 +159,7 @@ type GetChainBundleRequest struct {
 
 func (x *GetChainBundleRequest) Reset() {
 	*x = GetChainBundleRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[0]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -49,7 +171,7 @@ func (x *GetChainBundleRequest) String() string {
 func (*GetChainBundleRequest) ProtoMessage() {}
 
 func (x *GetChainBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[0]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -62,7 +184,7 @@ func (x *GetChainBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChainBundleRequest.ProtoReflect.Descriptor instead.
 func (*GetChainBundleRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{0}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *GetChainBundleRequest) GetDelegationId() string {
@@ -84,7 +206,7 @@ type GetChainBundleResponse struct {
 
 func (x *GetChainBundleResponse) Reset() {
 	*x = GetChainBundleResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[1]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -96,7 +218,7 @@ func (x *GetChainBundleResponse) String() string {
 func (*GetChainBundleResponse) ProtoMessage() {}
 
 func (x *GetChainBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[1]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -109,7 +231,7 @@ func (x *GetChainBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChainBundleResponse.ProtoReflect.Descriptor instead.
 func (*GetChainBundleResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{1}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetChainBundleResponse) GetBundle() []byte {
@@ -134,7 +256,7 @@ type ListChildrenRequest struct {
 
 func (x *ListChildrenRequest) Reset() {
 	*x = ListChildrenRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[2]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -146,7 +268,7 @@ func (x *ListChildrenRequest) String() string {
 func (*ListChildrenRequest) ProtoMessage() {}
 
 func (x *ListChildrenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[2]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -159,7 +281,7 @@ func (x *ListChildrenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChildrenRequest.ProtoReflect.Descriptor instead.
 func (*ListChildrenRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{2}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListChildrenRequest) GetDelegationId() string {
@@ -197,7 +319,7 @@ type ListChildrenResponse struct {
 
 func (x *ListChildrenResponse) Reset() {
 	*x = ListChildrenResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[3]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -209,7 +331,7 @@ func (x *ListChildrenResponse) String() string {
 func (*ListChildrenResponse) ProtoMessage() {}
 
 func (x *ListChildrenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[3]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -222,7 +344,7 @@ func (x *ListChildrenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChildrenResponse.ProtoReflect.Descriptor instead.
 func (*ListChildrenResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{3}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListChildrenResponse) GetEntries() []*ProvenEntry {
@@ -254,7 +376,7 @@ type ListAgentEntriesRequest struct {
 
 func (x *ListAgentEntriesRequest) Reset() {
 	*x = ListAgentEntriesRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[4]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -266,7 +388,7 @@ func (x *ListAgentEntriesRequest) String() string {
 func (*ListAgentEntriesRequest) ProtoMessage() {}
 
 func (x *ListAgentEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[4]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -279,7 +401,7 @@ func (x *ListAgentEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{4}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListAgentEntriesRequest) GetAgent() string {
@@ -317,7 +439,7 @@ type ListAgentEntriesResponse struct {
 
 func (x *ListAgentEntriesResponse) Reset() {
 	*x = ListAgentEntriesResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[5]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -329,7 +451,7 @@ func (x *ListAgentEntriesResponse) String() string {
 func (*ListAgentEntriesResponse) ProtoMessage() {}
 
 func (x *ListAgentEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[5]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -342,7 +464,7 @@ func (x *ListAgentEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{5}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListAgentEntriesResponse) GetEntries() []*ProvenEntry {
@@ -377,7 +499,7 @@ type AppendRequest struct {
 
 func (x *AppendRequest) Reset() {
 	*x = AppendRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[6]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -389,7 +511,7 @@ func (x *AppendRequest) String() string {
 func (*AppendRequest) ProtoMessage() {}
 
 func (x *AppendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[6]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -402,7 +524,7 @@ func (x *AppendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendRequest.ProtoReflect.Descriptor instead.
 func (*AppendRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{6}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AppendRequest) GetEnvelope() []byte {
@@ -437,7 +559,7 @@ type AppendResponse struct {
 
 func (x *AppendResponse) Reset() {
 	*x = AppendResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[7]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +571,7 @@ func (x *AppendResponse) String() string {
 func (*AppendResponse) ProtoMessage() {}
 
 func (x *AppendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[7]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +584,7 @@ func (x *AppendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResponse.ProtoReflect.Descriptor instead.
 func (*AppendResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{7}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AppendResponse) GetEntry() *ProvenEntry {
@@ -505,7 +627,7 @@ type GetEntryRequest struct {
 
 func (x *GetEntryRequest) Reset() {
 	*x = GetEntryRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[8]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -517,7 +639,7 @@ func (x *GetEntryRequest) String() string {
 func (*GetEntryRequest) ProtoMessage() {}
 
 func (x *GetEntryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[8]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -530,7 +652,7 @@ func (x *GetEntryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntryRequest.ProtoReflect.Descriptor instead.
 func (*GetEntryRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{8}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetEntryRequest) GetKey() isGetEntryRequest_Key {
@@ -600,7 +722,7 @@ type GetEntryResponse struct {
 
 func (x *GetEntryResponse) Reset() {
 	*x = GetEntryResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[9]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -612,7 +734,7 @@ func (x *GetEntryResponse) String() string {
 func (*GetEntryResponse) ProtoMessage() {}
 
 func (x *GetEntryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[9]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -625,7 +747,7 @@ func (x *GetEntryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntryResponse.ProtoReflect.Descriptor instead.
 func (*GetEntryResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{9}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetEntryResponse) GetEntry() *ProvenEntry {
@@ -663,7 +785,7 @@ type DelegationStatus struct {
 
 func (x *DelegationStatus) Reset() {
 	*x = DelegationStatus{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +797,7 @@ func (x *DelegationStatus) String() string {
 func (*DelegationStatus) ProtoMessage() {}
 
 func (x *DelegationStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +810,7 @@ func (x *DelegationStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DelegationStatus.ProtoReflect.Descriptor instead.
 func (*DelegationStatus) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{10}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DelegationStatus) GetState() string {
@@ -721,7 +843,7 @@ type GetEntriesRequest struct {
 
 func (x *GetEntriesRequest) Reset() {
 	*x = GetEntriesRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -733,7 +855,7 @@ func (x *GetEntriesRequest) String() string {
 func (*GetEntriesRequest) ProtoMessage() {}
 
 func (x *GetEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -746,7 +868,7 @@ func (x *GetEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntriesRequest.ProtoReflect.Descriptor instead.
 func (*GetEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{11}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetEntriesRequest) GetStart() uint64 {
@@ -795,7 +917,7 @@ type GetEntriesResponse struct {
 
 func (x *GetEntriesResponse) Reset() {
 	*x = GetEntriesResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -807,7 +929,7 @@ func (x *GetEntriesResponse) String() string {
 func (*GetEntriesResponse) ProtoMessage() {}
 
 func (x *GetEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -820,7 +942,7 @@ func (x *GetEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntriesResponse.ProtoReflect.Descriptor instead.
 func (*GetEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{12}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetEntriesResponse) GetStart() uint64 {
@@ -876,7 +998,7 @@ type GetCheckpointRequest struct {
 
 func (x *GetCheckpointRequest) Reset() {
 	*x = GetCheckpointRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +1010,7 @@ func (x *GetCheckpointRequest) String() string {
 func (*GetCheckpointRequest) ProtoMessage() {}
 
 func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +1023,7 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{13}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetCheckpointRequest) GetTrustedSize() uint64 {
@@ -924,7 +1046,7 @@ type GetCheckpointResponse struct {
 
 func (x *GetCheckpointResponse) Reset() {
 	*x = GetCheckpointResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -936,7 +1058,7 @@ func (x *GetCheckpointResponse) String() string {
 func (*GetCheckpointResponse) ProtoMessage() {}
 
 func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -949,7 +1071,7 @@ func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{14}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetCheckpointResponse) GetCheckpoint() []byte {
@@ -984,7 +1106,7 @@ type GetInclusionProofRequest struct {
 
 func (x *GetInclusionProofRequest) Reset() {
 	*x = GetInclusionProofRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[15]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -996,7 +1118,7 @@ func (x *GetInclusionProofRequest) String() string {
 func (*GetInclusionProofRequest) ProtoMessage() {}
 
 func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[15]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1009,7 +1131,7 @@ func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{15}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetInclusionProofRequest) GetKey() isGetInclusionProofRequest_Key {
@@ -1079,7 +1201,7 @@ type GetInclusionProofResponse struct {
 
 func (x *GetInclusionProofResponse) Reset() {
 	*x = GetInclusionProofResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[16]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1213,7 @@ func (x *GetInclusionProofResponse) String() string {
 func (*GetInclusionProofResponse) ProtoMessage() {}
 
 func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[16]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1226,7 @@ func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{16}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetInclusionProofResponse) GetIndex() uint64 {
@@ -1148,7 +1270,7 @@ type GetConsistencyProofRequest struct {
 
 func (x *GetConsistencyProofRequest) Reset() {
 	*x = GetConsistencyProofRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[17]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1282,7 @@ func (x *GetConsistencyProofRequest) String() string {
 func (*GetConsistencyProofRequest) ProtoMessage() {}
 
 func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[17]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1295,7 @@ func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{17}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetConsistencyProofRequest) GetFromSize() uint64 {
@@ -1207,7 +1329,7 @@ type GetConsistencyProofResponse struct {
 
 func (x *GetConsistencyProofResponse) Reset() {
 	*x = GetConsistencyProofResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[18]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1341,7 @@ func (x *GetConsistencyProofResponse) String() string {
 func (*GetConsistencyProofResponse) ProtoMessage() {}
 
 func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[18]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1354,7 @@ func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{18}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetConsistencyProofResponse) GetFromSize() uint64 {
@@ -1284,7 +1406,7 @@ type ProvenEntry struct {
 
 func (x *ProvenEntry) Reset() {
 	*x = ProvenEntry{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[19]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +1418,7 @@ func (x *ProvenEntry) String() string {
 func (*ProvenEntry) ProtoMessage() {}
 
 func (x *ProvenEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[19]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +1431,7 @@ func (x *ProvenEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvenEntry.ProtoReflect.Descriptor instead.
 func (*ProvenEntry) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{19}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ProvenEntry) GetIndex() uint64 {
@@ -1359,7 +1481,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[20]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1371,7 +1493,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[20]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1384,7 +1506,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{20}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ErrorDetail) GetReason() string {
@@ -1399,7 +1521,16 @@ var File_warrant_v1_ledger_proto protoreflect.FileDescriptor
 const file_warrant_v1_ledger_proto_rawDesc = "" +
 	"\n" +
 	"\x17warrant/v1/ledger.proto\x12\n" +
-	"warrant.v1\"<\n" +
+	"warrant.v1\"6\n" +
+	"\x17WatchCheckpointsRequest\x12\x1b\n" +
+	"\tfrom_size\x18\x01 \x01(\x04R\bfromSize\"\xa2\x01\n" +
+	"\x18WatchCheckpointsResponse\x12\x1e\n" +
+	"\n" +
+	"checkpoint\x18\x01 \x01(\fR\n" +
+	"checkpoint\x12\x1b\n" +
+	"\tfrom_size\x18\x02 \x01(\x04R\bfromSize\x12+\n" +
+	"\x11consistency_proof\x18\x03 \x03(\fR\x10consistencyProof\x12\x1c\n" +
+	"\ttimestamp\x18\x04 \x01(\fR\ttimestamp\"<\n" +
 	"\x15GetChainBundleRequest\x12#\n" +
 	"\rdelegation_id\x18\x01 \x01(\tR\fdelegationId\"0\n" +
 	"\x16GetChainBundleResponse\x12\x16\n" +
@@ -1492,7 +1623,7 @@ const file_warrant_v1_ledger_proto_rawDesc = "" +
 	"checkpoint\x12'\n" +
 	"\x0finclusion_proof\x18\x05 \x03(\fR\x0einclusionProof\"%\n" +
 	"\vErrorDetail\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason2\xb7\x06\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason2\x9d\a\n" +
 	"\rLedgerService\x12?\n" +
 	"\x06Append\x12\x19.warrant.v1.AppendRequest\x1a\x1a.warrant.v1.AppendResponse\x12J\n" +
 	"\bGetEntry\x12\x1b.warrant.v1.GetEntryRequest\x1a\x1c.warrant.v1.GetEntryResponse\"\x03\x90\x02\x01\x12P\n" +
@@ -1503,7 +1634,8 @@ const file_warrant_v1_ledger_proto_rawDesc = "" +
 	"\x13GetConsistencyProof\x12&.warrant.v1.GetConsistencyProofRequest\x1a'.warrant.v1.GetConsistencyProofResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\x0eGetChainBundle\x12!.warrant.v1.GetChainBundleRequest\x1a\".warrant.v1.GetChainBundleResponse\"\x03\x90\x02\x01\x12V\n" +
 	"\fListChildren\x12\x1f.warrant.v1.ListChildrenRequest\x1a .warrant.v1.ListChildrenResponse\"\x03\x90\x02\x01\x12b\n" +
-	"\x10ListAgentEntries\x12#.warrant.v1.ListAgentEntriesRequest\x1a$.warrant.v1.ListAgentEntriesResponse\"\x03\x90\x02\x01B8Z6github.com/warrantlog/warrant/api/warrant/v1;warrantv1b\x06proto3"
+	"\x10ListAgentEntries\x12#.warrant.v1.ListAgentEntriesRequest\x1a$.warrant.v1.ListAgentEntriesResponse\"\x03\x90\x02\x01\x12d\n" +
+	"\x10WatchCheckpoints\x12#.warrant.v1.WatchCheckpointsRequest\x1a$.warrant.v1.WatchCheckpointsResponse\"\x03\x90\x02\x010\x01B8Z6github.com/warrantlog/warrant/api/warrant/v1;warrantv1b\x06proto3"
 
 var (
 	file_warrant_v1_ledger_proto_rawDescOnce sync.Once
@@ -1517,56 +1649,60 @@ func file_warrant_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_warrant_v1_ledger_proto_rawDescData
 }
 
-var file_warrant_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_warrant_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_warrant_v1_ledger_proto_goTypes = []any{
-	(*GetChainBundleRequest)(nil),       // 0: warrant.v1.GetChainBundleRequest
-	(*GetChainBundleResponse)(nil),      // 1: warrant.v1.GetChainBundleResponse
-	(*ListChildrenRequest)(nil),         // 2: warrant.v1.ListChildrenRequest
-	(*ListChildrenResponse)(nil),        // 3: warrant.v1.ListChildrenResponse
-	(*ListAgentEntriesRequest)(nil),     // 4: warrant.v1.ListAgentEntriesRequest
-	(*ListAgentEntriesResponse)(nil),    // 5: warrant.v1.ListAgentEntriesResponse
-	(*AppendRequest)(nil),               // 6: warrant.v1.AppendRequest
-	(*AppendResponse)(nil),              // 7: warrant.v1.AppendResponse
-	(*GetEntryRequest)(nil),             // 8: warrant.v1.GetEntryRequest
-	(*GetEntryResponse)(nil),            // 9: warrant.v1.GetEntryResponse
-	(*DelegationStatus)(nil),            // 10: warrant.v1.DelegationStatus
-	(*GetEntriesRequest)(nil),           // 11: warrant.v1.GetEntriesRequest
-	(*GetEntriesResponse)(nil),          // 12: warrant.v1.GetEntriesResponse
-	(*GetCheckpointRequest)(nil),        // 13: warrant.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),       // 14: warrant.v1.GetCheckpointResponse
-	(*GetInclusionProofRequest)(nil),    // 15: warrant.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),   // 16: warrant.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),  // 17: warrant.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil), // 18: warrant.v1.GetConsistencyProofResponse
-	(*ProvenEntry)(nil),                 // 19: warrant.v1.ProvenEntry
-	(*ErrorDetail)(nil),                 // 20: warrant.v1.ErrorDetail
+	(*WatchCheckpointsRequest)(nil),     // 0: warrant.v1.WatchCheckpointsRequest
+	(*WatchCheckpointsResponse)(nil),    // 1: warrant.v1.WatchCheckpointsResponse
+	(*GetChainBundleRequest)(nil),       // 2: warrant.v1.GetChainBundleRequest
+	(*GetChainBundleResponse)(nil),      // 3: warrant.v1.GetChainBundleResponse
+	(*ListChildrenRequest)(nil),         // 4: warrant.v1.ListChildrenRequest
+	(*ListChildrenResponse)(nil),        // 5: warrant.v1.ListChildrenResponse
+	(*ListAgentEntriesRequest)(nil),     // 6: warrant.v1.ListAgentEntriesRequest
+	(*ListAgentEntriesResponse)(nil),    // 7: warrant.v1.ListAgentEntriesResponse
+	(*AppendRequest)(nil),               // 8: warrant.v1.AppendRequest
+	(*AppendResponse)(nil),              // 9: warrant.v1.AppendResponse
+	(*GetEntryRequest)(nil),             // 10: warrant.v1.GetEntryRequest
+	(*GetEntryResponse)(nil),            // 11: warrant.v1.GetEntryResponse
+	(*DelegationStatus)(nil),            // 12: warrant.v1.DelegationStatus
+	(*GetEntriesRequest)(nil),           // 13: warrant.v1.GetEntriesRequest
+	(*GetEntriesResponse)(nil),          // 14: warrant.v1.GetEntriesResponse
+	(*GetCheckpointRequest)(nil),        // 15: warrant.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),       // 16: warrant.v1.GetCheckpointResponse
+	(*GetInclusionProofRequest)(nil),    // 17: warrant.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),   // 18: warrant.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),  // 19: warrant.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil), // 20: warrant.v1.GetConsistencyProofResponse
+	(*ProvenEntry)(nil),                 // 21: warrant.v1.ProvenEntry
+	(*ErrorDetail)(nil),                 // 22: warrant.v1.ErrorDetail
 }
 var file_warrant_v1_ledger_proto_depIdxs = []int32{
-	19, // 0: warrant.v1.ListChildrenResponse.entries:type_name -> warrant.v1.ProvenEntry
-	19, // 1: warrant.v1.ListAgentEntriesResponse.entries:type_name -> warrant.v1.ProvenEntry
-	19, // 2: warrant.v1.AppendResponse.entry:type_name -> warrant.v1.ProvenEntry
-	19, // 3: warrant.v1.GetEntryResponse.entry:type_name -> warrant.v1.ProvenEntry
-	10, // 4: warrant.v1.GetEntryResponse.status:type_name -> warrant.v1.DelegationStatus
-	6,  // 5: warrant.v1.LedgerService.Append:input_type -> warrant.v1.AppendRequest
-	8,  // 6: warrant.v1.LedgerService.GetEntry:input_type -> warrant.v1.GetEntryRequest
-	11, // 7: warrant.v1.LedgerService.GetEntries:input_type -> warrant.v1.GetEntriesRequest
-	13, // 8: warrant.v1.LedgerService.GetCheckpoint:input_type -> warrant.v1.GetCheckpointRequest
-	15, // 9: warrant.v1.LedgerService.GetInclusionProof:input_type -> warrant.v1.GetInclusionProofRequest
-	17, // 10: warrant.v1.LedgerService.GetConsistencyProof:input_type -> warrant.v1.GetConsistencyProofRequest
-	0,  // 11: warrant.v1.LedgerService.GetChainBundle:input_type -> warrant.v1.GetChainBundleRequest
-	2,  // 12: warrant.v1.LedgerService.ListChildren:input_type -> warrant.v1.ListChildrenRequest
-	4,  // 13: warrant.v1.LedgerService.ListAgentEntries:input_type -> warrant.v1.ListAgentEntriesRequest
-	7,  // 14: warrant.v1.LedgerService.Append:output_type -> warrant.v1.AppendResponse
-	9,  // 15: warrant.v1.LedgerService.GetEntry:output_type -> warrant.v1.GetEntryResponse
-	12, // 16: warrant.v1.LedgerService.GetEntries:output_type -> warrant.v1.GetEntriesResponse
-	14, // 17: warrant.v1.LedgerService.GetCheckpoint:output_type -> warrant.v1.GetCheckpointResponse
-	16, // 18: warrant.v1.LedgerService.GetInclusionProof:output_type -> warrant.v1.GetInclusionProofResponse
-	18, // 19: warrant.v1.LedgerService.GetConsistencyProof:output_type -> warrant.v1.GetConsistencyProofResponse
-	1,  // 20: warrant.v1.LedgerService.GetChainBundle:output_type -> warrant.v1.GetChainBundleResponse
-	3,  // 21: warrant.v1.LedgerService.ListChildren:output_type -> warrant.v1.ListChildrenResponse
-	5,  // 22: warrant.v1.LedgerService.ListAgentEntries:output_type -> warrant.v1.ListAgentEntriesResponse
-	14, // [14:23] is the sub-list for method output_type
-	5,  // [5:14] is the sub-list for method input_type
+	21, // 0: warrant.v1.ListChildrenResponse.entries:type_name -> warrant.v1.ProvenEntry
+	21, // 1: warrant.v1.ListAgentEntriesResponse.entries:type_name -> warrant.v1.ProvenEntry
+	21, // 2: warrant.v1.AppendResponse.entry:type_name -> warrant.v1.ProvenEntry
+	21, // 3: warrant.v1.GetEntryResponse.entry:type_name -> warrant.v1.ProvenEntry
+	12, // 4: warrant.v1.GetEntryResponse.status:type_name -> warrant.v1.DelegationStatus
+	8,  // 5: warrant.v1.LedgerService.Append:input_type -> warrant.v1.AppendRequest
+	10, // 6: warrant.v1.LedgerService.GetEntry:input_type -> warrant.v1.GetEntryRequest
+	13, // 7: warrant.v1.LedgerService.GetEntries:input_type -> warrant.v1.GetEntriesRequest
+	15, // 8: warrant.v1.LedgerService.GetCheckpoint:input_type -> warrant.v1.GetCheckpointRequest
+	17, // 9: warrant.v1.LedgerService.GetInclusionProof:input_type -> warrant.v1.GetInclusionProofRequest
+	19, // 10: warrant.v1.LedgerService.GetConsistencyProof:input_type -> warrant.v1.GetConsistencyProofRequest
+	2,  // 11: warrant.v1.LedgerService.GetChainBundle:input_type -> warrant.v1.GetChainBundleRequest
+	4,  // 12: warrant.v1.LedgerService.ListChildren:input_type -> warrant.v1.ListChildrenRequest
+	6,  // 13: warrant.v1.LedgerService.ListAgentEntries:input_type -> warrant.v1.ListAgentEntriesRequest
+	0,  // 14: warrant.v1.LedgerService.WatchCheckpoints:input_type -> warrant.v1.WatchCheckpointsRequest
+	9,  // 15: warrant.v1.LedgerService.Append:output_type -> warrant.v1.AppendResponse
+	11, // 16: warrant.v1.LedgerService.GetEntry:output_type -> warrant.v1.GetEntryResponse
+	14, // 17: warrant.v1.LedgerService.GetEntries:output_type -> warrant.v1.GetEntriesResponse
+	16, // 18: warrant.v1.LedgerService.GetCheckpoint:output_type -> warrant.v1.GetCheckpointResponse
+	18, // 19: warrant.v1.LedgerService.GetInclusionProof:output_type -> warrant.v1.GetInclusionProofResponse
+	20, // 20: warrant.v1.LedgerService.GetConsistencyProof:output_type -> warrant.v1.GetConsistencyProofResponse
+	3,  // 21: warrant.v1.LedgerService.GetChainBundle:output_type -> warrant.v1.GetChainBundleResponse
+	5,  // 22: warrant.v1.LedgerService.ListChildren:output_type -> warrant.v1.ListChildrenResponse
+	7,  // 23: warrant.v1.LedgerService.ListAgentEntries:output_type -> warrant.v1.ListAgentEntriesResponse
+	1,  // 24: warrant.v1.LedgerService.WatchCheckpoints:output_type -> warrant.v1.WatchCheckpointsResponse
+	15, // [15:25] is the sub-list for method output_type
+	5,  // [5:15] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -1577,11 +1713,11 @@ func file_warrant_v1_ledger_proto_init() {
 	if File_warrant_v1_ledger_proto != nil {
 		return
 	}
-	file_warrant_v1_ledger_proto_msgTypes[8].OneofWrappers = []any{
+	file_warrant_v1_ledger_proto_msgTypes[10].OneofWrappers = []any{
 		(*GetEntryRequest_Index)(nil),
 		(*GetEntryRequest_DelegationId)(nil),
 	}
-	file_warrant_v1_ledger_proto_msgTypes[15].OneofWrappers = []any{
+	file_warrant_v1_ledger_proto_msgTypes[17].OneofWrappers = []any{
 		(*GetInclusionProofRequest_Index)(nil),
 		(*GetInclusionProofRequest_LeafHash)(nil),
 	}
@@ -1591,7 +1727,7 @@ func file_warrant_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warrant_v1_ledger_proto_rawDesc), len(file_warrant_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

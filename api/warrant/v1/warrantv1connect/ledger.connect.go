@@ -63,6 +63,9 @@ const (
 	// LedgerServiceListAgentEntriesProcedure is the fully-qualified name of the LedgerService's
 	// ListAgentEntries RPC.
 	LedgerServiceListAgentEntriesProcedure = "/warrant.v1.LedgerService/ListAgentEntries"
+	// LedgerServiceWatchCheckpointsProcedure is the fully-qualified name of the LedgerService's
+	// WatchCheckpoints RPC.
+	LedgerServiceWatchCheckpointsProcedure = "/warrant.v1.LedgerService/WatchCheckpoints"
 )
 
 // LedgerServiceClient is a client for the warrant.v1.LedgerService service.
@@ -96,6 +99,12 @@ type LedgerServiceClient interface {
 	// ListAgentEntries pages through the entries an agent issued, received or
 	// was registered by, in index order, each proven.
 	ListAgentEntries(context.Context, *connect.Request[v1.ListAgentEntriesRequest]) (*connect.Response[v1.ListAgentEntriesResponse], error)
+	// WatchCheckpoints streams every new signed checkpoint with a consistency
+	// proof from the size the subscriber last saw. When the log is idle it
+	// still sends the latest checkpoint at the server's refresh interval,
+	// with a fresh timestamp signed by the log key, so a subscriber can tell
+	// a quiet log from a stalled or frozen one.
+	WatchCheckpoints(context.Context, *connect.Request[v1.WatchCheckpointsRequest]) (*connect.ServerStreamForClient[v1.WatchCheckpointsResponse], error)
 }
 
 // NewLedgerServiceClient constructs a client for the warrant.v1.LedgerService service. By default,
@@ -171,6 +180,13 @@ func NewLedgerServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		watchCheckpoints: connect.NewClient[v1.WatchCheckpointsRequest, v1.WatchCheckpointsResponse](
+			httpClient,
+			baseURL+LedgerServiceWatchCheckpointsProcedure,
+			connect.WithSchema(ledgerServiceMethods.ByName("WatchCheckpoints")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -185,6 +201,7 @@ type ledgerServiceClient struct {
 	getChainBundle      *connect.Client[v1.GetChainBundleRequest, v1.GetChainBundleResponse]
 	listChildren        *connect.Client[v1.ListChildrenRequest, v1.ListChildrenResponse]
 	listAgentEntries    *connect.Client[v1.ListAgentEntriesRequest, v1.ListAgentEntriesResponse]
+	watchCheckpoints    *connect.Client[v1.WatchCheckpointsRequest, v1.WatchCheckpointsResponse]
 }
 
 // Append calls warrant.v1.LedgerService.Append.
@@ -232,6 +249,11 @@ func (c *ledgerServiceClient) ListAgentEntries(ctx context.Context, req *connect
 	return c.listAgentEntries.CallUnary(ctx, req)
 }
 
+// WatchCheckpoints calls warrant.v1.LedgerService.WatchCheckpoints.
+func (c *ledgerServiceClient) WatchCheckpoints(ctx context.Context, req *connect.Request[v1.WatchCheckpointsRequest]) (*connect.ServerStreamForClient[v1.WatchCheckpointsResponse], error) {
+	return c.watchCheckpoints.CallServerStream(ctx, req)
+}
+
 // LedgerServiceHandler is an implementation of the warrant.v1.LedgerService service.
 type LedgerServiceHandler interface {
 	// Append submits one DSSE envelope. It returns after the entry is committed
@@ -263,6 +285,12 @@ type LedgerServiceHandler interface {
 	// ListAgentEntries pages through the entries an agent issued, received or
 	// was registered by, in index order, each proven.
 	ListAgentEntries(context.Context, *connect.Request[v1.ListAgentEntriesRequest]) (*connect.Response[v1.ListAgentEntriesResponse], error)
+	// WatchCheckpoints streams every new signed checkpoint with a consistency
+	// proof from the size the subscriber last saw. When the log is idle it
+	// still sends the latest checkpoint at the server's refresh interval,
+	// with a fresh timestamp signed by the log key, so a subscriber can tell
+	// a quiet log from a stalled or frozen one.
+	WatchCheckpoints(context.Context, *connect.Request[v1.WatchCheckpointsRequest], *connect.ServerStream[v1.WatchCheckpointsResponse]) error
 }
 
 // NewLedgerServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -334,6 +362,13 @@ func NewLedgerServiceHandler(svc LedgerServiceHandler, opts ...connect.HandlerOp
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	ledgerServiceWatchCheckpointsHandler := connect.NewServerStreamHandler(
+		LedgerServiceWatchCheckpointsProcedure,
+		svc.WatchCheckpoints,
+		connect.WithSchema(ledgerServiceMethods.ByName("WatchCheckpoints")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/warrant.v1.LedgerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case LedgerServiceAppendProcedure:
@@ -354,6 +389,8 @@ func NewLedgerServiceHandler(svc LedgerServiceHandler, opts ...connect.HandlerOp
 			ledgerServiceListChildrenHandler.ServeHTTP(w, r)
 		case LedgerServiceListAgentEntriesProcedure:
 			ledgerServiceListAgentEntriesHandler.ServeHTTP(w, r)
+		case LedgerServiceWatchCheckpointsProcedure:
+			ledgerServiceWatchCheckpointsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -397,4 +434,8 @@ func (UnimplementedLedgerServiceHandler) ListChildren(context.Context, *connect.
 
 func (UnimplementedLedgerServiceHandler) ListAgentEntries(context.Context, *connect.Request[v1.ListAgentEntriesRequest]) (*connect.Response[v1.ListAgentEntriesResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("warrant.v1.LedgerService.ListAgentEntries is not implemented"))
+}
+
+func (UnimplementedLedgerServiceHandler) WatchCheckpoints(context.Context, *connect.Request[v1.WatchCheckpointsRequest], *connect.ServerStream[v1.WatchCheckpointsResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("warrant.v1.LedgerService.WatchCheckpoints is not implemented"))
 }
