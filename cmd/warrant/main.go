@@ -75,6 +75,7 @@ func commands() []command {
 		{"verify", "verify a tlog-proof or chain bundle offline", runVerify},
 		{"export", "write the whole log, verified, to a file", runExport},
 		{"audit", "replay the whole log (export file or server) and report", runAudit},
+		{"siem", "follow the log for a SIEM: every entry once, verified, resumable", runSIEM},
 	}
 }
 

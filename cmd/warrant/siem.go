@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/warrantlog/warrant/client"
+	"github.com/warrantlog/warrant/proofs"
+	"github.com/warrantlog/warrant/siem"
+)
+
+func runSIEM(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "siem", "--state FILE [--once] [--format ocsf|cef|syslog] [--out -|FILE|URL]")
+	var cf clientFlags
+	cf.register(fs, env)
+	once := fs.Bool("once", false, "drain to the current checkpoint and exit")
+	format := fs.String("format", "ocsf", "event format: ocsf (JSON lines), cef or syslog (RFC 5424)")
+	out := fs.String("out", "-", "sink: - (stdout), a file (appended), syslog+tcp://HOST:PORT, syslog+tls://HOST:PORT, or a Splunk HEC https:// URL")
+	tokenFile := fs.String("hec-token-file", "", "file holding the HEC token (default: env WARRANT_HEC_TOKEN; never on the command line)")
+	caFile := fs.String("ca", "", "PEM CA certificates to trust for syslog+tls and HEC")
+	stallAfter := fs.Duration("stall-after", time.Minute, "alert when the log's signed timestamp is older than this")
+	poll := fs.Duration("poll", 5*time.Second, "polling interval when the checkpoint stream is unavailable")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 || cf.state == "" {
+		return usagef("siem needs --state FILE and no arguments")
+	}
+	vkey, err := logKeyText(cf.logKey)
+	if err != nil {
+		return err
+	}
+	v, err := proofs.ParseVerifierKey(vkey)
+	if err != nil {
+		return err
+	}
+	tsKey, err := proofs.TimestampVerifier(vkey)
+	if err != nil {
+		return err
+	}
+	var fmtr siem.Format
+	switch *format {
+	case "ocsf":
+		fmtr = siem.OCSF()
+	case "cef":
+		fmtr = siem.CEF()
+	case "syslog":
+		host, _ := os.Hostname()
+		fmtr = siem.Syslog(host)
+	default:
+		return usagef("--format must be ocsf, cef or syslog")
+	}
+	opts := siem.OpenOptions{Stdout: env.stdout, RetryAttempts: 8, RetryBackoff: 500 * time.Millisecond}
+	if *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return &proofs.Error{Reason: "io_error", Err: err}
+		}
+		opts.HECToken = strings.TrimSpace(string(b))
+	} else {
+		opts.HECToken = env.getenv("WARRANT_HEC_TOKEN")
+	}
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			return &proofs.Error{Reason: "io_error", Err: err}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return usagef("--ca %s holds no PEM certificate", *caFile)
+		}
+		opts.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	sink, err := siem.Open(*out, opts)
+	if err != nil {
+		return &proofs.Error{Reason: "sink_unavailable", Err: err}
+	}
+	defer sink.Close()
+
+	c := client.New(cf.server, v)
+	origin := v.Name()
+	emit := func(ctx context.Context, entries []client.Followed) error {
+		records := make([][]byte, len(entries))
+		for i, e := range entries {
+			r, err := fmtr.Event(&siem.Event{Origin: origin, Index: e.Index, CheckpointSize: e.CheckpointSize, Leaf: e.Leaf, Depth: e.Depth})
+			if err != nil {
+				return fmt.Errorf("rendering entry %d: %w", e.Index, err)
+			}
+			records[i] = r
+		}
+		return sink.Write(ctx, records)
+	}
+	f, err := c.NewFollower(client.FollowerOptions{StatePath: cf.state, Emit: emit, TimestampKey: tsKey})
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	raise := func(err error) error {
+		var a *client.AlertError
+		if !errors.As(err, &a) {
+			return err
+		}
+		rec, rerr := fmtr.Alert(&siem.Alert{Time: time.Now(), Origin: origin, Reason: a.Reason, Message: a.Err.Error(), Evidence: a.Evidence})
+		if rerr == nil {
+			fmt.Fprintf(env.stderr, "%s\n", rec)
+			actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			sink.Write(actx, [][]byte{rec}) // best effort: the exit status is the alarm of record
+			cancel()
+		}
+		return &proofs.Error{Reason: a.Reason, Err: fmt.Errorf("ALERT (state left untouched): %w", a.Err)}
+	}
+
+	if _, err := f.Round(ctx); err != nil {
+		return raise(err)
+	}
+	if *once {
+		st := f.State()
+		if cf.json {
+			return printJSON(env.stderr, map[string]any{"next": st.Next})
+		}
+		return nil
+	}
+
+	// Follow: the checkpoint stream triggers rounds and proves liveness;
+	// when it breaks, poll and reconnect.
+	ticks := make(chan client.Tick, 16)
+	streamErr := make(chan error, 1)
+	watch := func() {
+		go func() { streamErr <- f.Watch(ctx, func(t client.Tick) error { ticks <- t; return nil }) }()
+	}
+	watch()
+	lastAlive := time.Now()
+	stall := time.NewTicker(min(*stallAfter/4, 5*time.Second))
+	defer stall.Stop()
+	var pollC <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case t := <-ticks:
+			lastAlive = t.At
+			if time.Since(t.At) > *stallAfter {
+				return raise(&client.AlertError{Reason: client.ReasonStalled, Err: fmt.Errorf("the log's signed timestamp is %v old", time.Since(t.At).Round(time.Second)), Evidence: t.Checkpoint.Note})
+			}
+			if t.Checkpoint.Size > f.State().Next {
+				if _, err := f.Round(ctx); err != nil {
+					return raise(err)
+				}
+			}
+		case err := <-streamErr:
+			if ctx.Err() != nil {
+				return nil
+			}
+			var a *client.AlertError
+			if errors.As(err, &a) {
+				return raise(err)
+			}
+			fmt.Fprintf(env.stderr, "warning: checkpoint stream: %v; polling every %v\n", err, *poll)
+			p := time.NewTicker(*poll)
+			defer p.Stop()
+			pollC = p.C
+			go func() {
+				select {
+				case <-time.After(*poll * 4):
+					watch()
+				case <-ctx.Done():
+				}
+			}()
+		case <-pollC:
+			if _, err := f.Round(ctx); err != nil {
+				var a *client.AlertError
+				if errors.As(err, &a) {
+					return raise(err)
+				}
+				fmt.Fprintf(env.stderr, "warning: %v\n", err)
+			}
+		case <-stall.C:
+			if time.Since(lastAlive) > *stallAfter {
+				return raise(&client.AlertError{Reason: client.ReasonStalled, Err: fmt.Errorf("no fresh signed timestamp from the log for %v", time.Since(lastAlive).Round(time.Second))})
+			}
+		}
+	}
+}
+
+// logKeyText resolves --log-key to the verifier key text.
+func logKeyText(spec string) (string, error) {
+	if spec == "" {
+		return "", usagef("--log-key is required (the log's verifier key, e.g. @warrant-data/log.vkey)")
+	}
+	if path, ok := strings.CutPrefix(spec, "@"); ok {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", &proofs.Error{Reason: "log_key_unreadable", Err: err}
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return strings.TrimSpace(spec), nil
+}
