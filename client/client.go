@@ -363,6 +363,22 @@ func (c *Client) verifyEntry(ctx context.Context, pe *warrantv1.ProvenEntry, con
 	if err != nil {
 		return nil, err
 	}
+	e, err := verifyProven(pe, cp)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.advance(ctx, cp, consistency, floor); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// verifyProven checks a ProvenEntry against an already verified checkpoint
+// (which must be the one the entry names).
+func verifyProven(pe *warrantv1.ProvenEntry, cp *proofs.Checkpoint) (*Entry, error) {
+	if !bytes.Equal(pe.GetCheckpoint(), cp.Note) {
+		return nil, proofs.Errorf(ReasonMismatch, "entry %d is proven against another checkpoint", pe.GetIndex())
+	}
 	if err := proofs.VerifyInclusion(pe.GetIndex(), cp.Size, proofs.LeafHash(pe.GetLeaf()), pe.GetInclusionProof(), cp.Root); err != nil {
 		return nil, err
 	}
@@ -373,10 +389,76 @@ func (c *Client) verifyEntry(ctx context.Context, pe *warrantv1.ProvenEntry, con
 	if leaf.ID() != pe.GetId() {
 		return nil, proofs.Errorf(ReasonMismatch, "entry %d: the log says id %q, the leaf says %q", pe.GetIndex(), pe.GetId(), leaf.ID())
 	}
-	if err := c.advance(ctx, cp, consistency, floor); err != nil {
+	return &Entry{Index: pe.GetIndex(), ID: leaf.ID(), Leaf: leaf, Checkpoint: cp, InclusionProof: pe.GetInclusionProof()}, nil
+}
+
+// BatchResult is the verified answer to one envelope of AppendBatch.
+type BatchResult struct {
+	// Entry is set when the envelope is in the log (accepted, denied, or
+	// appended before: Entry.Duplicate).
+	Entry *Entry
+	// Denied is set when Entry records a denial.
+	Denied bool
+	// Err is set when nothing was appended; its reason code is the server's.
+	Err error
+}
+
+// AppendBatch submits up to 256 envelopes in one request (for gateways) and
+// verifies every answer against the one returned checkpoint, which must be
+// consistent with the trusted state. A refusal of one envelope is reported
+// in its BatchResult; the error return is for the request as a whole.
+func (c *Client) AppendBatch(ctx context.Context, envelopes [][]byte) ([]BatchResult, error) {
+	canon := make([][]byte, len(envelopes))
+	for i, e := range envelopes {
+		env, err := proofs.ParseEnvelope(e)
+		if err != nil {
+			return nil, fmt.Errorf("envelope %d: %w", i, err)
+		}
+		canon[i] = env.Canonical()
+	}
+	floor, err := c.trustedSize()
+	if err != nil {
 		return nil, err
 	}
-	return &Entry{Index: pe.GetIndex(), ID: leaf.ID(), Leaf: leaf, Checkpoint: cp, InclusionProof: pe.GetInclusionProof()}, nil
+	resp, err := c.rpc.AppendBatch(ctx, connect.NewRequest(&warrantv1.AppendBatchRequest{Envelopes: envelopes, TrustedSize: floor}))
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	m := resp.Msg
+	if len(m.GetResults()) != len(envelopes) {
+		return nil, proofs.Errorf(ReasonMismatch, "sent %d envelopes, got %d answers", len(envelopes), len(m.GetResults()))
+	}
+	cp, err := proofs.OpenCheckpoint(m.GetCheckpoint(), c.logKey)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]BatchResult, len(envelopes))
+	for i, r := range m.GetResults() {
+		if r.GetEntry() == nil {
+			if r.GetCode() == "" {
+				return nil, proofs.Errorf(ReasonMismatch, "answer %d has neither an entry nor an error", i)
+			}
+			out[i].Err = &proofs.Error{Reason: r.GetReason(), Err: fmt.Errorf("%s: %s", r.GetCode(), r.GetMessage())}
+			continue
+		}
+		e, err := verifyProven(r.GetEntry(), cp)
+		if err != nil {
+			return nil, fmt.Errorf("answer %d: %w", i, err)
+		}
+		if !bytes.Equal(e.Leaf.Envelope, canon[i]) {
+			return nil, proofs.Errorf(ReasonMismatch, "answer %d is entry %d, which does not hold envelope %d", i, e.Index, i)
+		}
+		denied := e.Leaf.Decision != nil && e.Leaf.Decision.Outcome == proofs.OutcomeDenied
+		if denied != r.GetDenied() {
+			return nil, proofs.Errorf(ReasonMismatch, "answer %d misreports entry %d's decision", i, e.Index)
+		}
+		e.Duplicate = r.GetDuplicate()
+		out[i] = BatchResult{Entry: e, Denied: denied}
+	}
+	if err := c.advance(ctx, cp, m.GetConsistencyProof(), floor); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // advance checks cp against the trusted state and moves the state forward.

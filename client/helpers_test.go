@@ -428,3 +428,7 @@ func (d *double) WatchCheckpoints(ctx context.Context, req *connect.Request[warr
 	}
 	return up.Err()
 }
+
+func (d *double) AppendBatch(ctx context.Context, req *connect.Request[warrantv1.AppendBatchRequest]) (*connect.Response[warrantv1.AppendBatchResponse], error) {
+	return d.snapshot().backend.AppendBatch(ctx, connect.NewRequest(req.Msg))
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -23,13 +24,24 @@ import (
 // Larger requests are refused by the transport with ResourceExhausted.
 const MaxRequestBytes = 64 << 10
 
+// MaxBatchEnvelopes bounds one AppendBatch, and MaxBatchRequestBytes its
+// request message.
+const (
+	MaxBatchEnvelopes    = 256
+	MaxBatchRequestBytes = MaxBatchEnvelopes*MaxRequestBytes + 64<<10
+)
+
 // NewHandler serves the log on one handler: the Connect, gRPC and gRPC-Web
 // LedgerService, gRPC health and reflection, and the C2SP tlog-tiles read
 // API (GET /checkpoint, /tile/...).
 func NewHandler(l *Log) http.Handler {
 	mux := http.NewServeMux()
-	path, h := warrantv1connect.NewLedgerServiceHandler(&service{log: l}, connect.WithReadMaxBytes(MaxRequestBytes))
+	svc := &service{log: l}
+	path, h := warrantv1connect.NewLedgerServiceHandler(svc, connect.WithReadMaxBytes(MaxRequestBytes))
 	mux.Handle(path, h)
+	// AppendBatch alone may carry up to MaxBatchEnvelopes envelopes.
+	_, hb := warrantv1connect.NewLedgerServiceHandler(svc, connect.WithReadMaxBytes(MaxBatchRequestBytes))
+	mux.Handle(warrantv1connect.LedgerServiceAppendBatchProcedure, hb)
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(warrantv1connect.LedgerServiceName)))
 	reflector := grpcreflect.NewStaticReflector(warrantv1connect.LedgerServiceName)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
@@ -66,6 +78,50 @@ func (s *service) Append(ctx context.Context, req *connect.Request[warrantv1.App
 		addDetail(cerr, &warrantv1.ErrorDetail{Reason: a.Decision.Reasons[0]})
 		addDetail(cerr, resp)
 		return nil, cerr
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *service) AppendBatch(ctx context.Context, req *connect.Request[warrantv1.AppendBatchRequest]) (*connect.Response[warrantv1.AppendBatchResponse], error) {
+	envs := req.Msg.GetEnvelopes()
+	if len(envs) == 0 || len(envs) > MaxBatchEnvelopes {
+		return nil, connectError(proofs.Errorf(proofs.ReasonListTooLong, "a batch holds 1 to %d envelopes, not %d", MaxBatchEnvelopes, len(envs)))
+	}
+	// The stateless stage of every envelope runs concurrently, spreading
+	// signature checks over the cores; the sequencer then takes them in
+	// (most likely) one group commit.
+	appended := make([]*Appended, len(envs))
+	errs := make([]error, len(envs))
+	var wg sync.WaitGroup
+	for i, env := range envs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			appended[i], errs[i] = s.log.Append(ctx, env)
+		}()
+	}
+	wg.Wait()
+	cp := s.log.Checkpoint() // covers every entry appended above
+	resp := &warrantv1.AppendBatchResponse{Results: make([]*warrantv1.AppendResult, len(envs)), Checkpoint: cp.Note}
+	for i, a := range appended {
+		r := &warrantv1.AppendResult{}
+		resp.Results[i] = r
+		if errs[i] != nil {
+			var ce *connect.Error
+			errors.As(connectError(errs[i]), &ce)
+			r.Code, r.Reason, r.Message = ce.Code().String(), proofs.Reason(errs[i]), ce.Message()
+			continue
+		}
+		pe, err := s.provenEntry(ctx, a.Index, a.Leaf, a.ID, cp)
+		if err != nil {
+			return nil, connectError(err)
+		}
+		r.Entry, r.Duplicate = pe, a.Duplicate
+		r.Denied = a.Decision != nil && a.Decision.Outcome == proofs.OutcomeDenied
+	}
+	var err error
+	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp.Size); err != nil {
+		return nil, connectError(err)
 	}
 	return connect.NewResponse(resp), nil
 }

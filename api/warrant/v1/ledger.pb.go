@@ -608,6 +608,218 @@ func (x *AppendResponse) GetConsistencyProof() [][]byte {
 	return nil
 }
 
+// AppendBatchRequest carries several signed events.
+type AppendBatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// DSSE envelopes as in AppendRequest.envelope; 1 to 256 of them.
+	Envelopes [][]byte `protobuf:"bytes,1,rep,name=envelopes,proto3" json:"envelopes,omitempty"`
+	// The size of the checkpoint the client already trusts (0 for none).
+	TrustedSize   uint64 `protobuf:"varint,2,opt,name=trusted_size,json=trustedSize,proto3" json:"trusted_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendBatchRequest) Reset() {
+	*x = AppendBatchRequest{}
+	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendBatchRequest) ProtoMessage() {}
+
+func (x *AppendBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendBatchRequest.ProtoReflect.Descriptor instead.
+func (*AppendBatchRequest) Descriptor() ([]byte, []int) {
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *AppendBatchRequest) GetEnvelopes() [][]byte {
+	if x != nil {
+		return x.Envelopes
+	}
+	return nil
+}
+
+func (x *AppendBatchRequest) GetTrustedSize() uint64 {
+	if x != nil {
+		return x.TrustedSize
+	}
+	return 0
+}
+
+// AppendBatchResponse answers each envelope, in order.
+type AppendBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per envelope, in request order.
+	Results []*AppendResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// The checkpoint every returned entry is proven against.
+	Checkpoint []byte `protobuf:"bytes,2,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	// Consistency proof from AppendBatchRequest.trusted_size to it.
+	ConsistencyProof [][]byte `protobuf:"bytes,3,rep,name=consistency_proof,json=consistencyProof,proto3" json:"consistency_proof,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *AppendBatchResponse) Reset() {
+	*x = AppendBatchResponse{}
+	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendBatchResponse) ProtoMessage() {}
+
+func (x *AppendBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendBatchResponse.ProtoReflect.Descriptor instead.
+func (*AppendBatchResponse) Descriptor() ([]byte, []int) {
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *AppendBatchResponse) GetResults() []*AppendResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *AppendBatchResponse) GetCheckpoint() []byte {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+func (x *AppendBatchResponse) GetConsistencyProof() [][]byte {
+	if x != nil {
+		return x.ConsistencyProof
+	}
+	return nil
+}
+
+// AppendResult is the answer to one envelope of a batch: an entry
+// (accepted, denied or a duplicate), or a refusal.
+type AppendResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entry, when the envelope was appended (or had been before).
+	Entry *ProvenEntry `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	// The envelope had been appended before; entry is the original.
+	Duplicate bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	// The entry records a denial (Append would answer PermissionDenied).
+	Denied bool `protobuf:"varint,3,opt,name=denied,proto3" json:"denied,omitempty"`
+	// When nothing was appended: the Connect code name (e.g.
+	// "unauthenticated"), the reason code and a message.
+	Code string `protobuf:"bytes,4,opt,name=code,proto3" json:"code,omitempty"`
+	// The stable reason code of the refusal.
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// A human-readable message.
+	Message       string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendResult) Reset() {
+	*x = AppendResult{}
+	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendResult) ProtoMessage() {}
+
+func (x *AppendResult) ProtoReflect() protoreflect.Message {
+	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendResult.ProtoReflect.Descriptor instead.
+func (*AppendResult) Descriptor() ([]byte, []int) {
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *AppendResult) GetEntry() *ProvenEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+func (x *AppendResult) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
+func (x *AppendResult) GetDenied() bool {
+	if x != nil {
+		return x.Denied
+	}
+	return false
+}
+
+func (x *AppendResult) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *AppendResult) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *AppendResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // GetEntryRequest names one entry.
 type GetEntryRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -627,7 +839,7 @@ type GetEntryRequest struct {
 
 func (x *GetEntryRequest) Reset() {
 	*x = GetEntryRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +851,7 @@ func (x *GetEntryRequest) String() string {
 func (*GetEntryRequest) ProtoMessage() {}
 
 func (x *GetEntryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +864,7 @@ func (x *GetEntryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntryRequest.ProtoReflect.Descriptor instead.
 func (*GetEntryRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{10}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetEntryRequest) GetKey() isGetEntryRequest_Key {
@@ -722,7 +934,7 @@ type GetEntryResponse struct {
 
 func (x *GetEntryResponse) Reset() {
 	*x = GetEntryResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -734,7 +946,7 @@ func (x *GetEntryResponse) String() string {
 func (*GetEntryResponse) ProtoMessage() {}
 
 func (x *GetEntryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -747,7 +959,7 @@ func (x *GetEntryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntryResponse.ProtoReflect.Descriptor instead.
 func (*GetEntryResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{11}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetEntryResponse) GetEntry() *ProvenEntry {
@@ -785,7 +997,7 @@ type DelegationStatus struct {
 
 func (x *DelegationStatus) Reset() {
 	*x = DelegationStatus{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -797,7 +1009,7 @@ func (x *DelegationStatus) String() string {
 func (*DelegationStatus) ProtoMessage() {}
 
 func (x *DelegationStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -810,7 +1022,7 @@ func (x *DelegationStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DelegationStatus.ProtoReflect.Descriptor instead.
 func (*DelegationStatus) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{12}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DelegationStatus) GetState() string {
@@ -843,7 +1055,7 @@ type GetEntriesRequest struct {
 
 func (x *GetEntriesRequest) Reset() {
 	*x = GetEntriesRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -855,7 +1067,7 @@ func (x *GetEntriesRequest) String() string {
 func (*GetEntriesRequest) ProtoMessage() {}
 
 func (x *GetEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -868,7 +1080,7 @@ func (x *GetEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntriesRequest.ProtoReflect.Descriptor instead.
 func (*GetEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{13}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetEntriesRequest) GetStart() uint64 {
@@ -917,7 +1129,7 @@ type GetEntriesResponse struct {
 
 func (x *GetEntriesResponse) Reset() {
 	*x = GetEntriesResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1141,7 @@ func (x *GetEntriesResponse) String() string {
 func (*GetEntriesResponse) ProtoMessage() {}
 
 func (x *GetEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1154,7 @@ func (x *GetEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntriesResponse.ProtoReflect.Descriptor instead.
 func (*GetEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{14}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetEntriesResponse) GetStart() uint64 {
@@ -998,7 +1210,7 @@ type GetCheckpointRequest struct {
 
 func (x *GetCheckpointRequest) Reset() {
 	*x = GetCheckpointRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[15]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1010,7 +1222,7 @@ func (x *GetCheckpointRequest) String() string {
 func (*GetCheckpointRequest) ProtoMessage() {}
 
 func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[15]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1023,7 +1235,7 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{15}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetCheckpointRequest) GetTrustedSize() uint64 {
@@ -1046,7 +1258,7 @@ type GetCheckpointResponse struct {
 
 func (x *GetCheckpointResponse) Reset() {
 	*x = GetCheckpointResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[16]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1270,7 @@ func (x *GetCheckpointResponse) String() string {
 func (*GetCheckpointResponse) ProtoMessage() {}
 
 func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[16]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1283,7 @@ func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{16}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetCheckpointResponse) GetCheckpoint() []byte {
@@ -1106,7 +1318,7 @@ type GetInclusionProofRequest struct {
 
 func (x *GetInclusionProofRequest) Reset() {
 	*x = GetInclusionProofRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[17]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1330,7 @@ func (x *GetInclusionProofRequest) String() string {
 func (*GetInclusionProofRequest) ProtoMessage() {}
 
 func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[17]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1343,7 @@ func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{17}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetInclusionProofRequest) GetKey() isGetInclusionProofRequest_Key {
@@ -1201,7 +1413,7 @@ type GetInclusionProofResponse struct {
 
 func (x *GetInclusionProofResponse) Reset() {
 	*x = GetInclusionProofResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[18]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1425,7 @@ func (x *GetInclusionProofResponse) String() string {
 func (*GetInclusionProofResponse) ProtoMessage() {}
 
 func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[18]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1438,7 @@ func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{18}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetInclusionProofResponse) GetIndex() uint64 {
@@ -1270,7 +1482,7 @@ type GetConsistencyProofRequest struct {
 
 func (x *GetConsistencyProofRequest) Reset() {
 	*x = GetConsistencyProofRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[19]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1282,7 +1494,7 @@ func (x *GetConsistencyProofRequest) String() string {
 func (*GetConsistencyProofRequest) ProtoMessage() {}
 
 func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[19]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1295,7 +1507,7 @@ func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{19}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetConsistencyProofRequest) GetFromSize() uint64 {
@@ -1329,7 +1541,7 @@ type GetConsistencyProofResponse struct {
 
 func (x *GetConsistencyProofResponse) Reset() {
 	*x = GetConsistencyProofResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[20]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1341,7 +1553,7 @@ func (x *GetConsistencyProofResponse) String() string {
 func (*GetConsistencyProofResponse) ProtoMessage() {}
 
 func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[20]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1354,7 +1566,7 @@ func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{20}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetConsistencyProofResponse) GetFromSize() uint64 {
@@ -1406,7 +1618,7 @@ type ProvenEntry struct {
 
 func (x *ProvenEntry) Reset() {
 	*x = ProvenEntry{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[21]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1418,7 +1630,7 @@ func (x *ProvenEntry) String() string {
 func (*ProvenEntry) ProtoMessage() {}
 
 func (x *ProvenEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[21]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1431,7 +1643,7 @@ func (x *ProvenEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvenEntry.ProtoReflect.Descriptor instead.
 func (*ProvenEntry) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{21}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ProvenEntry) GetIndex() uint64 {
@@ -1481,7 +1693,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[22]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1493,7 +1705,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[22]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1506,7 +1718,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{22}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ErrorDetail) GetReason() string {
@@ -1557,7 +1769,23 @@ const file_warrant_v1_ledger_proto_rawDesc = "" +
 	"\x0eAppendResponse\x12-\n" +
 	"\x05entry\x18\x01 \x01(\v2\x17.warrant.v1.ProvenEntryR\x05entry\x12\x1c\n" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\x12+\n" +
-	"\x11consistency_proof\x18\x03 \x03(\fR\x10consistencyProof\"z\n" +
+	"\x11consistency_proof\x18\x03 \x03(\fR\x10consistencyProof\"U\n" +
+	"\x12AppendBatchRequest\x12\x1c\n" +
+	"\tenvelopes\x18\x01 \x03(\fR\tenvelopes\x12!\n" +
+	"\ftrusted_size\x18\x02 \x01(\x04R\vtrustedSize\"\x96\x01\n" +
+	"\x13AppendBatchResponse\x122\n" +
+	"\aresults\x18\x01 \x03(\v2\x18.warrant.v1.AppendResultR\aresults\x12\x1e\n" +
+	"\n" +
+	"checkpoint\x18\x02 \x01(\fR\n" +
+	"checkpoint\x12+\n" +
+	"\x11consistency_proof\x18\x03 \x03(\fR\x10consistencyProof\"\xb9\x01\n" +
+	"\fAppendResult\x12-\n" +
+	"\x05entry\x18\x01 \x01(\v2\x17.warrant.v1.ProvenEntryR\x05entry\x12\x1c\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\x12\x16\n" +
+	"\x06denied\x18\x03 \x01(\bR\x06denied\x12\x12\n" +
+	"\x04code\x18\x04 \x01(\tR\x04code\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x18\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\"z\n" +
 	"\x0fGetEntryRequest\x12\x16\n" +
 	"\x05index\x18\x01 \x01(\x04H\x00R\x05index\x12%\n" +
 	"\rdelegation_id\x18\x02 \x01(\tH\x00R\fdelegationId\x12!\n" +
@@ -1623,9 +1851,10 @@ const file_warrant_v1_ledger_proto_rawDesc = "" +
 	"checkpoint\x12'\n" +
 	"\x0finclusion_proof\x18\x05 \x03(\fR\x0einclusionProof\"%\n" +
 	"\vErrorDetail\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason2\x9d\a\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason2\xed\a\n" +
 	"\rLedgerService\x12?\n" +
-	"\x06Append\x12\x19.warrant.v1.AppendRequest\x1a\x1a.warrant.v1.AppendResponse\x12J\n" +
+	"\x06Append\x12\x19.warrant.v1.AppendRequest\x1a\x1a.warrant.v1.AppendResponse\x12N\n" +
+	"\vAppendBatch\x12\x1e.warrant.v1.AppendBatchRequest\x1a\x1f.warrant.v1.AppendBatchResponse\x12J\n" +
 	"\bGetEntry\x12\x1b.warrant.v1.GetEntryRequest\x1a\x1c.warrant.v1.GetEntryResponse\"\x03\x90\x02\x01\x12P\n" +
 	"\n" +
 	"GetEntries\x12\x1d.warrant.v1.GetEntriesRequest\x1a\x1e.warrant.v1.GetEntriesResponse\"\x03\x90\x02\x01\x12Y\n" +
@@ -1649,7 +1878,7 @@ func file_warrant_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_warrant_v1_ledger_proto_rawDescData
 }
 
-var file_warrant_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_warrant_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_warrant_v1_ledger_proto_goTypes = []any{
 	(*WatchCheckpointsRequest)(nil),     // 0: warrant.v1.WatchCheckpointsRequest
 	(*WatchCheckpointsResponse)(nil),    // 1: warrant.v1.WatchCheckpointsResponse
@@ -1661,51 +1890,58 @@ var file_warrant_v1_ledger_proto_goTypes = []any{
 	(*ListAgentEntriesResponse)(nil),    // 7: warrant.v1.ListAgentEntriesResponse
 	(*AppendRequest)(nil),               // 8: warrant.v1.AppendRequest
 	(*AppendResponse)(nil),              // 9: warrant.v1.AppendResponse
-	(*GetEntryRequest)(nil),             // 10: warrant.v1.GetEntryRequest
-	(*GetEntryResponse)(nil),            // 11: warrant.v1.GetEntryResponse
-	(*DelegationStatus)(nil),            // 12: warrant.v1.DelegationStatus
-	(*GetEntriesRequest)(nil),           // 13: warrant.v1.GetEntriesRequest
-	(*GetEntriesResponse)(nil),          // 14: warrant.v1.GetEntriesResponse
-	(*GetCheckpointRequest)(nil),        // 15: warrant.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),       // 16: warrant.v1.GetCheckpointResponse
-	(*GetInclusionProofRequest)(nil),    // 17: warrant.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),   // 18: warrant.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),  // 19: warrant.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil), // 20: warrant.v1.GetConsistencyProofResponse
-	(*ProvenEntry)(nil),                 // 21: warrant.v1.ProvenEntry
-	(*ErrorDetail)(nil),                 // 22: warrant.v1.ErrorDetail
+	(*AppendBatchRequest)(nil),          // 10: warrant.v1.AppendBatchRequest
+	(*AppendBatchResponse)(nil),         // 11: warrant.v1.AppendBatchResponse
+	(*AppendResult)(nil),                // 12: warrant.v1.AppendResult
+	(*GetEntryRequest)(nil),             // 13: warrant.v1.GetEntryRequest
+	(*GetEntryResponse)(nil),            // 14: warrant.v1.GetEntryResponse
+	(*DelegationStatus)(nil),            // 15: warrant.v1.DelegationStatus
+	(*GetEntriesRequest)(nil),           // 16: warrant.v1.GetEntriesRequest
+	(*GetEntriesResponse)(nil),          // 17: warrant.v1.GetEntriesResponse
+	(*GetCheckpointRequest)(nil),        // 18: warrant.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),       // 19: warrant.v1.GetCheckpointResponse
+	(*GetInclusionProofRequest)(nil),    // 20: warrant.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),   // 21: warrant.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),  // 22: warrant.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil), // 23: warrant.v1.GetConsistencyProofResponse
+	(*ProvenEntry)(nil),                 // 24: warrant.v1.ProvenEntry
+	(*ErrorDetail)(nil),                 // 25: warrant.v1.ErrorDetail
 }
 var file_warrant_v1_ledger_proto_depIdxs = []int32{
-	21, // 0: warrant.v1.ListChildrenResponse.entries:type_name -> warrant.v1.ProvenEntry
-	21, // 1: warrant.v1.ListAgentEntriesResponse.entries:type_name -> warrant.v1.ProvenEntry
-	21, // 2: warrant.v1.AppendResponse.entry:type_name -> warrant.v1.ProvenEntry
-	21, // 3: warrant.v1.GetEntryResponse.entry:type_name -> warrant.v1.ProvenEntry
-	12, // 4: warrant.v1.GetEntryResponse.status:type_name -> warrant.v1.DelegationStatus
-	8,  // 5: warrant.v1.LedgerService.Append:input_type -> warrant.v1.AppendRequest
-	10, // 6: warrant.v1.LedgerService.GetEntry:input_type -> warrant.v1.GetEntryRequest
-	13, // 7: warrant.v1.LedgerService.GetEntries:input_type -> warrant.v1.GetEntriesRequest
-	15, // 8: warrant.v1.LedgerService.GetCheckpoint:input_type -> warrant.v1.GetCheckpointRequest
-	17, // 9: warrant.v1.LedgerService.GetInclusionProof:input_type -> warrant.v1.GetInclusionProofRequest
-	19, // 10: warrant.v1.LedgerService.GetConsistencyProof:input_type -> warrant.v1.GetConsistencyProofRequest
-	2,  // 11: warrant.v1.LedgerService.GetChainBundle:input_type -> warrant.v1.GetChainBundleRequest
-	4,  // 12: warrant.v1.LedgerService.ListChildren:input_type -> warrant.v1.ListChildrenRequest
-	6,  // 13: warrant.v1.LedgerService.ListAgentEntries:input_type -> warrant.v1.ListAgentEntriesRequest
-	0,  // 14: warrant.v1.LedgerService.WatchCheckpoints:input_type -> warrant.v1.WatchCheckpointsRequest
-	9,  // 15: warrant.v1.LedgerService.Append:output_type -> warrant.v1.AppendResponse
-	11, // 16: warrant.v1.LedgerService.GetEntry:output_type -> warrant.v1.GetEntryResponse
-	14, // 17: warrant.v1.LedgerService.GetEntries:output_type -> warrant.v1.GetEntriesResponse
-	16, // 18: warrant.v1.LedgerService.GetCheckpoint:output_type -> warrant.v1.GetCheckpointResponse
-	18, // 19: warrant.v1.LedgerService.GetInclusionProof:output_type -> warrant.v1.GetInclusionProofResponse
-	20, // 20: warrant.v1.LedgerService.GetConsistencyProof:output_type -> warrant.v1.GetConsistencyProofResponse
-	3,  // 21: warrant.v1.LedgerService.GetChainBundle:output_type -> warrant.v1.GetChainBundleResponse
-	5,  // 22: warrant.v1.LedgerService.ListChildren:output_type -> warrant.v1.ListChildrenResponse
-	7,  // 23: warrant.v1.LedgerService.ListAgentEntries:output_type -> warrant.v1.ListAgentEntriesResponse
-	1,  // 24: warrant.v1.LedgerService.WatchCheckpoints:output_type -> warrant.v1.WatchCheckpointsResponse
-	15, // [15:25] is the sub-list for method output_type
-	5,  // [5:15] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	24, // 0: warrant.v1.ListChildrenResponse.entries:type_name -> warrant.v1.ProvenEntry
+	24, // 1: warrant.v1.ListAgentEntriesResponse.entries:type_name -> warrant.v1.ProvenEntry
+	24, // 2: warrant.v1.AppendResponse.entry:type_name -> warrant.v1.ProvenEntry
+	12, // 3: warrant.v1.AppendBatchResponse.results:type_name -> warrant.v1.AppendResult
+	24, // 4: warrant.v1.AppendResult.entry:type_name -> warrant.v1.ProvenEntry
+	24, // 5: warrant.v1.GetEntryResponse.entry:type_name -> warrant.v1.ProvenEntry
+	15, // 6: warrant.v1.GetEntryResponse.status:type_name -> warrant.v1.DelegationStatus
+	8,  // 7: warrant.v1.LedgerService.Append:input_type -> warrant.v1.AppendRequest
+	10, // 8: warrant.v1.LedgerService.AppendBatch:input_type -> warrant.v1.AppendBatchRequest
+	13, // 9: warrant.v1.LedgerService.GetEntry:input_type -> warrant.v1.GetEntryRequest
+	16, // 10: warrant.v1.LedgerService.GetEntries:input_type -> warrant.v1.GetEntriesRequest
+	18, // 11: warrant.v1.LedgerService.GetCheckpoint:input_type -> warrant.v1.GetCheckpointRequest
+	20, // 12: warrant.v1.LedgerService.GetInclusionProof:input_type -> warrant.v1.GetInclusionProofRequest
+	22, // 13: warrant.v1.LedgerService.GetConsistencyProof:input_type -> warrant.v1.GetConsistencyProofRequest
+	2,  // 14: warrant.v1.LedgerService.GetChainBundle:input_type -> warrant.v1.GetChainBundleRequest
+	4,  // 15: warrant.v1.LedgerService.ListChildren:input_type -> warrant.v1.ListChildrenRequest
+	6,  // 16: warrant.v1.LedgerService.ListAgentEntries:input_type -> warrant.v1.ListAgentEntriesRequest
+	0,  // 17: warrant.v1.LedgerService.WatchCheckpoints:input_type -> warrant.v1.WatchCheckpointsRequest
+	9,  // 18: warrant.v1.LedgerService.Append:output_type -> warrant.v1.AppendResponse
+	11, // 19: warrant.v1.LedgerService.AppendBatch:output_type -> warrant.v1.AppendBatchResponse
+	14, // 20: warrant.v1.LedgerService.GetEntry:output_type -> warrant.v1.GetEntryResponse
+	17, // 21: warrant.v1.LedgerService.GetEntries:output_type -> warrant.v1.GetEntriesResponse
+	19, // 22: warrant.v1.LedgerService.GetCheckpoint:output_type -> warrant.v1.GetCheckpointResponse
+	21, // 23: warrant.v1.LedgerService.GetInclusionProof:output_type -> warrant.v1.GetInclusionProofResponse
+	23, // 24: warrant.v1.LedgerService.GetConsistencyProof:output_type -> warrant.v1.GetConsistencyProofResponse
+	3,  // 25: warrant.v1.LedgerService.GetChainBundle:output_type -> warrant.v1.GetChainBundleResponse
+	5,  // 26: warrant.v1.LedgerService.ListChildren:output_type -> warrant.v1.ListChildrenResponse
+	7,  // 27: warrant.v1.LedgerService.ListAgentEntries:output_type -> warrant.v1.ListAgentEntriesResponse
+	1,  // 28: warrant.v1.LedgerService.WatchCheckpoints:output_type -> warrant.v1.WatchCheckpointsResponse
+	18, // [18:29] is the sub-list for method output_type
+	7,  // [7:18] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_warrant_v1_ledger_proto_init() }
@@ -1713,11 +1949,11 @@ func file_warrant_v1_ledger_proto_init() {
 	if File_warrant_v1_ledger_proto != nil {
 		return
 	}
-	file_warrant_v1_ledger_proto_msgTypes[10].OneofWrappers = []any{
+	file_warrant_v1_ledger_proto_msgTypes[13].OneofWrappers = []any{
 		(*GetEntryRequest_Index)(nil),
 		(*GetEntryRequest_DelegationId)(nil),
 	}
-	file_warrant_v1_ledger_proto_msgTypes[17].OneofWrappers = []any{
+	file_warrant_v1_ledger_proto_msgTypes[20].OneofWrappers = []any{
 		(*GetInclusionProofRequest_Index)(nil),
 		(*GetInclusionProofRequest_LeafHash)(nil),
 	}
@@ -1727,7 +1963,7 @@ func file_warrant_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warrant_v1_ledger_proto_rawDesc), len(file_warrant_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -40,6 +40,9 @@ const (
 const (
 	// LedgerServiceAppendProcedure is the fully-qualified name of the LedgerService's Append RPC.
 	LedgerServiceAppendProcedure = "/warrant.v1.LedgerService/Append"
+	// LedgerServiceAppendBatchProcedure is the fully-qualified name of the LedgerService's AppendBatch
+	// RPC.
+	LedgerServiceAppendBatchProcedure = "/warrant.v1.LedgerService/AppendBatch"
 	// LedgerServiceGetEntryProcedure is the fully-qualified name of the LedgerService's GetEntry RPC.
 	LedgerServiceGetEntryProcedure = "/warrant.v1.LedgerService/GetEntry"
 	// LedgerServiceGetEntriesProcedure is the fully-qualified name of the LedgerService's GetEntries
@@ -74,6 +77,11 @@ type LedgerServiceClient interface {
 	// durably and covered by a signed checkpoint. Resubmitting an identical
 	// canonical envelope returns the original entry and writes nothing.
 	Append(context.Context, *connect.Request[v1.AppendRequest]) (*connect.Response[v1.AppendResponse], error)
+	// AppendBatch submits up to 256 envelopes at once, for gateways that
+	// collect agents' signed events. Each envelope is checked, sequenced and
+	// answered exactly as by Append; one envelope's refusal does not affect
+	// the others. Every entry is proven against the one checkpoint returned.
+	AppendBatch(context.Context, *connect.Request[v1.AppendBatchRequest]) (*connect.Response[v1.AppendBatchResponse], error)
 	// GetEntry returns one entry, by index or by delegation id, with an
 	// inclusion proof against the latest checkpoint.
 	GetEntry(context.Context, *connect.Request[v1.GetEntryRequest]) (*connect.Response[v1.GetEntryResponse], error)
@@ -122,6 +130,12 @@ func NewLedgerServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			httpClient,
 			baseURL+LedgerServiceAppendProcedure,
 			connect.WithSchema(ledgerServiceMethods.ByName("Append")),
+			connect.WithClientOptions(opts...),
+		),
+		appendBatch: connect.NewClient[v1.AppendBatchRequest, v1.AppendBatchResponse](
+			httpClient,
+			baseURL+LedgerServiceAppendBatchProcedure,
+			connect.WithSchema(ledgerServiceMethods.ByName("AppendBatch")),
 			connect.WithClientOptions(opts...),
 		),
 		getEntry: connect.NewClient[v1.GetEntryRequest, v1.GetEntryResponse](
@@ -193,6 +207,7 @@ func NewLedgerServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 // ledgerServiceClient implements LedgerServiceClient.
 type ledgerServiceClient struct {
 	append              *connect.Client[v1.AppendRequest, v1.AppendResponse]
+	appendBatch         *connect.Client[v1.AppendBatchRequest, v1.AppendBatchResponse]
 	getEntry            *connect.Client[v1.GetEntryRequest, v1.GetEntryResponse]
 	getEntries          *connect.Client[v1.GetEntriesRequest, v1.GetEntriesResponse]
 	getCheckpoint       *connect.Client[v1.GetCheckpointRequest, v1.GetCheckpointResponse]
@@ -207,6 +222,11 @@ type ledgerServiceClient struct {
 // Append calls warrant.v1.LedgerService.Append.
 func (c *ledgerServiceClient) Append(ctx context.Context, req *connect.Request[v1.AppendRequest]) (*connect.Response[v1.AppendResponse], error) {
 	return c.append.CallUnary(ctx, req)
+}
+
+// AppendBatch calls warrant.v1.LedgerService.AppendBatch.
+func (c *ledgerServiceClient) AppendBatch(ctx context.Context, req *connect.Request[v1.AppendBatchRequest]) (*connect.Response[v1.AppendBatchResponse], error) {
+	return c.appendBatch.CallUnary(ctx, req)
 }
 
 // GetEntry calls warrant.v1.LedgerService.GetEntry.
@@ -260,6 +280,11 @@ type LedgerServiceHandler interface {
 	// durably and covered by a signed checkpoint. Resubmitting an identical
 	// canonical envelope returns the original entry and writes nothing.
 	Append(context.Context, *connect.Request[v1.AppendRequest]) (*connect.Response[v1.AppendResponse], error)
+	// AppendBatch submits up to 256 envelopes at once, for gateways that
+	// collect agents' signed events. Each envelope is checked, sequenced and
+	// answered exactly as by Append; one envelope's refusal does not affect
+	// the others. Every entry is proven against the one checkpoint returned.
+	AppendBatch(context.Context, *connect.Request[v1.AppendBatchRequest]) (*connect.Response[v1.AppendBatchResponse], error)
 	// GetEntry returns one entry, by index or by delegation id, with an
 	// inclusion proof against the latest checkpoint.
 	GetEntry(context.Context, *connect.Request[v1.GetEntryRequest]) (*connect.Response[v1.GetEntryResponse], error)
@@ -304,6 +329,12 @@ func NewLedgerServiceHandler(svc LedgerServiceHandler, opts ...connect.HandlerOp
 		LedgerServiceAppendProcedure,
 		svc.Append,
 		connect.WithSchema(ledgerServiceMethods.ByName("Append")),
+		connect.WithHandlerOptions(opts...),
+	)
+	ledgerServiceAppendBatchHandler := connect.NewUnaryHandler(
+		LedgerServiceAppendBatchProcedure,
+		svc.AppendBatch,
+		connect.WithSchema(ledgerServiceMethods.ByName("AppendBatch")),
 		connect.WithHandlerOptions(opts...),
 	)
 	ledgerServiceGetEntryHandler := connect.NewUnaryHandler(
@@ -373,6 +404,8 @@ func NewLedgerServiceHandler(svc LedgerServiceHandler, opts ...connect.HandlerOp
 		switch r.URL.Path {
 		case LedgerServiceAppendProcedure:
 			ledgerServiceAppendHandler.ServeHTTP(w, r)
+		case LedgerServiceAppendBatchProcedure:
+			ledgerServiceAppendBatchHandler.ServeHTTP(w, r)
 		case LedgerServiceGetEntryProcedure:
 			ledgerServiceGetEntryHandler.ServeHTTP(w, r)
 		case LedgerServiceGetEntriesProcedure:
@@ -402,6 +435,10 @@ type UnimplementedLedgerServiceHandler struct{}
 
 func (UnimplementedLedgerServiceHandler) Append(context.Context, *connect.Request[v1.AppendRequest]) (*connect.Response[v1.AppendResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("warrant.v1.LedgerService.Append is not implemented"))
+}
+
+func (UnimplementedLedgerServiceHandler) AppendBatch(context.Context, *connect.Request[v1.AppendBatchRequest]) (*connect.Response[v1.AppendBatchResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("warrant.v1.LedgerService.AppendBatch is not implemented"))
 }
 
 func (UnimplementedLedgerServiceHandler) GetEntry(context.Context, *connect.Request[v1.GetEntryRequest]) (*connect.Response[v1.GetEntryResponse], error) {
