@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -52,6 +53,45 @@ type Client struct {
 	httpClient connect.HTTPClient
 	logKey     note.Verifier
 	state      State
+	// verified remembers the last few checkpoint notes whose signatures
+	// verified: many answers carry the same checkpoint, and its bytes
+	// need checking once.
+	verified checkpointCache
+}
+
+// checkpointCache maps exact note bytes to the checkpoint they verified
+// as. Bounded; safe for concurrent use.
+type checkpointCache struct {
+	mu   sync.Mutex
+	m    map[string]*proofs.Checkpoint
+	ring [16]string
+	next int
+}
+
+// openCheckpoint is proofs.OpenCheckpoint for the client's log key,
+// verifying each distinct note once.
+func (c *Client) openCheckpoint(signed []byte) (*proofs.Checkpoint, error) {
+	vc := &c.verified
+	vc.mu.Lock()
+	cp := vc.m[string(signed)]
+	vc.mu.Unlock()
+	if cp != nil {
+		return cp, nil
+	}
+	cp, err := proofs.OpenCheckpoint(signed, c.logKey)
+	if err != nil {
+		return nil, err
+	}
+	vc.mu.Lock()
+	defer vc.mu.Unlock()
+	if vc.m == nil {
+		vc.m = map[string]*proofs.Checkpoint{}
+	}
+	delete(vc.m, vc.ring[vc.next])
+	vc.ring[vc.next] = string(signed)
+	vc.next = (vc.next + 1) % len(vc.ring)
+	vc.m[string(signed)] = cp
+	return cp, nil
 }
 
 type config struct {
@@ -288,7 +328,7 @@ func (c *Client) Entries(ctx context.Context, start uint64, count uint32) ([]*pr
 	if m.GetStart() != start || len(m.GetLeaves()) == 0 || len(m.GetLeaves()) > int(count) {
 		return nil, nil, proofs.Errorf(ReasonMismatch, "asked for %d entries from %d, got %d from %d", count, start, len(m.GetLeaves()), m.GetStart())
 	}
-	cp, err := proofs.OpenCheckpoint(m.GetCheckpoint(), c.logKey)
+	cp, err := c.openCheckpoint(m.GetCheckpoint())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -322,7 +362,7 @@ func (c *Client) Checkpoint(ctx context.Context) (*proofs.Checkpoint, error) {
 	if err != nil {
 		return nil, rpcError(err)
 	}
-	cp, err := proofs.OpenCheckpoint(resp.Msg.GetCheckpoint(), c.logKey)
+	cp, err := c.openCheckpoint(resp.Msg.GetCheckpoint())
 	if err != nil {
 		return nil, err
 	}
@@ -338,7 +378,7 @@ func (c *Client) Trusted() (*proofs.Checkpoint, error) {
 	if err != nil || cur == nil {
 		return nil, err
 	}
-	cp, err := proofs.OpenCheckpoint(cur, c.logKey)
+	cp, err := c.openCheckpoint(cur)
 	if err != nil {
 		return nil, &proofs.Error{Reason: ReasonStateInvalid, Err: fmt.Errorf("the trusted state does not verify under the log key: %w", err)}
 	}
@@ -359,7 +399,7 @@ func (c *Client) verifyEntry(ctx context.Context, pe *warrantv1.ProvenEntry, con
 	if pe == nil {
 		return nil, proofs.Errorf(ReasonMismatch, "the answer carries no entry")
 	}
-	cp, err := proofs.OpenCheckpoint(pe.GetCheckpoint(), c.logKey)
+	cp, err := c.openCheckpoint(pe.GetCheckpoint())
 	if err != nil {
 		return nil, err
 	}
@@ -428,7 +468,7 @@ func (c *Client) AppendBatch(ctx context.Context, envelopes [][]byte) ([]BatchRe
 	if len(m.GetResults()) != len(envelopes) {
 		return nil, proofs.Errorf(ReasonMismatch, "sent %d envelopes, got %d answers", len(envelopes), len(m.GetResults()))
 	}
-	cp, err := proofs.OpenCheckpoint(m.GetCheckpoint(), c.logKey)
+	cp, err := c.openCheckpoint(m.GetCheckpoint())
 	if err != nil {
 		return nil, err
 	}
@@ -475,7 +515,7 @@ func (c *Client) advance(ctx context.Context, cp *proofs.Checkpoint, proof [][]b
 		if cur == nil {
 			return cp.Note, nil // trust on first use
 		}
-		old, err := proofs.OpenCheckpoint(cur, c.logKey)
+		old, err := c.openCheckpoint(cur)
 		if err != nil {
 			return nil, &proofs.Error{Reason: ReasonStateInvalid, Err: fmt.Errorf("the trusted state does not verify under the log key: %w", err)}
 		}

@@ -118,6 +118,8 @@ type Log struct {
 	admins     map[string]*proofs.PublicKey
 	// delegations caches committed delegations for chain walks.
 	delegations *delegationCache
+	// trees caches tiles' subtrees for proofs.
+	trees *treeCache
 
 	queue   chan *request
 	stop    chan struct{}
@@ -194,6 +196,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		registrars:  make(map[string]*proofs.PublicKey),
 		admins:      make(map[string]*proofs.PublicKey),
 		delegations: newDelegationCache(1 << 16),
+		trees:       newTreeCache(2048),
 		queue:       make(chan *request, opts.QueueLength),
 		stop:        make(chan struct{}),
 		stopped:     make(chan struct{}),
@@ -253,7 +256,7 @@ func (l *Log) recover() error {
 				return fmt.Errorf("%w: %v", ErrStoreMismatch, err)
 			}
 		}
-		r := newNodeReader(txn)
+		r := l.nodeReader(txn)
 		root, err := r.root(h.Size)
 		if err != nil {
 			return fmt.Errorf("%w: recomputing the root of %d entries from stored tiles: %v", ErrStoreMismatch, h.Size, err)
@@ -325,7 +328,7 @@ func (l *Log) recover() error {
 		if h.Size == 0 {
 			root = proofs.EmptyRoot()
 		}
-		if cp, err = l.signCheckpoint(h.Size, root); err != nil {
+		if cp, err = l.signCheckpoint(h.Size, root, true); err != nil {
 			return err
 		}
 	}
@@ -334,20 +337,37 @@ func (l *Log) recover() error {
 	return nil
 }
 
-// signCheckpoint signs a checkpoint for (size, root) and stores it.
-func (l *Log) signCheckpoint(size uint64, root []byte) (*proofs.Checkpoint, error) {
+// signCheckpoint signs a checkpoint for (size, root), a tree already
+// committed, and with store set also stores it (a synced write).
+//
+// The sequencer does not store each checkpoint at once: it writes it with
+// the next batch's transaction (or within a second when idle). Nothing
+// depends on that write: the tree it covers is committed, and after a
+// crash the log signs the stored tree head again, which gives the very
+// same checkpoint (Ed25519 signatures are deterministic). So answering
+// after commit and sign costs one fsync per batch, not two.
+func (l *Log) signCheckpoint(size uint64, root []byte, store bool) (*proofs.Checkpoint, error) {
 	body := proofs.CheckpointBody(l.signer.Name(), size, root)
 	signed, err := note.Sign(&note.Note{Text: string(body)}, l.signer)
 	if err != nil {
 		return nil, fmt.Errorf("signing checkpoint: %w", err)
 	}
 	if err := l.faults.checkpoint.Load(); err != nil {
-		return nil, fmt.Errorf("storing checkpoint: %w", *err)
+		return nil, fmt.Errorf("signing checkpoint: %w", *err)
 	}
-	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(keyCheckpoint, signed) }); err != nil {
-		return nil, fmt.Errorf("storing checkpoint: %w", err)
+	if store {
+		if err := l.storeCheckpoint(signed); err != nil {
+			return nil, err
+		}
 	}
 	return &proofs.Checkpoint{Origin: l.signer.Name(), Size: size, Root: slices.Clone(root), Note: signed}, nil
+}
+
+func (l *Log) storeCheckpoint(signed []byte) error {
+	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(keyCheckpoint, signed) }); err != nil {
+		return fmt.Errorf("storing checkpoint: %w", err)
+	}
+	return nil
 }
 
 // ensureConfig appends a log-config entry when none is recorded or the last
@@ -451,6 +471,11 @@ func (l *Log) Close() error {
 		close(l.stop)
 	}
 	<-l.stopped
+	if l.seq.unstored != nil {
+		if err := l.storeCheckpoint(l.seq.unstored); err != nil {
+			l.log.Warn("storing the last checkpoint at close", "err", err)
+		}
+	}
 	return l.db.Close()
 }
 
@@ -614,7 +639,7 @@ func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte,
 	}
 	var hashes [][]byte
 	err = l.db.View(func(txn *badger.Txn) (err error) {
-		hashes, err = newNodeReader(txn).inclusion(index, size)
+		hashes, err = l.nodeReader(txn).inclusion(index, size)
 		return err
 	})
 	return hashes, size, readError(err)
@@ -632,7 +657,7 @@ func (l *Log) ConsistencyProof(ctx context.Context, size1, size2 uint64) ([][]by
 	}
 	var hashes [][]byte
 	err = l.db.View(func(txn *badger.Txn) (err error) {
-		hashes, err = newNodeReader(txn).consistency(size1, size2)
+		hashes, err = l.nodeReader(txn).consistency(size1, size2)
 		return err
 	})
 	return hashes, size2, readError(err)
@@ -645,7 +670,7 @@ func (l *Log) RangeProof(ctx context.Context, start, end, size uint64) (left, ri
 		return nil, nil, proofs.Errorf(ReasonOutOfRange, "range [%d, %d) is outside tree size %d", start, end, size)
 	}
 	err = l.db.View(func(txn *badger.Txn) error {
-		r := newNodeReader(txn)
+		r := l.nodeReader(txn)
 		if left, err = r.rangeHashes(0, start); err != nil {
 			return err
 		}

@@ -66,6 +66,9 @@ type seqState struct {
 	bindings       *proofs.Bindings
 	policy         *proofs.Policy
 	needCheckpoint bool
+	// unstored is a published checkpoint not yet written to the store; the
+	// next batch's transaction writes it (see signCheckpoint).
+	unstored []byte
 }
 
 func loadBindings(txn *badger.Txn) (*proofs.Bindings, error) {
@@ -291,6 +294,11 @@ func (l *Log) collect(first *request) []*request {
 // retryCheckpoint signs a checkpoint for committed entries that a failed
 // signing left uncovered.
 func (l *Log) retryCheckpoint() {
+	if l.seq.unstored != nil {
+		if err := l.storeCheckpoint(l.seq.unstored); err == nil {
+			l.seq.unstored = nil
+		}
+	}
 	if !l.seq.needCheckpoint {
 		return
 	}
@@ -298,7 +306,7 @@ func (l *Log) retryCheckpoint() {
 	if err != nil {
 		return
 	}
-	cp, err := l.signCheckpoint(l.seq.size, root)
+	cp, err := l.signCheckpoint(l.seq.size, root, true)
 	if err != nil {
 		l.log.Error("signing checkpoint failed again", "size", l.seq.size, "err", err)
 		return
@@ -334,13 +342,14 @@ func (l *Log) sequenceSome(batch []*request) int {
 		l.seq = *st
 		l.bindings.Store(st.bindings)
 		root, _ := st.rng.GetRootHash(nil)
-		cp, err := l.signCheckpoint(st.size, root)
+		cp, err := l.signCheckpoint(st.size, root, false)
 		if err != nil {
 			l.seq.needCheckpoint = true
 			l.log.Error("entries committed but checkpoint signing failed; will retry", "size", st.size, "err", err)
 		} else {
 			l.publish(cp)
 			l.seq.needCheckpoint = false
+			l.seq.unstored = cp.Note
 		}
 	}
 	cp := l.latest.Load()
@@ -362,6 +371,7 @@ func (l *Log) sequenceSome(batch []*request) int {
 // how many requests it consumed, how many entries it wrote and the new
 // state; on error nothing was written and the old state stands.
 func (l *Log) apply(batch []*request, results []result) (consumed, written int, _ *seqState, _ error) {
+	t0 := time.Now()
 	txn := l.db.NewTransaction(true)
 	defer txn.Discard()
 	st := &seqState{
@@ -555,12 +565,19 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 	if err := txn.Set(keyHead, head{Size: st.size, Root: root, LogTime: st.logTime}.marshal()); err != nil {
 		return consumed, 0, nil, storeError(fmt.Errorf("staging tree head: %w", err))
 	}
+	if l.seq.unstored != nil { // the previous batch's checkpoint rides along
+		if err := txn.Set(keyCheckpoint, l.seq.unstored); err != nil {
+			return consumed, 0, nil, storeError(fmt.Errorf("staging checkpoint: %w", err))
+		}
+	}
 	if err := l.faults.commit.Load(); err != nil {
 		return consumed, 0, nil, storeError(*err)
 	}
+	tc := time.Now()
 	if err := txn.Commit(); err != nil {
 		return consumed, 0, nil, storeError(fmt.Errorf("committing batch: %w", err))
 	}
+	l.log.Debug("batch committed", "entries", written, "stage_us", tc.Sub(t0).Microseconds(), "commit_us", time.Since(tc).Microseconds())
 	for id, r := range cs.dels {
 		l.delegations.put(id, r)
 	}

@@ -37,10 +37,13 @@ const (
 func NewHandler(l *Log) http.Handler {
 	mux := http.NewServeMux()
 	svc := &service{log: l}
-	path, h := warrantv1connect.NewLedgerServiceHandler(svc, connect.WithReadMaxBytes(MaxRequestBytes))
+	// Small answers (receipts, proofs) are not worth compressing: gzip would
+	// cost more CPU than the bytes it saves on the wire.
+	compress := connect.WithCompressMinBytes(16 << 10)
+	path, h := warrantv1connect.NewLedgerServiceHandler(svc, connect.WithReadMaxBytes(MaxRequestBytes), compress)
 	mux.Handle(path, h)
 	// AppendBatch alone may carry up to MaxBatchEnvelopes envelopes.
-	_, hb := warrantv1connect.NewLedgerServiceHandler(svc, connect.WithReadMaxBytes(MaxBatchRequestBytes))
+	_, hb := warrantv1connect.NewLedgerServiceHandler(svc, connect.WithReadMaxBytes(MaxBatchRequestBytes), compress)
 	mux.Handle(warrantv1connect.LedgerServiceAppendBatchProcedure, hb)
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(warrantv1connect.LedgerServiceName)))
 	reflector := grpcreflect.NewStaticReflector(warrantv1connect.LedgerServiceName)

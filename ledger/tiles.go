@@ -3,6 +3,7 @@ package ledger
 import (
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/transparency-dev/merkle/compact"
@@ -39,10 +40,18 @@ func (e errMissingNode) Error() string {
 type nodeReader struct {
 	txn   *badger.Txn
 	tiles map[[2]uint64][]byte
+	trees *treeCache
 }
 
 func newNodeReader(txn *badger.Txn) *nodeReader {
 	return &nodeReader{txn: txn, tiles: make(map[[2]uint64][]byte)}
+}
+
+// nodeReader returns a node reader sharing the log's tile-tree cache.
+func (l *Log) nodeReader(txn *badger.Txn) *nodeReader {
+	r := newNodeReader(txn)
+	r.trees = l.trees
+	return r
 }
 
 func (r *nodeReader) tile(level uint8, idx uint64) ([]byte, error) {
@@ -58,31 +67,107 @@ func (r *nodeReader) tile(level uint8, idx uint64) ([]byte, error) {
 	return t, nil
 }
 
-// node returns the hash of the complete node (level, index).
+// node returns the hash of the complete node (level, index). Nodes between
+// the stored levels come from the tile's subtree, computed once per tile
+// version and cached: a proof then costs a few lookups, not the hundreds of
+// hashes of recomputing each node.
 func (r *nodeReader) node(level uint, index uint64) ([]byte, error) {
 	tl, sub := level/tileHeight, level%tileHeight
 	first := index << sub // first node of tree level 8*tl under this node
-	count := uint64(1) << sub
-	tile, err := r.tile(uint8(tl), first/tileWidth)
+	key := [2]uint64{uint64(tl), first / tileWidth}
+	j := (first % tileWidth) >> sub
+	if t := r.trees.get(key); t != nil {
+		if h := t.node(sub, j); h != nil {
+			return h, nil
+		}
+	}
+	tile, err := r.tile(uint8(tl), key[1])
 	if err != nil {
 		return nil, err
 	}
-	off := first % tileWidth
-	if uint64(len(tile)) < (off+count)*hashSize {
-		return nil, errMissingNode{level, index}
+	t := buildTileTree(tile)
+	r.trees.put(key, t)
+	if h := t.node(sub, j); h != nil {
+		return h, nil
 	}
-	hashes := make([][]byte, count)
-	for i := range hashes {
-		o := (off + uint64(i)) * hashSize
-		hashes[i] = tile[o : o+hashSize]
-	}
-	for len(hashes) > 1 {
-		for i := 0; i < len(hashes)/2; i++ {
-			hashes[i] = proofs.HashChildren(hashes[2*i], hashes[2*i+1])
+	return nil, errMissingNode{level, index}
+}
+
+// tileTree is a tile's subtree: levels[k] holds the hashes of its complete
+// nodes k levels above the tile's own level.
+type tileTree struct {
+	levels [tileHeight][]byte
+}
+
+func buildTileTree(tile []byte) *tileTree {
+	t := &tileTree{}
+	t.levels[0] = tile
+	for k := 1; k < tileHeight; k++ {
+		below := t.levels[k-1]
+		n := len(below) / hashSize / 2
+		level := make([]byte, 0, n*hashSize)
+		for i := 0; i < n; i++ {
+			level = append(level, proofs.HashChildren(below[2*i*hashSize:(2*i+1)*hashSize], below[(2*i+1)*hashSize:(2*i+2)*hashSize])...)
 		}
-		hashes = hashes[:len(hashes)/2]
+		t.levels[k] = level
 	}
-	return slices.Clone(hashes[0]), nil
+	return t
+}
+
+// width is the number of hashes of the tile the tree was built from.
+func (t *tileTree) width() int { return len(t.levels[0]) / hashSize }
+
+// node returns the j-th complete node at sublevel sub, or nil.
+func (t *tileTree) node(sub uint, j uint64) []byte {
+	l := t.levels[sub]
+	if uint64(len(l)) < (j+1)*hashSize {
+		return nil
+	}
+	return slices.Clone(l[j*hashSize : (j+1)*hashSize])
+}
+
+// treeCache keeps the subtrees of recently used tiles. A tile only grows,
+// so any version of it is a valid prefix of the latest: the cache keeps the
+// widest version seen. It is bounded (about 16 KiB per entry).
+type treeCache struct {
+	mu   sync.Mutex
+	max  int
+	m    map[[2]uint64]*tileTree
+	ring [][2]uint64
+	next int
+}
+
+func newTreeCache(max int) *treeCache {
+	return &treeCache{max: max, m: make(map[[2]uint64]*tileTree, max), ring: make([][2]uint64, max)}
+}
+
+func (c *treeCache) get(k [2]uint64) *tileTree {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[k]
+}
+
+func (c *treeCache) put(k [2]uint64, t *tileTree) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.m[k]; ok {
+		if old.width() < t.width() {
+			c.m[k] = t
+		}
+		return
+	}
+	if old := c.ring[c.next]; c.m[old] != nil && old != k {
+		delete(c.m, old)
+	}
+	c.ring[c.next] = k
+	c.next = (c.next + 1) % c.max
+	c.m[k] = t
 }
 
 func (r *nodeReader) nodes(ids []compact.NodeID) ([][]byte, error) {

@@ -76,6 +76,7 @@ func commands() []command {
 		{"export", "write the whole log, verified, to a file", runExport},
 		{"audit", "replay the whole log (export file or server) and report", runAudit},
 		{"siem", "follow the log for a SIEM: every entry once, verified, resumable", runSIEM},
+		{"bench", "drive load against a running server and measure it", runBench},
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"time"
@@ -32,6 +33,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	lifeRoot := fs.Duration("lifetime-root", time.Duration(def.LifetimeRootSeconds)*time.Second, "longest root grant")
 	maxDepth := fs.Int("max-depth", def.MaxDepth, "longest delegation chain (a root grant has depth 1)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	pprofListen := fs.String("pprof-listen", "", "serve Go profiling (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060 (off by default)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -101,6 +103,19 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	vkeyPath, _ := filepath.Abs(filepath.Join(*data, ledger.LogVerifierKeyFile))
 	logger.Info("serving", "origin", l.Origin(), "url", "http://"+ln.Addr().String(), "verifier_key", vkeyPath, "size", l.Checkpoint().Size)
+	if *pprofListen != "" {
+		dbg := http.NewServeMux()
+		dbg.HandleFunc("/debug/pprof/", pprof.Index)
+		dbg.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		dbg.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		dbg.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		go func() {
+			logger.Info("profiling", "url", "http://"+*pprofListen+"/debug/pprof/")
+			if err := http.ListenAndServe(*pprofListen, dbg); err != nil {
+				logger.Warn("profiling listener", "err", err)
+			}
+		}()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/warrantlog/warrant/client"
+	"github.com/warrantlog/warrant/loadgen"
+)
+
+func runBench(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "bench", "[--mode append|append-batch|inclusion|consistency|entries|tiles] [--duration D] [--concurrency N] [--rate R] --registrar-key KEY")
+	var cf clientFlags
+	cf.register(fs, env)
+	mode := fs.String("mode", loadgen.ModeAppend, "append, append-batch, inclusion, consistency, entries or tiles")
+	duration := fs.Duration("duration", 10_000_000_000, "how long to drive load")
+	concurrency := fs.Int("concurrency", 16, "concurrent clients")
+	rate := fs.Float64("rate", 0, "target operations per second (0: flat out)")
+	batch := fs.Int("batch", 64, "envelopes per AppendBatch request (append-batch)")
+	presign := fs.Int("presign", 0, "envelopes to sign before the run (default: enough for rate x duration, or 200000)")
+	entryBytes := fs.Int("entry-bytes", 600, "approximate envelope size")
+	registrarKey := fs.String("registrar-key", "", "a registrar private key of the server (append modes register their agents)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("bench takes no arguments")
+	}
+	v, err := loadLogKey(cf.logKey)
+	if err != nil {
+		return err
+	}
+	cfg := loadgen.Config{Server: cf.server, LogKey: v, Mode: *mode, Concurrency: *concurrency, Duration: *duration,
+		Rate: *rate, BatchSize: *batch, Presign: *presign, EntryBytes: *entryBytes}
+	if *registrarKey != "" {
+		var s *client.Signer
+		if s, err = loadSigner(*registrarKey); err != nil {
+			return err
+		}
+		cfg.Registrar = s
+	} else if *mode == loadgen.ModeAppend || *mode == loadgen.ModeAppendBatch {
+		return usagef("append modes need --registrar-key to register their agents")
+	}
+	if !cf.json {
+		fmt.Fprintf(env.stderr, "preparing %s run against %s...\n", cfg.Mode, cf.server)
+	}
+	res, err := loadgen.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if cf.json {
+		return printJSON(env.stdout, res)
+	}
+	fmt.Fprint(env.stdout, res)
+	return nil
+}

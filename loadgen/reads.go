@@ -1,0 +1,197 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+
+	"connectrpc.com/connect"
+
+	warrantv1 "github.com/warrantlog/warrant/api/warrant/v1"
+	"github.com/warrantlog/warrant/api/warrant/v1/warrantv1connect"
+	"github.com/warrantlog/warrant/client"
+	"github.com/warrantlog/warrant/proofs"
+)
+
+// readOp prepares a read mode: it verifies the latest checkpoint, reads
+// every leaf hash from the level-0 tiles (so each proof can be checked
+// against the real leaf) and the roots of a sample of earlier tree sizes
+// (for consistency proofs), then returns the operation. Each operation's
+// answer is verified in full; checkpoints are verified once per distinct
+// note.
+func readOp(ctx context.Context, cfg *Config) (func(context.Context, int) (int, uint64, error), error) {
+	c := client.New(cfg.Server, cfg.LogKey, client.WithHTTPClient(cfg.HTTPClient))
+	cp, err := c.Checkpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cp.Size < 2 {
+		return nil, fmt.Errorf("the log has %d entries: nothing to read", cp.Size)
+	}
+	hashes, err := leafHashes(ctx, cfg, cp.Size)
+	if err != nil {
+		return nil, err
+	}
+	rng := proofs.NewEmptyRange(0)
+	type sized struct {
+		size uint64
+		root []byte
+	}
+	var samples []sized
+	step := max(cp.Size/64, 1)
+	for i, h := range hashes {
+		rng.Append(h, nil)
+		if n := uint64(i + 1); n%step == 0 && n < cp.Size {
+			r, _ := rng.GetRootHash(nil)
+			samples = append(samples, sized{n, r})
+		}
+	}
+	if root, _ := rng.GetRootHash(nil); !bytes.Equal(root, cp.Root) {
+		return nil, fmt.Errorf("the tiles do not hash to the checkpoint root")
+	}
+	rpc := warrantv1connect.NewLedgerServiceClient(cfg.HTTPClient, cfg.Server, connect.WithReadMaxBytes(client.MaxResponseBytes))
+	var cps sync.Map // note -> *proofs.Checkpoint
+	open := func(note []byte) (*proofs.Checkpoint, error) {
+		if v, ok := cps.Load(string(note)); ok {
+			return v.(*proofs.Checkpoint), nil
+		}
+		cp, err := proofs.OpenCheckpoint(note, cfg.LogKey)
+		if err == nil {
+			cps.Store(string(note), cp)
+		}
+		return cp, err
+	}
+	size := cp.Size
+	switch cfg.Mode {
+	case ModeInclusion:
+		return func(ctx context.Context, _ int) (int, uint64, error) {
+			idx := rand.Uint64N(size)
+			resp, err := rpc.GetInclusionProof(ctx, connect.NewRequest(&warrantv1.GetInclusionProofRequest{Key: &warrantv1.GetInclusionProofRequest_Index{Index: idx}, TreeSize: size}))
+			if err != nil {
+				return 0, 0, wrap(err)
+			}
+			rc, err := open(resp.Msg.GetCheckpoint())
+			if err != nil {
+				return 0, 0, err
+			}
+			if resp.Msg.GetTreeSize() != size || rc.Size < size {
+				return 0, 0, proofs.Errorf("response_mismatch", "proof for size %d", resp.Msg.GetTreeSize())
+			}
+			return 1, 0, proofs.VerifyInclusion(idx, size, hashes[idx], resp.Msg.GetHashes(), cp.Root)
+		}, nil
+	case ModeConsistency:
+		if len(samples) == 0 {
+			return nil, fmt.Errorf("log too small for consistency proofs")
+		}
+		return func(ctx context.Context, _ int) (int, uint64, error) {
+			s := samples[rand.IntN(len(samples))]
+			resp, err := rpc.GetConsistencyProof(ctx, connect.NewRequest(&warrantv1.GetConsistencyProofRequest{FromSize: s.size, ToSize: size}))
+			if err != nil {
+				return 0, 0, wrap(err)
+			}
+			if _, err := open(resp.Msg.GetCheckpoint()); err != nil {
+				return 0, 0, err
+			}
+			return 1, 0, proofs.VerifyConsistency(s.size, size, resp.Msg.GetHashes(), s.root, cp.Root)
+		}, nil
+	case ModeEntries:
+		return func(ctx context.Context, _ int) (int, uint64, error) {
+			start := rand.Uint64N(size)
+			resp, err := rpc.GetEntries(ctx, connect.NewRequest(&warrantv1.GetEntriesRequest{Start: start, Count: 100}))
+			if err != nil {
+				return 0, 0, wrap(err)
+			}
+			m := resp.Msg
+			rc, err := open(m.GetCheckpoint())
+			if err != nil {
+				return 0, 0, err
+			}
+			lh := make([][]byte, len(m.GetLeaves()))
+			for i, l := range m.GetLeaves() {
+				lh[i] = proofs.LeafHash(l)
+			}
+			if err := proofs.VerifyRange(start, lh, rc.Size, m.GetLeftHashes(), m.GetRightHashes(), rc.Root); err != nil {
+				return 0, 0, err
+			}
+			return len(lh), 0, nil
+		}, nil
+	default: // ModeTiles
+		full := size / 256
+		if full == 0 {
+			return nil, fmt.Errorf("log too small for a full tile")
+		}
+		return func(ctx context.Context, _ int) (int, uint64, error) {
+			n := rand.Uint64N(full)
+			body, err := get(ctx, cfg, fmt.Sprintf("%s/tile/0/%s", cfg.Server, client.TilePath(n)))
+			if err != nil {
+				return 0, 0, err
+			}
+			if len(body) != 256*32 {
+				return 0, 0, proofs.Errorf("response_mismatch", "tile %d is %d bytes", n, len(body))
+			}
+			for i := 0; i < 256; i++ {
+				if !bytes.Equal(body[i*32:(i+1)*32], hashes[n*256+uint64(i)]) {
+					return 0, 0, proofs.Errorf("response_mismatch", "tile %d hash %d differs", n, i)
+				}
+			}
+			return 1, 0, nil
+		}, nil
+	}
+}
+
+// leafHashes reads the level-0 tiles: the hash of every leaf.
+func leafHashes(ctx context.Context, cfg *Config, size uint64) ([][]byte, error) {
+	out := make([][]byte, 0, size)
+	for n := uint64(0); n*256 < size; n++ {
+		w := min(size-n*256, 256)
+		url := fmt.Sprintf("%s/tile/0/%s", cfg.Server, client.TilePath(n))
+		if w < 256 {
+			url += fmt.Sprintf(".p/%d", w)
+		}
+		body, err := get(ctx, cfg, url)
+		if err != nil {
+			return nil, err
+		}
+		if uint64(len(body)) != w*32 {
+			return nil, fmt.Errorf("tile 0/%d is %d bytes, want %d", n, len(body), w*32)
+		}
+		for i := uint64(0); i < w; i++ {
+			out = append(out, body[i*32:(i+1)*32])
+		}
+	}
+	return out, nil
+}
+
+func get(ctx context.Context, cfg *Config, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, proofs.Errorf("unavailable", "%v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, proofs.Errorf("unavailable", "%v", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, proofs.Errorf("unavailable", "GET %s: %s", url, resp.Status)
+	}
+	return body, nil
+}
+
+// wrap gives a Connect error its code as a reason.
+func wrap(err error) error {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return &proofs.Error{Reason: ce.Code().String(), Err: err}
+	}
+	return err
+}
