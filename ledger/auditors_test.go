@@ -56,9 +56,18 @@ func auditServer(t *testing.T, f *fixture) *proofs.AuditReport {
 		t.Fatal(err)
 	}
 	a := proofs.NewAuditor(cp, nil)
-	if err := c.EntryBundles(ctx, srv.URL, cp.Size, func(l []byte) error { a.Add(bytes.Clone(l)); return nil }); err != nil {
+	var batch [][]byte
+	err = c.EntryBundles(ctx, srv.URL, cp.Size, func(l []byte) error {
+		if batch = append(batch, bytes.Clone(l)); len(batch) == 2048 {
+			a.AddBatch(batch)
+			batch = nil
+		}
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
+	a.AddBatch(batch)
 	return a.Finish()
 }
 

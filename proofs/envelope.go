@@ -36,6 +36,38 @@ type Envelope struct {
 	PayloadType string
 	Payload     []byte
 	Signatures  []Signature
+
+	// checked memoises signature checks by key id (Preverify): a key id
+	// names exactly one key, so the result holds whatever state asks.
+	checked map[string]error
+}
+
+// Preverify checks every signature whose key is known to keys (by key id)
+// and remembers the results, so that later checks of this envelope (Verify,
+// CheckSignatures, a replay) cost nothing. An auditor runs it on many
+// envelopes in parallel before replaying them in order. It must not run
+// concurrently with other uses of the envelope.
+func (e *Envelope) Preverify(keys func(keyID string) *PublicKey) {
+	for _, s := range e.Signatures {
+		if k := keys(s.KeyID); k != nil {
+			if e.checked == nil {
+				e.checked = make(map[string]error, len(e.Signatures))
+			}
+			e.checked[k.ID] = k.VerifyDSSE(e.PayloadType, e.Payload, s.Sig)
+		}
+	}
+}
+
+// Verify checks the envelope's signature by k (which must be present).
+func (e *Envelope) Verify(k *PublicKey) error {
+	if err, ok := e.checked[k.ID]; ok {
+		return err
+	}
+	s := e.Signature(k.ID)
+	if s == nil {
+		return Errorf(ReasonSignatureMissing, "no signature by %s", k.ID)
+	}
+	return k.VerifyDSSE(e.PayloadType, e.Payload, s.Sig)
 }
 
 // Signature is one DSSE signature. KeyID names the signing key as returned

@@ -187,7 +187,7 @@ func soleSignature(env *Envelope, keys map[string]*PublicKey) error {
 	if k == nil {
 		return fmt.Errorf("key %s is not one of the configured keys", env.Signatures[0].KeyID)
 	}
-	return k.VerifyDSSE(env.PayloadType, env.Payload, env.Signatures[0].Sig)
+	return env.Verify(k)
 }
 
 // sameDecision compares a recorded decision with the re-derived one.

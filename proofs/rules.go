@@ -131,7 +131,7 @@ func CheckSignatures(env *Envelope, issuer *Binding, byKeyID func(string) *Bindi
 	if s == nil {
 		return sc, Errorf(ReasonSignatureMissing, "no signature by the issuer's registered key %s", issuer.Key.ID)
 	}
-	if err := issuer.Key.VerifyDSSE(env.PayloadType, env.Payload, s.Sig); err != nil {
+	if err := env.Verify(issuer.Key); err != nil {
 		return sc, err
 	}
 	for _, s := range env.Signatures {
@@ -139,7 +139,7 @@ func CheckSignatures(env *Envelope, issuer *Binding, byKeyID func(string) *Bindi
 			continue
 		}
 		b := byKeyID(s.KeyID)
-		if b == nil || b.Key.VerifyDSSE(env.PayloadType, env.Payload, s.Sig) != nil {
+		if b == nil || env.Verify(b.Key) != nil {
 			sc.Invalid = true
 			continue
 		}

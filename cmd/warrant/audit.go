@@ -134,16 +134,21 @@ func runAudit(ctx context.Context, env *cmdEnv, args []string) error {
 			return err
 		}
 		a := proofs.NewAuditor(cp, trusted)
+		var batch [][]byte
 		err = c.EntryBundles(ctx, cf.server, cp.Size, func(l []byte) error {
-			a.Add(bytes.Clone(l))
-			if progress != nil && a.Next()%4096 == 0 {
-				progress(a.Next(), cp.Size)
+			if batch = append(batch, bytes.Clone(l)); len(batch) == 2048 {
+				a.AddBatch(batch)
+				batch = nil
+				if progress != nil {
+					progress(a.Next(), cp.Size)
+				}
 			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
+		a.AddBatch(batch)
 		report = a.Finish()
 	}
 	if progress != nil {
