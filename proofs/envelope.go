@@ -102,6 +102,9 @@ func ParseEnvelope(data []byte) (*Envelope, error) {
 	if !utf8.Valid(data) {
 		return nil, Errorf(ReasonEnvelopeMalformed, "envelope is not valid UTF-8")
 	}
+	if env := parseCanonicalEnvelope(data); env != nil {
+		return env, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var env Envelope
 	var seenType, seenPayload, seenSigs bool
@@ -180,6 +183,39 @@ func ParseEnvelope(data []byte) (*Envelope, error) {
 		return nil, Errorf(ReasonEnvelopeTooLarge, "canonical envelope is %d bytes, limit %d", n, MaxEnvelopeBytes)
 	}
 	return &env, nil
+}
+
+// parseCanonicalEnvelope is the fast path for the common case, an envelope
+// already in canonical form (as every SDK writes it): a plain decode, then
+// a check that re-encoding gives the input byte for byte. Equality proves
+// there were no duplicate, unknown or case-folded keys and no lax base64,
+// so nothing the strict parser checks is skipped. It returns nil for
+// anything else, which the strict parser then judges.
+func parseCanonicalEnvelope(data []byte) *Envelope {
+	var j jsonEnvelope
+	if json.Unmarshal(data, &j) != nil || j.PayloadType == "" || len(j.Signatures) == 0 || len(j.Signatures) > MaxSignatures ||
+		len(j.PayloadType) > maxPayloadTypeLen || !isTokenString(j.PayloadType, "/+") {
+		return nil
+	}
+	payload, err := base64.StdEncoding.DecodeString(j.Payload)
+	if err != nil {
+		return nil
+	}
+	env := &Envelope{PayloadType: j.PayloadType, Payload: payload, Signatures: make([]Signature, len(j.Signatures))}
+	for i, s := range j.Signatures {
+		sig, err := base64.StdEncoding.DecodeString(s.Sig)
+		if err != nil || s.KeyID == "" || len(s.KeyID) > maxKeyIDLen || !isTokenString(s.KeyID, "") || len(sig) == 0 {
+			return nil
+		}
+		if i > 0 && j.Signatures[i-1].KeyID >= s.KeyID {
+			return nil // unsorted or repeated: let the strict parser decide
+		}
+		env.Signatures[i] = Signature{KeyID: s.KeyID, Sig: sig}
+	}
+	if !bytes.Equal(env.Canonical(), data) {
+		return nil
+	}
+	return env
 }
 
 func readSignatures(dec *json.Decoder) ([]Signature, error) {
