@@ -67,6 +67,9 @@ type Config struct {
 	EntryBytes int
 	// HTTPClient is the transport (default: one tuned for many connections).
 	HTTPClient *http.Client
+	// HTTP2 makes the default transport speak HTTP/2 without TLS (h2c),
+	// multiplexing the clients over one connection.
+	HTTP2 bool
 }
 
 func (c *Config) defaults() {
@@ -95,6 +98,11 @@ func (c *Config) defaults() {
 	if c.HTTPClient == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = c.Concurrency * 2
+		if c.HTTP2 {
+			var p http.Protocols
+			p.SetUnencryptedHTTP2(true)
+			t.Protocols = &p
+		}
 		c.HTTPClient = &http.Client{Transport: t, Timeout: 60 * time.Second}
 	}
 }

@@ -20,6 +20,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	presign := fs.Int("presign", 0, "envelopes to sign before the run (default: enough for rate x duration, or 200000)")
 	entryBytes := fs.Int("entry-bytes", 600, "approximate envelope size")
 	registrarKey := fs.String("registrar-key", "", "a registrar private key of the server (append modes register their agents)")
+	h2 := fs.Bool("h2c", false, "use HTTP/2 without TLS (one multiplexed connection) instead of HTTP/1.1")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -32,7 +33,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	cfg := loadgen.Config{Server: cf.server, LogKey: v, Mode: *mode, Concurrency: *concurrency, Duration: *duration,
-		Rate: *rate, BatchSize: *batch, Presign: *presign, EntryBytes: *entryBytes}
+		Rate: *rate, BatchSize: *batch, Presign: *presign, EntryBytes: *entryBytes, HTTP2: *h2}
 	if *registrarKey != "" {
 		var s *client.Signer
 		if s, err = loadSigner(*registrarKey); err != nil {
