@@ -98,6 +98,7 @@ type config struct {
 	httpClient connect.HTTPClient
 	state      State
 	opts       []connect.ClientOption
+	retry      *retryPolicy // nil: the defaults (retry.go)
 }
 
 // Option configures a Client.
@@ -133,6 +134,10 @@ func New(baseURL string, logKey note.Verifier, opts ...Option) *Client {
 		cfg.state = &MemoryState{}
 	}
 	copts := append([]connect.ClientOption{connect.WithReadMaxBytes(MaxResponseBytes)}, cfg.opts...)
+	if cfg.retry == nil {
+		cfg.retry = &retryPolicy{attempts: DefaultRetryAttempts, base: DefaultRetryBackoff}
+	}
+	copts = append(copts, connect.WithInterceptors(retryInterceptor(*cfg.retry)))
 	return &Client{
 		rpc:        warrantv1connect.NewLedgerServiceClient(cfg.httpClient, baseURL, copts...),
 		httpClient: cfg.httpClient,

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"errors"
+	"fmt"
 	"syscall"
 
 	"github.com/dgraph-io/badger/v4"
@@ -41,4 +42,20 @@ func storeError(err error) *proofs.Error {
 	default:
 		return &proofs.Error{Reason: ReasonStoreUnavailable, Err: err}
 	}
+}
+
+// checkFreeSpace refuses a commit when the data directory's file system
+// has less than Options.MinFreeBytes available (see there for why).
+func (l *Log) checkFreeSpace() error {
+	if l.opts.MinFreeBytes < 0 {
+		return nil
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(l.opts.Dir, &st); err != nil {
+		return nil // cannot tell: let the write itself report
+	}
+	if free := int64(st.Bavail) * int64(st.Bsize); free < l.opts.MinFreeBytes {
+		return &proofs.Error{Reason: ReasonDiskFull, Err: fmt.Errorf("%d bytes free in %s, below the %d-byte reserve: free space or grow the volume", free, l.opts.Dir, l.opts.MinFreeBytes)}
+	}
+	return nil
 }

@@ -57,9 +57,31 @@ type Options struct {
 	// QueueLength bounds the requests waiting for the sequencer (default
 	// 8192); beyond it Append sheds load with ReasonQueueFull.
 	QueueLength int
+	// MinFreeBytes is the free space the data directory's file system must
+	// keep (default 192 MiB): below it appends are refused with
+	// ReasonDiskFull before anything is written. Badger writes its
+	// memtables through memory maps, where a full disk would crash the
+	// process instead of failing a write; the reserve keeps it from ever
+	// getting there.
+	MinFreeBytes int64
 	// CheckpointRefresh is how often WatchCheckpoints re-sends the latest
 	// checkpoint with a fresh timestamp when the log is idle (default 10 s).
 	CheckpointRefresh time.Duration
+
+	// AgentRate bounds each agent's appends per second (default
+	// DefaultAgentRate, 500; negative: no per-agent limit), with bursts of
+	// up to AgentBurst (default DefaultAgentBurst, 1000). GlobalRate bounds
+	// all appends together (default 0: no global limit), with bursts of up
+	// to GlobalBurst (default one second's worth). Over a limit, Append
+	// refuses with ReasonRateLimited and writes nothing. See limits.go.
+	AgentRate   float64
+	AgentBurst  int
+	GlobalRate  float64
+	GlobalBurst int
+	// MaxTrackedAgents bounds the per-agent limiters held in memory
+	// (default DefaultMaxTrackedAgents, 100,000); idle ones are dropped
+	// first, then the least recently used.
+	MaxTrackedAgents int
 
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
@@ -67,6 +89,9 @@ type Options struct {
 	Now func() time.Time
 	// Badger adjusts the Badger options (see BadgerOptions) before opening.
 	Badger func(badger.Options) badger.Options
+	// Metrics, if not nil, receives the ledger's Prometheus metrics (see
+	// NewMetrics and metrics.go).
+	Metrics *Metrics
 }
 
 func (o *Options) setDefaults() {
@@ -78,6 +103,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.QueueLength <= 0 {
 		o.QueueLength = 8192
+	}
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = 192 << 20
 	}
 	if o.CheckpointRefresh <= 0 {
 		o.CheckpointRefresh = 10 * time.Second
@@ -120,6 +148,8 @@ type Log struct {
 	delegations *delegationCache
 	// trees caches tiles' subtrees for proofs.
 	trees *treeCache
+	// limits are the append rate limiters (limits.go).
+	limits *limiters
 
 	queue   chan *request
 	stop    chan struct{}
@@ -141,6 +171,9 @@ type Log struct {
 
 	// faults injects store failures in tests; nil in production.
 	faults faults
+
+	// backups keeps the store open while online backups read it (backup.go).
+	backups backupGate
 }
 
 // faults are test hooks that make a commit or a checkpoint write fail, to
@@ -197,6 +230,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		admins:      make(map[string]*proofs.PublicKey),
 		delegations: newDelegationCache(1 << 16),
 		trees:       newTreeCache(2048),
+		limits:      newLimiters(opts),
 		queue:       make(chan *request, opts.QueueLength),
 		stop:        make(chan struct{}),
 		stopped:     make(chan struct{}),
@@ -219,6 +253,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		db.Close()
 		return nil, err
 	}
+	opts.Metrics.attach(l)
 	go l.run()
 	if err := l.ensureConfig(ctx); err != nil {
 		l.Close()
@@ -476,7 +511,7 @@ func (l *Log) Close() error {
 			l.log.Warn("storing the last checkpoint at close", "err", err)
 		}
 	}
-	return l.db.Close()
+	return l.backups.closeStore(l.db.Close)
 }
 
 // Origin is the log's checkpoint origin.

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -113,12 +114,13 @@ type Appended struct {
 	Checkpoint *proofs.Checkpoint
 }
 
-// Append is the stateless stage: it canonicalises and checks the envelope,
+// append (exported as Append, metrics.go) is the stateless stage: it
+// canonicalises and checks the envelope,
 // verifies its signatures against the registrar and admin keys or the
 // bindings in force, and hands it to the sequencer. It returns once the
 // entry is committed and covered by a signed checkpoint. A denial is not an
 // error: the entry is appended and Appended.Decision says why.
-func (l *Log) Append(ctx context.Context, envelope []byte) (*Appended, error) {
+func (l *Log) append(ctx context.Context, envelope []byte) (*Appended, error) {
 	env, err := proofs.ParseEnvelope(envelope)
 	if err != nil {
 		return nil, err
@@ -130,6 +132,9 @@ func (l *Log) Append(ctx context.Context, envelope []byte) (*Appended, error) {
 		if r.kb, err = proofs.ParseKeyBinding(env.Payload); err != nil {
 			return nil, err
 		}
+		if err := l.shed(r); err != nil { // over its rate limit: refused unverified (limits.go)
+			return nil, err
+		}
 		if err := l.verifySole(env, l.registrars, ReasonRegistrarUnknown, "a registrar"); err != nil {
 			return nil, err
 		}
@@ -137,11 +142,17 @@ func (l *Log) Append(ctx context.Context, envelope []byte) (*Appended, error) {
 		if _, r.pol, err = proofs.ParsePolicyUpdate(env.Payload); err != nil {
 			return nil, err
 		}
+		if err := l.shed(r); err != nil {
+			return nil, err
+		}
 		if err := l.verifySole(env, l.admins, ReasonAdminUnknown, "an admin"); err != nil {
 			return nil, err
 		}
 	case proofs.PayloadTypeDelegation:
 		if r.del, err = proofs.ParseDelegation(env.Payload); err != nil {
+			return nil, err
+		}
+		if err := l.shed(r); err != nil {
 			return nil, err
 		}
 		r.snapshot = l.bindings.Load()
@@ -154,6 +165,9 @@ func (l *Log) Append(ctx context.Context, envelope []byte) (*Appended, error) {
 		}
 		if len(env.Signatures) != 1 {
 			return nil, proofs.Errorf(proofs.ReasonTooManySignatures, "a revocation carries exactly one signature")
+		}
+		if err := l.shed(r); err != nil {
+			return nil, err
 		}
 		if _, ok := l.admins[env.Signatures[0].KeyID]; ok {
 			if err := l.verifySole(env, l.admins, ReasonAdminUnknown, "an admin"); err != nil {
@@ -171,6 +185,9 @@ func (l *Log) Append(ctx context.Context, envelope []byte) (*Appended, error) {
 		}
 	default:
 		return nil, proofs.Errorf(proofs.ReasonPayloadTypeUnknown, "unknown payload type %q", env.PayloadType)
+	}
+	if err := l.admit(ctx, r); err != nil { // mutual TLS identity, rate limits
+		return nil, err
 	}
 	res, err := l.submit(ctx, r)
 	if err != nil {
@@ -330,6 +347,11 @@ func (l *Log) sequence(batch []*request) {
 func (l *Log) sequenceSome(batch []*request) int {
 	results := make([]result, len(batch))
 	n, written, st, err := l.apply(batch, results)
+	if err != nil {
+		// Nothing of this transaction was written: answer every request of
+		// the batch (they may retry), or the loop would meet them again.
+		n = len(batch)
+	}
 	results = results[:n]
 	if err != nil {
 		for i := range results {
@@ -352,6 +374,7 @@ func (l *Log) sequenceSome(batch []*request) int {
 			l.seq.unstored = cp.Note
 		}
 	}
+	l.opts.Metrics.sequenced(batch[:n], results, err)
 	cp := l.latest.Load()
 	for i, r := range batch[:n] {
 		res := results[i]
@@ -396,11 +419,12 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 			}
 			idx, ok, err := getIndex(txn, hashKey(tEnvelope, r.envHash[:]))
 			if err != nil {
-				return consumed, 0, nil, storeError(err)
+				results[i].err = readError(err) // this request only: the batch goes on
+				continue
 			}
 			if ok {
-				if results[i], err = l.duplicate(txn, idx); err != nil {
-					return consumed, 0, nil, err
+				if results[i], err = l.duplicate(txn, idx, r.canon); err != nil {
+					results[i] = result{err: err}
 				}
 				continue
 			}
@@ -429,7 +453,8 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 				continue
 			}
 			if leaf.Decision, err = proofs.DecideDelegation(cs, r.del, r.sigs, at, l.config.Rules, st.policy); err != nil {
-				return consumed, 0, nil, readError(err)
+				results[i].err = readError(err) // e.g. a damaged parent: this request only
+				continue
 			}
 		case r.rev != nil:
 			leaf.Kind, leaf.Envelope = proofs.KindRevocation, r.canon
@@ -440,7 +465,8 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 				}
 			}
 			if leaf.Decision, err = proofs.DecideRevocation(cs, r.rev, r.byAdmin, l.config.Rules); err != nil {
-				return consumed, 0, nil, readError(err)
+				results[i].err = readError(err)
+				continue
 			}
 		}
 		if f := l.faults.decision.Load(); f != nil && leaf.Decision != nil {
@@ -500,7 +526,8 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 			sets = append(sets, [2][]byte{pairKey(tChild, r.rev.Delegation, idx), nil})
 			if ok {
 				if revoked, err := cs.Revoked(r.rev.Delegation); err != nil {
-					return consumed, 0, nil, storeError(err)
+					results[i].err = readError(err)
+					continue
 				} else if !revoked {
 					sets = append(sets, [2][]byte{strKey(tRevoked, r.rev.Delegation), u64(idx)})
 				}
@@ -573,10 +600,14 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 	if err := l.faults.commit.Load(); err != nil {
 		return consumed, 0, nil, storeError(*err)
 	}
+	if err := l.checkFreeSpace(); err != nil {
+		return consumed, 0, nil, err
+	}
 	tc := time.Now()
 	if err := txn.Commit(); err != nil {
 		return consumed, 0, nil, storeError(fmt.Errorf("committing batch: %w", err))
 	}
+	l.opts.Metrics.observeCommit(time.Since(tc))
 	l.log.Debug("batch committed", "entries", written, "stage_us", tc.Sub(t0).Microseconds(), "commit_us", time.Since(tc).Microseconds())
 	for id, r := range cs.dels {
 		l.delegations.put(id, r)
@@ -601,14 +632,17 @@ func (l *Log) recheck(r *request, issuer string, bs *proofs.Bindings) error {
 }
 
 // duplicate describes an already committed entry for a resubmission.
-func (l *Log) duplicate(txn *badger.Txn, idx uint64) (result, error) {
+func (l *Log) duplicate(txn *badger.Txn, idx uint64, canon []byte) (result, error) {
 	raw, err := getValue(txn, leafKey(idx))
 	if err != nil {
-		return result{}, storeError(err)
+		return result{}, readError(err)
 	}
 	p, err := proofs.ParseLeaf(raw)
 	if err != nil {
 		return result{}, &proofs.Error{Reason: ReasonDataLoss, Err: fmt.Errorf("entry %d: %w", idx, err)}
+	}
+	if !bytes.Equal(p.Envelope, canon) {
+		return result{}, proofs.Errorf(ReasonDataLoss, "the envelope index points at entry %d, which holds another envelope", idx)
 	}
 	return result{Index: idx, Leaf: raw, ID: p.ID(), Duplicate: true, Decision: p.Decision, committed: true}, nil
 }

@@ -33,17 +33,19 @@ const (
 
 // NewHandler serves the log on one handler: the Connect, gRPC and gRPC-Web
 // LedgerService, gRPC health and reflection, and the C2SP tlog-tiles read
-// API (GET /checkpoint, /tile/...).
-func NewHandler(l *Log) http.Handler {
+// API (GET /checkpoint, /tile/...). opts are added to the LedgerService
+// handlers (e.g. connect.WithInterceptors for tracing).
+func NewHandler(l *Log, opts ...connect.HandlerOption) http.Handler {
 	mux := http.NewServeMux()
 	svc := &service{log: l}
 	// Small answers (receipts, proofs) are not worth compressing: gzip would
 	// cost more CPU than the bytes it saves on the wire.
 	compress := connect.WithCompressMinBytes(16 << 10)
-	path, h := warrantv1connect.NewLedgerServiceHandler(svc, connect.WithReadMaxBytes(MaxRequestBytes), compress)
+	extra := connect.WithHandlerOptions(opts...)
+	path, h := warrantv1connect.NewLedgerServiceHandler(svc, connect.WithReadMaxBytes(MaxRequestBytes), compress, extra)
 	mux.Handle(path, h)
 	// AppendBatch alone may carry up to MaxBatchEnvelopes envelopes.
-	_, hb := warrantv1connect.NewLedgerServiceHandler(svc, connect.WithReadMaxBytes(MaxBatchRequestBytes), compress)
+	_, hb := warrantv1connect.NewLedgerServiceHandler(svc, connect.WithReadMaxBytes(MaxBatchRequestBytes), compress, extra)
 	mux.Handle(warrantv1connect.LedgerServiceAppendBatchProcedure, hb)
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(warrantv1connect.LedgerServiceName)))
 	reflector := grpcreflect.NewStaticReflector(warrantv1connect.LedgerServiceName)
@@ -374,6 +376,8 @@ var codes = map[string]connect.Code{
 	ReasonIssuerNotRegistered:       connect.CodeUnauthenticated,
 	ReasonRegistrarUnknown:          connect.CodeUnauthenticated,
 	ReasonAdminUnknown:              connect.CodeUnauthenticated,
+	ReasonPeerIdentityMismatch:      connect.CodeUnauthenticated,
+	ReasonRateLimited:               connect.CodeResourceExhausted,
 	ReasonNotFound:                  connect.CodeNotFound,
 	ReasonOutOfRange:                connect.CodeOutOfRange,
 	ReasonQueueFull:                 connect.CodeResourceExhausted,

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/warrantlog/warrant/proofs"
 )
 
 // Badger key layout. Every key starts with a one-byte table prefix; integers
@@ -128,7 +130,7 @@ func getIndex(txn *badger.Txn, key []byte) (uint64, bool, error) {
 		return 0, false, err
 	}
 	if len(v) != 8 {
-		return 0, false, fmt.Errorf("index record %q is %d bytes, want 8", key[:1], len(v))
+		return 0, false, proofs.Errorf(ReasonDataLoss, "index record %q is %d bytes, want 8", key[:1], len(v))
 	}
 	return binary.BigEndian.Uint64(v), true, nil
 }

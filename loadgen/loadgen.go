@@ -295,7 +295,8 @@ func sortedSizes(m map[uint64]bool) []uint64 {
 	return s
 }
 
-// appendOp registers a human issuer and an agent, presigns envelopes, and
+// appendOp registers human issuers (one per client, up to 64, as
+// independent agents would be) and an agent, presigns envelopes, and
 // returns the append operation.
 func appendOp(ctx context.Context, cfg *Config, exhausted *atomic.Bool) (func(context.Context, int) (int, uint64, error), error) {
 	if cfg.Registrar == nil {
@@ -303,24 +304,14 @@ func appendOp(ctx context.Context, cfg *Config, exhausted *atomic.Bool) (func(co
 	}
 	setup := client.New(cfg.Server, cfg.LogKey, client.WithHTTPClient(cfg.HTTPClient))
 	run := randomSuffix()
-	issuerID := "spiffe://bench.example/human/issuer-" + run
 	delegateID := "spiffe://bench.example/agent/worker-" + run
-	_, issuerKey, _ := ed25519.GenerateKey(rand.Reader)
-	issuer, err := client.NewSigner(issuerKey)
-	if err != nil {
-		return nil, err
-	}
-	_, delegateKey, _ := ed25519.GenerateKey(rand.Reader)
-	delegate, err := client.NewSigner(delegateKey)
-	if err != nil {
-		return nil, err
-	}
-	for _, b := range []struct {
-		id    string
-		s     *client.Signer
-		human bool
-	}{{issuerID, issuer, true}, {delegateID, delegate, false}} {
-		payload, err := proofs.MarshalPayload(&proofs.KeyBinding{Agent: b.id, PublicKey: b.s.Public().DER, Tier: proofs.TierExecute, Human: b.human,
+	register := func(id string, human bool) (*client.Signer, error) {
+		_, key, _ := ed25519.GenerateKey(rand.Reader)
+		s, err := client.NewSigner(key)
+		if err != nil {
+			return nil, err
+		}
+		payload, err := proofs.MarshalPayload(&proofs.KeyBinding{Agent: id, PublicKey: s.Public().DER, Tier: proofs.TierExecute, Human: human,
 			IssuedAt: proofs.FormatTime(time.Now()), Nonce: "bench-" + randomSuffix()})
 		if err != nil {
 			return nil, err
@@ -330,12 +321,31 @@ func appendOp(ctx context.Context, cfg *Config, exhausted *atomic.Bool) (func(co
 			return nil, err
 		}
 		if _, err := setup.Append(ctx, env); err != nil {
-			return nil, fmt.Errorf("registering %s: %w", b.id, err)
+			return nil, fmt.Errorf("registering %s: %w", id, err)
+		}
+		return s, nil
+	}
+	if _, err := register(delegateID, false); err != nil {
+		return nil, err
+	}
+	issuers := min(cfg.Concurrency, 64)
+	per := (cfg.Presign + issuers - 1) / issuers
+	parts := make([][][]byte, issuers)
+	for k := range parts {
+		id := fmt.Sprintf("spiffe://bench.example/human/issuer-%s-%d", run, k)
+		s, err := register(id, true)
+		if err != nil {
+			return nil, err
+		}
+		if parts[k], err = Presign(s, id, delegateID, per, cfg.EntryBytes, fmt.Sprintf("%s%d", run, k)); err != nil {
+			return nil, err
 		}
 	}
-	envs, err := Presign(issuer, issuerID, delegateID, cfg.Presign, cfg.EntryBytes, run)
-	if err != nil {
-		return nil, err
+	envs := make([][]byte, 0, per*issuers)
+	for i := 0; i < per; i++ { // interleave the issuers
+		for k := range parts {
+			envs = append(envs, parts[k][i])
+		}
 	}
 	var next atomic.Int64
 	clients := make([]*client.Client, cfg.Concurrency)

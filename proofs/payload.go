@@ -331,8 +331,11 @@ func validateSet(field string, v []string) error {
 		return Errorf(ReasonListTooLong, "%s has %d items, limit %d", field, len(v), MaxListItems)
 	}
 	for i, s := range v {
-		if s == "" || len(s) > maxFieldLen {
-			return Errorf(ReasonPayloadMalformed, "%s items must be 1 to %d bytes", field, maxFieldLen)
+		if s == "" {
+			return Errorf(ReasonPayloadMalformed, "%s items must not be empty", field)
+		}
+		if len(s) > maxFieldLen {
+			return Errorf(ReasonFieldTooLong, "%s items must be at most %d bytes", field, maxFieldLen)
 		}
 		for _, r := range s {
 			if r <= ' ' || r == 0x7f {

@@ -331,7 +331,7 @@ func TestParseDelegationInvalid(t *testing.T) {
 		{"scope with tab", func(d *proofs.Delegation) { d.Scopes = []string{"a\tb"} }, proofs.ReasonPayloadMalformed},
 		{"scope with DEL", func(d *proofs.Delegation) { d.Scopes = []string{"a\x7f"} }, proofs.ReasonPayloadMalformed},
 		{"scope of 256 bytes", func(d *proofs.Delegation) { d.Scopes = []string{strings.Repeat("s", 256)} }, ""},
-		{"scope of 257 bytes", func(d *proofs.Delegation) { d.Scopes = []string{strings.Repeat("s", 257)} }, proofs.ReasonPayloadMalformed},
+		{"scope of 257 bytes", func(d *proofs.Delegation) { d.Scopes = []string{strings.Repeat("s", 257)} }, proofs.ReasonFieldTooLong},
 
 		// Identities.
 		{"issuer missing", func(d *proofs.Delegation) { d.Issuer = "" }, proofs.ReasonFieldMissing},

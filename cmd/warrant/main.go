@@ -75,6 +75,8 @@ func commands() []command {
 		{"verify", "verify a tlog-proof or chain bundle offline", runVerify},
 		{"export", "write the whole log, verified, to a file", runExport},
 		{"audit", "replay the whole log (export file or server) and report", runAudit},
+		{"backup", "take an online backup of a running server, verified", runBackup},
+		{"restore", "rebuild a data directory from a backup and the log key, audited", runRestore},
 		{"siem", "follow the log for a SIEM: every entry once, verified, resumable", runSIEM},
 		{"bench", "drive load against a running server and measure it", runBench},
 	}
@@ -214,6 +216,7 @@ type clientFlags struct {
 	logKey string
 	state  string
 	json   bool
+	tls    clientTLS // --tls-ca, --tls-cert, --tls-key (tls.go)
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet, env *cmdEnv) {
@@ -221,6 +224,7 @@ func (f *clientFlags) register(fs *flag.FlagSet, env *cmdEnv) {
 	fs.StringVar(&f.logKey, "log-key", env.getenv("WARRANT_LOG_KEY"), "the log's note verifier key, or @FILE (env WARRANT_LOG_KEY)")
 	fs.StringVar(&f.state, "state", "", "trusted-checkpoint file (default: per origin under the user config dir)")
 	fs.BoolVar(&f.json, "json", false, "print one single-line JSON object")
+	f.tls.register(fs, env)
 }
 
 func envOr(env *cmdEnv, key, def string) string {
@@ -259,7 +263,11 @@ func (f *clientFlags) newClient() (*client.Client, error) {
 		}
 		path = filepath.Join(dir, "warrant", "state", safeName(v.Name())+".checkpoint")
 	}
-	return client.New(f.server, v, client.WithState(client.FileState{Path: path})), nil
+	opts, err := f.tls.options() // retries are on by default in the client
+	if err != nil {
+		return nil, err
+	}
+	return client.New(f.server, v, append(opts, client.WithState(client.FileState{Path: path}))...), nil
 }
 
 func safeName(s string) string {

@@ -34,12 +34,23 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	maxDepth := fs.Int("max-depth", def.MaxDepth, "longest delegation chain (a root grant has depth 1)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	pprofListen := fs.String("pprof-listen", "", "serve Go profiling (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060 (off by default)")
+	var sec serveSecurity // TLS, mutual TLS, rate limits (tls.go)
+	sec.register(fs)
+	var of opsFlags // config file, log format, metrics, tracing, backups (ops.go)
+	of.register(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 0 {
 		return usagef("serve takes no arguments, got %q", pos)
+	}
+	if err := applyConfigFile(fs, of.config, env, serveFlagEnv); err != nil {
+		return err
+	}
+	tlsConfig, err := sec.tlsConfig()
+	if err != nil {
+		return err
 	}
 	for _, d := range []*time.Duration{lifeExec, lifeDraft, lifeRoot} {
 		if *d < time.Second || *d%time.Second != 0 {
@@ -53,7 +64,10 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usagef("--log-level: %v", err)
 	}
-	logger := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
+	logger, err := newLogger(env.stderr, of.logFormat, level)
+	if err != nil {
+		return err
+	}
 	regKeys, err := loadPublicKeys(registrars)
 	if err != nil {
 		return err
@@ -62,7 +76,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	l, err := ledger.Open(ctx, ledger.Options{
+	opts := ledger.Options{
 		Dir:             *data,
 		Origin:          *origin,
 		RegistrarKeys:   regKeys,
@@ -77,7 +91,17 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 			MaxDepth:               *maxDepth,
 		},
 		Logger: logger,
-	})
+	}
+	if err := sec.options(&opts); err != nil {
+		return err
+	}
+	o, err := newOps(ctx, env, &of, logger)
+	if err != nil {
+		return err
+	}
+	defer o.close()
+	opts.Metrics = o.metrics
+	l, err := ledger.Open(ctx, opts)
 	if errors.Is(err, ledger.ErrStoreMismatch) {
 		return &proofs.Error{Reason: "store_mismatch", Err: fmt.Errorf("%v. Refusing to serve. Do not delete the checkpoint: restore %s from a backup taken before the damage, or move it aside and investigate", err, *data)}
 	}
@@ -93,8 +117,15 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // gRPC over plain http://
+	protocols.SetHTTP2(true)            // and over https:// (ALPN)
+	// The ledger, traced with --otel, with /metrics and /backup unless --ops-listen.
+	h, err := o.handler(l)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Handler:           ledger.NewHandler(l),
+		Handler:           sec.handler(h),
+		TLSConfig:         tlsConfig,
 		Protocols:         &protocols,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -102,7 +133,10 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	vkeyPath, _ := filepath.Abs(filepath.Join(*data, ledger.LogVerifierKeyFile))
-	logger.Info("serving", "origin", l.Origin(), "url", "http://"+ln.Addr().String(), "verifier_key", vkeyPath, "size", l.Checkpoint().Size)
+	logger.Info("serving", "origin", l.Origin(), "url", sec.scheme()+"://"+ln.Addr().String(), "mtls", sec.clientCA != "", "verifier_key", vkeyPath, "size", l.Checkpoint().Size)
+	if err := o.start(l, sec.scheme()+"://"+ln.Addr().String()); err != nil {
+		return err
+	}
 	if *pprofListen != "" {
 		dbg := http.NewServeMux()
 		dbg.HandleFunc("/debug/pprof/", pprof.Index)
@@ -117,7 +151,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		}()
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- sec.serve(srv, ln) }()
 	select {
 	case err := <-errc:
 		return &proofs.Error{Reason: "serve_failed", Err: err}

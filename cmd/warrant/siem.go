@@ -84,7 +84,11 @@ func runSIEM(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	defer sink.Close()
 
-	c := client.New(cf.server, v)
+	topts, err := cf.tls.options() // an https:// log (--tls-ca, --tls-cert, --tls-key)
+	if err != nil {
+		return err
+	}
+	c := client.New(cf.server, v, topts...)
 	origin := v.Name()
 	emit := func(ctx context.Context, entries []client.Followed) error {
 		records := make([][]byte, len(entries))

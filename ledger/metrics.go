@@ -1,0 +1,205 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warrantlog/warrant/proofs"
+)
+
+// Metrics are the ledger's Prometheus collectors. Create them once with
+// NewMetrics on a registry of the caller's choosing (never the global
+// default one) and pass them in Options.Metrics; a Log reopened with the
+// same Metrics keeps counting. A nil *Metrics records nothing.
+//
+//	warrant_appends_total{kind,outcome}   entries sequenced: outcome accepted, denied or duplicate
+//	                                      (a resubmission answered from the log, nothing written)
+//	warrant_denials_total{reason}         denied entries, once per reason code a denial records
+//	warrant_refusals_total{reason}        appends refused without writing (malformed, not
+//	                                      authentic, queue full, shutting down, store errors, ...)
+//	warrant_batch_size                    entries written per group commit (one transaction)
+//	warrant_append_latency_seconds        Append, from request to answer (refusals included)
+//	warrant_commit_latency_seconds        the synced Badger commit of one group commit
+//	warrant_tree_size                     entries covered by the latest signed checkpoint
+//	warrant_badger_lsm_bytes, warrant_badger_vlog_bytes
+//	                                      Badger's LSM and value-log sizes on disk (db.Size,
+//	                                      refreshed by Badger about once a minute)
+//	warrant_queue_depth                   requests waiting for the sequencer
+type Metrics struct {
+	appends       *prometheus.CounterVec
+	denials       *prometheus.CounterVec
+	refusals      *prometheus.CounterVec
+	batchSize     prometheus.Histogram
+	appendLatency prometheus.Histogram
+	commitLatency prometheus.Histogram
+
+	log atomic.Pointer[Log] // the open Log the gauges read
+}
+
+// NewMetrics creates the ledger's collectors and registers them on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		appends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "warrant", Name: "appends_total",
+			Help: "Entries sequenced, by kind and outcome (accepted, denied, duplicate).",
+		}, []string{"kind", "outcome"}),
+		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "warrant", Name: "denials_total",
+			Help: "Denied entries, once per reason code recorded in the denial.",
+		}, []string{"reason"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "warrant", Name: "refusals_total",
+			Help: "Append requests refused without writing, by reason code.",
+		}, []string{"reason"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "warrant", Name: "batch_size",
+			Help:    "Entries written per group commit.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 11), // 1 .. 1024
+		}),
+		appendLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "warrant", Name: "append_latency_seconds",
+			Help:    "Append latency from request to answer, in seconds.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14), // 0.5 ms .. 4 s
+		}),
+		commitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "warrant", Name: "commit_latency_seconds",
+			Help:    "Duration of a group commit's synced Badger transaction, in seconds.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 15), // 0.1 ms .. 1.6 s
+		}),
+	}
+	gauge := func(name, help string, f func(*Log) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "warrant", Name: name, Help: help}, func() float64 {
+			if l := m.log.Load(); l != nil {
+				return f(l)
+			}
+			return 0
+		})
+	}
+	cs := []prometheus.Collector{
+		m.appends, m.denials, m.refusals, m.batchSize, m.appendLatency, m.commitLatency,
+		gauge("tree_size", "Entries covered by the latest signed checkpoint.", func(l *Log) float64 {
+			return float64(l.Checkpoint().Size)
+		}),
+		gauge("badger_lsm_bytes", "Size of Badger's LSM tree on disk (refreshed by Badger about once a minute).", func(l *Log) float64 {
+			lsm, _ := l.db.Size()
+			return float64(lsm)
+		}),
+		gauge("badger_vlog_bytes", "Size of Badger's value log on disk (refreshed by Badger about once a minute).", func(l *Log) float64 {
+			_, vlog := l.db.Size()
+			return float64(vlog)
+		}),
+		gauge("queue_depth", "Append requests waiting for the sequencer.", func(l *Log) float64 {
+			return float64(len(l.queue))
+		}),
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// attach points the gauges at l.
+func (m *Metrics) attach(l *Log) {
+	if m != nil {
+		m.log.Store(l)
+	}
+}
+
+// observeAppend records one Append: its latency and, when it was refused,
+// the reason.
+func (m *Metrics) observeAppend(start time.Time, err error) {
+	if m == nil {
+		return
+	}
+	m.appendLatency.Observe(time.Since(start).Seconds())
+	if err != nil {
+		m.refusals.WithLabelValues(refusalReason(err)).Inc()
+	}
+}
+
+func refusalReason(err error) string {
+	if r := proofs.Reason(err); r != "" {
+		return r
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "deadline_exceeded"
+	}
+	return "internal"
+}
+
+// observeCommit records the duration of one synced batch commit.
+func (m *Metrics) observeCommit(d time.Duration) {
+	if m != nil {
+		m.commitLatency.Observe(d.Seconds())
+	}
+}
+
+// sequenced records what a sequenced prefix of a batch did: applyErr is
+// the commit's error (nothing was written), results the per-request
+// answers before they are sent.
+func (m *Metrics) sequenced(batch []*request, results []result, applyErr error) {
+	if m == nil || applyErr != nil {
+		return
+	}
+	written := 0
+	for i, r := range batch {
+		res := &results[i]
+		if res.err != nil {
+			continue
+		}
+		kind := requestKind(r)
+		if res.Duplicate {
+			m.appends.WithLabelValues(kind, "duplicate").Inc()
+			continue
+		}
+		written++
+		outcome := proofs.OutcomeAccepted
+		if res.Decision != nil {
+			outcome = res.Decision.Outcome
+		}
+		m.appends.WithLabelValues(kind, outcome).Inc()
+		if res.Decision != nil && res.Decision.Outcome == proofs.OutcomeDenied {
+			for _, reason := range res.Decision.Reasons {
+				m.denials.WithLabelValues(reason).Inc()
+			}
+		}
+	}
+	if written > 0 {
+		m.batchSize.Observe(float64(written))
+	}
+}
+
+// requestKind is the kind of leaf a request becomes.
+func requestKind(r *request) string {
+	switch {
+	case r.kb != nil:
+		return proofs.KindKeyBinding
+	case r.del != nil:
+		return proofs.KindDelegation
+	case r.rev != nil:
+		return proofs.KindRevocation
+	case r.pol != nil, r.logPolicy != nil:
+		return proofs.KindPolicy
+	case r.config != nil:
+		return proofs.KindLogConfig
+	}
+	return "unknown"
+}
+
+// Append is the stateless stage followed by the sequencer (see append),
+// measured.
+func (l *Log) Append(ctx context.Context, envelope []byte) (*Appended, error) {
+	start := time.Now()
+	a, err := l.append(ctx, envelope)
+	l.opts.Metrics.observeAppend(start, err)
+	return a, err
+}
