@@ -243,7 +243,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				}
 				t0 := time.Now()
 				n, size, err := op(runCtx, w)
-				if runCtx.Err() != nil {
+				if runCtx.Err() != nil || errors.Is(err, context.DeadlineExceeded) && time.Since(start) >= cfg.Duration-time.Second {
 					return // cut off by the end of the run: not counted
 				}
 				if err != nil {
