@@ -54,19 +54,7 @@ func runRegister(ctx context.Context, env *cmdEnv, args []string) error {
 	if err := kb.Validate(); err != nil {
 		return err
 	}
-	payload, err := proofs.MarshalPayload(kb)
-	if err != nil {
-		return err
-	}
-	envelope, err := signer.SignEnvelope(proofs.PayloadTypeAgent, payload)
-	if err != nil {
-		return err
-	}
-	c, err := cf.newClient()
-	if err != nil {
-		return err
-	}
-	e, err := c.Append(ctx, envelope)
+	e, err := signAndAppend(ctx, &cf, signer, proofs.PayloadTypeAgent, kb, nil)
 	if err != nil {
 		return err
 	}
@@ -183,6 +171,30 @@ func runDelegate(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	return printEntry(env, cf.json, e, fmt.Sprintf("delegation %s: %s -> %s, task %s, expires %s", d.ID, d.Issuer, d.Delegate, d.Task, d.ExpiresAt))
+}
+
+// signAndAppend encodes v canonically, checks the payload with check (if
+// any; the CLI refuses locally only what the server could not parse),
+// signs it as payloadType and appends it, verified.
+func signAndAppend(ctx context.Context, cf *clientFlags, signer *client.Signer, payloadType string, v any, check func([]byte) error) (*client.Entry, error) {
+	payload, err := proofs.MarshalPayload(v)
+	if err != nil {
+		return nil, err
+	}
+	if check != nil {
+		if err := check(payload); err != nil {
+			return nil, err
+		}
+	}
+	envelope, err := signer.SignEnvelope(payloadType, payload)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cf.newClient()
+	if err != nil {
+		return nil, err
+	}
+	return c.Append(ctx, envelope)
 }
 
 func loadSigner(path string) (*client.Signer, error) {

@@ -101,22 +101,10 @@ func runRevoke(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	r := &proofs.Revocation{Delegation: *id, Issuer: *issuer, Reason: *reason, IssuedAt: proofs.FormatTime(time.Now()), Nonce: randomHex(16)}
-	payload, err := proofs.MarshalPayload(r)
-	if err != nil {
+	e, err := signAndAppend(ctx, &cf, signer, proofs.PayloadTypeRevocation, r, func(p []byte) error {
+		_, err := proofs.ParseRevocation(p)
 		return err
-	}
-	if _, err := proofs.ParseRevocation(payload); err != nil {
-		return err
-	}
-	envelope, err := signer.SignEnvelope(proofs.PayloadTypeRevocation, payload)
-	if err != nil {
-		return err
-	}
-	c, err := cf.newClient()
-	if err != nil {
-		return err
-	}
-	e, err := c.Append(ctx, envelope)
+	})
 	if err != nil {
 		return err
 	}
@@ -150,19 +138,8 @@ func runPolicy(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	payload, err := proofs.MarshalPayload(&proofs.PolicyUpdate{Text: string(text), IssuedAt: proofs.FormatTime(time.Now()), Nonce: randomHex(16)})
-	if err != nil {
-		return err
-	}
-	envelope, err := signer.SignEnvelope(proofs.PayloadTypePolicy, payload)
-	if err != nil {
-		return err
-	}
-	c, err := cf.newClient()
-	if err != nil {
-		return err
-	}
-	e, err := c.Append(ctx, envelope)
+	e, err := signAndAppend(ctx, &cf, signer, proofs.PayloadTypePolicy,
+		&proofs.PolicyUpdate{Text: string(text), IssuedAt: proofs.FormatTime(time.Now()), Nonce: randomHex(16)}, nil)
 	if err != nil {
 		return err
 	}
