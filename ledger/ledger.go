@@ -67,6 +67,11 @@ type Options struct {
 	// CheckpointRefresh is how often WatchCheckpoints re-sends the latest
 	// checkpoint with a fresh timestamp when the log is idle (default 10 s).
 	CheckpointRefresh time.Duration
+	// TreeCacheBytes bounds the memory of the tile-subtree cache that
+	// inclusion and consistency proofs read interior nodes from (default
+	// DefaultTreeCacheBytes, 96 MiB; negative: no cache). A proof that
+	// misses it rehashes up to 255 nodes per tile level.
+	TreeCacheBytes int
 
 	// AgentRate bounds each agent's appends per second (default
 	// DefaultAgentRate, 500; negative: no per-agent limit), with bursts of
@@ -106,6 +111,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MinFreeBytes == 0 {
 		o.MinFreeBytes = 192 << 20
+	}
+	if o.TreeCacheBytes == 0 {
+		o.TreeCacheBytes = DefaultTreeCacheBytes
 	}
 	if o.CheckpointRefresh <= 0 {
 		o.CheckpointRefresh = 10 * time.Second
@@ -229,7 +237,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		registrars:  make(map[string]*proofs.PublicKey),
 		admins:      make(map[string]*proofs.PublicKey),
 		delegations: newDelegationCache(1 << 16),
-		trees:       newTreeCache(2048),
+		trees:       newTreeCache(opts.TreeCacheBytes),
 		limits:      newLimiters(opts),
 		queue:       make(chan *request, opts.QueueLength),
 		stop:        make(chan struct{}),

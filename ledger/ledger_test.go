@@ -63,9 +63,22 @@ func allLeaves(t *testing.T, l *Log) [][]byte {
 
 // TestTreeAgainstReference cross-checks roots, inclusion, consistency and
 // range proofs built from the tile store against the naive RFC 6962
-// reference, for every tree size of a log of a few hundred entries.
+// reference, for every tree size of a log of a few hundred entries: with
+// the default tile-subtree cache, with one that holds about one tile (so
+// proofs evict and rebuild), and with none.
 func TestTreeAgainstReference(t *testing.T) {
-	f := newFixture(t, nil)
+	for _, c := range []struct {
+		name  string
+		bytes int
+	}{{"default cache", 0}, {"one-tile cache", 17 << 10}, {"no cache", -1}} {
+		t.Run(c.name, func(t *testing.T) {
+			testTreeAgainstReference(t, c.bytes)
+		})
+	}
+}
+
+func testTreeAgainstReference(t *testing.T, cacheBytes int) {
+	f := newFixture(t, func(o *Options) { o.TreeCacheBytes = cacheBytes })
 	appendN(t, f, 290)
 	ctx := context.Background()
 	leaves := allLeaves(t, f.log)
@@ -96,7 +109,11 @@ func TestTreeAgainstReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for s := uint64(1); s <= size; s++ {
+	step := uint64(1)
+	if cacheBytes < 0 {
+		step = 11 // every node rebuilt from its tile: slow, so fewer sizes
+	}
+	for s := uint64(1); s <= size; s += step {
 		for i := uint64(0); i < s; i++ {
 			got, _, err := f.log.InclusionProof(ctx, i, s)
 			if err != nil {

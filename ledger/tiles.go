@@ -19,10 +19,19 @@ import (
 // recomputed from it. A partial tile is stored under the same key as the
 // full tile it grows into, so a partial tile of width W is the first W
 // hashes of whatever is stored.
+//
+// When a tile fills up, the 254 interior nodes of its subtree (128 hashes
+// one level up, then 64, ... 2) are stored after its 256 hashes, in the same
+// value: a proof then reads the nodes it needs instead of rehashing up to
+// 255 of them per tile level. Stores written before this kept full tiles
+// alone (tileBytes); their subtrees are still computed when read.
 const (
 	tileHeight = 8
 	tileWidth  = 1 << tileHeight
 	hashSize   = 32
+	// tileBytes is a full tile; treeBytes a full tile and its subtree.
+	tileBytes = tileWidth * hashSize
+	treeBytes = (2*tileWidth - 2) * hashSize
 )
 
 // errMissingNode means the store lacks a node it must have: corruption or a
@@ -85,7 +94,7 @@ func (r *nodeReader) node(level uint, index uint64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := buildTileTree(tile)
+	t := tileTreeOf(tile)
 	r.trees.put(key, t)
 	if h := t.node(sub, j); h != nil {
 		return h, nil
@@ -94,7 +103,7 @@ func (r *nodeReader) node(level uint, index uint64) ([]byte, error) {
 }
 
 // tileTree is a tile's subtree: levels[k] holds the hashes of its complete
-// nodes k levels above the tile's own level.
+// nodes k levels above the tile's own level. It is immutable once built.
 type tileTree struct {
 	levels [tileHeight][]byte
 }
@@ -114,39 +123,85 @@ func buildTileTree(tile []byte) *tileTree {
 	return t
 }
 
+// tileTreeOf returns the subtree of a stored tile: read from the value when
+// a full tile was stored with its subtree, computed otherwise.
+func tileTreeOf(stored []byte) *tileTree {
+	if len(stored) != treeBytes {
+		return buildTileTree(stored)
+	}
+	t := &tileTree{}
+	off := 0
+	for k := range tileHeight {
+		n := (tileWidth >> k) * hashSize
+		t.levels[k] = stored[off : off+n : off+n]
+		off += n
+	}
+	return t
+}
+
+// stored is the value that records a full tile: its hashes, then its
+// subtree's levels one after the other.
+func (t *tileTree) stored() []byte {
+	out := make([]byte, 0, treeBytes)
+	for _, l := range t.levels {
+		out = append(out, l...)
+	}
+	return out
+}
+
 // width is the number of hashes of the tile the tree was built from.
 func (t *tileTree) width() int { return len(t.levels[0]) / hashSize }
 
-// node returns the j-th complete node at sublevel sub, or nil.
+// bytes is the memory the tree's hashes take.
+func (t *tileTree) bytes() int {
+	n := 0
+	for _, l := range t.levels {
+		n += len(l)
+	}
+	return n
+}
+
+// node returns the j-th complete node at sublevel sub, or nil. The hash
+// shares the tree's memory, which is never written again; its capacity is
+// capped so that an append by a caller copies instead of overwriting.
 func (t *tileTree) node(sub uint, j uint64) []byte {
 	l := t.levels[sub]
 	if uint64(len(l)) < (j+1)*hashSize {
 		return nil
 	}
-	return slices.Clone(l[j*hashSize : (j+1)*hashSize])
+	return l[j*hashSize : (j+1)*hashSize : (j+1)*hashSize]
 }
+
+// DefaultTreeCacheBytes is the default bound of the tile-subtree cache:
+// enough for every tile of a log of about 1.5 million entries (about 16 KiB
+// per 256 entries), so proofs from such a log never rehash a tile.
+const DefaultTreeCacheBytes = 96 << 20
 
 // treeCache keeps the subtrees of recently used tiles. A tile only grows,
 // so any version of it is a valid prefix of the latest: the cache keeps the
-// widest version seen. It is bounded (about 16 KiB per entry).
+// widest version seen. It is bounded by the bytes of the hashes it holds
+// and evicts the oldest tiles first.
 type treeCache struct {
-	mu   sync.Mutex
-	max  int
-	m    map[[2]uint64]*tileTree
-	ring [][2]uint64
-	next int
+	mu    sync.RWMutex
+	max   int
+	size  int
+	m     map[[2]uint64]*tileTree
+	order [][2]uint64 // insertion order, oldest first
 }
 
-func newTreeCache(max int) *treeCache {
-	return &treeCache{max: max, m: make(map[[2]uint64]*tileTree, max), ring: make([][2]uint64, max)}
+func newTreeCache(maxBytes int) *treeCache {
+	if maxBytes <= 0 {
+		return nil
+	}
+	return &treeCache{max: maxBytes, m: make(map[[2]uint64]*tileTree)}
 }
 
 func (c *treeCache) get(k [2]uint64) *tileTree {
 	if c == nil {
 		return nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	return c.m[k]
 }
 
@@ -158,16 +213,20 @@ func (c *treeCache) put(k [2]uint64, t *tileTree) {
 	defer c.mu.Unlock()
 	if old, ok := c.m[k]; ok {
 		if old.width() < t.width() {
+			c.size += t.bytes() - old.bytes()
 			c.m[k] = t
 		}
 		return
 	}
-	if old := c.ring[c.next]; c.m[old] != nil && old != k {
+	c.m[k] = t
+	c.order = append(c.order, k)
+	c.size += t.bytes()
+	for c.size > c.max && len(c.order) > 1 {
+		old := c.order[0]
+		c.order = c.order[1:]
+		c.size -= c.m[old].bytes()
 		delete(c.m, old)
 	}
-	c.ring[c.next] = k
-	c.next = (c.next + 1) % c.max
-	c.m[k] = t
 }
 
 func (r *nodeReader) nodes(ids []compact.NodeID) ([][]byte, error) {
@@ -303,5 +362,10 @@ func (w *tileWriter) visit(id compact.NodeID, hash []byte) {
 		return
 	}
 	w.edge.hash[level] = append(w.edge.hash[level], hash...)
-	w.dirty[string(tileKey(uint8(level), n))] = w.edge.hash[level]
+	v := w.edge.hash[level]
+	if len(v) == tileBytes {
+		// The tile is complete: store its subtree with it (see tileBytes).
+		v = buildTileTree(slices.Clone(v)).stored()
+	}
+	w.dirty[string(tileKey(uint8(level), n))] = v
 }

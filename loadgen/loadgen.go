@@ -15,8 +15,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -65,6 +67,9 @@ type Config struct {
 	// EntryBytes is the approximate size of each delegation envelope
 	// (default 600).
 	EntryBytes int
+	// CPUProfile, if set, receives a CPU profile of the load generator
+	// during the measured run (not the preparation).
+	CPUProfile io.Writer
 	// HTTPClient is the transport (default: one tuned for many connections).
 	HTTPClient *http.Client
 	// HTTP2 makes the default transport speak HTTP/2 without TLS (h2c),
@@ -215,6 +220,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	rec := &recorder{errors: map[string]int{}, sizes: map[uint64]bool{}}
+	if cfg.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(cfg.CPUProfile); err != nil {
+			return nil, fmt.Errorf("starting the CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	var tokens <-chan time.Time

@@ -2,14 +2,58 @@ package proofs
 
 import (
 	"bytes"
+	"crypto/sha256"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
 )
 
-// Hasher is the RFC 6962 SHA-256 tree hasher used by the log.
-var hasher = rfc6962.DefaultHasher
+// treeHasher is the RFC 6962 SHA-256 tree hasher. It is rfc6962.Hasher
+// without the per-call hash.Hash allocation: interior nodes are hashed from
+// a 65-byte buffer on the stack. Proof building and checking hash tens of
+// nodes per request, so this is on every read path (a test cross-checks it
+// against rfc6962.DefaultHasher).
+type treeHasher struct{}
+
+var hasher treeHasher
+
+func (treeHasher) Size() int { return sha256.Size }
+
+func (treeHasher) EmptyRoot() []byte {
+	s := sha256.Sum256(nil)
+	return s[:]
+}
+
+func (treeHasher) HashLeaf(leaf []byte) []byte {
+	if len(leaf) < 1024 {
+		var buf [1025]byte
+		buf[0] = 0
+		n := copy(buf[1:], leaf)
+		s := sha256.Sum256(buf[:1+n])
+		return s[:]
+	}
+	h := sha256.New()
+	h.Write([]byte{0})
+	h.Write(leaf)
+	return h.Sum(nil)
+}
+
+func (treeHasher) HashChildren(l, r []byte) []byte {
+	if len(l) != sha256.Size || len(r) != sha256.Size {
+		// Not on the log's own paths; keep the general definition.
+		h := sha256.New()
+		h.Write([]byte{1})
+		h.Write(l)
+		h.Write(r)
+		return h.Sum(nil)
+	}
+	var buf [1 + 2*sha256.Size]byte
+	buf[0] = 1
+	copy(buf[1:], l)
+	copy(buf[1+sha256.Size:], r)
+	s := sha256.Sum256(buf[:])
+	return s[:]
+}
 
 // RangeFactory builds compact ranges with the log's hasher.
 var rangeFactory = &compact.RangeFactory{Hash: hasher.HashChildren}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/warrantlog/warrant/proofs"
 )
 
@@ -516,4 +517,26 @@ func ExampleVerifyConsistency() {
 	// Output:
 	// <nil>
 	// consistency_proof_invalid
+}
+
+// TestHasherMatchesRFC6962 cross-checks the allocation-free hasher with the
+// reference implementation, across the stack-buffer boundary for leaves and
+// for children of unusual lengths.
+func TestHasherMatchesRFC6962(t *testing.T) {
+	ref := rfc6962.DefaultHasher
+	if !bytes.Equal(proofs.EmptyRoot(), ref.EmptyRoot()) {
+		t.Fatal("empty root differs")
+	}
+	for _, n := range []int{0, 1, 31, 32, 600, 1023, 1024, 1025, 5000} {
+		leaf := bytes.Repeat([]byte{byte(n)}, n)
+		if !bytes.Equal(proofs.LeafHash(leaf), ref.HashLeaf(leaf)) {
+			t.Errorf("leaf hash of %d bytes differs", n)
+		}
+	}
+	for _, n := range [][2]int{{32, 32}, {0, 32}, {32, 0}, {31, 33}, {64, 64}} {
+		l, r := bytes.Repeat([]byte{1}, n[0]), bytes.Repeat([]byte{2}, n[1])
+		if !bytes.Equal(proofs.HashChildren(l, r), ref.HashChildren(l, r)) {
+			t.Errorf("children hash of %v bytes differs", n)
+		}
+	}
 }

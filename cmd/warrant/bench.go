@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/warrantlog/warrant/client"
 	"github.com/warrantlog/warrant/loadgen"
+	"github.com/warrantlog/warrant/proofs"
 )
 
 func runBench(ctx context.Context, env *cmdEnv, args []string) error {
@@ -21,6 +23,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	entryBytes := fs.Int("entry-bytes", 600, "approximate envelope size")
 	registrarKey := fs.String("registrar-key", "", "a registrar private key of the server (append modes register their agents)")
 	h2 := fs.Bool("h2c", false, "use HTTP/2 without TLS (one multiplexed connection) instead of HTTP/1.1")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load generator during the run to this file (read it with go tool pprof)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -42,6 +45,14 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 		cfg.Registrar = s
 	} else if *mode == loadgen.ModeAppend || *mode == loadgen.ModeAppendBatch {
 		return usagef("append modes need --registrar-key to register their agents")
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return &proofs.Error{Reason: "profile_unwritable", Err: err}
+		}
+		defer f.Close()
+		cfg.CPUProfile = f
 	}
 	if !cf.json {
 		fmt.Fprintf(env.stderr, "preparing %s run against %s...\n", cfg.Mode, cf.server)

@@ -27,6 +27,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	batchEntries := fs.Int("batch-max-entries", 1024, "most entries in one group commit")
 	batchBytes := fs.Int("batch-max-bytes", 2<<20, "most envelope bytes in one group commit")
 	batchWait := fs.Duration("batch-max-wait", 0, "longest wait for more requests once a batch has one (0: none)")
+	treeCacheMB := fs.Int("tree-cache-mb", ledger.DefaultTreeCacheBytes>>20, "memory for tile subtrees that proofs read (about 16 KiB per 256 entries; 0: none)")
 	def := proofs.DefaultRuleLimits()
 	lifeExec := fs.Duration("lifetime-execute", time.Duration(def.LifetimeExecuteSeconds)*time.Second, "longest delegation to an execute-tier delegate")
 	lifeDraft := fs.Duration("lifetime-draft", time.Duration(def.LifetimeDraftSeconds)*time.Second, "longest delegation to a draft-tier delegate")
@@ -57,6 +58,9 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 			return usagef("lifetimes are whole seconds, at least 1s")
 		}
 	}
+	if *treeCacheMB < 0 {
+		return usagef("--tree-cache-mb must not be negative")
+	}
 	if *maxDepth < 1 {
 		return usagef("--max-depth must be at least 1")
 	}
@@ -84,6 +88,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		MaxBatchEntries: *batchEntries,
 		MaxBatchBytes:   *batchBytes,
 		MaxBatchWait:    *batchWait,
+		TreeCacheBytes:  treeCacheBytes(*treeCacheMB),
 		Rules: proofs.RuleLimits{
 			LifetimeExecuteSeconds: int64(*lifeExec / time.Second),
 			LifetimeDraftSeconds:   int64(*lifeDraft / time.Second),
@@ -164,6 +169,15 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		logger.Warn("shutdown", "err", err)
 	}
 	return nil
+}
+
+// treeCacheBytes maps --tree-cache-mb to ledger.Options.TreeCacheBytes,
+// where 0 means the default and a negative size none.
+func treeCacheBytes(mb int) int {
+	if mb == 0 {
+		return -1
+	}
+	return mb << 20
 }
 
 func loadPublicKeys(paths []string) ([]*proofs.PublicKey, error) {
