@@ -121,11 +121,11 @@ type Appended struct {
 // entry is committed and covered by a signed checkpoint. A denial is not an
 // error: the entry is appended and Appended.Decision says why.
 func (l *Log) append(ctx context.Context, envelope []byte) (*Appended, error) {
-	env, err := proofs.ParseEnvelope(envelope)
+	env, canon, err := proofs.ParseEnvelopeCanonical(envelope)
 	if err != nil {
 		return nil, err
 	}
-	r := &request{env: env, canon: env.Canonical()}
+	r := &request{env: env, canon: canon}
 	r.envHash = proofs.EnvelopeHash(r.canon)
 	switch env.PayloadType {
 	case proofs.PayloadTypeAgent:
@@ -484,10 +484,12 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 			{leafKey(idx), raw},
 			{hashKey(tLeafHash, lh), u64(idx)},
 		}
-		id := proofs.HashID(raw)
+		var id string
 		if r.env != nil {
-			id = proofs.HashID(r.canon)
+			id = proofs.SumID(r.envHash) // HashID of the canonical envelope
 			sets = append(sets, [2][]byte{hashKey(tEnvelope, r.envHash[:]), u64(idx)})
+		} else {
+			id = proofs.HashID(raw)
 		}
 		var key *proofs.PublicKey
 		switch {

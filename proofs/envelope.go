@@ -96,15 +96,38 @@ type jsonSignature struct {
 // nothing after the closing brace. Key order and whitespace may vary; the
 // result's Canonical encoding is unique.
 func ParseEnvelope(data []byte) (*Envelope, error) {
+	env, _, err := ParseEnvelopeCanonical(data)
+	return env, err
+}
+
+// ParseEnvelopeCanonical is ParseEnvelope that also returns the envelope's
+// canonical encoding. For input already canonical (what SDKs send and
+// leaves hold) that is the input itself, so the log does not encode it
+// again; the caller must not modify it.
+func ParseEnvelopeCanonical(data []byte) (*Envelope, []byte, error) {
 	if len(data) > MaxEnvelopeBytes {
-		return nil, Errorf(ReasonEnvelopeTooLarge, "envelope is %d bytes, limit %d", len(data), MaxEnvelopeBytes)
+		return nil, nil, Errorf(ReasonEnvelopeTooLarge, "envelope is %d bytes, limit %d", len(data), MaxEnvelopeBytes)
 	}
 	if !utf8.Valid(data) {
-		return nil, Errorf(ReasonEnvelopeMalformed, "envelope is not valid UTF-8")
+		return nil, nil, Errorf(ReasonEnvelopeMalformed, "envelope is not valid UTF-8")
 	}
 	if env := parseCanonicalEnvelope(data); env != nil {
-		return env, nil
+		return env, data, nil
 	}
+	env, err := parseEnvelopeStrict(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The canonical form is what the log stores: bound it too.
+	canon := env.Canonical()
+	if n := len(canon); n > MaxEnvelopeBytes {
+		return nil, nil, Errorf(ReasonEnvelopeTooLarge, "canonical envelope is %d bytes, limit %d", n, MaxEnvelopeBytes)
+	}
+	return env, canon, nil
+}
+
+// parseEnvelopeStrict reads any well-formed encoding token by token.
+func parseEnvelopeStrict(data []byte) (*Envelope, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var env Envelope
 	var seenType, seenPayload, seenSigs bool
@@ -177,10 +200,6 @@ func ParseEnvelope(data []byte) (*Envelope, error) {
 		if env.Signatures[i].KeyID == env.Signatures[i-1].KeyID {
 			return nil, Errorf(ReasonEnvelopeMalformed, "two signatures with keyid %q", env.Signatures[i].KeyID)
 		}
-	}
-	// The canonical form is what the log stores: bound it too.
-	if n := len(env.Canonical()); n > MaxEnvelopeBytes {
-		return nil, Errorf(ReasonEnvelopeTooLarge, "canonical envelope is %d bytes, limit %d", n, MaxEnvelopeBytes)
 	}
 	return &env, nil
 }

@@ -214,11 +214,11 @@ func ParseLeaf(raw []byte) (*ParsedLeaf, error) {
 	default:
 		return nil, Errorf(ReasonLeafMalformed, "unknown decision outcome %q", p.Decision.Outcome)
 	}
-	env, err := ParseEnvelope(p.Envelope)
+	env, canon, err := ParseEnvelopeCanonical(p.Envelope)
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(env.Canonical(), p.Envelope) {
+	if !bytes.Equal(canon, p.Envelope) {
 		return nil, Errorf(ReasonLeafNonCanonical, "leaf envelope is not canonical")
 	}
 	p.Env = env
@@ -266,7 +266,7 @@ func (p *ParsedLeaf) ID() string {
 }
 
 // HashID returns "sha256:<hex>" of b.
-func HashID(b []byte) string {
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
+func HashID(b []byte) string { return SumID(sha256.Sum256(b)) }
+
+// SumID is HashID for an already computed SHA-256.
+func SumID(sum [32]byte) string { return "sha256:" + hex.EncodeToString(sum[:]) }
