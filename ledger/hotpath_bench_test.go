@@ -471,3 +471,26 @@ func BenchmarkEntries(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(page*b.N)/b.Elapsed().Seconds(), "entries/s")
 }
+
+// BenchmarkInclusionProofCacheMiss reads inclusion proofs of random entries
+// of the shared log without the tile-subtree cache: the cost of a proof
+// whose tiles no recent proof touched (a large log, random readers).
+func BenchmarkInclusionProofCacheMiss(b *testing.B) {
+	l := sharedLog(b)
+	cp := l.Checkpoint()
+	rng := mrand.New(mrand.NewPCG(9, 10))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		idx := rng.Uint64N(cp.Size)
+		err := l.db.View(func(txn *badger.Txn) error {
+			r := newNodeReader(txn)
+			r.trees = newTreeCache(DefaultTreeCacheBytes) // empty: every tile missed once
+			_, err := r.inclusion(idx, cp.Size)
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
