@@ -124,6 +124,7 @@ func TestServeRateLimitFlags(t *testing.T) {
 		{"--agent-rate", "-1"},
 		{"--client-ca", "ca.crt"},
 		{"--tls-cert", "server.crt"},
+		{"--tree-cache-mb", "-1"},
 	} {
 		r := warrant(t, u.dir, u.env, append([]string{"serve", "--listen", freeAddr(t), "--data", t.TempDir()}, args...)...)
 		if r.code != 2 || !strings.HasPrefix(r.stderr, "error: usage: ") {
