@@ -257,6 +257,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				if runCtx.Err() != nil || errors.Is(err, context.DeadlineExceeded) && time.Since(start) >= cfg.Duration-time.Second {
 					return // cut off by the end of the run: not counted
 				}
+				if errors.Is(err, errExhausted) {
+					return
+				}
 				if err != nil {
 					rec.fail(err)
 					continue
@@ -305,6 +308,10 @@ func sortedSizes(m map[uint64]bool) []uint64 {
 	slices.Sort(s)
 	return s
 }
+
+// errExhausted ends a worker whose presigned envelopes ran out: the run
+// reports it (Result.Exhausted); it is not a failed operation.
+var errExhausted = errors.New("presigned envelopes exhausted")
 
 // appendOp registers human issuers (one per client, up to 64, as
 // independent agents would be) and an agent, presigns envelopes, and
@@ -370,7 +377,7 @@ func appendOp(ctx context.Context, cfg *Config, exhausted *atomic.Bool) (func(co
 			i := next.Add(1) - 1
 			if int(i) >= len(envs) {
 				exhausted.Store(true)
-				return 0, 0, errors.New("presigned envelopes exhausted")
+				return 0, 0, errExhausted
 			}
 			e, err := clients[w].Append(ctx, envs[i])
 			if err != nil {
@@ -383,7 +390,7 @@ func appendOp(ctx context.Context, cfg *Config, exhausted *atomic.Bool) (func(co
 		i := int(next.Add(int64(cfg.BatchSize)) - int64(cfg.BatchSize))
 		if i+cfg.BatchSize > len(envs) {
 			exhausted.Store(true)
-			return 0, 0, errors.New("presigned envelopes exhausted")
+			return 0, 0, errExhausted
 		}
 		res, err := clients[w].AppendBatch(ctx, envs[i:i+cfg.BatchSize])
 		if err != nil {
