@@ -671,7 +671,9 @@ func (l *Log) Entries(ctx context.Context, start uint64, count int) ([][]byte, e
 }
 
 // InclusionProof returns the inclusion proof of index in the tree of size
-// (0: the latest checkpoint's size) and the size used.
+// (0: the latest checkpoint's size) and the size used. The hashes of this
+// and the other proof methods may share memory with the log's tile cache:
+// callers must not modify them.
 func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, uint64, error) {
 	size, err := l.checkSize(size)
 	if err != nil {

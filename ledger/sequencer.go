@@ -125,6 +125,9 @@ func (l *Log) append(ctx context.Context, envelope []byte) (*Appended, error) {
 	if err != nil {
 		return nil, err
 	}
+	// canon may be the caller's bytes, and the request may outlive this
+	// call (a cancelled caller's entry can still be committed): own them.
+	canon = bytes.Clone(canon)
 	r := &request{env: env, canon: canon}
 	r.envHash = proofs.EnvelopeHash(r.canon)
 	switch env.PayloadType {

@@ -49,11 +49,14 @@ func (e errMissingNode) Error() string {
 type nodeReader struct {
 	txn   *badger.Txn
 	tiles map[[2]uint64][]byte
+	// built holds the subtrees this reader made or took from trees, so a
+	// proof reads each tile once even without a shared cache.
+	built map[[2]uint64]*tileTree
 	trees *treeCache
 }
 
 func newNodeReader(txn *badger.Txn) *nodeReader {
-	return &nodeReader{txn: txn, tiles: make(map[[2]uint64][]byte)}
+	return &nodeReader{txn: txn, tiles: make(map[[2]uint64][]byte), built: make(map[[2]uint64]*tileTree)}
 }
 
 // nodeReader returns a node reader sharing the log's tile-tree cache.
@@ -77,15 +80,19 @@ func (r *nodeReader) tile(level uint8, idx uint64) ([]byte, error) {
 }
 
 // node returns the hash of the complete node (level, index). Nodes between
-// the stored levels come from the tile's subtree, computed once per tile
-// version and cached: a proof then costs a few lookups, not the hundreds of
-// hashes of recomputing each node.
+// the stored levels come from the tile's subtree, stored with full tiles and
+// computed for partial ones, and cached: a proof then costs a few lookups,
+// not the hundreds of hashes of recomputing each node.
 func (r *nodeReader) node(level uint, index uint64) ([]byte, error) {
 	tl, sub := level/tileHeight, level%tileHeight
 	first := index << sub // first node of tree level 8*tl under this node
 	key := [2]uint64{uint64(tl), first / tileWidth}
 	j := (first % tileWidth) >> sub
-	if t := r.trees.get(key); t != nil {
+	t := r.built[key]
+	if t == nil {
+		t = r.trees.get(key)
+	}
+	if t != nil {
 		if h := t.node(sub, j); h != nil {
 			return h, nil
 		}
@@ -94,7 +101,11 @@ func (r *nodeReader) node(level uint, index uint64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := tileTreeOf(tile)
+	if len(tile)%hashSize != 0 || len(tile) > tileBytes && len(tile) != treeBytes {
+		return nil, errMissingNode{level, index} // not a tile: corrupt
+	}
+	t = tileTreeOf(tile)
+	r.built[key] = t
 	r.trees.put(key, t)
 	if h := t.node(sub, j); h != nil {
 		return h, nil
@@ -212,15 +223,16 @@ func (c *treeCache) put(k [2]uint64, t *tileTree) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.m[k]; ok {
-		if old.width() < t.width() {
-			c.size += t.bytes() - old.bytes()
-			c.m[k] = t
+		if old.width() >= t.width() {
+			return
 		}
-		return
+		c.size += t.bytes() - old.bytes()
+		c.m[k] = t
+	} else {
+		c.m[k] = t
+		c.order = append(c.order, k)
+		c.size += t.bytes()
 	}
-	c.m[k] = t
-	c.order = append(c.order, k)
-	c.size += t.bytes()
 	for c.size > c.max && len(c.order) > 1 {
 		old := c.order[0]
 		c.order = c.order[1:]
@@ -365,7 +377,7 @@ func (w *tileWriter) visit(id compact.NodeID, hash []byte) {
 	v := w.edge.hash[level]
 	if len(v) == tileBytes {
 		// The tile is complete: store its subtree with it (see tileBytes).
-		v = buildTileTree(slices.Clone(v)).stored()
+		v = buildTileTree(v).stored() // a copy: the edge buffer is reused
 	}
 	w.dirty[string(tileKey(uint8(level), n))] = v
 }

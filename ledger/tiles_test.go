@@ -10,6 +10,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/warrantlog/warrant/internal/merkleref"
+	"github.com/warrantlog/warrant/proofs"
 )
 
 // TestTreeCacheBound checks that the tile-subtree cache stays within its
@@ -131,4 +132,18 @@ func TestFullTilesStoreTheirSubtree(t *testing.T) {
 		t.Fatal("tiles served differently once stored without their subtree")
 	}
 	checkProofs()
+
+	// A value that is neither a tile nor a tile with its subtree is damage,
+	// reported as data loss rather than served as a 509-hash tile.
+	if err := f.log.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(tileKey(0, 0), bytes.Repeat([]byte{7}, treeBytes-hashSize))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.log.InclusionProof(ctx, 3, size); proofs.Reason(err) != ReasonDataLoss {
+		t.Fatalf("proof from a malformed tile: %v, want %s", err, ReasonDataLoss)
+	}
+	if _, err := f.log.readTile(tileRequest{level: 0, index: 0, width: tileWidth}); err == nil {
+		t.Fatal("a malformed tile was served")
+	}
 }

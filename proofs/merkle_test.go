@@ -533,6 +533,14 @@ func TestHasherMatchesRFC6962(t *testing.T) {
 			t.Errorf("leaf hash of %d bytes differs", n)
 		}
 	}
+	for range 100 {
+		l, r := make([]byte, 32), make([]byte, 32)
+		rand.Read(l)
+		rand.Read(r)
+		if !bytes.Equal(proofs.HashChildren(l, r), ref.HashChildren(l, r)) {
+			t.Fatalf("children hash of %x, %x differs", l, r)
+		}
+	}
 	for _, n := range [][2]int{{32, 32}, {0, 32}, {32, 0}, {31, 33}, {64, 64}} {
 		l, r := bytes.Repeat([]byte{1}, n[0]), bytes.Repeat([]byte{2}, n[1])
 		if !bytes.Equal(proofs.HashChildren(l, r), ref.HashChildren(l, r)) {
