@@ -53,27 +53,40 @@ type Client struct {
 	httpClient connect.HTTPClient
 	logKey     note.Verifier
 	state      State
-	// verified remembers the last few checkpoint notes whose signatures
-	// verified: many answers carry the same checkpoint, and its bytes
-	// need checking once.
-	verified checkpointCache
+	// verified remembers checkpoint notes whose signatures verified: many
+	// answers carry the same checkpoint, and its bytes need checking once.
+	verified *CheckpointCache
+	// verifierID names logKey in verified's keys.
+	verifierID string
 }
 
-// checkpointCache maps exact note bytes to the checkpoint they verified
-// as. Bounded; safe for concurrent use.
-type checkpointCache struct {
+// CheckpointCache remembers the last checkpoint notes that verified, keyed
+// by the exact note bytes and the verifier key, so that a note is checked
+// once however many answers carry it. Each Client has its own unless given
+// one with WithCheckpointCache; Clients of one process that follow the same
+// log (a gateway, a load generator) can share one. It is safe for
+// concurrent use.
+type CheckpointCache struct {
 	mu   sync.Mutex
 	m    map[string]*proofs.Checkpoint
-	ring [16]string
+	ring []string
 	next int
+}
+
+// NewCheckpointCache returns a cache of the last n notes (at least 1).
+func NewCheckpointCache(n int) *CheckpointCache {
+	return &CheckpointCache{m: make(map[string]*proofs.Checkpoint, max(n, 1)), ring: make([]string, max(n, 1))}
 }
 
 // openCheckpoint is proofs.OpenCheckpoint for the client's log key,
 // verifying each distinct note once.
 func (c *Client) openCheckpoint(signed []byte) (*proofs.Checkpoint, error) {
-	vc := &c.verified
+	vc := c.verified
+	// The key names the verifier too: a shared cache may serve clients of
+	// different logs, and a note verified for one says nothing to another.
+	key := c.verifierID + string(signed)
 	vc.mu.Lock()
-	cp := vc.m[string(signed)]
+	cp := vc.m[key]
 	vc.mu.Unlock()
 	if cp != nil {
 		return cp, nil
@@ -84,13 +97,13 @@ func (c *Client) openCheckpoint(signed []byte) (*proofs.Checkpoint, error) {
 	}
 	vc.mu.Lock()
 	defer vc.mu.Unlock()
-	if vc.m == nil {
-		vc.m = map[string]*proofs.Checkpoint{}
+	if _, ok := vc.m[key]; ok {
+		return cp, nil // another caller verified it meanwhile
 	}
 	delete(vc.m, vc.ring[vc.next])
-	vc.ring[vc.next] = string(signed)
+	vc.ring[vc.next] = key
 	vc.next = (vc.next + 1) % len(vc.ring)
-	vc.m[string(signed)] = cp
+	vc.m[key] = cp
 	return cp, nil
 }
 
@@ -99,6 +112,7 @@ type config struct {
 	state      State
 	opts       []connect.ClientOption
 	retry      *retryPolicy // nil: the defaults (retry.go)
+	verified   *CheckpointCache
 }
 
 // Option configures a Client.
@@ -110,6 +124,12 @@ func WithHTTPClient(c connect.HTTPClient) Option { return func(cfg *config) { cf
 // WithState sets where the trusted checkpoint is kept (default: in memory,
 // for the life of the Client).
 func WithState(s State) Option { return func(cfg *config) { cfg.state = s } }
+
+// WithCheckpointCache shares a cache of verified checkpoint notes with other
+// Clients (default: a cache of 16 notes per Client).
+func WithCheckpointCache(c *CheckpointCache) Option {
+	return func(cfg *config) { cfg.verified = c }
+}
 
 // WithGRPC makes the client speak gRPC instead of the Connect protocol (the
 // server must be reachable over HTTP/2).
@@ -133,16 +153,25 @@ func New(baseURL string, logKey note.Verifier, opts ...Option) *Client {
 	if cfg.state == nil {
 		cfg.state = &MemoryState{}
 	}
+	if cfg.verified == nil {
+		cfg.verified = NewCheckpointCache(16)
+	}
 	copts := append([]connect.ClientOption{connect.WithReadMaxBytes(MaxResponseBytes)}, cfg.opts...)
 	if cfg.retry == nil {
 		cfg.retry = &retryPolicy{attempts: DefaultRetryAttempts, base: DefaultRetryBackoff}
 	}
 	copts = append(copts, connect.WithInterceptors(retryInterceptor(*cfg.retry)))
+	var verifierID string
+	if logKey != nil {
+		verifierID = fmt.Sprintf("%s+%08x\n", logKey.Name(), logKey.KeyHash())
+	}
 	return &Client{
 		rpc:        warrantv1connect.NewLedgerServiceClient(cfg.httpClient, baseURL, copts...),
 		httpClient: cfg.httpClient,
 		logKey:     logKey,
 		state:      cfg.state,
+		verified:   cfg.verified,
+		verifierID: verifierID,
 	}
 }
 

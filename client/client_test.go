@@ -582,3 +582,29 @@ func TestUnavailable(t *testing.T) {
 		t.Fatalf("Trusted: %v, %v", tr, err)
 	}
 }
+
+// TestSharedCheckpointCache: clients of one log can share the notes they
+// verified, but a note verified for one log key is never taken as verified
+// by a client of another key, even one with the same origin.
+func TestSharedCheckpointCache(t *testing.T) {
+	reg := newEd25519(t)
+	a := openLog(t, envOptions{origin: "shared.example/log", registrar: reg})
+	b := openLog(t, envOptions{origin: "shared.example/log", registrar: reg})
+	aURL := a.serve(t)
+	shared := client.NewCheckpointCache(4)
+	ctx := context.Background()
+	ca := client.New(aURL, a.verifier, client.WithCheckpointCache(shared))
+	ca2 := client.New(aURL, a.verifier, client.WithCheckpointCache(shared))
+	if _, err := ca.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca2.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Log A's server answering a client that trusts log B's key: the note
+	// is in the shared cache, but not as verified by B's key.
+	cb := client.New(aURL, b.verifier, client.WithCheckpointCache(shared))
+	if _, err := cb.Checkpoint(ctx); err == nil {
+		t.Fatal("a client of log B accepted log A's checkpoint from a shared cache")
+	}
+}
