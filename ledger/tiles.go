@@ -20,18 +20,25 @@ import (
 // full tile it grows into, so a partial tile of width W is the first W
 // hashes of whatever is stored.
 //
-// When a tile fills up, the 254 interior nodes of its subtree (128 hashes
-// one level up, then 64, ... 2) are stored after its 256 hashes, in the same
-// value: a proof then reads the nodes it needs instead of rehashing up to
-// 255 of them per tile level. Stores written before this kept full tiles
-// alone (tileBytes); their subtrees are still computed when read.
+// When a tile fills up, the upper levels of its subtree (the 62 nodes of
+// sublevels 3 to 7: 32 hashes, then 16, ... 2) are stored after its 256
+// hashes, in the same value. A proof then reads the nodes it needs and
+// hashes at most 4 (its siblings on sublevels 1 and 2), instead of up to
+// 255 per tile level. The lower levels are left out on purpose: they would
+// double the bytes a proof touches (a 10 KiB value instead of 16 KiB), and
+// on a large log those pages are what proofs keep resident. Stores written
+// before this kept full tiles alone (tileBytes); their subtrees are
+// computed when read.
 const (
 	tileHeight = 8
 	tileWidth  = 1 << tileHeight
 	hashSize   = 32
-	// tileBytes is a full tile; treeBytes a full tile and its subtree.
+	// storedFrom is the lowest sublevel stored with a full tile.
+	storedFrom = 3
+	// tileBytes is a full tile; treeBytes a full tile and its stored
+	// sublevels.
 	tileBytes = tileWidth * hashSize
-	treeBytes = (2*tileWidth - 2) * hashSize
+	treeBytes = tileBytes + (2*(tileWidth>>storedFrom)-2)*hashSize
 )
 
 // errMissingNode means the store lacks a node it must have: corruption or a
@@ -114,7 +121,10 @@ func (r *nodeReader) node(level uint, index uint64) ([]byte, error) {
 }
 
 // tileTree is a tile's subtree: levels[k] holds the hashes of its complete
-// nodes k levels above the tile's own level. It is immutable once built.
+// nodes k levels above the tile's own level. For a full tile, sublevels
+// below storedFrom may be nil and are then hashed from the tile when asked
+// for (at most 3 hashes a node), which keeps cached trees small. It is
+// immutable once built.
 type tileTree struct {
 	levels [tileHeight][]byte
 }
@@ -134,27 +144,38 @@ func buildTileTree(tile []byte) *tileTree {
 	return t
 }
 
-// tileTreeOf returns the subtree of a stored tile: read from the value when
-// a full tile was stored with its subtree, computed otherwise.
+// tileTreeOf returns the subtree of a stored tile: its upper sublevels read
+// from the value when a full tile was stored with them, computed otherwise.
+// The caller has checked that stored is a tile or a tile with sublevels.
 func tileTreeOf(stored []byte) *tileTree {
-	if len(stored) != treeBytes {
+	switch len(stored) {
+	case treeBytes:
+		t := &tileTree{}
+		t.levels[0] = stored[:tileBytes:tileBytes]
+		off := tileBytes
+		for k := storedFrom; k < tileHeight; k++ {
+			n := (tileWidth >> k) * hashSize
+			t.levels[k] = stored[off : off+n : off+n]
+			off += n
+		}
+		return t
+	case tileBytes: // a full tile from an older store: keep what it would store
+		t := buildTileTree(stored)
+		for k := 1; k < storedFrom; k++ {
+			t.levels[k] = nil
+		}
+		return t
+	default: // a partial tile: every sublevel, since it changes shape as it grows
 		return buildTileTree(stored)
 	}
-	t := &tileTree{}
-	off := 0
-	for k := range tileHeight {
-		n := (tileWidth >> k) * hashSize
-		t.levels[k] = stored[off : off+n : off+n]
-		off += n
-	}
-	return t
 }
 
 // stored is the value that records a full tile: its hashes, then its
-// subtree's levels one after the other.
+// sublevels from storedFrom up, one after the other.
 func (t *tileTree) stored() []byte {
 	out := make([]byte, 0, treeBytes)
-	for _, l := range t.levels {
+	out = append(out, t.levels[0]...)
+	for _, l := range t.levels[storedFrom:] {
 		out = append(out, l...)
 	}
 	return out
@@ -172,11 +193,19 @@ func (t *tileTree) bytes() int {
 	return n
 }
 
-// node returns the j-th complete node at sublevel sub, or nil. The hash
+// node returns the j-th complete node at sublevel sub, or nil. A kept hash
 // shares the tree's memory, which is never written again; its capacity is
-// capped so that an append by a caller copies instead of overwriting.
+// capped so that an append by a caller copies instead of overwriting. A
+// sublevel left out (nil, full tiles only) is hashed from the one below.
 func (t *tileTree) node(sub uint, j uint64) []byte {
 	l := t.levels[sub]
+	if l == nil && sub > 0 && (j+1)<<sub <= uint64(t.width()) {
+		left, right := t.node(sub-1, 2*j), t.node(sub-1, 2*j+1)
+		if left == nil || right == nil {
+			return nil
+		}
+		return proofs.HashChildren(left, right)
+	}
 	if uint64(len(l)) < (j+1)*hashSize {
 		return nil
 	}
@@ -184,9 +213,9 @@ func (t *tileTree) node(sub uint, j uint64) []byte {
 }
 
 // DefaultTreeCacheBytes is the default bound of the tile-subtree cache:
-// enough for every tile of a log of about 1.5 million entries (about 16 KiB
-// per 256 entries), so proofs from such a log never rehash a tile.
-const DefaultTreeCacheBytes = 96 << 20
+// enough for every tile of a log of about 1.6 million entries (about 10 KiB
+// per 256 entries), so proofs from such a log never read a tile twice.
+const DefaultTreeCacheBytes = 64 << 20
 
 // treeCache keeps the subtrees of recently used tiles. A tile only grows,
 // so any version of it is a valid prefix of the latest: the cache keeps the

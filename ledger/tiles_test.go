@@ -147,3 +147,33 @@ func TestFullTilesStoreTheirSubtree(t *testing.T) {
 		t.Fatal("a malformed tile was served")
 	}
 }
+
+// TestStoredSublevels: a full tile read back from its stored form, or from
+// an older store's bare tile, gives every node of its subtree exactly as
+// hashing the whole tile does, while keeping only the stored sublevels.
+func TestStoredSublevels(t *testing.T) {
+	tile := make([]byte, tileBytes)
+	for i := range tile {
+		tile[i] = byte(i*7 + i/32)
+	}
+	full := buildTileTree(tile)
+	stored := full.stored()
+	if len(stored) != treeBytes {
+		t.Fatalf("stored form is %d bytes, want %d", len(stored), treeBytes)
+	}
+	for name, tr := range map[string]*tileTree{"stored": tileTreeOf(stored), "bare tile": tileTreeOf(bytes.Clone(tile))} {
+		if tr.bytes() != treeBytes {
+			t.Errorf("%s: keeps %d bytes, want %d", name, tr.bytes(), treeBytes)
+		}
+		for sub := uint(0); sub < tileHeight; sub++ {
+			for j := uint64(0); j < tileWidth>>sub; j++ {
+				if got, want := tr.node(sub, j), full.node(sub, j); !bytes.Equal(got, want) {
+					t.Fatalf("%s: node %d/%d differs", name, sub, j)
+				}
+			}
+			if tr.node(sub, tileWidth>>sub) != nil {
+				t.Fatalf("%s: node %d/%d past the tile exists", name, sub, tileWidth>>sub)
+			}
+		}
+	}
+}
