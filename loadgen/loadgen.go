@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"connectrpc.com/connect"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/warrantlog/warrant/client"
@@ -254,7 +255,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				}
 				t0 := time.Now()
 				n, size, err := op(runCtx, w)
-				if runCtx.Err() != nil || errors.Is(err, context.DeadlineExceeded) && time.Since(start) >= cfg.Duration-time.Second {
+				if runCtx.Err() != nil || err != nil && cutOff(err) && time.Since(start) >= cfg.Duration-time.Second {
 					return // cut off by the end of the run: not counted
 				}
 				if errors.Is(err, errExhausted) {
@@ -307,6 +308,14 @@ func sortedSizes(m map[uint64]bool) []uint64 {
 	}
 	slices.Sort(s)
 	return s
+}
+
+// cutOff reports whether err is the run's own deadline: the client's
+// context, or the server enforcing the deadline the client sent with the
+// request (Connect propagates it), which can answer a moment before the
+// client's context expires.
+func cutOff(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || connect.CodeOf(err) == connect.CodeDeadlineExceeded
 }
 
 // errExhausted ends a worker whose presigned envelopes ran out: the run
