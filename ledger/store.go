@@ -137,16 +137,18 @@ func getIndex(txn *badger.Txn, key []byte) (uint64, bool, error) {
 
 // BadgerOptions are the Badger settings the ledger uses. Badger's defaults
 // are tuned for large servers (five 64 MiB memtables, a 256 MiB block cache,
-// 1 GiB value-log files); these keep a ledger's resident memory near 300 MiB
-// while leaving room for a full batch in one transaction (Badger caps a
-// transaction at 15% of MemTableSize). SyncWrites is always on: an
+// 1 GiB value-log files); these keep a ledger's live heap near 200 MiB while
+// leaving room for a full batch in one transaction (Badger caps a
+// transaction at 15% of MemTableSize). The block cache is small because
+// proofs read tiles through the ledger's own tile cache; it serves bulk
+// leaf reads. SyncWrites is always on: an
 // acknowledged append must survive power loss.
 func BadgerOptions(dir string, logger *slog.Logger) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithSyncWrites(true).
 		WithMemTableSize(64 << 20).
 		WithNumMemtables(2).
-		WithBlockCacheSize(64 << 20).
+		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(32 << 20).
 		WithValueLogFileSize(256 << 20).
 		WithNumCompactors(2).

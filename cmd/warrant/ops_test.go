@@ -282,3 +282,25 @@ func TestOperateE2E(t *testing.T) {
 		t.Fatalf("no operations log line in:\n%s", srv.logs.String())
 	}
 }
+
+// TestServeDefaultMemoryLimit: without GOMEMLIMIT, serve sets a soft memory
+// limit of 336 MiB plus its tile cache; GOMEMLIMIT, a size or "off", wins.
+func TestServeDefaultMemoryLimit(t *testing.T) {
+	for _, c := range []struct {
+		env  string
+		args []string
+		want string
+	}{
+		{"GOMEMLIMIT=", nil, "gomemlimit_bytes=419430400"},
+		{"GOMEMLIMIT=", []string{"--tree-cache-mb", "16"}, "gomemlimit_bytes=369098752"},
+		{"GOMEMLIMIT=1GiB", nil, "gomemlimit_bytes=1073741824"},
+		{"GOMEMLIMIT=off", nil, "gomemlimit=unset"},
+	} {
+		dir, addr := t.TempDir(), freeAddr(t)
+		s := startServer(t, dir, append(userEnv(t, dir, addr), c.env), addr, c.args...)
+		s.kill(syscall.SIGTERM)
+		if logs := s.logs.String(); !strings.Contains(logs, c.want) {
+			t.Errorf("%s %v: want %q in the logs:\n%s", c.env, c.args, c.want, logs)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/warrantlog/warrant/ledger"
@@ -106,6 +107,9 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	defer o.close()
 	opts.Metrics = o.metrics
+	if env.getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit(opts.TreeCacheBytes))
+	}
 	l, err := ledger.Open(ctx, opts)
 	if errors.Is(err, ledger.ErrStoreMismatch) {
 		return &proofs.Error{Reason: "store_mismatch", Err: fmt.Errorf("%v. Refusing to serve. Do not delete the checkpoint: restore %s from a backup taken before the damage, or move it aside and investigate", err, *data)}
@@ -169,6 +173,28 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		logger.Warn("shutdown", "err", err)
 	}
 	return nil
+}
+
+// defaultMemoryLimitBase is the soft memory limit serve sets when
+// GOMEMLIMIT is not set, beyond the tile cache. Go's collector otherwise
+// lets the heap reach twice its live size (about 230 MiB of it Badger's
+// memtable and caches), and a server reading a large log also holds the
+// pages of the tables it touched: without a limit, random proofs from a
+// 10M-entry log peaked at 1.19 GB resident, with it at 945 MB. The cost,
+// measured on two cores: nothing on reads, 6% of flat-out appends, 11% of
+// AppendBatch. GOMEMLIMIT (a size, or "off") overrides it.
+const defaultMemoryLimitBase = 336 << 20
+
+// defaultMemoryLimit is the soft memory limit for a tile cache of the
+// given size (ledger.Options.TreeCacheBytes: 0 default, negative none).
+func defaultMemoryLimit(treeCacheBytes int) int64 {
+	switch {
+	case treeCacheBytes == 0:
+		treeCacheBytes = ledger.DefaultTreeCacheBytes
+	case treeCacheBytes < 0:
+		treeCacheBytes = 0
+	}
+	return defaultMemoryLimitBase + int64(treeCacheBytes)
 }
 
 // treeCacheBytes maps --tree-cache-mb to ledger.Options.TreeCacheBytes,
