@@ -69,8 +69,8 @@ type Options struct {
 	CheckpointRefresh time.Duration
 	// TreeCacheBytes bounds the memory of the tile-subtree cache that
 	// inclusion and consistency proofs read interior nodes from (default
-	// DefaultTreeCacheBytes, 96 MiB; negative: no cache). A proof that
-	// misses it rehashes up to 255 nodes per tile level.
+	// DefaultTreeCacheBytes, 64 MiB; negative: no cache). A proof that
+	// misses it reads the tile again (see tiles.go).
 	TreeCacheBytes int
 
 	// AgentRate bounds each agent's appends per second (default

@@ -63,7 +63,7 @@ type nodeReader struct {
 }
 
 func newNodeReader(txn *badger.Txn) *nodeReader {
-	return &nodeReader{txn: txn, tiles: make(map[[2]uint64][]byte), built: make(map[[2]uint64]*tileTree)}
+	return &nodeReader{txn: txn, tiles: make(map[[2]uint64][]byte)}
 }
 
 // nodeReader returns a node reader sharing the log's tile-tree cache.
@@ -108,10 +108,13 @@ func (r *nodeReader) node(level uint, index uint64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(tile)%hashSize != 0 || len(tile) > tileBytes && len(tile) != treeBytes {
+	if !tileValue(tile) {
 		return nil, errMissingNode{level, index} // not a tile: corrupt
 	}
 	t = tileTreeOf(tile)
+	if r.built == nil {
+		r.built = make(map[[2]uint64]*tileTree)
+	}
 	r.built[key] = t
 	r.trees.put(key, t)
 	if h := t.node(sub, j); h != nil {
@@ -142,6 +145,12 @@ func buildTileTree(tile []byte) *tileTree {
 		t.levels[k] = level
 	}
 	return t
+}
+
+// tileValue reports whether v can be a stored tile: whole hashes, at most a
+// full tile, or exactly a full tile with its stored sublevels.
+func tileValue(v []byte) bool {
+	return len(v)%hashSize == 0 && (len(v) <= tileBytes || len(v) == treeBytes)
 }
 
 // tileTreeOf returns the subtree of a stored tile: its upper sublevels read

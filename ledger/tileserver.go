@@ -193,7 +193,7 @@ func (l *Log) readTile(t tileRequest) ([]byte, error) {
 		if err != nil {
 			return err
 		}
-		if len(tile) < t.width*hashSize || len(tile) > tileBytes && len(tile) != treeBytes {
+		if len(tile) < t.width*hashSize || !tileValue(tile) {
 			// Covered hashes are missing: data loss, not a client error.
 			return errMissingNode{uint(t.level) * tileHeight, t.index*tileWidth + uint64(len(tile)/hashSize)}
 		}

@@ -255,7 +255,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				}
 				t0 := time.Now()
 				n, size, err := op(runCtx, w)
-				if runCtx.Err() != nil || err != nil && cutOff(err) && time.Since(start) >= cfg.Duration-time.Second {
+				if runCtx.Err() != nil || cutOff(err) && time.Since(start) >= cfg.Duration-time.Second {
 					return // cut off by the end of the run: not counted
 				}
 				if errors.Is(err, errExhausted) {

@@ -26,8 +26,7 @@ func (treeHasher) EmptyRoot() []byte {
 
 func (treeHasher) HashLeaf(leaf []byte) []byte {
 	if len(leaf) < 1024 {
-		var buf [1025]byte
-		buf[0] = 0
+		var buf [1025]byte // buf[0] is the leaf prefix, 0
 		n := copy(buf[1:], leaf)
 		s := sha256.Sum256(buf[:1+n])
 		return s[:]
