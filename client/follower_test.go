@@ -219,7 +219,7 @@ func TestFollowerWatch(t *testing.T) {
 	populate(t, e, url, 2)
 	r := &recorder{}
 	f := followerFor(t, url, e, filepath.Join(t.TempDir(), "s"), r, 100)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var ticks []client.Tick
 	err := f.Watch(ctx, func(tk client.Tick) error {

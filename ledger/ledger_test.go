@@ -607,7 +607,7 @@ func TestPersistedButNotSigned(t *testing.T) {
 	f.log.faults.checkpoint.Store(nil)
 	// The next batch (here: the resubmission itself is a duplicate and
 	// writes nothing, so wait for the sequencer's retry) signs it.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for f.log.Checkpoint().Size == before.Size && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}

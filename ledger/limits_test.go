@@ -127,11 +127,10 @@ func TestRateLimitFloodSparesOtherAgents(t *testing.T) {
 		// the limiter.
 		t.Skipf("the log sustained only %.0f appends/s (%d of %d accepted in %v), about the per-agent limit or below; the machine is too slow", float64(accepted.Load())/elapsed.Seconds(), accepted.Load(), sent, elapsed)
 	}
+	// The calm agent's latency is reported, not asserted: speed is a
+	// benchmark's to measure (warrant bench), not a test's.
 	slices.Sort(lat)
 	p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
-	if p99 > 500*time.Millisecond {
-		t.Errorf("the calm agent's p99 latency during the flood is %v (p50 %v), want < 500ms", p99, p50)
-	}
 	if e := otherErr.Load(); e != nil {
 		t.Fatalf("%d flood appends failed other than rate_limited, e.g. %v", other.Load(), *e)
 	}

@@ -208,7 +208,7 @@ func TestBackupUnderLoadRestoresAndAudits(t *testing.T) {
 
 	stop := make(chan struct{})
 	wait := appendLoad(t, f, 8, stop)
-	for deadline := time.Now().Add(30 * time.Second); f.log.Checkpoint().Size < 200; {
+	for deadline := time.Now().Add(3 * time.Minute); f.log.Checkpoint().Size < 200; {
 		if time.Now().After(deadline) || t.Failed() {
 			close(stop)
 			wait()
@@ -225,7 +225,15 @@ func TestBackupUnderLoadRestoresAndAudits(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET backup: %v %v", resp.Status, err)
 	}
-	time.Sleep(50 * time.Millisecond) // the log moves on past the backup
+	// The log moves on past the backup (whose size is at most this one's).
+	for after, deadline := f.log.Checkpoint().Size, time.Now().Add(3*time.Minute); f.log.Checkpoint().Size <= after; {
+		if time.Now().After(deadline) || t.Failed() {
+			close(stop)
+			wait()
+			t.Fatalf("the load stopped after the backup (size %d)", after)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	close(stop)
 	accepted := wait()
 	live := f.log.Checkpoint()

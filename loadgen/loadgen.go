@@ -57,6 +57,11 @@ type Config struct {
 	Concurrency int
 	// Duration bounds the run (default 10 s).
 	Duration time.Duration
+	// MaxOps, if positive, ends the run once this many requests have
+	// completed, successfully or not. Tests use it with a generous
+	// Duration, so that what they check does not depend on how fast a
+	// busy machine is.
+	MaxOps int
 	// Rate is the target operations per second across all clients; 0 runs
 	// flat out.
 	Rate float64
@@ -241,11 +246,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	start := time.Now()
 	var wg sync.WaitGroup
+	var completed atomic.Int64
 	for w := 0; w < cfg.Concurrency; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for runCtx.Err() == nil && !exhausted.Load() {
+				if cfg.MaxOps > 0 && completed.Add(1) > int64(cfg.MaxOps) {
+					return
+				}
 				if tokens != nil {
 					select {
 					case <-tokens:

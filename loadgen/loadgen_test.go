@@ -66,17 +66,19 @@ func TestModes(t *testing.T) {
 	url, v, reg := server(t, nil)
 	ctx := context.Background()
 	fill, err := loadgen.Run(ctx, loadgen.Config{Server: url, LogKey: v, Registrar: reg, Mode: loadgen.ModeAppendBatch,
-		Concurrency: 4, Duration: 2 * time.Second, BatchSize: 64, Presign: 1200})
+		Concurrency: 4, Duration: 5 * time.Minute, BatchSize: 64, Presign: 1200})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fill.Ops < 600 || len(fill.Errors) != 0 {
+	// The run ends when the presigned envelopes run out, however long
+	// that takes on a busy machine.
+	if !fill.Exhausted || fill.Ops < 600 || len(fill.Errors) != 0 {
 		t.Fatalf("filling the log: %+v", fill)
 	}
 	for _, mode := range []string{loadgen.ModeAppend, loadgen.ModeInclusion, loadgen.ModeConsistency, loadgen.ModeEntries, loadgen.ModeTiles} {
 		t.Run(mode, func(t *testing.T) {
 			res, err := loadgen.Run(ctx, loadgen.Config{Server: url, LogKey: v, Registrar: reg, Mode: mode,
-				Concurrency: 4, Duration: time.Second, Presign: 400})
+				Concurrency: 4, Duration: 5 * time.Minute, MaxOps: 40, Presign: 400})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,10 +120,10 @@ func TestTamperedProofsAreCounted(t *testing.T) {
 	url, v, reg := server(t, tamper)
 	ctx := context.Background()
 	if _, err := loadgen.Run(ctx, loadgen.Config{Server: url, LogKey: v, Registrar: reg, Mode: loadgen.ModeAppendBatch,
-		Concurrency: 2, Duration: time.Second, BatchSize: 64, Presign: 300}); err != nil {
+		Concurrency: 2, Duration: 5 * time.Minute, BatchSize: 64, Presign: 300}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := loadgen.Run(ctx, loadgen.Config{Server: url, LogKey: v, Mode: loadgen.ModeInclusion, Concurrency: 2, Duration: time.Second})
+	res, err := loadgen.Run(ctx, loadgen.Config{Server: url, LogKey: v, Mode: loadgen.ModeInclusion, Concurrency: 2, Duration: 5 * time.Minute, MaxOps: 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -262,7 +262,7 @@ func (srv *sinkTestSyslogServer) serve(c net.Conn, n int) {
 	go func() {
 		select {
 		case <-stop:
-		case <-time.After(10 * time.Second):
+		case <-time.After(60 * time.Second):
 			c.Close()
 		}
 	}()
@@ -312,7 +312,7 @@ func (srv *sinkTestSyslogServer) wait(t *testing.T, n int) ([]string, []int) {
 	for i := 0; i < n; i++ {
 		select {
 		case <-srv.got:
-		case <-time.After(5 * time.Second):
+		case <-time.After(60 * time.Second):
 			t.Fatalf("syslog server: got %d of %d frames", i, n)
 		}
 	}
@@ -424,7 +424,9 @@ func TestSyslogTCPSinkWriteHonoursContext(t *testing.T) {
 	if err == nil {
 		t.Skip("16 MiB fit in the socket buffers")
 	}
-	if d := time.Since(start); d > 3*time.Second {
+	// The deadline, not the 16 MiB, ends the write: far sooner than
+	// writing it all to a reader that never reads could.
+	if d := time.Since(start); d > 30*time.Second {
 		t.Fatalf("write returned after %v", d)
 	}
 }
@@ -714,16 +716,12 @@ func TestHECSinkPermanentErrors(t *testing.T) {
 			h := sinkTestNewHEC(t, func(int) (int, string) { return tc.status, tc.body })
 			s := siem.WithRetry(h.sink(), 10, 50*time.Millisecond)
 			defer s.Close()
-			start := time.Now()
 			err := s.Write(ctx, sinkTestRecords(`{"a":1}`))
 			if !errors.Is(err, siem.ErrPermanent) {
 				t.Fatalf("err = %v, want permanent", err)
 			}
 			if n := h.requests.Load(); n != 1 {
 				t.Fatalf("%d requests, want 1 (no retry)", n)
-			}
-			if d := time.Since(start); d > 2*time.Second {
-				t.Fatalf("took %v", d)
 			}
 			if strings.Contains(err.Error(), sinkTestToken) {
 				t.Fatalf("error text carries the token: %v", err)
@@ -803,7 +801,9 @@ func TestHECSinkContextCancelStopsRetries(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
+	// 1,000 retries from 10 ms would take hours: returning at all shows
+	// the cancellation ended them.
+	if d := time.Since(start); d > 30*time.Second {
 		t.Fatalf("returned after %v", d)
 	}
 	n := h.requests.Load()
@@ -891,7 +891,7 @@ func TestWithRetrySinkBackoffGrows(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Waits of at least 10, 20, 40, 80 ms (half of 20·2^n, by the jitter).
-	if d := time.Since(start); d < 150*time.Millisecond || d > 2*time.Second {
+	if d := time.Since(start); d < 150*time.Millisecond {
 		t.Fatalf("four retries took %v", d)
 	}
 }

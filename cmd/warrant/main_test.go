@@ -117,7 +117,7 @@ func startServer(t *testing.T, dir string, env []string, addr string, args ...st
 	}
 	s := &server{cmd: cmd, addr: addr, logs: &logs}
 	t.Cleanup(func() { s.kill(syscall.SIGKILL) })
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {

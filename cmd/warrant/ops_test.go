@@ -158,7 +158,7 @@ func TestOperateE2E(t *testing.T) {
 	ops := "http://" + opsAddr
 
 	// Load.
-	bench := exec.Command(warrantBin, "bench", "--duration", "4s", "--concurrency", "4", "--rate", "400", "--registrar-key", "registrar.key", "--json")
+	bench := exec.Command(warrantBin, "bench", "--duration", "10m", "--presign", "1200", "--concurrency", "4", "--rate", "400", "--registrar-key", "registrar.key", "--json")
 	bench.Dir, bench.Env = dir, env
 	bench.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var benchOut strings.Builder
@@ -180,7 +180,7 @@ func TestOperateE2E(t *testing.T) {
 		if before > 200 {
 			break
 		}
-		if time.Since(start) > 60*time.Second {
+		if time.Since(start) > 5*time.Minute {
 			t.Fatalf("the load did not get going: tree size %v", before)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -213,7 +213,7 @@ func TestOperateE2E(t *testing.T) {
 		`warrant_appends_total{kind="delegation",outcome="accepted"}`: sample(text, `warrant_appends_total{kind="delegation",outcome="accepted"}`) > 100,
 		`warrant_appends_total{kind="delegation",outcome="denied"}`:   sample(text, `warrant_appends_total{kind="delegation",outcome="denied"}`) == 1,
 		`warrant_denials_total{reason="delegate_unknown"}`:            sample(text, `warrant_denials_total{reason="delegate_unknown"}`) == 1,
-		`warrant_tree_size`:                     after > float64(b.Checkpoint.Size),
+		`warrant_tree_size`:                     after >= float64(b.Checkpoint.Size) && after > 1000,
 		`warrant_batch_size_count`:              sample(text, "warrant_batch_size_count") > 0,
 		`warrant_append_latency_seconds_count`:  sample(text, "warrant_append_latency_seconds_count") > 100,
 		`warrant_commit_latency_seconds_count`:  sample(text, "warrant_commit_latency_seconds_count") > 0,

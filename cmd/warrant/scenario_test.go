@@ -189,8 +189,9 @@ func TestGovernanceScenario(t *testing.T) {
 	}
 
 	// Expired parent.
-	g.mustAccept("alice", "planner", "--task", "/tickets", "--ttl", "1s", "--id", "dlg_brief")
-	time.Sleep(2100 * time.Millisecond)
+	// Three seconds leave a busy machine time to log it before it expires.
+	g.mustAccept("alice", "planner", "--task", "/tickets", "--ttl", "3s", "--id", "dlg_brief")
+	time.Sleep(3100 * time.Millisecond)
 	g.mustDeny("parent_expired", "planner", "executor", "--parent", "dlg_brief", "--task", "/tickets", "--ttl", "1s")
 
 	// A policy change flips decisions from its index on.
