@@ -473,18 +473,46 @@ func cleanRestoreDir(dir string, created bool) {
 	}
 }
 
+// BackupOptions configures BackupHandler.
+type BackupOptions struct {
+	// RequireAdmin demands an admin-signed request (see
+	// proofs.ParseAdminAuthorization). Set it wherever the handler is
+	// reachable by anyone but the operator, as on the main listener; a
+	// separate operations listener on a private address may leave it off.
+	RequireAdmin bool
+	// MaxDuration bounds one backup, however slowly its client reads
+	// (default 15 minutes), so that no reader holds the one backup slot
+	// for longer.
+	MaxDuration time.Duration
+}
+
+// defaultBackupMaxDuration is BackupOptions.MaxDuration's default.
+const defaultBackupMaxDuration = 15 * time.Minute
+
 // BackupHandler serves GET requests with a backup of l (application/octet-
 // stream), one at a time (503 while another runs). A client that stops
-// reading for a minute is cut off, so a stalled download cannot hold the
-// snapshot open. A failure after the first byte aborts the response; the
-// backup's trailer makes any truncation evident.
-func BackupHandler(l *Log) http.Handler {
+// reading for a minute is cut off, and no backup runs longer than
+// opts.MaxDuration, so a stalled or trickling download cannot hold the
+// snapshot (and the slot) open. A failure after the first byte aborts the
+// response; the backup's trailer makes any truncation evident.
+func BackupHandler(l *Log, opts BackupOptions) http.Handler {
+	if opts.MaxDuration <= 0 {
+		opts.MaxDuration = defaultBackupMaxDuration
+	}
+	auth := newAdminAuth(l)
 	busy := make(chan struct{}, 1)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
 			w.Header().Set("Allow", http.MethodGet)
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
+		}
+		if opts.RequireAdmin {
+			if err := auth.check(r); err != nil {
+				l.log.Warn("backup refused", "remote", r.RemoteAddr, "err", err)
+				refuseAdmin(w, err)
+				return
+			}
 		}
 		select {
 		case busy <- struct{}{}:
@@ -498,8 +526,10 @@ func BackupHandler(l *Log) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Content-Disposition", `attachment; filename="warrant.backup"`)
 		start := time.Now()
-		dw := &deadlineWriter{w: w, rc: http.NewResponseController(w)}
-		info, err := l.Backup(r.Context(), dw)
+		ctx, cancel := context.WithTimeout(r.Context(), opts.MaxDuration)
+		defer cancel()
+		dw := &deadlineWriter{w: w, rc: http.NewResponseController(w), end: start.Add(opts.MaxDuration)}
+		info, err := l.Backup(ctx, dw)
 		if err != nil {
 			l.log.Warn("backup failed", "remote", r.RemoteAddr, "err", err)
 			if dw.n == 0 {
@@ -515,15 +545,21 @@ func BackupHandler(l *Log) http.Handler {
 // backupWriteTimeout is how long one write of a backup may block.
 const backupWriteTimeout = time.Minute
 
-// deadlineWriter extends the response's write deadline before each write.
+// deadlineWriter extends the response's write deadline before each write,
+// never past end.
 type deadlineWriter struct {
-	w  io.Writer
-	rc *http.ResponseController
-	n  int64
+	w   io.Writer
+	rc  *http.ResponseController
+	end time.Time
+	n   int64
 }
 
 func (d *deadlineWriter) Write(p []byte) (int, error) {
-	_ = d.rc.SetWriteDeadline(time.Now().Add(backupWriteTimeout)) // unsupported: no deadline
+	deadline := time.Now().Add(backupWriteTimeout)
+	if deadline.After(d.end) {
+		deadline = d.end
+	}
+	_ = d.rc.SetWriteDeadline(deadline) // unsupported: no deadline
 	n, err := d.w.Write(p)
 	d.n += int64(n)
 	return n, err

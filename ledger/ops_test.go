@@ -203,7 +203,7 @@ func appendLoad(t *testing.T, f *fixture, workers int, stop <-chan struct{}) (wa
 func TestBackupUnderLoadRestoresAndAudits(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
-	srv := httptest.NewServer(BackupHandler(f.log))
+	srv := httptest.NewServer(BackupHandler(f.log, BackupOptions{}))
 	defer srv.Close()
 
 	stop := make(chan struct{})
@@ -385,7 +385,7 @@ func TestRestoreRefuses(t *testing.T) {
 // 503, and a closed log refuses backups.
 func TestBackupHandlerOneAtATime(t *testing.T) {
 	f := newFixture(t, nil)
-	h := BackupHandler(f.log)
+	h := BackupHandler(f.log, BackupOptions{})
 	// Hold the first backup by blocking its writer.
 	block := make(chan struct{})
 	started := make(chan struct{})

@@ -67,3 +67,10 @@ const (
 	ReasonFieldTooLong        = "field_too_long"
 	ReasonFieldMissing        = "field_missing"
 )
+
+// Reason codes of administrative requests (adminrequest.go).
+const (
+	// ReasonAdminAuth: an administrative request's Authorization is
+	// missing, malformed, stale, replayed or not signed by an admin key.
+	ReasonAdminAuth = "admin_auth_invalid"
+)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/warrantlog/warrant/client"
 	"github.com/warrantlog/warrant/ledger"
@@ -20,11 +21,12 @@ import (
 // against its root, the trailer's SHA-256) and against the trusted state
 // (consistency), and only then writes FILE.
 func runBackup(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "backup", "--out FILE [--server URL] [--ops URL] --log-key VKEY [--json]")
+	fs := newFlagSet(env, "backup", "--out FILE (--admin-key KEY | --ops URL) [--server URL] --log-key VKEY [--json]")
 	var cf clientFlags
 	cf.register(fs, env)
 	out := fs.String("out", "", "write the backup to FILE")
 	opsURL := fs.String("ops", env.getenv("WARRANT_OPS"), "the server's operations URL (serve --ops-listen), if it has one (default: --server; env WARRANT_OPS)")
+	adminKey := fs.String("admin-key", "", "an admin private key of the server (serve --admin-key), to sign the request on the main listener")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -50,6 +52,15 @@ func runBackup(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return usagef("bad server URL %q: %v", base, err)
 	}
+	if *adminKey != "" {
+		s, err := loadSigner(*adminKey)
+		if err != nil {
+			return err
+		}
+		if err := s.AuthorizeAdmin(req, v.Name(), time.Now()); err != nil {
+			return &proofs.Error{Reason: "signing_failed", Err: err}
+		}
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return &proofs.Error{Reason: "backup_failed", Err: err}
@@ -58,8 +69,14 @@ func runBackup(ctx context.Context, env *cmdEnv, args []string) error {
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 		reason := "backup_failed"
-		if resp.StatusCode == http.StatusServiceUnavailable && strings.HasPrefix(string(msg), "backup_in_progress") {
+		switch {
+		case resp.StatusCode == http.StatusServiceUnavailable && strings.HasPrefix(string(msg), "backup_in_progress"):
 			reason = "backup_in_progress"
+		case resp.StatusCode == http.StatusUnauthorized:
+			reason = proofs.ReasonAdminAuth
+			if *adminKey == "" {
+				msg = append(msg, " (sign the request with --admin-key KEY, or use the operations listener with --ops URL)"...)
+			}
 		}
 		return proofs.Errorf(reason, "GET %s: %s: %s", req.URL, resp.Status, strings.TrimSpace(string(msg)))
 	}

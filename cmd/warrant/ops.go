@@ -132,14 +132,16 @@ func (o *ops) connectOptions() ([]connect.HandlerOption, error) {
 	return []connect.HandlerOption{connect.WithInterceptors(ic)}, nil
 }
 
-// routes adds the operations endpoints to mux.
-func (o *ops) routes(mux *http.ServeMux, l *ledger.Log) {
+// routes adds the operations endpoints to mux. On the main listener
+// (public), a backup takes an admin-signed request; on the operations
+// listener, meant for a private address, it does not.
+func (o *ops) routes(mux *http.ServeMux, l *ledger.Log, public bool) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.reg, promhttp.HandlerOpts{
 		ErrorLog:          slog.NewLogLogger(o.log.Handler(), slog.LevelWarn),
 		Registry:          o.reg, // promhttp's own metrics too
 		EnableOpenMetrics: true,
 	}))
-	mux.Handle("GET /backup", ledger.BackupHandler(l))
+	mux.Handle("GET /backup", ledger.BackupHandler(l, ledger.BackupOptions{RequireAdmin: public}))
 }
 
 // handler is the main listener's handler: the ledger, traced if asked,
@@ -155,7 +157,7 @@ func (o *ops) handler(l *ledger.Log) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", h)
-	o.routes(mux, l)
+	o.routes(mux, l, true)
 	return mux, nil
 }
 
@@ -168,7 +170,7 @@ func (o *ops) start(l *ledger.Log, mainURL string) error {
 			return &proofs.Error{Reason: "listen_failed", Err: err}
 		}
 		mux := http.NewServeMux()
-		o.routes(mux, l)
+		o.routes(mux, l, false)
 		o.srv = &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,
