@@ -57,6 +57,10 @@ type Options struct {
 	// QueueLength bounds the requests waiting for the sequencer (default
 	// 8192); beyond it Append sheds load with ReasonQueueFull.
 	QueueLength int
+	// AgentQueueLength bounds the requests of one agent waiting for the
+	// sequencer (default QueueLength/8), so that one agent cannot fill the
+	// queue; the sequencer serves agents in turn (fairqueue.go).
+	AgentQueueLength int
 	// MinFreeBytes is the free space the data directory's file system must
 	// keep (default 192 MiB): below it appends are refused with
 	// ReasonDiskFull before anything is written. Badger writes its
@@ -83,6 +87,12 @@ type Options struct {
 	AgentBurst  int
 	GlobalRate  float64
 	GlobalBurst int
+	// AgentByteRate bounds each agent's envelope bytes per second (default
+	// DefaultAgentByteRate, 1 MiB; negative: no byte limit), with bursts of
+	// up to AgentByteBurst (default DefaultAgentByteBurst, 8 MiB; at least
+	// one largest envelope).
+	AgentByteRate  float64
+	AgentByteBurst int
 	// MaxTrackedAgents bounds the per-agent limiters held in memory
 	// (default DefaultMaxTrackedAgents, 100,000); idle ones are dropped
 	// first, then the least recently used.
@@ -108,6 +118,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.QueueLength <= 0 {
 		o.QueueLength = 8192
+	}
+	if o.AgentQueueLength <= 0 {
+		o.AgentQueueLength = max(o.QueueLength/8, 1)
 	}
 	if o.MinFreeBytes == 0 {
 		o.MinFreeBytes = 192 << 20
@@ -159,7 +172,7 @@ type Log struct {
 	// limits are the append rate limiters (limits.go).
 	limits *limiters
 
-	queue   chan *request
+	intake  *fairQueue // the sequencer's queue (fairqueue.go)
 	stop    chan struct{}
 	stopped chan struct{}
 
@@ -239,7 +252,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		delegations: newDelegationCache(1 << 16),
 		trees:       newTreeCache(opts.TreeCacheBytes),
 		limits:      newLimiters(opts),
-		queue:       make(chan *request, opts.QueueLength),
+		intake:      newFairQueue(opts.QueueLength, opts.AgentQueueLength),
 		stop:        make(chan struct{}),
 		stopped:     make(chan struct{}),
 	}

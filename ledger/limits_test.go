@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -260,12 +261,12 @@ func TestLimiterSetBounded(t *testing.T) {
 	}{
 		{"small bound, busy agents", Options{AgentRate: 1e-6, AgentBurst: 5, MaxTrackedAgents: 1000}, 10_000, 1000, 1000},
 		{"sharded bound, busy agents", Options{AgentRate: 1e-6, AgentBurst: 5, MaxTrackedAgents: 20_000}, 50_000, 20_000, 19_000},
-		{"idle agents dropped", Options{AgentRate: 1e9, AgentBurst: 1, MaxTrackedAgents: 1000}, 10_000, 10, 0},
+		{"idle agents dropped", Options{AgentRate: 1e9, AgentBurst: 1, AgentByteRate: 1e12, AgentByteBurst: 1 << 20, MaxTrackedAgents: 1000}, 10_000, 10, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLimiters(tc.opts)
 			for i := range tc.agents {
-				if err := l.allow(fmt.Sprintf("spiffe://example.org/agent/a%d", i)); err != nil {
+				if err := l.allow(fmt.Sprintf("spiffe://example.org/agent/a%d", i), 600); err != nil {
 					t.Fatalf("agent %d's first append: %v", i, err)
 				}
 			}
@@ -278,29 +279,33 @@ func TestLimiterSetBounded(t *testing.T) {
 	// still limited after many others came and went.
 	l := newLimiters(Options{AgentRate: 1e-6, AgentBurst: 1, MaxTrackedAgents: 100})
 	busy := "spiffe://example.org/agent/busy"
-	if err := l.allow(busy); err != nil {
+	if err := l.allow(busy, 600); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 1000 {
-		l.allow(fmt.Sprintf("spiffe://example.org/agent/a%d", i))
+		l.allow(fmt.Sprintf("spiffe://example.org/agent/a%d", i), 600)
 		if i%50 == 0 {
-			if err := l.allow(busy); proofs.Reason(err) != ReasonRateLimited {
+			if err := l.allow(busy, 600); proofs.Reason(err) != ReasonRateLimited {
 				t.Fatalf("the busy agent, after %d others: %v, want rate_limited", i, err)
 			}
 		}
 	}
 }
 
-// TestLimiterDefaults: zero options select the defaults; a negative agent
-// rate turns the per-agent limit off.
+// TestLimiterDefaults: zero options select the defaults; negative agent
+// rates turn the per-agent limits off.
 func TestLimiterDefaults(t *testing.T) {
 	l := newLimiters(Options{})
-	if l.agentRate != DefaultAgentRate || l.agentBurst != DefaultAgentBurst || l.global != nil {
-		t.Fatalf("defaults: %v/%d, global %v", l.agentRate, l.agentBurst, l.global)
+	if l.agentRate != DefaultAgentRate || l.agentBurst != DefaultAgentBurst || l.global != nil ||
+		l.agentByteRate != DefaultAgentByteRate || l.agentByteBurst != DefaultAgentByteBurst {
+		t.Fatalf("defaults: %v/%d, bytes %v/%d, global %v", l.agentRate, l.agentBurst, l.agentByteRate, l.agentByteBurst, l.global)
 	}
-	l = newLimiters(Options{AgentRate: -1})
+	if l = newLimiters(Options{AgentByteBurst: 100}); l.agentByteBurst != proofs.MaxEnvelopeBytes {
+		t.Fatalf("a byte burst below one largest envelope: %d, want %d", l.agentByteBurst, proofs.MaxEnvelopeBytes)
+	}
+	l = newLimiters(Options{AgentRate: -1, AgentByteRate: -1})
 	for i := range 5000 {
-		if err := l.allow("spiffe://example.org/agent/a"); err != nil {
+		if err := l.allow("spiffe://example.org/agent/a", 600); err != nil {
 			t.Fatalf("append %d with no per-agent limit: %v", i, err)
 		}
 	}
@@ -310,5 +315,37 @@ func TestLimiterDefaults(t *testing.T) {
 	l = newLimiters(Options{GlobalRate: 10})
 	if l.global.Burst() != 10 {
 		t.Fatalf("default global burst %d, want one second's worth (10)", l.global.Burst())
+	}
+}
+
+// TestAgentByteBudget: an agent is held to its envelope bytes as well as
+// its count: large envelopes run out the byte budget long before the
+// count, small ones do not, and a refusal spends neither budget.
+func TestAgentByteBudget(t *testing.T) {
+	l := newLimiters(Options{AgentRate: 1e-6, AgentBurst: 1000, AgentByteRate: 1e-6, AgentByteBurst: 100 << 10})
+	big := "spiffe://example.org/agent/big"
+	n := 0
+	for ; n < 1000; n++ {
+		if err := l.allow(big, 30<<10); err != nil {
+			if proofs.Reason(err) != ReasonRateLimited || !strings.Contains(err.Error(), "envelope bytes per second") {
+				t.Fatalf("refusal of append %d: %v", n, err)
+			}
+			break
+		}
+	}
+	if n != 3 {
+		t.Fatalf("%d appends of 30 KiB within a 100 KiB byte burst, want 3", n)
+	}
+	// 10 KiB are left: a small envelope still fits, and the refused big
+	// one spent nothing of the count.
+	if err := l.allow(big, 600); err != nil {
+		t.Fatalf("a small envelope within the remaining bytes: %v", err)
+	}
+	if got := l.agent(big, time.Now()).lim.TokensAt(time.Now()); got < 995.5 || got > 996.5 {
+		t.Fatalf("count budget after 4 appends and a refusal: %v tokens, want 996", got)
+	}
+	// Another agent is untouched.
+	if err := l.allow("spiffe://example.org/agent/other", 30<<10); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -93,7 +93,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return float64(vlog)
 		}),
 		gauge("queue_depth", "Append requests waiting for the sequencer.", func(l *Log) float64 {
-			return float64(len(l.queue))
+			return float64(l.intake.len())
 		}),
 	}
 	for _, c := range cs {

@@ -228,10 +228,8 @@ func (l *Log) submit(ctx context.Context, r *request) (result, error) {
 		return result{}, proofs.Errorf(ReasonShuttingDown, "the log is shutting down")
 	default:
 	}
-	select {
-	case l.queue <- r:
-	default:
-		return result{}, proofs.Errorf(ReasonQueueFull, "the sequencer queue is full (%d requests); retry with back-off", cap(l.queue))
+	if err := l.intake.push(limitKey(r), r); err != nil {
+		return result{}, err
 	}
 	select {
 	case res := <-r.done:
@@ -256,29 +254,34 @@ func (l *Log) run() {
 	retry := time.NewTicker(time.Second)
 	defer retry.Stop()
 	for {
-		var first *request
 		select {
-		case first = <-l.queue:
-		case <-retry.C:
-			l.retryCheckpoint()
-			continue
 		case <-l.stop:
 			// Finish what is already queued, then stop.
-			for {
-				select {
-				case r := <-l.queue:
-					l.sequence(l.collect(r))
-				default:
-					return
-				}
+			for r := l.intake.pop(); r != nil; r = l.intake.pop() {
+				l.sequence(l.collect(r))
 			}
+			return
+		case <-retry.C:
+			l.retryCheckpoint()
+		default:
+		}
+		first := l.intake.pop()
+		if first == nil {
+			select {
+			case <-l.intake.ready:
+			case <-retry.C:
+				l.retryCheckpoint()
+			case <-l.stop:
+			}
+			continue
 		}
 		l.sequence(l.collect(first))
 	}
 }
 
-// collect forms a batch: first plus whatever is queued, up to the count and
-// byte bounds, waiting up to MaxBatchWait for more.
+// collect forms a batch: first plus whatever is queued, in the intake's
+// fair order, up to the count and byte bounds, waiting up to MaxBatchWait
+// for more.
 func (l *Log) collect(first *request) []*request {
 	batch := []*request{first}
 	size := len(first.canon)
@@ -289,20 +292,16 @@ func (l *Log) collect(first *request) []*request {
 		deadline = t.C
 	}
 	for len(batch) < l.opts.MaxBatchEntries && size < l.opts.MaxBatchBytes {
-		select {
-		case r := <-l.queue:
+		if r := l.intake.pop(); r != nil {
 			batch = append(batch, r)
 			size += len(r.canon)
 			continue
-		default:
 		}
 		if deadline == nil {
 			break
 		}
 		select {
-		case r := <-l.queue:
-			batch = append(batch, r)
-			size += len(r.canon)
+		case <-l.intake.ready:
 			continue
 		case <-deadline:
 		}

@@ -17,10 +17,13 @@ import (
 type serveSecurity struct {
 	tlsCert, tlsKey, clientCA string
 
-	agentRate   float64
-	agentBurst  int
-	globalRate  float64
-	globalBurst int
+	agentRate      float64
+	agentBurst     int
+	agentByteRate  float64
+	agentByteBurst int
+	agentQueue     int
+	globalRate     float64
+	globalBurst    int
 }
 
 func (s *serveSecurity) register(fs *flag.FlagSet) {
@@ -29,14 +32,20 @@ func (s *serveSecurity) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.clientCA, "client-ca", "", "PEM CA certificates: require client certificates (mutual TLS) issued by them; a delegation's or revocation's issuer must then be the client certificate's SPIFFE ID")
 	fs.Float64Var(&s.agentRate, "agent-rate", ledger.DefaultAgentRate, "appends per second allowed to each agent (issuer, or signing key of bindings and policies); 0: no limit")
 	fs.IntVar(&s.agentBurst, "agent-burst", ledger.DefaultAgentBurst, "burst of appends allowed to each agent above --agent-rate")
+	fs.Float64Var(&s.agentByteRate, "agent-byte-rate", ledger.DefaultAgentByteRate, "envelope bytes per second allowed to each agent; 0: no limit")
+	fs.IntVar(&s.agentByteBurst, "agent-byte-burst", ledger.DefaultAgentByteBurst, "burst of envelope bytes allowed to each agent above --agent-byte-rate (at least 32768)")
+	fs.IntVar(&s.agentQueue, "agent-queue", 0, "requests of one agent that may wait for the sequencer (default: an eighth of the queue, 1024)")
 	fs.Float64Var(&s.globalRate, "global-rate", 0, "appends per second allowed to all agents together; 0: no limit")
 	fs.IntVar(&s.globalBurst, "global-burst", 0, "burst of appends allowed above --global-rate (default: one second's worth)")
 }
 
 // options sets the rate limits in o.
 func (s *serveSecurity) options(o *ledger.Options) error {
-	if s.agentRate < 0 || s.globalRate < 0 {
-		return usagef("--agent-rate and --global-rate are 0 (no limit) or more")
+	if s.agentRate < 0 || s.globalRate < 0 || s.agentByteRate < 0 {
+		return usagef("--agent-rate, --agent-byte-rate and --global-rate are 0 (no limit) or more")
+	}
+	if s.agentByteBurst < proofs.MaxEnvelopeBytes || s.agentQueue < 0 {
+		return usagef("--agent-byte-burst must be at least %d (one largest envelope) and --agent-queue not negative", proofs.MaxEnvelopeBytes)
 	}
 	if s.agentBurst < 1 || s.globalBurst < 0 {
 		return usagef("--agent-burst must be at least 1 and --global-burst not negative")
@@ -45,6 +54,11 @@ func (s *serveSecurity) options(o *ledger.Options) error {
 	if s.agentRate == 0 {
 		o.AgentRate = -1 // no per-agent limit
 	}
+	o.AgentByteRate, o.AgentByteBurst = s.agentByteRate, s.agentByteBurst
+	if s.agentByteRate == 0 {
+		o.AgentByteRate = -1 // no per-agent byte limit
+	}
+	o.AgentQueueLength = s.agentQueue
 	o.GlobalRate, o.GlobalBurst = s.globalRate, s.globalBurst
 	return nil
 }
