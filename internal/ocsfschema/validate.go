@@ -263,13 +263,14 @@ func (c *check) isScalar(typ string) bool { _, ok := c.s.types[typ]; return ok }
 
 // scalar checks v against a dictionary type and the types it refines.
 func (c *check) scalar(path string, v any, typ string) bool {
+	declared := typ
 	for depth := 0; typ != ""; depth++ {
 		td, ok := c.s.types[typ]
 		if !ok || depth > 8 {
 			c.addf("%s: type %q is not in the dictionary", path, typ)
 			return false
 		}
-		if !c.base(path, v, typ) {
+		if !c.base(path, v, typ, declared) {
 			return false
 		}
 		if s, ok := v.(string); ok {
@@ -301,7 +302,7 @@ func (c *check) scalar(path string, v any, typ string) bool {
 }
 
 // base checks the JSON kind of the base types; refinements pass.
-func (c *check) base(path string, v any, typ string) bool {
+func (c *check) base(path string, v any, typ, declared string) bool {
 	ok := true
 	switch typ {
 	case "string_t":
@@ -318,7 +319,11 @@ func (c *check) base(path string, v any, typ string) bool {
 	case "json_t":
 	}
 	if !ok {
-		c.addf("%s: want %s, got %s %v", path, typ, typeOf(v), v)
+		want := declared
+		if typ != declared {
+			want += " (" + typ + ")"
+		}
+		c.addf("%s: want %s, got %s %v", path, want, typeOf(v), v)
 	}
 	return ok
 }
