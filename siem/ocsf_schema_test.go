@@ -1,7 +1,9 @@
 package siem
 
 import (
+	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,6 +60,60 @@ func TestOCSFSchemaValid(t *testing.T) {
 	for i, rec := range fmtRender(t, OCSF(), events, append(fmtAlerts(), everyAlert()...)) {
 		if err := s.Validate(rec); err != nil {
 			t.Errorf("record %d is not valid OCSF 1.3.0:\n%v\n%s", i, err, rec)
+		}
+	}
+}
+
+// TestOCSFSchemaRejectsMutatedRecords: the validator is not a rubber
+// stamp: each of warrant's own records, changed in one way an OCSF
+// consumer would reject, fails.
+func TestOCSFSchemaRejectsMutatedRecords(t *testing.T) {
+	s := loadOCSFSchema(t)
+	records := fmtRender(t, OCSF(), fmtEvents(t), everyAlert())
+	mutations := []struct {
+		name string
+		f    func(m map[string]any) bool // false: not applicable to this record
+		want string
+	}{
+		{"unknown attribute", func(m map[string]any) bool { m["decision"] = "accepted"; return true }, "decision: unknown attribute"},
+		{"unknown metadata attribute", func(m map[string]any) bool { m["metadata"].(map[string]any)["index"] = 1; return true }, "metadata.index: unknown attribute"},
+		{"bad severity", func(m map[string]any) bool { m["severity_id"] = 9; return true }, "severity_id: 9 is not a value of the enum"},
+		{"wrong type_uid", func(m map[string]any) bool { m["type_uid"] = m["type_uid"].(float64) + 1; return true }, "type_uid: "},
+		{"class_uid of another category", func(m map[string]any) bool { m["category_uid"] = 5; return true }, "category_uid: 5"},
+		{"time in seconds as a string", func(m map[string]any) bool { m["time"] = "1772366400"; return true }, "time: want timestamp_t"},
+		{"user type 4 (OCSF 1.6)", func(m map[string]any) bool {
+			u, ok := m["user"].(map[string]any)
+			if ok {
+				u["type_id"], u["type"] = 4, "Service"
+			}
+			return ok
+		}, "user.type_id: 4 is not a value of the enum"},
+		{"3005 without the host profile", func(m map[string]any) bool {
+			md := m["metadata"].(map[string]any)
+			_, ok := md["profiles"]
+			delete(md, "profiles")
+			return ok
+		}, `actor: attribute of profile "host"`},
+		{"finding without its uid", func(m map[string]any) bool {
+			fi, ok := m["finding_info"].(map[string]any)
+			delete(fi, "uid")
+			return ok
+		}, "finding_info.uid: required attribute missing"},
+	}
+	for i, rec := range records {
+		for _, mu := range mutations {
+			var m map[string]any
+			if err := json.Unmarshal(rec, &m); err != nil {
+				t.Fatal(err)
+			}
+			if !mu.f(m) {
+				continue
+			}
+			bad, _ := json.Marshal(m)
+			err := s.Validate(bad)
+			if err == nil || !strings.Contains(err.Error(), mu.want) {
+				t.Errorf("record %d, %s: got %v, want an error containing %q", i, mu.name, err, mu.want)
+			}
 		}
 	}
 }
