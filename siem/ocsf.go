@@ -17,7 +17,8 @@ import (
 // 3001 Account Change requires user, 2004 Detection Finding requires
 // finding_info (uid, title); every class requires activity_id,
 // category_uid, class_uid, type_uid, time, severity_id and metadata
-// (product, version).
+// (product, version). The schema's own files are vendored in
+// testdata/ocsf-1.3.0, and tests validate every record kind against them.
 const OCSFVersion = "1.3.0"
 
 // OCSF returns the OCSF rendering: one compact JSON object per event, of

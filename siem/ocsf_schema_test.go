@@ -62,6 +62,22 @@ func TestOCSFSchemaValid(t *testing.T) {
 			t.Errorf("record %d is not valid OCSF 1.3.0:\n%v\n%s", i, err, rec)
 		}
 	}
+	// metadata.sequence is an integer_t (32 bits): a larger index is left
+	// out rather than made invalid.
+	for _, idx := range []uint64{1<<31 - 1, 1 << 31, 1<<64 - 1} {
+		e := *events[len(events)-2]
+		e.Index = idx
+		rec, err := OCSF().Event(&e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Validate(rec); err != nil {
+			t.Errorf("index %d: %v\n%s", idx, err, rec)
+		}
+		if has := strings.Contains(string(rec), `"sequence":`); has != (idx <= 1<<31-1) {
+			t.Errorf("index %d: sequence present %v: %s", idx, has, rec)
+		}
+	}
 }
 
 // TestOCSFSchemaRejectsMutatedRecords: the validator is not a rubber
