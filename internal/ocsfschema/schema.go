@@ -13,6 +13,8 @@
 // reject fails CI. Only the files a schema subset needs must be present: a
 // class or object the events use but the files lack is an error, never a
 // silent pass.
+// Observables are not checked, and the datetime profile's synthetic *_dt
+// attributes are not generated: a record using them fails.
 package ocsfschema
 
 import (
