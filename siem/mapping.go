@@ -45,6 +45,13 @@ const (
 	ocsfDetectionFinding = 2004 // Findings: Detection Finding
 )
 
+// ocsfOther is the enum value 99 Other of every OCSF enum: its sibling
+// (activity_name, type) carries the source's own term, never "Other".
+const ocsfOther = 99
+
+// ocsfProfileHost is the OCSF profile that gives 1.3.0 IAM classes actor.
+const ocsfProfileHost = "host"
+
 // entryClass says how one entry kind and outcome is reported in every format.
 type entryClass struct {
 	// sig names the event type: CEF Signature ID, syslog MSGID and OCSF
@@ -72,7 +79,7 @@ var (
 	classRevocationDenied   = entryClass{"revocation-denied", "Revocation denied", ocsfAPIActivity, 4, "Delete", levelMedium}
 	classKeyBound           = entryClass{"key-binding-created", "Agent key bound", ocsfAccountChange, 1, "Create", levelInfo}
 	classKeyRevoked         = entryClass{"key-binding-revoked", "Agent key revoked", ocsfAccountChange, 5, "Disable", levelHigh}
-	classKeyDenied          = entryClass{"key-binding-denied", "Key binding denied", ocsfAccountChange, 99, "Key Binding Denied", levelMedium}
+	classKeyDenied          = entryClass{"key-binding-denied", "Key binding denied", ocsfAccountChange, ocsfOther, "Key Binding Denied", levelMedium}
 	classPolicyUpdated      = entryClass{"policy-updated", "Policy updated", ocsfAPIActivity, 3, "Update", levelInfo}
 	classPolicyDenied       = entryClass{"policy-denied", "Policy update denied", ocsfAPIActivity, 3, "Update", levelMedium}
 	classPolicyRecorded     = entryClass{"policy-recorded", "Default policy recorded", ocsfAPIActivity, 1, "Create", levelInfo}

@@ -3,6 +3,7 @@ package siem
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"strings"
 	"unicode/utf8"
 
@@ -16,7 +17,8 @@ import (
 // 3001 Account Change requires user, 2004 Detection Finding requires
 // finding_info (uid, title); every class requires activity_id,
 // category_uid, class_uid, type_uid, time, severity_id and metadata
-// (product, version).
+// (product, version). The schema's own files are vendored in
+// testdata/ocsf-1.3.0, and tests validate every record kind against them.
 const OCSFVersion = "1.3.0"
 
 // OCSF returns the OCSF rendering: one compact JSON object per event, of
@@ -67,6 +69,8 @@ type ocsfMetadata struct {
 	EventCode   string      `json:"event_code"`
 	LogName     string      `json:"log_name,omitempty"`
 	LogProvider string      `json:"log_provider"`
+	// Profiles are the OCSF profiles the record applies.
+	Profiles []string `json:"profiles,omitempty"`
 	// Sequence is the entry's index: events of one log are totally ordered.
 	Sequence *uint64 `json:"sequence,omitempty"`
 	// OriginalTime is the leaf's log time exactly as recorded (nanoseconds;
@@ -200,7 +204,7 @@ func newOCSFRecord(c entryClass) *ocsfRecord {
 		ClassUID:     c.ocsfClass,
 		ClassName:    info.className,
 		TypeUID:      c.ocsfClass*100 + c.ocsfActivity,
-		TypeName:     info.className + ": " + c.ocsfActivityName,
+		TypeName:     info.className + ": " + ocsfActivityCaption(c),
 	}
 	r.SeverityID, r.Severity = ocsfSeverity(c.level)
 	r.Metadata = ocsfMetadata{
@@ -212,8 +216,21 @@ func newOCSFRecord(c entryClass) *ocsfRecord {
 	return r
 }
 
+// ocsfActivityCaption is the schema's caption of the activity: type_name
+// is the caption of type_uid, "<class>: <activity caption>", even when
+// activity_name carries warrant's own term for activity 99 Other.
+func ocsfActivityCaption(c entryClass) string {
+	if c.ocsfActivity == ocsfOther {
+		return "Other"
+	}
+	return c.ocsfActivityName
+}
+
 // ocsfPrincipal renders a principal as an OCSF user. Trust-anchor keys are
-// Admin accounts; key bindings tell humans (User) from agents (Service).
+// Admin accounts; key bindings tell humans (User) from agents. OCSF 1.3.0
+// has no user type for a non-human principal (Service came in 1.6.0), so
+// an agent is type_id 99 Other with type "Agent", as the schema says for
+// a source's own term.
 func ocsfPrincipal(p party) *ocsfUser {
 	if p.id == "" {
 		return nil
@@ -225,7 +242,7 @@ func ocsfPrincipal(p party) *ocsfUser {
 	case p.human:
 		u.Type, u.TypeID = "User", 1
 	case p.agent:
-		u.Type, u.TypeID = "Service", 4
+		u.Type, u.TypeID = "Agent", ocsfOther
 	}
 	return u
 }
@@ -271,22 +288,30 @@ func (ocsfFormat) Event(e *Event) ([]byte, error) {
 		r.StatusDetail = strings.Join(v.reasons, ",")
 	}
 	r.Message = v.message
-	idx := e.Index
 	r.Metadata.UID = e.ID()
 	r.Metadata.LogName = e.Origin
-	r.Metadata.Sequence = &idx
+	// metadata.sequence is an OCSF integer_t (32 bits): an index beyond it
+	// is left out (metadata.uid still names the entry).
+	if e.Index <= math.MaxInt32 {
+		idx := e.Index
+		r.Metadata.Sequence = &idx
+	}
 	r.Metadata.OriginalTime = e.Leaf.LogTime
 	r.Metadata.CorrelationUID = v.traceID
 
 	actor := ocsfPrincipal(v.actor)
 	switch v.c.ocsfClass {
 	case ocsfUserAccess:
+		// In 1.3.0, 3005 has actor only through the host profile (IAM
+		// classes include it); declaring it is how the issuer or revoker
+		// gets its standard place.
+		r.Metadata.Profiles = []string{ocsfProfileHost}
 		r.Actor = &ocsfActor{User: actor}
 		if v.c == classRevocationAccepted {
 			// A revocation names the delegation, not its delegate (who
 			// loses the privileges, with everyone under it): the user is
 			// the revoked delegation, joined to its grant by delegation_id.
-			r.User = &ocsfUser{UID: v.delegation, Type: "Delegation", TypeID: 99}
+			r.User = &ocsfUser{UID: v.delegation, Type: "Delegation", TypeID: ocsfOther}
 			r.Privileges = []string{"delegation:" + v.delegation}
 		} else {
 			r.User = ocsfPrincipal(v.subject)
