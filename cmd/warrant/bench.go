@@ -11,10 +11,10 @@ import (
 )
 
 func runBench(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "bench", "[--mode append|append-batch|inclusion|consistency|entries|tiles] [--duration D] [--concurrency N] [--rate R] --registrar-key KEY")
+	fs := newFlagSet(env, "bench", "[--mode append|append-batch|inclusion|consistency|entries|tiles|fairness] [--duration D] [--concurrency N] [--rate R] --registrar-key KEY")
 	var cf clientFlags
 	cf.register(fs, env)
-	mode := fs.String("mode", loadgen.ModeAppend, "append, append-batch, inclusion, consistency, entries or tiles")
+	mode := fs.String("mode", loadgen.ModeAppend, "append, append-batch, inclusion, consistency, entries, tiles, or fairness (an unrelated agent's latency while one agent floods)")
 	duration := fs.Duration("duration", 10_000_000_000, "how long to drive load")
 	concurrency := fs.Int("concurrency", 16, "concurrent clients")
 	rate := fs.Float64("rate", 0, "target operations per second (0: flat out)")
@@ -43,7 +43,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 			return err
 		}
 		cfg.Registrar = s
-	} else if *mode == loadgen.ModeAppend || *mode == loadgen.ModeAppendBatch {
+	} else if *mode == loadgen.ModeAppend || *mode == loadgen.ModeAppendBatch || *mode == loadgen.ModeFairness {
 		return usagef("append modes need --registrar-key to register their agents")
 	}
 	if *cpuProfile != "" {
@@ -56,6 +56,17 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	if !cf.json {
 		fmt.Fprintf(env.stderr, "preparing %s run against %s...\n", cfg.Mode, cf.server)
+	}
+	if *mode == loadgen.ModeFairness {
+		res, err := loadgen.RunFairness(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		if cf.json {
+			return printJSON(env.stdout, res)
+		}
+		fmt.Fprint(env.stdout, res)
+		return nil
 	}
 	res, err := loadgen.Run(ctx, cfg)
 	if err != nil {
