@@ -232,8 +232,9 @@ func TestHelp(t *testing.T) {
 		{[]string{"verify", "-h"}, "PROOF is a C2SP tlog-proof"},
 		{[]string{"verify", "-h"}, "BUNDLE a chain bundle"},
 		{[]string{"restore", "-h"}, "--from FILE "},
+		{[]string{"policy", "set", "--help"}, "usage: warrant policy set --key ADMIN_KEY FILE.cedar\n"},
 	} {
-		if _, stderr, _ := runHere(c.args...); !strings.Contains(stderr, c.want) {
+		if _, stderr, _ := runHere(c.args...); !strings.Contains(stderr, c.want) || strings.Count(stderr, "usage:") != 1 {
 			t.Errorf("warrant %v does not say %q:\n%s", c.args, c.want, stderr)
 		}
 	}
