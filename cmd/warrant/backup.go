@@ -135,7 +135,7 @@ func backupHTTPClient(t *clientTLS) (*http.Client, error) {
 // checking and auditing every entry on the way.
 func runRestore(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "restore", "--from FILE --data DIR --log-key-file LOG.KEY [--json]")
-	from := fs.String("from", "", "the backup file (from `warrant backup`)")
+	from := fs.String("from", "", "the backup `FILE` (from warrant backup)")
 	data := fs.String("data", "", "the data directory to create (must not exist, or be empty)")
 	keyFile := fs.String("log-key-file", "", "the log's signing key, saved from the original data directory's log.key")
 	jsonOut := fs.Bool("json", false, "print one single-line JSON object")

@@ -8,7 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
 	"github.com/warrantlog/warrant/client"
+	"github.com/warrantlog/warrant/ledger"
 	"github.com/warrantlog/warrant/proofs"
 )
 
@@ -16,16 +19,13 @@ func runTrace(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "trace", "ID [--out BUNDLE] [--json]")
 	var cf clientFlags
 	cf.register(fs, env)
-	out := fs.String("out", "", "write the chain bundle to BUNDLE (default: stdout)")
+	out := fs.String("out", "", "write the chain bundle to `BUNDLE`, for warrant verify (without --out: print the chain, or with --json the bundle)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		return usagef("trace takes one argument: a delegation id")
-	}
-	if cf.json && *out == "" {
-		return usagef("--json needs --out: stdout carries the JSON summary")
 	}
 	c, err := cf.newClient()
 	if err != nil {
@@ -35,14 +35,20 @@ func runTrace(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *out == "" {
+	last := vc.Links[len(vc.Links)-1]
+	switch {
+	case *out == "" && cf.json: // the bundle is one line of JSON
 		_, err := env.stdout.Write(append(bundle, '\n'))
 		return err
+	case *out == "":
+		fmt.Fprintf(env.stdout, "the chain of %s: %d links from its root grant, verified against the signed checkpoint of %s at tree size %d\n", pos[0], len(vc.Links), vc.Checkpoint.Origin, vc.Checkpoint.Size)
+		printChain(env.stdout, vc)
+		fmt.Fprintf(env.stdout, "write it for an auditor with --out BUNDLE (`warrant verify BUNDLE` checks it offline)\n")
+		return nil
 	}
 	if err := writeFileAtomic(*out, bundle); err != nil {
 		return &proofs.Error{Reason: "io_error", Err: err}
 	}
-	last := vc.Links[len(vc.Links)-1]
 	if cf.json {
 		return printJSON(env.stdout, map[string]any{"id": pos[0], "index": last.Index, "links": len(vc.Links), "out": *out, "checkpoint": cpJSON(vc.Checkpoint)})
 	}
@@ -85,6 +91,9 @@ func runBlastRadius(ctx context.Context, env *cmdEnv, args []string) error {
 	if len(pos) != 1 {
 		return usagef("blast-radius takes one argument: an agent's SPIFFE ID")
 	}
+	if _, err := spiffeid.FromString(pos[0]); err != nil {
+		return usagef("blast-radius takes an agent's SPIFFE ID, like spiffe://example.org/agent/planner; %q is not one: %v", pos[0], err)
+	}
 	if cf.json {
 		*format = "json"
 	}
@@ -106,6 +115,13 @@ func runBlastRadius(ctx context.Context, env *cmdEnv, args []string) error {
 	r, err := c.BlastRadius(ctx, pos[0], t, *max)
 	if err != nil {
 		return err
+	}
+	if r.Count == 0 {
+		since := ""
+		if !t.IsZero() {
+			since = " since " + proofs.FormatTime(t)
+		}
+		return proofs.Errorf(ledger.ReasonNotFound, "the log has no delegation issued by or to %s%s", pos[0], since)
 	}
 	switch *format {
 	case "json":

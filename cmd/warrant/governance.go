@@ -112,13 +112,17 @@ func runRevoke(ctx context.Context, env *cmdEnv, args []string) error {
 }
 
 func runPolicy(ctx context.Context, env *cmdEnv, args []string) error {
-	if len(args) == 0 || args[0] != "set" {
-		return usagef("usage: warrant policy set --key ADMIN_KEY FILE.cedar")
-	}
 	fs := newFlagSet(env, "policy set", "--key ADMIN_KEY FILE.cedar")
 	var cf clientFlags
 	cf.register(fs, env)
 	keyPath := fs.String("key", "", "an admin private key (PEM) given to serve with --admin-key")
+	if len(args) == 0 || args[0] != "set" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+			_, err := parseArgs(fs, args[:1]) // prints the usage
+			return err
+		}
+		return usagef("policy takes a subcommand: warrant policy set --key ADMIN_KEY FILE.cedar")
+	}
 	pos, err := parseArgs(fs, args[1:])
 	if err != nil {
 		return err

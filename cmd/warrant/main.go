@@ -15,11 +15,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"connectrpc.com/connect"
 	"golang.org/x/mod/sumdb/note"
@@ -55,6 +59,9 @@ type cmdEnv struct {
 	stdout io.Writer
 	stderr io.Writer
 	getenv func(string) string
+	// client is the client flags of the command being run, if it talks to
+	// a server: a failure's advice names the server (hints.go).
+	client *clientFlags
 }
 
 func commands() []command {
@@ -79,6 +86,7 @@ func commands() []command {
 		{"restore", "rebuild a data directory from a backup and the log key, audited", runRestore},
 		{"siem", "follow the log for a SIEM: every entry once, verified, resumable", runSIEM},
 		{"bench", "drive load against a running server and measure it", runBench},
+		{"version", "print the version and build information", runVersion},
 	}
 }
 
@@ -98,10 +106,13 @@ func run(ctx context.Context, env *cmdEnv, args []string) int {
 		}
 		return exitOK
 	}
+	if args[0] == "--version" {
+		args[0] = "version"
+	}
 	for _, c := range commands() {
 		if c.name == args[0] {
 			err := c.run(ctx, env, args[1:])
-			return report(env.stderr, err)
+			return report(env.stderr, explain(ctx, env, err))
 		}
 	}
 	fmt.Fprintf(env.stderr, "error: usage: unknown command %q (run `warrant help`)\n", args[0])
@@ -111,8 +122,12 @@ func run(ctx context.Context, env *cmdEnv, args []string) int {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: warrant <command> [flags] [args]")
 	fmt.Fprintln(w, "\ncommands:")
+	width := 0
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
+		width = max(width, len(c.name))
+	}
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nrun `warrant <command> -h` for a command's flags")
 }
@@ -138,6 +153,10 @@ func report(w io.Writer, err error) int {
 		return exitUsage
 	}
 	reason, text := describe(err)
+	var h hinted
+	if errors.As(err, &h) {
+		text += "; " + h.hint
+	}
 	fmt.Fprintf(w, "error: %s: %s\n", reason, oneLine(text))
 	return exitFailure
 }
@@ -169,39 +188,98 @@ func describe(err error) (string, string) {
 func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", " ") }
 
 // parseArgs parses flags that may come before or after positional
-// arguments ("--" ends flag parsing) and returns the positionals.
+// arguments ("--" ends flag parsing) and returns the positionals. -h prints
+// the command's usage (once); a mistake is one error line, without it.
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	fs.SetOutput(io.Discard)
+	printUsage := fs.Usage
+	fs.Usage = func() {} // the flag package calls it on every error too
+	defer func() { fs.Usage = printUsage }()
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				printUsage()
 				return nil, err
 			}
-			return nil, usagef("%s: %v", fs.Name(), err)
+			return nil, flagError(fs, err)
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
-			return pos, nil
+			break
 		}
 		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			return append(pos, rest...), nil
+			pos = append(pos, rest...)
+			break
 		}
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+	if err := checkURLFlags(fs); err != nil {
+		return nil, err
+	}
+	return pos, nil
 }
 
-// helpFlags prints a command's flags when -h is given.
+// badValue is how the flag package reports a value it cannot parse.
+var badValue = regexp.MustCompile(`^invalid value "(.*)" for flag -([^:]+): `)
+
+// flagError turns a flag package error into a usage error that says what to
+// type instead where it can: a duration without a unit is the usual one.
+func flagError(fs *flag.FlagSet, err error) error {
+	if m := badValue.FindStringSubmatch(err.Error()); m != nil {
+		if f := fs.Lookup(m[2]); f != nil {
+			if g, ok := f.Value.(flag.Getter); ok {
+				if _, isDuration := g.Get().(time.Duration); isDuration {
+					if _, numErr := strconv.ParseFloat(m[1], 64); numErr == nil {
+						return usagef("--%s %s: a duration needs a unit: --%s %sm (or s, h; e.g. 90s, 1h30m)", m[2], m[1], m[2], m[1])
+					}
+					return usagef("--%s %q is not a duration: write a number and a unit, e.g. 10m, 90s or 1h30m", m[2], m[1])
+				}
+			}
+		}
+	}
+	return usagef("%s: %v (run `warrant %s -h`)", fs.Name(), err, fs.Name())
+}
+
+// urlFlags are the flags that name a server by URL, and their environment
+// variables.
+var urlFlags = [][2]string{{"server", "WARRANT_SERVER"}, {"ops", "WARRANT_OPS"}}
+
+// checkURLFlags refuses a server URL without an http:// or https://
+// scheme, from a flag or its environment variable: "127.0.0.1:8750" would
+// otherwise fail later, and less clearly, as an unreachable server.
+func checkURLFlags(fs *flag.FlagSet) error {
+	for _, uf := range urlFlags {
+		f := fs.Lookup(uf[0])
+		if f == nil || f.Value.String() == "" {
+			continue
+		}
+		v := f.Value.String()
+		if u, err := url.Parse(v); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+			continue
+		}
+		if strings.Contains(v, "://") {
+			return usagef("--%s %q (or env %s): want an http:// or https:// URL with a host", uf[0], v, uf[1])
+		}
+		return usagef("--%s %q (or env %s) has no scheme: write http://%s (or https://)", uf[0], v, uf[1], v)
+	}
+	return nil
+}
+
+// newFlagSet returns a command's flag set; -h prints its synopsis and its
+// flags in aligned columns (help.go).
 func newFlagSet(env *cmdEnv, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(env.stderr, "usage: warrant %s %s\n", name, synopsis)
-		fs.SetOutput(env.stderr)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}
+	fs.Usage = func() { printCommandUsage(env.stderr, fs, synopsis) }
 	return fs
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // stringList is a repeatable string flag.
@@ -220,6 +298,7 @@ type clientFlags struct {
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet, env *cmdEnv) {
+	env.client = f
 	fs.StringVar(&f.server, "server", envOr(env, "WARRANT_SERVER", defaultServer), "ledger URL (env WARRANT_SERVER)")
 	fs.StringVar(&f.logKey, "log-key", env.getenv("WARRANT_LOG_KEY"), "the log's note verifier key, or @FILE (env WARRANT_LOG_KEY)")
 	fs.StringVar(&f.state, "state", "", "trusted-checkpoint file (default: per origin under the user config dir)")
@@ -234,19 +313,13 @@ func envOr(env *cmdEnv, key, def string) string {
 	return def
 }
 
-// verifier resolves --log-key.
+// loadLogKey resolves --log-key (the key itself, or @FILE).
 func loadLogKey(spec string) (note.Verifier, error) {
-	if spec == "" {
-		return nil, usagef("--log-key is required (the log's verifier key, e.g. @warrant-data/log.vkey)")
+	text, err := logKeyText(spec)
+	if err != nil {
+		return nil, err
 	}
-	if path, ok := strings.CutPrefix(spec, "@"); ok {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, &proofs.Error{Reason: "log_key_unreadable", Err: err}
-		}
-		spec = string(b)
-	}
-	return proofs.ParseVerifierKey(spec)
+	return proofs.ParseVerifierKey(text)
 }
 
 // newClient builds a client from the common flags.

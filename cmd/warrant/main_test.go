@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -119,9 +120,7 @@ func startServer(t *testing.T, dir string, env []string, addr string, args ...st
 	t.Cleanup(func() { s.kill(syscall.SIGKILL) })
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
+		if answers(addr) {
 			return s
 		}
 		if time.Now().After(deadline) {
@@ -129,6 +128,24 @@ func startServer(t *testing.T, dir string, env []string, addr string, args ...st
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// answers reports whether an HTTP server answers at addr (over TLS or not:
+// a TLS server answers a plain request with a 400). A connection alone is
+// not enough: serve binds its address before it opens its log.
+func answers(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("GET /checkpoint HTTP/1.0\r\n\r\n")); err != nil {
+		return false
+	}
+	b := make([]byte, 5)
+	_, err = io.ReadFull(c, b)
+	return err == nil && string(b) == "HTTP/"
 }
 
 // kill sends sig and waits for the process to exit.

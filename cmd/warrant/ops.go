@@ -67,7 +67,21 @@ type ops struct {
 	reg     *prometheus.Registry
 	metrics *ledger.Metrics
 	tracer  *sdktrace.TracerProvider // nil: tracing off
+	ln      net.Listener             // the --ops-listen listener, once bound
 	srv     *http.Server             // the --ops-listen server, once started
+}
+
+// listen binds --ops-listen, if given, before serve opens its data.
+func (o *ops) listen() error {
+	if o.flags.opsListen == "" {
+		return nil
+	}
+	ln, err := bind(o.flags.opsListen, "--ops-listen")
+	if err != nil {
+		return err
+	}
+	o.ln = ln
+	return nil
 }
 
 // newOps builds the metrics registry (Go runtime, process and ledger
@@ -164,11 +178,8 @@ func (o *ops) handler(l *ledger.Log) (http.Handler, error) {
 // start starts the operations listener, if any, and logs what is where.
 func (o *ops) start(l *ledger.Log, mainURL string) error {
 	where := mainURL
-	if o.flags.opsListen != "" {
-		ln, err := net.Listen("tcp", o.flags.opsListen)
-		if err != nil {
-			return &proofs.Error{Reason: "listen_failed", Err: err}
-		}
+	if o.ln != nil {
+		ln := o.ln
 		mux := http.NewServeMux()
 		o.routes(mux, l, false)
 		o.srv = &http.Server{
@@ -202,6 +213,8 @@ func (o *ops) close() {
 	defer cancel()
 	if o.srv != nil {
 		o.srv.Shutdown(ctx)
+	} else if o.ln != nil {
+		o.ln.Close()
 	}
 	if o.tracer != nil {
 		if err := o.tracer.Shutdown(ctx); err != nil {

@@ -15,15 +15,7 @@ import (
 // TestREADMEQuickstart runs the README's quickstart block verbatim with
 // bash, as a new user would, against the built binary.
 func TestREADMEQuickstart(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile("(?s)<!-- quickstart:begin -->\\s*```sh\\n(.*?)```\\s*<!-- quickstart:end -->").FindSubmatch(readme)
-	if m == nil {
-		t.Fatal("README.md has no quickstart block")
-	}
-	script := string(m[1])
+	script := quickstartScript(t)
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -49,4 +41,18 @@ func TestREADMEQuickstart(t *testing.T) {
 			t.Errorf("quickstart output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// quickstartScript is the README's quickstart block.
+func quickstartScript(t *testing.T) string {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)<!-- quickstart:begin -->\\s*```sh\\n(.*?)```\\s*<!-- quickstart:end -->").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README.md has no quickstart block")
+	}
+	return string(m[1])
 }

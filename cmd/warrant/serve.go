@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/warrantlog/warrant/ledger"
@@ -101,11 +102,21 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	if err := sec.options(&opts); err != nil {
 		return err
 	}
+	// Bind before touching the data directory: a second serve on a taken
+	// port fails at once, on stderr, and creates no log.
+	ln, err := bind(*listen, "--listen or WARRANT_LISTEN")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
 	o, err := newOps(ctx, env, &of, logger)
 	if err != nil {
 		return err
 	}
 	defer o.close()
+	if err := o.listen(); err != nil {
+		return err
+	}
 	opts.Metrics = o.metrics
 	if env.getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimitBase + int64(*treeCacheMB)<<20)
@@ -119,10 +130,6 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	defer l.Close()
 
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return &proofs.Error{Reason: "listen_failed", Err: err}
-	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // gRPC over plain http://
@@ -173,6 +180,19 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		logger.Warn("shutdown", "err", err)
 	}
 	return nil
+}
+
+// bind binds addr; a taken address says what to do (flags names the
+// flag and variable that choose the address).
+func bind(addr, flags string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, proofs.Errorf("listen_failed", "%s: address in use (is another warrant serve running? stop it, or choose another address with %s)", addr, flags)
+	}
+	if err != nil {
+		return nil, &proofs.Error{Reason: "listen_failed", Err: err}
+	}
+	return ln, nil
 }
 
 // defaultMemoryLimitBase is the soft memory limit serve sets when

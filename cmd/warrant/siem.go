@@ -19,6 +19,7 @@ func runSIEM(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "siem", "--state FILE [--once] [--format ocsf|cef|syslog] [--out -|FILE|URL]")
 	var cf clientFlags
 	cf.register(fs, env)
+	fs.Lookup("state").Usage = "required: the follower's state file (where to resume, and the trusted checkpoint); created on the first run"
 	once := fs.Bool("once", false, "drain to the current checkpoint and exit")
 	format := fs.String("format", "ocsf", "event format: ocsf (JSON lines), cef or syslog (RFC 5424)")
 	out := fs.String("out", "-", "sink: - (stdout), a file (appended), syslog+tcp://HOST:PORT, syslog+tls://HOST:PORT, or a Splunk HEC https:// URL")
@@ -204,6 +205,9 @@ func logKeyText(spec string) (string, error) {
 			return "", &proofs.Error{Reason: "log_key_unreadable", Err: err}
 		}
 		return strings.TrimSpace(string(b)), nil
+	}
+	if err := logKeyIsPath(spec); err != nil {
+		return "", err
 	}
 	return strings.TrimSpace(spec), nil
 }

@@ -15,7 +15,7 @@ const notShown = "a tlog-proof shows that this leaf is in the log; it does not c
 	"(that needs the whole log: warrant audit)"
 
 func runVerify(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "verify", "FILE --log-key VKEY|@FILE [--witness-policy FILE] [--json]")
+	fs := newFlagSet(env, "verify", "PROOF|BUNDLE --log-key VKEY|@FILE [--witness-policy FILE] [--json]\n\nPROOF is a C2SP tlog-proof (from `warrant prove`), BUNDLE a chain bundle (from `warrant trace --out`).")
 	logKey := fs.String("log-key", env.getenv("WARRANT_LOG_KEY"), "the log's note verifier key, or @FILE (env WARRANT_LOG_KEY)")
 	asJSON := fs.Bool("json", false, "print one single-line JSON object")
 	witnessPolicy := fs.String("witness-policy", "", "a witness policy file the bundle's checkpoint cosignatures must satisfy")
@@ -24,7 +24,7 @@ func runVerify(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef("verify takes one argument: a tlog-proof file")
+		return usagef("verify takes one argument: a tlog-proof file (from warrant prove) or a chain bundle (from warrant trace --out)")
 	}
 	v, err := loadLogKey(*logKey)
 	if err != nil {

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/warrantlog/warrant/client"
+	"github.com/warrantlog/warrant/ledger"
+	"github.com/warrantlog/warrant/proofs"
+)
+
+// Advice on failures. An error message should tell the user what to do
+// next when the likely cause is a setup mistake (no server running, the
+// wrong log key, a server started without the registrar's key), so that a
+// first run does not end in a bare reason code. The reason code itself is
+// never changed: scripts rely on it.
+
+// hinted is an error with advice on what to do about it, printed after the
+// error's own text.
+type hinted struct {
+	err  error
+	hint string
+}
+
+func (h hinted) Error() string { return h.err.Error() + "; " + h.hint }
+func (h hinted) Unwrap() error { return h.err }
+
+// explain adds advice to err where a setup mistake is the likely cause.
+func explain(ctx context.Context, env *cmdEnv, err error) error {
+	if err == nil {
+		return nil
+	}
+	server := "the server"
+	if env.client != nil {
+		server = env.client.server
+	}
+	switch reason := proofs.Reason(err); {
+	case unreachable(err):
+		return hinted{err, fmt.Sprintf("no ledger answers at %s: point --server (env WARRANT_SERVER) at a running one, or start one with `warrant serve`", server)}
+	case reason == ledger.ReasonRegistrarUnknown:
+		return hinted{err, "the server accepts key bindings only from the registrar keys it was started with: restart it with `warrant serve --registrar-key PUB`, PUB being this registrar's public key"}
+	case (reason == proofs.ReasonCheckpointSignature || reason == proofs.ReasonCheckpointOrigin) && env.client != nil:
+		if h := env.client.servedLog(ctx); h != "" {
+			return hinted{err, h}
+		}
+	}
+	return err
+}
+
+// unreachable reports whether err is a failure to connect at all.
+func unreachable(err error) bool {
+	var oe *net.OpError
+	var dns *net.DNSError
+	return errors.As(err, &dns) || errors.As(err, &oe) && oe.Op == "dial"
+}
+
+// servedLog names the log the server signs checkpoints for, read from its
+// GET /checkpoint without verifying anything (it is advice for a user whose
+// --log-key does not match, not a trust decision), or "" if it cannot.
+func (f *clientFlags) servedLog(ctx context.Context) string {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	if f.tls.ca != "" || f.tls.cert != "" {
+		cfg, err := client.TLSConfig(f.tls.ca, f.tls.cert, f.tls.key)
+		if err != nil {
+			return ""
+		}
+		hc.Transport = &http.Transport{TLSClientConfig: cfg}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(f.server, "/")+"/checkpoint", nil)
+	if err != nil {
+		return ""
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, proofs.MaxCheckpointBytes))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	_, err = note.Open(body, note.VerifierList())
+	var une *note.UnverifiedNoteError
+	if !errors.As(err, &une) || len(une.Note.UnverifiedSigs) == 0 {
+		return ""
+	}
+	origin, _, _ := strings.Cut(une.Note.Text, "\n")
+	var keys []string
+	for _, s := range une.Note.UnverifiedSigs {
+		keys = append(keys, fmt.Sprintf("%s+%08x", s.Name, s.Hash))
+	}
+	given := "a key that does not sign it"
+	if v, err := loadLogKey(f.logKey); err == nil {
+		given = fmt.Sprintf("the key of %s+%08x", v.Name(), v.KeyHash())
+	}
+	return fmt.Sprintf("the server at %s signs the log %q (key %s, unverified), but --log-key (env WARRANT_LOG_KEY) is %s: use the verifier key of the log this server runs (its DATA_DIR/log.vkey, as --log-key @FILE), or point --server at the log you meant",
+		f.server, origin, strings.Join(keys, ", "), given)
+}
+
+// logKeyIsPath refuses a --log-key value that is a file name given without
+// the @ that marks one, or that looks like one.
+func logKeyIsPath(spec string) error {
+	if _, err := proofs.ParseVerifierKey(spec); err == nil {
+		return nil
+	}
+	s := strings.TrimSpace(spec)
+	if fi, err := os.Stat(s); err == nil && !fi.IsDir() {
+		return usagef("--log-key %s (or env WARRANT_LOG_KEY) is a file: write --log-key @%s (the key itself, or @FILE)", s, s)
+	}
+	if !strings.Contains(s, "+") { // a verifier key is NAME+HASH+KEY
+		return usagef("--log-key %q (or env WARRANT_LOG_KEY) is neither a verifier key (NAME+HASH+KEY) nor @FILE: for a file, write --log-key @%s", s, s)
+	}
+	return nil
+}
