@@ -337,7 +337,7 @@ func runWarrant(ctx context.Context, o options, logger *slog.Logger, mode string
 	// The load generator signs every envelope as one issuer; warrant's
 	// per-agent rate limit (500/s by default) would cap the run at that, so
 	// it is off, as Tessera has none. Everything else is warrant's default.
-	l, err := ledger.Open(ctx, ledger.Options{Dir: dir, RegistrarKeys: []*proofs.PublicKey{registrar.Public()}, AgentRate: -1, Logger: logger})
+	l, err := ledger.Open(ctx, ledger.Options{Dir: dir, RegistrarKeys: []*proofs.PublicKey{registrar.Public()}, AgentRate: -1, AgentByteRate: -1, Logger: logger})
 	if err != nil {
 		return Row{}, err
 	}

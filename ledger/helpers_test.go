@@ -39,9 +39,9 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 // testLog opens a log in dir with one registrar key.
 func openTestLog(t testing.TB, dir string, registrar *testKey, mod func(*Options)) *Log {
 	t.Helper()
-	// No per-agent rate limit unless a test sets one: many tests append
+	// No per-agent rate limits unless a test sets them: many tests append
 	// thousands of entries from one issuer as fast as they can.
-	opts := Options{Dir: dir, Origin: "test.example/log", Logger: quietLogger(), AgentRate: -1}
+	opts := Options{Dir: dir, Origin: "test.example/log", Logger: quietLogger(), AgentRate: -1, AgentByteRate: -1}
 	if registrar != nil {
 		opts.RegistrarKeys = []*proofs.PublicKey{registrar.pub()}
 	}

@@ -41,6 +41,7 @@ func server(t *testing.T, wrap func(http.Handler) http.Handler) (string, note.Ve
 		Dir:           t.TempDir(),
 		RegistrarKeys: []*proofs.PublicKey{reg.Public()},
 		AgentRate:     -1,
+		AgentByteRate: -1,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
