@@ -970,7 +970,9 @@ func TestBoundsDocumented(t *testing.T) {
 		fmt.Sprintf("| `AppendBatch` | %d envelopes; a request of %s + %s |", MaxBatchEnvelopes, size(MaxBatchEnvelopes*MaxRequestBytes), size(MaxBatchRequestBytes-MaxBatchEnvelopes*MaxRequestBytes)),
 		"| tlog-proof file read by `verify` | " + size(proofs.MaxTLogProofBytes) + ", 64 proof hashes |",
 		"| chain bundle read by `verify` | " + size(proofs.MaxBundleBytes) + " |",
-		"| sequencer queue | " + count(def.QueueLength) + " requests |",
+		"| sequencer queue | " + count(def.QueueLength) + " requests, of which " + count(def.AgentQueueLength) + " of one agent (`--agent-queue`) |",
+		fmt.Sprintf("| appends per agent | %d/s, bursts of %s (", DefaultAgentRate, count(DefaultAgentBurst)),
+		"| envelope bytes per agent | " + size(DefaultAgentByteRate) + "/s, bursts of " + size(DefaultAgentByteBurst) + " (",
 		"| one batch | " + count(def.MaxBatchEntries) + " entries, " + size(def.MaxBatchBytes) + ",",
 	} {
 		if !strings.Contains(section, row) {
