@@ -405,7 +405,7 @@ func buildVectors(t testing.TB) *vectorSet {
 		Scopes:       []string{"tickets:write", "tickets:read"}, // MarshalPayload sorts them
 		DataClasses:  []string{"internal", "confidential"},
 		Destinations: []string{"https://tickets.example.org/api"},
-		NotBefore: proofs.FormatTime(vecTime), ExpiresAt: proofs.FormatTime(vecTime.Add(time.Hour)),
+		NotBefore:    proofs.FormatTime(vecTime), ExpiresAt: proofs.FormatTime(vecTime.Add(time.Hour)),
 		Nonce: "nonce-root-0001", TraceID: "4bf92f3577b34da6a3ce929d0e0e4736",
 		Purpose: "Triage <urgent> & \"quoted\" tickets \u2014 caf\u00e9 \U0001F600\u2028second line\ttab",
 	}

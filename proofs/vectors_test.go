@@ -298,5 +298,3 @@ func unhex(t *testing.T, hs []string) [][]byte {
 	}
 	return out
 }
-
-
