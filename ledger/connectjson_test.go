@@ -159,9 +159,9 @@ func TestConnectJSONRawHTTP(t *testing.T) {
 		}
 	}
 
-	post := func(body string) (int, []byte) {
+	call := func(method, body string) (int, []byte) {
 		t.Helper()
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/warrant.v1.LedgerService/Append", bytes.NewReader([]byte(body)))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/warrant.v1.LedgerService/"+method, bytes.NewReader([]byte(body)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,6 +181,7 @@ func TestConnectJSONRawHTTP(t *testing.T) {
 		}
 		return resp.StatusCode, b
 	}
+	post := func(body string) (int, []byte) { t.Helper(); return call("Append", body) }
 	// checkEntry verifies a returned entry as a client must: the checkpoint
 	// under the log key, then the leaf's inclusion in it.
 	checkEntry := func(e jsonProvenEntry, want string, wantIndex uint64, wantID string) {
@@ -277,5 +278,29 @@ func TestConnectJSONRawHTTP(t *testing.T) {
 	}
 	if got := l.Checkpoint().Size; got != uint64(len(vlog.Entries)) {
 		t.Errorf("log size %d after the refusals, want %d", got, len(vlog.Entries))
+	}
+
+	// Reads: GetEntry by delegation id (a oneof member), GetCheckpoint.
+	status, b = call("GetEntry", `{"delegationId":"dlg_triage"}`)
+	var ge struct {
+		Entry  jsonProvenEntry `json:"entry"`
+		Status struct {
+			State      string `json:"state"`
+			RevokedVia string `json:"revokedVia"`
+		} `json:"status"`
+	}
+	if status != http.StatusOK || json.Unmarshal(b, &ge) != nil {
+		t.Fatalf("GetEntry: HTTP %d %s", status, b)
+	}
+	checkEntry(ge.Entry, vlog.Entries[6].Leaf, 6, "dlg_triage")
+	if ge.Status.State != "revoked" || ge.Status.RevokedVia != "dlg_triage" {
+		t.Errorf("GetEntry status: %s", b)
+	}
+	status, b = call("GetCheckpoint", `{}`)
+	var gc struct {
+		Checkpoint []byte `json:"checkpoint"`
+	}
+	if status != http.StatusOK || json.Unmarshal(b, &gc) != nil || string(gc.Checkpoint) != want.Note {
+		t.Errorf("GetCheckpoint: HTTP %d %s", status, b)
 	}
 }
