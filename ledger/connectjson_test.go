@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/proto"
 
 	warrantv1 "github.com/warrantlog/warrant/api/warrant/v1"
@@ -296,6 +297,26 @@ func TestConnectJSONRawHTTP(t *testing.T) {
 	if ge.Status.State != "revoked" || ge.Status.RevokedVia != "dlg_triage" {
 		t.Errorf("GetEntry status: %s", b)
 	}
+	status, b = call("GetInclusionProof", `{"index":"6","treeSize":"10"}`)
+	var gi struct {
+		Index    string   `json:"index"`
+		TreeSize string   `json:"treeSize"`
+		Hashes   [][]byte `json:"hashes"`
+	}
+	if status != http.StatusOK || json.Unmarshal(b, &gi) != nil || gi.Index != "6" || gi.TreeSize != "10" ||
+		proofs.VerifyInclusion(6, 10, proofs.LeafHash([]byte(vlog.Entries[6].Leaf)), gi.Hashes, mustRoot(t, want.Note, logKey)) != nil {
+		t.Errorf("GetInclusionProof: HTTP %d %s", status, b)
+	}
+	status, b = call("GetConsistencyProof", `{"fromSize":"7","toSize":"10"}`)
+	var gcp struct {
+		FromSize string   `json:"fromSize"`
+		ToSize   string   `json:"toSize"`
+		Hashes   [][]byte `json:"hashes"`
+	}
+	if status != http.StatusOK || json.Unmarshal(b, &gcp) != nil || gcp.FromSize != "7" || gcp.ToSize != "10" ||
+		proofs.VerifyConsistency(7, 10, gcp.Hashes, mustRoot(t, vlog.Checkpoints[1].Note, logKey), mustRoot(t, want.Note, logKey)) != nil {
+		t.Errorf("GetConsistencyProof: HTTP %d %s", status, b)
+	}
 	status, b = call("GetCheckpoint", `{}`)
 	var gc struct {
 		Checkpoint []byte `json:"checkpoint"`
@@ -303,4 +324,13 @@ func TestConnectJSONRawHTTP(t *testing.T) {
 	if status != http.StatusOK || json.Unmarshal(b, &gc) != nil || string(gc.Checkpoint) != want.Note {
 		t.Errorf("GetCheckpoint: HTTP %d %s", status, b)
 	}
+}
+
+func mustRoot(t *testing.T, signed string, v note.Verifier) []byte {
+	t.Helper()
+	cp, err := proofs.OpenCheckpoint([]byte(signed), v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp.Root
 }
