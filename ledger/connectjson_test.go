@@ -53,6 +53,10 @@ type rawVecLog struct {
 		Size uint64 `json:"size"`
 		Note string `json:"note"`
 	} `json:"checkpoints"`
+	Tiles []struct {
+		Path    string `json:"path"`
+		Content []byte `json:"content_b64"`
+	} `json:"tiles"`
 }
 
 func readVector(t *testing.T, name string, v any) {
@@ -323,6 +327,18 @@ func TestConnectJSONRawHTTP(t *testing.T) {
 	}
 	if status != http.StatusOK || json.Unmarshal(b, &gc) != nil || string(gc.Checkpoint) != want.Note {
 		t.Errorf("GetCheckpoint: HTTP %d %s", status, b)
+	}
+	// The same tree as C2SP tlog-tiles.
+	for _, tv := range vlog.Tiles {
+		resp, err := srv.Client().Get(srv.URL + "/" + tv.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(body, tv.Content) {
+			t.Errorf("GET /%s: HTTP %d, %d bytes, want the vector's %d bytes (%v)", tv.Path, resp.StatusCode, len(body), len(tv.Content), err)
+		}
 	}
 }
 

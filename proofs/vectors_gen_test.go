@@ -143,6 +143,12 @@ type consistencyVector struct {
 	Hashes []string `json:"hashes_hex"`
 }
 
+// tileVector is a C2SP tlog-tiles resource of the vector log.
+type tileVector struct {
+	Path    string `json:"path"`
+	Content string `json:"content_b64"`
+}
+
 type logFile struct {
 	Origin      string              `json:"origin"`
 	VerifierKey string              `json:"note_verifier_key"`
@@ -151,6 +157,7 @@ type logFile struct {
 	Checkpoints []checkpointVector  `json:"checkpoints"`
 	Inclusion   []inclusionVector   `json:"inclusion_proofs"`
 	Consistency []consistencyVector `json:"consistency_proofs"`
+	Tiles       []tileVector        `json:"tiles"`
 }
 
 // invalidCase is one input that must be refused with Reason. Check names
@@ -558,6 +565,19 @@ func buildVectors(t testing.TB) *vectorSet {
 	lf.Inclusion = append(lf.Inclusion, inclusionVector{Index: 5, TreeSize: 7, Hashes: hexes(merkleref.Inclusion(5, hashes[:7]))})
 	for _, c := range [][2]uint64{{1, n}, {2, n}, {7, n}, {3, 7}, {4, 8}} {
 		lf.Consistency = append(lf.Consistency, consistencyVector{From: c[0], To: c[1], Hashes: hexes(merkleref.Consistency(int(c[0]), hashes[:c[1]]))})
+	}
+	// The tlog-tiles resources of the size-n tree: the partial level-0 tile
+	// (the leaf hashes) and the partial entry bundle (each leaf after its
+	// 2-byte big-endian length).
+	var tile, bundle []byte
+	for i, l := range leaves {
+		tile = append(tile, hashes[i]...)
+		bundle = binary.BigEndian.AppendUint16(bundle, uint16(len(l)))
+		bundle = append(bundle, l...)
+	}
+	lf.Tiles = []tileVector{
+		{Path: fmt.Sprintf("tile/0/000.p/%d", n), Content: base64.StdEncoding.EncodeToString(tile)},
+		{Path: fmt.Sprintf("tile/entries/000.p/%d", n), Content: base64.StdEncoding.EncodeToString(bundle)},
 	}
 	vs.files[vecLog] = marshalVec(t, lf)
 

@@ -175,6 +175,24 @@ func TestVectors(t *testing.T) {
 				t.Errorf("inclusion %d in %d: %v", p.Index, p.TreeSize, err)
 			}
 		}
+		if len(lg.Tiles) != 2 {
+			t.Fatalf("%d tiles", len(lg.Tiles))
+		}
+		tile, _ := base64.StdEncoding.DecodeString(lg.Tiles[0].Content)
+		if !bytes.Equal(tile, bytes.Join(hashes, nil)) {
+			t.Errorf("%s is not the leaf hashes", lg.Tiles[0].Path)
+		}
+		bundle, _ := base64.StdEncoding.DecodeString(lg.Tiles[1].Content)
+		for i, e := range lg.Entries {
+			n := int(bundle[0])<<8 | int(bundle[1])
+			if n != len(e.Leaf) || string(bundle[2:2+n]) != e.Leaf {
+				t.Fatalf("%s: entry %d differs", lg.Tiles[1].Path, i)
+			}
+			bundle = bundle[2+n:]
+		}
+		if len(bundle) != 0 {
+			t.Errorf("%s: data after the entries", lg.Tiles[1].Path)
+		}
 		for _, p := range lg.Consistency {
 			if err := proofs.VerifyConsistency(p.From, p.To, unhex(t, p.Hashes), roots[p.From], roots[p.To]); err != nil {
 				t.Errorf("consistency %d to %d: %v", p.From, p.To, err)
