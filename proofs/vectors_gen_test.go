@@ -458,6 +458,9 @@ func buildVectors(t testing.TB) *vectorSet {
 		Limits:        proofs.DefaultLimits(),
 		Rules:         proofs.DefaultRuleLimits(),
 	}
+	// Entry 1 is the shipped default policy, as a new server writes it: the
+	// ledger's raw-HTTP test replays the vector log against a real server
+	// and needs the same bytes.
 	defaultPolicy, err := os.ReadFile(filepath.Join("..", "ledger", "default.cedar"))
 	if err != nil {
 		t.Fatal(err)
