@@ -34,7 +34,9 @@ const (
 // signatures and replay its recorded decision, plus consistency proofs
 // tying together the checkpoints the proofs are against. Its canonical
 // encoding is compact JSON (Marshal); a bundle verifies only in that
-// encoding, so every byte of it is authenticated or a reason to reject.
+// encoding, so every byte of it is authenticated or a reason to reject,
+// except checkpoint signature lines by keys the verifier does not know,
+// which it ignores (OpenCheckpoint).
 type Bundle struct {
 	// Format is BundleFormat.
 	Format string `json:"format"`
