@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
@@ -41,9 +42,10 @@ type witnessingProxy struct {
 	mu       sync.Mutex
 	size     uint64            // the witness's latest cosigned size
 	cosigned map[string][]byte // checkpoint text -> cosignature lines
+	streamed int               // stream messages rewritten
 }
 
-func newWitnessingProxy(t *testing.T, server, witnessURL string, logKey note.Verifier) http.Handler {
+func newWitnessingProxy(t *testing.T, server, witnessURL string, logKey note.Verifier) (*witnessingProxy, http.Handler) {
 	p := &witnessingProxy{
 		t: t, logKey: logKey, witnessURL: witnessURL,
 		rpc:      warrantv1connect.NewLedgerServiceClient(http.DefaultClient, server),
@@ -63,7 +65,14 @@ func newWitnessingProxy(t *testing.T, server, witnessURL string, logKey note.Ver
 		r.Header.Del("Connect-Accept-Encoding")
 	}
 	rp.ModifyResponse = p.modify
-	return rp
+	return p, rp
+}
+
+// streamedMessages is how many stream messages the proxy rewrote.
+func (p *witnessingProxy) streamedMessages() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.streamed
 }
 
 func (p *witnessingProxy) modify(resp *http.Response) error {
@@ -78,6 +87,18 @@ func (p *witnessingProxy) modify(resp *http.Response) error {
 		rewrite = p.cosign
 	case strings.HasPrefix(path, "/"+warrantv1connect.LedgerServiceName+"/") && ct == "application/proto":
 		rewrite = func(body []byte) ([]byte, error) { return p.rewriteAnswer(path, body) }
+	case strings.HasPrefix(path, "/"+warrantv1connect.LedgerServiceName+"/") && ct == "application/connect+proto":
+		// A stream (the checkpoint feed): rewrite it message by message, as
+		// it comes; ContentLength -1 makes the proxy flush each write.
+		pr, pw := io.Pipe()
+		go func(body io.ReadCloser) {
+			defer body.Close()
+			pw.CloseWithError(p.rewriteStream(path, body, pw))
+		}(resp.Body)
+		resp.Body = pr
+		resp.ContentLength = -1
+		resp.Header.Del("Content-Length")
+		return nil
 	default:
 		return nil
 	}
@@ -119,6 +140,38 @@ func (p *witnessingProxy) rewriteAnswer(procedure string, body []byte) ([]byte, 
 		return nil, err
 	}
 	return proto.Marshal(m)
+}
+
+// rewriteStream copies a Connect stream (envelopes of a flags byte and a
+// 4-byte length), rewriting each message; the end-of-stream envelope
+// (flag 2) is copied as is.
+func (p *witnessingProxy) rewriteStream(procedure string, r io.Reader, w io.Writer) error {
+	for {
+		var head [5]byte
+		if _, err := io.ReadFull(r, head[:]); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		msg := make([]byte, binary.BigEndian.Uint32(head[1:]))
+		if _, err := io.ReadFull(r, msg); err != nil {
+			return err
+		}
+		if head[0] == 0 {
+			var err error
+			if msg, err = p.rewriteAnswer(procedure, msg); err != nil {
+				p.t.Errorf("witnessing proxy, %s: %v", procedure, err)
+				return err
+			}
+			binary.BigEndian.PutUint32(head[1:], uint32(len(msg)))
+			p.mu.Lock()
+			p.streamed++
+			p.mu.Unlock()
+		}
+		if _, err := w.Write(append(head[:], msg...)); err != nil {
+			return err
+		}
+	}
 }
 
 // rewriteMessage cosigns every bytes field named checkpoint, and the

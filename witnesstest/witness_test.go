@@ -189,7 +189,8 @@ func TestWitnessCosignedCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := startWitness(t, "witness.example/w1", logKey)
-	proxy := httptest.NewServer(newWitnessingProxy(t, server, w.url, logKey))
+	wp, handler := newWitnessingProxy(t, server, w.url, logKey)
+	proxy := httptest.NewServer(handler)
 	t.Cleanup(proxy.Close)
 	u.env = append(u.env, "WARRANT_SERVER="+proxy.URL, "WARRANT_LOG_KEY=@"+vkeyPath)
 	policy := filepath.Join(dir, "witness.policy")
@@ -305,6 +306,45 @@ func TestWitnessCosignedCheckpoints(t *testing.T) {
 	out, _ := os.ReadFile(events)
 	if n := bytes.Count(out, []byte("\n")); n != int(cp.Size)+1 {
 		t.Fatalf("SIEM: %d events for %d entries", n, cp.Size+1)
+	}
+
+	// Following: the checkpoint feed (a stream, each message cosigned, its
+	// timestamp the log's own) and then the entries; a new entry arrives.
+	followEvents := filepath.Join(dir, "follow.jsonl")
+	follow := exec.Command(warrantBin, "siem", "--state", filepath.Join(dir, "follow.state"), "--out", followEvents)
+	follow.Dir, follow.Env = u.dir, u.env
+	var followErr bytes.Buffer
+	follow.Stderr = &followErr
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { follow.Wait(); close(exited) }()
+	t.Cleanup(func() { follow.Process.Kill(); <-exited })
+	waitLines := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(2 * time.Minute); ; {
+			got, _ := os.ReadFile(followEvents)
+			if bytes.Count(got, []byte("\n")) >= n {
+				return
+			}
+			select {
+			case <-exited:
+				t.Fatalf("siem exited: %s", followErr.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("siem (following) wrote %d events, want %d: %s", bytes.Count(got, []byte("\n")), n, followErr.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitLines(int(cp.Size) + 1)
+	u.must("delegate", "--state", state, "--key", "alice.key", "--issuer", "spiffe://example.org/human/alice", "--to", "spiffe://example.org/agent/planner",
+		"--task", "/billing", "--ttl", "1h", "--id", "dlg_last")
+	waitLines(int(cp.Size) + 2)
+	if wp.streamedMessages() == 0 {
+		t.Fatal("siem followed without the checkpoint feed")
 	}
 
 	// Audit, online (through the trusted state) and from an export whose
