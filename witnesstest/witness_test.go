@@ -280,6 +280,23 @@ func TestWitnessCosignedCheckpoints(t *testing.T) {
 			t.Fatalf("%v:\n%s", args, out)
 		}
 	}
+	// A forged cosignature under the witness's name and key hash: ignored
+	// by a verifier that does not know the witness, refused by one that
+	// does (a known key's signature must verify).
+	for i, p := range b.Proofs {
+		at := strings.Index(p, "\u2014 "+w.name+" ") + len("\u2014 "+w.name+" ") + 20
+		c := "A"
+		if p[at] == 'A' {
+			c = "B"
+		}
+		b.Proofs[i] = p[:at] + c + p[at+1:]
+	}
+	forged := filepath.Join(dir, "forged.bundle")
+	os.WriteFile(forged, b.Marshal(), 0o644)
+	u.must("verify", forged)
+	if r := u.run("verify", forged, "--witness-policy", policy); r.code != 1 || !strings.HasPrefix(r.stderr, "error: "+proofs.ReasonCheckpointSignature+": ") {
+		t.Fatalf("bundle with a forged cosignature under the witness policy: exit %d %q", r.code, r.stderr)
+	}
 	other := startWitness(t, "witness.example/w2", logKey)
 	otherPolicy := filepath.Join(dir, "other.policy")
 	os.WriteFile(otherPolicy, []byte(other.policy), 0o644)
