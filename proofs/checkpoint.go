@@ -109,7 +109,11 @@ func OpenCheckpoint(signed []byte, v note.Verifier, others ...note.Verifier) (*C
 // skips, without verifying, a second line by a key it already verified.
 // Refuse both, so that every line by a known key is one that verified.
 func checkSignatureLines(sigs []byte, known []note.Verifier) error {
-	seen := map[string]bool{}
+	type keyID struct {
+		name string
+		hash uint32
+	}
+	var seen []keyID // lines by known keys: a few at most
 	for len(sigs) > 0 {
 		line, rest, _ := bytes.Cut(sigs, []byte("\n"))
 		sigs = rest
@@ -119,12 +123,14 @@ func checkSignatureLines(sigs []byte, known []note.Verifier) error {
 			return Errorf(ReasonCheckpointInvalid, "signature by %s is not canonical base64", name)
 		}
 		hash := binary.BigEndian.Uint32(sig)
-		isKnown := slices.ContainsFunc(known, func(v note.Verifier) bool { return v.Name() == name && v.KeyHash() == hash })
-		id := fmt.Sprintf("%s+%08x", name, hash)
-		if isKnown && seen[id] {
-			return Errorf(ReasonCheckpointInvalid, "checkpoint carries two signature lines by %s", id)
+		id := keyID{name, hash}
+		if !slices.ContainsFunc(known, func(v note.Verifier) bool { return v.Name() == name && v.KeyHash() == hash }) {
+			continue // unknown: ignored
 		}
-		seen[id] = true
+		if slices.Contains(seen, id) {
+			return Errorf(ReasonCheckpointInvalid, "checkpoint carries two signature lines by %s+%08x", name, hash)
+		}
+		seen = append(seen, id)
 	}
 	return nil
 }
