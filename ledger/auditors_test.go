@@ -512,6 +512,24 @@ func TestBundleWitnessPolicy(t *testing.T) {
 	if _, err := proofs.VerifyBundle(raw, v, proofs.BundleOptions{WitnessPolicy: policy(w1key)}); proofs.Reason(err) != proofs.ReasonBundleWitness {
 		t.Fatalf("uncosigned bundle under a witness policy: %v, want %s", err, proofs.ReasonBundleWitness)
 	}
+	// Without a policy the witness is unknown and its cosignatures are
+	// ignored (C2SP signed-note).
+	if _, err := proofs.VerifyBundle(bundle, v, proofs.BundleOptions{}); err != nil {
+		t.Fatalf("cosigned bundle without a witness policy: %v", err)
+	}
+	// One checkpoint may come with and without cosignatures (a log that
+	// answers before its witnesses do): it is still one checkpoint, and the
+	// cosigned note satisfies the policy.
+	mixed, _ := proofs.ParseBundle(raw)
+	if len(mixed.Proofs) < 2 {
+		t.Fatalf("bundle of %d proofs", len(mixed.Proofs))
+	}
+	mixed.Proofs[1] = b.Proofs[1]
+	for _, opts := range []proofs.BundleOptions{{}, {WitnessPolicy: policy(w1key)}} {
+		if _, err := proofs.VerifyBundle(mixed.Marshal(), v, opts); err != nil {
+			t.Fatalf("bundle with one cosigned note of its checkpoint, policy %q: %v", opts.WitnessPolicy, err)
+		}
+	}
 }
 
 func readFile(t *testing.T, path string) string {

@@ -34,7 +34,9 @@ const (
 // signatures and replay its recorded decision, plus consistency proofs
 // tying together the checkpoints the proofs are against. Its canonical
 // encoding is compact JSON (Marshal); a bundle verifies only in that
-// encoding, so every byte of it is authenticated or a reason to reject.
+// encoding, so every byte of it is authenticated or a reason to reject,
+// except checkpoint signature lines by keys the verifier does not know,
+// which it ignores (OpenCheckpoint).
 type Bundle struct {
 	// Format is BundleFormat.
 	Format string `json:"format"`
@@ -134,7 +136,16 @@ func VerifyBundle(data []byte, logKey note.Verifier, opts BundleOptions) (*Verif
 		}
 	}
 	vc := &VerifiedChain{Entries: map[uint64]*ParsedLeaf{}}
+	// Checkpoints are told apart by what their log signed, not by their
+	// notes: one checkpoint may come with different cosignatures, which a
+	// verifier that does not know the witnesses ignores (OpenCheckpoint).
 	checkpoints := map[string]*Checkpoint{}
+	var largest [][]byte // the notes of the largest checkpoint, for the witness policy
+	addNote := func(cp *Checkpoint) {
+		if cp.Size == vc.Checkpoint.Size && !slices.ContainsFunc(largest, func(n []byte) bool { return bytes.Equal(n, cp.Note) }) {
+			largest = append(largest, cp.Note)
+		}
+	}
 	var order []uint64
 	for i, p := range b.Proofs {
 		ve, err := verifyTLogProof([]byte(p), logKey, witnesses)
@@ -146,13 +157,14 @@ func VerifyBundle(data []byte, logKey note.Verifier, opts BundleOptions) (*Verif
 		}
 		order = append(order, ve.Index)
 		vc.Entries[ve.Index] = ve.Leaf
-		checkpoints[string(ve.Checkpoint.Note)] = ve.Checkpoint
+		checkpoints[ve.Checkpoint.key()] = ve.Checkpoint
 		if vc.Checkpoint == nil || ve.Checkpoint.Size > vc.Checkpoint.Size {
-			vc.Checkpoint = ve.Checkpoint
+			vc.Checkpoint, largest = ve.Checkpoint, nil
 		}
+		addNote(ve.Checkpoint)
 	}
 	// Consistency: every checkpoint must reach the largest one.
-	linked := map[string]bool{string(vc.Checkpoint.Note): true}
+	linked := map[string]bool{vc.Checkpoint.key(): true}
 	for i, c := range b.Consistency {
 		from, err := OpenCheckpoint([]byte(c.From), logKey, witnesses...)
 		if err != nil {
@@ -165,17 +177,18 @@ func VerifyBundle(data []byte, logKey note.Verifier, opts BundleOptions) (*Verif
 		if err := VerifyConsistency(from.Size, to.Size, c.Proof, from.Root, to.Root); err != nil {
 			return nil, bundleErr(err, "consistency %d", i)
 		}
-		if !bytes.Equal(to.Note, vc.Checkpoint.Note) {
+		if to.key() != vc.Checkpoint.key() {
 			return nil, Errorf(ReasonBundleMalformed, "consistency %d does not lead to the bundle's largest checkpoint", i)
 		}
-		linked[c.From] = true
+		linked[from.key()] = true
+		addNote(to)
 	}
-	for note, cp := range checkpoints {
-		if !linked[note] {
+	for key, cp := range checkpoints {
+		if !linked[key] {
 			return nil, Errorf(ReasonBundleIncomplete, "checkpoint of size %d is not tied to the largest (size %d) by a consistency proof", cp.Size, vc.Checkpoint.Size)
 		}
 	}
-	if opts.WitnessPolicy != nil && !policy.Satisfied(vc.Checkpoint.Note) {
+	if opts.WitnessPolicy != nil && !slices.ContainsFunc(largest, policy.Satisfied) {
 		return nil, Errorf(ReasonBundleWitness, "the checkpoint's cosignatures do not satisfy the witness policy")
 	}
 	if err := vc.verifyChain(b.Delegation, order); err != nil {

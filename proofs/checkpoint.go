@@ -3,8 +3,10 @@ package proofs
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	flog "github.com/transparency-dev/formats/log"
@@ -23,7 +25,11 @@ type Checkpoint struct {
 	Size uint64
 	// Root is the RFC 6962 root hash of the first Size entries.
 	Root []byte
-	// Note is the signed note exactly as received.
+	// Note is the signed note exactly as received, so that it can be passed
+	// on with every cosignature it carries. Its signature lines by keys the
+	// verifier did not know (witnesses it was not told of) were ignored, not
+	// checked: two notes of one checkpoint may differ in them. Compare
+	// checkpoints by Origin, Size and Root, never by Note.
 	Note []byte
 }
 
@@ -38,16 +44,27 @@ func ParseVerifierKey(vkey string) (note.Verifier, error) {
 }
 
 // OpenCheckpoint verifies a signed checkpoint against the log's verifier
-// key and parses it. Every signature line must verify, under the log key or
-// one of others (witnesses, cosigners), be canonically encoded and appear
-// once, so that no byte of a checkpoint goes unauthenticated. The origin
-// must be the key's name, the root 32 bytes, and the note may carry no
-// extension lines (this log writes none).
+// key and parses it.
+//
+// The log's signature must verify. Every other signature line by a known
+// key (v or one of others: witnesses, cosigners, identified by name and
+// key hash) must verify too, and appear once. Lines by unknown keys are
+// ignored, as C2SP signed-note requires ("verifiers MUST ignore signatures
+// from unknown keys"): that is how a checkpoint cosigned by witnesses stays
+// verifiable by a client that knows only the log. They must still be
+// well-formed signature lines in canonical base64, so that the note has one
+// parse; what they sign is never used.
+//
+// Nothing the caller relies on is unauthenticated: Origin, Size and Root
+// come from the text the log signed, which must be exactly
+// CheckpointBody(origin, size, root) with a 32-byte root and no extension
+// lines (this log writes none), and the origin must be the key's name.
 func OpenCheckpoint(signed []byte, v note.Verifier, others ...note.Verifier) (*Checkpoint, error) {
 	if len(signed) > MaxCheckpointBytes {
 		return nil, Errorf(ReasonCheckpointInvalid, "checkpoint is %d bytes, limit %d", len(signed), MaxCheckpointBytes)
 	}
-	n, err := note.Open(signed, note.VerifierList(append([]note.Verifier{v}, others...)...))
+	known := append([]note.Verifier{v}, others...)
+	n, err := note.Open(signed, note.VerifierList(known...))
 	var unverified *note.UnverifiedNoteError
 	var invalid *note.InvalidSignatureError
 	switch {
@@ -56,9 +73,6 @@ func OpenCheckpoint(signed []byte, v note.Verifier, others ...note.Verifier) (*C
 	case err != nil:
 		return nil, Errorf(ReasonCheckpointInvalid, "checkpoint is not a signed note: %v", err)
 	}
-	if len(n.UnverifiedSigs) > 0 {
-		return nil, Errorf(ReasonCheckpointSignature, "checkpoint carries a signature by %s that does not verify under a known key", n.UnverifiedSigs[0].Name)
-	}
 	signedByLog := false
 	for _, s := range n.Sigs {
 		signedByLog = signedByLog || (s.Name == v.Name() && s.Hash == v.KeyHash())
@@ -66,18 +80,8 @@ func OpenCheckpoint(signed []byte, v note.Verifier, others ...note.Verifier) (*C
 	if !signedByLog {
 		return nil, Errorf(ReasonCheckpointSignature, "checkpoint is not signed by %s", v.Name())
 	}
-	// note.Open tolerates repeated lines and lax base64: the encoding must
-	// be exactly the text plus one line per verified signature.
-	canon := []byte(n.Text + "\n")
-	for _, s := range n.Sigs {
-		sig, err := base64.StdEncoding.DecodeString(s.Base64)
-		if err != nil || base64.StdEncoding.EncodeToString(sig) != s.Base64 {
-			return nil, Errorf(ReasonCheckpointInvalid, "signature by %s is not canonical base64", s.Name)
-		}
-		canon = append(canon, "\u2014 "+s.Name+" "+s.Base64+"\n"...)
-	}
-	if !bytes.Equal(canon, signed) {
-		return nil, Errorf(ReasonCheckpointInvalid, "checkpoint is not in canonical form (repeated or reordered signature lines)")
+	if err := checkSignatureLines(signed[len(n.Text)+1:], known); err != nil {
+		return nil, err
 	}
 	var cp flog.Checkpoint
 	other, err := cp.Unmarshal([]byte(n.Text))
@@ -97,6 +101,43 @@ func OpenCheckpoint(signed []byte, v note.Verifier, others ...note.Verifier) (*C
 		return nil, Errorf(ReasonCheckpointInvalid, "checkpoint body is not in canonical form")
 	}
 	return &Checkpoint{Origin: cp.Origin, Size: cp.Size, Root: cp.Hash, Note: bytes.Clone(signed)}, nil
+}
+
+// checkSignatureLines checks the signature block of a note that note.Open
+// accepted. note.Open is lax where it does not matter to it: it decodes
+// base64 that is not canonical (unused bits set, CR characters), and it
+// skips, without verifying, a second line by a key it already verified.
+// Refuse both, so that every line by a known key is one that verified.
+func checkSignatureLines(sigs []byte, known []note.Verifier) error {
+	type keyID struct {
+		name string
+		hash uint32
+	}
+	var seen []keyID // lines by known keys: a few at most
+	for len(sigs) > 0 {
+		line, rest, _ := bytes.Cut(sigs, []byte("\n"))
+		sigs = rest
+		name, b64, _ := strings.Cut(strings.TrimPrefix(string(line), "\u2014 "), " ")
+		sig, err := base64.StdEncoding.Strict().DecodeString(b64)
+		if err != nil || len(sig) < 5 || base64.StdEncoding.EncodeToString(sig) != b64 {
+			return Errorf(ReasonCheckpointInvalid, "signature by %s is not canonical base64", name)
+		}
+		hash := binary.BigEndian.Uint32(sig)
+		id := keyID{name, hash}
+		if !slices.ContainsFunc(known, func(v note.Verifier) bool { return v.Name() == name && v.KeyHash() == hash }) {
+			continue // unknown: ignored
+		}
+		if slices.Contains(seen, id) {
+			return Errorf(ReasonCheckpointInvalid, "checkpoint carries two signature lines by %s+%08x", name, hash)
+		}
+		seen = append(seen, id)
+	}
+	return nil
+}
+
+// key identifies the checkpoint by what its log signed.
+func (c *Checkpoint) key() string {
+	return string(CheckpointBody(c.Origin, c.Size, c.Root))
 }
 
 // String describes the checkpoint in one line.

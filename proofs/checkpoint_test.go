@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"testing"
 
+	fnote "github.com/transparency-dev/formats/note"
 	"github.com/warrantlog/warrant/proofs"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -17,6 +19,7 @@ const testOrigin = "example.com/warrant"
 // testLog is a log's note key pair.
 type testLog struct {
 	origin   string
+	skey     string
 	vkey     string
 	signer   note.Signer
 	verifier note.Verifier
@@ -41,7 +44,7 @@ func newTestLogFromKeys(t testing.TB, skey, vkey string) *testLog {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testLog{origin: signer.Name(), vkey: vkey, signer: signer, verifier: verifier}
+	return &testLog{origin: signer.Name(), skey: skey, vkey: vkey, signer: signer, verifier: verifier}
 }
 
 // sign signs text as a note.
@@ -101,22 +104,137 @@ func TestOpenCheckpoint(t *testing.T) {
 		t.Errorf("OpenCheckpoint with whitespace-trimmed key: %v", err)
 	}
 
-	// A witness cosignature verifies when the witness key is given, and is
-	// refused (an unauthenticated line) when it is not.
+	// A witness cosignature is ignored when the witness key is not given
+	// (C2SP signed-note: verifiers ignore signatures from unknown keys),
+	// and verified when it is. Either way the note is kept as received.
 	witness := newTestLog(t, "witness.example/w1")
 	cosigned, err := note.Sign(&note.Note{Text: string(proofs.CheckpointBody(testOrigin, 7, tr.root(7)))}, log.signer, witness.signer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := proofs.OpenCheckpoint(cosigned, log.verifier); proofs.Reason(err) != proofs.ReasonCheckpointSignature {
-		t.Fatalf("cosigned checkpoint without the witness key: %v, want %s", err, proofs.ReasonCheckpointSignature)
+	for _, others := range [][]note.Verifier{nil, {witness.verifier}} {
+		cp, err := proofs.OpenCheckpoint(cosigned, log.verifier, others...)
+		if err != nil {
+			t.Fatalf("cosigned checkpoint, %d witness keys: %v", len(others), err)
+		}
+		if cp.Size != 7 || !bytes.Equal(cp.Root, tr.root(7)) || !bytes.Equal(cp.Note, cosigned) {
+			t.Errorf("cosigned checkpoint, %d witness keys: got %+v", len(others), cp)
+		}
 	}
-	cp, err := proofs.OpenCheckpoint(cosigned, log.verifier, witness.verifier)
+}
+
+// cosign returns signed with a signature line by s appended, as a witness's
+// add-checkpoint answer is appended by the log.
+func cosign(t testing.TB, signed []byte, s note.Signer) []byte {
+	t.Helper()
+	text, _, _ := bytes.Cut(signed, []byte("\n\n"))
+	sig, err := s.Sign(append(text, '\n'))
 	if err != nil {
-		t.Fatalf("cosigned checkpoint: %v", err)
+		t.Fatal(err)
 	}
-	if !bytes.Equal(cp.Note, cosigned) {
-		t.Error("cosigned checkpoint: Note differs from input")
+	return append(bytes.Clone(signed), sigLine(s.Name(), s.KeyHash(), sig)...)
+}
+
+// sigLine is a note signature line.
+func sigLine(name string, hash uint32, sig []byte) string {
+	return "\u2014 " + name + " " + base64.StdEncoding.EncodeToString(append(binary.BigEndian.AppendUint32(nil, hash), sig...)) + "\n"
+}
+
+// TestOpenCheckpointUnknownKeys: signature lines by keys the verifier does
+// not know are ignored, in any number and order, whatever they sign; the
+// log's signature is still required, and a line by a known key must verify.
+func TestOpenCheckpointUnknownKeys(t *testing.T) {
+	log := newTestLog(t, testOrigin)
+	tr := newNumberedRefTree(8)
+	signed := log.checkpoint(t, 7, tr.root(7))
+	body := string(proofs.CheckpointBody(testOrigin, 7, tr.root(7)))
+	logLine := strings.TrimPrefix(string(signed), body+"\n")
+
+	// A witness's real kind of key: C2SP tlog-cosignature (cosignature/v1),
+	// whose signature covers a timestamp too.
+	wskey, wvkey, err := note.GenerateKey(rand.Reader, "witness.example/w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w1, err := fnote.NewSignerForCosignatureV1(wskey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w1v, err := fnote.NewVerifierForCosignatureV1(wvkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2 := newTestLog(t, "witness.example/w2")
+	// The log's own key as a cosignature/v1 key: same name, another hash.
+	logTS, err := fnote.NewSignerForCosignatureV1(log.skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	accepted := map[string][]byte{
+		"one witness":                  cosign(t, signed, w1),
+		"two witnesses":                cosign(t, cosign(t, signed, w1), w2.signer),
+		"witness line first":           []byte(body + "\n" + strings.TrimPrefix(string(cosign(t, signed, w2.signer)), string(signed)) + logLine),
+		"log's timestamp cosignature":  cosign(t, signed, logTS),
+		"same name, another key":       cosign(t, signed, newTestLog(t, testOrigin).signer),
+		"signs another checkpoint":     []byte(string(signed) + strings.TrimPrefix(string(cosign(t, log.checkpoint(t, 8, tr.root(8)), w2.signer)), string(log.checkpoint(t, 8, tr.root(8))))),
+		"garbage signature":            []byte(string(signed) + sigLine("witness.example/w3", 0x01020304, bytes.Repeat([]byte{0xee}, 64))),
+		"unknown line repeated":        []byte(string(signed) + sigLine("witness.example/w3", 1, []byte{2}) + sigLine("witness.example/w3", 1, []byte{2})),
+		"post-quantum sized signature": []byte(string(signed) + sigLine("witness.example/pq", 7, bytes.Repeat([]byte{1}, 2420))),
+	}
+	for name, cp := range accepted {
+		got, err := proofs.OpenCheckpoint(cp, log.verifier)
+		if err != nil {
+			t.Errorf("%s: %v\n%s", name, err, cp)
+			continue
+		}
+		if got.Size != 7 || !bytes.Equal(got.Root, tr.root(7)) || !bytes.Equal(got.Note, cp) {
+			t.Errorf("%s: got %+v", name, got)
+		}
+	}
+	// Known, the witness's cosignature verifies.
+	if _, err := proofs.OpenCheckpoint(accepted["one witness"], log.verifier, w1v); err != nil {
+		t.Errorf("cosigned checkpoint with the witness key: %v", err)
+	}
+
+	forged := sigLine("witness.example/w1", w1v.KeyHash(), bytes.Repeat([]byte{0xee}, 72))
+	refused := []struct {
+		name   string
+		signed string
+		others []note.Verifier
+		reason string
+	}{
+		{"only a witness signature", body + "\n" + strings.TrimPrefix(string(accepted["one witness"]), string(signed)), nil, proofs.ReasonCheckpointSignature},
+		{"only a witness signature, known", body + "\n" + strings.TrimPrefix(string(accepted["one witness"]), string(signed)), []note.Verifier{w1v}, proofs.ReasonCheckpointSignature},
+		{"known witness, bad signature", string(signed) + forged, []note.Verifier{w1v}, proofs.ReasonCheckpointSignature},
+		{"known witness, signs another checkpoint", string(cosign(t, log.checkpoint(t, 8, tr.root(8)), w1))[len(log.checkpoint(t, 8, tr.root(8))):], []note.Verifier{w1v}, ""},
+		{"log line repeated with another signature", string(signed) + sigLine(testOrigin, log.verifier.KeyHash(), bytes.Repeat([]byte{0xee}, 64)), nil, proofs.ReasonCheckpointInvalid},
+		{"log line repeated", string(signed) + logLine, nil, proofs.ReasonCheckpointInvalid},
+		{"known witness line repeated", string(accepted["one witness"]) + strings.TrimPrefix(string(accepted["one witness"]), string(signed)), []note.Verifier{w1v}, proofs.ReasonCheckpointInvalid},
+		{"unknown line, lax base64", string(signed) + "\u2014 witness.example/w3 AQIDBAX=\n", nil, proofs.ReasonCheckpointInvalid},
+		{"unknown line, CR", string(signed) + "\u2014 witness.example/w3 AQIDBAU=\r\n", nil, proofs.ReasonCheckpointInvalid},
+		{"unknown line, no key hash", string(signed) + "\u2014 witness.example/w3 AQID\n", nil, proofs.ReasonCheckpointInvalid},
+		{"unknown line, no name", string(signed) + "\u2014  AQIDBAU=\n", nil, proofs.ReasonCheckpointInvalid},
+		{"unknown line, name with plus", string(signed) + "\u2014 w+3 AQIDBAU=\n", nil, proofs.ReasonCheckpointInvalid},
+		{"unknown line, no dash", string(signed) + "witness.example/w3 AQIDBAU=\n", nil, proofs.ReasonCheckpointInvalid},
+		{"unknown line, no newline", string(signed) + "\u2014 witness.example/w3 AQIDBAU=", nil, proofs.ReasonCheckpointInvalid},
+		{"unknown line after a blank line", string(signed) + "\n\u2014 witness.example/w3 AQIDBAU=\n", nil, proofs.ReasonCheckpointSignature}, // the log line becomes text
+		{"101 signature lines", string(signed) + strings.Repeat(sigLine("witness.example/w3", 1, []byte{2}), 100), nil, proofs.ReasonCheckpointInvalid},
+	}
+	for _, tt := range refused {
+		if tt.reason == "" {
+			// The witness signed size 8; appended to size 7, its line fails.
+			tt.signed = string(signed) + tt.signed
+			tt.reason = proofs.ReasonCheckpointSignature
+		}
+		cp, err := proofs.OpenCheckpoint([]byte(tt.signed), log.verifier, tt.others...)
+		if err == nil {
+			t.Errorf("%s: accepted as %v\n%s", tt.name, cp, tt.signed)
+			continue
+		}
+		if r := proofs.Reason(err); r != tt.reason {
+			t.Errorf("%s: reason %q (%v), want %q", tt.name, r, err, tt.reason)
+		}
 	}
 }
 

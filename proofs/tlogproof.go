@@ -33,7 +33,9 @@ func NewTLogProof(index uint64, leaf []byte, hashes [][]byte, checkpoint []byte)
 }
 
 // ParseTLogProof parses a tlog-proof and requires it to be byte-for-byte its
-// own canonical encoding, so that no byte of the file is unauthenticated.
+// own canonical encoding, so that no byte of the file is unauthenticated
+// (save checkpoint signature lines by keys the verifier does not know, which
+// OpenCheckpoint ignores).
 func ParseTLogProof(data []byte) (*TLogProof, error) {
 	if len(data) > MaxTLogProofBytes {
 		return nil, Errorf(ReasonTLogProofMalformed, "tlog-proof is %d bytes, limit %d", len(data), MaxTLogProofBytes)
