@@ -165,4 +165,3 @@ func (e *endless) Read(p []byte) (int, error) {
 	e.read += int64(n)
 	return n, nil
 }
-
