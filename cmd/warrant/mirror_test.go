@@ -185,6 +185,15 @@ func TestStaticMirror(t *testing.T) {
 	if !rep.Verified || rep.Size != size || rep.Root != live.Root || rep.Denied != 1 || rep.Entries["delegation"] != live.Entries["delegation"] {
 		t.Fatalf("audit of the mirror: %+v\nlive: %+v", rep, live)
 	}
+	// checkpoint and export read the mirror too.
+	if out := mustWarrant(t, g.dir, g.env, "checkpoint", "--server", m.URL, "--state", filepath.Join(g.dir, "cp.state"), "--json"); !strings.Contains(out, fmt.Sprintf(`"size":%d`, size)) {
+		t.Fatalf("checkpoint from the mirror: %s", out)
+	}
+	exported := filepath.Join(g.dir, "mirror.export")
+	mustWarrant(t, g.dir, g.env, "export", "--server", m.URL, "--state", filepath.Join(g.dir, "cp.state"), "--out", exported)
+	if rep := auditJSON(t, mustWarrant(t, g.dir, g.env, "audit", "--export", exported, "--json")); !rep.Verified || rep.Root != live.Root {
+		t.Fatalf("audit of the mirror's export: %+v", rep)
+	}
 	siemState, events := filepath.Join(g.dir, "siem.state"), filepath.Join(g.dir, "events.jsonl")
 	mustWarrant(t, g.dir, g.env, "siem", "--server", m.URL, "--state", siemState, "--once", "--out", events)
 	wantExactlyOnce(t, ocsfIDs(t, events), origin, int(size), false)
