@@ -72,7 +72,7 @@ func (s tilesSource) get(ctx context.Context, path string, limit int64) ([]byte,
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, proofs.Errorf(ReasonTransport, "GET %s: %s", url, resp.Status)
+		return nil, &proofs.Error{Reason: ReasonTransport, Err: fmt.Errorf("GET %s: %w", url, statusError(resp.StatusCode))}
 	}
 	// The compressed body is bounded too: deflate can consume input
 	// without producing output, and a body much larger than its content
@@ -98,6 +98,32 @@ func (s tilesSource) get(ctx context.Context, path string, limit int64) ([]byte,
 		return nil, proofs.Errorf(ReasonTransport, "GET %s: %v", url, err)
 	}
 	return b, nil
+}
+
+// statusError is an HTTP status other than 200 OK.
+type statusError int
+
+func (e statusError) Error() string {
+	return fmt.Sprintf("%d %s", int(e), http.StatusText(int(e)))
+}
+
+// getTile fetches the tile or entry bundle prefix+N at width w. The spec
+// lets a log (and so a mirror) delete a partial tile once the full one
+// exists, its prefix: so when a partial answers 404 the full tile is
+// fetched instead (full is then true), and callers read only its first w
+// entries.
+func (s tilesSource) getTile(ctx context.Context, prefix string, n, w uint64, limit int64) (body []byte, full bool, err error) {
+	path := prefix + TilePath(n)
+	if w == tileWidth {
+		body, err = s.get(ctx, path, limit)
+		return body, true, err
+	}
+	body, err = s.get(ctx, path+fmt.Sprintf(".p/%d", w), limit)
+	if se := statusError(0); errors.As(err, &se) && se == http.StatusNotFound {
+		body, err = s.get(ctx, path, limit)
+		return body, true, err
+	}
+	return body, false, err
 }
 
 // responseTooLarge is the error of a capReader that reached its bound.
@@ -150,11 +176,7 @@ func (s tilesSource) entries(ctx context.Context, start, end, treeSize uint64, f
 	}
 	for n := start / tileWidth; n*tileWidth < end; n++ {
 		width := min(treeSize-n*tileWidth, tileWidth)
-		path := "tile/entries/" + TilePath(n)
-		if width < tileWidth {
-			path += fmt.Sprintf(".p/%d", width)
-		}
-		body, err := s.get(ctx, path, maxBundleBytes)
+		body, full, err := s.getTile(ctx, "tile/entries/", n, width, maxBundleBytes)
 		if err != nil {
 			return err
 		}
@@ -170,7 +192,9 @@ func (s tilesSource) entries(ctx context.Context, start, end, treeSize uint64, f
 			}
 			body = body[2+l:]
 		}
-		if len(body) != 0 {
+		// Data after the entries is an error, unless this is the full
+		// bundle standing in for a missing partial one.
+		if len(body) != 0 && (width == tileWidth || !full) {
 			return proofs.Errorf(ReasonMismatch, "entry bundle %d has data after its %d entries", n, width)
 		}
 	}
@@ -211,13 +235,13 @@ func (r *tileReader) Height() int { return 8 }
 func (r *tileReader) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
 	out := make([][]byte, len(tiles))
 	for i, t := range tiles {
-		path := fmt.Sprintf("tile/%d/%s", t.L, TilePath(uint64(t.N)))
-		if t.W < tileWidth {
-			path += fmt.Sprintf(".p/%d", t.W)
-		}
-		b, err := r.s.get(r.ctx, path, maxHashTileBytes)
-		if err == nil && len(b) != t.W*32 {
-			err = proofs.Errorf(ReasonMismatch, "hash tile %s is %d bytes, not %d", path, len(b), t.W*32)
+		b, full, err := r.s.getTile(r.ctx, fmt.Sprintf("tile/%d/", t.L), uint64(t.N), uint64(t.W), maxHashTileBytes)
+		switch {
+		case err != nil:
+		case full && len(b) == tileWidth*32:
+			b = b[:t.W*32] // the full tile, standing in for a missing partial
+		case len(b) != t.W*32:
+			err = proofs.Errorf(ReasonMismatch, "hash tile %d/%d is %d bytes, not %d", t.L, t.N, len(b), t.W*32)
 		}
 		if err != nil {
 			if r.err == nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -171,6 +172,17 @@ func auditJSON(t *testing.T, out string) proofs.AuditReport {
 func TestStaticMirror(t *testing.T) {
 	g := newGovernance(t)
 	buildTree(t, g)
+	// A checkpoint of the small log, trusted by an auditor from before.
+	smallState := filepath.Join(g.dir, "small.state")
+	resp, err := http.Get(g.url() + "/checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err := os.WriteFile(smallState, small, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	appendMany(t, g.dir, g.url(), g.vkey, 600)
 	mirror := filepath.Join(g.dir, "mirror")
 	size := copyMirror(t, g.url(), g.vkey, mirror)
@@ -260,6 +272,35 @@ func TestStaticMirror(t *testing.T) {
 	wantExactlyOnce(t, ocsfIDs(t, followEvents), origin, int(size2), false)
 	if s := stderr.String(); strings.Count(s, "serves no checkpoint stream") != 1 || strings.Contains(s, "error:") {
 		t.Fatalf("siem following the mirror said:\n%s", s)
+	}
+
+	// A mirror whose tiles moved on (full tiles, partial ones deleted as
+	// the spec allows) while its checkpoint is still the old one: the
+	// client reads the full tiles' prefixes.
+	pruned := filepath.Join(g.dir, "mirror-pruned")
+	copyDir(t, mirror, pruned)
+	copyFile(t, filepath.Join(oldMirror, "checkpoint"), filepath.Join(pruned, "checkpoint"))
+	for _, dir := range []string{"entries", "0"} {
+		p := filepath.Join(pruned, "tile", dir, fmt.Sprintf("%03d.p", size/256))
+		if _, err := os.Stat(filepath.Join(pruned, "tile", dir, fmt.Sprintf("%03d", size/256))); err != nil {
+			t.Fatalf("no full tile to stand in for %s: %v", p, err)
+		}
+		os.RemoveAll(p)
+	}
+	pm := serveMirror(t, pruned)
+	mustWarrant(t, g.dir, g.env, "siem", "--server", pm.URL, "--state", filepath.Join(g.dir, "pruned.state"), "--once", "--out", filepath.Join(g.dir, "pruned.jsonl"))
+	wantExactlyOnce(t, ocsfIDs(t, filepath.Join(g.dir, "pruned.jsonl")), origin, int(size), false)
+	// The auditor of the small log proves consistency from the tiles.
+	copyFile(t, smallState, filepath.Join(g.dir, "pruned.audit"))
+	rep = auditJSON(t, mustWarrant(t, g.dir, g.env, "audit", "--server", pm.URL, "--state", filepath.Join(g.dir, "pruned.audit"), "--json"))
+	if !rep.Verified || rep.Size != size {
+		t.Fatalf("audit of the pruned mirror: %+v", rep)
+	}
+	for _, full := range []string{"GET /tile/entries/", "GET /tile/0/"} {
+		full += fmt.Sprintf("%03d", size/256)
+		if !slices.Contains(pm.reqs, full) {
+			t.Fatalf("%s was not read: %v", full, pm.reqs)
+		}
 	}
 
 	// wantRefused runs siem --once and audit with copies of the given
