@@ -4,7 +4,9 @@
 // in its checkpoint, and the consistency of every new checkpoint with the
 // one it already trusts (kept in a State). A server that rewrites history
 // is caught: the client returns ErrFork or ErrRollback and leaves its
-// trusted state untouched.
+// trusted state untouched. Checkpoints, consistency proofs and the
+// follower's entries can also come from the C2SP tlog-tiles API alone
+// (tiles.go), which is what a static mirror of the log serves.
 package client
 
 import (

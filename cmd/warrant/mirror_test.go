@@ -126,12 +126,24 @@ type staticMirror struct {
 }
 
 func serveMirror(t *testing.T, dir string) *staticMirror {
+	return serveMirrorPOST(t, dir, 0)
+}
+
+// serveMirrorPOST is serveMirror answering other methods than GET with
+// status post, as CDNs do (0: whatever http.FileServer says, 404).
+func serveMirrorPOST(t *testing.T, dir string, post int) *staticMirror {
 	m := &staticMirror{}
 	fs := http.FileServer(http.Dir(dir))
 	m.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.mu.Lock()
 		m.reqs = append(m.reqs, r.Method+" "+r.URL.Path)
 		m.mu.Unlock()
+		if post != 0 && r.Method != http.MethodGet {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(post)
+			fmt.Fprintf(w, "<html><body>%d %s</body></html>\n", post, http.StatusText(post))
+			return
+		}
 		fs.ServeHTTP(w, r)
 	}))
 	t.Cleanup(m.Close)
@@ -205,6 +217,13 @@ func TestStaticMirror(t *testing.T) {
 	mustWarrant(t, g.dir, g.env, "export", "--server", m.URL, "--state", filepath.Join(g.dir, "cp.state"), "--out", exported)
 	if rep := auditJSON(t, mustWarrant(t, g.dir, g.env, "audit", "--export", exported, "--json")); !rep.Verified || rep.Root != live.Root {
 		t.Fatalf("audit of the mirror's export: %+v", rep)
+	}
+	// CDNs refuse the Connect POST in other ways.
+	for _, status := range []int{http.StatusNotImplemented, http.StatusMethodNotAllowed, http.StatusForbidden, http.StatusBadRequest} {
+		cdn := serveMirrorPOST(t, mirror, status)
+		if rep := auditJSON(t, mustWarrant(t, g.dir, g.env, "audit", "--server", cdn.URL, "--state", filepath.Join(g.dir, fmt.Sprint(status)+".state"), "--json")); !rep.Verified || rep.Root != live.Root {
+			t.Fatalf("audit of a mirror answering POST %d: %+v", status, rep)
+		}
 	}
 	siemState, events := filepath.Join(g.dir, "siem.state"), filepath.Join(g.dir, "events.jsonl")
 	mustWarrant(t, g.dir, g.env, "siem", "--server", m.URL, "--state", siemState, "--once", "--out", events)
