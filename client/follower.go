@@ -84,7 +84,8 @@ type FollowerOptions struct {
 	// only when they are durably handed over; the state advances only then.
 	Emit func(ctx context.Context, entries []Followed) error
 	// Chunk is the most entries verified and emitted at once (default and
-	// limit 1000).
+	// limit 1000). Chunks end at multiples of 256 (entry bundle boundaries)
+	// where they can.
 	Chunk int
 	// TimestampKey verifies the feed's timestamps: the log's verifier key
 	// read as a cosignature/v1 key (proofs.TimestampVerifier). Watch needs it.
@@ -247,7 +248,7 @@ func (f *Follower) Round(ctx context.Context) (int, error) {
 		// A mirror: the proof comes from its hash tiles, checked against
 		// cp's root as they are read.
 		if proof, err = f.c.consistencyProof(ctx, old.Size, cp); err != nil {
-			return 0, tilesAlert(err, cp)
+			return 0, f.tilesAlert(err, cp)
 		}
 	}
 	if err := checkAdvance(old, cp, proof); err != nil {
@@ -272,9 +273,10 @@ func (f *Follower) Round(ctx context.Context) (int, error) {
 }
 
 // tilesAlert turns a mirror's tiles that do not match its signed
-// checkpoint into an alert; transport errors stay errors.
-func tilesAlert(err error, cp *proofs.Checkpoint) error {
-	if proofs.Reason(err) == ReasonMismatch {
+// checkpoint into an alert; transport errors, and every error of a live
+// server's Connect API, stay what they are.
+func (f *Follower) tilesAlert(err error, cp *proofs.Checkpoint) error {
+	if f.c.noConnect.Load() && proofs.Reason(err) == ReasonMismatch {
 		return asAlert(err, cp.Note)
 	}
 	return err
@@ -302,9 +304,14 @@ func checkAdvance(old, cp *proofs.Checkpoint, proof [][]byte) error {
 func (f *Follower) chunk(ctx context.Context, cp *proofs.Checkpoint) (int, error) {
 	start := f.st.Next
 	end := min(start+uint64(f.opts.Chunk), cp.Size)
+	if cut := end - end%tileWidth; end < cp.Size && cut > start {
+		// End chunks at bundle boundaries: read from tiles, a chunk then
+		// fetches each entry bundle once.
+		end = cut
+	}
 	leaves, err := f.leaves(ctx, start, end, cp)
 	if err != nil {
-		return 0, tilesAlert(err, cp)
+		return 0, f.tilesAlert(err, cp)
 	}
 	// Recompute the tree from our own compact range: no trust in the server.
 	rng, err := proofs.NewRange(0, start, slices.Clone(f.st.Range)) // Append reuses the slice
@@ -327,7 +334,7 @@ func (f *Follower) chunk(ctx context.Context, cp *proofs.Checkpoint) (int, error
 	} else {
 		proof, err := f.c.consistencyProof(ctx, end, cp)
 		if err != nil {
-			return 0, tilesAlert(err, cp)
+			return 0, f.tilesAlert(err, cp)
 		}
 		if err := proofs.VerifyConsistency(end, cp.Size, proof, root, cp.Root); err != nil {
 			return 0, alert(ReasonEntriesMismatch, cp.Note, "entries [%d, %d) are not a prefix of the signed tree of size %d: %v", start, end, cp.Size, err)
