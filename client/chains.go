@@ -41,7 +41,7 @@ func (c *Client) Trace(ctx context.Context, id string) ([]byte, *proofs.Verified
 		return nil, nil, err
 	}
 	if trusted != nil && trusted.Size < vc.Checkpoint.Size {
-		proof, err := c.consistencyProof(ctx, trusted.Size, vc.Checkpoint.Size)
+		proof, err := c.consistencyProof(ctx, trusted.Size, vc.Checkpoint)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -4,7 +4,9 @@
 // in its checkpoint, and the consistency of every new checkpoint with the
 // one it already trusts (kept in a State). A server that rewrites history
 // is caught: the client returns ErrFork or ErrRollback and leaves its
-// trusted state untouched.
+// trusted state untouched. Checkpoints, consistency proofs and the
+// follower's entries can also come from the C2SP tlog-tiles API alone
+// (tiles.go), which is what a static mirror of the log serves.
 package client
 
 import (
@@ -14,6 +16,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -45,14 +48,24 @@ const (
 	ReasonMismatch     = "response_mismatch"
 	ReasonDenied       = "denied"
 	ReasonTransport    = "unavailable"
+	// ReasonResponseTooLarge: a response (a Connect message or a tlog-tiles
+	// resource) is larger than the client reads, after decompression.
+	ReasonResponseTooLarge = "response_too_large"
 )
 
 // Client talks to one log. It is safe for concurrent use.
 type Client struct {
 	rpc        warrantv1connect.LedgerServiceClient
 	httpClient connect.HTTPClient
-	logKey     note.Verifier
-	state      State
+	// tiles reads the same base URL's tlog-tiles API, which is all a static
+	// mirror serves.
+	tiles tilesSource
+	// noConnect is set once a Connect call got an answer that is not the
+	// Connect protocol (a file server's 404, a CDN's 501): from then on the
+	// reads that tiles can answer go to tiles directly.
+	noConnect atomic.Bool
+	logKey    note.Verifier
+	state     State
 	// verified remembers checkpoint notes whose signatures verified: many
 	// answers carry the same checkpoint, and its bytes need checking once.
 	verified *CheckpointCache
@@ -156,7 +169,7 @@ func New(baseURL string, logKey note.Verifier, opts ...Option) *Client {
 	if cfg.verified == nil {
 		cfg.verified = NewCheckpointCache(16)
 	}
-	copts := append([]connect.ClientOption{connect.WithReadMaxBytes(MaxResponseBytes)}, cfg.opts...)
+	copts := append([]connect.ClientOption{connect.WithReadMaxBytes(MaxResponseBytes), boundedGzip()}, cfg.opts...)
 	if cfg.retry == nil {
 		cfg.retry = &retryPolicy{attempts: DefaultRetryAttempts, base: DefaultRetryBackoff}
 	}
@@ -165,7 +178,7 @@ func New(baseURL string, logKey note.Verifier, opts ...Option) *Client {
 	if logKey != nil {
 		verifierID = fmt.Sprintf("%s+%08x\n", logKey.Name(), logKey.KeyHash())
 	}
-	return &Client{
+	c := &Client{
 		rpc:        warrantv1connect.NewLedgerServiceClient(cfg.httpClient, baseURL, copts...),
 		httpClient: cfg.httpClient,
 		logKey:     logKey,
@@ -173,6 +186,8 @@ func New(baseURL string, logKey note.Verifier, opts ...Option) *Client {
 		verified:   cfg.verified,
 		verifierID: verifierID,
 	}
+	c.tiles = c.tilesAt(baseURL)
+	return c
 }
 
 // Entry is a log entry the client has verified: its leaf is well-formed and
@@ -293,6 +308,10 @@ func rpcError(err error) error {
 			}
 		}
 	}
+	if reason == "" && ce.Code() == connect.CodeResourceExhausted && !connect.IsWireError(err) {
+		// The client's own read limit (MaxResponseBytes), compressed or not.
+		reason = ReasonResponseTooLarge
+	}
 	if reason == "" {
 		reason = ce.Code().String()
 		if ce.Code() == connect.CodeUnavailable || ce.Code() == connect.CodeUnknown {
@@ -386,24 +405,69 @@ func (c *Client) Entries(ctx context.Context, start uint64, count uint32) ([]*pr
 }
 
 // Checkpoint fetches the latest checkpoint, verifies it and its consistency
-// with the trusted state, and makes it the trusted state.
+// with the trusted state, and makes it the trusted state. From a static
+// tlog-tiles mirror it reads GET /checkpoint and proves consistency from
+// the hash tiles.
 func (c *Client) Checkpoint(ctx context.Context) (*proofs.Checkpoint, error) {
 	floor, err := c.trustedSize()
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.rpc.GetCheckpoint(ctx, connect.NewRequest(&warrantv1.GetCheckpointRequest{TrustedSize: floor}))
-	if err != nil {
-		return nil, rpcError(err)
-	}
-	cp, err := c.openCheckpoint(resp.Msg.GetCheckpoint())
+	signed, proof, err := c.latest(ctx, floor)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.advance(ctx, cp, resp.Msg.GetConsistencyProof(), floor); err != nil {
+	cp, err := c.openCheckpoint(signed)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.advance(ctx, cp, proof, floor); err != nil {
 		return nil, err
 	}
 	return cp, nil
+}
+
+// latest returns the log's latest signed checkpoint (unverified) and, from
+// a live server, a consistency proof from size floor to it; from a mirror
+// the proof is nil and callers compute it (consistencyProof).
+func (c *Client) latest(ctx context.Context, floor uint64) ([]byte, [][]byte, error) {
+	if !c.noConnect.Load() {
+		resp, err := c.rpc.GetCheckpoint(ctx, connect.NewRequest(&warrantv1.GetCheckpointRequest{TrustedSize: floor}))
+		if err == nil {
+			return resp.Msg.GetCheckpoint(), resp.Msg.GetConsistencyProof(), nil
+		}
+		if !c.connectMissing(err) {
+			return nil, nil, rpcError(err)
+		}
+	}
+	signed, err := c.tiles.checkpoint(ctx)
+	return signed, nil, err
+}
+
+// connectMissing reports whether err says that the server does not speak
+// the Connect API at all (a static mirror or a CDN in front of one): a 404
+// or Unimplemented, or an answer that is not the Connect protocol (wrong
+// content type, a non-JSON error body with any status but 429 and 5xx
+// gateway errors, which say "not now"). It remembers the answer, so later
+// reads go to the tiles first.
+func (c *Client) connectMissing(err error) bool {
+	var ce *connect.Error
+	if !errors.As(err, &ce) {
+		return false
+	}
+	missing := false
+	switch ce.Code() {
+	case connect.CodeUnimplemented:
+		missing = true
+	case connect.CodeUnknown, connect.CodeInternal, connect.CodePermissionDenied:
+		// A Connect server's own errors carry a JSON body; these codes
+		// without one come from the HTTP status of something else.
+		missing = !connect.IsWireError(err)
+	}
+	if missing {
+		c.noConnect.Store(true)
+	}
+	return missing
 }
 
 // Trusted returns the trusted checkpoint, or nil if there is none yet.
@@ -562,7 +626,7 @@ func (c *Client) advance(ctx context.Context, cp *proofs.Checkpoint, proof [][]b
 		case cp.Size > old.Size:
 			p := proof
 			if old.Size != floor || p == nil {
-				if p, err = c.consistencyProof(ctx, old.Size, cp.Size); err != nil {
+				if p, err = c.consistencyProof(ctx, old.Size, cp); err != nil {
 					return nil, err
 				}
 			}
@@ -573,7 +637,7 @@ func (c *Client) advance(ctx context.Context, cp *proofs.Checkpoint, proof [][]b
 		default:
 			// Another user of the state has seen a newer checkpoint; this
 			// one must be a prefix of it.
-			p, err := c.consistencyProof(ctx, cp.Size, old.Size)
+			p, err := c.consistencyProof(ctx, cp.Size, old)
 			if err != nil {
 				return nil, err
 			}
@@ -589,14 +653,22 @@ func forkError(older, newer *proofs.Checkpoint, err error) error {
 	return &proofs.Error{Reason: ReasonFork, Err: fmt.Errorf("%w: trusted %d/%x, got %d/%x: %v", ErrFork, older.Size, older.Root, newer.Size, newer.Root, err)}
 }
 
-// consistencyProof fetches a consistency proof between two sizes. The
-// caller verifies it.
-func (c *Client) consistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
+// consistencyProof fetches a consistency proof from size from to the
+// (verified) checkpoint to, over Connect or, from a mirror, computed from
+// the hash tiles. The caller verifies it.
+func (c *Client) consistencyProof(ctx context.Context, from uint64, cp *proofs.Checkpoint) ([][]byte, error) {
+	to := cp.Size
 	if from == 0 || from == to {
 		return nil, nil
 	}
+	if c.noConnect.Load() {
+		return c.tiles.consistency(ctx, from, cp)
+	}
 	resp, err := c.rpc.GetConsistencyProof(ctx, connect.NewRequest(&warrantv1.GetConsistencyProofRequest{FromSize: from, ToSize: to}))
 	if err != nil {
+		if c.connectMissing(err) {
+			return c.tiles.consistency(ctx, from, cp)
+		}
 		return nil, rpcError(err)
 	}
 	if resp.Msg.GetFromSize() != from || resp.Msg.GetToSize() != to {

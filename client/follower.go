@@ -84,7 +84,8 @@ type FollowerOptions struct {
 	// only when they are durably handed over; the state advances only then.
 	Emit func(ctx context.Context, entries []Followed) error
 	// Chunk is the most entries verified and emitted at once (default and
-	// limit 1000).
+	// limit 1000). Chunks end at multiples of 256 (entry bundle boundaries)
+	// where they can.
 	Chunk int
 	// TimestampKey verifies the feed's timestamps: the log's verifier key
 	// read as a cosignature/v1 key (proofs.TimestampVerifier). Watch needs it.
@@ -235,15 +236,22 @@ func (f *Follower) Round(ctx context.Context) (int, error) {
 	if old != nil {
 		floor = old.Size
 	}
-	resp, err := f.c.rpc.GetCheckpoint(ctx, connect.NewRequest(&warrantv1.GetCheckpointRequest{TrustedSize: floor}))
+	signed, proof, err := f.c.latest(ctx, floor)
 	if err != nil {
-		return 0, rpcError(err)
+		return 0, err
 	}
-	cp, err := proofs.OpenCheckpoint(resp.Msg.GetCheckpoint(), f.c.logKey)
+	cp, err := proofs.OpenCheckpoint(signed, f.c.logKey)
 	if err != nil {
-		return 0, asAlert(err, resp.Msg.GetCheckpoint())
+		return 0, asAlert(err, signed)
 	}
-	if err := checkAdvance(old, cp, resp.Msg.GetConsistencyProof()); err != nil {
+	if old != nil && cp.Size > old.Size && proof == nil {
+		// A mirror: the proof comes from its hash tiles, checked against
+		// cp's root as they are read.
+		if proof, err = f.c.consistencyProof(ctx, old.Size, cp); err != nil {
+			return 0, f.tilesAlert(err, cp)
+		}
+	}
+	if err := checkAdvance(old, cp, proof); err != nil {
 		return 0, err
 	}
 	emitted := 0
@@ -262,6 +270,16 @@ func (f *Follower) Round(ctx context.Context) (int, error) {
 		}
 	}
 	return emitted, nil
+}
+
+// tilesAlert turns a mirror's tiles that do not match its signed
+// checkpoint into an alert; transport errors, and every error of a live
+// server's Connect API, stay what they are.
+func (f *Follower) tilesAlert(err error, cp *proofs.Checkpoint) error {
+	if f.c.noConnect.Load() && proofs.Reason(err) == ReasonMismatch {
+		return asAlert(err, cp.Note)
+	}
+	return err
 }
 
 // checkAdvance checks a new checkpoint against the stored one.
@@ -286,18 +304,14 @@ func checkAdvance(old, cp *proofs.Checkpoint, proof [][]byte) error {
 func (f *Follower) chunk(ctx context.Context, cp *proofs.Checkpoint) (int, error) {
 	start := f.st.Next
 	end := min(start+uint64(f.opts.Chunk), cp.Size)
-	var leaves [][]byte
-	for next := start; next < end; {
-		resp, err := f.c.rpc.GetEntries(ctx, connect.NewRequest(&warrantv1.GetEntriesRequest{Start: next, Count: uint32(end - next)}))
-		if err != nil {
-			return 0, rpcError(err)
-		}
-		got := resp.Msg.GetLeaves()
-		if resp.Msg.GetStart() != next || len(got) == 0 || uint64(len(got)) > end-next {
-			return 0, proofs.Errorf(ReasonMismatch, "asked for entries from %d, got %d from %d", next, len(got), resp.Msg.GetStart())
-		}
-		leaves = append(leaves, got...)
-		next += uint64(len(got))
+	if cut := end - end%tileWidth; end < cp.Size && cut > start {
+		// End chunks at bundle boundaries: read from tiles, a chunk then
+		// fetches each entry bundle once.
+		end = cut
+	}
+	leaves, err := f.leaves(ctx, start, end, cp)
+	if err != nil {
+		return 0, f.tilesAlert(err, cp)
 	}
 	// Recompute the tree from our own compact range: no trust in the server.
 	rng, err := proofs.NewRange(0, start, slices.Clone(f.st.Range)) // Append reuses the slice
@@ -318,9 +332,9 @@ func (f *Follower) chunk(ctx context.Context, cp *proofs.Checkpoint) (int, error
 			return 0, alert(ReasonEntriesMismatch, cp.Note, "entries [%d, %d) do not hash to the signed root of size %d", start, end, cp.Size)
 		}
 	} else {
-		proof, err := f.c.consistencyProof(ctx, end, cp.Size)
+		proof, err := f.c.consistencyProof(ctx, end, cp)
 		if err != nil {
-			return 0, err
+			return 0, f.tilesAlert(err, cp)
 		}
 		if err := proofs.VerifyConsistency(end, cp.Size, proof, root, cp.Root); err != nil {
 			return 0, alert(ReasonEntriesMismatch, cp.Note, "entries [%d, %d) are not a prefix of the signed tree of size %d: %v", start, end, cp.Size, err)
@@ -342,6 +356,39 @@ func (f *Follower) chunk(ctx context.Context, cp *proofs.Checkpoint) (int, error
 		return 0, err
 	}
 	return len(out), nil
+}
+
+// leaves fetches the entries [start, end) of the tree of cp, unverified:
+// over Connect, or from the entry bundles of a mirror.
+func (f *Follower) leaves(ctx context.Context, start, end uint64, cp *proofs.Checkpoint) ([][]byte, error) {
+	if !f.c.noConnect.Load() {
+		var leaves [][]byte
+		next := start
+		for next < end {
+			resp, err := f.c.rpc.GetEntries(ctx, connect.NewRequest(&warrantv1.GetEntriesRequest{Start: next, Count: uint32(end - next)}))
+			if err != nil {
+				if next == start && f.c.connectMissing(err) {
+					break
+				}
+				return nil, rpcError(err)
+			}
+			got := resp.Msg.GetLeaves()
+			if resp.Msg.GetStart() != next || len(got) == 0 || uint64(len(got)) > end-next {
+				return nil, proofs.Errorf(ReasonMismatch, "asked for entries from %d, got %d from %d", next, len(got), resp.Msg.GetStart())
+			}
+			leaves = append(leaves, got...)
+			next += uint64(len(got))
+		}
+		if next == end {
+			return leaves, nil
+		}
+	}
+	leaves := make([][]byte, 0, end-start)
+	err := f.c.tiles.entries(ctx, start, end, cp.Size, func(l []byte) error {
+		leaves = append(leaves, bytes.Clone(l))
+		return nil
+	})
+	return leaves, err
 }
 
 // depth computes a delegation's chain depth: from entries already seen, or
@@ -371,8 +418,8 @@ func (f *Follower) parentDepth(ctx context.Context, id string, hops int) int {
 	if d, ok := f.depths[id]; ok {
 		return d
 	}
-	if hops > 64 {
-		return 0
+	if hops > 64 || f.c.noConnect.Load() {
+		return 0 // unknown: a mirror has no index by delegation id
 	}
 	e, err := f.c.Delegation(ctx, id)
 	if err != nil {
@@ -389,6 +436,12 @@ func (f *Follower) parentDepth(ctx context.Context, id string, hops int) int {
 	}
 	return depth
 }
+
+// ErrNoFeed is returned by Watch when the server does not serve the
+// checkpoint feed at all: a static tlog-tiles mirror, which can be polled
+// (Round) but carries no signed timestamps, so it cannot show that the log
+// is live.
+var ErrNoFeed = errors.New("the server has no checkpoint feed (a static tlog-tiles mirror?)")
 
 // Tick is one verified message of the checkpoint feed.
 type Tick struct {
@@ -449,6 +502,9 @@ func (f *Follower) Watch(ctx context.Context, fn func(Tick) error) error {
 		}
 	}
 	if err := stream.Err(); err != nil && ctx.Err() == nil {
+		if f.c.connectMissing(err) {
+			return &proofs.Error{Reason: ReasonTransport, Err: fmt.Errorf("%w: %v", ErrNoFeed, err)}
+		}
 		return rpcError(err)
 	}
 	return nil

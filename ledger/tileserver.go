@@ -51,12 +51,13 @@ type tileRequest struct {
 var errTileNotCovered = errors.New("not covered by the latest checkpoint")
 
 // registerTiles serves the tlog-tiles hash tiles and entry bundles of l on
-// mux. One handler parses the whole path itself: the spec's encoding of N
+// mux, gzip-compressed for clients that accept it (gzip.go). One handler parses the whole path itself: the spec's encoding of N
 // has a variable number of path elements, which mux patterns cannot
 // express, and parsing it strictly is what keeps every resource at exactly
 // one URL (so caches never hold two copies or a non-canonical alias).
 // Method matching ("GET" also admits HEAD) is left to the mux.
 func registerTiles(mux *http.ServeMux, l *Log) {
+	gz := newGzipCache(gzipCacheBytes)
 	mux.HandleFunc("GET /tile/", func(w http.ResponseWriter, r *http.Request) {
 		// The escaped path, not the decoded one: "%30%30%30" is not a
 		// canonical "000" and must not alias it.
@@ -64,6 +65,19 @@ func registerTiles(mux *http.ServeMux, l *Log) {
 		if !ok {
 			tileError(w, http.StatusBadRequest, "malformed tile path")
 			return
+		}
+		h := w.Header()
+		// Both encodings of a resource are immutable, and a cache must not
+		// hand the gzip one to a client that did not ask for it.
+		h.Set("Vary", "Accept-Encoding")
+		gzipOK := acceptsGzip(r.Header.Values("Accept-Encoding"))
+		if gzipOK {
+			// A cached compressed body was covered when it was cached,
+			// and coverage only grows: no store read needed.
+			if body, ok := gz.get(t); ok {
+				writeTile(w, body, true)
+				return
+			}
 		}
 		body, err := l.readTile(t)
 		switch {
@@ -80,12 +94,23 @@ func registerTiles(mux *http.ServeMux, l *Log) {
 			tileError(w, status, "tile cannot be read")
 			return
 		}
-		h := w.Header()
-		h.Set("Content-Type", "application/octet-stream")
-		h.Set("Cache-Control", tileCacheControl)
-		h.Set("Content-Length", strconv.Itoa(len(body)))
-		w.Write(body)
+		if gzipOK {
+			body = gz.compress(t, body)
+		}
+		writeTile(w, body, gzipOK)
 	})
+}
+
+// writeTile answers a covered tile or bundle, compressed or not.
+func writeTile(w http.ResponseWriter, body []byte, gzipped bool) {
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Cache-Control", tileCacheControl)
+	if gzipped {
+		h.Set("Content-Encoding", "gzip")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.Write(body)
 }
 
 // tileError answers an error that no cache may keep: a 404 today may be a

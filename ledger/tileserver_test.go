@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -49,14 +50,27 @@ func tileServer(t *testing.T, l *Log) *httptest.Server {
 }
 
 // fetchTile sends method to path and returns status, headers and body; redirects are
-// returned, not followed.
+// returned, not followed. It asks for the identity encoding (Go's transport
+// would otherwise ask for gzip and inflate it out of sight); fetchTileAs
+// sends another Accept-Encoding, or none when acceptEncoding is "".
 func fetchTile(t testing.TB, srv *httptest.Server, method, path string) (int, http.Header, []byte) {
+	t.Helper()
+	return fetchTileAs(t, srv, method, path, "identity")
+}
+
+func fetchTileAs(t testing.TB, srv *httptest.Server, method, path, acceptEncoding string) (int, http.Header, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, srv.URL+path, nil)
 	if err != nil {
 		t.Fatalf("%s %q: %v", method, path, err)
 	}
+	if acceptEncoding != "" {
+		req.Header.Set("Accept-Encoding", acceptEncoding)
+	}
 	c := *srv.Client()
+	// Without DisableCompression, a request with no Accept-Encoding would
+	// be sent with "gzip" and inflated out of sight.
+	c.Transport = &http.Transport{DisableCompression: true, DisableKeepAlives: true}
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := c.Do(req)
 	if err != nil {
@@ -538,5 +552,84 @@ func TestTilesAfterClose(t *testing.T) {
 		if rec.Code != http.StatusServiceUnavailable {
 			t.Errorf("GET %s on a closed log: status %d, want 503", p, rec.Code)
 		}
+	}
+}
+
+// TestTilesGzip: tiles and entry bundles come gzip-compressed exactly when
+// the client accepts gzip, identical once inflated, with Vary and the
+// immutable caching headers either way; a second request is served from
+// the compressed cache with the same bytes.
+func TestTilesGzip(t *testing.T) {
+	tl := newTiledLog(t)
+	paths := []string{c2spPath("entries", 0, 256), c2spPath("entries", 2, 188), c2spPath("0", 1, 256), c2spPath("0", 2, 188), c2spPath("1", 0, 2)}
+	for _, p := range paths {
+		_, _, plain := fetchTile(t, tl.srv, http.MethodGet, p)
+		for _, tt := range []struct {
+			accept string
+			gzip   bool
+		}{
+			{"", false}, {"identity", false}, {"gzip", true}, {"br, gzip;q=0.5", true}, {"x-gzip", true},
+			{"*", true}, {"gzip;q=0", false}, {"*, gzip;q=0", false}, {"deflate, br", false}, {"GZIP", true},
+		} {
+			status, h, body := fetchTileAs(t, tl.srv, http.MethodGet, p, tt.accept)
+			if status != http.StatusOK {
+				t.Fatalf("%s (Accept-Encoding %q): status %d", p, tt.accept, status)
+			}
+			checkTileHeaders(t, h, len(body))
+			if v := h.Get("Vary"); v != "Accept-Encoding" {
+				t.Errorf("%s (Accept-Encoding %q): Vary %q", p, tt.accept, v)
+			}
+			if ce := h.Get("Content-Encoding"); (ce == "gzip") != tt.gzip || (ce != "" && ce != "gzip") {
+				t.Fatalf("%s (Accept-Encoding %q): Content-Encoding %q", p, tt.accept, ce)
+			}
+			if tt.gzip {
+				zr, err := gzip.NewReader(bytes.NewReader(body))
+				if err != nil {
+					t.Fatalf("%s: not gzip: %v", p, err)
+				}
+				if body, err = io.ReadAll(zr); err != nil {
+					t.Fatalf("%s: inflating: %v", p, err)
+				}
+			}
+			if !bytes.Equal(body, plain) {
+				t.Fatalf("%s (Accept-Encoding %q): %d bytes differ from the identity encoding's %d", p, tt.accept, len(body), len(plain))
+			}
+		}
+		// Cached: the same compressed bytes again.
+		_, _, z1 := fetchTileAs(t, tl.srv, http.MethodGet, p, "gzip")
+		_, _, z2 := fetchTileAs(t, tl.srv, http.MethodGet, p, "gzip")
+		if !bytes.Equal(z1, z2) {
+			t.Fatalf("%s: two compressed answers differ", p)
+		}
+		if strings.Contains(p, "entries") && len(z1) >= len(plain)/2 {
+			t.Errorf("%s: compressed to %d of %d bytes", p, len(z1), len(plain))
+		}
+	}
+	// Not covered stays 404 whatever the encoding, and uncacheable.
+	status, h, _ := fetchTileAs(t, tl.srv, http.MethodGet, c2spPath("entries", 2, 189), "gzip")
+	if status != http.StatusNotFound || h.Get("Cache-Control") != "no-store" || h.Get("Content-Encoding") != "" {
+		t.Fatalf("uncovered bundle with gzip: %d %v", status, h)
+	}
+}
+
+func TestGzipCacheBound(t *testing.T) {
+	c := newGzipCache(64 << 10)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<12) // compresses well
+	for i := range 200 {
+		body := append(fmt.Appendf(nil, "%d-", i), big...)
+		noise := make([]byte, 2048)
+		for j := range noise {
+			noise[j] = byte(i*131 + j*j*7)
+		}
+		c.compress(tileRequest{index: uint64(i), width: 256}, append(body, noise...))
+	}
+	if c.bytes > c.max || c.lru.Len() != len(c.m) || c.lru.Len() == 0 {
+		t.Fatalf("cache holds %d bytes (max %d), %d list entries, %d map entries", c.bytes, c.max, c.lru.Len(), len(c.m))
+	}
+	if _, ok := c.get(tileRequest{index: 0, width: 256}); ok {
+		t.Fatal("the oldest entry was not evicted")
+	}
+	if _, ok := c.get(tileRequest{index: 199, width: 256}); !ok {
+		t.Fatal("the newest entry is not cached")
 	}
 }

@@ -167,10 +167,19 @@ func runSIEM(ctx context.Context, env *cmdEnv, args []string) error {
 			if errors.As(err, &a) {
 				return raise(err)
 			}
+			if pollC == nil {
+				p := time.NewTicker(*poll)
+				defer p.Stop()
+				pollC = p.C
+			}
+			if errors.Is(err, client.ErrNoFeed) {
+				// A static tlog-tiles mirror: poll it for good. It carries
+				// no signed timestamps, so nothing shows the log is live.
+				fmt.Fprintf(env.stderr, "warning: %s serves no checkpoint stream (a static tlog-tiles mirror): polling /checkpoint every %v; --stall-after cannot apply without the log's signed timestamps\n", cf.server, *poll)
+				stall.Stop()
+				continue
+			}
 			fmt.Fprintf(env.stderr, "warning: checkpoint stream: %v; polling every %v\n", err, *poll)
-			p := time.NewTicker(*poll)
-			defer p.Stop()
-			pollC = p.C
 			go func() {
 				select {
 				case <-time.After(*poll * 4):
