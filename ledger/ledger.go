@@ -67,6 +67,13 @@ type Options struct {
 	// CheckpointRefresh is how often WatchCheckpoints re-sends the latest
 	// checkpoint with a fresh timestamp when the log is idle (default 10 s).
 	CheckpointRefresh time.Duration
+	// MaxWatchStreams bounds the WatchCheckpoints streams open at once
+	// (default DefaultMaxWatchStreams), and MaxWatchStreamsPerPeer those of
+	// one peer: one IP address, or one SPIFFE ID under mutual TLS (default
+	// DefaultMaxWatchStreamsPerPeer). Beyond them a stream is refused
+	// ResourceExhausted with ReasonTooManyStreams. See watch.go.
+	MaxWatchStreams        int
+	MaxWatchStreamsPerPeer int
 	// TreeCacheBytes bounds the memory of the tile-subtree cache that
 	// inclusion and consistency proofs read interior nodes from (default
 	// DefaultTreeCacheBytes, 64 MiB; negative: no cache). A proof that
@@ -117,6 +124,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.CheckpointRefresh <= 0 {
 		o.CheckpointRefresh = 10 * time.Second
+	}
+	if o.MaxWatchStreams <= 0 {
+		o.MaxWatchStreams = DefaultMaxWatchStreams
+	}
+	if o.MaxWatchStreamsPerPeer <= 0 {
+		o.MaxWatchStreamsPerPeer = DefaultMaxWatchStreamsPerPeer
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -170,6 +183,8 @@ type Log struct {
 	changed atomic.Pointer[chan struct{}]
 	// cosigner signs timestamps (C2SP cosignature/v1) with the log key.
 	cosigner note.Signer
+	// watch bounds WatchCheckpoints streams and shares their work (watch.go).
+	watch *watchHub
 
 	seq seqState // owned by the sequencer goroutine
 
@@ -239,6 +254,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		delegations: newDelegationCache(1 << 16),
 		trees:       newTreeCache(opts.TreeCacheBytes),
 		limits:      newLimiters(opts),
+		watch:       newWatchHub(opts),
 		queue:       make(chan *request, opts.QueueLength),
 		stop:        make(chan struct{}),
 		stopped:     make(chan struct{}),
