@@ -194,3 +194,39 @@ func TestWatchStreamsShareWork(t *testing.T) {
 		t.Errorf("%d streams at the same size computed %d consistency proofs, want 1", streams, n)
 	}
 }
+
+// TestWatchOutlivesBodyDeadline checks that the request body deadline of
+// serve (BodyDeadline) does not cut streams: over each protocol a stream
+// keeps receiving idle refreshes well past the deadline.
+func TestWatchOutlivesBodyDeadline(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.CheckpointRefresh = 100 * time.Millisecond })
+	url, h2c := serveLoopback(t, BodyDeadline(NewHandler(f.log), 50*time.Millisecond))
+	for _, c := range []struct {
+		name  string
+		httpc *http.Client
+		opts  []connect.ClientOption
+	}{
+		{"connect-http1", &http.Client{}, nil},
+		{"connect-h2c", h2c, nil},
+		{"grpc", h2c, []connect.ClientOption{connect.WithGRPC()}},
+		{"grpc-web", &http.Client{}, []connect.ClientOption{connect.WithGRPCWeb()}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			rpc := warrantv1connect.NewLedgerServiceClient(c.httpc, url, c.opts...)
+			s, err := rpc.WatchCheckpoints(ctx, connect.NewRequest(&warrantv1.WatchCheckpointsRequest{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			// Each refresh comes a tick (100 ms) after the last, so the
+			// tenth comes at least 900 ms after the first: many deadlines.
+			for i := range 10 {
+				if !s.Receive() {
+					t.Fatalf("stream ended after %d messages: %v", i, s.Err())
+				}
+			}
+		})
+	}
+}
