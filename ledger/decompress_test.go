@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -185,6 +186,25 @@ func TestCompressedBombsRefusedCheaply(t *testing.T) {
 	if got := f.log.Checkpoint().Size; got != size {
 		t.Errorf("log size %d after the bombs, want %d: nothing written", got, size)
 	}
+
+	// An honest gzipped batch of signed envelopes is far from the ratio
+	// bound (random keys, signatures and nonces do not compress much).
+	batch := &warrantv1.AppendBatchRequest{}
+	for i := range MaxBatchEnvelopes {
+		batch.Envelopes = append(batch.Envelopes, bindingEnvelope(t, f.registrar, fmt.Sprintf("spiffe://example.org/agent/batch%d", i), newTestKey(t), "draft", false))
+	}
+	before := counterValue(t, m.inflated)
+	honest := warrantv1connect.NewLedgerServiceClient(http.DefaultClient, url, connect.WithSendGzip())
+	resp, err := honest.AppendBatch(ctx, connect.NewRequest(batch))
+	if err != nil {
+		t.Fatalf("honest gzipped batch: %v", err)
+	}
+	for i, r := range resp.Msg.GetResults() {
+		if r.GetCode() != "" {
+			t.Fatalf("honest batch envelope %d: %s %s", i, r.GetCode(), r.GetMessage())
+		}
+	}
+	t.Logf("an honest batch of %d envelopes inflated %.0f bytes", MaxBatchEnvelopes, counterValue(t, m.inflated)-before)
 }
 
 // reasonOf is the ErrorDetail reason of a Connect error.
