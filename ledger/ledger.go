@@ -565,9 +565,6 @@ func (l *Log) Timestamp(cp *proofs.Checkpoint) ([]byte, error) {
 	return note.Sign(&note.Note{Text: string(body)}, l.cosigner)
 }
 
-// Refresh is the interval of idle checkpoint refreshes.
-func (l *Log) Refresh() time.Duration { return l.opts.CheckpointRefresh }
-
 // Checkpoint returns the latest signed checkpoint. Every read answer is
 // proven against it (or an earlier size).
 func (l *Log) Checkpoint() *proofs.Checkpoint { return l.latest.Load() }

@@ -23,7 +23,8 @@ import (
 // is shared: every stream wakes on the same refresh ticks (multiples of the
 // refresh interval on the log's clock), one timestamp is signed per
 // checkpoint and tick for all of them, and streams at the same size share
-// one consistency proof.
+// one consistency proof. A timestamp is so at most one refresh interval old
+// when it is sent (a stream opened late in a tick gets the tick's).
 
 // Defaults of Options.MaxWatchStreams and Options.MaxWatchStreamsPerPeer.
 const (
