@@ -71,6 +71,13 @@ type Options struct {
 	// CheckpointRefresh is how often WatchCheckpoints re-sends the latest
 	// checkpoint with a fresh timestamp when the log is idle (default 10 s).
 	CheckpointRefresh time.Duration
+	// MaxWatchStreams bounds the WatchCheckpoints streams open at once
+	// (default DefaultMaxWatchStreams), and MaxWatchStreamsPerPeer those of
+	// one peer: one IP address, or one SPIFFE ID under mutual TLS (default
+	// DefaultMaxWatchStreamsPerPeer). Beyond them a stream is refused
+	// ResourceExhausted with ReasonTooManyStreams. See watch.go.
+	MaxWatchStreams        int
+	MaxWatchStreamsPerPeer int
 	// TreeCacheBytes bounds the memory of the tile-subtree cache that
 	// inclusion and consistency proofs read interior nodes from (default
 	// DefaultTreeCacheBytes, 64 MiB; negative: no cache). A proof that
@@ -131,6 +138,12 @@ func (o *Options) setDefaults() {
 	if o.CheckpointRefresh <= 0 {
 		o.CheckpointRefresh = 10 * time.Second
 	}
+	if o.MaxWatchStreams <= 0 {
+		o.MaxWatchStreams = DefaultMaxWatchStreams
+	}
+	if o.MaxWatchStreamsPerPeer <= 0 {
+		o.MaxWatchStreamsPerPeer = DefaultMaxWatchStreamsPerPeer
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -183,6 +196,8 @@ type Log struct {
 	changed atomic.Pointer[chan struct{}]
 	// cosigner signs timestamps (C2SP cosignature/v1) with the log key.
 	cosigner note.Signer
+	// watch bounds WatchCheckpoints streams and shares their work (watch.go).
+	watch *watchHub
 
 	seq seqState // owned by the sequencer goroutine
 
@@ -253,6 +268,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		trees:       newTreeCache(opts.TreeCacheBytes),
 		limits:      newLimiters(opts),
 		intake:      newFairQueue(opts.QueueLength, opts.AgentQueueLength),
+		watch:       newWatchHub(opts),
 		stop:        make(chan struct{}),
 		stopped:     make(chan struct{}),
 	}
@@ -561,9 +577,6 @@ func (l *Log) Timestamp(cp *proofs.Checkpoint) ([]byte, error) {
 	body := proofs.CheckpointBody(cp.Origin, cp.Size, cp.Root)
 	return note.Sign(&note.Note{Text: string(body)}, l.cosigner)
 }
-
-// Refresh is the interval of idle checkpoint refreshes.
-func (l *Log) Refresh() time.Duration { return l.opts.CheckpointRefresh }
 
 // Checkpoint returns the latest signed checkpoint. Every read answer is
 // proven against it (or an earlier size).

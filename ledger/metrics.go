@@ -29,6 +29,11 @@ import (
 //	                                      Badger's LSM and value-log sizes on disk (db.Size,
 //	                                      refreshed by Badger about once a minute)
 //	warrant_queue_depth                   requests waiting for the sequencer
+//	warrant_request_inflated_bytes_total  bytes decompressed from compressed requests (bounded
+//	                                      per message: see decompress.go)
+//	warrant_watch_timestamps_total        timestamps signed for WatchCheckpoints streams (one per
+//	                                      checkpoint and refresh tick, shared by every stream)
+//	warrant_watch_streams                 WatchCheckpoints streams open
 type Metrics struct {
 	appends       *prometheus.CounterVec
 	denials       *prometheus.CounterVec
@@ -36,6 +41,8 @@ type Metrics struct {
 	batchSize     prometheus.Histogram
 	appendLatency prometheus.Histogram
 	commitLatency prometheus.Histogram
+	inflated      prometheus.Counter
+	timestamps    prometheus.Counter
 
 	log atomic.Pointer[Log] // the open Log the gauges read
 }
@@ -70,6 +77,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Duration of a group commit's synced Badger transaction, in seconds.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 15), // 0.1 ms .. 1.6 s
 		}),
+		inflated: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "warrant", Name: "request_inflated_bytes_total",
+			Help: "Bytes decompressed from compressed request messages.",
+		}),
+		timestamps: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "warrant", Name: "watch_timestamps_total",
+			Help: "Timestamps signed for WatchCheckpoints streams (shared by every stream).",
+		}),
 	}
 	gauge := func(name, help string, f func(*Log) float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "warrant", Name: name, Help: help}, func() float64 {
@@ -81,6 +96,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	cs := []prometheus.Collector{
 		m.appends, m.denials, m.refusals, m.batchSize, m.appendLatency, m.commitLatency,
+		m.inflated, m.timestamps,
 		gauge("tree_size", "Entries covered by the latest signed checkpoint.", func(l *Log) float64 {
 			return float64(l.Checkpoint().Size)
 		}),
@@ -94,6 +110,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		gauge("queue_depth", "Append requests waiting for the sequencer.", func(l *Log) float64 {
 			return float64(l.intake.len())
+		}),
+		gauge("watch_streams", "WatchCheckpoints streams open.", func(l *Log) float64 {
+			return float64(l.watch.open())
 		}),
 	}
 	for _, c := range cs {
@@ -134,6 +153,20 @@ func refusalReason(err error) string {
 		return "deadline_exceeded"
 	}
 	return "internal"
+}
+
+// addInflated counts n bytes decompressed from a request.
+func (m *Metrics) addInflated(n int) {
+	if m != nil {
+		m.inflated.Add(float64(n))
+	}
+}
+
+// signedTimestamp counts one timestamp signed for WatchCheckpoints.
+func (m *Metrics) signedTimestamp() {
+	if m != nil {
+		m.timestamps.Inc()
+	}
 }
 
 // observeCommit records the duration of one synced batch commit.

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
@@ -42,10 +41,14 @@ func NewHandler(l *Log, opts ...connect.HandlerOption) http.Handler {
 	// cost more CPU than the bytes it saves on the wire.
 	compress := connect.WithCompressMinBytes(16 << 10)
 	extra := connect.WithHandlerOptions(opts...)
-	path, h := warrantv1connect.NewLedgerServiceHandler(svc, connect.WithReadMaxBytes(MaxRequestBytes), compress, extra)
+	// Compressed requests inflate no further than their limit (decompress.go).
+	inflated := l.opts.Metrics.addInflated
+	path, h := warrantv1connect.NewLedgerServiceHandler(svc, connect.WithReadMaxBytes(MaxRequestBytes),
+		withBoundedGzip(MaxRequestBytes, inflated), compress, extra)
 	mux.Handle(path, h)
 	// AppendBatch alone may carry up to MaxBatchEnvelopes envelopes.
-	_, hb := warrantv1connect.NewLedgerServiceHandler(svc, connect.WithReadMaxBytes(MaxBatchRequestBytes), compress, extra)
+	_, hb := warrantv1connect.NewLedgerServiceHandler(svc, connect.WithReadMaxBytes(MaxBatchRequestBytes),
+		withBoundedGzip(MaxBatchRequestBytes, inflated), compress, extra)
 	mux.Handle(warrantv1connect.LedgerServiceAppendBatchProcedure, hb)
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(warrantv1connect.LedgerServiceName)))
 	reflector := grpcreflect.NewStaticReflector(warrantv1connect.LedgerServiceName)
@@ -287,38 +290,6 @@ func (s *service) ListAgentEntries(ctx context.Context, req *connect.Request[war
 	return connect.NewResponse(&warrantv1.ListAgentEntriesResponse{Entries: entries, NextStartIndex: next}), nil
 }
 
-func (s *service) WatchCheckpoints(ctx context.Context, req *connect.Request[warrantv1.WatchCheckpointsRequest], stream *connect.ServerStream[warrantv1.WatchCheckpointsResponse]) error {
-	last := req.Msg.GetFromSize()
-	if cp := s.log.Checkpoint(); last > cp.Size {
-		return connectError(proofs.Errorf(ReasonOutOfRange, "from_size %d is beyond the latest checkpoint size %d", last, cp.Size))
-	}
-	refresh := time.NewTicker(s.log.Refresh())
-	defer refresh.Stop()
-	for {
-		changed := s.log.Changed() // before reading the checkpoint: no update is missed
-		cp := s.log.Checkpoint()
-		proof, err := s.consistency(ctx, last, cp.Size)
-		if err != nil {
-			return connectError(err)
-		}
-		ts, err := s.log.Timestamp(cp)
-		if err != nil {
-			return connectError(err)
-		}
-		msg := &warrantv1.WatchCheckpointsResponse{Checkpoint: cp.Note, FromSize: last, ConsistencyProof: proof, Timestamp: ts}
-		if err := stream.Send(msg); err != nil {
-			return err
-		}
-		last = cp.Size
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-changed:
-		case <-refresh.C:
-		}
-	}
-}
-
 // page lists up to pageSize indices with list and proves each entry
 // against the latest checkpoint.
 func (s *service) page(ctx context.Context, pageSize uint32, list func(*proofs.Checkpoint, int) ([]uint64, uint64, error)) ([]*warrantv1.ProvenEntry, uint64, error) {
@@ -381,6 +352,7 @@ var codes = map[string]connect.Code{
 	ReasonNotFound:                  connect.CodeNotFound,
 	ReasonOutOfRange:                connect.CodeOutOfRange,
 	ReasonQueueFull:                 connect.CodeResourceExhausted,
+	ReasonTooManyStreams:            connect.CodeResourceExhausted,
 	ReasonDiskFull:                  connect.CodeResourceExhausted,
 	ReasonShuttingDown:              connect.CodeUnavailable,
 	ReasonStoreUnavailable:          connect.CodeUnavailable,

@@ -41,6 +41,8 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	sec.register(fs)
 	var of opsFlags // config file, log format, metrics, tracing, backups (ops.go)
 	of.register(fs)
+	var conns serveConns // timeouts, connection and stream caps (conns.go)
+	conns.register(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -102,6 +104,9 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	if err := sec.options(&opts); err != nil {
 		return err
 	}
+	if err := conns.options(&opts); err != nil {
+		return err
+	}
 	// Bind before touching the data directory: a second serve on a taken
 	// port fails at once, on stderr, and creates no log.
 	ln, err := bind(*listen, "--listen or WARRANT_LISTEN")
@@ -140,14 +145,13 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           sec.handler(h),
-		TLSConfig:         tlsConfig,
-		Protocols:         &protocols,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		Handler:        sec.handler(h),
+		TLSConfig:      tlsConfig,
+		Protocols:      &protocols,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	ln = conns.bound(srv, ln)
 	vkeyPath, _ := filepath.Abs(filepath.Join(*data, ledger.LogVerifierKeyFile))
 	logger.Info("serving", "origin", l.Origin(), "url", sec.scheme()+"://"+ln.Addr().String(), "mtls", sec.clientCA != "", "verifier_key", vkeyPath, "size", l.Checkpoint().Size)
 	if err := o.start(l, sec.scheme()+"://"+ln.Addr().String()); err != nil {

@@ -1,0 +1,154 @@
+package ledger
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Connection bounds.
+//
+// Before a request is authenticated, what bounds a client is its
+// connections: 500 connections each sending a request body a byte at a
+// time were held open indefinitely and used up the server's file
+// descriptors. The server's own timeouts (http.Server ReadHeaderTimeout
+// and IdleTimeout) bound the headers and the wait between requests;
+// BodyDeadline bounds the time to send a request body; LimitListener
+// bounds the connections open at once, from one IP address and in all.
+// None of them is a write timeout: WatchCheckpoints streams and backups
+// send for as long as the client reads.
+
+// Defaults of serve's connection bounds.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultBodyTimeout       = 60 * time.Second
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultMaxConns          = 4096
+	DefaultMaxConnsPerIP     = 256
+)
+
+// BodyDeadline gives every request with a body d to send all of it: a
+// body still unread after d fails to read (the handler sees an error, and
+// the connection, or the HTTP/2 stream, is closed). Once the body is read
+// to its end the deadline is lifted, so that a response may stream for as
+// long as it needs (a WatchCheckpoints stream, whose request is one small
+// message). Requests without a body (GET) get none: their headers are
+// bounded by the server's ReadHeaderTimeout.
+func BodyDeadline(next http.Handler, d time.Duration) http.Handler {
+	if d <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			rc := http.NewResponseController(w)
+			if rc.SetReadDeadline(time.Now().Add(d)) == nil {
+				// A copy of the request: the server looks at the original's
+				// body after the handler, to decide to close the connection
+				// when it was not read to its end.
+				r = r.WithContext(r.Context())
+				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody lifts the read deadline once the body is read to its end.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// LimitListener returns a listener that holds at most total connections
+// open at once, and at most perIP from one IP address. A connection
+// beyond either bound is closed as soon as it is accepted (rather than
+// left waiting in the kernel's queue, where it would hold up the clients
+// behind it). IPv6 addresses are counted by /64. The per-address counts are kept only for addresses with
+// connections open, so they are at most total.
+func LimitListener(ln net.Listener, total, perIP int) net.Listener {
+	return &limitListener{Listener: ln, total: total, perIP: perIP, open: make(map[string]int)}
+}
+
+type limitListener struct {
+	net.Listener
+	total, perIP int
+
+	mu    sync.Mutex
+	count int
+	open  map[string]int
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := remoteIP(c)
+		if l.admit(ip) {
+			return &limitConn{Conn: c, release: func() { l.release(ip) }}, nil
+		}
+		c.Close()
+	}
+}
+
+func (l *limitListener) admit(ip string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.count >= l.total || l.open[ip] >= l.perIP {
+		return false
+	}
+	l.count++
+	l.open[ip]++
+	return true
+}
+
+func (l *limitListener) release(ip string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.count--
+	if l.open[ip]--; l.open[ip] <= 0 {
+		delete(l.open, ip)
+	}
+}
+
+// remoteIP is the IP address a connection comes from; for IPv6, its /64
+// network (one host usually holds a whole /64).
+func remoteIP(c net.Conn) string {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		if a.IP.To4() == nil {
+			return a.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
+		}
+		return a.IP.String()
+	}
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return c.RemoteAddr().String()
+	}
+	return host
+}
+
+// limitConn gives its place back when it is closed (once).
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
