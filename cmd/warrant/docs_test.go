@@ -1,0 +1,285 @@
+package main
+
+import (
+	"go/ast"
+	"go/build"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The design documents name files, packages and reason codes of this
+// repository. These tests keep them from rotting silently: a file renamed,
+// an import added, or a reason code added without its documentation fails
+// here.
+
+// repoRoot is the repository root, seen from this package's directory.
+const repoRoot = "../.."
+
+// checkedDocs are the documents whose backticked paths and links must
+// resolve inside the repository.
+var checkedDocs = []string{"ARCHITECTURE.md", "docs/rules.md", "docs/operating.md"}
+
+var (
+	fencedBlock = regexp.MustCompile("(?ms)^```.*?^```")
+	inlineCode  = regexp.MustCompile("`([^`\n]+)`")
+	mdLink      = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	// repoPath is what a backticked repository path looks like: a relative
+	// path whose first element starts lower-case (so DIR/log.key and
+	// golang.org/x/... are not taken for one), with at least one slash, or
+	// a top-level file with a source or document extension.
+	repoPath = regexp.MustCompile(`^[a-z0-9_-]+(/[A-Za-z0-9_.-]+)*/?$|^[A-Za-z0-9_-]+\.(go|md|proto|cedar|sh|mod|yaml)$`)
+)
+
+// docPaths returns the repository paths a document names in inline code
+// (outside fenced blocks) and in relative links, and its external links.
+func docPaths(doc string) (paths, external []string) {
+	text := fencedBlock.ReplaceAllString(doc, "")
+	for _, m := range inlineCode.FindAllStringSubmatch(text, -1) {
+		tok := m[1]
+		if !strings.Contains(tok, "/") && !strings.Contains(tok, ".") {
+			continue // a word, a flag, a reason code
+		}
+		if repoPath.MatchString(tok) {
+			paths = append(paths, tok)
+		}
+	}
+	for _, m := range mdLink.FindAllStringSubmatch(text, -1) {
+		target := m[1]
+		switch {
+		case strings.Contains(target, "://"), strings.HasPrefix(target, "mailto:"):
+			external = append(external, target)
+		case strings.HasPrefix(target, "#"):
+		default:
+			target, _, _ = strings.Cut(target, "#")
+			paths = append(paths, target)
+		}
+	}
+	return paths, external
+}
+
+func TestDocumentedPathsExist(t *testing.T) {
+	for _, name := range checkedDocs {
+		b, err := os.ReadFile(filepath.Join(repoRoot, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		paths, external := docPaths(string(b))
+		if len(paths) == 0 {
+			t.Errorf("%s names no repository path: is the extraction broken?", name)
+		}
+		for _, p := range external {
+			t.Errorf("%s links outside the repository: %s", name, p)
+		}
+		base := repoRoot
+		if dir := filepath.Dir(name); dir != "." {
+			base = filepath.Join(repoRoot, dir)
+		}
+		for _, p := range paths {
+			// Backticked paths are relative to the repository root; links
+			// are relative to the document, as Markdown renders them.
+			if _, err := os.Stat(filepath.Join(repoRoot, p)); err == nil {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(base, p)); err == nil {
+				continue
+			}
+			t.Errorf("%s names %s, which does not exist", name, p)
+		}
+	}
+}
+
+func TestDocPathsExtraction(t *testing.T) {
+	doc := "See `ledger/sequencer.go` and `Log.apply`, `--data DIR`, `DIR/log.key`,\n" +
+		"`golang.org/x/mod/sumdb/tlog`, `README.md`, `proofs/`, [rules](docs/rules.md#x),\n" +
+		"[out](https://example.com/), [here](#anchor).\n```\n`not/checked.go`\n```\n"
+	paths, external := docPaths(doc)
+	want := []string{"ledger/sequencer.go", "README.md", "proofs/", "docs/rules.md"}
+	if !slices.Equal(paths, want) {
+		t.Errorf("paths %q, want %q", paths, want)
+	}
+	if !slices.Equal(external, []string{"https://example.com/"}) {
+		t.Errorf("external %q", external)
+	}
+}
+
+const modulePath = "github.com/warrantlog/warrant"
+
+// TestArchitectureImports compares the import graph drawn in
+// ARCHITECTURE.md with the imports of the module's packages (non-test
+// files, this module's packages only).
+func TestArchitectureImports(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot, "ARCHITECTURE.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(b), "<!-- imports:begin -->")
+	block, _, ok2 := strings.Cut(block, "<!-- imports:end -->")
+	if !ok || !ok2 {
+		t.Fatal("ARCHITECTURE.md has no <!-- imports:begin --> ... <!-- imports:end --> block")
+	}
+	drawn := map[string][]string{}
+	for _, line := range strings.Split(block, "\n") {
+		from, to, ok := strings.Cut(line, "->")
+		if !ok {
+			continue
+		}
+		imps := strings.Fields(to)
+		slices.Sort(imps)
+		drawn[strings.TrimSpace(from)] = imps
+	}
+
+	actual := map[string][]string{}
+	err = filepath.WalkDir(repoRoot, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(repoRoot, path)
+		name := d.Name()
+		if rel != "." && (name == "testdata" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
+			return filepath.SkipDir
+		}
+		if rel != "." {
+			if _, err := os.Stat(filepath.Join(path, "go.mod")); err == nil {
+				return filepath.SkipDir // another module (bench/, tools/)
+			}
+		}
+		pkg, err := build.ImportDir(path, 0)
+		if err != nil {
+			return nil // no Go files, or only tests
+		}
+		var imps []string
+		for _, imp := range pkg.Imports {
+			if rest, ok := strings.CutPrefix(imp, modulePath+"/"); ok {
+				imps = append(imps, rest)
+			}
+		}
+		slices.Sort(imps)
+		actual[filepath.ToSlash(rel)] = imps
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(actual) < 5 {
+		t.Fatalf("found only %d packages under %s", len(actual), repoRoot)
+	}
+	for pkg, imps := range actual {
+		d, ok := drawn[pkg]
+		if !ok {
+			t.Errorf("ARCHITECTURE.md's import graph lacks package %s (imports %q)", pkg, imps)
+			continue
+		}
+		if !slices.Equal(d, imps) {
+			t.Errorf("ARCHITECTURE.md draws %s -> %q, but it imports %q", pkg, d, imps)
+		}
+	}
+	for pkg := range drawn {
+		if _, ok := actual[pkg]; !ok {
+			t.Errorf("ARCHITECTURE.md's import graph names %s, which is not a package of the module", pkg)
+		}
+	}
+}
+
+// TestRulesDocumentsEveryReason checks that docs/rules.md names every
+// reason code the code defines: the string constants named Reason* and
+// the literal reasons of proofs.Error values and proofs.Errorf calls.
+func TestRulesDocumentsEveryReason(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(repoRoot, "docs/rules.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, m := range inlineCode.FindAllStringSubmatch(string(doc), -1) {
+		documented[m[1]] = true
+	}
+	codes := map[string]string{} // code -> where it is defined
+	fset := token.NewFileSet()
+	for _, dir := range []string{"proofs", "ledger", "client", "siem", "loadgen", "cmd/warrant"} {
+		files, err := filepath.Glob(filepath.Join(repoRoot, dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range files {
+			if strings.HasSuffix(path, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, path, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for code, pos := range reasonCodes(f) {
+				codes[code] = fset.Position(pos).String()
+			}
+		}
+	}
+	if len(codes) < 50 {
+		t.Fatalf("found only %d reason codes: is the extraction broken?", len(codes))
+	}
+	for code, where := range codes {
+		if !documented[code] {
+			t.Errorf("reason code %q (%s) is not in docs/rules.md", code, where)
+		}
+	}
+}
+
+// reasonCodes returns the reason codes a file defines or uses literally.
+func reasonCodes(f *ast.File) map[string]token.Pos {
+	out := map[string]token.Pos{}
+	str := func(e ast.Expr) (string, bool) {
+		lit, ok := e.(*ast.BasicLit)
+		if !ok || lit.Kind != token.STRING {
+			return "", false
+		}
+		s, err := strconv.Unquote(lit.Value)
+		return s, err == nil
+	}
+	ast.Inspect(f, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.ValueSpec:
+			for i, name := range n.Names {
+				if strings.HasPrefix(name.Name, "Reason") && i < len(n.Values) {
+					if s, ok := str(n.Values[i]); ok {
+						out[s] = n.Pos()
+					}
+				}
+			}
+		case *ast.KeyValueExpr:
+			if k, ok := n.Key.(*ast.Ident); ok && k.Name == "Reason" {
+				if s, ok := str(n.Value); ok {
+					out[s] = n.Pos()
+				}
+			}
+		case *ast.AssignStmt:
+			for i, lhs := range n.Lhs {
+				if id, ok := lhs.(*ast.Ident); ok && id.Name == "reason" && i < len(n.Rhs) {
+					if s, ok := str(n.Rhs[i]); ok {
+						out[s] = n.Pos()
+					}
+				}
+			}
+		case *ast.CallExpr:
+			if sel, ok := n.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "Errorf" && len(n.Args) > 1 {
+				if x, ok := sel.X.(*ast.Ident); ok && x.Name == "proofs" {
+					if s, ok := str(n.Args[0]); ok {
+						out[s] = n.Pos()
+					}
+				}
+			}
+			if id, ok := n.Fun.(*ast.Ident); ok && id.Name == "Errorf" && len(n.Args) > 1 {
+				if s, ok := str(n.Args[0]); ok && !strings.ContainsAny(s, " %") {
+					out[s] = n.Pos()
+				}
+			}
+		}
+		return true
+	})
+	return out
+}
