@@ -224,7 +224,7 @@ func TestRulesDocumentsEveryReason(t *testing.T) {
 		t.Fatalf("found only %d reason codes: is the extraction broken?", len(codes))
 	}
 	for code, where := range codes {
-		if !documented[code] {
+		if code != "" && !documented[code] {
 			t.Errorf("reason code %q (%s) is not in docs/rules.md", code, where)
 		}
 	}
