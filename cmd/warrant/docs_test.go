@@ -31,23 +31,27 @@ var (
 	fencedBlock = regexp.MustCompile("(?ms)^```.*?^```")
 	inlineCode  = regexp.MustCompile("`([^`\n]+)`")
 	mdLink      = regexp.MustCompile(`\]\(([^)\s]+)\)`)
-	// repoPath is what a backticked repository path looks like: a relative
-	// path whose first element starts lower-case (so DIR/log.key and
-	// golang.org/x/... are not taken for one), with at least one slash, or
-	// a top-level file with a source or document extension.
-	repoPath = regexp.MustCompile(`^[a-z0-9_-]+(/[A-Za-z0-9_.-]+)*/?$|^[A-Za-z0-9_-]+\.(go|md|proto|cedar|sh|mod|yaml)$`)
+	// pathLike is a relative path without spaces, options or placeholders.
+	pathLike = regexp.MustCompile(`^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*/?$`)
+	// topLevelFile is a file at the root named by its extension.
+	topLevelFile = regexp.MustCompile(`^[A-Za-z0-9_-]+\.(go|md|proto|cedar|sh|mod|yaml)$`)
 )
 
 // docPaths returns the repository paths a document names in inline code
 // (outside fenced blocks) and in relative links, and its external links.
-func docPaths(doc string) (paths, external []string) {
+// In inline code, a repository path is a relative path whose first element
+// is one of the repository's top-level directories (isTopDir), so that Go
+// import paths (log/slog), media types and examples (DIR/log.key) are not
+// taken for one, or a top-level file named by its extension.
+func docPaths(doc string, isTopDir func(string) bool) (paths, external []string) {
 	text := fencedBlock.ReplaceAllString(doc, "")
 	for _, m := range inlineCode.FindAllStringSubmatch(text, -1) {
 		tok := m[1]
-		if !strings.Contains(tok, "/") && !strings.Contains(tok, ".") {
-			continue // a word, a flag, a reason code
-		}
-		if repoPath.MatchString(tok) {
+		first, _, nested := strings.Cut(tok, "/")
+		switch {
+		case nested && pathLike.MatchString(tok) && isTopDir(first):
+			paths = append(paths, tok)
+		case !nested && topLevelFile.MatchString(tok):
 			paths = append(paths, tok)
 		}
 	}
@@ -65,13 +69,19 @@ func docPaths(doc string) (paths, external []string) {
 	return paths, external
 }
 
+// isTopDir reports whether name is a top-level directory of the repository.
+func isTopDir(name string) bool {
+	fi, err := os.Stat(filepath.Join(repoRoot, name))
+	return err == nil && fi.IsDir() && !strings.HasPrefix(name, ".")
+}
+
 func TestDocumentedPathsExist(t *testing.T) {
 	for _, name := range checkedDocs {
 		b, err := os.ReadFile(filepath.Join(repoRoot, name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		paths, external := docPaths(string(b))
+		paths, external := docPaths(string(b), isTopDir)
 		if len(paths) == 0 {
 			t.Errorf("%s names no repository path: is the extraction broken?", name)
 		}
@@ -97,11 +107,13 @@ func TestDocumentedPathsExist(t *testing.T) {
 }
 
 func TestDocPathsExtraction(t *testing.T) {
-	doc := "See `ledger/sequencer.go` and `Log.apply`, `--data DIR`, `DIR/log.key`,\n" +
-		"`golang.org/x/mod/sumdb/tlog`, `README.md`, `proofs/`, [rules](docs/rules.md#x),\n" +
-		"[out](https://example.com/), [here](#anchor).\n```\n`not/checked.go`\n```\n"
-	paths, external := docPaths(doc)
-	want := []string{"ledger/sequencer.go", "README.md", "proofs/", "docs/rules.md"}
+	doc := "See `ledger/sequencer.go` and `Log.apply`, `--data DIR`, `DIR/log.key`, `log/slog`,\n" +
+		"`golang.org/x/mod/sumdb/tlog`, `README.md`, `proofs/`, `ledger/nothere.go`, [rules](docs/rules.md#x),\n" +
+		"`application/vnd.warrant.delegation.v1+json`, [out](https://example.com/), [here](#anchor).\n" +
+		"```\n`not/checked.go`\n```\n"
+	top := func(name string) bool { return name == "ledger" || name == "proofs" }
+	paths, external := docPaths(doc, top)
+	want := []string{"ledger/sequencer.go", "README.md", "proofs/", "ledger/nothere.go", "docs/rules.md"}
 	if !slices.Equal(paths, want) {
 		t.Errorf("paths %q, want %q", paths, want)
 	}
