@@ -379,3 +379,26 @@ func declarations(path string) (map[string]bool, error) {
 	}
 	return out, nil
 }
+
+// TestOperatingDocumentsEveryServeFlag checks that docs/operating.md names
+// every flag of `warrant serve`, as its -h lists them.
+func TestOperatingDocumentsEveryServeFlag(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(repoRoot, "docs/operating.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	env := &cmdEnv{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }}
+	if code := run(t.Context(), env, []string{"serve", "-h"}); code != exitOK {
+		t.Fatalf("serve -h: exit %d: %s", code, stderr.String())
+	}
+	flags := regexp.MustCompile(`(?m)^\s+--([a-z0-9-]+)`).FindAllStringSubmatch(stderr.String(), -1)
+	if len(flags) < 20 {
+		t.Fatalf("serve -h lists only %d flags:\n%s", len(flags), stderr.String())
+	}
+	for _, f := range flags {
+		if !strings.Contains(string(doc), "`--"+f[1]) {
+			t.Errorf("docs/operating.md does not document serve --%s", f[1])
+		}
+	}
+}
