@@ -13,6 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warrantlog/warrant/ledger"
 )
 
 // The design documents name files, packages and reason codes of this
@@ -400,5 +404,53 @@ func TestOperatingDocumentsEveryServeFlag(t *testing.T) {
 		if !strings.Contains(string(doc), "`--"+f[1]) {
 			t.Errorf("docs/operating.md does not document serve --%s", f[1])
 		}
+	}
+}
+
+// describer is a prometheus.Registerer that keeps what is registered, so a
+// test can list every metric, including vectors without observations.
+type describer struct{ collectors []prometheus.Collector }
+
+func (d *describer) Register(c prometheus.Collector) error {
+	d.collectors = append(d.collectors, c)
+	return nil
+}
+
+func (d *describer) MustRegister(cs ...prometheus.Collector) {
+	d.collectors = append(d.collectors, cs...)
+}
+
+func (d *describer) Unregister(prometheus.Collector) bool { return false }
+
+// TestOperatingDocumentsEveryMetric checks that docs/operating.md names
+// every metric of package ledger.
+func TestOperatingDocumentsEveryMetric(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(repoRoot, "docs/operating.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d describer
+	if _, err := ledger.NewMetrics(&d); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan *prometheus.Desc, 64)
+	for _, c := range d.collectors {
+		c.Describe(ch)
+	}
+	close(ch)
+	fqName := regexp.MustCompile(`fqName: "([a-z0-9_]+)"`)
+	n := 0
+	for desc := range ch {
+		m := fqName.FindStringSubmatch(desc.String())
+		if m == nil {
+			t.Fatalf("cannot read the name of %s", desc)
+		}
+		n++
+		if !strings.Contains(string(doc), "`"+m[1]) {
+			t.Errorf("docs/operating.md does not document the metric %s", m[1])
+		}
+	}
+	if n < 10 {
+		t.Fatalf("found only %d metrics", n)
 	}
 }
