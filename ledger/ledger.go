@@ -207,6 +207,9 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("ledger: no data directory")
 	}
+	if err := opts.Rules.Validate(); err != nil {
+		return nil, fmt.Errorf("ledger: rule limits: %w", err)
+	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}

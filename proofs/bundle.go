@@ -298,6 +298,9 @@ func (vc *VerifiedChain) verifyChain(target string, order []uint64) error {
 		switch l.Kind {
 		case KindLogConfig:
 			cfg = l.Config
+			if err := cfg.Rules.Validate(); err != nil {
+				return Errorf(ReasonBundleChainBroken, "log-config entry %d: %v", idx, err)
+			}
 			registrars, admins = configKeyMap(cfg.RegistrarKeys), configKeyMap(cfg.AdminKeys)
 		case KindPolicy:
 			if l.Env != nil {

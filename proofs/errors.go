@@ -66,4 +66,10 @@ const (
 	ReasonListTooLong         = "list_too_long"
 	ReasonFieldTooLong        = "field_too_long"
 	ReasonFieldMissing        = "field_missing"
+	// ReasonRuleLimitsInvalid: rule limits a log may not run with (a depth
+	// limit above MaxChainDepth).
+	ReasonRuleLimitsInvalid = "rule_limits_invalid"
+	// ReasonChainTooLong: a chain longer than MaxChainDepth, which no valid
+	// configuration lets be built; the rules refuse to decide on it.
+	ReasonChainTooLong = "chain_too_long"
 )

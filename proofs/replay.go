@@ -91,6 +91,11 @@ func (r *Replay) Apply(index uint64, l *ParsedLeaf) error {
 	switch l.Kind {
 	case KindLogConfig:
 		r.setConfig(l.Config)
+		if err := l.Config.Rules.Validate(); err != nil {
+			// The rules cannot be applied faithfully under limits no log may
+			// run with (a depth limit the chain walk does not cover).
+			return firstErr(problem, Errorf(ReasonReplayConfig, "entry %d: %v", index, err))
+		}
 		return problem
 	case KindPolicy:
 		if l.Env == nil && r.policy != nil {

@@ -46,10 +46,14 @@ const (
 // MaxClockSkew is how far in the future a not_before may lie at log time.
 const MaxClockSkew = 5 * time.Minute
 
-// maxChainWalk bounds how far up a chain the rules look. It does not depend
-// on the depth limit in force, which may have been higher when the chain
-// was built: a revocation must cascade through every ancestor.
-const maxChainWalk = 256
+// MaxChainDepth is the largest depth limit a log may be configured with
+// (RuleLimits.MaxDepth, serve --max-depth). The rules walk a chain up to
+// this many links whatever the limit in force, which may have been higher
+// when the chain was built: every chain any allowed limit lets be built is
+// walked to its root, so a revocation cascades through every ancestor. A
+// longer chain cannot be in a log whose configurations were all valid; the
+// walk fails closed on one (ReasonChainTooLong).
+const MaxChainDepth = 256
 
 // Binding is an agent's key binding in force.
 type Binding struct {
@@ -92,8 +96,21 @@ type RuleLimits struct {
 	LifetimeExecuteSeconds int64 `json:"lifetime_execute_seconds"`
 	LifetimeDraftSeconds   int64 `json:"lifetime_draft_seconds"`
 	LifetimeRootSeconds    int64 `json:"lifetime_root_seconds"`
-	// MaxDepth bounds the length of a chain (a root grant has depth 1).
+	// MaxDepth bounds the length of a chain (a root grant has depth 1),
+	// 1 to MaxChainDepth.
 	MaxDepth int `json:"max_depth"`
+}
+
+// Validate checks that the limits are ones a log may run with: lifetimes
+// positive, MaxDepth between 1 and MaxChainDepth.
+func (lim RuleLimits) Validate() error {
+	if lim.LifetimeExecuteSeconds < 1 || lim.LifetimeDraftSeconds < 1 || lim.LifetimeRootSeconds < 1 {
+		return Errorf(ReasonRuleLimitsInvalid, "lifetimes must be at least 1 second")
+	}
+	if lim.MaxDepth < 1 || lim.MaxDepth > MaxChainDepth {
+		return Errorf(ReasonRuleLimitsInvalid, "max depth %d is outside 1..%d", lim.MaxDepth, MaxChainDepth)
+	}
+	return nil
 }
 
 // DefaultRuleLimits: 15 min for execute-tier delegates, 60 min for
@@ -173,7 +190,7 @@ func DecideDelegation(st ChainState, d *Delegation, sigs SignatureCheck, t time.
 		}
 	} else {
 		var err error
-		if chain, err = ancestors(st, d.Parent, maxChainWalk); err != nil {
+		if chain, err = ancestors(st, d.Parent); err != nil {
 			return nil, err
 		}
 		if len(chain) == 0 {
@@ -333,17 +350,22 @@ func compactReasons(r []string) []string {
 	return out
 }
 
-// ancestors returns the accepted delegation id and its ancestors, nearest
-// first, at most limit of them (nil if id is not an accepted delegation).
-func ancestors(st ChainState, id string, limit int) ([]*DelegationRecord, error) {
+// ancestors returns the accepted delegation id and all its ancestors,
+// nearest first (nil if id is not an accepted delegation). A chain longer
+// than MaxChainDepth is an error rather than a truncated walk: a walk that
+// stopped short would miss a revoked ancestor.
+func ancestors(st ChainState, id string) ([]*DelegationRecord, error) {
 	var out []*DelegationRecord
-	for id != "" && len(out) < limit {
+	for id != "" {
 		r, err := st.Delegation(id)
 		if err != nil {
 			return nil, err
 		}
 		if r == nil {
 			break
+		}
+		if len(out) == MaxChainDepth {
+			return nil, Errorf(ReasonChainTooLong, "delegation %s has more than %d ancestors", out[0].D.ID, MaxChainDepth)
 		}
 		out = append(out, r)
 		id = r.D.Parent
@@ -412,7 +434,7 @@ func ParseRevocation(payload []byte) (*Revocation, error) {
 // DecideRevocation decides an authentic revocation: by an admin key
 // (byAdmin), or by the issuer of the delegation or of one of its ancestors.
 func DecideRevocation(st ChainState, r *Revocation, byAdmin bool, lim RuleLimits) (*Decision, error) {
-	chain, err := ancestors(st, r.Delegation, maxChainWalk)
+	chain, err := ancestors(st, r.Delegation)
 	if err != nil {
 		return nil, err
 	}
@@ -442,7 +464,7 @@ type Status struct {
 
 // EffectiveStatus computes a delegation's status at time t from st.
 func EffectiveStatus(st ChainState, id string, t time.Time, lim RuleLimits) (Status, error) {
-	chain, err := ancestors(st, id, maxChainWalk)
+	chain, err := ancestors(st, id)
 	if err != nil {
 		return Status{}, err
 	}

@@ -1,0 +1,188 @@
+package client_test
+
+// Attacks on the chain rules and policy (issue 11, findings 6, 9 and 10),
+// each tried over the real API: a ledger served on loopback, the SDK as the
+// attacker's client.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/warrantlog/warrant/client"
+	"github.com/warrantlog/warrant/ledger"
+	"github.com/warrantlog/warrant/proofs"
+)
+
+// openRulesEnv opens a served ledger with an admin key and options set by
+// mod, and returns it with a client and the admin's signer.
+func openRulesEnv(t *testing.T, mod func(*ledger.Options)) (*testEnv, *client.Client, *client.Signer) {
+	t.Helper()
+	registrar, admin := newEd25519(t), newEd25519(t)
+	opts := ledger.Options{
+		Dir:           t.TempDir(),
+		Origin:        "rules.example/log",
+		RegistrarKeys: []*proofs.PublicKey{registrar.Public()},
+		AdminKeys:     []*proofs.PublicKey{admin.Public()},
+		Logger:        slog.New(slog.DiscardHandler),
+		Badger:        smallBadger,
+		AgentRate:     -1,
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	l, err := ledger.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("ledger.Open: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	v, err := note.NewVerifier(l.VerifierKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &testEnv{dir: opts.Dir, log: l, registrar: registrar, verifier: v, now: time.Now}
+	return e, client.New(e.serve(t), e.verifier), admin
+}
+
+// wantDenied fails unless err is a recorded denial with exactly reasons.
+func wantDenied(t *testing.T, err error, reasons ...string) *client.Entry {
+	t.Helper()
+	var de *client.DeniedError
+	if !errors.As(err, &de) {
+		t.Fatalf("got %v, want a denial %v", err, reasons)
+	}
+	got, want := slices.Sorted(slices.Values(de.Reasons)), slices.Sorted(slices.Values(reasons))
+	if !slices.Equal(got, want) {
+		t.Fatalf("denied with %v, want %v", de.Reasons, reasons)
+	}
+	return de.Entry
+}
+
+// revocation signs a revocation of id by signer (issuer empty: an admin).
+func revocation(t *testing.T, signer *client.Signer, id, issuer string) []byte {
+	t.Helper()
+	payload, err := proofs.MarshalPayload(&proofs.Revocation{Delegation: id, Issuer: issuer, Reason: "test", IssuedAt: proofs.FormatTime(time.Now()), Nonce: nonce(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := signer.SignEnvelope(proofs.PayloadTypeRevocation, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+// appendAll appends envelopes in batches and fails on any refusal or denial.
+func appendAll(t *testing.T, c *client.Client, envs [][]byte) []*client.Entry {
+	t.Helper()
+	var out []*client.Entry
+	for len(envs) > 0 {
+		n := min(len(envs), 256)
+		res, err := c.AppendBatch(context.Background(), envs[:n])
+		if err != nil {
+			t.Fatalf("AppendBatch: %v", err)
+		}
+		for i, r := range res {
+			if r.Err != nil {
+				t.Fatalf("batch entry %d refused: %v", len(out)+i, r.Err)
+			}
+			if r.Denied {
+				t.Fatalf("batch entry %d denied: %v", len(out)+i, r.Entry.Leaf.Decision.Reasons)
+			}
+			out = append(out, r.Entry)
+		}
+		envs = envs[n:]
+	}
+	return out
+}
+
+// TestAttackRevocationBelowDepth256: finding 6. The server ran with
+// --max-depth 300 while the rules walked at most 256 ancestors, so a child
+// at depth 264 of a revoked root grant was accepted. Now a depth limit the
+// walk does not cover is refused when the log opens, and under the largest
+// allowed one a revocation of the root reaches the deepest link.
+func TestAttackRevocationBelowDepth256(t *testing.T) {
+	for _, depth := range []int{proofs.MaxChainDepth + 1, 300} {
+		_, err := ledger.Open(context.Background(), ledger.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler), Badger: smallBadger,
+			Rules: proofs.RuleLimits{LifetimeExecuteSeconds: 900, LifetimeDraftSeconds: 3600, LifetimeRootSeconds: 3600, MaxDepth: depth}})
+		if proofs.Reason(err) != proofs.ReasonRuleLimitsInvalid {
+			t.Fatalf("ledger.Open with max depth %d: %v, want %s", depth, err, proofs.ReasonRuleLimitsInvalid)
+		}
+	}
+
+	e, c, _ := openRulesEnv(t, func(o *ledger.Options) {
+		o.Rules = proofs.DefaultRuleLimits()
+		o.Rules.MaxDepth = proofs.MaxChainDepth
+	})
+	alice := newAgent(t, "human/alice", false)
+	agents := make([]*agent, proofs.MaxChainDepth+2)
+	bindings := [][]byte{e.bindingEnvelope(t, alice, true)}
+	for i := 1; i < len(agents); i++ {
+		agents[i] = newAgent(t, fmt.Sprintf("agent/a%d", i), false)
+		bindings = append(bindings, e.bindingEnvelope(t, agents[i], false))
+	}
+	appendAll(t, c, bindings)
+
+	// alice → a1 → a2 → … → a255: depth 255.
+	d := e.rootGrant(t, "c1", alice, agents[1])
+	mustAppend(t, c, sign(t, alice, d))
+	for i := 2; i < proofs.MaxChainDepth; i++ { // one by one: a batch's envelopes are independent
+		d = child(t, fmt.Sprintf("c%d", i), d, agents[i-1], agents[i])
+		d.Task = "/tickets"
+		mustAppend(t, c, sign(t, agents[i-1], d))
+	}
+
+	// The deepest link a chain may have, accepted before the revocation.
+	deepest := child(t, "c256", d, agents[proofs.MaxChainDepth-1], agents[proofs.MaxChainDepth])
+	mustAppend(t, c, sign(t, agents[proofs.MaxChainDepth-1], deepest))
+	mustAppend(t, c, revocation(t, alice.signer, "c1", alice.id))
+
+	// The attack: hand on work from below the revoked root.
+	sibling := child(t, "c256b", d, agents[proofs.MaxChainDepth-1], agents[proofs.MaxChainDepth+1])
+	_, err := c.Append(context.Background(), sign(t, agents[proofs.MaxChainDepth-1], sibling))
+	wantDenied(t, err, proofs.ReasonParentRevoked)
+	over := child(t, "c257", deepest, agents[proofs.MaxChainDepth], agents[proofs.MaxChainDepth+1])
+	_, err = c.Append(context.Background(), sign(t, agents[proofs.MaxChainDepth], over))
+	wantDenied(t, err, proofs.ReasonParentRevoked, proofs.ReasonDepthExceeded)
+
+	got, err := c.Delegation(context.Background(), "c256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.GetState() != "revoked" || got.Status.GetRevokedVia() != "c1" {
+		t.Errorf("status of c256 = %v, want revoked via c1", got.Status)
+	}
+	if n := replayAll(t, c); n == 0 {
+		t.Fatal("nothing replayed")
+	}
+}
+
+// replayAll replays the whole served log with proofs.Replay, as `warrant
+// audit` does, and fails on any discrepancy; it returns the entry count.
+func replayAll(t *testing.T, c *client.Client) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	cp, err := c.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := proofs.NewReplay()
+	for r.Next() < cp.Size {
+		leaves, _, err := c.Entries(ctx, r.Next(), uint32(min(cp.Size-r.Next(), 1000)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range leaves {
+			if err := r.Apply(r.Next(), l); err != nil {
+				t.Errorf("replay: %v", err)
+			}
+		}
+	}
+	return cp.Size
+}
