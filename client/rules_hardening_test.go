@@ -186,3 +186,83 @@ func replayAll(t *testing.T, c *client.Client) uint64 {
 	}
 	return cp.Size
 }
+
+// TestAttackForeignApproverAndLabelCase: finding 9. A human registered
+// under any trust domain (spiffe://evil.org) approved an example.org
+// tickets:admin grant, and high-impact labels were matched by case
+// (Restricted, tickets:ADMIN, tickets:Delete passed with no approval). Now
+// only a human of the issuer's domain approves, and a label has one
+// spelling: any other is refused before anything is written.
+func TestAttackForeignApproverAndLabelCase(t *testing.T) {
+	e, c, _ := openRulesEnv(t, nil)
+	ctx := context.Background()
+	alice, bob := newAgent(t, "human/alice", false), newAgent(t, "human/bob", false)
+	mallory := &agent{id: "spiffe://evil.org/human/mallory", signer: newEd25519(t)}
+	planner, executor := newAgent(t, "agent/planner", false), newAgent(t, "agent/executor", true)
+	appendAll(t, c, [][]byte{
+		e.bindingEnvelope(t, alice, true), e.bindingEnvelope(t, bob, true), e.bindingEnvelope(t, mallory, true),
+		e.bindingEnvelope(t, planner, false), e.bindingEnvelope(t, executor, false),
+	})
+	root := e.rootGrant(t, "root", alice, planner)
+	root.Scopes = []string{"tickets:admin", "tickets:delete", "tickets:read"}
+	root.DataClasses = []string{"internal", "restricted"}
+	mustAppend(t, c, sign(t, alice, root))
+
+	admin := func(id string) *proofs.Delegation {
+		d := child(t, id, root, planner, executor)
+		d.Scopes = []string{"tickets:admin"}
+		return d
+	}
+	cosigned := func(d *proofs.Delegation, approver *agent) []byte {
+		env, err := approver.signer.Cosign(sign(t, planner, d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+
+	// The attack: a human of another trust domain approves.
+	_, err := c.Append(ctx, cosigned(admin("by-mallory"), mallory))
+	wantDenied(t, err, proofs.ReasonApprovalRequired)
+	// Unapproved, as before.
+	_, err = c.Append(ctx, sign(t, planner, admin("unapproved")))
+	wantDenied(t, err, proofs.ReasonApprovalRequired)
+	// A human of the issuer's own domain approves.
+	if got := mustAppend(t, c, cosigned(admin("by-bob"), bob)); got.Leaf.Decision.Outcome != proofs.OutcomeAccepted {
+		t.Fatalf("approved by bob: %+v", got.Leaf.Decision)
+	}
+
+	// The attack: spell a high-impact label another way. Nothing is written.
+	before, err := c.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mod := range []func(d *proofs.Delegation){
+		func(d *proofs.Delegation) { d.Scopes = []string{"tickets:ADMIN"} },
+		func(d *proofs.Delegation) { d.Scopes = []string{"tickets:Delete"} },
+		func(d *proofs.Delegation) { d.Scopes, d.DataClasses = []string{"tickets:read"}, []string{"Restricted"} },
+		func(d *proofs.Delegation) { d.Task = "/Tickets" },
+	} {
+		d := admin("spelt-" + nonce(t)[:8])
+		mod(d)
+		_, err := c.Append(ctx, sign(t, planner, d))
+		wantReason(t, err, proofs.ReasonCaseNonCanonical)
+		// A human issuer spelling it in a root grant is refused too.
+		g := e.rootGrant(t, "grant-"+nonce(t)[:8], alice, planner)
+		mod(g)
+		_, err = c.Append(ctx, sign(t, alice, g))
+		wantReason(t, err, proofs.ReasonCaseNonCanonical)
+	}
+	d := admin("unicode")
+	d.Scopes = []string{"tickets:adm\u0131n"} // dotless i
+	_, err = c.Append(ctx, sign(t, planner, d))
+	wantReason(t, err, proofs.ReasonLabelMalformed)
+	after, err := c.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Size != before.Size {
+		t.Errorf("refused spellings wrote %d entries", after.Size-before.Size)
+	}
+	replayAll(t, c)
+}

@@ -66,6 +66,15 @@ const (
 	ReasonListTooLong         = "list_too_long"
 	ReasonFieldTooLong        = "field_too_long"
 	ReasonFieldMissing        = "field_missing"
+	// ReasonCaseNonCanonical: a scope, data class, destination or task
+	// with an upper-case letter; each has one spelling, lower case.
+	ReasonCaseNonCanonical = "case_non_canonical"
+	// ReasonLabelMalformed: a scope, data class or destination with a
+	// character outside a-z 0-9 - _ . : / ~.
+	ReasonLabelMalformed = "label_malformed"
+	// ReasonIDReserved: a delegation id (or parent) in the "sha256:"
+	// namespace of entry ids that the log derives from envelope hashes.
+	ReasonIDReserved = "id_reserved"
 	// ReasonRuleLimitsInvalid: rule limits a log may not run with (a depth
 	// limit above MaxChainDepth).
 	ReasonRuleLimitsInvalid = "rule_limits_invalid"

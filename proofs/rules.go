@@ -319,9 +319,15 @@ func DecideDelegation(st ChainState, d *Delegation, sigs SignatureCheck, t time.
 	if pol != nil {
 		// Separation of duty: the delegate cannot approve its own grant.
 		approvers := slices.DeleteFunc(slices.Clone(sigs.Approvers), func(a string) bool { return a == d.Delegate })
+		// An approval counts by default only from the issuer's own trust
+		// domain: a human anyone registered elsewhere does not vouch for
+		// this domain's high-impact work (a policy may name other domains
+		// through approver_domains).
+		domain := trustDomain(d.Issuer)
+		sameDomain := slices.ContainsFunc(approvers, func(a string) bool { return trustDomain(a) == domain })
 		pd := pol.Evaluate(PolicyInput{
 			D: d, Issuer: issuer, Delegate: delegate, Depth: depth,
-			HumanApproved: (issuer != nil && issuer.Human) || len(approvers) > 0,
+			HumanApproved: (issuer != nil && issuer.Human) || sameDomain,
 			Approvers:     approvers,
 		})
 		dec.PolicyDigest = pol.Digest
@@ -411,7 +417,7 @@ func ParseRevocation(payload []byte) (*Revocation, error) {
 	if err := decodeCanonical(payload, &r); err != nil {
 		return nil, err
 	}
-	if err := validateToken("delegation", r.Delegation); err != nil {
+	if err := validateDelegationID("delegation", r.Delegation); err != nil {
 		return nil, err
 	}
 	if r.Issuer != "" {
