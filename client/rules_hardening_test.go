@@ -266,3 +266,101 @@ func TestAttackForeignApproverAndLabelCase(t *testing.T) {
 	}
 	replayAll(t, c)
 }
+
+// TestAttackSmallerFindings: finding 10 (b, c, d) over the API.
+func TestAttackSmallerFindings(t *testing.T) {
+	e, c, admin := openRulesEnv(t, nil)
+	ctx := context.Background()
+	alice := newAgent(t, "human/alice", false)
+	planner, executor, mallory := newAgent(t, "agent/planner", false), newAgent(t, "agent/executor", false), newAgent(t, "agent/mallory", false)
+	bound := appendAll(t, c, [][]byte{
+		e.bindingEnvelope(t, alice, true), e.bindingEnvelope(t, planner, false),
+		e.bindingEnvelope(t, executor, false), e.bindingEnvelope(t, mallory, false),
+	})
+	root := e.rootGrant(t, "root", alice, planner)
+	mustAppend(t, c, sign(t, alice, root))
+	kid := child(t, "kid", root, planner, executor)
+	mustAppend(t, c, sign(t, planner, kid))
+	size := func() uint64 {
+		cp, err := c.Checkpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cp.Size
+	}
+
+	// (c) A delegation id equal to another entry's id (a key binding's
+	// sha256:… id) is refused, so an id names one entry.
+	before := size()
+	clash := e.rootGrant(t, bound[0].ID, alice, planner)
+	_, err := c.Append(ctx, sign(t, alice, clash))
+	wantReason(t, err, proofs.ReasonIDReserved)
+	under := child(t, "under-"+nonce(t)[:6], root, planner, executor)
+	under.Parent = bound[1].ID
+	_, err = c.Append(ctx, sign(t, planner, under))
+	wantReason(t, err, proofs.ReasonIDReserved)
+
+	// (b) An admin revocation naming an agent as its issuer would show the
+	// admin's act as that agent's: refused. Without one it is the admin's.
+	_, err = c.Append(ctx, revocation(t, admin, "kid", planner.id))
+	wantReason(t, err, proofs.ReasonRevokerMismatch)
+	if got := size(); got != before {
+		t.Fatalf("refused requests wrote %d entries", got-before)
+	}
+	rev := mustAppend(t, c, revocation(t, admin, "kid", ""))
+	if got, want := rev.Leaf.Actor(), "admin "+admin.KeyID(); got != want {
+		t.Errorf("actor of the admin's revocation = %q, want %q", got, want)
+	}
+	listed := func(agent string) bool {
+		page, _, err := c.AgentEntries(ctx, agent, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(page, func(x *client.Entry) bool { return x.Index == rev.Index })
+	}
+	if listed(planner.id) || !listed(admin.KeyID()) {
+		t.Errorf("admin revocation listed under planner: %v, under the admin key: %v; want false, true", listed(planner.id), listed(admin.KeyID()))
+	}
+
+	// (d) Any registered agent can name planner's delegation as its parent
+	// and have the denial recorded under it: marked as an outsider's, and
+	// left out on request.
+	intruder := child(t, "intrusion", root, planner, executor)
+	intruder.Issuer = mallory.id
+	_, err = c.Append(ctx, sign(t, mallory, intruder))
+	denial := wantDenied(t, err, proofs.ReasonNotParentDelegate)
+	r, err := c.BlastRadius(ctx, planner.id, client.RadiusOptions{Max: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var marked, plain []uint64
+	var walk func(n *client.RadiusNode)
+	walk = func(n *client.RadiusNode) {
+		if n.Outsider {
+			marked = append(marked, n.Entry.Index)
+		} else {
+			plain = append(plain, n.Entry.Index)
+		}
+		for _, ch := range n.Children {
+			walk(ch)
+		}
+	}
+	for _, n := range r.Roots {
+		walk(n)
+	}
+	if !slices.Equal(marked, []uint64{denial.Index}) || slices.Contains(plain, denial.Index) {
+		t.Errorf("outsiders marked %v, others %v; want only the intrusion %d marked", marked, plain, denial.Index)
+	}
+	r, err = c.BlastRadius(ctx, planner.id, client.RadiusOptions{Max: 100, SkipDenials: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	marked, plain = nil, nil
+	for _, n := range r.Roots {
+		walk(n)
+	}
+	if len(marked) != 0 || slices.Contains(plain, denial.Index) || r.Count != len(plain) {
+		t.Errorf("with SkipDenials: outsiders %v, entries %v (count %d)", marked, plain, r.Count)
+	}
+	replayAll(t, c)
+}

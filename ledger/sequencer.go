@@ -177,6 +177,9 @@ func (l *Log) append(ctx context.Context, envelope []byte) (*Appended, error) {
 				return nil, err
 			}
 			r.byAdmin = true
+			if err := r.rev.CheckSigner(true); err != nil {
+				return nil, err
+			}
 			break
 		}
 		if r.rev.Issuer == "" {
@@ -525,9 +528,13 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 					[2][]byte{nonceKey(r.del.Issuer, r.del.Nonce), u64(idx)})
 			}
 		case r.rev != nil:
-			if r.rev.Issuer != "" {
-				sets = append(sets, [2][]byte{pairKey(tAgent, r.rev.Issuer, idx), {roleIssuer}})
+			// Indexed under its actor: the issuer, or the admin's key id
+			// (ListAgentEntries of the key id lists the admin's acts).
+			actor := r.rev.Issuer
+			if r.byAdmin {
+				actor = r.env.Signatures[0].KeyID
 			}
+			sets = append(sets, [2][]byte{pairKey(tAgent, actor, idx), {roleIssuer}})
 			sets = append(sets, [2][]byte{pairKey(tChild, r.rev.Delegation, idx), nil})
 			if ok {
 				if revoked, err := cs.Revoked(r.rev.Delegation); err != nil {

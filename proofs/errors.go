@@ -75,6 +75,9 @@ const (
 	// ReasonIDReserved: a delegation id (or parent) in the "sha256:"
 	// namespace of entry ids that the log derives from envelope hashes.
 	ReasonIDReserved = "id_reserved"
+	// ReasonRevokerMismatch: an admin-signed revocation that names an
+	// issuer, which would show the admin's act as that agent's.
+	ReasonRevokerMismatch = "revoker_mismatch"
 	// ReasonRuleLimitsInvalid: rule limits a log may not run with (a depth
 	// limit above MaxChainDepth).
 	ReasonRuleLimitsInvalid = "rule_limits_invalid"

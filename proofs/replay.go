@@ -154,6 +154,9 @@ func (r *Replay) Apply(index uint64, l *ParsedLeaf) error {
 		} else if _, err := CheckSignatures(l.Env, r.bindings.Agent(rev.Issuer), r.bindings.KeyID); err != nil || len(l.Env.Signatures) != 1 {
 			return firstErr(problem, Errorf(ReasonReplayUnauthentic, "entry %d: revocation should have been refused: %v", index, err))
 		}
+		if err := rev.CheckSigner(byAdmin); err != nil {
+			return firstErr(problem, Errorf(ReasonReplayUnauthentic, "entry %d: revocation should have been refused: %v", index, err))
+		}
 		want, err := DecideRevocation(r, rev, byAdmin, r.config.Rules)
 		if err != nil {
 			return firstErr(problem, err)

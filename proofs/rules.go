@@ -437,6 +437,16 @@ func ParseRevocation(payload []byte) (*Revocation, error) {
 	return &r, nil
 }
 
+// CheckSigner checks that the revocation names its signer: an issuer-signed
+// revocation names the issuer, an admin-signed one (byAdmin) names none, so
+// that an admin's act is never recorded or shown as an agent's.
+func (r *Revocation) CheckSigner(byAdmin bool) error {
+	if byAdmin && r.Issuer != "" {
+		return Errorf(ReasonRevokerMismatch, "a revocation signed by an admin key names no issuer (the admin, not %s, revokes)", r.Issuer)
+	}
+	return nil
+}
+
 // DecideRevocation decides an authentic revocation: by an admin key
 // (byAdmin), or by the issuer of the delegation or of one of its ancestors.
 func DecideRevocation(st ChainState, r *Revocation, byAdmin bool, lim RuleLimits) (*Decision, error) {

@@ -236,6 +236,7 @@ type entryJSON struct {
 	Checkpoint checkpointJSON `json:"checkpoint"`
 	Payload    any            `json:"payload,omitempty"`
 	Signers    []string       `json:"signers,omitempty"`
+	Actor      string         `json:"actor,omitempty"`
 	Status     *statusJSON    `json:"status,omitempty"`
 }
 
