@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/warrantlog/warrant/client"
@@ -362,5 +364,37 @@ func TestAttackSmallerFindings(t *testing.T) {
 	if len(marked) != 0 || slices.Contains(plain, denial.Index) || r.Count != len(plain) {
 		t.Errorf("with SkipDenials: outsiders %v, entries %v (count %d)", marked, plain, r.Count)
 	}
+	replayAll(t, c)
+}
+
+// TestAttackClockSetBack: finding 10 (e). After the server clock jumped
+// forward and was set back, log time stayed pinned in the future, so every
+// delegation was judged (expiry, not_before) at the wrong time for as long
+// as the jump. Now the server refuses appends, Unavailable clock_behind,
+// while log time runs more than the bound ahead of its clock.
+func TestAttackClockSetBack(t *testing.T) {
+	var clock atomic.Int64
+	base := time.Now()
+	clock.Store(base.UnixNano())
+	e, c, _ := openRulesEnv(t, func(o *ledger.Options) {
+		o.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	})
+	alice, planner := newAgent(t, "human/alice", false), newAgent(t, "agent/planner", false)
+	appendAll(t, c, [][]byte{e.bindingEnvelope(t, alice, true)})
+	clock.Store(base.Add(3 * time.Hour).UnixNano()) // forward…
+	mustAppend(t, c, e.bindingEnvelope(t, planner, false))
+	clock.Store(base.UnixNano()) // …and back
+	_, err := c.Append(context.Background(), sign(t, alice, e.rootGrant(t, "late", alice, planner)))
+	wantReason(t, err, ledger.ReasonClockBehind)
+	var ce *connect.Error
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeUnavailable {
+		t.Errorf("refusal %v is not Unavailable", err)
+	}
+	// Once the clock is back within the bound, appends resume (judged at a
+	// log time the bound keeps near the clock).
+	clock.Store(base.Add(3*time.Hour - 30*time.Second).UnixNano())
+	g := e.rootGrant(t, "late", alice, planner)
+	g.NotBefore, g.ExpiresAt = proofs.FormatTime(base.Add(3*time.Hour-time.Minute)), proofs.FormatTime(base.Add(3*time.Hour+10*time.Minute))
+	mustAppend(t, c, sign(t, alice, g))
 	replayAll(t, c)
 }

@@ -29,6 +29,9 @@ import (
 //	                                      Badger's LSM and value-log sizes on disk (db.Size,
 //	                                      refreshed by Badger about once a minute)
 //	warrant_queue_depth                   requests waiting for the sequencer
+//	warrant_log_time_ahead_seconds        how far the last log time is ahead of the clock (0 when
+//	                                      not): above Options.MaxLogTimeAhead appends are refused
+//	                                      (clock_behind); alert on it
 type Metrics struct {
 	appends       *prometheus.CounterVec
 	denials       *prometheus.CounterVec
@@ -94,6 +97,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		gauge("queue_depth", "Append requests waiting for the sequencer.", func(l *Log) float64 {
 			return float64(len(l.queue))
+		}),
+		gauge("log_time_ahead_seconds", "How far the last log time is ahead of the server clock (0 when it is not).", func(l *Log) float64 {
+			return max(0, time.Duration(l.logTime.Load()-l.opts.Now().UnixNano()).Seconds())
 		}),
 	}
 	for _, c := range cs {

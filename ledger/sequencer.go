@@ -368,6 +368,7 @@ func (l *Log) sequenceSome(batch []*request) int {
 		l.log.Error("batch commit failed; nothing written", "entries", n, "err", err)
 	} else if written > 0 {
 		l.seq = *st
+		l.logTime.Store(st.logTime)
 		l.bindings.Store(st.bindings)
 		root, _ := st.rng.GetRootHash(nil)
 		cp, err := l.signCheckpoint(st.size, root, false)
@@ -435,7 +436,15 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 				continue
 			}
 		}
-		logTime := max(st.logTime, l.opts.Now().UnixNano())
+		now := l.opts.Now()
+		if ahead := time.Duration(st.logTime - now.UnixNano()); r.env != nil && l.opts.MaxLogTimeAhead > 0 && ahead > l.opts.MaxLogTimeAhead {
+			// A signed event would get a log time pinned in the future:
+			// hold it off until the clock catches up. (Entries the log
+			// writes itself when it opens are not held: they decide nothing.)
+			results[i].err = l.clockBehind(now, st.logTime, ahead)
+			continue
+		}
+		logTime := max(st.logTime, now.UnixNano())
 		at := time.Unix(0, logTime)
 		cs.bindings = st.bindings
 		leaf := proofs.Leaf{Version: proofs.LeafVersion, LogTime: proofs.FormatLogTime(at)}
@@ -625,6 +634,19 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 		l.delegations.put(id, r)
 	}
 	return consumed, written, st, nil
+}
+
+// clockBehind is the refusal of an append while the clock is further than
+// MaxLogTimeAhead behind log time; it logs an error at most every ten
+// seconds (by the log's clock).
+func (l *Log) clockBehind(now time.Time, logTime int64, ahead time.Duration) error {
+	if d := now.Sub(l.clockAlerted); d >= 10*time.Second || d < 0 {
+		l.clockAlerted = now
+		l.log.Error("the clock is behind log time: appends are refused until it catches up (was it set back?)",
+			"log_time", proofs.FormatLogTime(time.Unix(0, logTime)), "clock", proofs.FormatLogTime(now), "ahead", ahead, "bound", l.opts.MaxLogTimeAhead)
+	}
+	return proofs.Errorf(ReasonClockBehind, "log time %s is %s ahead of the server clock %s (bound %s): the clock was set back; appends resume when it catches up",
+		proofs.FormatLogTime(time.Unix(0, logTime)), ahead.Round(time.Millisecond), proofs.FormatLogTime(now), l.opts.MaxLogTimeAhead)
 }
 
 // recheck re-verifies a signed event's signatures when the bindings changed
