@@ -398,3 +398,69 @@ func TestAttackClockSetBack(t *testing.T) {
 	mustAppend(t, c, sign(t, alice, g))
 	replayAll(t, c)
 }
+
+// TestAttackWithdrawnKeyKeepsSpawning: finding 10 (a). After planner's key
+// was withdrawn, the delegations it had issued stayed in force and their
+// delegates kept handing work on. A withdrawal with revoke_issued revokes
+// them, with cascade, and the status says so.
+func TestAttackWithdrawnKeyKeepsSpawning(t *testing.T) {
+	e, c, _ := openRulesEnv(t, nil)
+	ctx := context.Background()
+	alice, planner := newAgent(t, "human/alice", false), newAgent(t, "agent/planner", false)
+	executor, helper := newAgent(t, "agent/executor", false), newAgent(t, "agent/helper", false)
+	appendAll(t, c, [][]byte{e.bindingEnvelope(t, alice, true), e.bindingEnvelope(t, planner, false), e.bindingEnvelope(t, executor, false), e.bindingEnvelope(t, helper, false)})
+	root := e.rootGrant(t, "root", alice, planner)
+	mustAppend(t, c, sign(t, alice, root))
+	kid := child(t, "kid", root, planner, executor)
+	mustAppend(t, c, sign(t, planner, kid))
+
+	withdrawal := func(revokeIssued bool) []byte {
+		payload, err := proofs.MarshalPayload(&proofs.KeyBinding{Agent: planner.id, PublicKey: planner.signer.Public().DER, Tier: proofs.TierExecute,
+			Revoked: true, RevokeIssued: revokeIssued, IssuedAt: proofs.FormatTime(time.Now()), Nonce: nonce(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := e.registrar.SignEnvelope(proofs.PayloadTypeAgent, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+	grandchild := func(id string) *proofs.Delegation {
+		g := child(t, id, kid, executor, helper)
+		g.Task = kid.Task
+		return g
+	}
+
+	// A plain withdrawal, as before: planner's grant keeps spawning.
+	mustAppend(t, c, withdrawal(false))
+	mustAppend(t, c, sign(t, executor, grandchild("spawned")))
+	// Withdrawn with revoke_issued: it stops, with cascade.
+	w := mustAppend(t, c, withdrawal(true))
+	if !w.Leaf.KeyBinding.RevokeIssued || w.Leaf.Decision.Outcome != proofs.OutcomeAccepted {
+		t.Fatalf("withdrawal entry %+v", w.Leaf.Decision)
+	}
+	_, err := c.Append(ctx, sign(t, executor, grandchild("spawned-after")))
+	wantDenied(t, err, proofs.ReasonParentRevoked)
+	for id, via := range map[string]string{"kid": "kid", "spawned": "kid"} {
+		got, err := c.Delegation(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.GetState() != "revoked" || got.Status.GetRevokedVia() != via {
+			t.Errorf("status of %s = %v, want revoked via %s", id, got.Status, via)
+		}
+	}
+	if got, _ := c.Delegation(ctx, "root"); got.Status.GetState() != "active" {
+		t.Errorf("alice's grant to planner = %v, want active", got.Status)
+	}
+	// Registered again with a new key, planner's new grants are in force.
+	planner.signer = newEd25519(t)
+	mustAppend(t, c, e.bindingEnvelope(t, planner, false))
+	kid2 := child(t, "kid2", root, planner, executor)
+	mustAppend(t, c, sign(t, planner, kid2))
+	g := child(t, "under-kid2", kid2, executor, helper)
+	g.Task = kid2.Task
+	mustAppend(t, c, sign(t, executor, g))
+	replayAll(t, c)
+}

@@ -251,7 +251,10 @@ func (s *bundleState) Binding(agent string) *Binding { return s.bindings.Agent(a
 func (s *bundleState) Delegation(id string) (*DelegationRecord, error) {
 	return s.dels[id], nil
 }
-func (s *bundleState) Revoked(string) (bool, error)           { return false, nil }
+func (s *bundleState) Revoked(string) (bool, error) { return false, nil }
+func (s *bundleState) IssuedRevoked(agent string) (uint64, bool) {
+	return s.bindings.IssuedRevoked(agent)
+}
 func (s *bundleState) IDUsed(string) (bool, error)            { return false, nil }
 func (s *bundleState) NonceUsed(string, string) (bool, error) { return false, nil }
 

@@ -58,6 +58,11 @@ type KeyBinding struct {
 	// binding in force until a new one is registered. A new binding with
 	// another key rotates it.
 	Revoked bool `json:"revoked,omitempty"`
+	// RevokeIssued, only with Revoked, also revokes every delegation the
+	// agent issued that was accepted before this entry, and by cascade
+	// everything under them: the withdrawn key's outstanding grants stop
+	// spawning children. Delegations of a later binding are not affected.
+	RevokeIssued bool `json:"revoke_issued,omitempty"`
 	// IssuedAt is when the registrar signed the binding.
 	IssuedAt string `json:"issued_at"`
 	// Nonce makes every binding envelope unique.
@@ -139,6 +144,9 @@ func (kb *KeyBinding) Validate() error {
 	}
 	if kb.Tier != TierDraft && kb.Tier != TierExecute {
 		return Errorf(ReasonPayloadMalformed, "tier must be %q or %q", TierDraft, TierExecute)
+	}
+	if kb.RevokeIssued && !kb.Revoked {
+		return Errorf(ReasonPayloadMalformed, "revoke_issued is only for a binding that withdraws the key (revoked)")
 	}
 	if _, err := ParseTime("issued_at", kb.IssuedAt); err != nil {
 		return err

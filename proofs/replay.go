@@ -58,6 +58,9 @@ func (r *Replay) Revoked(id string) (bool, error) { return r.revoked[id], nil }
 // IDUsed implements ChainState.
 func (r *Replay) IDUsed(id string) (bool, error) { return r.dels[id] != nil, nil }
 
+// IssuedRevoked implements ChainState.
+func (r *Replay) IssuedRevoked(agent string) (uint64, bool) { return r.bindings.IssuedRevoked(agent) }
+
 // NonceUsed implements ChainState.
 func (r *Replay) NonceUsed(issuer, nonce string) (bool, error) {
 	return r.nonces[issuer+"\x00"+nonce], nil

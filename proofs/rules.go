@@ -80,8 +80,12 @@ type ChainState interface {
 	Binding(agent string) *Binding
 	// Delegation returns the accepted delegation with id, or nil.
 	Delegation(id string) (*DelegationRecord, error)
-	// Revoked reports whether the delegation id itself was revoked.
+	// Revoked reports whether the delegation id itself was revoked (by a
+	// revocation entry; see also IssuedRevoked).
 	Revoked(id string) (bool, error)
+	// IssuedRevoked reports the index of agent's latest key withdrawal
+	// with revoke_issued (Bindings.IssuedRevoked).
+	IssuedRevoked(agent string) (uint64, bool)
 	// IDUsed reports whether an accepted delegation has id.
 	IDUsed(id string) (bool, error)
 	// NonceUsed reports whether an accepted delegation by issuer has nonce.
@@ -208,7 +212,7 @@ func DecideDelegation(st ChainState, d *Delegation, sigs SignatureCheck, t time.
 
 	// Rule 3: nothing in the chain revoked or expired.
 	for _, a := range chain {
-		revoked, err := st.Revoked(a.D.ID)
+		revoked, err := isRevoked(st, a)
 		if err != nil {
 			return nil, err
 		}
@@ -343,6 +347,16 @@ func DecideDelegation(st ChainState, d *Delegation, sigs SignatureCheck, t time.
 		dec.Reasons = compactReasons(reasons)
 	}
 	return dec, nil
+}
+
+// isRevoked reports whether an accepted delegation was revoked itself: by
+// a revocation entry, or by a withdrawal of its issuer's key, after it,
+// that revoked what the key issued.
+func isRevoked(st ChainState, r *DelegationRecord) (bool, error) {
+	if idx, ok := st.IssuedRevoked(r.D.Issuer); ok && idx > r.Index {
+		return true, nil
+	}
+	return st.Revoked(r.D.ID)
 }
 
 // compactReasons removes repeated codes, keeping first occurrences in order.
@@ -488,7 +502,7 @@ func EffectiveStatus(st ChainState, id string, t time.Time, lim RuleLimits) (Sta
 		return Status{}, fmt.Errorf("no accepted delegation %q", id)
 	}
 	for _, a := range chain {
-		revoked, err := st.Revoked(a.D.ID)
+		revoked, err := isRevoked(st, a)
 		if err != nil {
 			return Status{}, err
 		}

@@ -56,6 +56,9 @@ func (s *chainState) Delegation(id string) (*proofs.DelegationRecord, error) {
 }
 func (s *chainState) Revoked(id string) (bool, error) { return s.revoked[id], nil }
 func (s *chainState) IDUsed(id string) (bool, error)  { return s.usedIDs[id], nil }
+func (s *chainState) IssuedRevoked(agent string) (uint64, bool) {
+	return s.bindings.IssuedRevoked(agent)
+}
 func (s *chainState) NonceUsed(issuer, nonce string) (bool, error) {
 	return s.nonces[[2]string{issuer, nonce}], nil
 }

@@ -99,6 +99,9 @@ func runGet(ctx context.Context, env *cmdEnv, args []string) error {
 	if e.Leaf.Env != nil {
 		fmt.Fprintf(env.stdout, "payload type %s\nby %s\nsigned by %v\n", e.Leaf.Env.PayloadType, j.Actor, j.Signers)
 	}
+	if kb := e.Leaf.KeyBinding; kb != nil && kb.Revoked && e.Leaf.Decision.Outcome == proofs.OutcomeAccepted {
+		fmt.Fprintln(env.stdout, withdrawal(kb))
+	}
 	if j.Status != nil {
 		fmt.Fprintf(env.stdout, "status %s", j.Status.State)
 		if j.Status.RevokedVia != "" {

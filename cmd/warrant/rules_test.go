@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -16,5 +18,39 @@ func TestServeRefusesDepthAboveWalk(t *testing.T) {
 		if r.code != 2 || !strings.HasPrefix(r.stderr, "error: usage: ") || !strings.Contains(r.stderr, "256") {
 			t.Errorf("serve --max-depth %s: exit %d, stderr %q", v, r.code, r.stderr)
 		}
+	}
+}
+
+// TestWithdrawRevokeIssuedCLI: finding 10 of issue 11. `register
+// --withdraw --revoke-issued` withdraws a key and revokes what it issued;
+// `get` shows the withdrawal and the revoked status; a label spelt in
+// upper case is refused with its reason code.
+func TestWithdrawRevokeIssuedCLI(t *testing.T) {
+	e := newE2E(t)
+	mustWarrant(t, e.dir, e.env, "keygen", "--out", "executor")
+	const executor = "spiffe://example.org/agent/executor"
+	mustWarrant(t, e.dir, e.env, "register", "--registrar-key", "registrar.key", "--agent", executor, "--pub", "executor.pub", "--tier", "execute")
+	mustWarrant(t, e.dir, e.env, "delegate", "--key", "alice.key", "--issuer", alice, "--to", planner, "--task", "/tickets", "--scope", "tickets:read", "--ttl", "1h", "--id", "root")
+	mustWarrant(t, e.dir, e.env, "delegate", "--key", "planner.key", "--issuer", planner, "--to", executor, "--task", "/tickets", "--scope", "tickets:read", "--ttl", "10m", "--parent", "root", "--id", "kid")
+
+	r := warrant(t, e.dir, e.env, "delegate", "--key", "planner.key", "--issuer", planner, "--to", executor, "--task", "/tickets", "--scope", "tickets:READ", "--ttl", "10m", "--parent", "root")
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "error: case_non_canonical: ") {
+		t.Errorf("upper-case scope: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := warrant(t, e.dir, e.env, "register", "--registrar-key", "registrar.key", "--agent", planner, "--pub", "planner.pub", "--revoke-issued"); r.code != 2 {
+		t.Errorf("--revoke-issued without --withdraw: exit %d, stderr %q", r.code, r.stderr)
+	}
+	out := mustWarrant(t, e.dir, e.env, "register", "--registrar-key", "registrar.key", "--agent", planner, "--pub", "planner.pub", "--withdraw", "--revoke-issued", "--json")
+	var w appended
+	if err := json.Unmarshal([]byte(out), &w); err != nil {
+		t.Fatalf("%q: %v", out, err)
+	}
+	out = mustWarrant(t, e.dir, e.env, "get", fmt.Sprint(w.Index))
+	if !strings.Contains(out, "withdrew the key of "+planner+" and revoked every delegation it issued") || !strings.Contains(out, `"revoke_issued": true`) {
+		t.Errorf("get of the withdrawal:\n%s", out)
+	}
+	out = mustWarrant(t, e.dir, e.env, "get", "kid")
+	if !strings.Contains(out, "status revoked (via kid)") {
+		t.Errorf("get kid:\n%s", out)
 	}
 }
