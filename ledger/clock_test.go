@@ -121,3 +121,25 @@ func TestClockSetBackIsBounded(t *testing.T) {
 		t.Errorf("warrant_log_time_ahead_seconds = %v after the clock caught up", got)
 	}
 }
+
+// TestClockBehindAtOpen: a log reopened with its clock set back says so
+// when it starts, and refuses appends until the clock catches up.
+func TestClockBehindAtOpen(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := newFixture(t, func(o *Options) { o.Now = func() time.Time { return start.Add(2 * time.Hour) } })
+	f.log.Close()
+	var logs syncBuffer
+	l := openTestLog(t, f.dir, f.registrar, func(o *Options) {
+		f.withAdmin(o)
+		o.Now = func() time.Time { return start }
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	defer l.Close()
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "clock is behind") {
+		t.Errorf("no error logged at open:\n%s", logs.String())
+	}
+	_, err := l.Append(context.Background(), bindingEnvelope(t, f.registrar, "spiffe://example.org/agent/late", newTestKey(t), proofs.TierDraft, false))
+	if proofs.Reason(err) != ReasonClockBehind {
+		t.Errorf("append after reopening with the clock 2h back: %v, want %s", err, ReasonClockBehind)
+	}
+}

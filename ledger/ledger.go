@@ -286,6 +286,10 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		return nil, err
 	}
 	opts.Metrics.attach(l)
+	if ahead := time.Duration(l.seq.logTime - opts.Now().UnixNano()); opts.MaxLogTimeAhead > 0 && ahead > opts.MaxLogTimeAhead {
+		l.log.Error("the clock is behind the log's last log time: appends are refused until it catches up (was it set back?)",
+			"log_time", proofs.FormatLogTime(time.Unix(0, l.seq.logTime)), "ahead", ahead, "bound", opts.MaxLogTimeAhead)
+	}
 	go l.run()
 	if err := l.ensureConfig(ctx); err != nil {
 		l.Close()

@@ -54,3 +54,41 @@ func TestWithdrawRevokeIssuedCLI(t *testing.T) {
 		t.Errorf("get kid:\n%s", out)
 	}
 }
+
+// TestBlastRadiusOutsiders: finding 10 of issue 11. Another registered
+// agent's denied attempt under planner's delegation is marked in the blast
+// radius, and --no-denials leaves it out.
+func TestBlastRadiusOutsiders(t *testing.T) {
+	e := newE2E(t)
+	const mallory = "spiffe://example.org/agent/mallory"
+	mustWarrant(t, e.dir, e.env, "keygen", "--out", "mallory")
+	mustWarrant(t, e.dir, e.env, "register", "--registrar-key", "registrar.key", "--agent", mallory, "--pub", "mallory.pub", "--tier", "execute")
+	mustWarrant(t, e.dir, e.env, "delegate", "--key", "alice.key", "--issuer", alice, "--to", planner, "--task", "/tickets", "--scope", "tickets:read", "--ttl", "1h", "--id", "root")
+	r := warrant(t, e.dir, e.env, "delegate", "--key", "mallory.key", "--issuer", mallory, "--to", planner, "--task", "/tickets", "--scope", "tickets:read", "--ttl", "10m", "--parent", "root", "--root-subject", alice, "--id", "intrusion")
+	if r.code != 1 || !strings.Contains(r.stderr, "not_parent_delegate") {
+		t.Fatalf("intrusion: exit %d, stderr %q", r.code, r.stderr)
+	}
+	tree := mustWarrant(t, e.dir, e.env, "blast-radius", planner)
+	if !strings.Contains(tree, "intrusion") || !strings.Contains(tree, "OUTSIDER") {
+		t.Errorf("blast radius does not mark the intrusion:\n%s", tree)
+	}
+	var j struct {
+		Count int `json:"count"`
+		Roots []struct {
+			ID       string `json:"id"`
+			Children []struct {
+				ID       string `json:"id"`
+				Outsider bool   `json:"outsider"`
+			} `json:"children"`
+		} `json:"roots"`
+	}
+	out := mustWarrant(t, e.dir, e.env, "blast-radius", planner, "--json")
+	if err := json.Unmarshal([]byte(out), &j); err != nil || len(j.Roots) != 1 || len(j.Roots[0].Children) != 1 || !j.Roots[0].Children[0].Outsider {
+		t.Errorf("blast-radius --json: %v\n%s", err, out)
+	}
+	out = mustWarrant(t, e.dir, e.env, "blast-radius", planner, "--json", "--no-denials")
+	j.Roots = nil
+	if err := json.Unmarshal([]byte(out), &j); err != nil || j.Count != 1 || len(j.Roots) != 1 || len(j.Roots[0].Children) != 0 {
+		t.Errorf("blast-radius --no-denials: %v\n%s", err, out)
+	}
+}
