@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"connectrpc.com/connect"
@@ -110,6 +111,25 @@ func (c *Client) verifyPage(ctx context.Context, pes []*warrantv1.ProvenEntry, n
 type RadiusNode struct {
 	Entry    *Entry
 	Children []*RadiusNode
+	// Outsider marks a denial made by another agent than the one the
+	// radius is about or the parent's delegate: any registered agent can
+	// name any delegation as its parent (or revocation target) and have
+	// the attempt recorded, so such an entry is an outsider's attempt,
+	// not something the delegation led to.
+	Outsider bool
+}
+
+// RadiusOptions bound a blast-radius walk.
+type RadiusOptions struct {
+	// Since limits the starting points to what the agent received or
+	// issued at or after it (zero: all).
+	Since time.Time
+	// Max stops the walk after this many entries (Radius.Truncated).
+	Max int
+	// SkipDenials leaves denied entries out: they convey no authority, and
+	// anyone registered can add them under any delegation (and so crowd
+	// the radius up to Max).
+	SkipDenials bool
 }
 
 // Radius is everything downstream of what an agent received or issued.
@@ -124,13 +144,15 @@ type Radius struct {
 }
 
 // BlastRadius walks, from every delegation agent issued or received at or
-// after since, the parent-to-children index transitively: delegations
-// (accepted and denied) and revocations, each verified. It stops after max
-// entries (Truncated). Only accepted delegations have children: a denial
-// conveys no authority.
-func (c *Client) BlastRadius(ctx context.Context, agent string, since time.Time, max int) (*Radius, error) {
+// after o.Since, the parent-to-children index transitively: delegations
+// (accepted and denied, unless o.SkipDenials) and revocations, each
+// verified. It stops after o.Max entries (Truncated). Only accepted
+// delegations have children: a denial conveys no authority.
+func (c *Client) BlastRadius(ctx context.Context, agent string, o RadiusOptions) (*Radius, error) {
 	r := &Radius{Agent: agent}
 	seen := map[uint64]*RadiusNode{}
+	max := o.Max
+	denied := func(e *Entry) bool { return e.Leaf.Decision != nil && e.Leaf.Decision.Outcome == proofs.OutcomeDenied }
 	var starts []*Entry
 	for start := uint64(0); ; {
 		page, next, err := c.AgentEntries(ctx, agent, start, 100)
@@ -139,7 +161,7 @@ func (c *Client) BlastRadius(ctx context.Context, agent string, since time.Time,
 		}
 		for _, e := range page {
 			d := e.Leaf.Delegation
-			if d != nil && (d.Issuer == agent || d.Delegate == agent) && !e.Leaf.Time.Before(since) {
+			if d != nil && (d.Issuer == agent || d.Delegate == agent) && !e.Leaf.Time.Before(o.Since) && !(o.SkipDenials && denied(e)) {
 				starts = append(starts, e)
 			}
 		}
@@ -156,7 +178,7 @@ func (c *Client) BlastRadius(ctx context.Context, agent string, since time.Time,
 			r.Truncated = true
 			break
 		}
-		root := &RadiusNode{Entry: s}
+		root := &RadiusNode{Entry: s, Outsider: denied(s) && s.Leaf.Delegation.Issuer != agent}
 		seen[s.Index] = root
 		r.Count++
 		r.Roots = append(r.Roots, root)
@@ -177,14 +199,14 @@ func (c *Client) BlastRadius(ctx context.Context, agent string, since time.Time,
 					if err := checkChild(e, d.ID); err != nil {
 						return nil, err
 					}
-					if seen[e.Index] != nil {
+					if seen[e.Index] != nil || (o.SkipDenials && denied(e)) {
 						continue
 					}
 					if r.Count >= max {
 						r.Truncated = true
 						break
 					}
-					child := &RadiusNode{Entry: e}
+					child := &RadiusNode{Entry: e, Outsider: denied(e) && outsider(e, d)}
 					seen[e.Index] = child
 					r.Count++
 					n.Children = append(n.Children, child)
@@ -198,6 +220,16 @@ func (c *Client) BlastRadius(ctx context.Context, agent string, since time.Time,
 		}
 	}
 	return r, nil
+}
+
+// outsider reports whether a child entry of parent was made by an agent
+// holding no authority under it: a delegation by another than the
+// parent's delegate, or a revocation its signer was not entitled to.
+func outsider(e *Entry, parent *proofs.Delegation) bool {
+	if d := e.Leaf.Delegation; d != nil {
+		return d.Issuer != parent.Delegate
+	}
+	return e.Leaf.Revocation != nil && slices.Contains(e.Leaf.Decision.Reasons, proofs.ReasonRevokeNotAuthorized)
 }
 
 // checkChild checks that a listed child really names parent.

@@ -25,6 +25,10 @@ const (
 	ReasonDataLoss            = "data_loss"
 	ReasonCheckpointPending   = "checkpoint_pending"
 	ReasonRequestTooLarge     = "request_too_large"
+	// ReasonClockBehind: the server's clock is further behind the log's
+	// time than Options.MaxLogTimeAhead allows (it was set back); appends
+	// resume when it is within the bound again.
+	ReasonClockBehind = "clock_behind"
 )
 
 // ErrStoreMismatch is returned by Open when the stored tree does not match

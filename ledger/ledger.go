@@ -109,6 +109,15 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for log time (default time.Now).
 	Now func() time.Time
+	// MaxLogTimeAhead bounds how far log time, which never decreases, may
+	// run ahead of Now (default DefaultMaxLogTimeAhead; negative: no
+	// bound). After the clock jumped forward and was set back, a signed
+	// event would otherwise get a log time pinned in the future until the
+	// clock caught up, hours perhaps, with every expiry judged at that
+	// future time; instead, appends are refused with ReasonClockBehind,
+	// an error is logged and warrant_log_time_ahead_seconds shows the gap,
+	// until the clock is within the bound again.
+	MaxLogTimeAhead time.Duration
 	// Badger adjusts the Badger options (see BadgerOptions) before opening.
 	Badger func(badger.Options) badger.Options
 	// Metrics, if not nil, receives the ledger's Prometheus metrics (see
@@ -150,6 +159,9 @@ func (o *Options) setDefaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.MaxLogTimeAhead == 0 {
+		o.MaxLogTimeAhead = DefaultMaxLogTimeAhead
+	}
 	def := proofs.DefaultRuleLimits()
 	if o.Rules.LifetimeExecuteSeconds <= 0 {
 		o.Rules.LifetimeExecuteSeconds = def.LifetimeExecuteSeconds
@@ -164,6 +176,10 @@ func (o *Options) setDefaults() {
 		o.Rules.MaxDepth = def.MaxDepth
 	}
 }
+
+// DefaultMaxLogTimeAhead is the default Options.MaxLogTimeAhead: small
+// steps of the clock back (an NTP correction) only pin log time briefly.
+const DefaultMaxLogTimeAhead = time.Minute
 
 // Log is an open ledger. Its methods are safe for concurrent use.
 type Log struct {
@@ -200,6 +216,11 @@ type Log struct {
 	watch *watchHub
 
 	seq seqState // owned by the sequencer goroutine
+	// logTime is seq.logTime as of the last commit, for the metrics.
+	logTime atomic.Int64
+	// clockAlerted is when the sequencer last logged that the clock is
+	// behind log time (owned by the sequencer goroutine).
+	clockAlerted time.Time
 
 	// txnBudget bounds the estimated bytes of one batch transaction, well
 	// under Badger's limit (15% of the memtable size).
@@ -234,6 +255,9 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	opts.setDefaults()
 	if opts.Dir == "" {
 		return nil, errors.New("ledger: no data directory")
+	}
+	if err := opts.Rules.Validate(); err != nil {
+		return nil, fmt.Errorf("ledger: rule limits: %w", err)
 	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
@@ -291,6 +315,10 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		return nil, err
 	}
 	opts.Metrics.attach(l)
+	if ahead := time.Duration(l.seq.logTime - opts.Now().UnixNano()); opts.MaxLogTimeAhead > 0 && ahead > opts.MaxLogTimeAhead {
+		l.log.Error("the clock is behind the log's last log time: appends are refused until it catches up (was it set back?)",
+			"log_time", proofs.FormatLogTime(time.Unix(0, l.seq.logTime)), "ahead", ahead, "bound", opts.MaxLogTimeAhead)
+	}
 	go l.run()
 	if err := l.ensureConfig(ctx); err != nil {
 		l.Close()
@@ -389,6 +417,7 @@ func (l *Log) recover() error {
 			return err
 		}
 		l.seq = seqState{size: h.Size, rng: rng, edge: edge, logTime: h.LogTime, bindings: bs, policy: pol}
+		l.logTime.Store(h.LogTime)
 		l.bindings.Store(bs)
 		return nil
 	})

@@ -34,6 +34,9 @@ import (
 //	warrant_watch_timestamps_total        timestamps signed for WatchCheckpoints streams (one per
 //	                                      checkpoint and refresh tick, shared by every stream)
 //	warrant_watch_streams                 WatchCheckpoints streams open
+//	warrant_log_time_ahead_seconds        how far the last log time is ahead of the clock (0 when
+//	                                      not): above Options.MaxLogTimeAhead appends are refused
+//	                                      (clock_behind); alert on it
 type Metrics struct {
 	appends       *prometheus.CounterVec
 	denials       *prometheus.CounterVec
@@ -113,6 +116,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		gauge("watch_streams", "WatchCheckpoints streams open.", func(l *Log) float64 {
 			return float64(l.watch.open())
+		}),
+		gauge("log_time_ahead_seconds", "How far the last log time is ahead of the server clock (0 when it is not).", func(l *Log) float64 {
+			return max(0, time.Duration(l.logTime.Load()-l.opts.Now().UnixNano()).Seconds())
 		}),
 	}
 	for _, c := range cs {

@@ -177,6 +177,9 @@ func (l *Log) append(ctx context.Context, envelope []byte) (*Appended, error) {
 				return nil, err
 			}
 			r.byAdmin = true
+			if err := r.rev.CheckSigner(true); err != nil {
+				return nil, err
+			}
 			break
 		}
 		if r.rev.Issuer == "" {
@@ -364,6 +367,7 @@ func (l *Log) sequenceSome(batch []*request) int {
 		l.log.Error("batch commit failed; nothing written", "entries", n, "err", err)
 	} else if written > 0 {
 		l.seq = *st
+		l.logTime.Store(st.logTime)
 		l.bindings.Store(st.bindings)
 		root, _ := st.rng.GetRootHash(nil)
 		cp, err := l.signCheckpoint(st.size, root, false)
@@ -431,7 +435,15 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 				continue
 			}
 		}
-		logTime := max(st.logTime, l.opts.Now().UnixNano())
+		now := l.opts.Now()
+		if ahead := time.Duration(st.logTime - now.UnixNano()); r.env != nil && l.opts.MaxLogTimeAhead > 0 && ahead > l.opts.MaxLogTimeAhead {
+			// A signed event would get a log time pinned in the future:
+			// hold it off until the clock catches up. (Entries the log
+			// writes itself when it opens are not held: they decide nothing.)
+			results[i].err = l.clockBehind(now, st.logTime, ahead)
+			continue
+		}
+		logTime := max(st.logTime, now.UnixNano())
 		at := time.Unix(0, logTime)
 		cs.bindings = st.bindings
 		leaf := proofs.Leaf{Version: proofs.LeafVersion, LogTime: proofs.FormatLogTime(at)}
@@ -524,9 +536,13 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 					[2][]byte{nonceKey(r.del.Issuer, r.del.Nonce), u64(idx)})
 			}
 		case r.rev != nil:
-			if r.rev.Issuer != "" {
-				sets = append(sets, [2][]byte{pairKey(tAgent, r.rev.Issuer, idx), {roleIssuer}})
+			// Indexed under its actor: the issuer, or the admin's key id
+			// (ListAgentEntries of the key id lists the admin's acts).
+			actor := r.rev.Issuer
+			if r.byAdmin {
+				actor = r.env.Signatures[0].KeyID
 			}
+			sets = append(sets, [2][]byte{pairKey(tAgent, actor, idx), {roleIssuer}})
 			sets = append(sets, [2][]byte{pairKey(tChild, r.rev.Delegation, idx), nil})
 			if ok {
 				if revoked, err := cs.Revoked(r.rev.Delegation); err != nil {
@@ -617,6 +633,19 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 		l.delegations.put(id, r)
 	}
 	return consumed, written, st, nil
+}
+
+// clockBehind is the refusal of an append while the clock is further than
+// MaxLogTimeAhead behind log time; it logs an error at most every ten
+// seconds (by the log's clock).
+func (l *Log) clockBehind(now time.Time, logTime int64, ahead time.Duration) error {
+	if d := now.Sub(l.clockAlerted); d >= 10*time.Second || d < 0 {
+		l.clockAlerted = now
+		l.log.Error("the clock is behind log time: appends are refused until it catches up (was it set back?)",
+			"log_time", proofs.FormatLogTime(time.Unix(0, logTime)), "clock", proofs.FormatLogTime(now), "ahead", ahead, "bound", l.opts.MaxLogTimeAhead)
+	}
+	return proofs.Errorf(ReasonClockBehind, "log time %s is %s ahead of the server clock %s (bound %s): the clock was set back; appends resume when it catches up",
+		proofs.FormatLogTime(time.Unix(0, logTime)), ahead.Round(time.Millisecond), proofs.FormatLogTime(now), l.opts.MaxLogTimeAhead)
 }
 
 // recheck re-verifies a signed event's signatures when the bindings changed

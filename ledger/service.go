@@ -357,6 +357,7 @@ var codes = map[string]connect.Code{
 	ReasonShuttingDown:              connect.CodeUnavailable,
 	ReasonStoreUnavailable:          connect.CodeUnavailable,
 	ReasonCheckpointPending:         connect.CodeUnavailable,
+	ReasonClockBehind:               connect.CodeUnavailable,
 	ReasonDataLoss:                  connect.CodeDataLoss,
 	ReasonRequestTooLarge:           connect.CodeInvalidArgument,
 	proofs.ReasonPayloadTypeUnknown: connect.CodeInvalidArgument,

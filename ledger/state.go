@@ -65,6 +65,10 @@ func (c *chainState) Revoked(id string) (bool, error) {
 	return ok, err
 }
 
+func (c *chainState) IssuedRevoked(agent string) (uint64, bool) {
+	return c.bindings.IssuedRevoked(agent)
+}
+
 func (c *chainState) IDUsed(id string) (bool, error) {
 	if c.dels[id] != nil {
 		return true, nil

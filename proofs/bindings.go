@@ -12,11 +12,22 @@ const ReasonKeyInUse = "key_in_use"
 type Bindings struct {
 	byAgent map[string]*Binding
 	byKeyID map[string]*Binding
+	// issuedRevoked maps an agent to the index of its latest withdrawal
+	// with revoke_issued.
+	issuedRevoked map[string]uint64
 }
 
 // NewBindings returns an empty set.
 func NewBindings() *Bindings {
-	return &Bindings{byAgent: map[string]*Binding{}, byKeyID: map[string]*Binding{}}
+	return &Bindings{byAgent: map[string]*Binding{}, byKeyID: map[string]*Binding{}, issuedRevoked: map[string]uint64{}}
+}
+
+// IssuedRevoked reports the index of agent's latest key withdrawal that
+// revoked what it had issued (KeyBinding.RevokeIssued): every delegation
+// by agent accepted before that index is revoked.
+func (b *Bindings) IssuedRevoked(agent string) (uint64, bool) {
+	idx, ok := b.issuedRevoked[agent]
+	return idx, ok
 }
 
 // Agent returns the binding in force for agent, or nil.
@@ -38,9 +49,14 @@ func (b *Bindings) DecideKeyBinding(kb *KeyBinding) *Decision {
 
 // With returns the set after the accepted binding entry kb at index idx: a
 // new binding replaces the agent's (key rotation); a revoked one removes it
-// (key revocation).
+// (key revocation), and with RevokeIssued revokes what the agent issued
+// before idx.
 func (b *Bindings) With(kb *KeyBinding, key *PublicKey, idx uint64) *Bindings {
-	c := &Bindings{byAgent: maps.Clone(b.byAgent), byKeyID: maps.Clone(b.byKeyID)}
+	c := &Bindings{byAgent: maps.Clone(b.byAgent), byKeyID: maps.Clone(b.byKeyID), issuedRevoked: b.issuedRevoked}
+	if kb.Revoked && kb.RevokeIssued {
+		c.issuedRevoked = maps.Clone(b.issuedRevoked)
+		c.issuedRevoked[kb.Agent] = idx
+	}
 	if old := c.byAgent[kb.Agent]; old != nil {
 		delete(c.byKeyID, old.Key.ID)
 		delete(c.byAgent, kb.Agent)

@@ -264,7 +264,10 @@ func (s *bundleState) Binding(agent string) *Binding { return s.bindings.Agent(a
 func (s *bundleState) Delegation(id string) (*DelegationRecord, error) {
 	return s.dels[id], nil
 }
-func (s *bundleState) Revoked(string) (bool, error)           { return false, nil }
+func (s *bundleState) Revoked(string) (bool, error) { return false, nil }
+func (s *bundleState) IssuedRevoked(agent string) (uint64, bool) {
+	return s.bindings.IssuedRevoked(agent)
+}
 func (s *bundleState) IDUsed(string) (bool, error)            { return false, nil }
 func (s *bundleState) NonceUsed(string, string) (bool, error) { return false, nil }
 
@@ -311,6 +314,9 @@ func (vc *VerifiedChain) verifyChain(target string, order []uint64) error {
 		switch l.Kind {
 		case KindLogConfig:
 			cfg = l.Config
+			if err := cfg.Rules.Validate(); err != nil {
+				return Errorf(ReasonBundleChainBroken, "log-config entry %d: %v", idx, err)
+			}
 			registrars, admins = configKeyMap(cfg.RegistrarKeys), configKeyMap(cfg.AdminKeys)
 		case KindPolicy:
 			if l.Env != nil {

@@ -66,6 +66,24 @@ const (
 	ReasonListTooLong         = "list_too_long"
 	ReasonFieldTooLong        = "field_too_long"
 	ReasonFieldMissing        = "field_missing"
+	// ReasonCaseNonCanonical: a scope, data class, destination or task
+	// with an upper-case letter; each has one spelling, lower case.
+	ReasonCaseNonCanonical = "case_non_canonical"
+	// ReasonLabelMalformed: a scope, data class or destination with a
+	// character outside a-z 0-9 - _ . : / ~.
+	ReasonLabelMalformed = "label_malformed"
+	// ReasonIDReserved: a delegation id (or parent) in the "sha256:"
+	// namespace of entry ids that the log derives from envelope hashes.
+	ReasonIDReserved = "id_reserved"
+	// ReasonRevokerMismatch: an admin-signed revocation that names an
+	// issuer, which would show the admin's act as that agent's.
+	ReasonRevokerMismatch = "revoker_mismatch"
+	// ReasonRuleLimitsInvalid: rule limits a log may not run with (a depth
+	// limit above MaxChainDepth).
+	ReasonRuleLimitsInvalid = "rule_limits_invalid"
+	// ReasonChainTooLong: a chain longer than MaxChainDepth, which no valid
+	// configuration lets be built; the rules refuse to decide on it.
+	ReasonChainTooLong = "chain_too_long"
 )
 
 // Reason codes of administrative requests (adminrequest.go).

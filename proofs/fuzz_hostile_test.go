@@ -407,8 +407,8 @@ func FuzzPolicyContext(f *testing.F) {
 		if !c1.Equal(c2) {
 			t.Fatalf("PolicyContext is not deterministic:\n%v\n%v", c1, c2)
 		}
-		if c1.Len() != 14 {
-			t.Fatalf("context has %d attributes, want 14: %v", c1.Len(), c1)
+		if c1.Len() != 15 {
+			t.Fatalf("context has %d attributes, want 15: %v", c1.Len(), c1)
 		}
 		for k, want := range map[string]cedar.Value{
 			"task":            cedar.String(task),
@@ -448,7 +448,13 @@ func FuzzPolicyContext(f *testing.F) {
 			action := s[strings.LastIndexByte(s, ':')+1:]
 			highImpact = highImpact || action == "admin" || action == "delete"
 		}
-		if highImpact && !approved {
+		// An approval counts from a human issuer or an approver of the
+		// issuer's own trust domain (human_approved is not what it reads).
+		approvedHere := in.Issuer != nil && in.Issuer.Human
+		for _, a := range in.Approvers {
+			approvedHere = approvedHere || domain(a) == domain(issuer)
+		}
+		if highImpact && !approvedHere {
 			want = append(want, proofs.ReasonApprovalRequired)
 		}
 		slices.Sort(want)

@@ -141,6 +141,9 @@ func (s *hpState) Delegation(id string) (*proofs.DelegationRecord, error) {
 }
 func (s *hpState) Revoked(id string) (bool, error) { return false, nil }
 func (s *hpState) IDUsed(id string) (bool, error)  { return s.dels[id] != nil, nil }
+func (s *hpState) IssuedRevoked(agent string) (uint64, bool) {
+	return s.bindings.IssuedRevoked(agent)
+}
 func (s *hpState) NonceUsed(issuer, nonce string) (bool, error) {
 	return s.nonces[issuer+"\x00"+nonce], nil
 }

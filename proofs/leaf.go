@@ -265,6 +265,28 @@ func (p *ParsedLeaf) ID() string {
 	return HashID(p.Raw)
 }
 
+// Actor names who made the entry: the issuer of a delegation or of an
+// issuer-signed revocation, "admin <key id>" for a policy or an
+// admin-signed revocation, "registrar <key id>" for a key binding, and
+// "log" for entries the log writes itself. It reads the payload and the
+// signature's key id; whether the key is an admin's is for the log's
+// configuration (replay, bundles) to establish.
+func (p *ParsedLeaf) Actor() string {
+	switch {
+	case p.Env == nil:
+		return "log"
+	case p.Delegation != nil:
+		return p.Delegation.Issuer
+	case p.Revocation != nil && p.Revocation.Issuer != "":
+		return p.Revocation.Issuer
+	case len(p.Env.Signatures) == 0:
+		return ""
+	case p.KeyBinding != nil:
+		return "registrar " + p.Env.Signatures[0].KeyID
+	}
+	return "admin " + p.Env.Signatures[0].KeyID
+}
+
 // HashID returns "sha256:<hex>" of b.
 func HashID(b []byte) string { return SumID(sha256.Sum256(b)) }
 

@@ -58,6 +58,11 @@ type KeyBinding struct {
 	// binding in force until a new one is registered. A new binding with
 	// another key rotates it.
 	Revoked bool `json:"revoked,omitempty"`
+	// RevokeIssued, only with Revoked, also revokes every delegation the
+	// agent issued that was accepted before this entry, and by cascade
+	// everything under them: the withdrawn key's outstanding grants stop
+	// spawning children. Delegations of a later binding are not affected.
+	RevokeIssued bool `json:"revoke_issued,omitempty"`
 	// IssuedAt is when the registrar signed the binding.
 	IssuedAt string `json:"issued_at"`
 	// Nonce makes every binding envelope unique.
@@ -140,6 +145,9 @@ func (kb *KeyBinding) Validate() error {
 	if kb.Tier != TierDraft && kb.Tier != TierExecute {
 		return Errorf(ReasonPayloadMalformed, "tier must be %q or %q", TierDraft, TierExecute)
 	}
+	if kb.RevokeIssued && !kb.Revoked {
+		return Errorf(ReasonPayloadMalformed, "revoke_issued is only for a binding that withdraws the key (revoked)")
+	}
 	if _, err := ParseTime("issued_at", kb.IssuedAt); err != nil {
 		return err
 	}
@@ -191,7 +199,7 @@ func ParseDelegation(payload []byte) (*Delegation, error) {
 
 // Validate checks everything about a delegation that needs no log state.
 func (d *Delegation) Validate() error {
-	if err := validateToken("id", d.ID); err != nil {
+	if err := validateDelegationID("id", d.ID); err != nil {
 		return err
 	}
 	for _, f := range []struct{ name, v string }{{"issuer", d.Issuer}, {"delegate", d.Delegate}, {"root_subject", d.RootSubject}} {
@@ -200,7 +208,7 @@ func (d *Delegation) Validate() error {
 		}
 	}
 	if d.Parent != "" {
-		if err := validateToken("parent", d.Parent); err != nil {
+		if err := validateDelegationID("parent", d.Parent); err != nil {
 			return err
 		}
 	}
@@ -270,7 +278,9 @@ func validateSPIFFE(field, s string) error {
 }
 
 // ValidateTaskPath checks a task type: "/"-separated, non-empty segments of
-// letters, digits and "-_.~", no "." or ".." segments, at most 256 bytes.
+// lower-case letters, digits and "-_.~", no "." or ".." segments, at most
+// 256 bytes. Like labels, a task has one spelling, so a policy matching a
+// task or its segments cannot be dodged by case (ReasonCaseNonCanonical).
 func ValidateTaskPath(p string) error {
 	if p == "" {
 		return Errorf(ReasonFieldMissing, "task is missing")
@@ -289,6 +299,9 @@ func ValidateTaskPath(p string) error {
 			return Errorf(ReasonPayloadMalformed, "task %q has an empty, . or .. segment", p)
 		}
 		for _, r := range seg {
+			if r >= 'A' && r <= 'Z' {
+				return Errorf(ReasonCaseNonCanonical, "task %q is not lower case (write %q)", p, strings.ToLower(p))
+			}
 			if !isTokenRune(r) || r == ':' {
 				return Errorf(ReasonPayloadMalformed, "task %q has character %q", p, r)
 			}
@@ -318,6 +331,23 @@ func validateToken(field, s string) error {
 	return nil
 }
 
+// reservedIDPrefix is the namespace of the ids the log derives for entries
+// other than delegations (ParsedLeaf.ID: "sha256:<hex>" of the envelope or
+// leaf). A delegation id never lies in it, so an id names one entry.
+const reservedIDPrefix = "sha256:"
+
+// validateDelegationID checks a delegation id: a token outside the
+// reserved namespace (in any case, so no spelling of it is an id either).
+func validateDelegationID(field, s string) error {
+	if err := validateToken(field, s); err != nil {
+		return err
+	}
+	if len(s) >= len(reservedIDPrefix) && strings.EqualFold(s[:len(reservedIDPrefix)], reservedIDPrefix) {
+		return Errorf(ReasonIDReserved, "%s %q: ids beginning %q name log entries by hash, not delegations", field, s, reservedIDPrefix)
+	}
+	return nil
+}
+
 func validateNonce(s string) error {
 	if len(s) < 8 {
 		return Errorf(ReasonPayloadMalformed, "nonce must be at least 8 bytes")
@@ -325,7 +355,12 @@ func validateNonce(s string) error {
 	return validateToken("nonce", s)
 }
 
-// validateSet checks a sorted, duplicate-free list of printable strings.
+// validateSet checks a sorted, duplicate-free list of labels (scopes, data
+// classes, destinations). A label has one spelling, so that a policy
+// matching "restricted" or an action "admin" cannot be dodged by writing
+// "Restricted" or "tickets:ADMIN": 1 to 256 bytes of lower-case ASCII
+// letters, digits and "-_.:/~". An upper-case letter is refused with
+// ReasonCaseNonCanonical, any other character with ReasonLabelMalformed.
 func validateSet(field string, v []string) error {
 	if len(v) > MaxListItems {
 		return Errorf(ReasonListTooLong, "%s has %d items, limit %d", field, len(v), MaxListItems)
@@ -337,14 +372,32 @@ func validateSet(field string, v []string) error {
 		if len(s) > maxFieldLen {
 			return Errorf(ReasonFieldTooLong, "%s items must be at most %d bytes", field, maxFieldLen)
 		}
-		for _, r := range s {
-			if r <= ' ' || r == 0x7f {
-				return Errorf(ReasonPayloadMalformed, "%s item %q has a space or control character", field, s)
-			}
+		if err := validateLabel(field, s); err != nil {
+			return err
 		}
 		if i > 0 && v[i-1] >= s {
 			return Errorf(ReasonPayloadNonCanonical, "%s must be sorted and without duplicates", field)
 		}
+	}
+	return nil
+}
+
+// isLabelByte reports whether c may appear in a label.
+func isLabelByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' ||
+		c == '-' || c == '_' || c == '.' || c == ':' || c == '/' || c == '~'
+}
+
+func validateLabel(field, s string) error {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if isLabelByte(c) {
+			continue
+		}
+		if c >= 'A' && c <= 'Z' {
+			return Errorf(ReasonCaseNonCanonical, "%s item %q is not lower case (write %q)", field, s, strings.ToLower(s))
+		}
+		return Errorf(ReasonLabelMalformed, "%s item %q has character %q (allowed: a-z 0-9 - _ . : / ~)", field, s, rune(c))
 	}
 	return nil
 }

@@ -108,8 +108,8 @@ func TestMarshalPayloadNormalizesSets(t *testing.T) {
 		{[]string{"b", "a"}, []string{"a", "b"}},
 		{[]string{"a", "a", "a"}, []string{"a"}},
 		{[]string{"c", "a", "b", "a", "c"}, []string{"a", "b", "c"}},
-		{[]string{"B", "a", "A", "b"}, []string{"A", "B", "a", "b"}}, // byte order
-		{[]string{"é", "z", "e"}, []string{"e", "z", "é"}},
+		{[]string{"b", "a/", "a-", "a"}, []string{"a", "a-", "a/", "b"}}, // byte order
+		{[]string{"~", "z", "0"}, []string{"0", "z", "~"}},
 	}
 	for _, tt := range tests {
 		d := testDelegation()
@@ -139,7 +139,7 @@ func TestMarshalPayloadNormalizesSets(t *testing.T) {
 // order), MarshalPayload yields a payload ParseDelegation accepts, whose
 // lists are the sorted sets of the inputs.
 func TestMarshalPayloadProperty(t *testing.T) {
-	alphabet := []string{"a", "b", "c", "read", "write", "tickets:read", "x.y", "Z", "~", "0"}
+	alphabet := []string{"a", "b", "c", "read", "write", "tickets:read", "x.y", "z/y", "~", "0"}
 	f := func(picks [3][]uint8) bool {
 		d := testDelegation()
 		lists := make([][]string, 3)
@@ -327,9 +327,30 @@ func TestParseDelegationInvalid(t *testing.T) {
 		{"65 data classes", func(d *proofs.Delegation) { d.DataClasses = items(proofs.MaxListItems + 1) }, proofs.ReasonListTooLong},
 		{"65 destinations", func(d *proofs.Delegation) { d.Destinations = items(proofs.MaxListItems + 1) }, proofs.ReasonListTooLong},
 		{"empty scope", func(d *proofs.Delegation) { d.Scopes = []string{""} }, proofs.ReasonPayloadMalformed},
-		{"scope with space", func(d *proofs.Delegation) { d.Scopes = []string{"a b"} }, proofs.ReasonPayloadMalformed},
-		{"scope with tab", func(d *proofs.Delegation) { d.Scopes = []string{"a\tb"} }, proofs.ReasonPayloadMalformed},
-		{"scope with DEL", func(d *proofs.Delegation) { d.Scopes = []string{"a\x7f"} }, proofs.ReasonPayloadMalformed},
+		{"scope with space", func(d *proofs.Delegation) { d.Scopes = []string{"a b"} }, proofs.ReasonLabelMalformed},
+		{"scope with tab", func(d *proofs.Delegation) { d.Scopes = []string{"a\tb"} }, proofs.ReasonLabelMalformed},
+		{"scope with DEL", func(d *proofs.Delegation) { d.Scopes = []string{"a\x7f"} }, proofs.ReasonLabelMalformed},
+
+		// One spelling per label: lower case, a-z 0-9 - _ . : / ~ (finding 9).
+		{"label characters", func(d *proofs.Delegation) {
+			d.Scopes, d.DataClasses, d.Destinations = []string{"a-b_c.d:e/f~0"}, []string{"restricted"}, []string{"https://tickets.example.org"}
+		}, ""},
+		{"scope action upper case", func(d *proofs.Delegation) { d.Scopes = []string{"tickets:ADMIN"} }, proofs.ReasonCaseNonCanonical},
+		{"scope action title case", func(d *proofs.Delegation) { d.Scopes = []string{"tickets:Delete"} }, proofs.ReasonCaseNonCanonical},
+		{"data class title case", func(d *proofs.Delegation) { d.DataClasses = []string{"Restricted"} }, proofs.ReasonCaseNonCanonical},
+		{"destination upper case", func(d *proofs.Delegation) { d.Destinations = []string{"CRM"} }, proofs.ReasonCaseNonCanonical},
+		{"task upper case", func(d *proofs.Delegation) { d.Task = "/Tickets/triage" }, proofs.ReasonCaseNonCanonical},
+		{"scope non-ASCII", func(d *proofs.Delegation) { d.Scopes = []string{"tickets:adm\u0131n"} }, proofs.ReasonLabelMalformed},
+		{"data class full-width", func(d *proofs.Delegation) { d.DataClasses = []string{"\uff52estricted"} }, proofs.ReasonLabelMalformed},
+		{"data class with zero-width space", func(d *proofs.Delegation) { d.DataClasses = []string{"restricted\u200b"} }, proofs.ReasonLabelMalformed},
+		{"destination with quote", func(d *proofs.Delegation) { d.Destinations = []string{"a\"b"} }, proofs.ReasonLabelMalformed},
+		{"scope with star", func(d *proofs.Delegation) { d.Scopes = []string{"tickets:*"} }, proofs.ReasonLabelMalformed},
+
+		// Delegation ids are not entry ids (finding 10).
+		{"id in the sha256 namespace", func(d *proofs.Delegation) { d.ID = "sha256:" + strings.Repeat("ab", 32) }, proofs.ReasonIDReserved},
+		{"id in the sha256 namespace, upper case", func(d *proofs.Delegation) { d.ID = "SHA256:ab" }, proofs.ReasonIDReserved},
+		{"parent in the sha256 namespace", func(d *proofs.Delegation) { d.Parent = "sha256:ab" }, proofs.ReasonIDReserved},
+		{"id with sha256 inside", func(d *proofs.Delegation) { d.ID = "dlg-sha256:ab" }, ""},
 		{"scope of 256 bytes", func(d *proofs.Delegation) { d.Scopes = []string{strings.Repeat("s", 256)} }, ""},
 		{"scope of 257 bytes", func(d *proofs.Delegation) { d.Scopes = []string{strings.Repeat("s", 257)} }, proofs.ReasonFieldTooLong},
 
@@ -444,7 +465,7 @@ func TestParseDelegationInvalid(t *testing.T) {
 }
 
 func TestValidateTaskPath(t *testing.T) {
-	valid := []string{"/", "/a", "/tickets/triage", "/a-b_c.d~e/0/Z", "/...", "/.a/a.", strings.Repeat("/a", 128)}
+	valid := []string{"/", "/a", "/tickets/triage", "/a-b_c.d~e/0/z", "/...", "/.a/a.", strings.Repeat("/a", 128)}
 	for _, p := range valid {
 		if err := proofs.ValidateTaskPath(p); err != nil {
 			t.Errorf("ValidateTaskPath(%q): %v", p, err)
@@ -467,6 +488,8 @@ func TestValidateTaskPath(t *testing.T) {
 		{"/a:b", proofs.ReasonPayloadMalformed},
 		{"/a\\b", proofs.ReasonPayloadMalformed},
 		{"/a%2Fb", proofs.ReasonPayloadMalformed},
+		{"/Tickets", proofs.ReasonCaseNonCanonical},
+		{"/tickets/Triage", proofs.ReasonCaseNonCanonical},
 		{"/é", proofs.ReasonPayloadMalformed},
 		{"/a\x00", proofs.ReasonPayloadMalformed},
 		{"/a?b", proofs.ReasonPayloadMalformed},

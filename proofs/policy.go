@@ -101,10 +101,13 @@ type PolicyInput struct {
 	Issuer, Delegate *Binding
 	// Depth is the delegation's position in its chain (a root grant is 1).
 	Depth int
-	// HumanApproved is true when a registered human other than the issuer
-	// co-signed, or the issuer is itself human.
+	// HumanApproved is true when the issuer is itself human, or a
+	// registered human of the issuer's SPIFFE trust domain, other than the
+	// issuer and the delegate, co-signed. Humans of other domains do not
+	// count here (see Approvers).
 	HumanApproved bool
-	// Approvers are the SPIFFE IDs of registered humans who co-signed.
+	// Approvers are the SPIFFE IDs of registered humans, other than the
+	// issuer and the delegate, who co-signed, of any trust domain.
 	Approvers []string
 }
 
@@ -198,9 +201,13 @@ func trustDomain(id string) string {
 //	root_grant      Bool    no parent
 //	depth           Long    position in the chain (root grant: 1)
 //	lifetime_seconds Long   expires_at - not_before
-//	human_approved  Bool    see PolicyInput.HumanApproved
-//	approvers       Set     SPIFFE IDs of human co-signers
+//	human_approved  Bool    the issuer is human, or a human of the issuer's trust domain co-signed (PolicyInput.HumanApproved)
+//	approvers       Set     SPIFFE IDs of human co-signers, of any trust domain
+//	approver_domains Set    their trust domains (for a policy that names other domains' approvers)
 //	purpose         String  free text
+//
+// Scopes, data classes, destinations and tasks are lower case (the payload
+// refuses any other spelling), so a policy compares them as written.
 func PolicyContext(in PolicyInput) cedar.Record {
 	d := in.D
 	var segments []string
@@ -214,6 +221,10 @@ func PolicyContext(in PolicyInput) cedar.Record {
 		} else {
 			actions = append(actions, s)
 		}
+	}
+	var approverDomains []string
+	for _, a := range in.Approvers {
+		approverDomains = append(approverDomains, trustDomain(a))
 	}
 	var lifetime int64
 	if nb, err := ParseTime("not_before", d.NotBefore); err == nil {
@@ -235,6 +246,7 @@ func PolicyContext(in PolicyInput) cedar.Record {
 		"lifetime_seconds": cedar.Long(lifetime),
 		"human_approved":   cedar.Boolean(in.HumanApproved),
 		"approvers":        stringSet(in.Approvers),
+		"approver_domains": stringSet(approverDomains),
 		"purpose":          cedar.String(d.Purpose),
 	})
 }

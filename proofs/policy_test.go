@@ -259,6 +259,7 @@ func TestPolicyContext(t *testing.T) {
 		"lifetime_seconds": cedar.Long(900),
 		"human_approved":   cedar.True,
 		"approvers":        set(agBob),
+		"approver_domains": set("example.org"),
 		"purpose":          cedar.String("triage"),
 	}
 	checkRecord(t, rec, want)
@@ -283,6 +284,7 @@ func TestPolicyContext(t *testing.T) {
 		"lifetime_seconds": cedar.Long(8 * 3600),
 		"human_approved":   cedar.False,
 		"approvers":        set(),
+		"approver_domains": set(),
 		"purpose":          cedar.String(""),
 	})
 }

@@ -58,6 +58,9 @@ func (r *Replay) Revoked(id string) (bool, error) { return r.revoked[id], nil }
 // IDUsed implements ChainState.
 func (r *Replay) IDUsed(id string) (bool, error) { return r.dels[id] != nil, nil }
 
+// IssuedRevoked implements ChainState.
+func (r *Replay) IssuedRevoked(agent string) (uint64, bool) { return r.bindings.IssuedRevoked(agent) }
+
 // NonceUsed implements ChainState.
 func (r *Replay) NonceUsed(issuer, nonce string) (bool, error) {
 	return r.nonces[issuer+"\x00"+nonce], nil
@@ -91,6 +94,11 @@ func (r *Replay) Apply(index uint64, l *ParsedLeaf) error {
 	switch l.Kind {
 	case KindLogConfig:
 		r.setConfig(l.Config)
+		if err := l.Config.Rules.Validate(); err != nil {
+			// The rules cannot be applied faithfully under limits no log may
+			// run with (a depth limit the chain walk does not cover).
+			return firstErr(problem, Errorf(ReasonReplayConfig, "entry %d: %v", index, err))
+		}
 		return problem
 	case KindPolicy:
 		if l.Env == nil && r.policy != nil {
@@ -147,6 +155,9 @@ func (r *Replay) Apply(index uint64, l *ParsedLeaf) error {
 			}
 			byAdmin = true
 		} else if _, err := CheckSignatures(l.Env, r.bindings.Agent(rev.Issuer), r.bindings.KeyID); err != nil || len(l.Env.Signatures) != 1 {
+			return firstErr(problem, Errorf(ReasonReplayUnauthentic, "entry %d: revocation should have been refused: %v", index, err))
+		}
+		if err := rev.CheckSigner(byAdmin); err != nil {
 			return firstErr(problem, Errorf(ReasonReplayUnauthentic, "entry %d: revocation should have been refused: %v", index, err))
 		}
 		want, err := DecideRevocation(r, rev, byAdmin, r.config.Rules)

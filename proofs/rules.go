@@ -46,10 +46,14 @@ const (
 // MaxClockSkew is how far in the future a not_before may lie at log time.
 const MaxClockSkew = 5 * time.Minute
 
-// maxChainWalk bounds how far up a chain the rules look. It does not depend
-// on the depth limit in force, which may have been higher when the chain
-// was built: a revocation must cascade through every ancestor.
-const maxChainWalk = 256
+// MaxChainDepth is the largest depth limit a log may be configured with
+// (RuleLimits.MaxDepth, serve --max-depth). The rules walk a chain up to
+// this many links whatever the limit in force, which may have been higher
+// when the chain was built: every chain any allowed limit lets be built is
+// walked to its root, so a revocation cascades through every ancestor. A
+// longer chain cannot be in a log whose configurations were all valid; the
+// walk fails closed on one (ReasonChainTooLong).
+const MaxChainDepth = 256
 
 // Binding is an agent's key binding in force.
 type Binding struct {
@@ -76,8 +80,12 @@ type ChainState interface {
 	Binding(agent string) *Binding
 	// Delegation returns the accepted delegation with id, or nil.
 	Delegation(id string) (*DelegationRecord, error)
-	// Revoked reports whether the delegation id itself was revoked.
+	// Revoked reports whether the delegation id itself was revoked (by a
+	// revocation entry; see also IssuedRevoked).
 	Revoked(id string) (bool, error)
+	// IssuedRevoked reports the index of agent's latest key withdrawal
+	// with revoke_issued (Bindings.IssuedRevoked).
+	IssuedRevoked(agent string) (uint64, bool)
 	// IDUsed reports whether an accepted delegation has id.
 	IDUsed(id string) (bool, error)
 	// NonceUsed reports whether an accepted delegation by issuer has nonce.
@@ -92,8 +100,21 @@ type RuleLimits struct {
 	LifetimeExecuteSeconds int64 `json:"lifetime_execute_seconds"`
 	LifetimeDraftSeconds   int64 `json:"lifetime_draft_seconds"`
 	LifetimeRootSeconds    int64 `json:"lifetime_root_seconds"`
-	// MaxDepth bounds the length of a chain (a root grant has depth 1).
+	// MaxDepth bounds the length of a chain (a root grant has depth 1),
+	// 1 to MaxChainDepth.
 	MaxDepth int `json:"max_depth"`
+}
+
+// Validate checks that the limits are ones a log may run with: lifetimes
+// positive, MaxDepth between 1 and MaxChainDepth.
+func (lim RuleLimits) Validate() error {
+	if lim.LifetimeExecuteSeconds < 1 || lim.LifetimeDraftSeconds < 1 || lim.LifetimeRootSeconds < 1 {
+		return Errorf(ReasonRuleLimitsInvalid, "lifetimes must be at least 1 second")
+	}
+	if lim.MaxDepth < 1 || lim.MaxDepth > MaxChainDepth {
+		return Errorf(ReasonRuleLimitsInvalid, "max depth %d is outside 1..%d", lim.MaxDepth, MaxChainDepth)
+	}
+	return nil
 }
 
 // DefaultRuleLimits: 15 min for execute-tier delegates, 60 min for
@@ -173,7 +194,7 @@ func DecideDelegation(st ChainState, d *Delegation, sigs SignatureCheck, t time.
 		}
 	} else {
 		var err error
-		if chain, err = ancestors(st, d.Parent, maxChainWalk); err != nil {
+		if chain, err = ancestors(st, d.Parent); err != nil {
 			return nil, err
 		}
 		if len(chain) == 0 {
@@ -191,7 +212,7 @@ func DecideDelegation(st ChainState, d *Delegation, sigs SignatureCheck, t time.
 
 	// Rule 3: nothing in the chain revoked or expired.
 	for _, a := range chain {
-		revoked, err := st.Revoked(a.D.ID)
+		revoked, err := isRevoked(st, a)
 		if err != nil {
 			return nil, err
 		}
@@ -302,9 +323,15 @@ func DecideDelegation(st ChainState, d *Delegation, sigs SignatureCheck, t time.
 	if pol != nil {
 		// Separation of duty: the delegate cannot approve its own grant.
 		approvers := slices.DeleteFunc(slices.Clone(sigs.Approvers), func(a string) bool { return a == d.Delegate })
+		// An approval counts by default only from the issuer's own trust
+		// domain: a human anyone registered elsewhere does not vouch for
+		// this domain's high-impact work (a policy may name other domains
+		// through approver_domains).
+		domain := trustDomain(d.Issuer)
+		sameDomain := slices.ContainsFunc(approvers, func(a string) bool { return trustDomain(a) == domain })
 		pd := pol.Evaluate(PolicyInput{
 			D: d, Issuer: issuer, Delegate: delegate, Depth: depth,
-			HumanApproved: (issuer != nil && issuer.Human) || len(approvers) > 0,
+			HumanApproved: (issuer != nil && issuer.Human) || sameDomain,
 			Approvers:     approvers,
 		})
 		dec.PolicyDigest = pol.Digest
@@ -322,6 +349,16 @@ func DecideDelegation(st ChainState, d *Delegation, sigs SignatureCheck, t time.
 	return dec, nil
 }
 
+// isRevoked reports whether an accepted delegation was revoked itself: by
+// a revocation entry, or by a withdrawal of its issuer's key, after it,
+// that revoked what the key issued.
+func isRevoked(st ChainState, r *DelegationRecord) (bool, error) {
+	if idx, ok := st.IssuedRevoked(r.D.Issuer); ok && idx > r.Index {
+		return true, nil
+	}
+	return st.Revoked(r.D.ID)
+}
+
 // compactReasons removes repeated codes, keeping first occurrences in order.
 func compactReasons(r []string) []string {
 	var out []string
@@ -333,17 +370,22 @@ func compactReasons(r []string) []string {
 	return out
 }
 
-// ancestors returns the accepted delegation id and its ancestors, nearest
-// first, at most limit of them (nil if id is not an accepted delegation).
-func ancestors(st ChainState, id string, limit int) ([]*DelegationRecord, error) {
+// ancestors returns the accepted delegation id and all its ancestors,
+// nearest first (nil if id is not an accepted delegation). A chain longer
+// than MaxChainDepth is an error rather than a truncated walk: a walk that
+// stopped short would miss a revoked ancestor.
+func ancestors(st ChainState, id string) ([]*DelegationRecord, error) {
 	var out []*DelegationRecord
-	for id != "" && len(out) < limit {
+	for id != "" {
 		r, err := st.Delegation(id)
 		if err != nil {
 			return nil, err
 		}
 		if r == nil {
 			break
+		}
+		if len(out) == MaxChainDepth {
+			return nil, Errorf(ReasonChainTooLong, "delegation %s has more than %d ancestors", out[0].D.ID, MaxChainDepth)
 		}
 		out = append(out, r)
 		id = r.D.Parent
@@ -389,7 +431,7 @@ func ParseRevocation(payload []byte) (*Revocation, error) {
 	if err := decodeCanonical(payload, &r); err != nil {
 		return nil, err
 	}
-	if err := validateToken("delegation", r.Delegation); err != nil {
+	if err := validateDelegationID("delegation", r.Delegation); err != nil {
 		return nil, err
 	}
 	if r.Issuer != "" {
@@ -409,10 +451,20 @@ func ParseRevocation(payload []byte) (*Revocation, error) {
 	return &r, nil
 }
 
+// CheckSigner checks that the revocation names its signer: an issuer-signed
+// revocation names the issuer, an admin-signed one (byAdmin) names none, so
+// that an admin's act is never recorded or shown as an agent's.
+func (r *Revocation) CheckSigner(byAdmin bool) error {
+	if byAdmin && r.Issuer != "" {
+		return Errorf(ReasonRevokerMismatch, "a revocation signed by an admin key names no issuer (the admin, not %s, revokes)", r.Issuer)
+	}
+	return nil
+}
+
 // DecideRevocation decides an authentic revocation: by an admin key
 // (byAdmin), or by the issuer of the delegation or of one of its ancestors.
 func DecideRevocation(st ChainState, r *Revocation, byAdmin bool, lim RuleLimits) (*Decision, error) {
-	chain, err := ancestors(st, r.Delegation, maxChainWalk)
+	chain, err := ancestors(st, r.Delegation)
 	if err != nil {
 		return nil, err
 	}
@@ -442,7 +494,7 @@ type Status struct {
 
 // EffectiveStatus computes a delegation's status at time t from st.
 func EffectiveStatus(st ChainState, id string, t time.Time, lim RuleLimits) (Status, error) {
-	chain, err := ancestors(st, id, maxChainWalk)
+	chain, err := ancestors(st, id)
 	if err != nil {
 		return Status{}, err
 	}
@@ -450,7 +502,7 @@ func EffectiveStatus(st ChainState, id string, t time.Time, lim RuleLimits) (Sta
 		return Status{}, fmt.Errorf("no accepted delegation %q", id)
 	}
 	for _, a := range chain {
-		revoked, err := st.Revoked(a.D.ID)
+		revoked, err := isRevoked(st, a)
 		if err != nil {
 			return Status{}, err
 		}

@@ -56,6 +56,9 @@ func (s *chainState) Delegation(id string) (*proofs.DelegationRecord, error) {
 }
 func (s *chainState) Revoked(id string) (bool, error) { return s.revoked[id], nil }
 func (s *chainState) IDUsed(id string) (bool, error)  { return s.usedIDs[id], nil }
+func (s *chainState) IssuedRevoked(agent string) (uint64, bool) {
+	return s.bindings.IssuedRevoked(agent)
+}
 func (s *chainState) NonceUsed(issuer, nonce string) (bool, error) {
 	return s.nonces[[2]string{issuer, nonce}], nil
 }
@@ -1394,7 +1397,8 @@ func refReasons(st *chainState, d *proofs.Delegation, sigs proofs.SignatureCheck
 		high = high || strings.HasSuffix(s, ":admin") || strings.HasSuffix(s, ":delete")
 	}
 	// Separation of duty: the delegate's own co-signature is no approval.
-	approvers := slices.DeleteFunc(slices.Clone(sigs.Approvers), func(a string) bool { return a == d.Delegate })
+	// Only an approver of the issuer's own trust domain counts.
+	approvers := slices.DeleteFunc(slices.Clone(sigs.Approvers), func(a string) bool { return a == d.Delegate || refDomain(a) != refDomain(d.Issuer) })
 	if high && !issuerHuman && len(approvers) == 0 {
 		add(proofs.ReasonApprovalRequired)
 	}
@@ -1636,7 +1640,7 @@ func (w *propWorld) checkAccepted(t *testing.T, d *proofs.Delegation, sigs proof
 	for _, s := range d.Scopes {
 		high = high || strings.HasSuffix(s, ":admin") || strings.HasSuffix(s, ":delete")
 	}
-	approvers := slices.DeleteFunc(slices.Clone(sigs.Approvers), func(a string) bool { return a == d.Delegate })
+	approvers := slices.DeleteFunc(slices.Clone(sigs.Approvers), func(a string) bool { return a == d.Delegate || refDomain(a) != refDomain(d.Issuer) })
 	if high && !issuer.Human && len(approvers) == 0 {
 		fail("high impact without human approval")
 	}

@@ -78,12 +78,13 @@ func listSuffix(d *proofs.Delegation) string {
 }
 
 func runBlastRadius(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "blast-radius", "AGENT [--since T] [--format tree|json|dot] [--max N]")
+	fs := newFlagSet(env, "blast-radius", "AGENT [--since T] [--format tree|json|dot] [--max N] [--no-denials]")
 	var cf clientFlags
 	cf.register(fs, env)
 	since := fs.String("since", "", "only what AGENT received or issued at or after T (RFC 3339, or a duration ago like 24h)")
 	format := fs.String("format", "tree", "output: tree, json or dot")
 	max := fs.Int("max", 10000, "stop after this many entries")
+	noDenials := fs.Bool("no-denials", false, "leave denied entries out (anyone registered can add them under any delegation)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -112,7 +113,7 @@ func runBlastRadius(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	r, err := c.BlastRadius(ctx, pos[0], t, *max)
+	r, err := c.BlastRadius(ctx, pos[0], client.RadiusOptions{Since: t, Max: *max, SkipDenials: *noDenials})
 	if err != nil {
 		return err
 	}
@@ -153,7 +154,7 @@ func describeEntry(e *client.Entry) string {
 		}
 		return s
 	case l.Revocation != nil:
-		s := fmt.Sprintf("REVOCATION of %s by %s: %q", l.Revocation.Delegation, orAdmin(l.Revocation.Issuer), l.Revocation.Reason)
+		s := fmt.Sprintf("REVOCATION of %s by %s: %q", l.Revocation.Delegation, l.Actor(), l.Revocation.Reason)
 		if l.Decision.Outcome == proofs.OutcomeDenied {
 			s += " DENIED (" + strings.Join(l.Decision.Reasons, ", ") + ")"
 		}
@@ -162,15 +163,16 @@ func describeEntry(e *client.Entry) string {
 	return l.Kind + " " + e.ID
 }
 
-func orAdmin(s string) string {
-	if s == "" {
-		return "an admin"
+// outsiderNote marks an outsider's denied attempt in the tree and DOT.
+func outsiderNote(n *client.RadiusNode) string {
+	if n.Outsider {
+		return " [OUTSIDER: an attempt by an agent without authority here]"
 	}
-	return s
+	return ""
 }
 
 func printNode(w io.Writer, n *client.RadiusNode, depth int) {
-	fmt.Fprintf(w, "%s[%d] %s\n", strings.Repeat("  ", depth), n.Entry.Index, describeEntry(n.Entry))
+	fmt.Fprintf(w, "%s[%d] %s%s\n", strings.Repeat("  ", depth), n.Entry.Index, describeEntry(n.Entry), outsiderNote(n))
 	for _, c := range n.Children {
 		printNode(w, c, depth+1)
 	}
@@ -185,6 +187,7 @@ type radiusNodeJSON struct {
 	Task           string           `json:"task,omitempty"`
 	Decision       string           `json:"decision"`
 	Reasons        []string         `json:"reasons,omitempty"`
+	Outsider       bool             `json:"outsider,omitempty"`
 	LogTime        string           `json:"log_time"`
 	LeafHash       string           `json:"leaf_hash"`
 	InclusionProof []string         `json:"inclusion_proof"`
@@ -196,7 +199,7 @@ func radiusJSON(r *client.Radius) map[string]any {
 	var conv func(n *client.RadiusNode) radiusNodeJSON
 	conv = func(n *client.RadiusNode) radiusNodeJSON {
 		l := n.Entry.Leaf
-		j := radiusNodeJSON{ID: n.Entry.ID, Index: n.Entry.Index, Kind: l.Kind, Decision: l.Decision.Outcome, Reasons: l.Decision.Reasons,
+		j := radiusNodeJSON{ID: n.Entry.ID, Index: n.Entry.Index, Kind: l.Kind, Decision: l.Decision.Outcome, Reasons: l.Decision.Reasons, Outsider: n.Outsider,
 			LogTime: l.LogTime, LeafHash: hex.EncodeToString(proofs.LeafHash(l.Raw)), TreeSize: n.Entry.Checkpoint.Size}
 		for _, h := range n.Entry.InclusionProof {
 			j.InclusionProof = append(j.InclusionProof, hex.EncodeToString(h))
@@ -205,7 +208,7 @@ func radiusJSON(r *client.Radius) map[string]any {
 			j.Issuer, j.Delegate, j.Task = d.Issuer, d.Delegate, d.Task
 		}
 		if rv := l.Revocation; rv != nil {
-			j.Issuer = rv.Issuer
+			j.Issuer = l.Actor()
 		}
 		for _, c := range n.Children {
 			j.Children = append(j.Children, conv(c))
@@ -230,7 +233,7 @@ func printDOT(w io.Writer, r *client.Radius) {
 		case n.Entry.Leaf.Revocation != nil:
 			style = `, shape=octagon, color=orange`
 		}
-		fmt.Fprintf(w, "  e%d [label=%q%s];\n", n.Entry.Index, fmt.Sprintf("[%d] %s", n.Entry.Index, describeEntry(n.Entry)), style)
+		fmt.Fprintf(w, "  e%d [label=%q%s];\n", n.Entry.Index, fmt.Sprintf("[%d] %s%s", n.Entry.Index, describeEntry(n.Entry), outsiderNote(n)), style)
 		for _, c := range n.Children {
 			fmt.Fprintf(w, "  e%d -> e%d;\n", n.Entry.Index, c.Entry.Index)
 			walk(c)

@@ -16,7 +16,7 @@ import (
 )
 
 func runRegister(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "register", "--registrar-key KEY --agent SPIFFE_ID --pub PUB [--tier draft|execute] [--human]")
+	fs := newFlagSet(env, "register", "--registrar-key KEY --agent SPIFFE_ID --pub PUB [--tier draft|execute] [--human] [--withdraw [--revoke-issued]]")
 	var cf clientFlags
 	cf.register(fs, env)
 	regKey := fs.String("registrar-key", "", "registrar's private key (PEM)")
@@ -24,12 +24,17 @@ func runRegister(ctx context.Context, env *cmdEnv, args []string) error {
 	pubPath := fs.String("pub", "", "the agent's public key (PEM)")
 	tier := fs.String("tier", proofs.TierDraft, "trust tier: draft or execute")
 	human := fs.Bool("human", false, "register a human principal (may issue root grants and approve)")
+	withdraw := fs.Bool("withdraw", false, "withdraw the agent's key: no binding in force until it is registered again")
+	revokeIssued := fs.Bool("revoke-issued", false, "with --withdraw: also revoke every delegation the agent issued so far, with cascade")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 0 || *regKey == "" || *agent == "" || *pubPath == "" {
 		return usagef("register needs --registrar-key, --agent and --pub, and no arguments")
+	}
+	if *revokeIssued && !*withdraw {
+		return usagef("--revoke-issued goes with --withdraw")
 	}
 	signer, err := loadSigner(*regKey)
 	if err != nil {
@@ -50,6 +55,9 @@ func runRegister(ctx context.Context, env *cmdEnv, args []string) error {
 		Human:     *human,
 		IssuedAt:  proofs.FormatTime(time.Now()),
 		Nonce:     randomHex(16),
+
+		Revoked:      *withdraw,
+		RevokeIssued: *revokeIssued,
 	}
 	if err := kb.Validate(); err != nil {
 		return err
@@ -58,7 +66,19 @@ func runRegister(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	return printEntry(env, cf.json, e, fmt.Sprintf("registered %s (tier %s%s, key %s)", kb.Agent, kb.Tier, map[bool]string{true: ", human"}[kb.Human], pub.ID))
+	msg := fmt.Sprintf("registered %s (tier %s%s, key %s)", kb.Agent, kb.Tier, map[bool]string{true: ", human"}[kb.Human], pub.ID)
+	if kb.Revoked {
+		msg = withdrawal(kb)
+	}
+	return printEntry(env, cf.json, e, msg)
+}
+
+// withdrawal describes a key binding that withdraws a key.
+func withdrawal(kb *proofs.KeyBinding) string {
+	if kb.RevokeIssued {
+		return fmt.Sprintf("withdrew the key of %s and revoked every delegation it issued before this entry, and everything under them", kb.Agent)
+	}
+	return fmt.Sprintf("withdrew the key of %s (delegations it issued stay in force)", kb.Agent)
 }
 
 func runDelegate(ctx context.Context, env *cmdEnv, args []string) error {
@@ -236,6 +256,7 @@ type entryJSON struct {
 	Checkpoint checkpointJSON `json:"checkpoint"`
 	Payload    any            `json:"payload,omitempty"`
 	Signers    []string       `json:"signers,omitempty"`
+	Actor      string         `json:"actor,omitempty"`
 	Status     *statusJSON    `json:"status,omitempty"`
 }
 

@@ -82,6 +82,7 @@ func runGet(ctx context.Context, env *cmdEnv, args []string) error {
 		for _, s := range e.Leaf.Env.Signatures {
 			j.Signers = append(j.Signers, s.KeyID)
 		}
+		j.Actor = e.Leaf.Actor()
 	}
 	if cf.json {
 		return printJSON(env.stdout, j)
@@ -96,7 +97,10 @@ func runGet(ctx context.Context, env *cmdEnv, args []string) error {
 		fmt.Fprintln(env.stdout)
 	}
 	if e.Leaf.Env != nil {
-		fmt.Fprintf(env.stdout, "payload type %s\nsigned by %v\n", e.Leaf.Env.PayloadType, j.Signers)
+		fmt.Fprintf(env.stdout, "payload type %s\nby %s\nsigned by %v\n", e.Leaf.Env.PayloadType, j.Actor, j.Signers)
+	}
+	if kb := e.Leaf.KeyBinding; kb != nil && kb.Revoked && e.Leaf.Decision.Outcome == proofs.OutcomeAccepted {
+		fmt.Fprintln(env.stdout, withdrawal(kb))
 	}
 	if j.Status != nil {
 		fmt.Fprintf(env.stdout, "status %s", j.Status.State)

@@ -34,7 +34,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	lifeExec := fs.Duration("lifetime-execute", time.Duration(def.LifetimeExecuteSeconds)*time.Second, "longest delegation to an execute-tier delegate")
 	lifeDraft := fs.Duration("lifetime-draft", time.Duration(def.LifetimeDraftSeconds)*time.Second, "longest delegation to a draft-tier delegate")
 	lifeRoot := fs.Duration("lifetime-root", time.Duration(def.LifetimeRootSeconds)*time.Second, "longest root grant")
-	maxDepth := fs.Int("max-depth", def.MaxDepth, "longest delegation chain (a root grant has depth 1)")
+	maxDepth := fs.Int("max-depth", def.MaxDepth, "longest delegation chain, 1 to 256 (a root grant has depth 1)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	pprofListen := fs.String("pprof-listen", "", "serve Go profiling (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060 (off by default)")
 	var sec serveSecurity // TLS, mutual TLS, rate limits (tls.go)
@@ -65,8 +65,8 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	if *treeCacheMB < 0 {
 		return usagef("--tree-cache-mb must not be negative")
 	}
-	if *maxDepth < 1 {
-		return usagef("--max-depth must be at least 1")
+	if *maxDepth < 1 || *maxDepth > proofs.MaxChainDepth {
+		return usagef("--max-depth must be between 1 and %d", proofs.MaxChainDepth)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

@@ -39,8 +39,9 @@ const (
 // key bindings.
 type Delegation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Opaque unique id: 1 to 128 letters, digits or "-_.~:". Consumed only
-	// when the delegation is accepted.
+	// Opaque unique id: 1 to 128 letters, digits or "-_.~:", not beginning
+	// "sha256:" in any case (the ids the log gives other entries; id_reserved).
+	// Consumed only when the delegation is accepted.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// SPIFFE ID of the issuing agent (or human principal).
 	Issuer string `protobuf:"bytes,2,opt,name=issuer,proto3" json:"issuer,omitempty"`
@@ -52,11 +53,14 @@ type Delegation struct {
 	// Id of the delegation that gave the issuer its authority; empty only for
 	// a root grant, which only a human principal may issue.
 	Parent string `protobuf:"bytes,5,opt,name=parent,proto3" json:"parent,omitempty"`
-	// Task type: a "/"-path such as "/tickets/triage"; equal to or under the
-	// parent's ("/" covers every task).
+	// Task type: a "/"-path such as "/tickets/triage", lower case; equal to
+	// or under the parent's ("/" covers every task).
 	Task string `protobuf:"bytes,6,opt,name=task,proto3" json:"task,omitempty"`
 	// Scopes granted, e.g. "tickets:read"; a subset of the parent's. A scope
 	// ending in ":admin" or ":delete" is high impact under the default policy.
+	// Scopes, data classes and destinations are labels of 1 to 256 bytes of
+	// a-z 0-9 "-_.:/~": one spelling each, lower case (case_non_canonical,
+	// label_malformed).
 	Scopes []string `protobuf:"bytes,7,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	// Data classes the delegate may touch; a subset of the parent's.
 	// "restricted" is high impact under the default policy.
@@ -248,6 +252,11 @@ type KeyBinding struct {
 	// Withdraws the agent's binding: it has none in force until registered
 	// again.
 	Revoked bool `protobuf:"varint,5,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	// Only with revoked: also revokes every delegation the agent issued that
+	// was accepted before this entry, and by cascade everything under them
+	// (parent_revoked). Delegations issued under a later binding are not
+	// affected.
+	RevokeIssued bool `protobuf:"varint,8,opt,name=revoke_issued,proto3" json:"revoke_issued,omitempty"`
 	// When the registrar signed it.
 	IssuedAt string `protobuf:"bytes,6,opt,name=issued_at,proto3" json:"issued_at,omitempty"`
 	// Makes the envelope unique.
@@ -321,6 +330,13 @@ func (x *KeyBinding) GetRevoked() bool {
 	return false
 }
 
+func (x *KeyBinding) GetRevokeIssued() bool {
+	if x != nil {
+		return x.RevokeIssued
+	}
+	return false
+}
+
 func (x *KeyBinding) GetIssuedAt() string {
 	if x != nil {
 		return x.IssuedAt
@@ -344,7 +360,8 @@ type Revocation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Id of the revoked delegation.
 	Delegation string `protobuf:"bytes,1,opt,name=delegation,proto3" json:"delegation,omitempty"`
-	// SPIFFE ID of the revoker; empty when an admin key signs.
+	// SPIFFE ID of the revoker; empty when an admin key signs (an admin
+	// revocation naming an issuer is refused, revoker_mismatch).
 	Issuer string `protobuf:"bytes,2,opt,name=issuer,proto3" json:"issuer,omitempty"`
 	// Why, for the record (at most 1 KiB).
 	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -1152,7 +1169,7 @@ const file_warrant_v1_payloads_proto_rawDesc = "" +
 	"\btrace_id\x18\r \x01(\tR\btrace_id\x12 \n" +
 	"\va2a_task_id\x18\x0e \x01(\tR\va2a_task_id\x12&\n" +
 	"\x0emcp_request_id\x18\x0f \x01(\tR\x0emcp_request_id\x12\x18\n" +
-	"\apurpose\x18\x10 \x01(\tR\apurpose\"\xba\x01\n" +
+	"\apurpose\x18\x10 \x01(\tR\apurpose\"\xe0\x01\n" +
 	"\n" +
 	"KeyBinding\x12\x14\n" +
 	"\x05agent\x18\x01 \x01(\tR\x05agent\x12\x1e\n" +
@@ -1161,7 +1178,8 @@ const file_warrant_v1_payloads_proto_rawDesc = "" +
 	"public_key\x12\x12\n" +
 	"\x04tier\x18\x03 \x01(\tR\x04tier\x12\x14\n" +
 	"\x05human\x18\x04 \x01(\bR\x05human\x12\x18\n" +
-	"\arevoked\x18\x05 \x01(\bR\arevoked\x12\x1c\n" +
+	"\arevoked\x18\x05 \x01(\bR\arevoked\x12$\n" +
+	"\rrevoke_issued\x18\b \x01(\bR\rrevoke_issued\x12\x1c\n" +
 	"\tissued_at\x18\x06 \x01(\tR\tissued_at\x12\x14\n" +
 	"\x05nonce\x18\a \x01(\tR\x05nonce\"\x90\x01\n" +
 	"\n" +
