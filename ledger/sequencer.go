@@ -156,7 +156,7 @@ func (l *Log) appendPrepared(ctx context.Context, r *request) (*Appended, error)
 // (the human the chain acts for, the usual approver). Any other co-signer
 // must name its key by its canonical key id.
 func (l *Log) prepare(envelope []byte) (*request, error) {
-	env, err := proofs.ParseEnvelope(envelope)
+	env, err := proofs.ParseDSSE(envelope)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +199,7 @@ func (l *Log) prepare(envelope []byte) (*request, error) {
 			fallback = append(fallback, root.Key)
 		}
 		if err := env.MatchKeys(boundKey(r.snapshot), fallback); err != nil {
-			return nil, err
+			return nil, issuerMissing(env, issuer, err)
 		}
 		if r.sigs, err = proofs.CheckSignatures(env, issuer, r.snapshot.KeyID); err != nil {
 			return nil, issuerError(err, r.del.Issuer)
@@ -234,7 +234,7 @@ func (l *Log) prepare(envelope []byte) (*request, error) {
 			return boundKey(r.snapshot)(id)
 		}
 		if err := env.MatchKeys(named, append([]*proofs.PublicKey{issuer.Key}, sortedKeys(l.admins)...)); err != nil {
-			return nil, err
+			return nil, issuerMissing(env, issuer, err)
 		}
 		if l.admins[env.Signatures[0].KeyID] != nil {
 			r.byAdmin = true
@@ -254,6 +254,17 @@ func (l *Log) prepare(envelope []byte) (*request, error) {
 	r.envHash = proofs.EnvelopeHash(r.canon)
 	r.payloadHash = proofs.PayloadHash(env.PayloadType, env.Payload)
 	return r, nil
+}
+
+// issuerMissing reports an envelope that failed authentication without a
+// valid signature by the issuer's key in force as signature_missing (a key
+// rotated away, a request signed by someone else), which says what to fix;
+// otherwise it returns err.
+func issuerMissing(env *proofs.Envelope, issuer *proofs.Binding, err error) error {
+	if proofs.Reason(err) == proofs.ReasonSignatureKeyUnknown && !env.Matched(issuer.Key) {
+		return proofs.Errorf(proofs.ReasonSignatureMissing, "no signature by the issuer's registered key %s (%v)", issuer.Key.ID, err)
+	}
+	return err
 }
 
 // boundKey looks keys up among the bindings in force by key id.

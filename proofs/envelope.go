@@ -2,6 +2,7 @@ package proofs
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -89,7 +90,16 @@ type jsonSignature struct {
 	Sig   string `json:"sig"`
 }
 
-// ParseEnvelope parses a DSSE envelope as the DSSE protocol allows it to be
+// ParseEnvelope parses a DSSE envelope in the log's canonical encoding
+// rules (see ParseEnvelopeCanonical): standard padded base64 and every
+// signature named by a distinct key id. Key order and whitespace may vary;
+// the result's Canonical encoding is unique.
+func ParseEnvelope(data []byte) (*Envelope, error) {
+	env, _, err := ParseEnvelopeCanonical(data)
+	return env, err
+}
+
+// ParseDSSE parses a DSSE envelope as the DSSE protocol allows it to be
 // written, which is what a log accepts from clients: payload and sig in
 // standard or URL-safe base64, padded or not (but no line breaks, no stray
 // bits), and a keyid that may be missing, empty or foreign (any string of
@@ -100,8 +110,9 @@ type jsonSignature struct {
 //
 // Such an envelope has one canonical form only once every signature is
 // matched to the key that made it (MatchKeys fills in the canonical key
-// ids); until then Canonical encodes the key ids as given.
-func ParseEnvelope(data []byte) (*Envelope, error) {
+// ids and sorts the signatures); until then Canonical encodes the key ids
+// as given.
+func ParseDSSE(data []byte) (*Envelope, error) {
 	if len(data) > MaxEnvelopeBytes {
 		return nil, Errorf(ReasonEnvelopeTooLarge, "envelope is %d bytes, limit %d", len(data), MaxEnvelopeBytes)
 	}
@@ -115,8 +126,8 @@ func ParseEnvelope(data []byte) (*Envelope, error) {
 }
 
 // ParseEnvelopeCanonical parses an envelope in the log's own encoding, as
-// leaves hold it: ParseEnvelope's rules, and also standard padded base64
-// only and every signature named by a distinct token key id. It returns
+// leaves hold it: ParseDSSE's rules, and also standard padded base64 only
+// and every signature named by a distinct token key id. It returns
 // the envelope's canonical encoding too. For input already canonical that
 // is the input itself, so the caller need not encode it again; the caller
 // must not modify it.
@@ -144,7 +155,7 @@ func ParseEnvelopeCanonical(data []byte) (*Envelope, []byte, error) {
 
 // parseEnvelopeStrict reads any well-formed encoding token by token. With
 // lax, it takes every base64 form DSSE allows and any key id (see
-// ParseEnvelope); without, only the log's canonical ones.
+// ParseDSSE); without, only the log's canonical ones.
 func parseEnvelopeStrict(data []byte, lax bool) (*Envelope, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var env Envelope
@@ -452,17 +463,25 @@ func PayloadHash(payloadType string, payload []byte) [32]byte {
 // payload at all, or the likely ones), so that a request costs a bounded
 // number of signature checks.
 //
-// It fails with ReasonSignatureInvalid when a signature does not verify
-// under the key its key id names, ReasonSignatureKeyUnknown when a
-// signature verifies under no candidate, and ReasonEnvelopeMalformed when
-// two signatures are by the same key. The results are remembered, so that
-// Verify of a matched key costs nothing afterwards.
+// It fails with ReasonSignatureInvalid (or the key's more precise reason,
+// such as ReasonSignatureHighS) when a signature does not verify under the
+// key its key id names, ReasonSignatureKeyUnknown when a signature
+// verifies under no candidate, and ReasonEnvelopeMalformed when two
+// signatures are by the same key; the error is the first signature's, but
+// every signature is tried, so Matched tells which keys did sign. The
+// results are remembered, so that Verify of a matched key costs nothing
+// afterwards.
 func (e *Envelope) MatchKeys(named func(keyID string) *PublicKey, fallback []*PublicKey) error {
+	var first error
 	for i := range e.Signatures {
 		s := &e.Signatures[i]
 		if k := named(s.KeyID); k != nil {
 			if err := k.VerifyDSSE(e.PayloadType, e.Payload, s.Sig); err != nil {
-				return Errorf(ReasonSignatureInvalid, "the signature with key id %s does not verify under that key", k.ID)
+				if Reason(err) == "" {
+					err = &Error{Reason: ReasonSignatureInvalid, Err: err}
+				}
+				first = cmp.Or(first, err)
+				continue
 			}
 			e.remember(k.ID)
 			continue
@@ -475,15 +494,25 @@ func (e *Envelope) MatchKeys(named func(keyID string) *PublicKey, fallback []*Pu
 			}
 		}
 		if match == nil {
-			return Errorf(ReasonSignatureKeyUnknown, "signature %d (key id %q) is not by a key this log holds for the payload: it names none and verifies under none of the %d candidate keys", i+1, s.KeyID, len(fallback))
+			first = cmp.Or(first, error(Errorf(ReasonSignatureKeyUnknown, "signature %d (key id %q) is not by a key this log holds for the payload: it names none and verifies under none of the %d candidate keys", i+1, s.KeyID, len(fallback))))
+			continue
 		}
 		s.KeyID = match.ID
 		e.remember(match.ID)
+	}
+	if first != nil {
+		return first
 	}
 	if err := e.sortSignatures(); err != nil {
 		return Errorf(ReasonEnvelopeMalformed, "two signatures by the same key")
 	}
 	return nil
+}
+
+// Matched reports whether MatchKeys found a signature by k.
+func (e *Envelope) Matched(k *PublicKey) bool {
+	err, ok := e.checked[k.ID]
+	return ok && err == nil
 }
 
 func (e *Envelope) remember(keyID string) {

@@ -165,7 +165,7 @@ func TestGovernanceScenario(t *testing.T) {
 	cp("hi2.json", "hi3.json")
 	mustWarrant(t, g.dir, g.env, "approve", "--key", "mallory.key", "--approver", id("bob"), "hi3.json")
 	r = warrant(t, g.dir, g.env, "submit", "hi3.json")
-	if r.code != 1 || !strings.Contains(r.stderr, "approval_invalid") {
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "error: signature_key_unknown: ") {
 		t.Fatalf("approval by an unregistered key: exit %d %q", r.code, r.stderr)
 	}
 	mustWarrant(t, g.dir, g.env, "approve", "--key", "bob.key", "--approver", id("bob"), "hi2.json")
