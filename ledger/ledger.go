@@ -88,6 +88,16 @@ type Options struct {
 	// first, then the least recently used.
 	MaxTrackedAgents int
 
+	// AuthFailureRate and AuthFailureBurst are each peer's budget of
+	// requests refused as not authentic (defaults DefaultAuthFailureRate
+	// per second, bursts of DefaultAuthFailureBurst; a negative rate: no
+	// budget). A peer over it is refused before its signatures are checked
+	// (authguard.go). MaxTrackedPeers bounds the budgets held in memory
+	// (default DefaultMaxTrackedPeers).
+	AuthFailureRate  float64
+	AuthFailureBurst int
+	MaxTrackedPeers  int
+
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock for log time (default time.Now).
@@ -158,6 +168,8 @@ type Log struct {
 	trees *treeCache
 	// limits are the append rate limiters (limits.go).
 	limits *limiters
+	// guard slows down peers that fail authentication (authguard.go).
+	guard *authGuard
 
 	queue   chan *request
 	stop    chan struct{}
@@ -239,6 +251,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		delegations: newDelegationCache(1 << 16),
 		trees:       newTreeCache(opts.TreeCacheBytes),
 		limits:      newLimiters(opts),
+		guard:       newAuthGuard(opts),
 		queue:       make(chan *request, opts.QueueLength),
 		stop:        make(chan struct{}),
 		stopped:     make(chan struct{}),
