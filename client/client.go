@@ -225,8 +225,8 @@ const ResubmittedHint = "this signed request was decided before, and resubmittin
 
 // holds reports whether stored, the envelope of the entry the log answered
 // with, is the answer to sent. The log stores the envelope canonicalised
-// (standard base64, key ids filled in, signatures sorted), so the
-// comparison is of what was signed and of the signature bytes. A duplicate
+// (standard base64, key ids filled in, signatures sorted, ECDSA signatures
+// low-S), so the comparison is of what was signed and of the signatures. A duplicate
 // is the original entry of the same signed payload, whatever signatures it
 // carries.
 func holds(stored, sent *proofs.Envelope, duplicate bool) bool {
@@ -240,7 +240,7 @@ func holds(stored, sent *proofs.Envelope, duplicate bool) bool {
 		return false
 	}
 	for _, s := range sent.Signatures {
-		if !slices.ContainsFunc(stored.Signatures, func(t proofs.Signature) bool { return bytes.Equal(t.Sig, s.Sig) }) {
+		if !slices.ContainsFunc(stored.Signatures, func(t proofs.Signature) bool { return proofs.SameSignature(t.Sig, s.Sig) }) {
 			return false
 		}
 	}

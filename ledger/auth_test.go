@@ -3,7 +3,10 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
@@ -30,17 +33,24 @@ import (
 	"github.com/warrantlog/warrant/proofs"
 )
 
-// sslibKey is one Ed25519 key held twice: as go-securesystemslib's own
-// signer (which names it by its securesystemslib key id, foreign to
-// warrant) and as warrant's SDK signer.
+// sslibKey is one key held twice: as go-securesystemslib's own signer
+// (which names it by its securesystemslib key id, foreign to warrant) and
+// as warrant's SDK signer.
 type sslibKey struct {
-	sv   *signerverifier.ED25519SignerVerifier
+	sv   dsse.SignerVerifier
 	test *testKey
 }
 
-func newSSLibKey(t *testing.T) *sslibKey {
+// newSSLibKey makes an Ed25519 key, or with p256 an ECDSA P-256 one.
+func newSSLibKey(t *testing.T, p256 bool) *sslibKey {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	var priv crypto.Signer
+	var err error
+	if p256 {
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	} else {
+		_, priv, err = ed25519.GenerateKey(rand.Reader)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +62,12 @@ func newSSLibKey(t *testing.T) *sslibKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sv, err := signerverifier.NewED25519SignerVerifierFromSSLibKey(k)
+	var sv dsse.SignerVerifier
+	if p256 {
+		sv, err = signerverifier.NewECDSASignerVerifierFromSSLibKey(k)
+	} else {
+		sv, err = signerverifier.NewED25519SignerVerifierFromSSLibKey(k)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +165,7 @@ func httpClientFrom(ip string) *http.Client {
 // every variant of one signed payload is the same entry, and
 // go-securesystemslib's verifier accepts the stored envelope.
 func TestDSSEEnvelopesAsOtherImplementationsWriteThem(t *testing.T) {
-	registrar := newSSLibKey(t)
+	registrar := newSSLibKey(t, false)
 	f := newFixture(t, func(o *Options) { o.RegistrarKeys = append(o.RegistrarKeys, registrar.test.pub()) })
 	srv := httptest.NewServer(NewHandler(f.log))
 	t.Cleanup(srv.Close)
@@ -159,7 +174,7 @@ func TestDSSEEnvelopesAsOtherImplementationsWriteThem(t *testing.T) {
 	rpc := warrantv1connect.NewLedgerServiceClient(srv.Client(), srv.URL)
 
 	// A key binding signed by a registrar through go-securesystemslib.
-	bob := newSSLibKey(t)
+	bob := newSSLibKey(t, false)
 	kb := &proofs.KeyBinding{Agent: bobID, PublicKey: bob.test.pub().DER, Tier: proofs.TierDraft, Human: true,
 		IssuedAt: proofs.FormatTime(time.Now()), Nonce: fmt.Sprintf("n%015x", randUint(t))}
 	raw := registrar.sign(t, proofs.PayloadTypeAgent, kb)
@@ -232,10 +247,41 @@ func TestDSSEEnvelopesAsOtherImplementationsWriteThem(t *testing.T) {
 	if got := f.log.Checkpoint().Size; got != size+1 {
 		t.Fatalf("the log went from %d to %d entries; want +1", size, got)
 	}
+
+	// ECDSA P-256 through go-securesystemslib, which signs with
+	// crypto/ecdsa and so writes a high-S signature about half the time:
+	// every one is accepted, and stored as its low-S twin.
+	carol := newSSLibKey(t, true)
+	if _, err := cl.Append(ctx, bindingEnvelope(t, f.registrar, carolID, carol.test, proofs.TierDraft, true)); err != nil {
+		t.Fatal(err)
+	}
+	cv, err := dsse.NewEnvelopeVerifier(warrantKeyID{carol.sv, carol.test.signer.KeyID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 12 {
+		raw := carol.sign(t, proofs.PayloadTypeDelegation, delegation(fmt.Sprintf("dlg_p256_%d", i), carolID, agentID, fmt.Sprintf("nonce-p256-%d", i)))
+		e, err := cl.Append(ctx, raw)
+		if err != nil {
+			t.Fatalf("ECDSA envelope %d: %v", i, err)
+		}
+		var stored dsse.Envelope
+		if err := json.Unmarshal(e.Leaf.Envelope, &stored); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cv.Verify(ctx, &stored); err != nil {
+			t.Fatalf("go-securesystemslib does not verify stored envelope %d: %v", i, err)
+		}
+		if err := carol.test.pub().VerifyDSSE(e.Leaf.Env.PayloadType, e.Leaf.Env.Payload, e.Leaf.Env.Signatures[0].Sig); err != nil {
+			t.Fatalf("stored ECDSA signature %d is not the low-S one: %v", i, err)
+		}
+	}
 	if n := replayLog(t, f.log); n != 0 {
 		t.Fatalf("%d denials", n)
 	}
 }
+
+const carolID = "spiffe://example.org/human/carol"
 
 // junkVariants returns envelopes made from the accepted envelope env by
 // someone without any key: env's signatures plus junk ones (random key

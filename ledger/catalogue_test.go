@@ -590,7 +590,9 @@ func (c *catalogue) cases() []badRequest {
 			})},
 
 		// Signatures.
-		{name: "high-S ECDSA signature", code: invalid, reason: proofs.ReasonSignatureHighS,
+		// A high-S ECDSA signature is how many ECDSA signers write one: it
+		// is accepted and stored as its low-S twin.
+		{name: "high-S ECDSA signature (authentic: one denial, stored low-S)", code: denied, reason: proofs.ReasonNotParentDelegate, written: 1,
 			env: func(t *testing.T) []byte {
 				d := c.freshChild()
 				d.Issuer, d.Delegate = catECDSAID, catWorkerID
@@ -726,9 +728,23 @@ func (c *catalogue) check(t *testing.T, tc badRequest, send func(*testing.T, []b
 		t.Fatalf("answer carries %+v; want the new entry %d", a.resp, before.Size)
 	}
 	p := c.entry(t, before.Size, after)
+	// What was sent, in the canonical form the log must store: signatures
+	// matched to the keys in force (key ids filled in, low S).
 	e, err := proofs.ParseDSSE(env)
 	if err != nil {
 		t.Fatal(err)
+	}
+	keys := func(id string) *proofs.PublicKey {
+		if k := c.f.log.registrars[id]; k != nil {
+			return k
+		}
+		if k := c.f.log.admins[id]; k != nil {
+			return k
+		}
+		return boundKey(c.f.log.bindings.Load())(id)
+	}
+	if err := e.MatchKeys(keys, nil); err != nil {
+		t.Fatalf("the log wrote an envelope whose signatures do not match its keys: %v", err)
 	}
 	if !bytes.Equal(p.Envelope, e.Canonical()) {
 		t.Fatalf("entry %d holds another envelope", before.Size)

@@ -459,7 +459,7 @@ func PayloadHash(payloadType string, payload []byte) [32]byte {
 // that key alone: a canonical key id is a hash of the key, so it cannot
 // name another. A signature whose key id is missing, empty or foreign (DSSE
 // makes the key id an optional hint) is tried under each key of fallback in
-// turn; fallback must be a short, bounded list (the keys that may sign this
+// turn (a high-S ECDSA signature is rewritten to its low-S twin); fallback must be a short, bounded list (the keys that may sign this
 // payload at all, or the likely ones), so that a request costs a bounded
 // number of signature checks.
 //
@@ -476,7 +476,7 @@ func (e *Envelope) MatchKeys(named func(keyID string) *PublicKey, fallback []*Pu
 	for i := range e.Signatures {
 		s := &e.Signatures[i]
 		if k := named(s.KeyID); k != nil {
-			if err := k.VerifyDSSE(e.PayloadType, e.Payload, s.Sig); err != nil {
+			if err := e.verifyNormal(k, s); err != nil {
 				if Reason(err) == "" {
 					err = &Error{Reason: ReasonSignatureInvalid, Err: err}
 				}
@@ -488,7 +488,7 @@ func (e *Envelope) MatchKeys(named func(keyID string) *PublicKey, fallback []*Pu
 		}
 		var match *PublicKey
 		for _, k := range fallback {
-			if k != nil && k.VerifyDSSE(e.PayloadType, e.Payload, s.Sig) == nil {
+			if k != nil && e.verifyNormal(k, s) == nil {
 				match = k
 				break
 			}
@@ -513,6 +513,27 @@ func (e *Envelope) MatchKeys(named func(keyID string) *PublicKey, fallback []*Pu
 func (e *Envelope) Matched(k *PublicKey) bool {
 	err, ok := e.checked[k.ID]
 	return ok && err == nil
+}
+
+// verifyNormal verifies s under k, accepting a high-S ECDSA signature (as
+// many ECDSA implementations write them, go-securesystemslib's among them)
+// by rewriting it in place to its low-S twin, the one encoding the log
+// stores. Deduplication is on the signed payload, so the second encoding
+// of a signature could not make a new entry anyway.
+func (e *Envelope) verifyNormal(k *PublicKey, s *Signature) error {
+	err := k.VerifyDSSE(e.PayloadType, e.Payload, s.Sig)
+	if Reason(err) != ReasonSignatureHighS {
+		return err
+	}
+	low, ok := k.lowSTwin(s.Sig)
+	if !ok {
+		return err
+	}
+	if err := k.VerifyDSSE(e.PayloadType, e.Payload, low); err != nil {
+		return err
+	}
+	s.Sig = low
+	return nil
 }
 
 func (e *Envelope) remember(keyID string) {
