@@ -97,8 +97,8 @@ func budgetKey(addr string) string {
 }
 
 // allowance is how many requests of peer may have their signatures checked
-// now: the failures it may still afford (0 when its bucket is empty), or
-// math.MaxInt when the guard is off or the peer has no record.
+// now: the failures it may still afford (0 when its bucket is empty; the
+// burst when it has no record), or math.MaxInt when the guard is off.
 func (g *authGuard) allowance(peer string) int {
 	if g == nil || g.rate == rate.Inf || peer == "" {
 		return math.MaxInt
@@ -107,7 +107,7 @@ func (g *authGuard) allowance(peer string) int {
 	e, ok := g.m[peer]
 	g.mu.Unlock()
 	if !ok {
-		return math.MaxInt
+		return g.burst
 	}
 	t := e.Value.(*peerBudget).lim.TokensAt(g.now())
 	if t < 1 {
