@@ -117,7 +117,7 @@ func TestMatchKeys(t *testing.T) {
 		{"unnamed, not in the candidates", [][]byte{s1, s2}, []*string{str(pub.ID), nil}, []*proofs.PublicKey{pub}, proofs.ReasonSignatureKeyUnknown},
 		{"random key id, random bytes", [][]byte{s1, junk}, []*string{str(pub.ID), str("sha256:00ff")}, []*proofs.PublicKey{pub, pub2}, proofs.ReasonSignatureKeyUnknown},
 		{"named key, wrong signature", [][]byte{s1, junk}, []*string{str(pub.ID), str(pub2.ID)}, []*proofs.PublicKey{pub2}, proofs.ReasonSignatureInvalid},
-		{"one key twice", [][]byte{s1, s1}, []*string{str(pub.ID), str("other")}, []*proofs.PublicKey{pub}, proofs.ReasonEnvelopeMalformed},
+		{"one key twice", [][]byte{s1, s1}, []*string{str(pub.ID), str("other")}, []*proofs.PublicKey{pub}, proofs.ReasonSignatureInvalid},
 	} {
 		env, err := proofs.ParseDSSE(dsseEnvelope("t", payload, base64.StdEncoding, tc.sigs, tc.keyids))
 		if err != nil {

@@ -38,8 +38,9 @@ type Envelope struct {
 	Payload     []byte
 	Signatures  []Signature
 
-	// checked memoises signature checks by key id (Preverify): a key id
-	// names exactly one key, so the result holds whatever state asks.
+	// checked memoises signature checks by key id (Preverify,
+	// MatchKeys): a key id names exactly one key, so the result holds
+	// whatever state asks.
 	checked map[string]error
 }
 
@@ -459,18 +460,18 @@ func PayloadHash(payloadType string, payload []byte) [32]byte {
 // that key alone: a canonical key id is a hash of the key, so it cannot
 // name another. A signature whose key id is missing, empty or foreign (DSSE
 // makes the key id an optional hint) is tried under each key of fallback in
-// turn (a high-S ECDSA signature is rewritten to its low-S twin); fallback must be a short, bounded list (the keys that may sign this
+// turn; fallback must be a short, bounded list (the keys that may sign this
 // payload at all, or the likely ones), so that a request costs a bounded
-// number of signature checks.
+// number of signature checks. A high-S ECDSA signature is rewritten to its
+// low-S twin.
 //
-// It fails with ReasonSignatureInvalid (or the key's more precise reason,
-// such as ReasonSignatureHighS) when a signature does not verify under the
-// key its key id names, ReasonSignatureKeyUnknown when a signature
-// verifies under no candidate, and ReasonEnvelopeMalformed when two
-// signatures are by the same key; the error is the first signature's, but
-// every signature is tried, so Matched tells which keys did sign. The
-// results are remembered, so that Verify of a matched key costs nothing
-// afterwards.
+// It fails with ReasonSignatureInvalid (or the key's more precise reason)
+// when a signature does not verify under the key its key id names or two
+// signatures are by the same key, and with ReasonSignatureKeyUnknown when a
+// signature verifies under no candidate. The error is the first
+// signature's, but every signature is tried, so Matched tells which keys
+// did sign. The results are remembered, so that Verify of a matched key
+// costs nothing afterwards.
 func (e *Envelope) MatchKeys(named func(keyID string) *PublicKey, fallback []*PublicKey) error {
 	var first error
 	for i := range e.Signatures {
@@ -504,7 +505,9 @@ func (e *Envelope) MatchKeys(named func(keyID string) *PublicKey, fallback []*Pu
 		return first
 	}
 	if err := e.sortSignatures(); err != nil {
-		return Errorf(ReasonEnvelopeMalformed, "two signatures by the same key")
+		// Not what any signer writes: someone copied or re-encoded a
+		// signature. Not authentic, like any other added signature.
+		return Errorf(ReasonSignatureInvalid, "two signatures by the same key: an envelope carries one signature per key")
 	}
 	return nil
 }
