@@ -602,3 +602,60 @@ func TestDedupFindsEntriesOfOlderLogs(t *testing.T) {
 		t.Fatalf("the log grew from %d to %d", size, got)
 	}
 }
+
+// TestEveryKindWithoutKeyIDs: every kind of signed event is accepted with
+// its signature's key id left out and URL-safe unpadded base64, matched
+// against its own candidate keys (registrars, admins, the issuer and
+// admins for a revocation), and stored with the canonical key id; the
+// same envelope signed by a key that is not a candidate is refused with
+// the kind's reason, and nothing is written.
+func TestEveryKindWithoutKeyIDs(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	stranger := newTestKey(t)
+	strip := func(env []byte) []byte {
+		return reencode(t, env, base64.RawURLEncoding, func(string) *string { return nil })
+	}
+	if _, err := f.log.Append(ctx, signDelegation(t, f.human, delegation("dlg_k1", humanID, agentID, "nonce-k1-0001"))); err != nil {
+		t.Fatal(err)
+	}
+	now := proofs.FormatTime(time.Now())
+	kb := func(n string) *proofs.KeyBinding {
+		return &proofs.KeyBinding{Agent: bobID, PublicKey: newTestKey(t).pub().DER, Tier: proofs.TierDraft, Human: true, IssuedAt: now, Nonce: n}
+	}
+	pol := &proofs.PolicyUpdate{Text: string(defaultPolicy), IssuedAt: now, Nonce: "policy-nokeyid-1"}
+	issuerRev := &proofs.Revocation{Delegation: "dlg_k1", Issuer: humanID, Reason: "test", IssuedAt: now, Nonce: "nonce-rev-0001"}
+	adminRev := &proofs.Revocation{Delegation: "dlg_k1", Issuer: humanID, Reason: "admin", IssuedAt: now, Nonce: "nonce-rev-0002"}
+	for _, tc := range []struct {
+		name        string
+		typ         string
+		payload     any
+		signer      *testKey
+		strangerErr string
+	}{
+		{"key binding by a registrar", proofs.PayloadTypeAgent, kb("n-kb-000001"), f.registrar, ReasonRegistrarUnknown},
+		{"policy by an admin", proofs.PayloadTypePolicy, pol, f.admin, ReasonAdminUnknown},
+		{"revocation by its issuer", proofs.PayloadTypeRevocation, issuerRev, f.human, proofs.ReasonSignatureMissing},
+		{"revocation by an admin", proofs.PayloadTypeRevocation, adminRev, f.admin, proofs.ReasonSignatureMissing},
+	} {
+		size := f.log.Checkpoint().Size
+		if _, err := f.log.Append(ctx, strip(signPayload(t, stranger, tc.typ, tc.payload))); proofs.Reason(err) != tc.strangerErr {
+			t.Fatalf("%s, signed by a stranger: %v, want %s", tc.name, err, tc.strangerErr)
+		}
+		if got := f.log.Checkpoint().Size; got != size {
+			t.Fatalf("%s: a refused request wrote %d entries", tc.name, got-size)
+		}
+		a, err := f.log.Append(ctx, strip(signPayload(t, tc.signer, tc.typ, tc.payload)))
+		if err != nil {
+			t.Fatalf("%s without a key id: %v", tc.name, err)
+		}
+		p, err := proofs.ParseLeaf(a.Leaf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Env.Signatures[0].KeyID; got != tc.signer.signer.KeyID() {
+			t.Fatalf("%s: stored key id %q, want %q", tc.name, got, tc.signer.signer.KeyID())
+		}
+	}
+	replayLog(t, f.log) // an auditor's replay agrees with every entry
+}
