@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -225,18 +226,50 @@ type DeniedError struct {
 }
 
 func (e *DeniedError) Error() string {
+	if e.Entry.Duplicate {
+		return fmt.Sprintf("denied (recorded at index %d): %v; %s", e.Entry.Index, e.Reasons, ResubmittedHint)
+	}
 	return fmt.Sprintf("denied (recorded at index %d): %v", e.Entry.Index, e.Reasons)
+}
+
+// ResubmittedHint explains the answer to a signed request the log decided
+// before: the log deduplicates on what the issuer signed, so the same
+// payload, even with new signatures (a late approval), gets the first
+// decision again.
+const ResubmittedHint = "this signed request was decided before, and resubmitting it (even with new signatures, such as a late approval) returns that decision: sign a new request (a new nonce) to try again"
+
+// holds reports whether stored, the envelope of the entry the log answered
+// with, is the answer to sent. The log stores the envelope canonicalised
+// (standard base64, key ids filled in, signatures sorted, ECDSA signatures
+// low-S), so the comparison is of what was signed and of the signatures. A duplicate
+// is the original entry of the same signed payload, whatever signatures it
+// carries.
+func holds(stored, sent *proofs.Envelope, duplicate bool) bool {
+	if stored == nil || !proofs.SamePayload(stored, sent) {
+		return false
+	}
+	if duplicate {
+		return true
+	}
+	if len(stored.Signatures) != len(sent.Signatures) {
+		return false
+	}
+	for _, s := range sent.Signatures {
+		if !slices.ContainsFunc(stored.Signatures, func(t proofs.Signature) bool { return proofs.SameSignature(t.Sig, s.Sig) }) {
+			return false
+		}
+	}
+	return true
 }
 
 // Append submits a signed envelope (DSSE JSON) and returns the verified
 // entry. The envelope is canonicalised locally first: the returned leaf must
 // hold exactly its canonical form. A denial returns *DeniedError.
 func (c *Client) Append(ctx context.Context, envelope []byte) (*Entry, error) {
-	env, err := proofs.ParseEnvelope(envelope)
+	env, err := proofs.ParseDSSE(envelope)
 	if err != nil {
 		return nil, err
 	}
-	canon := env.Canonical()
 	floor, err := c.trustedSize()
 	if err != nil {
 		return nil, err
@@ -258,10 +291,10 @@ func (c *Client) Append(ctx context.Context, envelope []byte) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(e.Leaf.Envelope, canon) {
+	e.Duplicate = msg.GetDuplicate()
+	if !holds(e.Leaf.Env, env, e.Duplicate) {
 		return nil, proofs.Errorf(ReasonMismatch, "the log answered with entry %d, which does not hold the submitted envelope", e.Index)
 	}
-	e.Duplicate = msg.GetDuplicate()
 	if denied != nil {
 		if e.Leaf.Decision == nil || e.Leaf.Decision.Outcome != proofs.OutcomeDenied {
 			return nil, proofs.Errorf(ReasonMismatch, "the log refused the request but entry %d is not a denial", e.Index)
@@ -546,13 +579,13 @@ type BatchResult struct {
 // consistent with the trusted state. A refusal of one envelope is reported
 // in its BatchResult; the error return is for the request as a whole.
 func (c *Client) AppendBatch(ctx context.Context, envelopes [][]byte) ([]BatchResult, error) {
-	canon := make([][]byte, len(envelopes))
+	sent := make([]*proofs.Envelope, len(envelopes))
 	for i, e := range envelopes {
-		env, err := proofs.ParseEnvelope(e)
+		env, err := proofs.ParseDSSE(e)
 		if err != nil {
 			return nil, fmt.Errorf("envelope %d: %w", i, err)
 		}
-		canon[i] = env.Canonical()
+		sent[i] = env
 	}
 	floor, err := c.trustedSize()
 	if err != nil {
@@ -583,7 +616,7 @@ func (c *Client) AppendBatch(ctx context.Context, envelopes [][]byte) ([]BatchRe
 		if err != nil {
 			return nil, fmt.Errorf("answer %d: %w", i, err)
 		}
-		if !bytes.Equal(e.Leaf.Envelope, canon[i]) {
+		if !holds(e.Leaf.Env, sent[i], r.GetDuplicate()) {
 			return nil, proofs.Errorf(ReasonMismatch, "answer %d is entry %d, which does not hold envelope %d", i, e.Index, i)
 		}
 		denied := e.Leaf.Decision != nil && e.Leaf.Decision.Outcome == proofs.OutcomeDenied

@@ -18,8 +18,9 @@ import (
 // Retries.
 //
 // Every RPC the client makes is idempotent: reads obviously, and appends
-// because the log deduplicates envelopes (resubmitting the same envelope
-// returns the original entry, accepted or denied, and writes nothing). So
+// because the log deduplicates signed requests (resubmitting the same signed
+// payload returns the original entry, accepted or denied, and writes
+// nothing). So
 // the client retries, with exponential back-off and jitter, the failures
 // that say "not now" rather than "no":
 //

@@ -93,9 +93,11 @@ func (s *Signer) SignEnvelope(payloadType string, payload []byte) ([]byte, error
 }
 
 // Cosign adds s's signature over the same payload to an envelope (a human
-// approval) and returns the canonical result.
+// approval) and returns the result in canonical encoding (the other
+// signatures' key ids as given: an envelope written by another DSSE
+// implementation may name them its own way, and the log matches them).
 func (s *Signer) Cosign(envelope []byte) ([]byte, error) {
-	env, err := proofs.ParseEnvelope(envelope)
+	env, err := proofs.ParseDSSE(envelope)
 	if err != nil {
 		return nil, err
 	}

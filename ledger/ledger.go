@@ -105,6 +105,16 @@ type Options struct {
 	// first, then the least recently used.
 	MaxTrackedAgents int
 
+	// AuthFailureRate and AuthFailureBurst are each peer's budget of
+	// requests refused as not authentic (defaults DefaultAuthFailureRate
+	// per second, bursts of DefaultAuthFailureBurst; a negative rate: no
+	// budget). A peer over it is refused before its signatures are checked
+	// (authguard.go). MaxTrackedPeers bounds the budgets held in memory
+	// (default DefaultMaxTrackedPeers).
+	AuthFailureRate  float64
+	AuthFailureBurst int
+	MaxTrackedPeers  int
+
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock for log time (default time.Now).
@@ -200,6 +210,8 @@ type Log struct {
 	trees *treeCache
 	// limits are the append rate limiters (limits.go).
 	limits *limiters
+	// guard slows down peers that fail authentication (authguard.go).
+	guard *authGuard
 
 	intake  *fairQueue // the sequencer's queue (fairqueue.go)
 	stop    chan struct{}
@@ -293,6 +305,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		limits:      newLimiters(opts),
 		intake:      newFairQueue(opts.QueueLength, opts.AgentQueueLength),
 		watch:       newWatchHub(opts),
+		guard:       newAuthGuard(opts),
 		stop:        make(chan struct{}),
 		stopped:     make(chan struct{}),
 	}

@@ -1,13 +1,13 @@
 package ledger
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -20,9 +20,12 @@ import (
 // signed event, already verified by the stateless stage) is set, or the
 // request is an entry the log writes itself (config or logPolicy).
 type request struct {
-	env     *proofs.Envelope
-	canon   []byte
-	envHash [32]byte
+	env   *proofs.Envelope
+	canon []byte
+	// envHash hashes canon (the entry id of non-delegations); payloadHash
+	// is the deduplication key (proofs.PayloadHash).
+	envHash     [32]byte
+	payloadHash [32]byte
 
 	// The decoded payload: exactly one is set for a signed event.
 	kb  *proofs.KeyBinding
@@ -114,22 +117,50 @@ type Appended struct {
 	Checkpoint *proofs.Checkpoint
 }
 
-// append (exported as Append, metrics.go) is the stateless stage: it
-// canonicalises and checks the envelope,
-// verifies its signatures against the registrar and admin keys or the
-// bindings in force, and hands it to the sequencer. It returns once the
-// entry is committed and covered by a signed checkpoint. A denial is not an
-// error: the entry is appended and Appended.Decision says why.
+// append (exported as Append, metrics.go) is the stateless stage:
+// prepare, then admit, then the sequencer. It returns once the entry is
+// committed and covered by a signed checkpoint. A denial is not an error:
+// the entry is appended and Appended.Decision says why.
 func (l *Log) append(ctx context.Context, envelope []byte) (*Appended, error) {
-	env, canon, err := proofs.ParseEnvelopeCanonical(envelope)
+	r, err := l.prepare(envelope)
 	if err != nil {
 		return nil, err
 	}
-	// canon may be the caller's bytes, and the request may outlive this
-	// call (a cancelled caller's entry can still be committed): own them.
-	canon = bytes.Clone(canon)
-	r := &request{env: env, canon: canon}
-	r.envHash = proofs.EnvelopeHash(r.canon)
+	return l.appendPrepared(ctx, r)
+}
+
+// appendPrepared admits (mutual TLS identity, rate limits) and sequences an
+// authenticated request.
+func (l *Log) appendPrepared(ctx context.Context, r *request) (*Appended, error) {
+	if err := l.admit(ctx, r); err != nil {
+		return nil, err
+	}
+	res, err := l.submit(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return &Appended{Index: res.Index, Leaf: res.Leaf, ID: res.ID, Duplicate: res.Duplicate, Decision: res.Decision, Checkpoint: res.Checkpoint}, nil
+}
+
+// prepare parses an envelope as DSSE allows it to be written, decodes its
+// payload and authenticates it: every signature must verify under a key the
+// log holds for this payload (Envelope.MatchKeys), or the request is
+// refused, unauthenticated, having written and spent nothing. The request
+// then holds the envelope's one canonical form (standard base64, canonical
+// key ids, signatures sorted), which is what the log stores.
+//
+// The candidate keys of a signature that does not name its key: the
+// registrar keys for a key binding, the admin keys for a policy, the
+// issuer's key in force and the admin keys for a revocation, and for a
+// delegation the issuer's key in force and that of the chain's root subject
+// (the human the chain acts for, the usual approver). Any other co-signer
+// must name its key by its canonical key id.
+func (l *Log) prepare(envelope []byte) (*request, error) {
+	env, err := proofs.ParseDSSE(envelope)
+	if err != nil {
+		return nil, err
+	}
+	r := &request{env: env}
 	switch env.PayloadType {
 	case proofs.PayloadTypeAgent:
 		if r.kb, err = proofs.ParseKeyBinding(env.Payload); err != nil {
@@ -138,7 +169,7 @@ func (l *Log) append(ctx context.Context, envelope []byte) (*Appended, error) {
 		if err := l.shed(r); err != nil { // over its rate limit: refused unverified (limits.go)
 			return nil, err
 		}
-		if err := l.verifySole(env, l.registrars, ReasonRegistrarUnknown, "a registrar"); err != nil {
+		if err := verifySole(env, l.registrars, ReasonRegistrarUnknown, "a registrar"); err != nil {
 			return nil, err
 		}
 	case proofs.PayloadTypePolicy:
@@ -148,7 +179,7 @@ func (l *Log) append(ctx context.Context, envelope []byte) (*Appended, error) {
 		if err := l.shed(r); err != nil {
 			return nil, err
 		}
-		if err := l.verifySole(env, l.admins, ReasonAdminUnknown, "an admin"); err != nil {
+		if err := verifySole(env, l.admins, ReasonAdminUnknown, "an admin"); err != nil {
 			return nil, err
 		}
 	case proofs.PayloadTypeDelegation:
@@ -159,7 +190,18 @@ func (l *Log) append(ctx context.Context, envelope []byte) (*Appended, error) {
 			return nil, err
 		}
 		r.snapshot = l.bindings.Load()
-		if r.sigs, err = proofs.CheckSignatures(env, r.snapshot.Agent(r.del.Issuer), r.snapshot.KeyID); err != nil {
+		issuer := r.snapshot.Agent(r.del.Issuer)
+		if issuer == nil {
+			return nil, proofs.Errorf(ReasonIssuerNotRegistered, "issuer %s has no key binding in force", r.del.Issuer)
+		}
+		fallback := []*proofs.PublicKey{issuer.Key}
+		if root := r.snapshot.Agent(r.del.RootSubject); root != nil && root != issuer {
+			fallback = append(fallback, root.Key)
+		}
+		if err := env.MatchKeys(boundKey(r.snapshot), fallback); err != nil {
+			return nil, issuerMissing(env, issuer, err)
+		}
+		if r.sigs, err = proofs.CheckSignatures(env, issuer, r.snapshot.KeyID); err != nil {
 			return nil, issuerError(err, r.del.Issuer)
 		}
 	case proofs.PayloadTypeRevocation:
@@ -172,8 +214,14 @@ func (l *Log) append(ctx context.Context, envelope []byte) (*Appended, error) {
 		if err := l.shed(r); err != nil {
 			return nil, err
 		}
-		if _, ok := l.admins[env.Signatures[0].KeyID]; ok {
-			if err := l.verifySole(env, l.admins, ReasonAdminUnknown, "an admin"); err != nil {
+		r.snapshot = l.bindings.Load()
+		issuer := r.snapshot.Agent(r.rev.Issuer)
+		if r.rev.Issuer == "" || issuer == nil {
+			// Only an admin key can sign it.
+			if err := verifySole(env, l.admins, ReasonAdminUnknown, "an admin"); err != nil {
+				if r.rev.Issuer != "" && proofs.Reason(err) == ReasonAdminUnknown {
+					return nil, proofs.Errorf(ReasonIssuerNotRegistered, "issuer %s has no key binding in force, and the revocation is not signed by an admin key", r.rev.Issuer)
+				}
 				return nil, err
 			}
 			r.byAdmin = true
@@ -182,24 +230,62 @@ func (l *Log) append(ctx context.Context, envelope []byte) (*Appended, error) {
 			}
 			break
 		}
-		if r.rev.Issuer == "" {
-			return nil, proofs.Errorf(ReasonAdminUnknown, "a revocation without an issuer must be signed by an admin key; %s is not one", env.Signatures[0].KeyID)
+		named := func(id string) *proofs.PublicKey {
+			if k := l.admins[id]; k != nil {
+				return k
+			}
+			return boundKey(r.snapshot)(id)
 		}
-		r.snapshot = l.bindings.Load()
-		if r.sigs, err = proofs.CheckSignatures(env, r.snapshot.Agent(r.rev.Issuer), r.snapshot.KeyID); err != nil {
+		if err := env.MatchKeys(named, append([]*proofs.PublicKey{issuer.Key}, sortedKeys(l.admins)...)); err != nil {
+			return nil, issuerMissing(env, issuer, err)
+		}
+		if l.admins[env.Signatures[0].KeyID] != nil {
+			r.byAdmin = true
+			break
+		}
+		if r.sigs, err = proofs.CheckSignatures(env, issuer, r.snapshot.KeyID); err != nil {
 			return nil, issuerError(err, r.rev.Issuer)
 		}
 	default:
 		return nil, proofs.Errorf(proofs.ReasonPayloadTypeUnknown, "unknown payload type %q", env.PayloadType)
 	}
-	if err := l.admit(ctx, r); err != nil { // mutual TLS identity, rate limits
-		return nil, err
+	// The canonical form is what the log stores: bound it too.
+	r.canon = env.Canonical()
+	if n := len(r.canon); n > proofs.MaxEnvelopeBytes {
+		return nil, proofs.Errorf(proofs.ReasonEnvelopeTooLarge, "canonical envelope is %d bytes, limit %d", n, proofs.MaxEnvelopeBytes)
 	}
-	res, err := l.submit(ctx, r)
-	if err != nil {
-		return nil, err
+	r.envHash = proofs.EnvelopeHash(r.canon)
+	r.payloadHash = proofs.PayloadHash(env.PayloadType, env.Payload)
+	return r, nil
+}
+
+// issuerMissing reports an envelope that failed authentication without a
+// valid signature by the issuer's key in force as signature_missing (a key
+// rotated away, a request signed by someone else), which says what to fix;
+// otherwise it returns err.
+func issuerMissing(env *proofs.Envelope, issuer *proofs.Binding, err error) error {
+	if proofs.Reason(err) == proofs.ReasonSignatureKeyUnknown && !env.Matched(issuer.Key) {
+		return proofs.Errorf(proofs.ReasonSignatureMissing, "no signature by the issuer's registered key %s (%v)", issuer.Key.ID, err)
 	}
-	return &Appended{Index: res.Index, Leaf: res.Leaf, ID: res.ID, Duplicate: res.Duplicate, Decision: res.Decision, Checkpoint: res.Checkpoint}, nil
+	return err
+}
+
+// boundKey looks keys up among the bindings in force by key id.
+func boundKey(bs *proofs.Bindings) func(string) *proofs.PublicKey {
+	return func(id string) *proofs.PublicKey {
+		if b := bs.KeyID(id); b != nil {
+			return b.Key
+		}
+		return nil
+	}
+}
+
+// sortedKeys lists a trust-anchor key set in key id order, so that
+// signatures without a key id are tried in the same order every time.
+func sortedKeys(keys map[string]*proofs.PublicKey) []*proofs.PublicKey {
+	out := slices.Collect(maps.Values(keys))
+	slices.SortFunc(out, func(a, b *proofs.PublicKey) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 // issuerError names the issuer in an unregistered-issuer error.
@@ -210,17 +296,18 @@ func issuerError(err error, issuer string) error {
 	return err
 }
 
-// verifySole checks that env carries exactly one signature, by one of keys,
-// and that it verifies.
-func (l *Log) verifySole(env *proofs.Envelope, keys map[string]*proofs.PublicKey, reason, who string) error {
+// verifySole checks that env carries exactly one signature and that it is
+// by one of keys (a trust anchor set: registrars or admins), matching a
+// signature without a known key id by trying each key.
+func verifySole(env *proofs.Envelope, keys map[string]*proofs.PublicKey, reason, who string) error {
 	if len(env.Signatures) != 1 {
 		return proofs.Errorf(proofs.ReasonTooManySignatures, "this envelope carries exactly one signature, by %s key", who)
 	}
-	k := keys[env.Signatures[0].KeyID]
-	if k == nil {
-		return proofs.Errorf(reason, "signed by %s, which is not %s key of this log", env.Signatures[0].KeyID, who)
+	err := env.MatchKeys(func(id string) *proofs.PublicKey { return keys[id] }, sortedKeys(keys))
+	if proofs.Reason(err) == proofs.ReasonSignatureKeyUnknown {
+		return proofs.Errorf(reason, "the signature (key id %q) is not by %s key of this log", env.Signatures[0].KeyID, who)
 	}
-	return k.VerifyDSSE(env.PayloadType, env.Payload, env.Signatures[0].Sig)
+	return err
 }
 
 // submit queues a request for the sequencer and waits for its answer.
@@ -413,23 +500,26 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 	}
 	cs := newChainState(txn, st.bindings, l.delegations)
 	tw := &tileWriter{edge: st.edge, dirty: make(map[string][]byte)}
-	inBatch := make(map[[32]byte]int) // envelope hash -> result slot
+	inBatch := make(map[[32]byte]int) // payload hash -> result slot
 	var staged int64                  // estimated transaction bytes
 	for consumed = 0; consumed < len(batch); consumed++ {
 		i, r := consumed, batch[consumed]
 		if r.env != nil {
-			if j, ok := inBatch[r.envHash]; ok {
+			// Deduplication is on what the issuer signed, not on the
+			// envelope: the same signed payload with other (valid)
+			// signatures is the same request and gets the original entry.
+			if j, ok := inBatch[r.payloadHash]; ok {
 				results[i] = results[j]
 				results[i].Duplicate = true
 				continue
 			}
-			idx, ok, err := getIndex(txn, hashKey(tEnvelope, r.envHash[:]))
+			idx, ok, err := l.committedPayload(txn, r)
 			if err != nil {
 				results[i].err = readError(err) // this request only: the batch goes on
 				continue
 			}
 			if ok {
-				if results[i], err = l.duplicate(txn, idx, r.canon); err != nil {
+				if results[i], err = l.duplicate(txn, idx, r.env); err != nil {
 					results[i] = result{err: err}
 				}
 				continue
@@ -501,7 +591,7 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 		var id string
 		if r.env != nil {
 			id = proofs.SumID(r.envHash) // HashID of the canonical envelope
-			sets = append(sets, [2][]byte{hashKey(tEnvelope, r.envHash[:]), u64(idx)})
+			sets = append(sets, [2][]byte{hashKey(tPayload, r.payloadHash[:]), u64(idx)})
 		} else {
 			id = proofs.HashID(raw)
 		}
@@ -572,7 +662,7 @@ func (l *Log) apply(batch []*request, results []result) (consumed, written int, 
 		st.size++
 		st.logTime = logTime
 		if r.env != nil {
-			inBatch[r.envHash] = i
+			inBatch[r.payloadHash] = i
 		}
 		if ok {
 			switch {
@@ -660,12 +750,30 @@ func (l *Log) recheck(r *request, issuer string, bs *proofs.Bindings) error {
 	if err != nil {
 		return issuerError(err, issuer)
 	}
+	if sigs.Invalid {
+		// A co-signer's key went out of force in between: the request is
+		// no longer authentic as a whole, and is refused like any other.
+		return proofs.Errorf(proofs.ReasonSignatureKeyUnknown, "a co-signature's key is no longer in force for %s", issuer)
+	}
 	r.sigs, r.snapshot = sigs, bs
 	return nil
 }
 
-// duplicate describes an already committed entry for a resubmission.
-func (l *Log) duplicate(txn *badger.Txn, idx uint64, canon []byte) (result, error) {
+// committedPayload returns the index of the committed entry holding r's
+// signed payload, if any. Entries of logs written before deduplication
+// moved to the payload are indexed by their canonical envelope only, so an
+// exact resubmission of one is still found.
+func (l *Log) committedPayload(txn *badger.Txn, r *request) (uint64, bool, error) {
+	idx, ok, err := getIndex(txn, hashKey(tPayload, r.payloadHash[:]))
+	if err != nil || ok {
+		return idx, ok, err
+	}
+	return getIndex(txn, hashKey(tEnvelope, r.envHash[:]))
+}
+
+// duplicate describes an already committed entry for a resubmission of
+// the same signed payload.
+func (l *Log) duplicate(txn *badger.Txn, idx uint64, env *proofs.Envelope) (result, error) {
 	raw, err := getValue(txn, leafKey(idx))
 	if err != nil {
 		return result{}, readError(err)
@@ -674,8 +782,8 @@ func (l *Log) duplicate(txn *badger.Txn, idx uint64, canon []byte) (result, erro
 	if err != nil {
 		return result{}, &proofs.Error{Reason: ReasonDataLoss, Err: fmt.Errorf("entry %d: %w", idx, err)}
 	}
-	if !bytes.Equal(p.Envelope, canon) {
-		return result{}, proofs.Errorf(ReasonDataLoss, "the envelope index points at entry %d, which holds another envelope", idx)
+	if p.Env == nil || !proofs.SamePayload(p.Env, env) {
+		return result{}, proofs.Errorf(ReasonDataLoss, "the payload index points at entry %d, which holds another payload", idx)
 	}
 	return result{Index: idx, Leaf: raw, ID: p.ID(), Duplicate: true, Decision: p.Decision, committed: true}, nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
@@ -69,7 +68,7 @@ type service struct {
 }
 
 func (s *service) Append(ctx context.Context, req *connect.Request[warrantv1.AppendRequest]) (*connect.Response[warrantv1.AppendResponse], error) {
-	a, err := s.log.Append(ctx, req.Msg.GetEnvelope())
+	a, err := s.log.appendFrom(ctx, req.Peer().Addr, req.Msg.GetEnvelope())
 	if err != nil {
 		return nil, connectError(err)
 	}
@@ -95,20 +94,10 @@ func (s *service) AppendBatch(ctx context.Context, req *connect.Request[warrantv
 	if len(envs) == 0 || len(envs) > MaxBatchEnvelopes {
 		return nil, connectError(proofs.Errorf(proofs.ReasonListTooLong, "a batch holds 1 to %d envelopes, not %d", MaxBatchEnvelopes, len(envs)))
 	}
-	// The stateless stage of every envelope runs concurrently, spreading
-	// signature checks over the cores; the sequencer then takes them in
-	// (most likely) one group commit.
-	appended := make([]*Appended, len(envs))
-	errs := make([]error, len(envs))
-	var wg sync.WaitGroup
-	for i, env := range envs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			appended[i], errs[i] = s.log.Append(ctx, env)
-		}()
-	}
-	wg.Wait()
+	// The stateless stage runs concurrently, spreading signature checks over
+	// the cores; the sequencer then takes the batch in (most likely) one
+	// group commit (batch.go).
+	appended, errs := s.log.appendBatch(ctx, req.Peer().Addr, envs)
 	cp := s.log.Checkpoint() // covers every entry appended above
 	resp := &warrantv1.AppendBatchResponse{Results: make([]*warrantv1.AppendResult, len(envs)), Checkpoint: cp.Note}
 	for i, a := range appended {
@@ -342,25 +331,27 @@ func (s *service) consistency(ctx context.Context, trusted, size uint64) ([][]by
 // codes maps reason codes to Connect codes; unlisted reasons of package
 // proofs are InvalidArgument.
 var codes = map[string]connect.Code{
-	proofs.ReasonSignatureInvalid:   connect.CodeUnauthenticated,
-	proofs.ReasonSignatureMissing:   connect.CodeUnauthenticated,
-	ReasonIssuerNotRegistered:       connect.CodeUnauthenticated,
-	ReasonRegistrarUnknown:          connect.CodeUnauthenticated,
-	ReasonAdminUnknown:              connect.CodeUnauthenticated,
-	ReasonPeerIdentityMismatch:      connect.CodeUnauthenticated,
-	ReasonRateLimited:               connect.CodeResourceExhausted,
-	ReasonNotFound:                  connect.CodeNotFound,
-	ReasonOutOfRange:                connect.CodeOutOfRange,
-	ReasonQueueFull:                 connect.CodeResourceExhausted,
-	ReasonTooManyStreams:            connect.CodeResourceExhausted,
-	ReasonDiskFull:                  connect.CodeResourceExhausted,
-	ReasonShuttingDown:              connect.CodeUnavailable,
-	ReasonStoreUnavailable:          connect.CodeUnavailable,
-	ReasonCheckpointPending:         connect.CodeUnavailable,
-	ReasonClockBehind:               connect.CodeUnavailable,
-	ReasonDataLoss:                  connect.CodeDataLoss,
-	ReasonRequestTooLarge:           connect.CodeInvalidArgument,
-	proofs.ReasonPayloadTypeUnknown: connect.CodeInvalidArgument,
+	proofs.ReasonSignatureInvalid:    connect.CodeUnauthenticated,
+	proofs.ReasonSignatureMissing:    connect.CodeUnauthenticated,
+	ReasonIssuerNotRegistered:        connect.CodeUnauthenticated,
+	ReasonRegistrarUnknown:           connect.CodeUnauthenticated,
+	ReasonAdminUnknown:               connect.CodeUnauthenticated,
+	ReasonPeerIdentityMismatch:       connect.CodeUnauthenticated,
+	ReasonRateLimited:                connect.CodeResourceExhausted,
+	ReasonNotFound:                   connect.CodeNotFound,
+	ReasonOutOfRange:                 connect.CodeOutOfRange,
+	ReasonQueueFull:                  connect.CodeResourceExhausted,
+	ReasonTooManyStreams:             connect.CodeResourceExhausted,
+	ReasonDiskFull:                   connect.CodeResourceExhausted,
+	ReasonShuttingDown:               connect.CodeUnavailable,
+	ReasonStoreUnavailable:           connect.CodeUnavailable,
+	ReasonCheckpointPending:          connect.CodeUnavailable,
+	ReasonClockBehind:                connect.CodeUnavailable,
+	ReasonDataLoss:                   connect.CodeDataLoss,
+	ReasonRequestTooLarge:            connect.CodeInvalidArgument,
+	proofs.ReasonPayloadTypeUnknown:  connect.CodeInvalidArgument,
+	proofs.ReasonSignatureKeyUnknown: connect.CodeUnauthenticated,
+	proofs.ReasonAuthBackoff:         connect.CodeResourceExhausted,
 }
 
 // connectError turns an error from the log into a Connect error with an

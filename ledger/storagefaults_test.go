@@ -787,9 +787,9 @@ func TestCorruptedIndexRecord(t *testing.T) {
 	t.Run("envelope index points at another entry", func(t *testing.T) {
 		var midEnv []byte
 		c, mid, env := damagedLog(t, func(t *testing.T, txn *badger.Txn, mid uint64) {
-			// The envelope-hash record of dlg_mid, whose key is the hash of
-			// its canonical envelope, now names the next entry.
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tEnvelope}})
+			// The payload-hash record of dlg_mid, whose key is the hash of
+			// its signed payload, now names the next entry.
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tPayload}})
 			defer it.Close()
 			n := 0
 			for it.Rewind(); it.Valid(); it.Next() {

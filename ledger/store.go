@@ -16,7 +16,8 @@ import (
 //
 //	'L' idx                 -> leaf bytes
 //	'T' level idx           -> tile: up to 256 hashes of tree level 8*level
-//	'E' sha256(envelope)    -> idx   (dedup by canonical envelope)
+//	'E' sha256(envelope)    -> idx   (dedup, logs written before 'S')
+//	'S' sha256(PAE(payload)) -> idx  (dedup by signed payload)
 //	'H' leaf hash           -> idx   (inclusion proofs by leaf hash)
 //	'D' delegation id       -> idx   (accepted delegations only)
 //	'N' issuer 0x00 nonce   -> idx   (accepted delegations only)
@@ -32,6 +33,7 @@ const (
 	tLeaf     = 'L'
 	tTile     = 'T'
 	tEnvelope = 'E'
+	tPayload  = 'S'
 	tLeafHash = 'H'
 	tDelegID  = 'D'
 	tNonce    = 'N'

@@ -48,6 +48,14 @@ const (
 	ReasonPayloadNonCanonical = "payload_non_canonical"
 	ReasonSignatureInvalid    = "signature_invalid"
 	ReasonSignatureMissing    = "signature_missing"
+	// ReasonSignatureKeyUnknown: a signature names no key this log holds
+	// for the payload and verifies under none of the candidate keys (see
+	// Envelope.MatchKeys): the request is not authentic.
+	ReasonSignatureKeyUnknown = "signature_key_unknown"
+	// ReasonAuthBackoff: the peer's recent requests kept failing
+	// authentication, so this one is refused before its signatures are
+	// checked; retry later (ResourceExhausted).
+	ReasonAuthBackoff         = "auth_backoff"
 	ReasonSignatureHighS      = "signature_high_s"
 	ReasonKeyInvalid          = "key_invalid"
 	ReasonLeafMalformed       = "leaf_malformed"

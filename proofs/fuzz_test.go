@@ -171,6 +171,7 @@ func TestFuzzSeeds(t *testing.T) {
 	log := fuzzLog(t)
 	targets := map[string]func([]byte) error{
 		"FuzzParseEnvelope": func(b []byte) error { _, err := proofs.ParseEnvelope(b); return err },
+		"FuzzParseDSSE":     func(b []byte) error { _, err := proofs.ParseDSSE(b); return err },
 		"FuzzParseLeaf":     func(b []byte) error { _, err := proofs.ParseLeaf(b); return err },
 		"FuzzParseDelegation": func(b []byte) error {
 			_, err := proofs.ParseDelegation(b)

@@ -127,5 +127,55 @@ func checkLowS(pk *ecdsa.PublicKey, sig []byte) error {
 	return nil
 }
 
+// lowSTwin returns the low-S encoding of a high-S ECDSA signature by k: the
+// same signature, mathematically (s replaced by n-s). ok is false for
+// anything else.
+func (k *PublicKey) lowSTwin(sig []byte) (low []byte, ok bool) {
+	pk, isECDSA := k.Key.(*ecdsa.PublicKey)
+	if !isECDSA {
+		return nil, false
+	}
+	var r, s big.Int
+	var inner cryptobyte.String
+	in := cryptobyte.String(sig)
+	if !in.ReadASN1(&inner, asn1.SEQUENCE) || !in.Empty() ||
+		!inner.ReadASN1Integer(&r) || !inner.ReadASN1Integer(&s) || !inner.Empty() {
+		return nil, false
+	}
+	n := pk.Curve.Params().N
+	if s.Sign() <= 0 || s.Cmp(n) >= 0 || s.Cmp(new(big.Int).Rsh(n, 1)) <= 0 {
+		return nil, false
+	}
+	s.Sub(n, &s)
+	var b cryptobyte.Builder
+	b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1BigInt(&r)
+		b.AddASN1BigInt(&s)
+	})
+	low, err := b.Bytes()
+	return low, err == nil
+}
+
+// SameSignature reports whether a and b are one signature: the same bytes,
+// or an ECDSA P-256 signature and its twin with s replaced by n-s (the log
+// stores the low-S one of the two; see Envelope.MatchKeys).
+func SameSignature(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	ra, sa, ok1 := parseECDSASig(a)
+	rb, sb, ok2 := parseECDSASig(b)
+	return ok1 && ok2 && ra.Cmp(rb) == 0 && new(big.Int).Add(sa, sb).Cmp(elliptic.P256().Params().N) == 0
+}
+
+func parseECDSASig(sig []byte) (r, s *big.Int, ok bool) {
+	r, s = new(big.Int), new(big.Int)
+	var inner cryptobyte.String
+	in := cryptobyte.String(sig)
+	ok = in.ReadASN1(&inner, asn1.SEQUENCE) && in.Empty() &&
+		inner.ReadASN1Integer(r) && inner.ReadASN1Integer(s) && inner.Empty()
+	return r, s, ok
+}
+
 // String returns the key id.
 func (k *PublicKey) String() string { return fmt.Sprint(k.ID) }

@@ -135,7 +135,10 @@ type SignatureCheck struct {
 	// signatures verified.
 	Approvers []string
 	// Invalid is set when some co-signature is not a valid signature of a
-	// registered agent.
+	// registered agent. A log refuses such a request as not authentic
+	// before it gets here (Envelope.MatchKeys), so no new entry has it; it
+	// remains so that logs written before replay to their recorded
+	// approval_invalid denials.
 	Invalid bool
 }
 

@@ -29,7 +29,7 @@ func runApprove(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return &proofs.Error{Reason: "io_error", Err: err}
 	}
-	env0, err := proofs.ParseEnvelope(request)
+	env0, err := proofs.ParseDSSE(request)
 	if err != nil {
 		return err
 	}

@@ -165,7 +165,11 @@ func report(w io.Writer, err error) int {
 func describe(err error) (string, string) {
 	var de *client.DeniedError
 	if errors.As(err, &de) {
-		return de.Reasons[0], fmt.Sprintf("denied, recorded at index %d (id %s): %s", de.Entry.Index, de.Entry.ID, strings.Join(de.Reasons, ", "))
+		text := fmt.Sprintf("denied, recorded at index %d (id %s): %s", de.Entry.Index, de.Entry.ID, strings.Join(de.Reasons, ", "))
+		if de.Entry.Duplicate {
+			text += "; " + client.ResubmittedHint
+		}
+		return de.Reasons[0], text
 	}
 	var pe *proofs.Error
 	if errors.As(err, &pe) {

@@ -24,6 +24,9 @@ type serveSecurity struct {
 	agentQueue     int
 	globalRate     float64
 	globalBurst    int
+
+	authFailureRate  float64
+	authFailureBurst int
 }
 
 func (s *serveSecurity) register(fs *flag.FlagSet) {
@@ -37,6 +40,8 @@ func (s *serveSecurity) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.agentQueue, "agent-queue", 0, "requests of one agent that may wait for the sequencer (default: an eighth of the queue, 1024)")
 	fs.Float64Var(&s.globalRate, "global-rate", 0, "appends per second allowed to all agents together; 0: no limit")
 	fs.IntVar(&s.globalBurst, "global-burst", 0, "burst of appends allowed above --global-rate (default: one second's worth)")
+	fs.Float64Var(&s.authFailureRate, "auth-failure-rate", ledger.DefaultAuthFailureRate, "requests failing authentication allowed per second to each client address, above which it is refused before signatures are checked; 0: no limit")
+	fs.IntVar(&s.authFailureBurst, "auth-failure-burst", ledger.DefaultAuthFailureBurst, "burst of requests failing authentication allowed to each client address above --auth-failure-rate")
 }
 
 // options sets the rate limits in o.
@@ -49,6 +54,13 @@ func (s *serveSecurity) options(o *ledger.Options) error {
 	}
 	if s.agentBurst < 1 || s.globalBurst < 0 {
 		return usagef("--agent-burst must be at least 1 and --global-burst not negative")
+	}
+	if s.authFailureRate < 0 || s.authFailureBurst < 1 {
+		return usagef("--auth-failure-rate is 0 (no limit) or more and --auth-failure-burst at least 1")
+	}
+	o.AuthFailureRate, o.AuthFailureBurst = s.authFailureRate, s.authFailureBurst
+	if s.authFailureRate == 0 {
+		o.AuthFailureRate = -1 // no budget
 	}
 	o.AgentRate, o.AgentBurst = s.agentRate, s.agentBurst
 	if s.agentRate == 0 {

@@ -1,0 +1,187 @@
+package ledger
+
+import (
+	"container/list"
+	"math"
+	"net/netip"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"golang.org/x/time/rate"
+
+	"github.com/warrantlog/warrant/proofs"
+)
+
+// Slowing down peers that fail authentication.
+//
+// Refusing a forged request costs the log its signature checks, and a peer
+// with no key can send forged requests as fast as it likes. So each peer
+// (the client's IP address; an IPv6 address counts by its /64) has a
+// budget of authentication failures, a token bucket: every request of it
+// refused as not authentic (an Unauthenticated answer, or a malformed
+// signature) spends a token, and while the bucket is empty its requests are
+// refused with ReasonAuthBackoff (ResourceExhausted) before their
+// signatures are checked, at the cost of a map lookup. An AppendBatch
+// checks at most as many distinct envelopes at once as the peer has tokens
+// left, so one batch cannot spend more than the budget either.
+//
+// A peer whose requests authenticate never spends anything. Peers share a
+// budget when they share an address (behind a NAT or a proxy that does not
+// pass the client address on); a forger behind the same address then slows
+// them down too, which is why the default budget is generous and the
+// setting can be turned off (Options.AuthFailureRate < 0).
+//
+// The per-peer state is bounded (Options.MaxTrackedPeers): buckets that
+// have filled up again are dropped first, then the least recently used. A
+// peer dropped starts again with a full bucket, so cycling through many
+// addresses gains an attacker a budget per address, never more.
+
+// Default authentication failure budget (see Options).
+const (
+	DefaultAuthFailureRate  = 2
+	DefaultAuthFailureBurst = 64
+	DefaultMaxTrackedPeers  = 10_000
+)
+
+// authGuard holds the authentication failure budgets. Safe for concurrent
+// use.
+type authGuard struct {
+	rate  rate.Limit // rate.Inf: off
+	burst int
+	now   func() time.Time // the clock; time.Now outside tests
+
+	mu  sync.Mutex
+	m   map[string]*list.Element // of *peerBudget
+	lru list.List                // front: most recently used
+	max int
+}
+
+type peerBudget struct {
+	key string
+	lim *rate.Limiter
+}
+
+func newAuthGuard(opts Options) *authGuard {
+	g := &authGuard{rate: DefaultAuthFailureRate, burst: opts.AuthFailureBurst, now: time.Now, m: make(map[string]*list.Element), max: opts.MaxTrackedPeers}
+	switch {
+	case opts.AuthFailureRate < 0:
+		g.rate = rate.Inf
+	case opts.AuthFailureRate > 0:
+		g.rate = rate.Limit(opts.AuthFailureRate)
+	}
+	if g.burst <= 0 {
+		g.burst = DefaultAuthFailureBurst
+	}
+	if g.max <= 0 {
+		g.max = DefaultMaxTrackedPeers
+	}
+	return g
+}
+
+// budgetKey is the budget a client address counts against: the IP address,
+// an IPv6 one by its /64 (one host usually holds the whole prefix). An
+// address that does not parse counts as itself.
+func budgetKey(addr string) string {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return addr
+	}
+	ip := ap.Addr().Unmap()
+	if ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return ip.String()
+}
+
+// allowance is how many requests of peer may have their signatures checked
+// now: the failures it may still afford (0 when its bucket is empty; the
+// burst when it has no record), or math.MaxInt when the guard is off.
+func (g *authGuard) allowance(peer string) int {
+	if g == nil || g.rate == rate.Inf || peer == "" {
+		return math.MaxInt
+	}
+	g.mu.Lock()
+	e, ok := g.m[peer]
+	g.mu.Unlock()
+	if !ok {
+		return g.burst
+	}
+	t := e.Value.(*peerBudget).lim.TokensAt(g.now())
+	if t < 1 {
+		return 0
+	}
+	return int(t)
+}
+
+// check refuses a request of peer when its failure budget is spent.
+func (g *authGuard) check(peer string) error {
+	if g.allowance(peer) > 0 {
+		return nil
+	}
+	g.mu.Lock()
+	e, ok := g.m[peer]
+	g.mu.Unlock()
+	d := time.Second
+	if ok {
+		d = time.Duration((1 - e.Value.(*peerBudget).lim.TokensAt(g.now())) / float64(g.rate) * float64(time.Second))
+	}
+	return proofs.Errorf(proofs.ReasonAuthBackoff, "too many requests from this address failed authentication (budget %d, refilling at %g per second): refused before checking signatures; retry in %v", g.burst, float64(g.rate), retryHint(d))
+}
+
+// fail spends n tokens of peer's budget for n requests refused as not
+// authentic. The bucket may go into debt, so a burst of failures keeps the
+// peer out for as long as it would take to earn them.
+func (g *authGuard) fail(peer string, n int) {
+	if g == nil || g.rate == rate.Inf || peer == "" || n <= 0 {
+		return
+	}
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var lim *rate.Limiter
+	if e, ok := g.m[peer]; ok {
+		g.lru.MoveToFront(e)
+		lim = e.Value.(*peerBudget).lim
+	} else {
+		for range 2 { // drop refilled budgets from the cold end as we go
+			e := g.lru.Back()
+			if e == nil || e.Value.(*peerBudget).lim.TokensAt(now) < float64(g.burst) {
+				break
+			}
+			g.remove(e)
+		}
+		for g.lru.Len() >= g.max {
+			g.remove(g.lru.Back())
+		}
+		lim = rate.NewLimiter(g.rate, g.burst)
+		lim.SetLimitAt(now, g.rate) // start the bucket's clock at now (an injected clock may be anywhere)
+		g.m[peer] = g.lru.PushFront(&peerBudget{key: peer, lim: lim})
+	}
+	for n > 0 {
+		k := min(n, g.burst) // ReserveN refuses more than the burst at once
+		lim.ReserveN(now, k)
+		n -= k
+	}
+}
+
+func (g *authGuard) remove(e *list.Element) {
+	g.lru.Remove(e)
+	delete(g.m, e.Value.(*peerBudget).key)
+}
+
+// tracked is the number of peers with a budget record.
+func (g *authGuard) tracked() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lru.Len()
+}
+
+// authFailure reports whether err refuses a request as not authentic: what
+// spends a peer's failure budget.
+func authFailure(err error) bool {
+	r := proofs.Reason(err)
+	return codes[r] == connect.CodeUnauthenticated || r == proofs.ReasonSignatureHighS
+}

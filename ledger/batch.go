@@ -1,0 +1,105 @@
+package ledger
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// appendFrom is Append for a request from the client at addr (host:port):
+// a peer whose requests kept failing authentication is refused before its
+// signatures are checked, and a refusal as not authentic spends its
+// failure budget (authguard.go).
+func (l *Log) appendFrom(ctx context.Context, addr string, envelope []byte) (*Appended, error) {
+	start := time.Now()
+	a, err := l.appendGuarded(ctx, budgetKey(addr), envelope)
+	l.opts.Metrics.observeAppend(start, err)
+	return a, err
+}
+
+func (l *Log) appendGuarded(ctx context.Context, peer string, envelope []byte) (*Appended, error) {
+	if err := l.guard.check(peer); err != nil {
+		return nil, err
+	}
+	r, err := l.prepare(envelope)
+	if err != nil {
+		if authFailure(err) {
+			l.guard.fail(peer, 1)
+		}
+		return nil, err
+	}
+	return l.appendPrepared(ctx, r)
+}
+
+// appendBatch appends the envelopes of one AppendBatch from the client at
+// addr. Byte-identical envelopes are parsed and verified once: the later
+// copies get the first one's answer, marked duplicate (as the sequencer
+// would mark them). Distinct envelopes are authenticated in waves no larger
+// than the peer's remaining failure budget, so a batch of forgeries costs
+// at most that budget in signature checks; what the budget does not cover
+// is refused unverified. The authentic requests are then sequenced
+// together, most likely in one group commit.
+func (l *Log) appendBatch(ctx context.Context, addr string, envs [][]byte) ([]*Appended, []error) {
+	start := time.Now()
+	peer := budgetKey(addr)
+	n := len(envs)
+	appended, errs := make([]*Appended, n), make([]error, n)
+	reqs := make([]*request, n)
+	first := make(map[string]int, n) // envelope bytes -> first index
+	copyOf := make([]int, n)
+	var todo []int
+	for i, e := range envs {
+		copyOf[i] = -1
+		if j, ok := first[string(e)]; ok {
+			copyOf[i] = j
+			continue
+		}
+		first[string(e)] = i
+		todo = append(todo, i)
+	}
+	for len(todo) > 0 {
+		k := min(l.guard.allowance(peer), len(todo))
+		if k == 0 {
+			for _, i := range todo {
+				errs[i] = l.guard.check(peer)
+			}
+			break
+		}
+		wave := todo[:k]
+		todo = todo[k:]
+		var wg sync.WaitGroup
+		for _, i := range wave {
+			wg.Go(func() { reqs[i], errs[i] = l.prepare(envs[i]) })
+		}
+		wg.Wait()
+		failed := 0
+		for _, i := range wave {
+			if errs[i] != nil && authFailure(errs[i]) {
+				failed++
+			}
+		}
+		l.guard.fail(peer, failed)
+	}
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		if r != nil {
+			wg.Go(func() { appended[i], errs[i] = l.appendPrepared(ctx, r) })
+		}
+	}
+	wg.Wait()
+	for i, j := range copyOf {
+		if j < 0 {
+			continue
+		}
+		errs[i] = errs[j]
+		if a := appended[j]; a != nil {
+			c := *a
+			c.Duplicate = true
+			appended[i] = &c
+		}
+	}
+	for _, err := range errs {
+		l.opts.Metrics.observeAppend(start, err)
+	}
+	return appended, errs
+}
