@@ -241,6 +241,9 @@ func (l *Log) prepare(envelope []byte) (*request, error) {
 		}
 		if l.admins[env.Signatures[0].KeyID] != nil {
 			r.byAdmin = true
+			if err := r.rev.CheckSigner(true); err != nil {
+				return nil, err
+			}
 			break
 		}
 		if r.sigs, err = proofs.CheckSignatures(env, issuer, r.snapshot.KeyID); err != nil {
