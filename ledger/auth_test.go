@@ -625,7 +625,7 @@ func TestEveryKindWithoutKeyIDs(t *testing.T) {
 	}
 	pol := &proofs.PolicyUpdate{Text: string(defaultPolicy), IssuedAt: now, Nonce: "policy-nokeyid-1"}
 	issuerRev := &proofs.Revocation{Delegation: "dlg_k1", Issuer: humanID, Reason: "test", IssuedAt: now, Nonce: "nonce-rev-0001"}
-	adminRev := &proofs.Revocation{Delegation: "dlg_k1", Issuer: humanID, Reason: "admin", IssuedAt: now, Nonce: "nonce-rev-0002"}
+	adminRev := &proofs.Revocation{Delegation: "dlg_k1", Reason: "admin", IssuedAt: now, Nonce: "nonce-rev-0002"}
 	for _, tc := range []struct {
 		name        string
 		typ         string
@@ -636,7 +636,7 @@ func TestEveryKindWithoutKeyIDs(t *testing.T) {
 		{"key binding by a registrar", proofs.PayloadTypeAgent, kb("n-kb-000001"), f.registrar, ReasonRegistrarUnknown},
 		{"policy by an admin", proofs.PayloadTypePolicy, pol, f.admin, ReasonAdminUnknown},
 		{"revocation by its issuer", proofs.PayloadTypeRevocation, issuerRev, f.human, proofs.ReasonSignatureMissing},
-		{"revocation by an admin", proofs.PayloadTypeRevocation, adminRev, f.admin, proofs.ReasonSignatureMissing},
+		{"revocation by an admin", proofs.PayloadTypeRevocation, adminRev, f.admin, ReasonAdminUnknown},
 	} {
 		size := f.log.Checkpoint().Size
 		if _, err := f.log.Append(ctx, strip(signPayload(t, stranger, tc.typ, tc.payload))); proofs.Reason(err) != tc.strangerErr {

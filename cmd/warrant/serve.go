@@ -35,6 +35,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	lifeDraft := fs.Duration("lifetime-draft", time.Duration(def.LifetimeDraftSeconds)*time.Second, "longest delegation to a draft-tier delegate")
 	lifeRoot := fs.Duration("lifetime-root", time.Duration(def.LifetimeRootSeconds)*time.Second, "longest root grant")
 	maxDepth := fs.Int("max-depth", def.MaxDepth, "longest delegation chain, 1 to 256 (a root grant has depth 1)")
+	maxAhead := fs.Duration("max-log-time-ahead", ledger.DefaultMaxLogTimeAhead, "how far log time (which never decreases) may run ahead of the server clock before appends are refused clock_behind")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	pprofListen := fs.String("pprof-listen", "", "serve Go profiling (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060 (off by default)")
 	var sec serveSecurity // TLS, mutual TLS, rate limits (tls.go)
@@ -64,6 +65,9 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	if *treeCacheMB < 0 {
 		return usagef("--tree-cache-mb must not be negative")
+	}
+	if *maxAhead <= 0 {
+		return usagef("--max-log-time-ahead must be positive (e.g. 1m)")
 	}
 	if *maxDepth < 1 || *maxDepth > proofs.MaxChainDepth {
 		return usagef("--max-depth must be between 1 and %d", proofs.MaxChainDepth)
@@ -99,7 +103,8 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 			LifetimeRootSeconds:    int64(*lifeRoot / time.Second),
 			MaxDepth:               *maxDepth,
 		},
-		Logger: logger,
+		MaxLogTimeAhead: *maxAhead,
+		Logger:          logger,
 	}
 	if err := sec.options(&opts); err != nil {
 		return err
