@@ -44,12 +44,15 @@ const (
 	DefaultMaxTrackedPeers  = 10_000
 )
 
-// authGuard holds the authentication failure budgets. Safe for concurrent
-// use.
+// authGuard holds per-peer budgets of refusals of one kind: failed
+// authentications (newAuthGuard), or appends over their rate limits
+// (newFloodGuard). Safe for concurrent use.
 type authGuard struct {
 	rate  rate.Limit // rate.Inf: off
 	burst int
 	now   func() time.Time // the clock; time.Now outside tests
+	// refuse words the refusal of a peer whose budget is spent.
+	refuse func(burst int, rate float64, retry time.Duration) error
 
 	mu  sync.Mutex
 	m   map[string]*list.Element // of *peerBudget
@@ -59,19 +62,45 @@ type authGuard struct {
 
 type peerBudget struct {
 	key string
-	lim *rate.Limiter
+	bucket
+}
+
+// bucket is a token bucket that may go into debt, and that gives tokens
+// back (which golang.org/x/time/rate does not for a reservation already
+// due). Its owner's lock guards it.
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// at brings b to now (refilled at r, up to burst) and returns its tokens.
+func (b *bucket) at(now time.Time, r rate.Limit, burst int) float64 {
+	if now.After(b.last) {
+		b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*float64(r))
+		b.last = now
+	}
+	return b.tokens
 }
 
 func newAuthGuard(opts Options) *authGuard {
-	g := &authGuard{rate: DefaultAuthFailureRate, burst: opts.AuthFailureBurst, now: time.Now, m: make(map[string]*list.Element), max: opts.MaxTrackedPeers}
+	return newPeerGuard(opts.AuthFailureRate, DefaultAuthFailureRate, opts.AuthFailureBurst, DefaultAuthFailureBurst, opts.MaxTrackedPeers,
+		func(burst int, r float64, retry time.Duration) error {
+			return proofs.Errorf(proofs.ReasonAuthBackoff, "too many requests from this address failed authentication (budget %d, refilling at %g per second): refused before checking signatures; retry in %v", burst, r, retry)
+		})
+}
+
+// newPeerGuard builds a guard of per-peer budgets: a zero rate or burst
+// selects the default, a negative rate turns the guard off.
+func newPeerGuard(r, defRate float64, burst, defBurst, maxPeers int, refuse func(int, float64, time.Duration) error) *authGuard {
+	g := &authGuard{rate: rate.Limit(defRate), burst: burst, now: time.Now, refuse: refuse, m: make(map[string]*list.Element), max: maxPeers}
 	switch {
-	case opts.AuthFailureRate < 0:
+	case r < 0:
 		g.rate = rate.Inf
-	case opts.AuthFailureRate > 0:
-		g.rate = rate.Limit(opts.AuthFailureRate)
+	case r > 0:
+		g.rate = rate.Limit(r)
 	}
 	if g.burst <= 0 {
-		g.burst = DefaultAuthFailureBurst
+		g.burst = defBurst
 	}
 	if g.max <= 0 {
 		g.max = DefaultMaxTrackedPeers
@@ -104,36 +133,35 @@ func (g *authGuard) allowance(peer string) int {
 		return math.MaxInt
 	}
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	e, ok := g.m[peer]
-	g.mu.Unlock()
 	if !ok {
 		return g.burst
 	}
-	t := e.Value.(*peerBudget).lim.TokensAt(g.now())
+	t := e.Value.(*peerBudget).at(g.now(), g.rate, g.burst)
 	if t < 1 {
 		return 0
 	}
 	return int(t)
 }
 
-// check refuses a request of peer when its failure budget is spent.
+// check refuses a request of peer when its budget is spent.
 func (g *authGuard) check(peer string) error {
 	if g.allowance(peer) > 0 {
 		return nil
 	}
 	g.mu.Lock()
-	e, ok := g.m[peer]
-	g.mu.Unlock()
 	d := time.Second
-	if ok {
-		d = time.Duration((1 - e.Value.(*peerBudget).lim.TokensAt(g.now())) / float64(g.rate) * float64(time.Second))
+	if e, ok := g.m[peer]; ok {
+		d = time.Duration((1 - e.Value.(*peerBudget).at(g.now(), g.rate, g.burst)) / float64(g.rate) * float64(time.Second))
 	}
-	return proofs.Errorf(proofs.ReasonAuthBackoff, "too many requests from this address failed authentication (budget %d, refilling at %g per second): refused before checking signatures; retry in %v", g.burst, float64(g.rate), retryHint(d))
+	g.mu.Unlock()
+	return g.refuse(g.burst, float64(g.rate), retryHint(d))
 }
 
-// fail spends n tokens of peer's budget for n requests refused as not
-// authentic. The bucket may go into debt, so a burst of failures keeps the
-// peer out for as long as it would take to earn them.
+// fail spends n tokens of peer's budget for n refusals. The bucket may go
+// into debt, so a burst of failures keeps the peer out for as long as it
+// would take to earn them.
 func (g *authGuard) fail(peer string, n int) {
 	if g == nil || g.rate == rate.Inf || peer == "" || n <= 0 {
 		return
@@ -141,30 +169,57 @@ func (g *authGuard) fail(peer string, n int) {
 	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	var lim *rate.Limiter
+	b := g.budget(peer, now)
+	b.at(now, g.rate, g.burst)
+	b.tokens -= float64(n)
+}
+
+// reserve takes n tokens (at most the burst) of peer's budget now,
+// creating its record, or refuses, spending nothing, if the budget does
+// not hold them. giveBack returns them, for a request that turned out not
+// to spend them.
+func (g *authGuard) reserve(peer string, n int) (giveBack func(), err error) {
+	if g == nil || g.rate == rate.Inf || peer == "" || n <= 0 {
+		return func() {}, nil
+	}
+	n = min(n, g.burst)
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b := g.budget(peer, now)
+	if t := b.at(now, g.rate, g.burst); t < float64(n) {
+		d := time.Duration((float64(n) - t) / float64(g.rate) * float64(time.Second))
+		return nil, g.refuse(g.burst, float64(g.rate), retryHint(d))
+	}
+	b.tokens -= float64(n)
+	return func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		b.at(g.now(), g.rate, g.burst)
+		b.tokens = min(float64(g.burst), b.tokens+float64(n))
+	}, nil
+}
+
+// budget returns peer's bucket, creating it full if it has none. g.mu is
+// held.
+func (g *authGuard) budget(peer string, now time.Time) *bucket {
 	if e, ok := g.m[peer]; ok {
 		g.lru.MoveToFront(e)
-		lim = e.Value.(*peerBudget).lim
-	} else {
-		for range 2 { // drop refilled budgets from the cold end as we go
-			e := g.lru.Back()
-			if e == nil || e.Value.(*peerBudget).lim.TokensAt(now) < float64(g.burst) {
-				break
-			}
-			g.remove(e)
-		}
-		for g.lru.Len() >= g.max {
-			g.remove(g.lru.Back())
-		}
-		lim = rate.NewLimiter(g.rate, g.burst)
-		lim.SetLimitAt(now, g.rate) // start the bucket's clock at now (an injected clock may be anywhere)
-		g.m[peer] = g.lru.PushFront(&peerBudget{key: peer, lim: lim})
+		return &e.Value.(*peerBudget).bucket
 	}
-	for n > 0 {
-		k := min(n, g.burst) // ReserveN refuses more than the burst at once
-		lim.ReserveN(now, k)
-		n -= k
+	for range 2 { // drop refilled budgets from the cold end as we go
+		e := g.lru.Back()
+		if e == nil || e.Value.(*peerBudget).at(now, g.rate, g.burst) < float64(g.burst) {
+			break
+		}
+		g.remove(e)
 	}
+	for g.lru.Len() >= g.max {
+		g.remove(g.lru.Back())
+	}
+	pb := &peerBudget{key: peer, bucket: bucket{tokens: float64(g.burst), last: now}}
+	g.m[peer] = g.lru.PushFront(pb)
+	return &pb.bucket
 }
 
 func (g *authGuard) remove(e *list.Element) {

@@ -21,14 +21,22 @@ func (l *Log) appendGuarded(ctx context.Context, peer string, envelope []byte) (
 	if err := l.guard.check(peer); err != nil {
 		return nil, err
 	}
+	if err := l.flood.check(peer); err != nil {
+		return nil, err
+	}
 	r, err := l.prepare(envelope)
 	if err != nil {
 		if authFailure(err) {
 			l.guard.fail(peer, 1)
 		}
+		l.refusedOverLimits(ctx, peer, [][]byte{envelope}, []error{err})
 		return nil, err
 	}
-	return l.appendPrepared(ctx, r)
+	a, err := l.appendPrepared(ctx, r)
+	if err != nil {
+		l.refusedOverLimits(ctx, peer, [][]byte{envelope}, []error{err})
+	}
+	return a, err
 }
 
 // appendBatch appends the envelopes of one AppendBatch from the client at
@@ -44,6 +52,7 @@ func (l *Log) appendBatch(ctx context.Context, addr string, envs [][]byte) ([]*A
 	peer := budgetKey(addr)
 	n := len(envs)
 	appended, errs := make([]*Appended, n), make([]error, n)
+
 	reqs := make([]*request, n)
 	first := make(map[string]int, n) // envelope bytes -> first index
 	copyOf := make([]int, n)
@@ -98,6 +107,7 @@ func (l *Log) appendBatch(ctx context.Context, addr string, envs [][]byte) ([]*A
 			appended[i] = &c
 		}
 	}
+	l.refusedOverLimits(ctx, peer, envs, errs)
 	for _, err := range errs {
 		l.opts.Metrics.observeAppend(start, err)
 	}

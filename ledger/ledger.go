@@ -114,6 +114,13 @@ type Options struct {
 	AuthFailureRate  float64
 	AuthFailureBurst int
 	MaxTrackedPeers  int
+	// FloodByteRate and FloodByteBurst are each peer's budget of envelope
+	// bytes refused over their rate limits or queue share (defaults
+	// DefaultFloodByteRate per second, bursts of DefaultFloodByteBurst; a
+	// negative rate: no budget). A peer over it is refused before its
+	// requests are read (floodguard.go).
+	FloodByteRate  float64
+	FloodByteBurst int
 
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
@@ -212,6 +219,9 @@ type Log struct {
 	limits *limiters
 	// guard slows down peers that fail authentication (authguard.go).
 	guard *authGuard
+	// flood slows down peers that keep sending appends over their limits
+	// (floodguard.go).
+	flood *authGuard
 
 	intake  *fairQueue // the sequencer's queue (fairqueue.go)
 	stop    chan struct{}
@@ -306,6 +316,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		intake:      newFairQueue(opts.QueueLength, opts.AgentQueueLength),
 		watch:       newWatchHub(opts),
 		guard:       newAuthGuard(opts),
+		flood:       newFloodGuard(opts),
 		stop:        make(chan struct{}),
 		stopped:     make(chan struct{}),
 	}

@@ -45,10 +45,13 @@ func NewHandler(l *Log, opts ...connect.HandlerOption) http.Handler {
 	path, h := warrantv1connect.NewLedgerServiceHandler(svc, connect.WithReadMaxBytes(MaxRequestBytes),
 		withBoundedGzip(MaxRequestBytes, inflated), compress, extra)
 	mux.Handle(path, h)
+	// A peer whose budget is spent is refused before its append is read
+	// (floodguard.go).
+	mux.Handle(warrantv1connect.LedgerServiceAppendProcedure, l.refuseEarly(h))
 	// AppendBatch alone may carry up to MaxBatchEnvelopes envelopes.
 	_, hb := warrantv1connect.NewLedgerServiceHandler(svc, connect.WithReadMaxBytes(MaxBatchRequestBytes),
 		withBoundedGzip(MaxBatchRequestBytes, inflated), compress, extra)
-	mux.Handle(warrantv1connect.LedgerServiceAppendBatchProcedure, hb)
+	mux.Handle(warrantv1connect.LedgerServiceAppendBatchProcedure, l.refuseEarly(hb))
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(warrantv1connect.LedgerServiceName)))
 	reflector := grpcreflect.NewStaticReflector(warrantv1connect.LedgerServiceName)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -139,6 +141,7 @@ func RunFairness(ctx context.Context, cfg Config) (*FairnessResult, error) {
 		return nil, err
 	}
 	url := strings.TrimSuffix(cfg.Server, "/") + warrantv1connect.LedgerServiceAppendBatchProcedure
+	floodHTTP := floodClient(cfg.Server, cfg.HTTPClient)
 	var wg sync.WaitGroup
 	for w := range floodClients {
 		wg.Add(1)
@@ -150,7 +153,7 @@ func RunFairness(ctx context.Context, cfg Config) (*FairnessResult, error) {
 				return
 			}
 			for i := w; runCtx.Err() == nil; i++ {
-				ok, bad, err := floodOnce(runCtx, cfg.HTTPClient, url, bodies[i%len(bodies)])
+				ok, bad, err := floodOnce(runCtx, floodHTTP, url, bodies[i%len(bodies)])
 				sent.Add(int64(floodBatch))
 				appended.Add(int64(ok))
 				refused.Add(int64(bad))
@@ -225,6 +228,23 @@ func presignFlood(s *client.Signer, issuer, delegate, run string) ([][]byte, err
 		}
 	}
 	return envs, nil
+}
+
+// floodClient is the flooding agent's HTTP client. Against a server on
+// loopback it connects from 127.0.0.2, so that the flood comes from an
+// address of its own, as it would from another machine: the server's
+// per-address budgets (connections, failed authentications, refusals over
+// the rate limits) then see two peers, not one.
+func floodClient(server string, hc *http.Client) *http.Client {
+	u, err := url.Parse(server)
+	if err != nil || u.Hostname() != "127.0.0.1" && u.Hostname() != "localhost" {
+		return hc
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = floodClients
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 10 * time.Second}
+	t.DialContext = d.DialContext
+	return &http.Client{Transport: t}
 }
 
 // floodBodies marshals the flood's AppendBatch requests once: the flooding

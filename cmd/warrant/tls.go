@@ -27,6 +27,8 @@ type serveSecurity struct {
 
 	authFailureRate  float64
 	authFailureBurst int
+	floodRate        float64
+	floodBurst       int
 }
 
 func (s *serveSecurity) register(fs *flag.FlagSet) {
@@ -42,6 +44,8 @@ func (s *serveSecurity) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.globalBurst, "global-burst", 0, "burst of appends allowed above --global-rate (default: one second's worth)")
 	fs.Float64Var(&s.authFailureRate, "auth-failure-rate", ledger.DefaultAuthFailureRate, "requests failing authentication allowed per second to each client address, above which it is refused before signatures are checked; 0: no limit")
 	fs.IntVar(&s.authFailureBurst, "auth-failure-burst", ledger.DefaultAuthFailureBurst, "burst of requests failing authentication allowed to each client address above --auth-failure-rate")
+	fs.Float64Var(&s.floodRate, "flood-byte-rate", ledger.DefaultFloodByteRate, "envelope bytes refused over their rate limits allowed per second to each client address, above which its appends are refused unread; 0: no limit")
+	fs.IntVar(&s.floodBurst, "flood-byte-burst", ledger.DefaultFloodByteBurst, "burst of envelope bytes refused over their rate limits allowed to each client address above --flood-byte-rate")
 }
 
 // options sets the rate limits in o.
@@ -61,6 +65,13 @@ func (s *serveSecurity) options(o *ledger.Options) error {
 	o.AuthFailureRate, o.AuthFailureBurst = s.authFailureRate, s.authFailureBurst
 	if s.authFailureRate == 0 {
 		o.AuthFailureRate = -1 // no budget
+	}
+	if s.floodRate < 0 || s.floodBurst < 1 {
+		return usagef("--flood-byte-rate is 0 (no limit) or more and --flood-byte-burst at least 1")
+	}
+	o.FloodByteRate, o.FloodByteBurst = s.floodRate, s.floodBurst
+	if s.floodRate == 0 {
+		o.FloodByteRate = -1 // no budget
 	}
 	o.AgentRate, o.AgentBurst = s.agentRate, s.agentBurst
 	if s.agentRate == 0 {
