@@ -148,10 +148,14 @@ func startServe(t *testing.T, u *user, args ...string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return "http://" + addr
+	// serve binds its port before it opens the log: it is ready when it
+	// answers, not when the port accepts.
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		if resp, err := http.Get("http://" + addr + "/checkpoint"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return "http://" + addr
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("warrant serve did not start: %s", logs.String())
