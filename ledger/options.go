@@ -1,0 +1,173 @@
+package ledger
+
+// Options: what a Log can be configured with, the defaults a zero field
+// selects, and the one check Open runs on them.
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/warrantlog/warrant/proofs"
+)
+
+// Options configure a Log. A zero field selects its default.
+type Options struct {
+	// Dir is the data directory (Badger files, log key). Required.
+	Dir string
+	// Origin is the checkpoint origin; on first start it names the generated
+	// log key (default "localhost/warrant/<random>"); later it must match.
+	Origin string
+	// RegistrarKeys may sign key bindings.
+	RegistrarKeys []*proofs.PublicKey
+	// AdminKeys may sign policies and administrative revocations.
+	AdminKeys []*proofs.PublicKey
+	// Rules are the chain rules' bounds (zero fields: proofs.DefaultRuleLimits).
+	Rules proofs.RuleLimits
+
+	// MaxBatchEntries bounds the entries of one batch (default 1024).
+	MaxBatchEntries int
+	// MaxBatchBytes bounds the envelope bytes of one batch (default 2 MiB),
+	// which keeps a batch's transaction well under Badger's limit.
+	MaxBatchBytes int
+	// MaxBatchWait is how long the sequencer waits for more requests once a
+	// batch has one (default 0: a batch is what queued while the previous one
+	// committed, so there is no merge delay).
+	MaxBatchWait time.Duration
+	// QueueLength bounds the requests waiting for the sequencer (default
+	// 8192); beyond it Append sheds load with ReasonQueueFull.
+	QueueLength int
+	// AgentQueueLength bounds the requests of one agent waiting for the
+	// sequencer (default QueueLength/8), so that one agent cannot fill the
+	// queue; the sequencer serves agents in turn (fairqueue.go).
+	AgentQueueLength int
+	// MinFreeBytes is the free space the data directory's file system must
+	// keep (default 192 MiB): below it appends are refused with
+	// ReasonDiskFull before anything is written. Badger writes its
+	// memtables through memory maps, where a full disk would crash the
+	// process instead of failing a write; the reserve keeps it from ever
+	// getting there.
+	MinFreeBytes int64
+	// CheckpointRefresh is how often WatchCheckpoints re-sends the latest
+	// checkpoint with a fresh timestamp when the log is idle (default 10 s).
+	CheckpointRefresh time.Duration
+	// MaxWatchStreams bounds the WatchCheckpoints streams open at once
+	// (default DefaultMaxWatchStreams), and MaxWatchStreamsPerPeer those of
+	// one peer: one IP address, or one SPIFFE ID under mutual TLS (default
+	// DefaultMaxWatchStreamsPerPeer). Beyond them a stream is refused
+	// ResourceExhausted with ReasonTooManyStreams. See watch.go.
+	MaxWatchStreams        int
+	MaxWatchStreamsPerPeer int
+	// TreeCacheBytes bounds the memory of the tile-subtree cache that
+	// inclusion and consistency proofs read interior nodes from (default
+	// DefaultTreeCacheBytes, 64 MiB; negative: no cache). A proof that
+	// misses it reads the tile again (see tiles.go).
+	TreeCacheBytes int
+
+	// AgentRate bounds each agent's appends per second (default
+	// DefaultAgentRate, 500; negative: no per-agent limit), with bursts of
+	// up to AgentBurst (default DefaultAgentBurst, 1000). GlobalRate bounds
+	// all appends together (default 0: no global limit), with bursts of up
+	// to GlobalBurst (default one second's worth). Over a limit, Append
+	// refuses with ReasonRateLimited and writes nothing. See limits.go.
+	AgentRate   float64
+	AgentBurst  int
+	GlobalRate  float64
+	GlobalBurst int
+	// AgentByteRate bounds each agent's envelope bytes per second (default
+	// DefaultAgentByteRate, 1 MiB; negative: no byte limit), with bursts of
+	// up to AgentByteBurst (default DefaultAgentByteBurst, 8 MiB; at least
+	// one largest envelope).
+	AgentByteRate  float64
+	AgentByteBurst int
+	// MaxTrackedAgents bounds the per-agent limiters held in memory
+	// (default DefaultMaxTrackedAgents, 100,000); idle ones are dropped
+	// first, then the least recently used.
+	MaxTrackedAgents int
+
+	// AuthFailureRate and AuthFailureBurst are each peer's budget of
+	// requests refused as not authentic (defaults DefaultAuthFailureRate
+	// per second, bursts of DefaultAuthFailureBurst; a negative rate: no
+	// budget). A peer over it is refused before its signatures are checked
+	// (authguard.go). MaxTrackedPeers bounds the budgets held in memory
+	// (default DefaultMaxTrackedPeers).
+	AuthFailureRate  float64
+	AuthFailureBurst int
+	MaxTrackedPeers  int
+
+	// Logger receives structured logs (default slog.Default()).
+	Logger *slog.Logger
+	// Now is the clock for log time (default time.Now).
+	Now func() time.Time
+	// MaxLogTimeAhead bounds how far log time, which never decreases, may
+	// run ahead of Now (default DefaultMaxLogTimeAhead; negative: no
+	// bound). After the clock jumped forward and was set back, a signed
+	// event would otherwise get a log time pinned in the future until the
+	// clock caught up, hours perhaps, with every expiry judged at that
+	// future time; instead, appends are refused with ReasonClockBehind,
+	// an error is logged and warrant_log_time_ahead_seconds shows the gap,
+	// until the clock is within the bound again.
+	MaxLogTimeAhead time.Duration
+	// Badger adjusts the Badger options (see BadgerOptions) before opening.
+	Badger func(badger.Options) badger.Options
+	// Metrics, if not nil, receives the ledger's Prometheus metrics (see
+	// NewMetrics and metrics.go).
+	Metrics *Metrics
+}
+
+func (o *Options) setDefaults() {
+	if o.MaxBatchEntries <= 0 {
+		o.MaxBatchEntries = 1024
+	}
+	if o.MaxBatchBytes <= 0 {
+		o.MaxBatchBytes = 2 << 20
+	}
+	if o.QueueLength <= 0 {
+		o.QueueLength = 8192
+	}
+	if o.AgentQueueLength <= 0 {
+		o.AgentQueueLength = max(o.QueueLength/8, 1)
+	}
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = 192 << 20
+	}
+	if o.TreeCacheBytes == 0 {
+		o.TreeCacheBytes = DefaultTreeCacheBytes
+	}
+	if o.CheckpointRefresh <= 0 {
+		o.CheckpointRefresh = 10 * time.Second
+	}
+	if o.MaxWatchStreams <= 0 {
+		o.MaxWatchStreams = DefaultMaxWatchStreams
+	}
+	if o.MaxWatchStreamsPerPeer <= 0 {
+		o.MaxWatchStreamsPerPeer = DefaultMaxWatchStreamsPerPeer
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxLogTimeAhead == 0 {
+		o.MaxLogTimeAhead = DefaultMaxLogTimeAhead
+	}
+	def := proofs.DefaultRuleLimits()
+	if o.Rules.LifetimeExecuteSeconds <= 0 {
+		o.Rules.LifetimeExecuteSeconds = def.LifetimeExecuteSeconds
+	}
+	if o.Rules.LifetimeDraftSeconds <= 0 {
+		o.Rules.LifetimeDraftSeconds = def.LifetimeDraftSeconds
+	}
+	if o.Rules.LifetimeRootSeconds <= 0 {
+		o.Rules.LifetimeRootSeconds = def.LifetimeRootSeconds
+	}
+	if o.Rules.MaxDepth <= 0 {
+		o.Rules.MaxDepth = def.MaxDepth
+	}
+}
+
+// DefaultMaxLogTimeAhead is the default Options.MaxLogTimeAhead: small
+// steps of the clock back (an NTP correction) only pin log time briefly.
+const DefaultMaxLogTimeAhead = time.Minute
