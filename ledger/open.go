@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -24,13 +23,10 @@ import (
 // entries it does not cover yet, starts the sequencer, and appends a
 // log-config entry if the configuration differs from the last one recorded.
 func Open(ctx context.Context, opts Options) (*Log, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
 	opts.setDefaults()
-	if opts.Dir == "" {
-		return nil, errors.New("ledger: no data directory")
-	}
-	if err := opts.Rules.Validate(); err != nil {
-		return nil, fmt.Errorf("ledger: rule limits: %w", err)
-	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}

@@ -4,7 +4,9 @@ package ledger
 // selects, and the one check Open runs on them.
 
 import (
+	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -12,7 +14,15 @@ import (
 	"github.com/warrantlog/warrant/proofs"
 )
 
-// Options configure a Log. A zero field selects its default.
+// Options configure a Log. One rule holds for every field: the zero value
+// selects the field's default (nil Logger, Now, Badger and Metrics too).
+// A negative number turns off a limit that can be off, and only those:
+// MinFreeBytes, TreeCacheBytes, AgentRate, AgentByteRate, GlobalRate,
+// AuthFailureRate and MaxLogTimeAhead, each of which says so. A negative
+// value of any other field, a NaN rate or a nil key is a mistake: Open
+// refuses it before touching the data directory, naming the field
+// (Options.validate: reason options_invalid, or rule_limits_invalid for
+// Rules).
 type Options struct {
 	// Dir is the data directory (Badger files, log key). Required.
 	Dir string
@@ -23,7 +33,8 @@ type Options struct {
 	RegistrarKeys []*proofs.PublicKey
 	// AdminKeys may sign policies and administrative revocations.
 	AdminKeys []*proofs.PublicKey
-	// Rules are the chain rules' bounds (zero fields: proofs.DefaultRuleLimits).
+	// Rules are the chain rules' bounds (zero fields: proofs.DefaultRuleLimits;
+	// none can be off).
 	Rules proofs.RuleLimits
 
 	// MaxBatchEntries bounds the entries of one batch (default 1024).
@@ -47,7 +58,7 @@ type Options struct {
 	// ReasonDiskFull before anything is written. Badger writes its
 	// memtables through memory maps, where a full disk would crash the
 	// process instead of failing a write; the reserve keeps it from ever
-	// getting there.
+	// getting there. Negative: no reserve.
 	MinFreeBytes int64
 	// CheckpointRefresh is how often WatchCheckpoints re-sends the latest
 	// checkpoint with a fresh timestamp when the log is idle (default 10 s).
@@ -68,9 +79,10 @@ type Options struct {
 	// AgentRate bounds each agent's appends per second (default
 	// DefaultAgentRate, 500; negative: no per-agent limit), with bursts of
 	// up to AgentBurst (default DefaultAgentBurst, 1000). GlobalRate bounds
-	// all appends together (default 0: no global limit), with bursts of up
-	// to GlobalBurst (default one second's worth). Over a limit, Append
-	// refuses with ReasonRateLimited and writes nothing. See limits.go.
+	// all appends together (default 0, like negative: no global limit),
+	// with bursts of up to GlobalBurst (default one second's worth). Over a
+	// limit, Append refuses with ReasonRateLimited and writes nothing. See
+	// limits.go.
 	AgentRate   float64
 	AgentBurst  int
 	GlobalRate  float64
@@ -116,17 +128,19 @@ type Options struct {
 	Metrics *Metrics
 }
 
+// setDefaults gives every zero field its default. Open calls it after
+// validate, so no field is negative unless it may be (a limit turned off).
 func (o *Options) setDefaults() {
-	if o.MaxBatchEntries <= 0 {
+	if o.MaxBatchEntries == 0 {
 		o.MaxBatchEntries = 1024
 	}
-	if o.MaxBatchBytes <= 0 {
+	if o.MaxBatchBytes == 0 {
 		o.MaxBatchBytes = 2 << 20
 	}
-	if o.QueueLength <= 0 {
+	if o.QueueLength == 0 {
 		o.QueueLength = 8192
 	}
-	if o.AgentQueueLength <= 0 {
+	if o.AgentQueueLength == 0 {
 		o.AgentQueueLength = max(o.QueueLength/8, 1)
 	}
 	if o.MinFreeBytes == 0 {
@@ -135,13 +149,13 @@ func (o *Options) setDefaults() {
 	if o.TreeCacheBytes == 0 {
 		o.TreeCacheBytes = DefaultTreeCacheBytes
 	}
-	if o.CheckpointRefresh <= 0 {
+	if o.CheckpointRefresh == 0 {
 		o.CheckpointRefresh = 10 * time.Second
 	}
-	if o.MaxWatchStreams <= 0 {
+	if o.MaxWatchStreams == 0 {
 		o.MaxWatchStreams = DefaultMaxWatchStreams
 	}
-	if o.MaxWatchStreamsPerPeer <= 0 {
+	if o.MaxWatchStreamsPerPeer == 0 {
 		o.MaxWatchStreamsPerPeer = DefaultMaxWatchStreamsPerPeer
 	}
 	if o.Logger == nil {
@@ -154,16 +168,16 @@ func (o *Options) setDefaults() {
 		o.MaxLogTimeAhead = DefaultMaxLogTimeAhead
 	}
 	def := proofs.DefaultRuleLimits()
-	if o.Rules.LifetimeExecuteSeconds <= 0 {
+	if o.Rules.LifetimeExecuteSeconds == 0 {
 		o.Rules.LifetimeExecuteSeconds = def.LifetimeExecuteSeconds
 	}
-	if o.Rules.LifetimeDraftSeconds <= 0 {
+	if o.Rules.LifetimeDraftSeconds == 0 {
 		o.Rules.LifetimeDraftSeconds = def.LifetimeDraftSeconds
 	}
-	if o.Rules.LifetimeRootSeconds <= 0 {
+	if o.Rules.LifetimeRootSeconds == 0 {
 		o.Rules.LifetimeRootSeconds = def.LifetimeRootSeconds
 	}
-	if o.Rules.MaxDepth <= 0 {
+	if o.Rules.MaxDepth == 0 {
 		o.Rules.MaxDepth = def.MaxDepth
 	}
 }
@@ -171,3 +185,78 @@ func (o *Options) setDefaults() {
 // DefaultMaxLogTimeAhead is the default Options.MaxLogTimeAhead: small
 // steps of the clock back (an NTP correction) only pin log time briefly.
 const DefaultMaxLogTimeAhead = time.Minute
+
+// validate is the one check of a configuration, run by Open before the
+// defaults are applied and before anything is opened: it returns an error
+// naming the first field that is wrong (see the rule on Options).
+func (o Options) validate() error {
+	if o.Dir == "" {
+		return optionError("Dir", "is empty: a data directory is required")
+	}
+	for _, f := range []struct {
+		name string
+		keys []*proofs.PublicKey
+	}{{"RegistrarKeys", o.RegistrarKeys}, {"AdminKeys", o.AdminKeys}} {
+		for i, k := range f.keys {
+			if k == nil {
+				return optionError(fmt.Sprintf("%s[%d]", f.name, i), "is nil")
+			}
+		}
+	}
+	for _, f := range []struct {
+		name  string
+		value float64
+	}{{"AgentRate", o.AgentRate}, {"AgentByteRate", o.AgentByteRate}, {"GlobalRate", o.GlobalRate}, {"AuthFailureRate", o.AuthFailureRate}} {
+		if math.IsNaN(f.value) {
+			return optionError(f.name, "is NaN: a rate is a number of events per second (zero: the default, negative: no limit)")
+		}
+	}
+	// The limits that cannot be off.
+	for _, f := range []struct {
+		name     string
+		value    any
+		negative bool
+	}{
+		{"MaxBatchEntries", o.MaxBatchEntries, o.MaxBatchEntries < 0},
+		{"MaxBatchBytes", o.MaxBatchBytes, o.MaxBatchBytes < 0},
+		{"MaxBatchWait", o.MaxBatchWait, o.MaxBatchWait < 0},
+		{"QueueLength", o.QueueLength, o.QueueLength < 0},
+		{"AgentQueueLength", o.AgentQueueLength, o.AgentQueueLength < 0},
+		{"CheckpointRefresh", o.CheckpointRefresh, o.CheckpointRefresh < 0},
+		{"MaxWatchStreams", o.MaxWatchStreams, o.MaxWatchStreams < 0},
+		{"MaxWatchStreamsPerPeer", o.MaxWatchStreamsPerPeer, o.MaxWatchStreamsPerPeer < 0},
+		{"AgentBurst", o.AgentBurst, o.AgentBurst < 0},
+		{"GlobalBurst", o.GlobalBurst, o.GlobalBurst < 0},
+		{"AgentByteBurst", o.AgentByteBurst, o.AgentByteBurst < 0},
+		{"MaxTrackedAgents", o.MaxTrackedAgents, o.MaxTrackedAgents < 0},
+		{"AuthFailureBurst", o.AuthFailureBurst, o.AuthFailureBurst < 0},
+		{"MaxTrackedPeers", o.MaxTrackedPeers, o.MaxTrackedPeers < 0},
+	} {
+		if f.negative {
+			return optionError(f.name, fmt.Sprintf("is %v: this bound cannot be turned off (zero selects its default)", f.value))
+		}
+	}
+	for _, f := range []struct {
+		name  string
+		value int64
+	}{
+		{"LifetimeExecuteSeconds", o.Rules.LifetimeExecuteSeconds},
+		{"LifetimeDraftSeconds", o.Rules.LifetimeDraftSeconds},
+		{"LifetimeRootSeconds", o.Rules.LifetimeRootSeconds},
+		{"MaxDepth", int64(o.Rules.MaxDepth)},
+	} {
+		if f.value < 0 {
+			return proofs.Errorf(proofs.ReasonRuleLimitsInvalid, "ledger: option Rules.%s is %d: a rule limit cannot be turned off (zero selects its default)", f.name, f.value)
+		}
+	}
+	d := o
+	d.setDefaults()
+	if err := d.Rules.Validate(); err != nil {
+		return fmt.Errorf("ledger: option Rules: %w", err)
+	}
+	return nil
+}
+
+func optionError(field, problem string) error {
+	return proofs.Errorf(proofs.ReasonOptionsInvalid, "ledger: option %s %s", field, problem)
+}
