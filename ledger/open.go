@@ -148,23 +148,6 @@ func (l *Log) ensureConfig(ctx context.Context) error {
 	return nil
 }
 
-// loadPolicy returns the policy in force: that of the last policy entry.
-func loadPolicy(txn *badger.Txn) (*proofs.Policy, error) {
-	idx, ok, err := getIndex(txn, keyPolicy)
-	if err != nil || !ok {
-		return nil, err
-	}
-	raw, err := getValue(txn, leafKey(idx))
-	if err != nil {
-		return nil, err
-	}
-	p, err := proofs.ParseLeaf(raw)
-	if err != nil || p.Policy == nil {
-		return nil, fmt.Errorf("%w: policy entry %d: %v", ErrStoreMismatch, idx, err)
-	}
-	return p.Policy, nil
-}
-
 // ensurePolicy appends the shipped default policy as the first policy
 // entry of a log that has none.
 func (l *Log) ensurePolicy(ctx context.Context) error {

@@ -109,3 +109,20 @@ func (l *Log) recover() error {
 	l.log.Info("log opened", "origin", l.signer.Name(), "size", cp.Size, "root", fmt.Sprintf("%x", cp.Root))
 	return nil
 }
+
+// loadPolicy returns the policy in force: that of the last policy entry.
+func loadPolicy(txn *badger.Txn) (*proofs.Policy, error) {
+	idx, ok, err := getIndex(txn, keyPolicy)
+	if err != nil || !ok {
+		return nil, err
+	}
+	raw, err := getValue(txn, leafKey(idx))
+	if err != nil {
+		return nil, err
+	}
+	p, err := proofs.ParseLeaf(raw)
+	if err != nil || p.Policy == nil {
+		return nil, fmt.Errorf("%w: policy entry %d: %v", ErrStoreMismatch, idx, err)
+	}
+	return p.Policy, nil
+}
