@@ -136,7 +136,28 @@ func (m *Metrics) attach(l *Log) {
 	}
 }
 
-// observeAppend records one Append: its latency and, when it was refused,
+// measureAppend is the metrics' decorator around one append entry point
+// (append.go): it runs appendFn and records its latency and, when it was
+// refused, the reason. A nil *Metrics just runs appendFn.
+func (m *Metrics) measureAppend(appendFn func() (*Appended, error)) (*Appended, error) {
+	start := time.Now()
+	a, err := appendFn()
+	m.observeAppend(start, err)
+	return a, err
+}
+
+// measureBatch decorates an AppendBatch the same way: each of its
+// envelopes counts as one append with the whole batch's latency.
+func (m *Metrics) measureBatch(batchFn func() ([]*Appended, []error)) ([]*Appended, []error) {
+	start := time.Now()
+	appended, errs := batchFn()
+	for _, err := range errs {
+		m.observeAppend(start, err)
+	}
+	return appended, errs
+}
+
+// observeAppend records one append: its latency and, when it was refused,
 // the reason.
 func (m *Metrics) observeAppend(start time.Time, err error) {
 	if m == nil {
@@ -232,13 +253,4 @@ func requestKind(r *request) string {
 		return proofs.KindLogConfig
 	}
 	return "unknown"
-}
-
-// Append is the stateless stage followed by the sequencer (see append),
-// measured.
-func (l *Log) Append(ctx context.Context, envelope []byte) (*Appended, error) {
-	start := time.Now()
-	a, err := l.append(ctx, envelope)
-	l.opts.Metrics.observeAppend(start, err)
-	return a, err
 }

@@ -89,6 +89,10 @@ const (
 	// ReasonRuleLimitsInvalid: rule limits a log may not run with (a depth
 	// limit above MaxChainDepth).
 	ReasonRuleLimitsInvalid = "rule_limits_invalid"
+	// ReasonOptionsInvalid: a server option a log may not open with (a
+	// negative bound that cannot be off, a nil key, no data directory);
+	// the error names the option.
+	ReasonOptionsInvalid = "options_invalid"
 	// ReasonChainTooLong: a chain longer than MaxChainDepth, which no valid
 	// configuration lets be built; the rules refuse to decide on it.
 	ReasonChainTooLong = "chain_too_long"
