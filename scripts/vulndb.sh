@@ -8,7 +8,8 @@
 # pinned module's commit, which becomes the database's "modified" time (the
 # OSV files in the repository carry none), so `govulncheck -show version`
 # prints the real date. To move the data forward: in tools/vulndb,
-# `go get golang.org/x/vulndb@master && go mod tidy`.
+# `go get golang.org/x/vulndb@latest && go mod tidy`, and update the date
+# in the README's CI paragraph.
 #
 # Usage: scripts/vulndb.sh [DIR]   (default .toolbin/vulndb; rebuilt only
 # when the pinned version changes)
