@@ -11,7 +11,6 @@ import (
 	"encoding/asn1"
 	"encoding/base64"
 	"math/big"
-	"os"
 	"testing"
 
 	"github.com/warrantlog/warrant/proofs"
@@ -129,14 +128,4 @@ func signLowS(k *ecdsa.PrivateKey, msg []byte) ([]byte, error) {
 		sig.S.Sub(n, sig.S)
 	}
 	return asn1.Marshal(sig)
-}
-
-// knownBug skips a test that exposes a bug in the package's non-test code,
-// so that the suite stays green until it is fixed. Set
-// PROOFS_RUN_KNOWN_BUGS=1 to run such tests anyway.
-func knownBug(t testing.TB, msg string) {
-	t.Helper()
-	if os.Getenv("PROOFS_RUN_KNOWN_BUGS") == "" {
-		t.Skip("BUG: " + msg)
-	}
 }

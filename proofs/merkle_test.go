@@ -2,6 +2,7 @@ package proofs_test
 
 import (
 	"bytes"
+	crand "crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -535,8 +536,8 @@ func TestHasherMatchesRFC6962(t *testing.T) {
 	}
 	for range 100 {
 		l, r := make([]byte, 32), make([]byte, 32)
-		rand.Read(l)
-		rand.Read(r)
+		crand.Read(l)
+		crand.Read(r)
 		if !bytes.Equal(proofs.HashChildren(l, r), ref.HashChildren(l, r)) {
 			t.Fatalf("children hash of %x, %x differs", l, r)
 		}

@@ -55,16 +55,17 @@ func newWitnessingProxy(t *testing.T, server, witnessURL string, logKey note.Ver
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp := httputil.NewSingleHostReverseProxy(target)
-	director := rp.Director
-	rp.Director = func(r *http.Request) {
-		director(r)
-		// Uncompressed answers, so that they can be rewritten. The
-		// checkpoint feed is a stream: not rewritten, nor used here.
-		r.Header.Del("Accept-Encoding")
-		r.Header.Del("Connect-Accept-Encoding")
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			r.Out.Host = r.In.Host
+			// Uncompressed answers, so that they can be rewritten. The
+			// checkpoint feed is a stream: not rewritten, nor used here.
+			r.Out.Header.Del("Accept-Encoding")
+			r.Out.Header.Del("Connect-Accept-Encoding")
+		},
+		ModifyResponse: p.modify,
 	}
-	rp.ModifyResponse = p.modify
 	return p, rp
 }
 
