@@ -318,7 +318,7 @@ func readSignatures(dec *json.Decoder, lax bool) ([]Signature, error) {
 		}
 		switch {
 		case !lax && (s.KeyID == "" || len(s.KeyID) > maxKeyIDLen || !isTokenString(s.KeyID, "")):
-			return nil, fmt.Errorf("signature keyid must be 1 to %d letters, digits or -_.~:", maxKeyIDLen)
+			return nil, fmt.Errorf("signature keyid must be 1 to %d characters, each a letter, a digit or one of %q", maxKeyIDLen, "-_.~:")
 		case lax && len(s.KeyID) > maxKeyIDLen:
 			return nil, fmt.Errorf("signature keyid longer than %d bytes", maxKeyIDLen)
 		}
