@@ -33,7 +33,7 @@ import (
 	"github.com/warrantlog/warrant/proofs"
 )
 
-// The catalogue of bad requests (README "Bounds", DESIGN "Log mechanics"):
+// The catalogue of bad requests (docs/operating.md "Bounds", DESIGN "Log mechanics"):
 // every class of hostile or broken Append request is sent over the real API
 // (ledger.Open in a temp dir, NewHandler on httptest), once with the Connect
 // protocol's binary codec through the generated client and once with the
@@ -475,7 +475,7 @@ func (c *catalogue) cases() []badRequest {
 				return bytes.Replace(p, []byte(`"scopes":["tickets:read"]`), []byte(`"scopes":"tickets:read"`), 1)
 			})},
 
-		// Huge lists and long fields (README "Bounds").
+		// Huge lists and long fields (docs/operating.md "Bounds").
 		{name: "65 scopes", code: invalid, reason: proofs.ReasonListTooLong,
 			env: del(func(d *proofs.Delegation) { d.Scopes = items(proofs.MaxListItems+1, 8) })},
 		{name: "65 data classes", code: invalid, reason: proofs.ReasonListTooLong,
@@ -855,7 +855,7 @@ func TestBadRPCCatalogue(t *testing.T) {
 }
 
 // TestReadAndBatchBounds checks the list bounds of the read and batch
-// RPCs (README "Bounds") over the API.
+// RPCs (docs/operating.md "Bounds") over the API.
 func TestReadAndBatchBounds(t *testing.T) {
 	c := newCatalogue(t)
 	ctx := context.Background()
@@ -952,16 +952,17 @@ func ledgerBugFound(t testing.TB, msg string) {
 	t.Fatal("BUG: " + msg)
 }
 
-// TestBoundsDocumented ties README's Bounds table to the constants the code
-// enforces, so that the documentation cannot drift from the code.
+// TestBoundsDocumented ties the Bounds table of docs/operating.md to the
+// constants the code enforces, so that the documentation cannot drift from
+// the code.
 func TestBoundsDocumented(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+	readme, err := os.ReadFile("../docs/operating.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, section, ok := strings.Cut(string(readme), "## Bounds")
 	if !ok {
-		t.Fatal("README has no Bounds section")
+		t.Fatal("docs/operating.md has no Bounds section")
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
 	def := Options{}
@@ -993,7 +994,7 @@ func TestBoundsDocumented(t *testing.T) {
 		"| one batch | " + count(def.MaxBatchEntries) + " entries, " + size(def.MaxBatchBytes) + ",",
 	} {
 		if !strings.Contains(section, row) {
-			t.Errorf("README Bounds lacks %q", row)
+			t.Errorf("docs/operating.md Bounds lacks %q", row)
 		}
 	}
 }
