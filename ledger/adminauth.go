@@ -18,13 +18,17 @@ const maxAdminNonces = 10_000
 // against the log's admin keys, clock and origin, refusing replays.
 type adminAuth struct {
 	l *Log
+	// started is when this server began taking admin requests: the used
+	// nonces are remembered in memory only, so a request signed before
+	// then (which an earlier run of the server may have served) is refused.
+	started time.Time
 
 	mu   sync.Mutex
 	seen map[string]time.Time // nonce → when it may be forgotten
 }
 
 func newAdminAuth(l *Log) *adminAuth {
-	return &adminAuth{l: l, seen: map[string]time.Time{}}
+	return &adminAuth{l: l, started: l.opts.Now(), seen: map[string]time.Time{}}
 }
 
 // check authorises r, or says why not (reason proofs.ReasonAdminAuth).
@@ -49,6 +53,9 @@ func (a *adminAuth) check(r *http.Request) error {
 	now := a.l.opts.Now()
 	if d := auth.Time.Sub(now); d > proofs.AdminRequestWindow || d < -proofs.AdminRequestWindow {
 		return proofs.Errorf(proofs.ReasonAdminAuth, "request time %s is more than %v from the server's %s", auth.Time.UTC().Format(time.RFC3339), proofs.AdminRequestWindow, now.UTC().Format(time.RFC3339))
+	}
+	if auth.Time.Before(a.started.Truncate(time.Second)) {
+		return proofs.Errorf(proofs.ReasonAdminAuth, "request signed at %s, before this server started taking admin requests (%s): sign a new one", auth.Time.UTC().Format(time.RFC3339), a.started.UTC().Format(time.RFC3339))
 	}
 	msg := proofs.AdminRequestMessage(r.Method, r.URL.Path, a.l.Origin(), auth.Time, auth.Nonce)
 	if err := key.VerifyDSSE(proofs.AdminRequestPayloadType, msg, auth.Signature); err != nil {

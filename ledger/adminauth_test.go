@@ -21,11 +21,13 @@ import (
 // streams nothing.
 func TestBackupRequiresAdmin(t *testing.T) {
 	var clock atomic.Pointer[time.Time]
-	now := time.Now()
-	clock.Store(&now)
+	now := time.Now().Truncate(time.Second)
+	start := now.Add(-10 * time.Second)
+	clock.Store(&start)
 	f := newFixture(t, func(o *Options) { o.Now = func() time.Time { return *clock.Load() } })
 	srv := httptest.NewServer(BackupHandler(f.log, BackupOptions{RequireAdmin: true}))
 	defer srv.Close()
+	clock.Store(&now)
 	origin := f.log.Origin()
 
 	get := func(sign func(*http.Request)) (int, string) {
@@ -69,6 +71,9 @@ func TestBackupRequiresAdmin(t *testing.T) {
 	refused("signed for another path", signed(f.admin, origin, "/metrics", now), "does not verify")
 	refused("too old", signed(f.admin, origin, "/backup", now.Add(-2*proofs.AdminRequestWindow)), "more than")
 	refused("from the future", signed(f.admin, origin, "/backup", now.Add(2*proofs.AdminRequestWindow)), "more than")
+	// Used nonces live in memory: a request signed before the server
+	// started may have been served by an earlier run, so it is refused.
+	refused("signed before the server started", signed(f.admin, origin, "/backup", start.Add(-time.Second)), "before this server started")
 	tampered := func(r *http.Request) {
 		signed(f.admin, origin, "/backup", now)(r)
 		h := r.Header.Get("Authorization")

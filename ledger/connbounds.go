@@ -6,6 +6,10 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/warrantlog/warrant/proofs"
 )
 
 // Connection bounds.
@@ -151,4 +155,61 @@ func (c *limitConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)
 	return err
+}
+
+// Defaults of the in-flight request bounds.
+const (
+	DefaultMaxRequests      = 4096
+	DefaultMaxRequestsPerIP = 256
+	// DefaultMaxStreamsPerConn bounds the concurrent HTTP/2 streams of one
+	// connection (Go's default is 250): with the per-address connection
+	// cap it bounds what one address can open, before the request caps.
+	DefaultMaxStreamsPerConn = 100
+)
+
+// ReasonTooManyRequests refuses a request over the in-flight bounds of its
+// address or of the server (ResourceExhausted; retry with back-off).
+const ReasonTooManyRequests = "too_many_requests"
+
+// LimitRequests bounds the requests in flight (being read, handled or
+// streamed): perIP from one address (IPv6: its /64), total in all. A
+// connection cap alone does not bound them, since an HTTP/2 connection
+// multiplexes many streams, each of which may send its body slowly. Over a
+// bound the request is refused at once, before its body is read: an RPC
+// with ResourceExhausted too_many_requests in its own protocol, anything
+// else with 429.
+func LimitRequests(next http.Handler, perIP, total int) http.Handler {
+	ew := connect.NewErrorWriter()
+	var mu sync.Mutex
+	open := map[string]int{}
+	all := 0
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		peer := budgetKey(r.RemoteAddr)
+		mu.Lock()
+		ok := all < total && open[peer] < perIP
+		if ok {
+			all++
+			open[peer]++
+		}
+		mu.Unlock()
+		if !ok {
+			err := proofs.Errorf(ReasonTooManyRequests, "too many requests in flight from this address (at most %d) or in all (at most %d); retry with back-off", perIP, total)
+			w.Header().Set("Retry-After", "1")
+			if ew.IsSupported(r) {
+				ew.Write(w, r, connectError(err))
+			} else {
+				http.Error(w, err.Error(), http.StatusTooManyRequests)
+			}
+			return
+		}
+		defer func() {
+			mu.Lock()
+			all--
+			if open[peer]--; open[peer] == 0 {
+				delete(open, peer)
+			}
+			mu.Unlock()
+		}()
+		next.ServeHTTP(w, r)
+	})
 }

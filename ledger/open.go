@@ -84,6 +84,10 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := l.backfillPayloadIndex(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	opts.Metrics.attach(l)
 	if ahead := time.Duration(l.seq.logTime - opts.Now().UnixNano()); opts.MaxLogTimeAhead > 0 && ahead > opts.MaxLogTimeAhead {
 		l.log.Error("the clock is behind the log's last log time: appends are refused until it catches up (was it set back?)",

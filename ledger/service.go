@@ -345,6 +345,7 @@ var codes = map[string]connect.Code{
 	ReasonOutOfRange:                 connect.CodeOutOfRange,
 	ReasonQueueFull:                  connect.CodeResourceExhausted,
 	ReasonTooManyStreams:             connect.CodeResourceExhausted,
+	ReasonTooManyRequests:            connect.CodeResourceExhausted,
 	ReasonDiskFull:                   connect.CodeResourceExhausted,
 	ReasonShuttingDown:               connect.CodeUnavailable,
 	ReasonStoreUnavailable:           connect.CodeUnavailable,
