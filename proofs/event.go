@@ -1,5 +1,7 @@
 package proofs
 
+import "time"
+
 // Event is one entry of the log as the state machine (State) sees it: what
 // was signed, decoded by kind, and who signed it. Exactly one of Config,
 // KeyBinding, Delegation, Revocation and Policy is set, by Kind.
@@ -89,4 +91,20 @@ func (e *Event) Issuer() string {
 		return e.Revocation.Issuer
 	}
 	return ""
+}
+
+// Leaf returns the leaf that records the event at log time at with the
+// decision dec: a signed event's leaf holds its canonical envelope canon,
+// an entry the log writes itself its configuration or policy text.
+func (e *Event) Leaf(at time.Time, canon []byte, dec *Decision) Leaf {
+	l := Leaf{Version: LeafVersion, Kind: e.Kind, LogTime: FormatLogTime(at), Decision: dec}
+	switch {
+	case e.Env != nil:
+		l.Envelope = canon
+	case e.Config != nil:
+		l.Config = e.Config
+	case e.Policy != nil:
+		l.Policy = &LogPolicy{Text: string(e.Policy.Text)}
+	}
+	return l
 }
