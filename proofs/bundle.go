@@ -330,10 +330,10 @@ func (vc *VerifiedChain) verifyChain(target string, order []uint64) error {
 		}
 		g, _ := json.Marshal(l.Decision)
 		w, _ := json.Marshal(want)
-		// A key binding recorded as denied may have met a binding the
-		// bundle does not hold (key_in_use): only the whole log shows it.
-		unshown := l.KeyBinding != nil && l.Decision.Outcome == OutcomeDenied && want.Outcome == OutcomeAccepted
-		if !bytes.Equal(g, w) && !unshown {
+		// A key binding's decision needs the entry that bound its key
+		// before, and its agent's binding then: a server's bundle holds
+		// them (a bundle without them does not verify).
+		if !bytes.Equal(g, w) {
 			return Errorf(ReasonBundleDecision, "%s: recorded decision %s, the chain rules and recorded policy give %s", name, g, w)
 		}
 		ef, err := st.Effects(idx, ev, l.Decision)
