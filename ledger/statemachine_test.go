@@ -17,7 +17,10 @@ import (
 )
 
 // TestStateMachineProperty drives random histories through a real server
-// (Open on Badger in a temp dir, every request through Log.Append) and
+// (Open on Badger in a temp dir; every request through the stateless stage,
+// Log.prepare and Log.admit, then the sequencer's Log.sequence in batches of
+// one to six the history chooses, so that a request is decided after
+// others of its batch changed the state it was authenticated against) and
 // checks that the server, the offline replay and chain-bundle verification
 // are one state machine:
 //
@@ -39,8 +42,8 @@ import (
 // seeded: keys, payloads and the server's clock, which advances by a
 // random step per request, so a failing seed replays exactly.
 func TestStateMachineProperty(t *testing.T) {
-	seeds := []uint64{1, 2, 3}
-	steps := 160
+	seeds := []uint64{1, 2, 3, 4, 5}
+	steps := 200
 	if testing.Short() {
 		seeds, steps = seeds[:1], 80
 	}
@@ -63,7 +66,7 @@ func TestStateMachineProperty(t *testing.T) {
 		"binding accepted", "rotation accepted", "denied key_in_use", "withdrawal accepted", "withdrawal revoke_issued accepted",
 		"delegation accepted", "delegation denied", "child accepted", "approved delegation accepted", "delegation denied approval_required",
 		"delegation denied nonce_reused", "delegation denied parent_revoked", "revocation accepted", "revocation denied", "admin revocation accepted",
-		"policy accepted", "refused",
+		"policy accepted", "refused", "refused in the batch",
 	} {
 		if total[what] == 0 {
 			t.Errorf("no %q in the generated histories: the property does not cover it (seen %v)", what, total)
@@ -84,7 +87,11 @@ type history struct {
 	agents   []*histAgent
 	keys     [][]byte // every key seed handed out, for key reuse
 	accepted []*proofs.Delegation
+	// queued are delegations appended but maybe not sequenced yet: parents
+	// for children in the same batch (the server's batch overlay).
+	queued   []*proofs.Delegation
 	answers  map[uint64]*proofs.Decision
+	pending  []pendingAppend
 	policies []string
 	n        int
 	seen     map[string]int
@@ -107,6 +114,11 @@ func newHistory(t *testing.T, seed uint64) *history {
 		o.MaxBatchWait = 0
 	})
 	t.Cleanup(func() { h.f.log.Close() })
+	// The history forms the batches itself: stop the sequencer goroutine
+	// (Open has recorded the configuration and default policy) and
+	// sequence on this goroutine (flush). Close still works.
+	close(h.f.log.stop)
+	<-h.f.log.stopped
 	h.policies = []string{
 		string(defaultPolicy),
 		strings.Replace(string(defaultPolicy), "when { context.issuer_domain != context.delegate_domain };",
@@ -123,6 +135,7 @@ func newHistory(t *testing.T, seed uint64) *history {
 			h.bind(a, h.key(), "")
 		}
 	}
+	h.flush()
 	return h
 }
 
@@ -162,28 +175,72 @@ func (h *history) nonce(prefix string) string {
 	return fmt.Sprintf("%s-%06d", prefix, h.n)
 }
 
-// append submits env and records the answer under the label what.
-func (h *history) append(what string, env []byte) *Appended {
+// append submits env to the server's stateless stage and queues it; then
+// runs on its answer, when the batch it joins is sequenced (flush).
+func (h *history) append(what string, env []byte, then func(*Appended)) {
 	h.t.Helper()
-	h.advance()
-	a, err := h.f.log.Append(h.ctx, env)
+	r, err := h.f.log.prepare(env)
+	if err == nil {
+		err = h.f.log.admit(h.ctx, r)
+	}
 	if err != nil {
 		if proofs.Reason(err) == "" {
 			h.t.Fatalf("%s: %v", what, err)
 		}
 		h.seen["refused"]++ // refused before the log: nothing written
-		return nil
+		return
 	}
-	if !a.Duplicate {
-		h.answers[a.Index] = a.Decision
+	r.done = make(chan result, 1)
+	h.pending = append(h.pending, pendingAppend{r: r, what: what, then: then})
+	if len(h.pending) >= 6 || h.rng.IntN(3) == 0 {
+		h.flush()
 	}
-	outcome := a.Decision.Outcome
-	h.seen[what+" "+outcome]++
-	for _, r := range a.Decision.Reasons {
-		h.seen[what+" denied "+r]++
-		h.seen["denied "+r]++
+}
+
+type pendingAppend struct {
+	r    *request
+	what string
+	then func(*Appended)
+}
+
+// flush sequences the queued requests as one batch (the sequencer
+// goroutine is stopped, so the history chooses the batches), the clock
+// having advanced, and records the answers under their labels.
+func (h *history) flush() {
+	if len(h.pending) == 0 {
+		return
 	}
-	return a
+	h.advance()
+	batch := make([]*request, len(h.pending))
+	for i, p := range h.pending {
+		batch[i] = p.r
+	}
+	h.f.log.sequence(batch)
+	for _, p := range h.pending {
+		res := <-p.r.done
+		if res.err != nil {
+			// Not authentic any more under the bindings at its log time (a
+			// key rotated or withdrawn earlier in the batch): refused.
+			if proofs.Reason(res.err) == "" {
+				h.t.Fatalf("%s: %v", p.what, res.err)
+			}
+			h.seen["refused in the batch"]++
+			continue
+		}
+		a := &Appended{Index: res.Index, Leaf: res.Leaf, ID: res.ID, Duplicate: res.Duplicate, Decision: res.Decision}
+		if !a.Duplicate {
+			h.answers[a.Index] = a.Decision
+		}
+		h.seen[p.what+" "+a.Decision.Outcome]++
+		for _, r := range a.Decision.Reasons {
+			h.seen[p.what+" denied "+r]++
+			h.seen["denied "+r]++
+		}
+		if p.then != nil {
+			p.then(a)
+		}
+	}
+	h.pending = h.pending[:0]
 }
 
 func (h *history) pick(s []string) []string {
@@ -206,9 +263,11 @@ func (h *history) bind(a *histAgent, k *testKey, what string) {
 			what = "rotation"
 		}
 	}
-	if res := h.append(what, signPayload(h.t, h.f.registrar, proofs.PayloadTypeAgent, kb)); res != nil && res.Decision.Outcome == proofs.OutcomeAccepted {
-		a.stale, a.key = a.key, k
-	}
+	h.append(what, signPayload(h.t, h.f.registrar, proofs.PayloadTypeAgent, kb), func(res *Appended) {
+		if res.Decision.Outcome == proofs.OutcomeAccepted {
+			a.stale, a.key = a.key, k
+		}
+	})
 }
 
 // step makes one random request.
@@ -231,12 +290,14 @@ func (h *history) step() {
 		if kb.RevokeIssued {
 			what = "withdrawal revoke_issued"
 		}
-		if res := h.append(what, signPayload(h.t, h.f.registrar, proofs.PayloadTypeAgent, kb)); res != nil && res.Decision.Outcome == proofs.OutcomeAccepted {
-			a.stale, a.key = a.key, nil
-		}
+		h.append(what, signPayload(h.t, h.f.registrar, proofs.PayloadTypeAgent, kb), func(res *Appended) {
+			if res.Decision.Outcome == proofs.OutcomeAccepted && a.key != nil && a.key.pub().ID == proofs.KeyID(kb.PublicKey) {
+				a.stale, a.key = a.key, nil
+			}
+		})
 	case n < 16: // a policy change by an admin
 		upd := &proofs.PolicyUpdate{Text: h.policies[h.rng.IntN(len(h.policies))], IssuedAt: proofs.FormatTime(h.clock()), Nonce: h.nonce("pol")}
-		h.append("policy", signPayload(h.t, h.f.admin, proofs.PayloadTypePolicy, upd))
+		h.append("policy", signPayload(h.t, h.f.admin, proofs.PayloadTypePolicy, upd), nil)
 	case n < 22: // a revocation by an agent or an admin
 		if len(h.accepted) == 0 {
 			return
@@ -244,7 +305,7 @@ func (h *history) step() {
 		d := h.accepted[h.rng.IntN(len(h.accepted))]
 		rev := &proofs.Revocation{Delegation: d.ID, Reason: "property", IssuedAt: proofs.FormatTime(h.clock()), Nonce: h.nonce("rev")}
 		if h.rng.IntN(4) == 0 {
-			h.append("admin revocation", signPayload(h.t, h.f.admin, proofs.PayloadTypeRevocation, rev))
+			h.append("admin revocation", signPayload(h.t, h.f.admin, proofs.PayloadTypeRevocation, rev), nil)
 			return
 		}
 		if h.rng.IntN(2) == 0 {
@@ -252,10 +313,13 @@ func (h *history) step() {
 		}
 		if k := h.signingKey(a); k != nil {
 			rev.Issuer = a.id
-			h.append("revocation", signPayload(h.t, k, proofs.PayloadTypeRevocation, rev))
+			h.append("revocation", signPayload(h.t, k, proofs.PayloadTypeRevocation, rev), nil)
+		}
+		if h.rng.IntN(2) == 0 { // a child of the delegation, maybe in the same batch
+			h.delegate(h.agentByID(d.Delegate), d)
 		}
 	default:
-		h.delegate(a)
+		h.delegate(a, nil)
 	}
 }
 
@@ -280,7 +344,7 @@ func (h *history) signingKey(a *histAgent) *testKey {
 
 // delegate appends a root grant or a child of an accepted delegation,
 // mostly well formed.
-func (h *history) delegate(from *histAgent) {
+func (h *history) delegate(from *histAgent, parent *proofs.Delegation) {
 	now := h.clock()
 	if h.rng.IntN(4) != 0 { // mostly a root grant by a human, to its own domain
 		from = h.agents[h.rng.IntN(3)]
@@ -296,8 +360,14 @@ func (h *history) delegate(from *histAgent) {
 		NotBefore: proofs.FormatTime(now), ExpiresAt: proofs.FormatTime(now.Add(time.Duration(1+h.rng.IntN(90)) * time.Minute)),
 		Nonce: h.nonce("dlg"),
 	}
-	if len(h.accepted) > 0 && h.rng.IntN(3) != 0 {
-		p := h.accepted[h.rng.IntN(len(h.accepted))]
+	if len(h.accepted) > 0 && h.rng.IntN(3) != 0 || parent != nil {
+		p := parent
+		if p == nil {
+			p = h.accepted[h.rng.IntN(len(h.accepted))]
+			if len(h.queued) > 0 && h.rng.IntN(3) == 0 {
+				p = h.queued[len(h.queued)-1]
+			}
+		}
 		d.Parent, d.RootSubject = p.ID, p.RootSubject
 		if h.rng.IntN(6) != 0 {
 			from = h.agentByID(p.Delegate)
@@ -341,25 +411,28 @@ func (h *history) delegate(from *histAgent) {
 		}
 		var err error
 		if env, err = approver.key.signer.Cosign(env); err != nil {
-			h.t.Fatal(err)
+			return // the same key (reused across agents) signed already
 		}
 		what = "approved delegation"
 	}
-	res := h.append(what, env)
-	if what != "delegation" && res != nil {
-		h.seen["delegation "+res.Decision.Outcome]++
-		for _, r := range res.Decision.Reasons {
-			h.seen["delegation denied "+r]++
+	h.queued = append(h.queued, d)
+	h.append(what, env, func(res *Appended) {
+		if what != "delegation" {
+			h.seen["delegation "+res.Decision.Outcome]++
+			for _, r := range res.Decision.Reasons {
+				h.seen["delegation denied "+r]++
+			}
 		}
-	}
-	if res != nil && !res.Duplicate && res.Decision.Outcome == proofs.OutcomeAccepted {
-		h.accepted = append(h.accepted, d)
-	}
+		if !res.Duplicate && res.Decision.Outcome == proofs.OutcomeAccepted {
+			h.accepted = append(h.accepted, d)
+		}
+	})
 }
 
 // check compares the server's decisions with the replay's and the bundles'.
 func (h *history) check() {
 	t := h.t
+	h.flush()
 	leaves := allLeaves(t, h.f.log)
 	rp := proofs.NewReplay()
 	for i, raw := range leaves {
