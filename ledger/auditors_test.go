@@ -539,3 +539,35 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// TestBundleRederivesKeyBindings: a log that records a key binding it
+// should have denied (key_in_use: the key is another agent's) as accepted
+// is caught by the bundle of a delegation to that agent, which holds the
+// binding and, for its decision, the other agent's binding of the key.
+func TestBundleRederivesKeyBindings(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	thief := "spiffe://example.org/agent/thief"
+	lie := func(leaf *proofs.Leaf) {
+		if leaf.Kind == proofs.KindKeyBinding && leaf.Decision.Outcome == proofs.OutcomeDenied {
+			leaf.Decision = &proofs.Decision{Outcome: proofs.OutcomeAccepted}
+		}
+	}
+	f.log.faults.decision.Store(&lie)
+	// The agent's key, bound to another agent: key_in_use, recorded as accepted.
+	a, err := f.log.Append(ctx, bindingEnvelope(t, f.registrar, thief, f.agent, proofs.TierExecute, false))
+	if err != nil || a.Decision.Outcome != proofs.OutcomeAccepted {
+		t.Fatalf("the lying log did not record an accepted binding: %+v %v", a, err)
+	}
+	if _, err := f.log.Append(ctx, signDelegation(t, f.human, delegation("dlg_thief", humanID, thief, "nonce-thief001"))); err != nil {
+		t.Fatal(err)
+	}
+	b, err := f.log.ChainBundle(ctx, "dlg_thief")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = proofs.VerifyBundle(b, f.verifier(t), proofs.BundleOptions{})
+	if proofs.Reason(err) != proofs.ReasonBundleDecision || !strings.Contains(err.Error(), proofs.ReasonKeyInUse) {
+		t.Fatalf("bundle with a lying key binding: %v, want %s naming %s", err, proofs.ReasonBundleDecision, proofs.ReasonKeyInUse)
+	}
+}

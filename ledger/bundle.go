@@ -84,6 +84,9 @@ func (l *Log) ChainBundle(ctx context.Context, id string) ([]byte, error) {
 			}
 			next = r.D.Parent
 		}
+		if err := closeBindings(txn, want); err != nil {
+			return err
+		}
 		// Each binding entry needs the configuration (registrar keys) in
 		// force when it was appended.
 		for idx := range want {
@@ -114,6 +117,61 @@ func (l *Log) ChainBundle(ctx context.Context, id string) ([]byte, error) {
 		b.Proofs = append(b.Proofs, string(p.Marshal()))
 	}
 	return b.Marshal(), nil
+}
+
+// closeBindings adds to want what the decisions of the key-binding entries
+// in it were made with, so that a verifier can re-derive them: whether a
+// binding's key was in force for another agent (key_in_use) depends on the
+// entry that last bound that key before it and, if that was another
+// agent's, on that agent's binding in force then (which may have rotated
+// the key away). Added entries are bindings too, so this runs to a
+// fixpoint; it ends, each round adding only entries of the log.
+func closeBindings(txn *badger.Txn, want map[uint64]bool) error {
+	done := map[uint64]bool{}
+	for {
+		var todo []uint64
+		for idx := range want {
+			if !done[idx] {
+				todo = append(todo, idx)
+			}
+		}
+		if len(todo) == 0 {
+			return nil
+		}
+		for _, idx := range todo {
+			done[idx] = true
+			raw, err := getValue(txn, leafKey(idx))
+			if err != nil {
+				return err
+			}
+			p, err := proofs.ParseLeaf(raw)
+			if err != nil {
+				return &proofs.Error{Reason: ReasonDataLoss, Err: err}
+			}
+			if p.KeyBinding == nil {
+				continue
+			}
+			prev, ok := latestBefore(txn, append(append([]byte{tKeyID}, proofs.KeyID(p.KeyBinding.PublicKey)...), 0), idx)
+			if !ok {
+				continue
+			}
+			raw, err = getValue(txn, leafKey(prev))
+			if err != nil {
+				return err
+			}
+			q, err := proofs.ParseLeaf(raw)
+			if err != nil || q.KeyBinding == nil {
+				return &proofs.Error{Reason: ReasonDataLoss, Err: fmt.Errorf("key id index points at entry %d, not a key binding: %v", prev, err)}
+			}
+			if q.KeyBinding.Agent == p.KeyBinding.Agent {
+				continue
+			}
+			want[prev] = true
+			if i, ok := latestBefore(txn, append(append([]byte{tBinding}, q.KeyBinding.Agent...), 0), idx); ok {
+				want[i] = true
+			}
+		}
+	}
 }
 
 // MaxListPage bounds one page of ListChildren and ListAgentEntries.

@@ -87,17 +87,20 @@ func hpRequest(l *Log, envelope []byte, verify bool) (*request, error) {
 	}
 	r := &request{env: env, canon: env.Canonical(), done: make(chan result, 1)}
 	r.envHash = proofs.EnvelopeHash(r.canon)
-	if r.del, err = proofs.ParseDelegation(env.Payload); err != nil {
+	r.payloadHash = proofs.PayloadHash(env.PayloadType, env.Payload)
+	d, err := proofs.ParseDelegation(env.Payload)
+	if err != nil {
 		return nil, err
 	}
-	r.snapshot = l.bindings.Load()
+	bs := l.bindings.Load()
+	r.ev = proofs.Event{Kind: proofs.KindDelegation, Env: env, Delegation: d, Checked: bs}
 	if !verify {
 		if len(env.Signatures) != 1 {
 			return nil, errors.New("an unverified request carries exactly the issuer's signature")
 		}
 		return r, nil // CheckSignatures gives the zero SignatureCheck
 	}
-	if r.sigs, err = proofs.CheckSignatures(env, r.snapshot.Agent(r.del.Issuer), r.snapshot.KeyID); err != nil {
+	if r.ev.Sigs, err = proofs.CheckSignatures(env, bs.Agent(d.Issuer), bs.KeyID); err != nil {
 		return nil, err
 	}
 	return r, nil

@@ -274,10 +274,10 @@ func (l *limiters) tracked() int {
 // delegation or issuer-signed revocation, else the signing key.
 func limitKey(r *request) string {
 	switch {
-	case r.del != nil:
-		return r.del.Issuer
-	case r.rev != nil && !r.byAdmin:
-		return r.rev.Issuer
+	case r.ev.Delegation != nil:
+		return r.ev.Delegation.Issuer
+	case r.ev.Revocation != nil && !r.ev.ByAdmin:
+		return r.ev.Revocation.Issuer
 	case r.env != nil && len(r.env.Signatures) > 0:
 		return r.env.Signatures[0].KeyID
 	default:
@@ -297,7 +297,7 @@ func (l *Log) shed(r *request) error {
 		return nil
 	}
 	key := limitKey(r)
-	if r.rev != nil && len(r.env.Signatures) > 0 {
+	if r.ev.Revocation != nil && len(r.env.Signatures) > 0 {
 		if _, ok := l.admins[r.env.Signatures[0].KeyID]; ok {
 			key = r.env.Signatures[0].KeyID // an administrative revocation
 		}

@@ -240,17 +240,8 @@ func (m *Metrics) sequenced(batch []*request, results []result, applyErr error) 
 
 // requestKind is the kind of leaf a request becomes.
 func requestKind(r *request) string {
-	switch {
-	case r.kb != nil:
-		return proofs.KindKeyBinding
-	case r.del != nil:
-		return proofs.KindDelegation
-	case r.rev != nil:
-		return proofs.KindRevocation
-	case r.pol != nil, r.logPolicy != nil:
-		return proofs.KindPolicy
-	case r.config != nil:
-		return proofs.KindLogConfig
+	if r.ev.Kind == "" {
+		return "unknown"
 	}
-	return "unknown"
+	return r.ev.Kind
 }

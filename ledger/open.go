@@ -145,7 +145,7 @@ func (l *Log) ensureConfig(ctx context.Context) error {
 		return nil
 	}
 	cfg := l.config
-	res, err := l.submit(ctx, &request{config: &cfg})
+	res, err := l.submit(ctx, &request{ev: proofs.Event{Kind: proofs.KindLogConfig, Config: &cfg}})
 	if err != nil {
 		return fmt.Errorf("appending log-config entry: %w", err)
 	}
@@ -168,7 +168,7 @@ func (l *Log) ensurePolicy(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("the shipped default policy: %w", err)
 	}
-	res, err := l.submit(ctx, &request{logPolicy: pol})
+	res, err := l.submit(ctx, &request{ev: proofs.Event{Kind: proofs.KindPolicy, Policy: pol}})
 	if err != nil {
 		return fmt.Errorf("appending the default policy: %w", err)
 	}

@@ -93,10 +93,10 @@ func checkPeer(ctx context.Context, r *request) error {
 	}
 	var issuer, what string
 	switch {
-	case r.del != nil:
-		issuer, what = r.del.Issuer, "delegation"
-	case r.rev != nil && !r.byAdmin:
-		issuer, what = r.rev.Issuer, "revocation"
+	case r.ev.Delegation != nil:
+		issuer, what = r.ev.Delegation.Issuer, "delegation"
+	case r.ev.Revocation != nil && !r.ev.ByAdmin:
+		issuer, what = r.ev.Revocation.Issuer, "revocation"
 	default:
 		return nil // signed by a registrar or an admin key: no SPIFFE ID to match
 	}

@@ -88,7 +88,7 @@ func (l *Log) recover() error {
 		if err != nil {
 			return err
 		}
-		l.seq = seqState{size: h.Size, rng: rng, edge: edge, logTime: h.LogTime, bindings: bs, policy: pol}
+		l.seq = seqState{size: h.Size, rng: rng, edge: edge, logTime: h.LogTime, state: proofs.ResumeState(nil, &l.config, bs, pol)}
 		l.logTime.Store(h.LogTime)
 		l.bindings.Store(bs)
 		return nil

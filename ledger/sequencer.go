@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -16,32 +15,18 @@ import (
 	"github.com/warrantlog/warrant/proofs"
 )
 
-// request is one append on its way through the sequencer. Either env (a
-// signed event, already verified by the stateless stage) is set, or the
-// request is an entry the log writes itself (config or logPolicy).
+// request is one append on its way through the sequencer: an event for
+// the state machine (proofs.State), either a signed one the stateless
+// stage parsed and authenticated, or an entry the log writes itself (its
+// configuration, its first policy; ev.Env is nil).
 type request struct {
-	env   *proofs.Envelope
+	ev    proofs.Event
+	env   *proofs.Envelope // ev.Env
 	canon []byte
 	// envHash hashes canon (the entry id of non-delegations); payloadHash
 	// is the deduplication key (proofs.PayloadHash).
 	envHash     [32]byte
 	payloadHash [32]byte
-
-	// The decoded payload: exactly one is set for a signed event.
-	kb  *proofs.KeyBinding
-	del *proofs.Delegation
-	rev *proofs.Revocation
-	pol *proofs.Policy // an admin's policy update
-
-	// sigs is what the stateless stage found of a delegation's (or an
-	// issuer-signed revocation's) signatures, checked against the bindings
-	// snapshot; the sequencer re-checks when the bindings changed since.
-	sigs     proofs.SignatureCheck
-	snapshot *proofs.Bindings
-	byAdmin  bool // a revocation signed by an admin key
-
-	config    *proofs.LogConfig
-	logPolicy *proofs.Policy
 
 	done chan result
 }
@@ -63,12 +48,14 @@ type result struct {
 // seqState is the state the sequencer owns; it is replaced, never mutated,
 // when a batch commits, so a failed commit leaves it untouched.
 type seqState struct {
-	size           uint64
-	rng            *compact.Range
-	edge           *edgeTiles
-	logTime        int64
-	bindings       *proofs.Bindings
-	policy         *proofs.Policy
+	size    uint64
+	rng     *compact.Range
+	edge    *edgeTiles
+	logTime int64
+	// state is the state machine as of the last commit (configuration,
+	// bindings and policy in force); each batch works on a fork of it over
+	// the store seen through the batch's transaction.
+	state          *proofs.State
 	needCheckpoint bool
 	// unstored is a published checkpoint not yet written to the store; the
 	// next batch's transaction writes it (see signCheckpoint).
@@ -160,97 +147,19 @@ func (l *Log) prepare(envelope []byte) (*request, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &request{env: env}
-	switch env.PayloadType {
-	case proofs.PayloadTypeAgent:
-		if r.kb, err = proofs.ParseKeyBinding(env.Payload); err != nil {
-			return nil, err
-		}
-		if err := l.shed(r); err != nil { // over its rate limit: refused unverified (limits.go)
-			return nil, err
-		}
-		if err := verifySole(env, l.registrars, ReasonRegistrarUnknown, "a registrar"); err != nil {
-			return nil, err
-		}
-	case proofs.PayloadTypePolicy:
-		if _, r.pol, err = proofs.ParsePolicyUpdate(env.Payload); err != nil {
-			return nil, err
-		}
-		if err := l.shed(r); err != nil {
-			return nil, err
-		}
-		if err := verifySole(env, l.admins, ReasonAdminUnknown, "an admin"); err != nil {
-			return nil, err
-		}
-	case proofs.PayloadTypeDelegation:
-		if r.del, err = proofs.ParseDelegation(env.Payload); err != nil {
-			return nil, err
-		}
-		if err := l.shed(r); err != nil {
-			return nil, err
-		}
-		r.snapshot = l.bindings.Load()
-		issuer := r.snapshot.Agent(r.del.Issuer)
-		if issuer == nil {
-			return nil, proofs.Errorf(ReasonIssuerNotRegistered, "issuer %s has no key binding in force", r.del.Issuer)
-		}
-		fallback := []*proofs.PublicKey{issuer.Key}
-		if root := r.snapshot.Agent(r.del.RootSubject); root != nil && root != issuer {
-			fallback = append(fallback, root.Key)
-		}
-		if err := env.MatchKeys(boundKey(r.snapshot), fallback); err != nil {
-			return nil, issuerMissing(env, issuer, err)
-		}
-		if r.sigs, err = proofs.CheckSignatures(env, issuer, r.snapshot.KeyID); err != nil {
-			return nil, issuerError(err, r.del.Issuer)
-		}
-	case proofs.PayloadTypeRevocation:
-		if r.rev, err = proofs.ParseRevocation(env.Payload); err != nil {
-			return nil, err
-		}
-		if len(env.Signatures) != 1 {
-			return nil, proofs.Errorf(proofs.ReasonTooManySignatures, "a revocation carries exactly one signature")
-		}
-		if err := l.shed(r); err != nil {
-			return nil, err
-		}
-		r.snapshot = l.bindings.Load()
-		issuer := r.snapshot.Agent(r.rev.Issuer)
-		if r.rev.Issuer == "" || issuer == nil {
-			// Only an admin key can sign it.
-			if err := verifySole(env, l.admins, ReasonAdminUnknown, "an admin"); err != nil {
-				if r.rev.Issuer != "" && proofs.Reason(err) == ReasonAdminUnknown {
-					return nil, proofs.Errorf(ReasonIssuerNotRegistered, "issuer %s has no key binding in force, and the revocation is not signed by an admin key", r.rev.Issuer)
-				}
-				return nil, err
-			}
-			r.byAdmin = true
-			if err := r.rev.CheckSigner(true); err != nil {
-				return nil, err
-			}
-			break
-		}
-		named := func(id string) *proofs.PublicKey {
-			if k := l.admins[id]; k != nil {
-				return k
-			}
-			return boundKey(r.snapshot)(id)
-		}
-		if err := env.MatchKeys(named, append([]*proofs.PublicKey{issuer.Key}, sortedKeys(l.admins)...)); err != nil {
-			return nil, issuerMissing(env, issuer, err)
-		}
-		if l.admins[env.Signatures[0].KeyID] != nil {
-			r.byAdmin = true
-			if err := r.rev.CheckSigner(true); err != nil {
-				return nil, err
-			}
-			break
-		}
-		if r.sigs, err = proofs.CheckSignatures(env, issuer, r.snapshot.KeyID); err != nil {
-			return nil, issuerError(err, r.rev.Issuer)
-		}
-	default:
-		return nil, proofs.Errorf(proofs.ReasonPayloadTypeUnknown, "unknown payload type %q", env.PayloadType)
+	ev, err := proofs.ParseEvent(env)
+	if err != nil {
+		return nil, err
+	}
+	r := &request{ev: ev, env: env}
+	if ev.Revocation != nil && len(env.Signatures) != 1 {
+		return nil, proofs.Errorf(proofs.ReasonTooManySignatures, "a revocation carries exactly one signature")
+	}
+	if err := l.shed(r); err != nil { // over its rate limit: refused unverified (limits.go)
+		return nil, err
+	}
+	if err := l.authenticate(&r.ev); err != nil {
+		return nil, err
 	}
 	// The canonical form is what the log stores: bound it too.
 	r.canon = env.Canonical()
@@ -260,6 +169,84 @@ func (l *Log) prepare(envelope []byte) (*request, error) {
 	r.envHash = proofs.EnvelopeHash(r.canon)
 	r.payloadHash = proofs.PayloadHash(env.PayloadType, env.Payload)
 	return r, nil
+}
+
+// authenticate establishes who signed a request's event, against the trust
+// anchors and the key bindings in force now, and writes it into ev (the
+// sequencer's proofs.State checks again if the bindings change before the
+// event is decided). It matches signatures that name no key, or not by
+// its canonical id, to a key (Envelope.MatchKeys), which a recorded entry
+// never needs (proofs.State.Authenticate).
+func (l *Log) authenticate(ev *proofs.Event) error {
+	env := ev.Env
+	switch ev.Kind {
+	case proofs.KindKeyBinding:
+		return verifySole(env, l.registrars, ReasonRegistrarUnknown, "a registrar")
+	case proofs.KindPolicy:
+		ev.ByAdmin = true
+		return verifySole(env, l.admins, ReasonAdminUnknown, "an admin")
+	case proofs.KindDelegation:
+		bs := l.bindings.Load()
+		issuer := bs.Agent(ev.Delegation.Issuer)
+		if issuer == nil {
+			return proofs.Errorf(ReasonIssuerNotRegistered, "issuer %s has no key binding in force", ev.Delegation.Issuer)
+		}
+		fallback := []*proofs.PublicKey{issuer.Key}
+		if root := bs.Agent(ev.Delegation.RootSubject); root != nil && root != issuer {
+			fallback = append(fallback, root.Key)
+		}
+		if err := env.MatchKeys(boundKey(bs), fallback); err != nil {
+			return issuerMissing(env, issuer, err)
+		}
+		return l.checkIssuer(ev, issuer, bs)
+	case proofs.KindRevocation:
+		return l.authenticateRevocation(ev)
+	}
+	return proofs.Errorf(proofs.ReasonPayloadTypeUnknown, "unknown payload type %q", env.PayloadType)
+}
+
+// authenticateRevocation: a revocation is signed by an admin key, or by
+// its issuer's key in force.
+func (l *Log) authenticateRevocation(ev *proofs.Event) error {
+	env, rev := ev.Env, ev.Revocation
+	bs := l.bindings.Load()
+	issuer := bs.Agent(rev.Issuer)
+	if rev.Issuer == "" || issuer == nil {
+		// Only an admin key can sign it.
+		if err := verifySole(env, l.admins, ReasonAdminUnknown, "an admin"); err != nil {
+			if rev.Issuer != "" && proofs.Reason(err) == ReasonAdminUnknown {
+				return proofs.Errorf(ReasonIssuerNotRegistered, "issuer %s has no key binding in force, and the revocation is not signed by an admin key", rev.Issuer)
+			}
+			return err
+		}
+		ev.ByAdmin = true
+		return rev.CheckSigner(true)
+	}
+	named := func(id string) *proofs.PublicKey {
+		if k := l.admins[id]; k != nil {
+			return k
+		}
+		return boundKey(bs)(id)
+	}
+	if err := env.MatchKeys(named, append([]*proofs.PublicKey{issuer.Key}, sortedKeys(l.admins)...)); err != nil {
+		return issuerMissing(env, issuer, err)
+	}
+	if l.admins[env.Signatures[0].KeyID] != nil {
+		ev.ByAdmin = true
+		return rev.CheckSigner(true)
+	}
+	return l.checkIssuer(ev, issuer, bs)
+}
+
+// checkIssuer records the signature check of an issuer-signed event under
+// the bindings snapshot bs.
+func (l *Log) checkIssuer(ev *proofs.Event, issuer *proofs.Binding, bs *proofs.Bindings) error {
+	sigs, err := proofs.CheckSignatures(ev.Env, issuer, bs.KeyID)
+	if err != nil {
+		return issuerError(err, issuer.Agent)
+	}
+	ev.Sigs, ev.Checked = sigs, bs
+	return nil
 }
 
 // issuerMissing reports an envelope that failed authentication without a
@@ -458,7 +445,7 @@ func (l *Log) sequenceSome(batch []*request) int {
 	} else if written > 0 {
 		l.seq = *st
 		l.logTime.Store(st.logTime)
-		l.bindings.Store(st.bindings)
+		l.bindings.Store(st.state.Bindings())
 		root, _ := st.rng.GetRootHash(nil)
 		cp, err := l.signCheckpoint(st.size, root, false)
 		if err != nil {
@@ -485,249 +472,6 @@ func (l *Log) sequenceSome(batch []*request) int {
 	return n
 }
 
-// apply runs the stateful checks on a working copy of the sequencer state
-// and commits as many requests of batch as fit one transaction. It returns
-// how many requests it consumed, how many entries it wrote and the new
-// state; on error nothing was written and the old state stands.
-func (l *Log) apply(batch []*request, results []result) (consumed, written int, _ *seqState, _ error) {
-	t0 := time.Now()
-	txn := l.db.NewTransaction(true)
-	defer txn.Discard()
-	st := &seqState{
-		size:     l.seq.size,
-		rng:      cloneRange(l.seq.rng),
-		edge:     l.seq.edge.clone(),
-		logTime:  l.seq.logTime,
-		bindings: l.seq.bindings,
-		policy:   l.seq.policy,
-	}
-	cs := newChainState(txn, st.bindings, l.delegations)
-	tw := &tileWriter{edge: st.edge, dirty: make(map[string][]byte)}
-	inBatch := make(map[[32]byte]int) // payload hash -> result slot
-	var staged int64                  // estimated transaction bytes
-	for consumed = 0; consumed < len(batch); consumed++ {
-		i, r := consumed, batch[consumed]
-		if r.env != nil {
-			// Deduplication is on what the issuer signed, not on the
-			// envelope: the same signed payload with other (valid)
-			// signatures is the same request and gets the original entry.
-			if j, ok := inBatch[r.payloadHash]; ok {
-				results[i] = results[j]
-				results[i].Duplicate = true
-				continue
-			}
-			idx, ok, err := l.committedPayload(txn, r)
-			if err != nil {
-				results[i].err = readError(err) // this request only: the batch goes on
-				continue
-			}
-			if ok {
-				if results[i], err = l.duplicate(txn, idx, r.env); err != nil {
-					results[i] = result{err: err}
-				}
-				continue
-			}
-		}
-		now := l.opts.Now()
-		if ahead := time.Duration(st.logTime - now.UnixNano()); r.env != nil && l.opts.MaxLogTimeAhead > 0 && ahead > l.opts.MaxLogTimeAhead {
-			// A signed event would get a log time pinned in the future:
-			// hold it off until the clock catches up. (Entries the log
-			// writes itself when it opens are not held: they decide nothing.)
-			results[i].err = l.clockBehind(now, st.logTime, ahead)
-			continue
-		}
-		logTime := max(st.logTime, now.UnixNano())
-		at := time.Unix(0, logTime)
-		cs.bindings = st.bindings
-		leaf := proofs.Leaf{Version: proofs.LeafVersion, LogTime: proofs.FormatLogTime(at)}
-		accepted := &proofs.Decision{Outcome: proofs.OutcomeAccepted}
-		var err error
-		switch {
-		case r.config != nil:
-			leaf.Kind = proofs.KindLogConfig
-			leaf.Config = r.config
-		case r.logPolicy != nil:
-			leaf.Kind = proofs.KindPolicy
-			leaf.Policy = &proofs.LogPolicy{Text: string(r.logPolicy.Text)}
-		case r.kb != nil:
-			leaf.Kind, leaf.Envelope, leaf.Decision = proofs.KindKeyBinding, r.canon, st.bindings.DecideKeyBinding(r.kb)
-		case r.pol != nil:
-			leaf.Kind, leaf.Envelope, leaf.Decision = proofs.KindPolicy, r.canon, accepted
-		case r.del != nil:
-			leaf.Kind, leaf.Envelope = proofs.KindDelegation, r.canon
-			if err := l.recheck(r, r.del.Issuer, st.bindings); err != nil {
-				results[i].err = err
-				continue
-			}
-			if leaf.Decision, err = proofs.DecideDelegation(cs, r.del, r.sigs, at, l.config.Rules, st.policy); err != nil {
-				results[i].err = readError(err) // e.g. a damaged parent: this request only
-				continue
-			}
-		case r.rev != nil:
-			leaf.Kind, leaf.Envelope = proofs.KindRevocation, r.canon
-			if !r.byAdmin {
-				if err := l.recheck(r, r.rev.Issuer, st.bindings); err != nil {
-					results[i].err = err
-					continue
-				}
-			}
-			if leaf.Decision, err = proofs.DecideRevocation(cs, r.rev, r.byAdmin, l.config.Rules); err != nil {
-				results[i].err = readError(err)
-				continue
-			}
-		}
-		if f := l.faults.decision.Load(); f != nil && leaf.Decision != nil {
-			(*f)(&leaf)
-		}
-		raw, err := leaf.Marshal()
-		if err != nil {
-			results[i].err = err
-			continue
-		}
-		idx := st.size
-		lh := proofs.LeafHash(raw)
-		ok := leaf.Decision == nil || leaf.Decision.Outcome == proofs.OutcomeAccepted
-		sets := [][2][]byte{
-			{leafKey(idx), raw},
-			{hashKey(tLeafHash, lh), u64(idx)},
-		}
-		var id string
-		if r.env != nil {
-			id = proofs.SumID(r.envHash) // HashID of the canonical envelope
-			sets = append(sets, [2][]byte{hashKey(tPayload, r.payloadHash[:]), u64(idx)})
-		} else {
-			id = proofs.HashID(raw)
-		}
-		var key *proofs.PublicKey
-		switch {
-		case r.config != nil:
-			sets = append(sets, [2][]byte{keyConfig, u64(idx)}, [2][]byte{binary.BigEndian.AppendUint64([]byte{tConfig}, idx), nil})
-		case r.logPolicy != nil || r.pol != nil:
-			sets = append(sets, [2][]byte{keyPolicy, u64(idx)}, [2][]byte{binary.BigEndian.AppendUint64([]byte{tPolicy}, idx), nil})
-		case r.kb != nil:
-			if key, err = proofs.ParsePublicKeyDER(r.kb.PublicKey); err != nil {
-				results[i].err = err // validated in the stateless stage: cannot happen
-				continue
-			}
-			sets = append(sets, [2][]byte{pairKey(tAgent, r.kb.Agent, idx), {roleSubject}})
-			if ok {
-				sets = append(sets,
-					[2][]byte{pairKey(tBinding, r.kb.Agent, idx), nil},
-					[2][]byte{pairKey(tKeyID, key.ID, idx), nil})
-			}
-		case r.del != nil:
-			id = r.del.ID
-			sets = append(sets,
-				[2][]byte{pairKey(tAgent, r.del.Issuer, idx), {roleIssuer}},
-				[2][]byte{pairKey(tAgent, r.del.Delegate, idx), {roleDelegate}})
-			if r.del.Parent != "" {
-				sets = append(sets, [2][]byte{pairKey(tChild, r.del.Parent, idx), nil})
-			}
-			if ok {
-				sets = append(sets,
-					[2][]byte{strKey(tDelegID, r.del.ID), u64(idx)},
-					[2][]byte{nonceKey(r.del.Issuer, r.del.Nonce), u64(idx)})
-			}
-		case r.rev != nil:
-			// Indexed under its actor: the issuer, or the admin's key id
-			// (ListAgentEntries of the key id lists the admin's acts).
-			actor := r.rev.Issuer
-			if r.byAdmin {
-				actor = r.env.Signatures[0].KeyID
-			}
-			sets = append(sets, [2][]byte{pairKey(tAgent, actor, idx), {roleIssuer}})
-			sets = append(sets, [2][]byte{pairKey(tChild, r.rev.Delegation, idx), nil})
-			if ok {
-				if revoked, err := cs.Revoked(r.rev.Delegation); err != nil {
-					results[i].err = readError(err)
-					continue
-				} else if !revoked {
-					sets = append(sets, [2][]byte{strKey(tRevoked, r.rev.Delegation), u64(idx)})
-				}
-			}
-		}
-		var size int64
-		for _, kv := range sets {
-			size += int64(len(kv[0]) + len(kv[1]) + txnEntryOverhead)
-		}
-		if staged+size > l.txnBudget {
-			if written > 0 {
-				break // the rest goes into the next transaction
-			}
-			results[i].err = proofs.Errorf(ReasonRequestTooLarge, "entry of %d bytes does not fit one store transaction (budget %d bytes)", size, l.txnBudget)
-			continue
-		}
-		// The entry fits: make it part of the working state.
-		staged += size
-		if err := st.rng.Append(lh, tw.visit); err != nil || tw.err != nil {
-			return consumed, 0, nil, &proofs.Error{Reason: ReasonDataLoss, Err: fmt.Errorf("extending the tree: %w", errors.Join(err, tw.err))}
-		}
-		st.size++
-		st.logTime = logTime
-		if r.env != nil {
-			inBatch[r.payloadHash] = i
-		}
-		if ok {
-			switch {
-			case r.kb != nil:
-				st.bindings = st.bindings.With(r.kb, key, idx)
-			case r.logPolicy != nil:
-				st.policy = r.logPolicy
-			case r.pol != nil:
-				st.policy = r.pol
-			case r.del != nil:
-				cs.dels[r.del.ID] = &proofs.DelegationRecord{Index: idx, D: r.del}
-				cs.nonces[r.del.Issuer+"\x00"+r.del.Nonce] = true
-			case r.rev != nil:
-				cs.revoked[r.rev.Delegation] = true
-			}
-		}
-		for _, kv := range sets {
-			if err := txn.Set(kv[0], kv[1]); err != nil {
-				return consumed, 0, nil, storeError(fmt.Errorf("staging entry %d: %w", idx, err))
-			}
-		}
-		results[i] = result{Index: idx, Leaf: raw, ID: id, Decision: leaf.Decision}
-		written++
-	}
-	if written == 0 {
-		return consumed, 0, st, nil
-	}
-	root, err := st.rng.GetRootHash(nil)
-	if err != nil {
-		return consumed, 0, nil, fmt.Errorf("computing root: %w", err)
-	}
-	for _, k := range slices.Sorted(maps.Keys(tw.dirty)) {
-		if err := txn.Set([]byte(k), tw.dirty[k]); err != nil {
-			return consumed, 0, nil, storeError(fmt.Errorf("staging tile: %w", err))
-		}
-	}
-	if err := txn.Set(keyHead, head{Size: st.size, Root: root, LogTime: st.logTime}.marshal()); err != nil {
-		return consumed, 0, nil, storeError(fmt.Errorf("staging tree head: %w", err))
-	}
-	if l.seq.unstored != nil { // the previous batch's checkpoint rides along
-		if err := txn.Set(keyCheckpoint, l.seq.unstored); err != nil {
-			return consumed, 0, nil, storeError(fmt.Errorf("staging checkpoint: %w", err))
-		}
-	}
-	if err := l.faults.commit.Load(); err != nil {
-		return consumed, 0, nil, storeError(*err)
-	}
-	if err := l.checkFreeSpace(); err != nil {
-		return consumed, 0, nil, err
-	}
-	tc := time.Now()
-	if err := txn.Commit(); err != nil {
-		return consumed, 0, nil, storeError(fmt.Errorf("committing batch: %w", err))
-	}
-	l.opts.Metrics.observeCommit(time.Since(tc))
-	l.log.Debug("batch committed", "entries", written, "stage_us", tc.Sub(t0).Microseconds(), "commit_us", time.Since(tc).Microseconds())
-	for id, r := range cs.dels {
-		l.delegations.put(id, r)
-	}
-	return consumed, written, st, nil
-}
-
 // clockBehind is the refusal of an append while the clock is further than
 // MaxLogTimeAhead behind log time; it logs an error at most every ten
 // seconds (by the log's clock).
@@ -739,27 +483,6 @@ func (l *Log) clockBehind(now time.Time, logTime int64, ahead time.Duration) err
 	}
 	return proofs.Errorf(ReasonClockBehind, "log time %s is %s ahead of the server clock %s (bound %s): the clock was set back; appends resume when it catches up",
 		proofs.FormatLogTime(time.Unix(0, logTime)), ahead.Round(time.Millisecond), proofs.FormatLogTime(now), l.opts.MaxLogTimeAhead)
-}
-
-// recheck re-verifies a signed event's signatures when the bindings changed
-// since the stateless stage checked them (a rotation or revocation that
-// landed in between): signatures are judged by the bindings in force at
-// the entry's log time.
-func (l *Log) recheck(r *request, issuer string, bs *proofs.Bindings) error {
-	if bs == r.snapshot {
-		return nil
-	}
-	sigs, err := proofs.CheckSignatures(r.env, bs.Agent(issuer), bs.KeyID)
-	if err != nil {
-		return issuerError(err, issuer)
-	}
-	if sigs.Invalid {
-		// A co-signer's key went out of force in between: the request is
-		// no longer authentic as a whole, and is refused like any other.
-		return proofs.Errorf(proofs.ReasonSignatureKeyUnknown, "a co-signature's key is no longer in force for %s", issuer)
-	}
-	r.sigs, r.snapshot = sigs, bs
-	return nil
 }
 
 // committedPayload returns the index of the committed entry holding r's

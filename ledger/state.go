@@ -77,6 +77,18 @@ func (c *chainState) IDUsed(id string) (bool, error) {
 	return ok, err
 }
 
+// Record implements proofs.Store: the overlay takes what an entry staged
+// in the batch changes.
+func (c *chainState) Record(ef *proofs.Effects) {
+	if d := ef.Delegation; d != nil {
+		c.dels[d.D.ID] = d
+		c.nonces[d.D.Issuer+"\x00"+d.D.Nonce] = true
+	}
+	if ef.Revokes != "" {
+		c.revoked[ef.Revokes] = true
+	}
+}
+
 func (c *chainState) NonceUsed(issuer, nonce string) (bool, error) {
 	if c.nonces[issuer+"\x00"+nonce] {
 		return true, nil

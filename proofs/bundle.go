@@ -251,30 +251,106 @@ func witnessKeys(policy []byte) ([]note.Verifier, error) {
 	return out, nil
 }
 
-// bundleState is the ChainState of a chain bundle as seen just before one
-// of its links: what the bundle holds with a smaller index. What it does
-// not hold it cannot show (BundleNotShown): revocations and used ids or
-// nonces are taken as absent.
-type bundleState struct {
-	bindings *Bindings
-	dels     map[string]*DelegationRecord
+// bundleStore is the Store of a chain bundle as seen just before one of
+// its links: the links before it. What the bundle does not hold it cannot
+// show (BundleNotShown): revocations and used ids or nonces are taken as
+// absent.
+type bundleStore struct {
+	dels map[string]*DelegationRecord
 }
 
-func (s *bundleState) Binding(agent string) *Binding { return s.bindings.Agent(agent) }
-func (s *bundleState) Delegation(id string) (*DelegationRecord, error) {
-	return s.dels[id], nil
+func (s *bundleStore) Delegation(id string) (*DelegationRecord, error) { return s.dels[id], nil }
+func (s *bundleStore) Revoked(string) (bool, error)                    { return false, nil }
+func (s *bundleStore) IDUsed(string) (bool, error)                     { return false, nil }
+func (s *bundleStore) NonceUsed(string, string) (bool, error)          { return false, nil }
+func (s *bundleStore) Record(ef *Effects) {
+	if ef.Delegation != nil {
+		s.dels[ef.Delegation.D.ID] = ef.Delegation
+	}
 }
-func (s *bundleState) Revoked(string) (bool, error) { return false, nil }
-func (s *bundleState) IssuedRevoked(agent string) (uint64, bool) {
-	return s.bindings.IssuedRevoked(agent)
-}
-func (s *bundleState) IDUsed(string) (bool, error)            { return false, nil }
-func (s *bundleState) NonceUsed(string, string) (bool, error) { return false, nil }
 
-// verifyChain replays the bundle's entries in index order, checking the
-// trust anchors of each, and each chain link's signatures and decision.
+// verifyChain runs the bundle's entries through the state machine (State)
+// in index order, as a replay does: each is authenticated under the trust
+// anchors and bindings in force, each key binding's and each chain link's
+// recorded decision is re-derived, and the recorded decision's effects
+// are applied. Delegations the chain does not go through, and anything
+// else a bundle need not hold, are skipped.
 func (vc *VerifiedChain) verifyChain(target string, order []uint64) error {
-	// Find the chain: from the target up through its parents.
+	chain, err := vc.findChain(target, order)
+	if err != nil {
+		return err
+	}
+	isLink := map[uint64]int{}
+	for i, idx := range chain {
+		isLink[idx] = i
+	}
+	st := NewState(&bundleStore{dels: map[string]*DelegationRecord{}})
+	for _, idx := range order {
+		l := vc.Entries[idx]
+		if l.Kind != KindLogConfig && st.Config() == nil {
+			return Errorf(ReasonBundleIncomplete, "entry %d comes before any log-config entry in the bundle", idx)
+		}
+		name := fmt.Sprintf("%s entry %d", l.Kind, idx)
+		i, link := isLink[idx]
+		switch {
+		case l.Delegation != nil && !link, l.Revocation != nil:
+			continue // not a link of the chain
+		case link:
+			name = fmt.Sprintf("link %d (%s, entry %d)", i, l.Delegation.ID, idx)
+			if i == 0 && l.Delegation.Parent != "" {
+				return Errorf(ReasonBundleChainBroken, "%s: the chain does not start at a root grant", name)
+			}
+		case l.Config != nil:
+			if err := l.Config.Rules.Validate(); err != nil {
+				return Errorf(ReasonBundleChainBroken, "log-config entry %d: %v", idx, err)
+			}
+		}
+		ev, err := l.Event()
+		if err != nil {
+			return err
+		}
+		if err := st.Authenticate(ev); err != nil {
+			reason := Reason(err)
+			if reason == "" {
+				reason = ReasonBundleChainBroken
+			}
+			return &Error{Reason: reason, Err: fmt.Errorf("%s: %w", name, err)}
+		}
+		if link {
+			if st.Policy() == nil {
+				return Errorf(ReasonBundleIncomplete, "%s: no policy entry before it in the bundle", name)
+			}
+			if l.Decision.PolicyDigest != st.Policy().Digest {
+				return Errorf(ReasonBundleDecision, "%s: the decision records policy %s, but the bundle's policy in force is %s", name, l.Decision.PolicyDigest, st.Policy().Digest)
+			}
+		}
+		want, err := st.Decide(ev, l.Time)
+		if err != nil {
+			return err
+		}
+		g, _ := json.Marshal(l.Decision)
+		w, _ := json.Marshal(want)
+		// A key binding's decision needs the entry that bound its key
+		// before, and its agent's binding then: a server's bundle holds
+		// them (a bundle without them does not verify).
+		if !bytes.Equal(g, w) {
+			return Errorf(ReasonBundleDecision, "%s: recorded decision %s, the chain rules and recorded policy give %s", name, g, w)
+		}
+		ef, err := st.Effects(idx, ev, l.Decision)
+		if err != nil {
+			return err
+		}
+		st.Apply(&ef)
+		if link {
+			vc.Links = append(vc.Links, &VerifiedEntry{Index: idx, Leaf: l, Checkpoint: vc.Checkpoint})
+		}
+	}
+	return nil
+}
+
+// findChain returns the indexes of the chain's links, root grant first:
+// from the target up through its parents.
+func (vc *VerifiedChain) findChain(target string, order []uint64) ([]uint64, error) {
 	byID := map[string]uint64{}
 	for _, idx := range order {
 		if d := vc.Entries[idx].Delegation; d != nil && vc.Entries[idx].Decision.Outcome == OutcomeAccepted {
@@ -286,90 +362,18 @@ func (vc *VerifiedChain) verifyChain(target string, order []uint64) error {
 		idx, ok := byID[id]
 		if !ok {
 			if len(chain) == 0 {
-				return Errorf(ReasonBundleIncomplete, "the bundle holds no accepted delegation %q", target)
+				return nil, Errorf(ReasonBundleIncomplete, "the bundle holds no accepted delegation %q", target)
 			}
-			return Errorf(ReasonBundleChainBroken, "link %d (%s): its parent %q is not in the bundle", len(chain), vc.Entries[chain[len(chain)-1]].Delegation.ID, id)
+			return nil, Errorf(ReasonBundleChainBroken, "link %d (%s): its parent %q is not in the bundle", len(chain), vc.Entries[chain[len(chain)-1]].Delegation.ID, id)
 		}
 		if slices.Contains(chain, idx) || len(chain) > 64 {
-			return Errorf(ReasonBundleChainBroken, "the chain of %q loops", target)
+			return nil, Errorf(ReasonBundleChainBroken, "the chain of %q loops", target)
 		}
 		chain = append(chain, idx)
 		id = vc.Entries[idx].Delegation.Parent
 	}
 	slices.Reverse(chain)
-	isLink := map[uint64]int{}
-	for i, idx := range chain {
-		isLink[idx] = i
-	}
-
-	st := &bundleState{bindings: NewBindings(), dels: map[string]*DelegationRecord{}}
-	var cfg *LogConfig
-	var registrars, admins map[string]*PublicKey
-	var pol *Policy
-	for _, idx := range order {
-		l := vc.Entries[idx]
-		if l.Kind != KindLogConfig && cfg == nil {
-			return Errorf(ReasonBundleIncomplete, "entry %d comes before any log-config entry in the bundle", idx)
-		}
-		switch l.Kind {
-		case KindLogConfig:
-			cfg = l.Config
-			if err := cfg.Rules.Validate(); err != nil {
-				return Errorf(ReasonBundleChainBroken, "log-config entry %d: %v", idx, err)
-			}
-			registrars, admins = configKeyMap(cfg.RegistrarKeys), configKeyMap(cfg.AdminKeys)
-		case KindPolicy:
-			if l.Env != nil {
-				if err := soleSignature(l.Env, admins); err != nil {
-					return Errorf(ReasonBundleChainBroken, "policy entry %d is not signed by an admin key of the log: %v", idx, err)
-				}
-			}
-			pol = l.Policy
-		case KindKeyBinding:
-			if err := soleSignature(l.Env, registrars); err != nil {
-				return Errorf(ReasonBundleChainBroken, "key binding entry %d is not signed by a registrar key of the log: %v", idx, err)
-			}
-			if l.Decision.Outcome == OutcomeAccepted {
-				key, err := ParsePublicKeyDER(l.KeyBinding.PublicKey)
-				if err != nil {
-					return err
-				}
-				st.bindings = st.bindings.With(l.KeyBinding, key, idx)
-			}
-		case KindDelegation:
-			i, ok := isLink[idx]
-			if !ok {
-				continue // a delegation the chain does not go through
-			}
-			d := l.Delegation
-			name := fmt.Sprintf("link %d (%s, entry %d)", i, d.ID, idx)
-			if i == 0 && d.Parent != "" {
-				return Errorf(ReasonBundleChainBroken, "%s: the chain does not start at a root grant", name)
-			}
-			sigs, err := CheckSignatures(l.Env, st.bindings.Agent(d.Issuer), st.bindings.KeyID)
-			if err != nil {
-				return &Error{Reason: Reason(err), Err: fmt.Errorf("%s: %w", name, err)}
-			}
-			if pol == nil {
-				return Errorf(ReasonBundleIncomplete, "%s: no policy entry before it in the bundle", name)
-			}
-			if l.Decision.PolicyDigest != pol.Digest {
-				return Errorf(ReasonBundleDecision, "%s: the decision records policy %s, but the bundle's policy in force is %s", name, l.Decision.PolicyDigest, pol.Digest)
-			}
-			want, err := DecideDelegation(st, d, sigs, l.Time, cfg.Rules, pol)
-			if err != nil {
-				return err
-			}
-			g, _ := json.Marshal(l.Decision)
-			w, _ := json.Marshal(want)
-			if !bytes.Equal(g, w) {
-				return Errorf(ReasonBundleDecision, "%s: recorded decision %s, the chain rules and recorded policy give %s", name, g, w)
-			}
-			st.dels[d.ID] = &DelegationRecord{Index: idx, D: d}
-			vc.Links = append(vc.Links, &VerifiedEntry{Index: idx, Leaf: l, Checkpoint: vc.Checkpoint})
-		}
-	}
-	return nil
+	return chain, nil
 }
 
 func configKeyMap(keys []ConfigKey) map[string]*PublicKey {

@@ -72,9 +72,11 @@ type DelegationRecord struct {
 }
 
 // ChainState answers the rules' questions about the log before the entry
-// being decided, including the entries before it in the same batch: the
-// ledger implements it over its store, an auditor over a replayed log or a
-// bundle. Errors are failures of the state's storage, not rule failures.
+// being decided, including the entries before it in the same batch. State
+// implements it for the server, replay and bundles alike (bindings from
+// memory, the rest from its Store); the ledger's store view implements it
+// too, for reads of a delegation's status. Errors are failures of the
+// state's storage, not rule failures.
 type ChainState interface {
 	// Binding returns the binding in force for agent, or nil.
 	Binding(agent string) *Binding

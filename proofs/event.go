@@ -1,0 +1,110 @@
+package proofs
+
+import "time"
+
+// Event is one entry of the log as the state machine (State) sees it: what
+// was signed, decoded by kind, and who signed it. Exactly one of Config,
+// KeyBinding, Delegation, Revocation and Policy is set, by Kind.
+//
+// An event is authenticated before it is decided: the server does it for
+// a request in its stateless stage (with the key matching a request may
+// need), an auditor for a recorded entry with State.Authenticate. Either
+// way the outcome is written into the event's authentication fields, and
+// State.Decide checks the signatures again only if the key bindings
+// changed since (Checked), so every decision is made under the bindings
+// in force at the entry's log time.
+type Event struct {
+	// Kind is the leaf kind (KindLogConfig, KindKeyBinding, ...).
+	Kind string
+	// Env is the canonical envelope of a signed event; nil for the entries
+	// a log writes itself (its configuration, its first policy).
+	Env *Envelope
+
+	Config     *LogConfig
+	KeyBinding *KeyBinding
+	// Key is KeyBinding's public key, parsed.
+	Key        *PublicKey
+	Delegation *Delegation
+	Revocation *Revocation
+	Policy     *Policy
+
+	// ByAdmin is set when an admin key of the log signed the event (a
+	// policy update, an administrative revocation).
+	ByAdmin bool
+	// Sigs is what the signatures of a delegation or an issuer-signed
+	// revocation showed under the bindings Checked: the issuer's verified,
+	// the co-signers judged as approvals.
+	Sigs    SignatureCheck
+	Checked *Bindings
+}
+
+// ParseEvent decodes a signed envelope's payload by its payload type, as a
+// server does with a request. The payload must be its own canonical JSON
+// and valid. The event is not authenticated yet.
+func ParseEvent(env *Envelope) (Event, error) {
+	ev := Event{Env: env}
+	var err error
+	switch env.PayloadType {
+	case PayloadTypeAgent:
+		ev.Kind = KindKeyBinding
+		if ev.KeyBinding, err = ParseKeyBinding(env.Payload); err == nil {
+			ev.Key, err = ParsePublicKeyDER(ev.KeyBinding.PublicKey)
+		}
+	case PayloadTypePolicy:
+		ev.Kind = KindPolicy
+		_, ev.Policy, err = ParsePolicyUpdate(env.Payload)
+	case PayloadTypeDelegation:
+		ev.Kind = KindDelegation
+		ev.Delegation, err = ParseDelegation(env.Payload)
+	case PayloadTypeRevocation:
+		ev.Kind = KindRevocation
+		ev.Revocation, err = ParseRevocation(env.Payload)
+	default:
+		return ev, Errorf(ReasonPayloadTypeUnknown, "unknown payload type %q", env.PayloadType)
+	}
+	return ev, err
+}
+
+// Event returns the entry as an event for State, not yet authenticated
+// (State.Authenticate).
+func (p *ParsedLeaf) Event() (*Event, error) {
+	ev := &Event{Kind: p.Kind, Env: p.Env, Config: p.Config, KeyBinding: p.KeyBinding,
+		Delegation: p.Delegation, Revocation: p.Revocation, Policy: p.Policy}
+	if p.KeyBinding != nil {
+		k, err := ParsePublicKeyDER(p.KeyBinding.PublicKey)
+		if err != nil {
+			return nil, err
+		}
+		ev.Key = k
+	}
+	return ev, nil
+}
+
+// Issuer is the agent whose key binding must have signed the event: a
+// delegation's issuer, an issuer-signed revocation's; "" for events signed
+// by a trust anchor (or by nobody).
+func (e *Event) Issuer() string {
+	switch {
+	case e.Delegation != nil:
+		return e.Delegation.Issuer
+	case e.Revocation != nil && !e.ByAdmin:
+		return e.Revocation.Issuer
+	}
+	return ""
+}
+
+// Leaf returns the leaf that records the event at log time at with the
+// decision dec: a signed event's leaf holds its canonical envelope canon,
+// an entry the log writes itself its configuration or policy text.
+func (e *Event) Leaf(at time.Time, canon []byte, dec *Decision) Leaf {
+	l := Leaf{Version: LeafVersion, Kind: e.Kind, LogTime: FormatLogTime(at), Decision: dec}
+	switch {
+	case e.Env != nil:
+		l.Envelope = canon
+	case e.Config != nil:
+		l.Config = e.Config
+	case e.Policy != nil:
+		l.Policy = &LogPolicy{Text: string(e.Policy.Text)}
+	}
+	return l
+}
