@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/warrantlog/warrant/client"
+	"github.com/warrantlog/warrant/internal/atomicfile"
 	"github.com/warrantlog/warrant/proofs"
 )
 
@@ -35,12 +35,11 @@ func runExport(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	// Stream the leaves into a temporary file while recomputing the tree;
 	// the file replaces FILE only if the leaves hash to the signed root.
-	tmp, err := os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".tmp*")
+	tmp, err := atomicfile.Create(*out, 0o600)
 	if err != nil {
 		return &proofs.Error{Reason: "io_error", Err: err}
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
+	defer tmp.Abort()
 	leaves := make(chan []byte, 1024)
 	errc := make(chan error, 1)
 	ctx, cancel := context.WithCancel(ctx)
@@ -73,11 +72,7 @@ func runExport(ctx context.Context, env *cmdEnv, args []string) error {
 	if root, _ := rng.GetRootHash(nil); !bytes.Equal(root, cp.Root) {
 		return proofs.Errorf(proofs.ReasonAuditTreeMismatch, "the server's entries hash to %x, but its checkpoint says %x; nothing written", root, cp.Root)
 	}
-	if err := tmp.Sync(); err != nil {
-		return &proofs.Error{Reason: "io_error", Err: err}
-	}
-	tmp.Close()
-	if err := os.Rename(tmp.Name(), *out); err != nil {
+	if err := tmp.Commit(); err != nil {
 		return &proofs.Error{Reason: "io_error", Err: err}
 	}
 	if cf.json {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/warrantlog/warrant/internal/atomicfile"
 	"github.com/warrantlog/warrant/proofs"
 )
 
@@ -44,7 +45,7 @@ func runApprove(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(pos[0], append(cosigned, '\n')); err != nil {
+	if err := atomicfile.WriteFile(pos[0], append(cosigned, '\n'), 0o644); err != nil {
 		return &proofs.Error{Reason: "io_error", Err: err}
 	}
 	if *asJSON {
