@@ -76,6 +76,7 @@ func ExampleClient_Audit() {
 // exampleEnv is a served ledger for the examples.
 type exampleEnv struct {
 	url       string
+	vkey      string // the log's verifier key, as in DIR/log.vkey
 	logKey    note.Verifier
 	registrar *client.Signer
 	dir       string // scratch
@@ -110,7 +111,7 @@ func exampleLog() *exampleEnv {
 	check(err)
 	_, err = client.New(srv.URL, logKey).Append(context.Background(), env)
 	check(err)
-	return &exampleEnv{url: srv.URL, logKey: logKey, registrar: registrar, dir: dir, stop: func() {
+	return &exampleEnv{url: srv.URL, vkey: l.VerifierKey(), logKey: logKey, registrar: registrar, dir: dir, stop: func() {
 		srv.Close()
 		l.Close()
 		os.RemoveAll(dir)
