@@ -33,8 +33,9 @@ type FollowOptions struct {
 // shows a larger tree. The feed also proves the log live: when its latest
 // signed timestamp is older than StallAfter, or no fresh one came for that
 // long, Follow returns a ReasonStalled alert. When the feed breaks, Follow
-// polls (a round every Poll) and reconnects. Errors of the first round are
-// returned as they are.
+// polls (a round every Poll) and reconnects. A round that fails ends Follow
+// with its error (an *AlertError or not), except a polling round that
+// fails without an alert: that one goes to Warn, and the next poll retries.
 func (f *Follower) Follow(ctx context.Context, o FollowOptions) error {
 	if o.StallAfter <= 0 {
 		o.StallAfter = time.Minute
