@@ -70,42 +70,34 @@ func Example() {
 		id    string
 		key   *client.Signer
 		human bool
-		nonce string
 	}{
-		{"spiffe://example.org/alice", alice, true, "3f9a0c1e7b2d4a65"},
-		{"spiffe://example.org/bob", bob, false, "8c41d2e09f7a6b13"},
+		{"spiffe://example.org/alice", alice, true},
+		{"spiffe://example.org/bob", bob, false},
 	} {
-		payload, err := proofs.MarshalPayload(&proofs.KeyBinding{
+		// The SDK fills in the time and a fresh nonce, and checks the
+		// binding before signing it.
+		env, err := registrar.SignKeyBinding(&proofs.KeyBinding{
 			Agent:     a.id,
 			PublicKey: a.key.Public().DER,
 			Tier:      proofs.TierExecute,
 			Human:     a.human,
-			IssuedAt:  proofs.FormatTime(time.Now()),
-			Nonce:     a.nonce,
-		})
-		check(err)
-		env, err := registrar.SignEnvelope(proofs.PayloadTypeAgent, payload)
+		}, time.Now())
 		check(err)
 		e, err := c.Append(ctx, env)
 		check(err)
 		fmt.Printf("%s %s registered at index %d\n", e.Leaf.Kind, e.Leaf.KeyBinding.Agent, e.Index)
 	}
 
-	// Alice hands bob a task for fifteen minutes.
-	now := time.Now()
-	payload, err := proofs.MarshalPayload(&proofs.Delegation{
-		ID:          "del-example-1",
-		Issuer:      "spiffe://example.org/alice",
-		Delegate:    "spiffe://example.org/bob",
-		RootSubject: "spiffe://example.org/alice",
-		Task:        "/tickets/triage",
-		Scopes:      []string{"tickets:read"},
-		NotBefore:   proofs.FormatTime(now),
-		ExpiresAt:   proofs.FormatTime(now.Add(15 * time.Minute)),
-		Nonce:       "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
-	})
-	check(err)
-	env, err := alice.SignEnvelope(proofs.PayloadTypeDelegation, payload)
+	// Alice hands bob a task for fifteen minutes (a root grant: its root
+	// subject is alice; the nonce and not_before are filled in).
+	env, err := alice.SignDelegation(&proofs.Delegation{
+		ID:        "del-example-1",
+		Issuer:    "spiffe://example.org/alice",
+		Delegate:  "spiffe://example.org/bob",
+		Task:      "/tickets/triage",
+		Scopes:    []string{"tickets:read"},
+		ExpiresAt: proofs.FormatTime(time.Now().Add(15 * time.Minute)),
+	}, time.Now())
 	check(err)
 	e, err := c.Append(ctx, env) // verified: signature, inclusion, consistency
 	check(err)

@@ -6,11 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
-	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -100,6 +97,7 @@ type FollowerOptions struct {
 type Follower struct {
 	c      *Client
 	opts   FollowerOptions
+	file   FileState // the state file, locked for the Follower's life
 	st     FollowerState
 	lock   *os.File
 	depths map[string]int
@@ -114,18 +112,15 @@ func (c *Client) NewFollower(opts FollowerOptions) (*Follower, error) {
 	if opts.Chunk <= 0 || opts.Chunk > 1000 {
 		opts.Chunk = 1000
 	}
-	if err := os.MkdirAll(filepath.Dir(opts.StatePath), 0o700); err != nil {
-		return nil, fmt.Errorf("creating state directory: %w", err)
-	}
-	lock, err := os.OpenFile(opts.StatePath+".lock", os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening state lock: %w", err)
-	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lock.Close()
+	file := FileState{Path: opts.StatePath}
+	lock, err := file.lock(false)
+	if errors.Is(err, errLocked) {
 		return nil, proofs.Errorf("state_locked", "another follower holds %s", opts.StatePath)
 	}
-	f := &Follower{c: c, opts: opts, lock: lock, depths: map[string]int{}}
+	if err != nil {
+		return nil, err
+	}
+	f := &Follower{c: c, opts: opts, file: file, lock: lock, depths: map[string]int{}}
 	if err := f.load(); err != nil {
 		f.Close()
 		return nil, err
@@ -140,13 +135,13 @@ func (f *Follower) Close() error { return f.lock.Close() }
 func (f *Follower) State() FollowerState { return f.st }
 
 func (f *Follower) load() error {
-	b, err := os.ReadFile(f.opts.StatePath)
-	if errors.Is(err, fs.ErrNotExist) {
-		f.st = FollowerState{Origin: f.c.logKey.Name()}
-		return nil
-	}
+	b, err := f.file.read()
 	if err != nil {
 		return fmt.Errorf("reading follower state: %w", err)
+	}
+	if b == nil {
+		f.st = FollowerState{Origin: f.c.logKey.Name()}
+		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -184,35 +179,15 @@ func (f *Follower) load() error {
 	return nil
 }
 
-// save writes the state atomically: temporary file, sync, rename, sync dir.
+// save writes the state (FileState.replace: atomically, under the lock
+// the Follower holds).
 func (f *Follower) save(st FollowerState) error {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(f.opts.StatePath)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.opts.StatePath)+".tmp*")
-	if err != nil {
+	if err := f.file.replace(append(b, '\n')); err != nil {
 		return fmt.Errorf("writing follower state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing follower state: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("syncing follower state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), f.opts.StatePath); err != nil {
-		return fmt.Errorf("replacing follower state: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	f.st = st
 	return nil

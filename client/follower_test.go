@@ -254,3 +254,47 @@ func connectReq[T any](m *T) *connect.Request[T] { return connect.NewRequest(m) 
 func openLogRefresh(t *testing.T, refresh time.Duration) *testEnv {
 	return openLog(t, envOptions{refresh: refresh})
 }
+
+// TestFollowerStateFile checks the follower's state file handling (shared
+// with FileState): one follower per state, the lock released by Close, and
+// the state replaced whole (mode 0600, no temporary file left behind).
+func TestFollowerStateFile(t *testing.T) {
+	e := openLog(t, envOptions{})
+	url := e.serve(t)
+	populate(t, e, url, 1)
+	dir := filepath.Join(t.TempDir(), "new", "dir") // created on first use
+	state := filepath.Join(dir, "siem.state")
+	r := &recorder{}
+	f, err := client.New(url, e.verifier).NewFollower(client.FollowerOptions{StatePath: state, Emit: r.emit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.New(url, e.verifier).NewFollower(client.FollowerOptions{StatePath: state, Emit: r.emit}); proofs.Reason(err) != "state_locked" {
+		t.Fatalf("a second follower on the same state: %v, want state_locked", err)
+	}
+	if _, err := f.Round(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(state)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("state file %v, %v; want mode 0600", fi, err)
+	}
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, de := range des {
+		if de.Name() != "siem.state" && de.Name() != "siem.state.lock" {
+			t.Fatalf("the state directory holds %s", de.Name())
+		}
+	}
+	f.Close()
+	g, err := client.New(url, e.verifier).NewFollower(client.FollowerOptions{StatePath: state, Emit: r.emit})
+	if err != nil {
+		t.Fatalf("a follower after Close: %v", err)
+	}
+	defer g.Close()
+	if g.State().Next != 5 {
+		t.Fatalf("resumed at %d, want 5", g.State().Next)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+
+	"github.com/warrantlog/warrant/internal/atomicfile"
 )
 
 // State stores the checkpoint a client trusts: the last one it verified.
@@ -63,31 +65,29 @@ type FileState struct {
 
 // Load implements State.
 func (f FileState) Load() ([]byte, error) {
-	b, err := os.ReadFile(f.Path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	b, err := f.read()
 	if err != nil {
 		return nil, fmt.Errorf("reading trusted state: %w", err)
 	}
 	return b, nil
 }
 
+// read returns the file's content, or nil when there is none.
+func (f FileState) read() ([]byte, error) {
+	b, err := os.ReadFile(f.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
+}
+
 // Update implements State.
 func (f FileState) Update(fn func([]byte) ([]byte, error)) error {
-	dir := filepath.Dir(f.Path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("creating state directory: %w", err)
-	}
-	lock, err := os.OpenFile(f.Path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err := f.lock(true)
 	if err != nil {
-		return fmt.Errorf("opening state lock: %w", err)
+		return err
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("locking trusted state: %w", err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	defer lock.Close() // closing releases the lock
 	cur, err := f.Load()
 	if err != nil {
 		return err
@@ -96,28 +96,45 @@ func (f FileState) Update(fn func([]byte) ([]byte, error)) error {
 	if err != nil || next == nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.Path)+".tmp*")
-	if err != nil {
+	if err := f.replace(next); err != nil {
 		return fmt.Errorf("writing trusted state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(next); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing trusted state: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("syncing trusted state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing trusted state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), f.Path); err != nil {
-		return fmt.Errorf("replacing trusted state: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
+}
+
+// errLocked is lock's error when another holder has the lock and the
+// caller would not wait.
+var errLocked = errors.New("locked by another holder")
+
+// lock takes the exclusive lock on PATH.lock, creating the directory and
+// the lock file as needed; closing the returned file releases it. Without
+// wait it fails at once with errLocked if another holder has the lock. The
+// lock is advisory (flock): it orders the processes that use FileState or
+// a Follower, nothing else.
+func (f FileState) lock(wait bool) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(f.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("creating state directory: %w", err)
+	}
+	lock, err := os.OpenFile(f.Path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening state lock: %w", err)
+	}
+	how := syscall.LOCK_EX
+	if !wait {
+		how |= syscall.LOCK_NB
+	}
+	if err := syscall.Flock(int(lock.Fd()), how); err != nil {
+		lock.Close()
+		if !wait && errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, errLocked
+		}
+		return nil, fmt.Errorf("locking %s: %w", f.Path, err)
+	}
+	return lock, nil
+}
+
+// replace writes b as the file's content, atomically (mode 0600). The
+// caller holds the lock.
+func (f FileState) replace(b []byte) error {
+	return atomicfile.WriteFile(f.Path, b, 0o600)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/warrantlog/warrant/internal/atomicfile"
 	"github.com/warrantlog/warrant/proofs"
 )
 
@@ -433,10 +434,10 @@ func Restore(ctx context.Context, r io.Reader, dir, logKey string, opts RestoreO
 	if err := db.Close(); err != nil {
 		return nil, fmt.Errorf("closing the restored store: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, LogVerifierKeyFile), []byte(vkey+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, LogVerifierKeyFile), []byte(vkey+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("writing verifier key: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, LogKeyFile), []byte(skey+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, LogKeyFile), []byte(skey+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("writing log key: %w", err)
 	}
 	return info, nil

@@ -13,6 +13,8 @@ import (
 
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/warrantlog/warrant/internal/atomicfile"
 )
 
 // Files in the data directory.
@@ -42,7 +44,7 @@ func loadOrCreateLogKey(dir, origin string) (note.Signer, note.Signer, string, e
 		if err != nil {
 			return nil, nil, "", fmt.Errorf("generating log key for origin %q: %w", origin, err)
 		}
-		if err := writeFileAtomic(keyPath, []byte(sk+"\n"), 0o600); err != nil {
+		if err := atomicfile.WriteFile(keyPath, []byte(sk+"\n"), 0o600); err != nil {
 			return nil, nil, "", fmt.Errorf("writing log key: %w", err)
 		}
 		skey = []byte(sk)
@@ -68,7 +70,7 @@ func loadOrCreateLogKey(dir, origin string) (note.Signer, note.Signer, string, e
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("log key as a cosigner: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, LogVerifierKeyFile), []byte(vkey+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, LogVerifierKeyFile), []byte(vkey+"\n"), 0o644); err != nil {
 		return nil, nil, "", fmt.Errorf("writing verifier key: %w", err)
 	}
 	return signer, cosigner, vkey, nil
@@ -100,38 +102,4 @@ func defaultOrigin() (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("localhost/warrant/%x", b), nil
-}
-
-// writeFileAtomic writes data to path through a synced temporary file and a
-// rename, so readers see the old or the new content, never a mix.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/warrantlog/warrant/client"
@@ -29,56 +27,9 @@ func runExport(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	cp, err := c.Checkpoint(ctx)
+	cp, err := c.Export(ctx, *out)
 	if err != nil {
 		return err
-	}
-	// Stream the leaves into a temporary file while recomputing the tree;
-	// the file replaces FILE only if the leaves hash to the signed root.
-	tmp, err := os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".tmp*")
-	if err != nil {
-		return &proofs.Error{Reason: "io_error", Err: err}
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	leaves := make(chan []byte, 1024)
-	errc := make(chan error, 1)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		errc <- c.EntryBundles(ctx, cf.server, cp.Size, func(l []byte) error {
-			select {
-			case leaves <- bytes.Clone(l):
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		})
-		close(leaves)
-	}()
-	rng := proofs.NewEmptyRange(0)
-	err = proofs.WriteExport(tmp, cp, func() ([]byte, error) {
-		l, ok := <-leaves
-		if !ok {
-			if err := <-errc; err != nil {
-				return nil, err
-			}
-			return nil, io.ErrUnexpectedEOF
-		}
-		return l, rng.Append(proofs.LeafHash(l), nil)
-	})
-	if err != nil {
-		return fmt.Errorf("exporting: %w", err)
-	}
-	if root, _ := rng.GetRootHash(nil); !bytes.Equal(root, cp.Root) {
-		return proofs.Errorf(proofs.ReasonAuditTreeMismatch, "the server's entries hash to %x, but its checkpoint says %x; nothing written", root, cp.Root)
-	}
-	if err := tmp.Sync(); err != nil {
-		return &proofs.Error{Reason: "io_error", Err: err}
-	}
-	tmp.Close()
-	if err := os.Rename(tmp.Name(), *out); err != nil {
-		return &proofs.Error{Reason: "io_error", Err: err}
 	}
 	if cf.json {
 		return printJSON(env.stdout, map[string]any{"out": *out, "checkpoint": cpJSON(cp)})
@@ -131,31 +82,9 @@ func runAudit(ctx context.Context, env *cmdEnv, args []string) error {
 		if err != nil {
 			return err
 		}
-		trusted, err := c.Trusted()
-		if err != nil {
+		if report, err = c.Audit(ctx, progress); err != nil {
 			return err
 		}
-		cp, err := c.Checkpoint(ctx)
-		if err != nil {
-			return err
-		}
-		a := proofs.NewAuditor(cp, trusted)
-		var batch [][]byte
-		err = c.EntryBundles(ctx, cf.server, cp.Size, func(l []byte) error {
-			if batch = append(batch, bytes.Clone(l)); len(batch) == 2048 {
-				a.AddBatch(batch)
-				batch = nil
-				if progress != nil {
-					progress(a.Next(), cp.Size)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		a.AddBatch(batch)
-		report = a.Finish()
 	}
 	if progress != nil {
 		fmt.Fprint(env.stderr, "\r\033[K")

@@ -7,11 +7,11 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/warrantlog/warrant/client"
+	"github.com/warrantlog/warrant/internal/atomicfile"
 	"github.com/warrantlog/warrant/ledger"
 	"github.com/warrantlog/warrant/proofs"
 )
@@ -80,12 +80,11 @@ func runBackup(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 		return proofs.Errorf(reason, "GET %s: %s: %s", req.URL, resp.Status, strings.TrimSpace(string(msg)))
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".tmp*")
+	tmp, err := atomicfile.Create(*out, 0o600)
 	if err != nil {
 		return &proofs.Error{Reason: "io_error", Err: err}
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
+	defer tmp.Abort()
 	info, err := ledger.ReadBackup(io.TeeReader(resp.Body, tmp), v, nil)
 	if err != nil {
 		return fmt.Errorf("the backup from %s does not check out, nothing written: %w", req.URL, err)
@@ -95,13 +94,7 @@ func runBackup(ctx context.Context, env *cmdEnv, args []string) error {
 	if _, err := c.ObserveCheckpoint(ctx, info.Checkpoint.Note); err != nil {
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		return &proofs.Error{Reason: "io_error", Err: err}
-	}
-	if err := tmp.Close(); err != nil {
-		return &proofs.Error{Reason: "io_error", Err: err}
-	}
-	if err := os.Rename(tmp.Name(), *out); err != nil {
+	if err := tmp.Commit(); err != nil {
 		return &proofs.Error{Reason: "io_error", Err: err}
 	}
 	if cf.json {

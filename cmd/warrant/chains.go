@@ -11,6 +11,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/warrantlog/warrant/client"
+	"github.com/warrantlog/warrant/internal/atomicfile"
 	"github.com/warrantlog/warrant/ledger"
 	"github.com/warrantlog/warrant/proofs"
 )
@@ -46,7 +47,7 @@ func runTrace(ctx context.Context, env *cmdEnv, args []string) error {
 		fmt.Fprintf(env.stdout, "write it for an auditor with --out BUNDLE (`warrant verify BUNDLE` checks it offline)\n")
 		return nil
 	}
-	if err := writeFileAtomic(*out, bundle); err != nil {
+	if err := atomicfile.WriteFile(*out, bundle, 0o644); err != nil {
 		return &proofs.Error{Reason: "io_error", Err: err}
 	}
 	if cf.json {

@@ -2,16 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/hex"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/warrantlog/warrant/client"
-	"github.com/warrantlog/warrant/ledger"
 	"github.com/warrantlog/warrant/proofs"
 )
 
@@ -53,16 +49,15 @@ func runRegister(ctx context.Context, env *cmdEnv, args []string) error {
 		PublicKey: pub.DER,
 		Tier:      *tier,
 		Human:     *human,
-		IssuedAt:  proofs.FormatTime(time.Now()),
-		Nonce:     randomHex(16),
 
 		Revoked:      *withdraw,
 		RevokeIssued: *revokeIssued,
 	}
-	if err := kb.Validate(); err != nil {
+	envelope, err := signer.SignKeyBinding(kb, time.Now())
+	if err != nil {
 		return err
 	}
-	e, err := signAndAppend(ctx, &cf, signer, proofs.PayloadTypeAgent, kb, nil)
+	e, err := appendSigned(ctx, &cf, envelope)
 	if err != nil {
 		return err
 	}
@@ -125,49 +120,23 @@ func runDelegate(ctx context.Context, env *cmdEnv, args []string) error {
 		Scopes:       scopes,
 		DataClasses:  classes,
 		Destinations: dests,
-		NotBefore:    proofs.FormatTime(now),
 		ExpiresAt:    proofs.FormatTime(now.Add(*ttl)),
-		Nonce:        randomHex(16),
+		Nonce:        *nonce,
 		TraceID:      *traceID,
 		A2ATaskID:    *a2aTask,
 		MCPRequestID: *mcpReq,
 		Purpose:      *purpose,
 	}
-	if d.ID == "" {
-		d.ID = newDelegationID()
-	}
-	if *nonce != "" {
-		d.Nonce = *nonce
-	}
 	var c *client.Client
-	if d.RootSubject == "" {
-		if d.Parent == "" {
-			d.RootSubject = d.Issuer
-		} else {
-			if c, err = cf.newClient(); err != nil {
-				return err
-			}
-			pe, err := c.Delegation(ctx, d.Parent)
-			switch {
-			case proofs.Reason(err) == ledger.ReasonNotFound:
-				// No such parent: the server decides (and records the
-				// denial); the CLI makes no rule checks of its own.
-				d.RootSubject = d.Issuer
-			case err != nil:
-				return fmt.Errorf("looking up parent %s for its root subject: %w", d.Parent, err)
-			default:
-				d.RootSubject = pe.Leaf.Delegation.RootSubject
-			}
+	if d.RootSubject == "" && d.Parent != "" {
+		if c, err = cf.newClient(); err != nil {
+			return err
+		}
+		if d.RootSubject, err = c.RootSubject(ctx, d.Parent, d.Issuer); err != nil {
+			return err
 		}
 	}
-	payload, err := proofs.MarshalPayload(d)
-	if err != nil {
-		return err
-	}
-	if d, err = proofs.ParseDelegation(payload); err != nil { // exactly what is signed
-		return err
-	}
-	envelope, err := signer.SignEnvelope(proofs.PayloadTypeDelegation, payload)
+	envelope, err := signer.SignDelegation(d, now)
 	if err != nil {
 		return err
 	}
@@ -193,23 +162,8 @@ func runDelegate(ctx context.Context, env *cmdEnv, args []string) error {
 	return printEntry(env, cf.json, e, fmt.Sprintf("delegation %s: %s -> %s, task %s, expires %s", d.ID, d.Issuer, d.Delegate, d.Task, d.ExpiresAt))
 }
 
-// signAndAppend encodes v canonically, checks the payload with check (if
-// any; the CLI refuses locally only what the server could not parse),
-// signs it as payloadType and appends it, verified.
-func signAndAppend(ctx context.Context, cf *clientFlags, signer *client.Signer, payloadType string, v any, check func([]byte) error) (*client.Entry, error) {
-	payload, err := proofs.MarshalPayload(v)
-	if err != nil {
-		return nil, err
-	}
-	if check != nil {
-		if err := check(payload); err != nil {
-			return nil, err
-		}
-	}
-	envelope, err := signer.SignEnvelope(payloadType, payload)
-	if err != nil {
-		return nil, err
-	}
+// appendSigned appends a signed envelope, verified.
+func appendSigned(ctx context.Context, cf *clientFlags, envelope []byte) (*client.Entry, error) {
 	c, err := cf.newClient()
 	if err != nil {
 		return nil, err
@@ -227,20 +181,6 @@ func loadSigner(path string) (*client.Signer, error) {
 		return nil, &proofs.Error{Reason: proofs.ReasonKeyInvalid, Err: fmt.Errorf("%s: %w", path, err)}
 	}
 	return s, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// newDelegationID returns "dlg_" and 26 lower-case base32 characters
-// (128 random bits).
-func newDelegationID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return "dlg_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
 }
 
 // entryJSON is the --json shape for an entry.

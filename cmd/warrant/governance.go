@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/warrantlog/warrant/internal/atomicfile"
 	"github.com/warrantlog/warrant/proofs"
 )
 
@@ -44,7 +45,7 @@ func runApprove(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(pos[0], append(cosigned, '\n')); err != nil {
+	if err := atomicfile.WriteFile(pos[0], append(cosigned, '\n'), 0o644); err != nil {
 		return &proofs.Error{Reason: "io_error", Err: err}
 	}
 	if *asJSON {
@@ -100,11 +101,11 @@ func runRevoke(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	r := &proofs.Revocation{Delegation: *id, Issuer: *issuer, Reason: *reason, IssuedAt: proofs.FormatTime(time.Now()), Nonce: randomHex(16)}
-	e, err := signAndAppend(ctx, &cf, signer, proofs.PayloadTypeRevocation, r, func(p []byte) error {
-		_, err := proofs.ParseRevocation(p)
+	envelope, err := signer.SignRevocation(&proofs.Revocation{Delegation: *id, Issuer: *issuer, Reason: *reason}, time.Now())
+	if err != nil {
 		return err
-	})
+	}
+	e, err := appendSigned(ctx, &cf, envelope)
 	if err != nil {
 		return err
 	}
@@ -142,8 +143,11 @@ func runPolicy(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	e, err := signAndAppend(ctx, &cf, signer, proofs.PayloadTypePolicy,
-		&proofs.PolicyUpdate{Text: string(text), IssuedAt: proofs.FormatTime(time.Now()), Nonce: randomHex(16)}, nil)
+	envelope, err := signer.SignPolicy(pol, time.Now())
+	if err != nil {
+		return err
+	}
+	e, err := appendSigned(ctx, &cf, envelope)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/warrantlog/warrant/client"
+	"github.com/warrantlog/warrant/internal/atomicfile"
 	"github.com/warrantlog/warrant/proofs"
 )
 
@@ -163,7 +164,7 @@ func runProve(ctx context.Context, env *cmdEnv, args []string) error {
 		_, err := env.stdout.Write(p)
 		return err
 	}
-	if err := writeFileAtomic(*out, p); err != nil {
+	if err := atomicfile.WriteFile(*out, p, 0o644); err != nil {
 		return &proofs.Error{Reason: "io_error", Err: err}
 	}
 	if cf.json {

@@ -122,85 +122,27 @@ func runSIEM(ctx context.Context, env *cmdEnv, args []string) error {
 		return &proofs.Error{Reason: a.Reason, Err: fmt.Errorf("ALERT (state left untouched): %w", a.Err)}
 	}
 
-	if _, err := f.Round(ctx); err != nil {
-		return raise(err)
-	}
 	if *once {
+		if _, err := f.Round(ctx); err != nil {
+			return raise(err)
+		}
 		st := f.State()
 		if cf.json {
 			return printJSON(env.stderr, map[string]any{"next": st.Next})
 		}
 		return nil
 	}
-
-	// Follow: the checkpoint stream triggers rounds and proves liveness;
-	// when it breaks, poll and reconnect.
-	ticks := make(chan client.Tick, 16)
-	streamErr := make(chan error, 1)
-	watch := func() {
-		go func() { streamErr <- f.Watch(ctx, func(t client.Tick) error { ticks <- t; return nil }) }()
-	}
-	watch()
-	lastAlive := time.Now()
-	stall := time.NewTicker(min(*stallAfter/4, 5*time.Second))
-	defer stall.Stop()
-	var pollC <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case t := <-ticks:
-			lastAlive = t.At
-			if time.Since(t.At) > *stallAfter {
-				return raise(&client.AlertError{Reason: client.ReasonStalled, Err: fmt.Errorf("the log's signed timestamp is %v old", time.Since(t.At).Round(time.Second)), Evidence: t.Checkpoint.Note})
-			}
-			if t.Checkpoint.Size > f.State().Next {
-				if _, err := f.Round(ctx); err != nil {
-					return raise(err)
-				}
-			}
-		case err := <-streamErr:
-			if ctx.Err() != nil {
-				return nil
-			}
-			var a *client.AlertError
-			if errors.As(err, &a) {
-				return raise(err)
-			}
-			if pollC == nil {
-				p := time.NewTicker(*poll)
-				defer p.Stop()
-				pollC = p.C
-			}
-			if errors.Is(err, client.ErrNoFeed) {
-				// A static tlog-tiles mirror: poll it for good. It carries
-				// no signed timestamps, so nothing shows the log is live.
-				fmt.Fprintf(env.stderr, "warning: %s serves no checkpoint stream (a static tlog-tiles mirror): polling /checkpoint every %v; --stall-after cannot apply without the log's signed timestamps\n", cf.server, *poll)
-				stall.Stop()
-				continue
-			}
-			fmt.Fprintf(env.stderr, "warning: checkpoint stream: %v; polling every %v\n", err, *poll)
-			go func() {
-				select {
-				case <-time.After(*poll * 4):
-					watch()
-				case <-ctx.Done():
-				}
-			}()
-		case <-pollC:
-			if _, err := f.Round(ctx); err != nil {
-				var a *client.AlertError
-				if errors.As(err, &a) {
-					return raise(err)
-				}
-				fmt.Fprintf(env.stderr, "warning: %v\n", err)
-			}
-		case <-stall.C:
-			if time.Since(lastAlive) > *stallAfter {
-				return raise(&client.AlertError{Reason: client.ReasonStalled, Err: fmt.Errorf("no fresh signed timestamp from the log for %v", time.Since(lastAlive).Round(time.Second))})
-			}
+	warn := func(err error) {
+		if errors.Is(err, client.ErrNoFeed) {
+			fmt.Fprintf(env.stderr, "warning: %s serves no checkpoint stream (a static tlog-tiles mirror): polling /checkpoint every %v; --stall-after cannot apply without the log's signed timestamps\n", cf.server, *poll)
+			return
 		}
+		fmt.Fprintf(env.stderr, "warning: %v\n", err)
 	}
+	if err := f.Follow(ctx, client.FollowOptions{StallAfter: *stallAfter, Poll: *poll, Warn: warn}); err != nil {
+		return raise(err)
+	}
+	return nil
 }
 
 // logKeyText resolves --log-key to the verifier key text.

@@ -154,7 +154,7 @@ func withdrawKey(t *testing.T, g *governance, name string) {
 		t.Fatal(err)
 	}
 	payload, err := proofs.MarshalPayload(&proofs.KeyBinding{Agent: id(name), PublicKey: pub.DER, Tier: proofs.TierExecute,
-		Revoked: true, IssuedAt: proofs.FormatTime(time.Now()), Nonce: randomHex(16)})
+		Revoked: true, IssuedAt: proofs.FormatTime(time.Now()), Nonce: client.NewNonce()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/warrantlog/warrant/proofs"
 )
@@ -76,24 +75,4 @@ func runVerify(ctx context.Context, env *cmdEnv, args []string) error {
 	fmt.Fprintf(env.stdout, "verified: entry %d (%s %s) is in %s at tree size %d\ncheckpoint signature, inclusion proof and leaf format checked\nnot shown: %s\n",
 		ve.Index, ve.Leaf.Kind, ve.Leaf.ID(), ve.Checkpoint.Origin, ve.Checkpoint.Size, notShown)
 	return nil
-}
-
-// writeFileAtomic writes a file through a temporary file and a rename.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
