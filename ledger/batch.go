@@ -32,7 +32,9 @@ func (l *Log) appendBatchGuarded(ctx context.Context, addr string, envs [][]byte
 		todo = append(todo, i)
 	}
 	for len(todo) > 0 {
-		k := min(l.guard.allowance(peer), len(todo))
+		// Take the tokens first, so that concurrent batches of one peer
+		// share its budget rather than each spending all of it.
+		k := l.guard.take(peer, len(todo))
 		if k == 0 {
 			for _, i := range todo {
 				errs[i] = l.guard.check(peer)
@@ -52,7 +54,7 @@ func (l *Log) appendBatchGuarded(ctx context.Context, addr string, envs [][]byte
 				failed++
 			}
 		}
-		l.guard.fail(peer, failed)
+		l.guard.refund(peer, k-failed)
 	}
 	var wg sync.WaitGroup
 	for i, r := range reqs {

@@ -292,7 +292,7 @@ func limitKey(r *request) string {
 // requests naming an agent still cannot lock it out or crowd real agents
 // out of the limiter set: they are refused only while the agent's own
 // appends keep its bucket empty.
-func (l *Log) shed(r *request) error {
+func (l *Log) shed(r *request, size int) error {
 	if l.limits == nil || !l.limits.perAgent() {
 		return nil
 	}
@@ -302,7 +302,7 @@ func (l *Log) shed(r *request) error {
 			key = r.env.Signatures[0].KeyID // an administrative revocation
 		}
 	}
-	return l.limits.empty(key, len(r.canon))
+	return l.limits.empty(key, size) // the canonical form is not made yet: the bytes as sent
 }
 
 // empty returns a rate_limited error if agent is tracked and its buckets

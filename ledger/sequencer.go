@@ -155,7 +155,7 @@ func (l *Log) prepare(envelope []byte) (*request, error) {
 	if ev.Revocation != nil && len(env.Signatures) != 1 {
 		return nil, proofs.Errorf(proofs.ReasonTooManySignatures, "a revocation carries exactly one signature")
 	}
-	if err := l.shed(r); err != nil { // over its rate limit: refused unverified (limits.go)
+	if err := l.shed(r, len(envelope)); err != nil { // over its rate limits: refused unverified (limits.go)
 		return nil, err
 	}
 	if err := l.authenticate(&r.ev); err != nil {
