@@ -121,6 +121,9 @@ func (f *Follower) Follow(ctx context.Context, o FollowOptions) error {
 				if errors.As(err, &a) {
 					return err
 				}
+				if ctx.Err() != nil {
+					continue // the follow is ending: not a failure to warn of
+				}
 				o.Warn(err)
 			}
 		case <-stall.C:

@@ -200,34 +200,6 @@ func (g *authGuard) reserve(peer string, n int) (giveBack func(), err error) {
 	}, nil
 }
 
-// take takes up to n whole tokens of peer's budget at once and says how
-// many it took (all n when the guard is off; 0 when the budget is spent).
-// refund gives back those the requests did not spend.
-func (g *authGuard) take(peer string, n int) int {
-	if g == nil || g.rate == rate.Inf || peer == "" || n <= 0 {
-		return n
-	}
-	now := g.now()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	b := g.budget(peer, now)
-	k := min(n, int(max(b.at(now, g.rate, g.burst), 0)))
-	b.tokens -= float64(k)
-	return k
-}
-
-func (g *authGuard) refund(peer string, n int) {
-	if g == nil || g.rate == rate.Inf || peer == "" || n <= 0 {
-		return
-	}
-	now := g.now()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	b := g.budget(peer, now)
-	b.at(now, g.rate, g.burst)
-	b.tokens = min(float64(g.burst), b.tokens+float64(n))
-}
-
 // budget returns peer's bucket, creating it full if it has none. g.mu is
 // held.
 func (g *authGuard) budget(peer string, now time.Time) *bucket {

@@ -32,9 +32,13 @@ func (l *Log) appendBatchGuarded(ctx context.Context, addr string, envs [][]byte
 		todo = append(todo, i)
 	}
 	for len(todo) > 0 {
-		// Take the tokens first, so that concurrent batches of one peer
-		// share its budget rather than each spending all of it.
-		k := l.guard.take(peer, len(todo))
+		// The budget is read, not taken: concurrent batches of one peer
+		// may each verify up to what is left, and the failures of all of
+		// them are then charged, putting the peer in debt for as long as it
+		// takes to earn them (requests in flight per address are capped, so
+		// the overspend is bounded). Taking the tokens first would hold an
+		// honest client's concurrent batches to the budget at once.
+		k := min(l.guard.allowance(peer), len(todo))
 		if k == 0 {
 			for _, i := range todo {
 				errs[i] = l.guard.check(peer)
@@ -54,7 +58,7 @@ func (l *Log) appendBatchGuarded(ctx context.Context, addr string, envs [][]byte
 				failed++
 			}
 		}
-		l.guard.refund(peer, k-failed)
+		l.guard.fail(peer, failed)
 	}
 	var wg sync.WaitGroup
 	for i, r := range reqs {
