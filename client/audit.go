@@ -34,7 +34,7 @@ func (c *Client) Export(ctx context.Context, path string) (*proofs.Checkpoint, e
 	}
 	tmp, err := atomicfile.Create(path, 0o600)
 	if err != nil {
-		return nil, &proofs.Error{Reason: "io_error", Err: err}
+		return nil, &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 	}
 	defer tmp.Abort()
 	// The reader fetches bundles while the writer writes: a channel of
@@ -72,7 +72,7 @@ func (c *Client) Export(ctx context.Context, path string) (*proofs.Checkpoint, e
 		return nil, proofs.Errorf(proofs.ReasonAuditTreeMismatch, "the server's entries hash to %x, but its checkpoint says %x; nothing written", root, cp.Root)
 	}
 	if err := tmp.Commit(); err != nil {
-		return nil, &proofs.Error{Reason: "io_error", Err: err}
+		return nil, &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 	}
 	return cp, nil
 }

@@ -41,17 +41,17 @@ var (
 	ErrRollback = errors.New("rollback detected: the log's latest checkpoint is older than the trusted one")
 )
 
-// Reason codes of client-side failures.
+// Reason codes of client-side failures (catalogued, with their meanings,
+// in proofs/reasons.go).
 const (
-	ReasonFork         = "fork_detected"
-	ReasonRollback     = "rollback_detected"
-	ReasonStateInvalid = "trusted_state_invalid"
-	ReasonMismatch     = "response_mismatch"
-	ReasonDenied       = "denied"
-	ReasonTransport    = "unavailable"
+	ReasonFork         = proofs.ReasonForkDetected
+	ReasonRollback     = proofs.ReasonRollbackDetected
+	ReasonStateInvalid = proofs.ReasonTrustedStateInvalid
+	ReasonMismatch     = proofs.ReasonResponseMismatch
+	ReasonTransport    = proofs.ReasonUnavailable
 	// ReasonResponseTooLarge: a response (a Connect message or a tlog-tiles
 	// resource) is larger than the client reads, after decompression.
-	ReasonResponseTooLarge = "response_too_large"
+	ReasonResponseTooLarge = proofs.ReasonResponseTooLarge
 )
 
 // Client talks to one log. It is safe for concurrent use.

@@ -21,8 +21,8 @@ import (
 // Reason codes of follower alerts, besides ReasonFork, ReasonRollback and
 // the checkpoint reasons of package proofs.
 const (
-	ReasonEntriesMismatch = "entries_do_not_match_root"
-	ReasonStalled         = "log_stalled"
+	ReasonEntriesMismatch = proofs.ReasonEntriesDoNotMatchRoot
+	ReasonStalled         = proofs.ReasonLogStalled
 )
 
 // AlertError is a verification failure that a SIEM must alert on: the log
@@ -115,7 +115,7 @@ func (c *Client) NewFollower(opts FollowerOptions) (*Follower, error) {
 	file := FileState{Path: opts.StatePath}
 	lock, err := file.lock(false)
 	if errors.Is(err, errLocked) {
-		return nil, proofs.Errorf("state_locked", "another follower holds %s", opts.StatePath)
+		return nil, proofs.Errorf(proofs.ReasonStateLocked, "another follower holds %s", opts.StatePath)
 	}
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"connectrpc.com/connect"
 
 	warrantv1 "github.com/warrantlog/warrant/api/warrant/v1"
+	"github.com/warrantlog/warrant/proofs"
 )
 
 // Retries.
@@ -41,13 +42,6 @@ const (
 	DefaultRetryAttempts = 5
 	DefaultRetryBackoff  = 100 * time.Millisecond
 	MaxRetryBackoff      = 2 * time.Second
-)
-
-// Reason codes the client retries on ResourceExhausted (those of the
-// ledger package, repeated here so the client does not import the server).
-const (
-	reasonRateLimited = "rate_limited"
-	reasonQueueFull   = "queue_full"
 )
 
 type retryPolicy struct {
@@ -130,7 +124,7 @@ func retryable(err error) bool {
 		return !tlsFailure(err)
 	case connect.CodeResourceExhausted:
 		switch errorReason(ce) {
-		case reasonRateLimited, reasonQueueFull:
+		case proofs.ReasonRateLimited, proofs.ReasonQueueFull:
 			return true
 		}
 	}

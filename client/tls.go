@@ -11,7 +11,7 @@ import (
 )
 
 // ReasonTLSConfig is the reason code of unusable TLS material.
-const ReasonTLSConfig = "tls_config_invalid"
+const ReasonTLSConfig = proofs.ReasonTLSConfigInvalid
 
 // TLSConfig builds the TLS configuration for an https:// log from PEM
 // files: caFile, the CA certificates to trust (empty: the system's roots),

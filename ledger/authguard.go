@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"connectrpc.com/connect"
 	"golang.org/x/time/rate"
 
 	"github.com/warrantlog/warrant/proofs"
@@ -238,5 +237,5 @@ func (g *authGuard) tracked() int {
 // spends a peer's failure budget.
 func authFailure(err error) bool {
 	r := proofs.Reason(err)
-	return codes[r] == connect.CodeUnauthenticated || r == proofs.ReasonSignatureHighS
+	return proofs.RPCStatus(r) == proofs.RPCUnauthenticated || r == proofs.ReasonSignatureHighS
 }

@@ -61,10 +61,10 @@ const (
 
 // Reason codes of backups and restores.
 const (
-	ReasonBackupMalformed   = "backup_malformed"
-	ReasonBackupMismatch    = "backup_mismatch"
-	ReasonBackupKeyMismatch = "backup_key_mismatch"
-	ReasonRestoreTarget     = "restore_target_not_empty"
+	ReasonBackupMalformed   = proofs.ReasonBackupMalformed
+	ReasonBackupMismatch    = proofs.ReasonBackupMismatch
+	ReasonBackupKeyMismatch = proofs.ReasonBackupKeyMismatch
+	ReasonRestoreTarget     = proofs.ReasonRestoreTarget
 )
 
 // BackupInfo describes a backup.
@@ -520,7 +520,7 @@ func BackupHandler(l *Log, opts BackupOptions) http.Handler {
 			defer func() { <-busy }()
 		default:
 			w.Header().Set("Retry-After", "60")
-			http.Error(w, "backup_in_progress: another backup is running", http.StatusServiceUnavailable)
+			http.Error(w, proofs.ReasonBackupInProgress+": another backup is running", http.StatusServiceUnavailable)
 			return
 		}
 		w.Header().Set("Content-Type", "application/octet-stream")

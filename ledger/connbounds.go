@@ -169,7 +169,7 @@ const (
 
 // ReasonTooManyRequests refuses a request over the in-flight bounds of its
 // address or of the server (ResourceExhausted; retry with back-off).
-const ReasonTooManyRequests = "too_many_requests"
+const ReasonTooManyRequests = proofs.ReasonTooManyRequests
 
 // LimitRequests bounds the requests in flight (being read, handled or
 // streamed): perIP from one address (IPv6: its /64), total in all. A

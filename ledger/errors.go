@@ -10,25 +10,27 @@ import (
 	"github.com/warrantlog/warrant/proofs"
 )
 
-// Reason codes the ledger adds to those of package proofs.
+// Reason codes of the server, under the names this package has always
+// given them. The codes, their meanings and RPC statuses are catalogued in
+// package proofs (proofs/reasons.go).
 const (
 	ReasonIssuerNotRegistered = proofs.ReasonIssuerNotRegistered
-	ReasonRegistrarUnknown    = "registrar_unknown"
-	ReasonAdminUnknown        = "admin_unknown"
-	ReasonKeyInUse            = "key_in_use"
-	ReasonNotFound            = "not_found"
-	ReasonOutOfRange          = "out_of_range"
-	ReasonQueueFull           = "queue_full"
-	ReasonShuttingDown        = "shutting_down"
-	ReasonStoreUnavailable    = "store_unavailable"
-	ReasonDiskFull            = "disk_full"
-	ReasonDataLoss            = "data_loss"
-	ReasonCheckpointPending   = "checkpoint_pending"
-	ReasonRequestTooLarge     = "request_too_large"
+	ReasonRegistrarUnknown    = proofs.ReasonRegistrarUnknown
+	ReasonAdminUnknown        = proofs.ReasonAdminUnknown
+	ReasonKeyInUse            = proofs.ReasonKeyInUse
+	ReasonNotFound            = proofs.ReasonNotFound
+	ReasonOutOfRange          = proofs.ReasonOutOfRange
+	ReasonQueueFull           = proofs.ReasonQueueFull
+	ReasonShuttingDown        = proofs.ReasonShuttingDown
+	ReasonStoreUnavailable    = proofs.ReasonStoreUnavailable
+	ReasonDiskFull            = proofs.ReasonDiskFull
+	ReasonDataLoss            = proofs.ReasonDataLoss
+	ReasonCheckpointPending   = proofs.ReasonCheckpointPending
+	ReasonRequestTooLarge     = proofs.ReasonRequestTooLarge
 	// ReasonClockBehind: the server's clock is further behind the log's
 	// time than Options.MaxLogTimeAhead allows (it was set back); appends
 	// resume when it is within the bound again.
-	ReasonClockBehind = "clock_behind"
+	ReasonClockBehind = proofs.ReasonClockBehind
 )
 
 // ErrStoreMismatch is returned by Open when the stored tree does not match

@@ -61,7 +61,7 @@ const (
 
 // ReasonRateLimited refuses an append over its agent's or the global rate
 // limit (ResourceExhausted; nothing is written; retry with back-off).
-const ReasonRateLimited = "rate_limited"
+const ReasonRateLimited = proofs.ReasonRateLimited
 
 // limiters are a log's rate limiters. Safe for concurrent use.
 type limiters struct {

@@ -175,11 +175,11 @@ func refusalReason(err error) string {
 	}
 	switch {
 	case errors.Is(err, context.Canceled):
-		return "canceled"
+		return proofs.ReasonCanceled
 	case errors.Is(err, context.DeadlineExceeded):
-		return "deadline_exceeded"
+		return proofs.ReasonDeadlineExceeded
 	}
-	return "internal"
+	return proofs.ReasonInternal
 }
 
 // addInflated counts n bytes decompressed from a request.

@@ -30,7 +30,7 @@ import (
 
 // ReasonPeerIdentityMismatch refuses an event whose issuer is not the
 // SPIFFE ID of the client certificate (mutual TLS only).
-const ReasonPeerIdentityMismatch = "peer_identity_mismatch"
+const ReasonPeerIdentityMismatch = proofs.ReasonPeerIdentityMismatch
 
 type peerKey struct{}
 

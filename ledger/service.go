@@ -331,33 +331,6 @@ func (s *service) consistency(ctx context.Context, trusted, size uint64) ([][]by
 	return hashes, err
 }
 
-// codes maps reason codes to Connect codes; unlisted reasons of package
-// proofs are InvalidArgument.
-var codes = map[string]connect.Code{
-	proofs.ReasonSignatureInvalid:    connect.CodeUnauthenticated,
-	proofs.ReasonSignatureMissing:    connect.CodeUnauthenticated,
-	ReasonIssuerNotRegistered:        connect.CodeUnauthenticated,
-	ReasonRegistrarUnknown:           connect.CodeUnauthenticated,
-	ReasonAdminUnknown:               connect.CodeUnauthenticated,
-	ReasonPeerIdentityMismatch:       connect.CodeUnauthenticated,
-	ReasonRateLimited:                connect.CodeResourceExhausted,
-	ReasonNotFound:                   connect.CodeNotFound,
-	ReasonOutOfRange:                 connect.CodeOutOfRange,
-	ReasonQueueFull:                  connect.CodeResourceExhausted,
-	ReasonTooManyStreams:             connect.CodeResourceExhausted,
-	ReasonTooManyRequests:            connect.CodeResourceExhausted,
-	ReasonDiskFull:                   connect.CodeResourceExhausted,
-	ReasonShuttingDown:               connect.CodeUnavailable,
-	ReasonStoreUnavailable:           connect.CodeUnavailable,
-	ReasonCheckpointPending:          connect.CodeUnavailable,
-	ReasonClockBehind:                connect.CodeUnavailable,
-	ReasonDataLoss:                   connect.CodeDataLoss,
-	ReasonRequestTooLarge:            connect.CodeInvalidArgument,
-	proofs.ReasonPayloadTypeUnknown:  connect.CodeInvalidArgument,
-	proofs.ReasonSignatureKeyUnknown: connect.CodeUnauthenticated,
-	proofs.ReasonAuthBackoff:         connect.CodeResourceExhausted,
-}
-
 // connectError turns an error from the log into a Connect error with an
 // ErrorDetail carrying its reason code.
 func connectError(err error) error {
@@ -371,14 +344,13 @@ func connectError(err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return connect.NewError(connect.CodeDeadlineExceeded, err)
 	}
+	// The status is the reason code's in the catalogue (proofs/reasons.go);
+	// Connect's codes are gRPC's numbers, which the catalogue holds.
 	reason := proofs.Reason(err)
-	code, ok := codes[reason]
-	switch {
-	case reason == "":
-		reason, code = "internal", connect.CodeInternal
-	case !ok:
-		code = connect.CodeInvalidArgument
+	if reason == "" {
+		reason = proofs.ReasonInternal
 	}
+	code := connect.Code(proofs.RPCStatus(reason))
 	msg := err.Error()
 	var pe *proofs.Error
 	if errors.As(err, &pe) && pe.Err != nil {

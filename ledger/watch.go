@@ -34,7 +34,7 @@ const (
 
 // ReasonTooManyStreams refuses a WatchCheckpoints stream over the per-peer
 // or total bound.
-const ReasonTooManyStreams = "too_many_streams"
+const ReasonTooManyStreams = proofs.ReasonTooManyStreams
 
 // watchProofs bounds the consistency proofs kept for sharing. Streams ask
 // for proofs to the latest size only, so a few entries cover them all.

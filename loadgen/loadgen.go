@@ -198,9 +198,9 @@ func (r *recorder) ok(d time.Duration, n int, cpSize uint64) {
 func (r *recorder) fail(err error) {
 	reason := proofs.Reason(err)
 	if reason == "" {
-		reason = "error"
+		reason = proofs.ReasonError
 		if errors.Is(err, context.DeadlineExceeded) {
-			reason = "deadline_exceeded"
+			reason = proofs.ReasonDeadlineExceeded
 		}
 	}
 	r.mu.Lock()

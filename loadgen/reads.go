@@ -80,7 +80,7 @@ func readOp(ctx context.Context, cfg *Config) (func(context.Context, int) (int, 
 				return 0, 0, err
 			}
 			if resp.Msg.GetTreeSize() != size || rc.Size < size {
-				return 0, 0, proofs.Errorf("response_mismatch", "proof for size %d", resp.Msg.GetTreeSize())
+				return 0, 0, proofs.Errorf(proofs.ReasonResponseMismatch, "proof for size %d", resp.Msg.GetTreeSize())
 			}
 			return 1, 0, proofs.VerifyInclusion(idx, size, leaf(hashes, idx), resp.Msg.GetHashes(), cp.Root)
 		}, nil
@@ -132,10 +132,10 @@ func readOp(ctx context.Context, cfg *Config) (func(context.Context, int) (int, 
 				return 0, 0, err
 			}
 			if len(body) != 256*32 {
-				return 0, 0, proofs.Errorf("response_mismatch", "tile %d is %d bytes", n, len(body))
+				return 0, 0, proofs.Errorf(proofs.ReasonResponseMismatch, "tile %d is %d bytes", n, len(body))
 			}
 			if !bytes.Equal(body, hashes[n*256*32:(n+1)*256*32]) {
-				return 0, 0, proofs.Errorf("response_mismatch", "tile %d differs from the leaf hashes", n)
+				return 0, 0, proofs.Errorf(proofs.ReasonResponseMismatch, "tile %d differs from the leaf hashes", n)
 			}
 			return 1, 0, nil
 		}, nil
@@ -176,15 +176,15 @@ func get(ctx context.Context, cfg *Config, url string) ([]byte, error) {
 	}
 	resp, err := cfg.HTTPClient.Do(req)
 	if err != nil {
-		return nil, proofs.Errorf("unavailable", "%v", err)
+		return nil, proofs.Errorf(proofs.ReasonUnavailable, "%v", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return nil, proofs.Errorf("unavailable", "%v", err)
+		return nil, proofs.Errorf(proofs.ReasonUnavailable, "%v", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, proofs.Errorf("unavailable", "GET %s: %s", url, resp.Status)
+		return nil, proofs.Errorf(proofs.ReasonUnavailable, "GET %s: %s", url, resp.Status)
 	}
 	return body, nil
 }

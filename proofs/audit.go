@@ -171,7 +171,7 @@ func (a *Auditor) add(leaf []byte, p *ParsedLeaf, err error) {
 
 func (a *Auditor) note(idx uint64, reason string, err error) {
 	if reason == "" {
-		reason = "audit_error"
+		reason = ReasonAuditError
 	}
 	a.report.Discrepancies = append(a.report.Discrepancies, Discrepancy{Index: idx, Reason: reason, Message: err.Error()})
 }

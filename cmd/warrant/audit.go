@@ -65,7 +65,7 @@ func runAudit(ctx context.Context, env *cmdEnv, args []string) error {
 	if *export != "" {
 		f, err := os.Open(*export)
 		if err != nil {
-			return &proofs.Error{Reason: "io_error", Err: err}
+			return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 		}
 		defer f.Close()
 		var trusted *proofs.Checkpoint

@@ -58,20 +58,20 @@ func runBackup(ctx context.Context, env *cmdEnv, args []string) error {
 			return err
 		}
 		if err := s.AuthorizeAdmin(req, v.Name(), time.Now()); err != nil {
-			return &proofs.Error{Reason: "signing_failed", Err: err}
+			return &proofs.Error{Reason: proofs.ReasonSigningFailed, Err: err}
 		}
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return &proofs.Error{Reason: "backup_failed", Err: err}
+		return &proofs.Error{Reason: proofs.ReasonBackupFailed, Err: err}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-		reason := "backup_failed"
+		reason := proofs.ReasonBackupFailed
 		switch {
-		case resp.StatusCode == http.StatusServiceUnavailable && strings.HasPrefix(string(msg), "backup_in_progress"):
-			reason = "backup_in_progress"
+		case resp.StatusCode == http.StatusServiceUnavailable && strings.HasPrefix(string(msg), proofs.ReasonBackupInProgress):
+			reason = proofs.ReasonBackupInProgress
 		case resp.StatusCode == http.StatusUnauthorized:
 			reason = proofs.ReasonAdminAuth
 			if *adminKey == "" {
@@ -82,7 +82,7 @@ func runBackup(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	tmp, err := atomicfile.Create(*out, 0o600)
 	if err != nil {
-		return &proofs.Error{Reason: "io_error", Err: err}
+		return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 	}
 	defer tmp.Abort()
 	info, err := ledger.ReadBackup(io.TeeReader(resp.Body, tmp), v, nil)
@@ -95,7 +95,7 @@ func runBackup(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	if err := tmp.Commit(); err != nil {
-		return &proofs.Error{Reason: "io_error", Err: err}
+		return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 	}
 	if cf.json {
 		return printJSON(env.stdout, map[string]any{"out": *out, "checkpoint": cpJSON(info.Checkpoint), "records": info.Records, "bytes": info.Bytes})
@@ -141,11 +141,11 @@ func runRestore(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	key, err := os.ReadFile(*keyFile)
 	if err != nil {
-		return &proofs.Error{Reason: "key_unreadable", Err: err}
+		return &proofs.Error{Reason: proofs.ReasonKeyUnreadable, Err: err}
 	}
 	f, err := os.Open(*from)
 	if err != nil {
-		return &proofs.Error{Reason: "io_error", Err: err}
+		return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 	}
 	defer f.Close()
 	info, err := ledger.Restore(ctx, f, *data, string(key), ledger.RestoreOptions{Audit: true, Logger: quietLogger(env)})

@@ -49,7 +49,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
-			return &proofs.Error{Reason: "profile_unwritable", Err: err}
+			return &proofs.Error{Reason: proofs.ReasonProfileUnwritable, Err: err}
 		}
 		defer f.Close()
 		cfg.CPUProfile = f

@@ -48,7 +48,7 @@ func runTrace(ctx context.Context, env *cmdEnv, args []string) error {
 		return nil
 	}
 	if err := atomicfile.WriteFile(*out, bundle, 0o644); err != nil {
-		return &proofs.Error{Reason: "io_error", Err: err}
+		return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 	}
 	if cf.json {
 		return printJSON(env.stdout, map[string]any{"id": pos[0], "index": last.Index, "links": len(vc.Links), "out": *out, "checkpoint": cpJSON(vc.Checkpoint)})

@@ -50,7 +50,7 @@ type configSetting struct {
 func readConfigFile(path string) ([]configSetting, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, &proofs.Error{Reason: "config_unreadable", Err: err}
+		return nil, &proofs.Error{Reason: proofs.ReasonConfigUnreadable, Err: err}
 	}
 	defer f.Close()
 	var out []configSetting
@@ -75,7 +75,7 @@ func readConfigFile(path string) ([]configSetting, error) {
 		out = append(out, configSetting{name: strings.TrimLeft(name, "-"), value: value, line: n})
 	}
 	if err := sc.Err(); err != nil {
-		return nil, &proofs.Error{Reason: "config_unreadable", Err: err}
+		return nil, &proofs.Error{Reason: proofs.ReasonConfigUnreadable, Err: err}
 	}
 	return out, nil
 }

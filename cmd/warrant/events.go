@@ -38,7 +38,7 @@ func runRegister(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	pemBytes, err := os.ReadFile(*pubPath)
 	if err != nil {
-		return &proofs.Error{Reason: "key_unreadable", Err: err}
+		return &proofs.Error{Reason: proofs.ReasonKeyUnreadable, Err: err}
 	}
 	pub, err := proofs.ParsePublicKeyPEM(pemBytes)
 	if err != nil {
@@ -174,7 +174,7 @@ func appendSigned(ctx context.Context, cf *clientFlags, envelope []byte) (*clien
 func loadSigner(path string) (*client.Signer, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &proofs.Error{Reason: "key_unreadable", Err: err}
+		return nil, &proofs.Error{Reason: proofs.ReasonKeyUnreadable, Err: err}
 	}
 	s, err := client.LoadSigner(b)
 	if err != nil {

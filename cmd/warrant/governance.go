@@ -28,7 +28,7 @@ func runApprove(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	request, err := os.ReadFile(pos[0])
 	if err != nil {
-		return &proofs.Error{Reason: "io_error", Err: err}
+		return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 	}
 	env0, err := proofs.ParseDSSE(request)
 	if err != nil {
@@ -46,7 +46,7 @@ func runApprove(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	if err := atomicfile.WriteFile(pos[0], append(cosigned, '\n'), 0o644); err != nil {
-		return &proofs.Error{Reason: "io_error", Err: err}
+		return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 	}
 	if *asJSON {
 		return printJSON(env.stdout, map[string]any{"id": d.ID, "request": pos[0], "approver": *approver, "key_id": signer.KeyID()})
@@ -69,7 +69,7 @@ func runSubmit(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	request, err := os.ReadFile(pos[0])
 	if err != nil {
-		return &proofs.Error{Reason: "io_error", Err: err}
+		return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 	}
 	c, err := cf.newClient()
 	if err != nil {
@@ -133,7 +133,7 @@ func runPolicy(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	text, err := os.ReadFile(pos[0])
 	if err != nil {
-		return &proofs.Error{Reason: "io_error", Err: err}
+		return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 	}
 	pol, err := proofs.ParsePolicy(text)
 	if err != nil {

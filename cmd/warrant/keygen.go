@@ -57,9 +57,9 @@ func runKeygen(ctx context.Context, env *cmdEnv, args []string) error {
 	keyPath, pubPath := *out+".key", *out+".pub"
 	for _, p := range []string{keyPath, pubPath} {
 		if _, err := os.Stat(p); err == nil {
-			return &proofs.Error{Reason: "file_exists", Err: fmt.Errorf("%s exists; refusing to overwrite a key", p)}
+			return &proofs.Error{Reason: proofs.ReasonFileExists, Err: fmt.Errorf("%s exists; refusing to overwrite a key", p)}
 		} else if !errors.Is(err, fs.ErrNotExist) {
-			return &proofs.Error{Reason: "io_error", Err: err}
+			return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 		}
 	}
 	if err := writeNew(keyPath, privPEM, 0o600); err != nil {
@@ -79,14 +79,14 @@ func runKeygen(ctx context.Context, env *cmdEnv, args []string) error {
 func writeNew(path string, data []byte, perm os.FileMode) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
-		return &proofs.Error{Reason: "io_error", Err: err}
+		return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
-		return &proofs.Error{Reason: "io_error", Err: err}
+		return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 	}
 	if err := f.Close(); err != nil {
-		return &proofs.Error{Reason: "io_error", Err: err}
+		return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 	}
 	return nil
 }

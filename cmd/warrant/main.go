@@ -115,7 +115,7 @@ func run(ctx context.Context, env *cmdEnv, args []string) int {
 			return report(env.stderr, explain(ctx, env, err))
 		}
 	}
-	fmt.Fprintf(env.stderr, "error: usage: unknown command %q (run `warrant help`)\n", args[0])
+	fmt.Fprintf(env.stderr, "error: %s: unknown command %q (run `warrant help`)\n", proofs.ReasonUsage, args[0])
 	return exitUsage
 }
 
@@ -149,7 +149,7 @@ func report(w io.Writer, err error) int {
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(w, "error: usage: %s\n", oneLine(ue.msg))
+		fmt.Fprintf(w, "error: %s: %s\n", proofs.ReasonUsage, oneLine(ue.msg))
 		return exitUsage
 	}
 	reason, text := describe(err)
@@ -184,9 +184,9 @@ func describe(err error) (string, string) {
 		return pe.Reason, text
 	}
 	if errors.Is(err, context.Canceled) {
-		return "canceled", err.Error()
+		return proofs.ReasonCanceled, err.Error()
 	}
-	return "failed", err.Error()
+	return proofs.ReasonFailed, err.Error()
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", " ") }

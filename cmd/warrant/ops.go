@@ -109,7 +109,7 @@ func newOps(ctx context.Context, env *cmdEnv, f *opsFlags, logger *slog.Logger) 
 		return nil, usagef("--otel is stdout or otlp, not %q", f.otel)
 	}
 	if err != nil {
-		return nil, &proofs.Error{Reason: "otel_failed", Err: err}
+		return nil, &proofs.Error{Reason: proofs.ReasonOtelFailed, Err: err}
 	}
 	res, err := resource.New(ctx,
 		resource.WithAttributes(attribute.String("service.name", "warrant")),
@@ -117,7 +117,7 @@ func newOps(ctx context.Context, env *cmdEnv, f *opsFlags, logger *slog.Logger) 
 		resource.WithTelemetrySDK(),
 	)
 	if err != nil {
-		return nil, &proofs.Error{Reason: "otel_failed", Err: err}
+		return nil, &proofs.Error{Reason: proofs.ReasonOtelFailed, Err: err}
 	}
 	// The sampler comes from OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG
 	// (default: every trace).
@@ -141,7 +141,7 @@ func (o *ops) connectOptions() ([]connect.HandlerOption, error) {
 		otelconnect.WithoutMetrics(), // metrics are Prometheus's
 	)
 	if err != nil {
-		return nil, &proofs.Error{Reason: "otel_failed", Err: err}
+		return nil, &proofs.Error{Reason: proofs.ReasonOtelFailed, Err: err}
 	}
 	return []connect.HandlerOption{connect.WithInterceptors(ic)}, nil
 }

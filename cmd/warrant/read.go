@@ -165,7 +165,7 @@ func runProve(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	if err := atomicfile.WriteFile(*out, p, 0o644); err != nil {
-		return &proofs.Error{Reason: "io_error", Err: err}
+		return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 	}
 	if cf.json {
 		return printJSON(env.stdout, map[string]any{"id": e.ID, "index": e.Index, "out": *out, "tree_size": e.Checkpoint.Size})

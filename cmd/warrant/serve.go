@@ -133,10 +133,10 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	l, err := ledger.Open(ctx, opts)
 	if errors.Is(err, ledger.ErrStoreMismatch) {
-		return &proofs.Error{Reason: "store_mismatch", Err: fmt.Errorf("%v. Refusing to serve. Do not delete the checkpoint: restore %s from a backup taken before the damage, or move it aside and investigate", err, *data)}
+		return &proofs.Error{Reason: proofs.ReasonStoreMismatch, Err: fmt.Errorf("%v. Refusing to serve. Do not delete the checkpoint: restore %s from a backup taken before the damage, or move it aside and investigate", err, *data)}
 	}
 	if err != nil {
-		return &proofs.Error{Reason: "open_failed", Err: err}
+		return &proofs.Error{Reason: proofs.ReasonOpenFailed, Err: err}
 	}
 	defer l.Close()
 
@@ -179,7 +179,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	go func() { errc <- sec.serve(srv, ln) }()
 	select {
 	case err := <-errc:
-		return &proofs.Error{Reason: "serve_failed", Err: err}
+		return &proofs.Error{Reason: proofs.ReasonServeFailed, Err: err}
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down: finishing requests in flight")
@@ -196,10 +196,10 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 func bind(addr, flags string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if errors.Is(err, syscall.EADDRINUSE) {
-		return nil, proofs.Errorf("listen_failed", "%s: address in use (is another warrant serve running? stop it, or choose another address with %s)", addr, flags)
+		return nil, proofs.Errorf(proofs.ReasonListenFailed, "%s: address in use (is another warrant serve running? stop it, or choose another address with %s)", addr, flags)
 	}
 	if err != nil {
-		return nil, &proofs.Error{Reason: "listen_failed", Err: err}
+		return nil, &proofs.Error{Reason: proofs.ReasonListenFailed, Err: err}
 	}
 	return ln, nil
 }
@@ -228,7 +228,7 @@ func loadPublicKeys(paths []string) ([]*proofs.PublicKey, error) {
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			return nil, &proofs.Error{Reason: "key_unreadable", Err: err}
+			return nil, &proofs.Error{Reason: proofs.ReasonKeyUnreadable, Err: err}
 		}
 		k, err := proofs.ParsePublicKeyPEM(b)
 		if err != nil {

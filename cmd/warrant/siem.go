@@ -62,7 +62,7 @@ func runSIEM(ctx context.Context, env *cmdEnv, args []string) error {
 	if *tokenFile != "" {
 		b, err := os.ReadFile(*tokenFile)
 		if err != nil {
-			return &proofs.Error{Reason: "io_error", Err: err}
+			return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 		}
 		opts.HECToken = strings.TrimSpace(string(b))
 	} else {
@@ -71,7 +71,7 @@ func runSIEM(ctx context.Context, env *cmdEnv, args []string) error {
 	if *caFile != "" {
 		pem, err := os.ReadFile(*caFile)
 		if err != nil {
-			return &proofs.Error{Reason: "io_error", Err: err}
+			return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
@@ -81,7 +81,7 @@ func runSIEM(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	sink, err := siem.Open(*out, opts)
 	if err != nil {
-		return &proofs.Error{Reason: "sink_unavailable", Err: err}
+		return &proofs.Error{Reason: proofs.ReasonSinkUnavailable, Err: err}
 	}
 	defer sink.Close()
 
@@ -153,7 +153,7 @@ func logKeyText(spec string) (string, error) {
 	if path, ok := strings.CutPrefix(spec, "@"); ok {
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return "", &proofs.Error{Reason: "log_key_unreadable", Err: err}
+			return "", &proofs.Error{Reason: proofs.ReasonLogKeyUnreadable, Err: err}
 		}
 		return strings.TrimSpace(string(b)), nil
 	}

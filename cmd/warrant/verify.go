@@ -31,13 +31,13 @@ func runVerify(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	data, err := os.ReadFile(pos[0])
 	if err != nil {
-		return &proofs.Error{Reason: "io_error", Err: err}
+		return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 	}
 	if len(data) > 0 && data[0] == '{' {
 		var opts proofs.BundleOptions
 		if *witnessPolicy != "" {
 			if opts.WitnessPolicy, err = os.ReadFile(*witnessPolicy); err != nil {
-				return &proofs.Error{Reason: "io_error", Err: err}
+				return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 			}
 		}
 		vc, err := proofs.VerifyBundle(data, v, opts)
