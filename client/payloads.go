@@ -123,10 +123,6 @@ func (s *Signer) signPayload(payloadType string, v any) ([]byte, error) {
 	return s.SignEnvelope(payloadType, payload)
 }
 
-// reasonNotFound is the server's reason code for an entry or delegation it
-// does not hold (ledger.ReasonNotFound).
-const reasonNotFound = "not_found"
-
 // RootSubject returns the root subject of a delegation issued by issuer
 // under parent: the parent's, as the log holds it (verified). When the log
 // has no delegation parent it returns issuer: the request is then the
@@ -135,7 +131,7 @@ const reasonNotFound = "not_found"
 func (c *Client) RootSubject(ctx context.Context, parent, issuer string) (string, error) {
 	e, err := c.Delegation(ctx, parent)
 	switch {
-	case proofs.Reason(err) == reasonNotFound:
+	case proofs.Reason(err) == proofs.ReasonNotFound:
 		return issuer, nil
 	case err != nil:
 		return "", fmt.Errorf("looking up parent %s for its root subject: %w", parent, err)

@@ -379,6 +379,7 @@ var reasons = []ReasonInfo{
 
 	// The command line, start-up and the SIEM follower.
 	local(ReasonRuleLimitsInvalid, "rule limits a log may not run with (serve, ledger.Open)"),
+	local(ReasonOptionsInvalid, "a server option a log may not open with (ledger.Open); the error names the option"),
 	local(ReasonStateLocked, "another follower holds the state file"),
 	local(ReasonSinkUnavailable, "the SIEM sink cannot be opened"),
 	local(ReasonLogKeyUnreadable, "the log's verifier key could not be read"),

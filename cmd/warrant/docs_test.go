@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -202,102 +201,6 @@ func TestArchitectureImports(t *testing.T) {
 			t.Errorf("ARCHITECTURE.md's import graph names %s, which is not a package of the module", pkg)
 		}
 	}
-}
-
-// TestRulesDocumentsEveryReason checks that docs/rules.md names every
-// reason code the code defines: the string constants named Reason* and
-// the literal reasons of proofs.Error values and proofs.Errorf calls.
-func TestRulesDocumentsEveryReason(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join(repoRoot, "docs/rules.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	documented := map[string]bool{}
-	for _, m := range inlineCode.FindAllStringSubmatch(string(doc), -1) {
-		documented[m[1]] = true
-	}
-	codes := map[string]string{} // code -> where it is defined
-	fset := token.NewFileSet()
-	for _, dir := range []string{"proofs", "ledger", "client", "siem", "loadgen", "cmd/warrant"} {
-		files, err := filepath.Glob(filepath.Join(repoRoot, dir, "*.go"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, path := range files {
-			if strings.HasSuffix(path, "_test.go") {
-				continue
-			}
-			f, err := parser.ParseFile(fset, path, nil, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for code, pos := range reasonCodes(f) {
-				codes[code] = fset.Position(pos).String()
-			}
-		}
-	}
-	if len(codes) < 50 {
-		t.Fatalf("found only %d reason codes: is the extraction broken?", len(codes))
-	}
-	for code, where := range codes {
-		if code != "" && !documented[code] {
-			t.Errorf("reason code %q (%s) is not in docs/rules.md", code, where)
-		}
-	}
-}
-
-// reasonCodes returns the reason codes a file defines or uses literally.
-func reasonCodes(f *ast.File) map[string]token.Pos {
-	out := map[string]token.Pos{}
-	str := func(e ast.Expr) (string, bool) {
-		lit, ok := e.(*ast.BasicLit)
-		if !ok || lit.Kind != token.STRING {
-			return "", false
-		}
-		s, err := strconv.Unquote(lit.Value)
-		return s, err == nil
-	}
-	ast.Inspect(f, func(n ast.Node) bool {
-		switch n := n.(type) {
-		case *ast.ValueSpec:
-			for i, name := range n.Names {
-				if strings.HasPrefix(name.Name, "Reason") && i < len(n.Values) {
-					if s, ok := str(n.Values[i]); ok {
-						out[s] = n.Pos()
-					}
-				}
-			}
-		case *ast.KeyValueExpr:
-			if k, ok := n.Key.(*ast.Ident); ok && k.Name == "Reason" {
-				if s, ok := str(n.Value); ok {
-					out[s] = n.Pos()
-				}
-			}
-		case *ast.AssignStmt:
-			for i, lhs := range n.Lhs {
-				if id, ok := lhs.(*ast.Ident); ok && id.Name == "reason" && i < len(n.Rhs) {
-					if s, ok := str(n.Rhs[i]); ok {
-						out[s] = n.Pos()
-					}
-				}
-			}
-		case *ast.CallExpr:
-			if sel, ok := n.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "Errorf" && len(n.Args) > 1 {
-				if x, ok := sel.X.(*ast.Ident); ok && x.Name == "proofs" {
-					if s, ok := str(n.Args[0]); ok {
-						out[s] = n.Pos()
-					}
-				}
-			}
-			if id, ok := n.Fun.(*ast.Ident); ok && id.Name == "Errorf" && len(n.Args) > 1 {
-				if s, ok := str(n.Args[0]); ok && !strings.ContainsAny(s, " %") {
-					out[s] = n.Pos()
-				}
-			}
-		}
-		return true
-	})
-	return out
 }
 
 // TestArchitectureKindSites checks the table of the places that name entry
