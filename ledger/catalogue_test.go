@@ -767,6 +767,18 @@ func (c *catalogue) check(t *testing.T, tc badRequest, send func(*testing.T, []b
 // TestBadRequestCatalogue runs every case over both protocols.
 func TestBadRequestCatalogue(t *testing.T) {
 	c := newCatalogue(t)
+	// Each case expects the status the reason catalogue (proofs/reasons.go)
+	// gives its code, so the cases pin the catalogue's statuses end to end.
+	for _, tc := range c.cases() {
+		if tc.reason == "" {
+			continue
+		}
+		r, ok := proofs.LookupReason(tc.reason)
+		want := connect.Code(r.RPC)
+		if !ok || (r.Kind != proofs.Refusal && r.Kind != proofs.RecordedDenial) || tc.code != want {
+			t.Errorf("case %q expects %v %s; the catalogue has %+v", tc.name, tc.code, tc.reason, r)
+		}
+	}
 	for _, proto := range []struct {
 		name string
 		send func(*testing.T, []byte) answer

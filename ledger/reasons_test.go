@@ -20,7 +20,7 @@ func TestReasonStatuses(t *testing.T) {
 	upper := regexp.MustCompile(`([a-z])([A-Z])`)
 	for _, r := range proofs.Reasons() {
 		want := connect.CodeInvalidArgument // the answer to a code no refusal carries
-		if r.Kind == proofs.Refused {
+		if r.Kind == proofs.Refusal {
 			want = connect.Code(r.RPC)
 			if name := strings.ToLower(upper.ReplaceAllString(r.RPC.String(), "${1}_${2}")); want.String() != name {
 				t.Errorf("%s: catalogue status %v is Connect's %v", r.Code, r.RPC, want)

@@ -101,32 +101,33 @@ const (
 type ReasonKind uint8
 
 const (
-	// Refused: the server refuses the request (an append, a read, a
+	// Refusal: the server refuses the request (an append, a read, a
 	// stream) with the code's RPC status and writes nothing.
-	Refused ReasonKind = iota + 1
-	// Denied: an authentic append that breaks a rule or the policy; the
-	// log records it as a denial and answers PermissionDenied.
-	Denied
-	// ClientSide: found by the SDK, the CLI or an auditor: what a server
-	// or a file says does not verify, or the server cannot be reached.
-	ClientSide
-	// Local: raised outside the RPC API: by the CLI (flags, files, keys),
-	// by a server starting, by backups and restores and the
+	Refusal ReasonKind = iota + 1
+	// RecordedDenial: an authentic append that breaks a rule or the
+	// policy; the log records it as a denial and answers PermissionDenied.
+	RecordedDenial
+	// ClientFailure: found by the SDK, the CLI or an auditor: what a
+	// server or a file says does not verify, or the server cannot be
+	// reached.
+	ClientFailure
+	// LocalFailure: raised outside the RPC API: by the CLI (flags, files,
+	// keys), by a server starting, by backups and restores and the
 	// administrative HTTP endpoints.
-	Local
+	LocalFailure
 )
 
 // String is the kind as docs/rules.md's tables write it; a refusal is
 // written as its RPC status instead.
 func (k ReasonKind) String() string {
 	switch k {
-	case Refused:
+	case Refusal:
 		return "refused"
-	case Denied:
+	case RecordedDenial:
 		return "recorded denial"
-	case ClientSide:
+	case ClientFailure:
 		return "client-side"
-	case Local:
+	case LocalFailure:
 		return "local"
 	}
 	return "unknown"
@@ -179,9 +180,9 @@ func (c RPCCode) String() string {
 type ReasonInfo struct {
 	Code string
 	Kind ReasonKind
-	// RPC is the status the server answers with: the refusal's status for
-	// Refused, PermissionDenied for Denied, and zero for codes no server
-	// answer carries (the server would answer InvalidArgument).
+	// RPC is the status the server answers with: a Refusal's own status,
+	// PermissionDenied for a RecordedDenial, and zero for the codes no
+	// server answer carries (RPCStatus gives InvalidArgument for them).
 	RPC     RPCCode
 	Meaning string
 }
@@ -189,18 +190,19 @@ type ReasonInfo struct {
 // Status is how the documentation writes the code's status: the RPC
 // status of a refusal, otherwise its kind.
 func (r ReasonInfo) Status() string {
-	if r.Kind == Refused {
+	if r.Kind == Refusal {
 		return r.RPC.String()
 	}
 	return r.Kind.String()
 }
 
-// RPCStatus returns the RPC status the server answers an error with
-// reason code code with: the catalogue's status of a refusal, and
-// InvalidArgument for any other code (one no server raises, or one the
-// catalogue does not know, such as a policy's own @reason).
+// RPCStatus is the RPC status the server answers an error carrying reason
+// code with: the catalogued status of a refusal, and InvalidArgument for
+// any other code (one no server raises, or one the catalogue does not
+// know, such as a policy's own @reason). A recorded denial is answered
+// PermissionDenied by the append path itself, with the entry.
 func RPCStatus(code string) RPCCode {
-	if r, ok := LookupReason(code); ok && r.Kind == Refused {
+	if r, ok := LookupReason(code); ok && r.Kind == Refusal {
 		return r.RPC
 	}
 	return RPCInvalidArgument
@@ -231,19 +233,19 @@ var reasonIndex = func() map[string]int {
 }()
 
 func refused(code string, rpc RPCCode, meaning string) ReasonInfo {
-	return ReasonInfo{Code: code, Kind: Refused, RPC: rpc, Meaning: meaning}
+	return ReasonInfo{Code: code, Kind: Refusal, RPC: rpc, Meaning: meaning}
 }
 
 func denied(code, meaning string) ReasonInfo {
-	return ReasonInfo{Code: code, Kind: Denied, RPC: RPCPermissionDenied, Meaning: meaning}
+	return ReasonInfo{Code: code, Kind: RecordedDenial, RPC: RPCPermissionDenied, Meaning: meaning}
 }
 
 func clientSide(code, meaning string) ReasonInfo {
-	return ReasonInfo{Code: code, Kind: ClientSide, Meaning: meaning}
+	return ReasonInfo{Code: code, Kind: ClientFailure, Meaning: meaning}
 }
 
 func local(code, meaning string) ReasonInfo {
-	return ReasonInfo{Code: code, Kind: Local, Meaning: meaning}
+	return ReasonInfo{Code: code, Kind: LocalFailure, Meaning: meaning}
 }
 
 // reasons is the catalogue. Never change a code's meaning or status:

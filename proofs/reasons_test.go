@@ -29,15 +29,15 @@ func TestReasonCatalogue(t *testing.T) {
 			t.Errorf("%s: meaning %q is not one line", r.Code, r.Meaning)
 		}
 		switch r.Kind {
-		case Refused:
+		case Refusal:
 			if r.RPC.String() == "Unknown" || r.RPC == RPCPermissionDenied {
 				t.Errorf("%s: a refusal with status %v", r.Code, r.RPC)
 			}
-		case Denied:
+		case RecordedDenial:
 			if r.RPC != RPCPermissionDenied {
 				t.Errorf("%s: a denial with status %v", r.Code, r.RPC)
 			}
-		case ClientSide, Local:
+		case ClientFailure, LocalFailure:
 			if r.RPC != 0 {
 				t.Errorf("%s: kind %v with an RPC status %v", r.Code, r.Kind, r.RPC)
 			}
