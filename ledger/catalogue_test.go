@@ -33,7 +33,7 @@ import (
 	"github.com/warrantlog/warrant/proofs"
 )
 
-// The catalogue of bad requests (docs/operating.md "Bounds", DESIGN "Log mechanics"):
+// The catalogue of bad requests (docs/operating.md "Bounds"):
 // every class of hostile or broken Append request is sent over the real API
 // (ledger.Open in a temp dir, NewHandler on httptest), once with the Connect
 // protocol's binary codec through the generated client and once with the

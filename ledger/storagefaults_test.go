@@ -29,7 +29,7 @@ import (
 	"github.com/warrantlog/warrant/proofs"
 )
 
-// Storage faults (docs/operating.md "Bounds", DESIGN "Log mechanics"): a store that
+// Storage faults (docs/operating.md "Bounds"): a store that
 // cannot write makes appends fail with a clear code (disk full:
 // ResourceExhausted disk_full; anything else: Unavailable
 // store_unavailable), reads keep working, nothing unpersisted is ever

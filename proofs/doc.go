@@ -6,7 +6,7 @@
 // The server (package ledger) calls the same code at append time that an
 // auditor runs offline, so there is one definition of every rule. The package
 // must stay importable without Badger, a network stack or a server: it depends
-// only on the format and crypto libraries named in DESIGN.md.
+// only on the format and crypto libraries that ARCHITECTURE.md names.
 //
 // Envelopes arrive as the DSSE protocol lets any implementation write them
 // (ParseDSSE: either base64 alphabet, padded or not, key ids optional or

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Reason codes of the chain rules (DESIGN.md "Delegation model"). They are
+// Reason codes of the chain rules (docs/rules.md). They are
 // recorded in denial entries and printed by the CLI; they never change
 // meaning. Policy denials add the @reason codes of the policy in force
 // (the default policy's are cross_domain, tier_escalation and
@@ -178,7 +178,7 @@ func CheckSignatures(env *Envelope, issuer *Binding, byKeyID func(string) *Bindi
 	return sc, nil
 }
 
-// DecideDelegation applies the chain rules (DESIGN.md rules 2-10) and the
+// DecideDelegation applies the chain rules (docs/rules.md) and the
 // policy in force to an authentic delegation at log time t. The ledger
 // calls it in the sequencer; auditors call it on replay; both get the same
 // decision from the same state.

@@ -1289,7 +1289,7 @@ func refChain(st *chainState, id string) []*proofs.Delegation {
 	return out
 }
 
-// refReasons is an independent model of DESIGN.md's rules 2-10 under the
+// refReasons is an independent model of docs/rules.md's delegation rules under the
 // default policy: the set of reasons a delegation is denied for.
 func refReasons(st *chainState, d *proofs.Delegation, sigs proofs.SignatureCheck, now time.Time, lim proofs.RuleLimits) []string {
 	var out []string

@@ -27,7 +27,7 @@ const (
 	// levelInfo: the log accepted or recorded something; normal operation.
 	levelInfo severityLevel = iota
 	// levelMedium: an authentic request was denied. SIEMs must see these
-	// (DESIGN.md): repeated denials are how probing shows up.
+	// (siem/MAPPING.md): repeated denials are how probing shows up.
 	levelMedium
 	// levelHigh: authority was withdrawn (a delegation or an agent's key
 	// revoked): often the trace of an incident response.

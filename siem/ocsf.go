@@ -22,7 +22,7 @@ import (
 const OCSFVersion = "1.3.0"
 
 // OCSF returns the OCSF rendering: one compact JSON object per event, of
-// class 3005, 6003 or 3001 as DESIGN.md "SIEM output" maps them, and alerts
+// class 3005, 6003 or 3001 as siem/MAPPING.md maps them, and alerts
 // as 2004 Detection Findings (see MAPPING.md). Standard attributes carry
 // what OCSF has a place for; everything warrant-specific (decision, reason
 // codes, policy digest, chain depth, ...) is in the unmapped object, under

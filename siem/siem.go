@@ -1,6 +1,6 @@
 // Package siem turns verified log entries into SIEM events and delivers
-// them: the OCSF, CEF and RFC 5424 syslog renderings of DESIGN.md "SIEM
-// output", and sinks for stdout, files, syslog over TCP/TLS and Splunk HEC.
+// them: the OCSF, CEF and RFC 5424 syslog renderings that siem/MAPPING.md
+// specifies, and sinks for stdout, files, syslog over TCP/TLS and Splunk HEC.
 //
 // The follower that reads the log, verifies every step and keeps the
 // resumable state is in package client (Follower); this package only

@@ -1,6 +1,6 @@
 // Command warrant runs a warrant ledger and is its command-line client.
 //
-// Conventions shared by every subcommand (see README.md and DESIGN.md):
+// Conventions shared by every subcommand (see README.md):
 // flags may come before or after positional arguments; with --json a command
 // prints exactly one single-line JSON object on stdout, on success only;
 // errors go to stderr as "error: <reason_code>: <text>"; the exit status is
