@@ -3,7 +3,6 @@ package loadgen
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -87,24 +86,7 @@ func RunFairness(ctx context.Context, cfg Config) (*FairnessResult, error) {
 	setup := client.New(cfg.Server, cfg.LogKey, client.WithHTTPClient(cfg.HTTPClient))
 	run := randomSuffix()
 	register := func(id string, human bool) (*client.Signer, error) {
-		_, key, _ := ed25519.GenerateKey(rand.Reader)
-		s, err := client.NewSigner(key)
-		if err != nil {
-			return nil, err
-		}
-		payload, err := proofs.MarshalPayload(&proofs.KeyBinding{Agent: id, PublicKey: s.Public().DER, Tier: proofs.TierExecute, Human: human,
-			IssuedAt: proofs.FormatTime(time.Now()), Nonce: "bench-" + randomSuffix()})
-		if err != nil {
-			return nil, err
-		}
-		env, err := cfg.Registrar.SignEnvelope(proofs.PayloadTypeAgent, payload)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := setup.Append(ctx, env); err != nil {
-			return nil, fmt.Errorf("registering %s: %w", id, err)
-		}
-		return s, nil
+		return registerAgent(ctx, setup, cfg.Registrar, id, human)
 	}
 	delegate := "spiffe://bench.example/agent/worker-" + run
 	calmID := "spiffe://bench.example/human/calm-" + run

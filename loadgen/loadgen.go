@@ -342,24 +342,7 @@ func appendOp(ctx context.Context, cfg *Config, exhausted *atomic.Bool) (func(co
 	run := randomSuffix()
 	delegateID := "spiffe://bench.example/agent/worker-" + run
 	register := func(id string, human bool) (*client.Signer, error) {
-		_, key, _ := ed25519.GenerateKey(rand.Reader)
-		s, err := client.NewSigner(key)
-		if err != nil {
-			return nil, err
-		}
-		payload, err := proofs.MarshalPayload(&proofs.KeyBinding{Agent: id, PublicKey: s.Public().DER, Tier: proofs.TierExecute, Human: human,
-			IssuedAt: proofs.FormatTime(time.Now()), Nonce: "bench-" + randomSuffix()})
-		if err != nil {
-			return nil, err
-		}
-		env, err := cfg.Registrar.SignEnvelope(proofs.PayloadTypeAgent, payload)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := setup.Append(ctx, env); err != nil {
-			return nil, fmt.Errorf("registering %s: %w", id, err)
-		}
-		return s, nil
+		return registerAgent(ctx, setup, cfg.Registrar, id, human)
 	}
 	if _, err := register(delegateID, false); err != nil {
 		return nil, err
@@ -436,6 +419,29 @@ func appendOp(ctx context.Context, cfg *Config, exhausted *atomic.Bool) (func(co
 		}
 		return n, size, nil
 	}, nil
+}
+
+// registerAgent binds a new Ed25519 key to id, execute tier, signed by
+// registrar, and returns the key.
+func registerAgent(ctx context.Context, c *client.Client, registrar *client.Signer, id string, human bool) (*client.Signer, error) {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	s, err := client.NewSigner(key)
+	if err != nil {
+		return nil, err
+	}
+	payload, err := proofs.MarshalPayload(&proofs.KeyBinding{Agent: id, PublicKey: s.Public().DER, Tier: proofs.TierExecute, Human: human,
+		IssuedAt: proofs.FormatTime(time.Now()), Nonce: "bench-" + randomSuffix()})
+	if err != nil {
+		return nil, err
+	}
+	env, err := registrar.SignEnvelope(proofs.PayloadTypeAgent, payload)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Append(ctx, env); err != nil {
+		return nil, fmt.Errorf("registering %s: %w", id, err)
+	}
+	return s, nil
 }
 
 // Presign signs n distinct root grants from issuerID to delegateID, each

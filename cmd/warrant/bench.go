@@ -57,18 +57,12 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	if !cf.json {
 		fmt.Fprintf(env.stderr, "preparing %s run against %s...\n", cfg.Mode, cf.server)
 	}
+	var res fmt.Stringer
 	if *mode == loadgen.ModeFairness {
-		res, err := loadgen.RunFairness(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		if cf.json {
-			return printJSON(env.stdout, res)
-		}
-		fmt.Fprint(env.stdout, res)
-		return nil
+		res, err = loadgen.RunFairness(ctx, cfg)
+	} else {
+		res, err = loadgen.Run(ctx, cfg)
 	}
-	res, err := loadgen.Run(ctx, cfg)
 	if err != nil {
 		return err
 	}
