@@ -96,4 +96,3 @@ func TestPayloadIndexBackfilledForOlderLogs(t *testing.T) {
 		t.Errorf("stripping the approval of an entry of an older log wrote %d new entries (answer: %v); want none: the same signed payload is the same request", after-before, err)
 	}
 }
-

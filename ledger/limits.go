@@ -292,13 +292,13 @@ func limitKey(r *request) string {
 // requests naming an agent still cannot lock it out or crowd real agents
 // out of the limiter set: they are refused only while the agent's own
 // appends keep its bucket empty.
-func (l *Log) shed(r *request, size int) error {
+func (l *Log) shed(r *request, signers *proofs.Signers, size int) error {
 	if l.limits == nil || !l.limits.perAgent() {
 		return nil
 	}
 	key := limitKey(r)
 	if r.ev.Revocation != nil && len(r.env.Signatures) > 0 {
-		if _, ok := l.admins[r.env.Signatures[0].KeyID]; ok {
+		if signers.Admin(r.env.Signatures[0].KeyID) {
 			key = r.env.Signatures[0].KeyID // an administrative revocation
 		}
 	}

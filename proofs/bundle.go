@@ -311,7 +311,9 @@ func (vc *VerifiedChain) verifyChain(target string, order []uint64) error {
 		}
 		if err := st.Authenticate(ev); err != nil {
 			reason := Reason(err)
-			if reason == "" {
+			switch reason {
+			case "", ReasonRegistrarUnknown, ReasonAdminUnknown, ReasonTooManySignatures:
+				// Not signed by its trust anchor.
 				reason = ReasonBundleChainBroken
 			}
 			return &Error{Reason: reason, Err: fmt.Errorf("%s: %w", name, err)}

@@ -84,19 +84,6 @@ func (r *Replay) Apply(index uint64, l *ParsedLeaf) error {
 	return firstErr(problem, mismatch)
 }
 
-// soleSignature checks that env has exactly one signature, by one of keys,
-// and that it verifies.
-func soleSignature(env *Envelope, keys map[string]*PublicKey) error {
-	if len(env.Signatures) != 1 {
-		return fmt.Errorf("%d signatures, want 1", len(env.Signatures))
-	}
-	k := keys[env.Signatures[0].KeyID]
-	if k == nil {
-		return fmt.Errorf("key %s is not one of the configured keys", env.Signatures[0].KeyID)
-	}
-	return env.Verify(k)
-}
-
 // sameDecision compares a recorded decision with the re-derived one.
 func sameDecision(index uint64, got, want *Decision) error {
 	g, _ := json.Marshal(got)
