@@ -18,13 +18,6 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// Reason codes of a whole-log audit.
-const (
-	ReasonAuditTreeMismatch = "audit_tree_mismatch"
-	ReasonAuditInconsistent = "audit_inconsistent_with_trusted"
-	ReasonExportMalformed   = "export_malformed"
-)
-
 // Auditor replays a whole log from index 0: it recomputes the tree and
 // checks it against a signed checkpoint, parses every leaf, checks every
 // signature and re-derives every decision (Replay), and records every

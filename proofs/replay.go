@@ -6,16 +6,6 @@ import (
 	"time"
 )
 
-// Reason codes of replay discrepancies.
-const (
-	ReasonReplayOrder         = "replay_out_of_order"
-	ReasonReplayConfig        = "replay_config_missing"
-	ReasonReplayLogTime       = "replay_log_time_decreased"
-	ReasonReplayUnauthentic   = "replay_unauthentic_entry"
-	ReasonReplayDecision      = "replay_decision_mismatch"
-	ReasonReplayPolicyMissing = "replay_policy_missing"
-)
-
 // Replay re-derives a log's decisions from its leaves alone, in index
 // order: the auditor's run of the state machine the sequencer runs
 // (State), over a store in memory. It implements ChainState over what it
