@@ -145,9 +145,6 @@ func (l *Log) prepare(envelope []byte) (*request, error) {
 		return nil, err
 	}
 	r := &request{ev: ev, env: env}
-	if ev.Revocation != nil && len(env.Signatures) != 1 {
-		return nil, proofs.Errorf(proofs.ReasonTooManySignatures, "a revocation carries exactly one signature")
-	}
 	signers := l.signers.Load()
 	if err := l.shed(r, signers, len(envelope)); err != nil { // over its rate limits: refused unverified (limits.go)
 		return nil, err

@@ -49,6 +49,16 @@ func (s *Signers) Key(keyID string) *PublicKey {
 	return s.bound(keyID)
 }
 
+// Claimed is whose rate budget a request spends as far as can be told
+// before its signatures are checked (Event.Spender once authenticated): a
+// revocation whose signature names an admin key counts as the admin's.
+// A server sheds a request whose claimed budget is empty unverified.
+func (s *Signers) Claimed(ev *Event) string {
+	c := *ev
+	c.ByAdmin = ev.Revocation != nil && ev.Env != nil && len(ev.Env.Signatures) > 0 && s.Admin(ev.Env.Signatures[0].KeyID)
+	return c.Spender()
+}
+
 // AuthenticateRequest establishes who signed a request a server received,
 // and writes it into ev (ByAdmin, Sigs, Checked): a key binding must carry
 // exactly one signature, by a registrar key; a policy update one by an
