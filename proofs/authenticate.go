@@ -50,12 +50,13 @@ func (s *Signers) Key(keyID string) *PublicKey {
 }
 
 // Claimed is whose rate budget a request spends as far as can be told
-// before its signatures are checked (Event.Spender once authenticated): a
-// revocation whose signature names an admin key counts as the admin's.
-// A server sheds a request whose claimed budget is empty unverified.
+// before its signatures are checked (Event.Spender once authenticated):
+// the event is taken as signed by an admin if its first signature names an
+// admin key. A server sheds a request whose claimed budget is empty
+// unverified.
 func (s *Signers) Claimed(ev *Event) string {
 	c := *ev
-	c.ByAdmin = ev.Revocation != nil && ev.Env != nil && len(ev.Env.Signatures) > 0 && s.Admin(ev.Env.Signatures[0].KeyID)
+	c.ByAdmin = ev.Env != nil && len(ev.Env.Signatures) > 0 && s.Admin(ev.Env.Signatures[0].KeyID)
 	return c.Spender()
 }
 

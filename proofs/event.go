@@ -6,10 +6,11 @@ import "time"
 // was signed, decoded by kind, and who signed it. Exactly one of Config,
 // KeyBinding, Delegation, Revocation and Policy is set, by Kind.
 //
-// An event is authenticated before it is decided: the server does it for
-// a request in its stateless stage (with the key matching a request may
-// need), an auditor for a recorded entry with State.Authenticate. Either
-// way the outcome is written into the event's authentication fields, and
+// An event is authenticated before it is decided, by one implementation
+// (Signers): the server does it for a request in its stateless stage
+// (Signers.AuthenticateRequest, with the key matching a request may need),
+// an auditor for a recorded entry (State.Authenticate). Either way the
+// outcome is written into the event's authentication fields, and
 // State.Decide checks the signatures again only if the key bindings
 // changed since (Checked), so every decision is made under the bindings
 // in force at the entry's log time.
