@@ -234,10 +234,7 @@ func outsider(e *Entry, parent *proofs.Delegation) bool {
 
 // checkChild checks that a listed child really names parent.
 func checkChild(e *Entry, parent string) error {
-	switch {
-	case e.Leaf.Delegation != nil && e.Leaf.Delegation.Parent == parent:
-		return nil
-	case e.Leaf.Revocation != nil && e.Leaf.Revocation.Delegation == parent:
+	if parent != "" && e.Leaf.Under() == parent {
 		return nil
 	}
 	return proofs.Errorf(ReasonMismatch, "entry %d was listed as a child of %q but does not name it", e.Index, parent)

@@ -181,8 +181,8 @@ func (l *Log) decide(b *batch, r *request) (decided, error) {
 	}
 	d := decided{raw: raw, leafHash: proofs.LeafHash(raw), logTime: logTime, decision: leaf.Decision}
 	switch {
-	case r.ev.Delegation != nil:
-		d.id = r.ev.Delegation.ID
+	case r.ev.NamedID() != "":
+		d.id = r.ev.NamedID()
 	case r.env != nil:
 		d.id = proofs.SumID(r.envHash) // HashID of the canonical envelope
 	default:

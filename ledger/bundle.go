@@ -41,7 +41,7 @@ func (l *Log) ChainBundle(ctx context.Context, id string) ([]byte, error) {
 	cp := l.Checkpoint()
 	want := map[uint64]bool{}
 	err := l.db.View(func(txn *badger.Txn) error {
-		cs := newChainState(txn, l.bindings.Load(), l.delegations)
+		cs := newChainState(txn, l.signers.Load().Bindings(), l.delegations)
 		for next := id; next != ""; {
 			r, err := cs.Delegation(next)
 			if err != nil {

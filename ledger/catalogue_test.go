@@ -734,16 +734,7 @@ func (c *catalogue) check(t *testing.T, tc badRequest, send func(*testing.T, []b
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := func(id string) *proofs.PublicKey {
-		if k := c.f.log.registrars[id]; k != nil {
-			return k
-		}
-		if k := c.f.log.admins[id]; k != nil {
-			return k
-		}
-		return boundKey(c.f.log.bindings.Load())(id)
-	}
-	if err := e.MatchKeys(keys, nil); err != nil {
+	if err := e.MatchKeys(c.f.log.signers.Load().Key, nil); err != nil {
 		t.Fatalf("the log wrote an envelope whose signatures do not match its keys: %v", err)
 	}
 	if !bytes.Equal(p.Envelope, e.Canonical()) {

@@ -92,7 +92,7 @@ func hpRequest(l *Log, envelope []byte, verify bool) (*request, error) {
 	if err != nil {
 		return nil, err
 	}
-	bs := l.bindings.Load()
+	bs := l.signers.Load().Bindings()
 	r.ev = proofs.Event{Kind: proofs.KindDelegation, Env: env, Delegation: d, Checked: bs}
 	if !verify {
 		if len(env.Signatures) != 1 {

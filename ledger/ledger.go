@@ -33,10 +33,9 @@ type Log struct {
 	verifier note.Verifier
 	vkey     string
 	config   proofs.LogConfig
-	// registrars and admins map key ids to trust-anchor keys; fixed for the
-	// life of the Log.
-	registrars map[string]*proofs.PublicKey
-	admins     map[string]*proofs.PublicKey
+	// admins maps key ids to the admin keys (administrative HTTP
+	// requests); fixed for the life of the Log.
+	admins map[string]*proofs.PublicKey
 	// delegations caches committed delegations for chain walks.
 	delegations *delegationCache
 	// trees caches tiles' subtrees for proofs.
@@ -53,8 +52,11 @@ type Log struct {
 	stop    chan struct{}
 	stopped chan struct{}
 
-	latest   atomic.Pointer[proofs.Checkpoint]
-	bindings atomic.Pointer[proofs.Bindings]
+	latest atomic.Pointer[proofs.Checkpoint]
+	// signers is who may sign a request now (trust anchors and key
+	// bindings in force), replaced after each commit: the stateless stage
+	// authenticates against it.
+	signers atomic.Pointer[proofs.Signers]
 	// changed is closed, and replaced, whenever a new checkpoint is
 	// published: watchers wait on it.
 	changed atomic.Pointer[chan struct{}]

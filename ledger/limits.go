@@ -271,19 +271,9 @@ func (l *limiters) tracked() int {
 }
 
 // limitKey is the agent an append is counted against: the issuer of a
-// delegation or issuer-signed revocation, else the signing key.
-func limitKey(r *request) string {
-	switch {
-	case r.ev.Delegation != nil:
-		return r.ev.Delegation.Issuer
-	case r.ev.Revocation != nil && !r.ev.ByAdmin:
-		return r.ev.Revocation.Issuer
-	case r.env != nil && len(r.env.Signatures) > 0:
-		return r.env.Signatures[0].KeyID
-	default:
-		return ""
-	}
-}
+// delegation or issuer-signed revocation, else the signing key
+// (proofs.Event.Spender).
+func limitKey(r *request) string { return r.ev.Spender() }
 
 // shed refuses, before its signatures are checked, a request whose agent's
 // bucket is empty right now: it would be refused after authentication
@@ -292,17 +282,12 @@ func limitKey(r *request) string {
 // requests naming an agent still cannot lock it out or crowd real agents
 // out of the limiter set: they are refused only while the agent's own
 // appends keep its bucket empty.
-func (l *Log) shed(r *request, size int) error {
+func (l *Log) shed(r *request, signers *proofs.Signers, size int) error {
 	if l.limits == nil || !l.limits.perAgent() {
 		return nil
 	}
-	key := limitKey(r)
-	if r.ev.Revocation != nil && len(r.env.Signatures) > 0 {
-		if _, ok := l.admins[r.env.Signatures[0].KeyID]; ok {
-			key = r.env.Signatures[0].KeyID // an administrative revocation
-		}
-	}
-	return l.limits.empty(key, size) // the canonical form is not made yet: the bytes as sent
+	// The canonical form is not made yet: the bytes as sent.
+	return l.limits.empty(signers.Claimed(&r.ev), size)
 }
 
 // empty returns a rate_limited error if agent is tracked and its buckets

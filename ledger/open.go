@@ -54,7 +54,6 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		cosigner:    cosigner,
 		verifier:    verifier,
 		vkey:        vkey,
-		registrars:  make(map[string]*proofs.PublicKey),
 		admins:      make(map[string]*proofs.PublicKey),
 		delegations: newDelegationCache(1 << 16),
 		trees:       newTreeCache(opts.TreeCacheBytes),
@@ -72,9 +71,6 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	l.config.RegistrarKeys = configKeys(opts.RegistrarKeys)
 	l.config.AdminKeys = configKeys(opts.AdminKeys)
 	l.config.Rules = opts.Rules
-	for _, k := range opts.RegistrarKeys {
-		l.registrars[k.ID] = k
-	}
 	for _, k := range opts.AdminKeys {
 		l.admins[k.ID] = k
 	}

@@ -91,13 +91,8 @@ func checkPeer(ctx context.Context, r *request) error {
 	if !ok {
 		return nil
 	}
-	var issuer, what string
-	switch {
-	case r.ev.Delegation != nil:
-		issuer, what = r.ev.Delegation.Issuer, "delegation"
-	case r.ev.Revocation != nil && !r.ev.ByAdmin:
-		issuer, what = r.ev.Revocation.Issuer, "revocation"
-	default:
+	issuer, what := r.ev.Issuer(), r.ev.Kind
+	if issuer == "" {
 		return nil // signed by a registrar or an admin key: no SPIFFE ID to match
 	}
 	if p.id == "" {

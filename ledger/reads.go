@@ -20,7 +20,7 @@ import (
 func (l *Log) Status(ctx context.Context, id string) (proofs.Status, error) {
 	var s proofs.Status
 	err := l.db.View(func(txn *badger.Txn) (err error) {
-		cs := newChainState(txn, l.bindings.Load(), l.delegations)
+		cs := newChainState(txn, l.signers.Load().Bindings(), l.delegations)
 		s, err = proofs.EffectiveStatus(cs, id, l.opts.Now(), l.config.Rules)
 		return err
 	})

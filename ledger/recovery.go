@@ -90,7 +90,7 @@ func (l *Log) recover() error {
 		}
 		l.seq = seqState{size: h.Size, rng: rng, edge: edge, logTime: h.LogTime, state: proofs.ResumeState(nil, &l.config, bs, pol)}
 		l.logTime.Store(h.LogTime)
-		l.bindings.Store(bs)
+		l.signers.Store(l.seq.state.Signers())
 		return nil
 	})
 	if err != nil {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -130,18 +128,13 @@ func (l *Log) appendPrepared(ctx context.Context, r *request) (*Appended, error)
 }
 
 // prepare parses an envelope as DSSE allows it to be written, decodes its
-// payload and authenticates it: every signature must verify under a key the
-// log holds for this payload (Envelope.MatchKeys), or the request is
-// refused, unauthenticated, having written and spent nothing. The request
-// then holds the envelope's one canonical form (standard base64, canonical
-// key ids, signatures sorted), which is what the log stores.
-//
-// The candidate keys of a signature that does not name its key: the
-// registrar keys for a key binding, the admin keys for a policy, the
-// issuer's key in force and the admin keys for a revocation, and for a
-// delegation the issuer's key in force and that of the chain's root subject
-// (the human the chain acts for, the usual approver). Any other co-signer
-// must name its key by its canonical key id.
+// payload and authenticates it against the signers in force
+// (proofs.Signers.AuthenticateRequest, the rules every auditor checks a
+// recorded entry by): every signature must verify under a key the log
+// holds for this payload, or the request is refused, unauthenticated,
+// having written and spent nothing. The request then holds the envelope's
+// one canonical form (standard base64, canonical key ids, signatures
+// sorted), which is what the log stores.
 func (l *Log) prepare(envelope []byte) (*request, error) {
 	env, err := proofs.ParseDSSE(envelope)
 	if err != nil {
@@ -152,13 +145,11 @@ func (l *Log) prepare(envelope []byte) (*request, error) {
 		return nil, err
 	}
 	r := &request{ev: ev, env: env}
-	if ev.Revocation != nil && len(env.Signatures) != 1 {
-		return nil, proofs.Errorf(proofs.ReasonTooManySignatures, "a revocation carries exactly one signature")
-	}
-	if err := l.shed(r, len(envelope)); err != nil { // over its rate limits: refused unverified (limits.go)
+	signers := l.signers.Load()
+	if err := l.shed(r, signers, len(envelope)); err != nil { // over its rate limits: refused unverified (limits.go)
 		return nil, err
 	}
-	if err := l.authenticate(&r.ev); err != nil {
+	if err := signers.AuthenticateRequest(&r.ev); err != nil {
 		return nil, err
 	}
 	// The canonical form is what the log stores: bound it too.
@@ -169,135 +160,6 @@ func (l *Log) prepare(envelope []byte) (*request, error) {
 	r.envHash = proofs.EnvelopeHash(r.canon)
 	r.payloadHash = proofs.PayloadHash(env.PayloadType, env.Payload)
 	return r, nil
-}
-
-// authenticate establishes who signed a request's event, against the trust
-// anchors and the key bindings in force now, and writes it into ev (the
-// sequencer's proofs.State checks again if the bindings change before the
-// event is decided). It matches signatures that name no key, or not by
-// its canonical id, to a key (Envelope.MatchKeys), which a recorded entry
-// never needs (proofs.State.Authenticate).
-func (l *Log) authenticate(ev *proofs.Event) error {
-	env := ev.Env
-	switch ev.Kind {
-	case proofs.KindKeyBinding:
-		return verifySole(env, l.registrars, ReasonRegistrarUnknown, "a registrar")
-	case proofs.KindPolicy:
-		ev.ByAdmin = true
-		return verifySole(env, l.admins, ReasonAdminUnknown, "an admin")
-	case proofs.KindDelegation:
-		bs := l.bindings.Load()
-		issuer := bs.Agent(ev.Delegation.Issuer)
-		if issuer == nil {
-			return proofs.Errorf(ReasonIssuerNotRegistered, "issuer %s has no key binding in force", ev.Delegation.Issuer)
-		}
-		fallback := []*proofs.PublicKey{issuer.Key}
-		if root := bs.Agent(ev.Delegation.RootSubject); root != nil && root != issuer {
-			fallback = append(fallback, root.Key)
-		}
-		if err := env.MatchKeys(boundKey(bs), fallback); err != nil {
-			return issuerMissing(env, issuer, err)
-		}
-		return l.checkIssuer(ev, issuer, bs)
-	case proofs.KindRevocation:
-		return l.authenticateRevocation(ev)
-	}
-	return proofs.Errorf(proofs.ReasonPayloadTypeUnknown, "unknown payload type %q", env.PayloadType)
-}
-
-// authenticateRevocation: a revocation is signed by an admin key, or by
-// its issuer's key in force.
-func (l *Log) authenticateRevocation(ev *proofs.Event) error {
-	env, rev := ev.Env, ev.Revocation
-	bs := l.bindings.Load()
-	issuer := bs.Agent(rev.Issuer)
-	if rev.Issuer == "" || issuer == nil {
-		// Only an admin key can sign it.
-		if err := verifySole(env, l.admins, ReasonAdminUnknown, "an admin"); err != nil {
-			if rev.Issuer != "" && proofs.Reason(err) == ReasonAdminUnknown {
-				return proofs.Errorf(ReasonIssuerNotRegistered, "issuer %s has no key binding in force, and the revocation is not signed by an admin key", rev.Issuer)
-			}
-			return err
-		}
-		ev.ByAdmin = true
-		return rev.CheckSigner(true)
-	}
-	named := func(id string) *proofs.PublicKey {
-		if k := l.admins[id]; k != nil {
-			return k
-		}
-		return boundKey(bs)(id)
-	}
-	if err := env.MatchKeys(named, append([]*proofs.PublicKey{issuer.Key}, sortedKeys(l.admins)...)); err != nil {
-		return issuerMissing(env, issuer, err)
-	}
-	if l.admins[env.Signatures[0].KeyID] != nil {
-		ev.ByAdmin = true
-		return rev.CheckSigner(true)
-	}
-	return l.checkIssuer(ev, issuer, bs)
-}
-
-// checkIssuer records the signature check of an issuer-signed event under
-// the bindings snapshot bs.
-func (l *Log) checkIssuer(ev *proofs.Event, issuer *proofs.Binding, bs *proofs.Bindings) error {
-	sigs, err := proofs.CheckSignatures(ev.Env, issuer, bs.KeyID)
-	if err != nil {
-		return issuerError(err, issuer.Agent)
-	}
-	ev.Sigs, ev.Checked = sigs, bs
-	return nil
-}
-
-// issuerMissing reports an envelope that failed authentication without a
-// valid signature by the issuer's key in force as signature_missing (a key
-// rotated away, a request signed by someone else), which says what to fix;
-// otherwise it returns err.
-func issuerMissing(env *proofs.Envelope, issuer *proofs.Binding, err error) error {
-	if proofs.Reason(err) == proofs.ReasonSignatureKeyUnknown && !env.Matched(issuer.Key) {
-		return proofs.Errorf(proofs.ReasonSignatureMissing, "no signature by the issuer's registered key %s (%v)", issuer.Key.ID, err)
-	}
-	return err
-}
-
-// boundKey looks keys up among the bindings in force by key id.
-func boundKey(bs *proofs.Bindings) func(string) *proofs.PublicKey {
-	return func(id string) *proofs.PublicKey {
-		if b := bs.KeyID(id); b != nil {
-			return b.Key
-		}
-		return nil
-	}
-}
-
-// sortedKeys lists a trust-anchor key set in key id order, so that
-// signatures without a key id are tried in the same order every time.
-func sortedKeys(keys map[string]*proofs.PublicKey) []*proofs.PublicKey {
-	out := slices.Collect(maps.Values(keys))
-	slices.SortFunc(out, func(a, b *proofs.PublicKey) int { return strings.Compare(a.ID, b.ID) })
-	return out
-}
-
-// issuerError names the issuer in an unregistered-issuer error.
-func issuerError(err error, issuer string) error {
-	if proofs.Reason(err) == ReasonIssuerNotRegistered {
-		return proofs.Errorf(ReasonIssuerNotRegistered, "issuer %s has no key binding in force", issuer)
-	}
-	return err
-}
-
-// verifySole checks that env carries exactly one signature and that it is
-// by one of keys (a trust anchor set: registrars or admins), matching a
-// signature without a known key id by trying each key.
-func verifySole(env *proofs.Envelope, keys map[string]*proofs.PublicKey, reason, who string) error {
-	if len(env.Signatures) != 1 {
-		return proofs.Errorf(proofs.ReasonTooManySignatures, "this envelope carries exactly one signature, by %s key", who)
-	}
-	err := env.MatchKeys(func(id string) *proofs.PublicKey { return keys[id] }, sortedKeys(keys))
-	if proofs.Reason(err) == proofs.ReasonSignatureKeyUnknown {
-		return proofs.Errorf(reason, "the signature (key id %q) is not by %s key of this log", env.Signatures[0].KeyID, who)
-	}
-	return err
 }
 
 // submit queues a request for the sequencer and waits for its answer.
@@ -445,7 +307,7 @@ func (l *Log) sequenceSome(batch []*request) int {
 	} else if written > 0 {
 		l.seq = *st
 		l.logTime.Store(st.logTime)
-		l.bindings.Store(st.state.Bindings())
+		l.signers.Store(st.state.Signers())
 		root, _ := st.rng.GetRootHash(nil)
 		cp, err := l.signCheckpoint(st.size, root, false)
 		if err != nil {

@@ -18,13 +18,6 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// Reason codes of a whole-log audit.
-const (
-	ReasonAuditTreeMismatch = "audit_tree_mismatch"
-	ReasonAuditInconsistent = "audit_inconsistent_with_trusted"
-	ReasonExportMalformed   = "export_malformed"
-)
-
 // Auditor replays a whole log from index 0: it recomputes the tree and
 // checks it against a signed checkpoint, parses every leaf, checks every
 // signature and re-derives every decision (Replay), and records every
@@ -89,18 +82,11 @@ func (a *Auditor) AddBatch(leaves [][]byte) {
 	// Keys named by this batch become known before its signatures are
 	// checked; whether a key may sign an entry is the replay's question.
 	for _, p := range parsed {
-		switch {
-		case p == nil:
-		case p.KeyBinding != nil:
-			if k, err := ParsePublicKeyDER(p.KeyBinding.PublicKey); err == nil {
-				a.keys[k.ID] = k
-			}
-		case p.Config != nil:
-			for _, ck := range append(slices.Clone(p.Config.RegistrarKeys), p.Config.AdminKeys...) {
-				if k, err := ParsePublicKeyDER(ck.PublicKey); err == nil {
-					a.keys[k.ID] = k
-				}
-			}
+		if p == nil {
+			continue
+		}
+		for _, k := range p.Keys() {
+			a.keys[k.ID] = k
 		}
 	}
 	lookup := func(id string) *PublicKey { return a.keys[id] }

@@ -2,10 +2,6 @@ package proofs
 
 import "maps"
 
-// ReasonKeyInUse denies a key binding whose key is bound to another agent:
-// one key names one identity, or signatures would be ambiguous.
-const ReasonKeyInUse = "key_in_use"
-
 // Bindings is an immutable snapshot of the key bindings in force. With
 // returns a new snapshot, so a snapshot can be shared between goroutines
 // and kept as evidence of what a check saw.

@@ -19,15 +19,6 @@ const BundleFormat = "warrant-chain-bundle/v1"
 // links, each with its bindings and policy, as tlog-proofs.
 const MaxBundleBytes = 16 << 20
 
-// Reason codes of chain-bundle verification.
-const (
-	ReasonBundleMalformed   = "bundle_malformed"
-	ReasonBundleIncomplete  = "bundle_incomplete"
-	ReasonBundleChainBroken = "bundle_chain_broken"
-	ReasonBundleDecision    = "bundle_decision_mismatch"
-	ReasonBundleWitness     = "bundle_witness_policy_unsatisfied"
-)
-
 // Bundle is a chain bundle: the C2SP tlog-proofs (each carrying its leaf as
 // extra data) of every link from a root grant to a delegation, plus the
 // log-config, key-binding and policy entries needed to check each link's
@@ -311,7 +302,9 @@ func (vc *VerifiedChain) verifyChain(target string, order []uint64) error {
 		}
 		if err := st.Authenticate(ev); err != nil {
 			reason := Reason(err)
-			if reason == "" {
+			switch reason {
+			case "", ReasonRegistrarUnknown, ReasonAdminUnknown, ReasonTooManySignatures:
+				// Not signed by its trust anchor.
 				reason = ReasonBundleChainBroken
 			}
 			return &Error{Reason: reason, Err: fmt.Errorf("%s: %w", name, err)}

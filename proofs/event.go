@@ -6,10 +6,11 @@ import "time"
 // was signed, decoded by kind, and who signed it. Exactly one of Config,
 // KeyBinding, Delegation, Revocation and Policy is set, by Kind.
 //
-// An event is authenticated before it is decided: the server does it for
-// a request in its stateless stage (with the key matching a request may
-// need), an auditor for a recorded entry with State.Authenticate. Either
-// way the outcome is written into the event's authentication fields, and
+// An event is authenticated before it is decided, by one implementation
+// (Signers): the server does it for a request in its stateless stage
+// (Signers.AuthenticateRequest, with the key matching a request may need),
+// an auditor for a recorded entry (State.Authenticate). Either way the
+// outcome is written into the event's authentication fields, and
 // State.Decide checks the signatures again only if the key bindings
 // changed since (Checked), so every decision is made under the bindings
 // in force at the entry's log time.
@@ -40,7 +41,8 @@ type Event struct {
 
 // ParseEvent decodes a signed envelope's payload by its payload type, as a
 // server does with a request. The payload must be its own canonical JSON
-// and valid. The event is not authenticated yet.
+// and valid, and a revocation carry exactly one signature (refused before
+// anything is spent on it). The event is not authenticated yet.
 func ParseEvent(env *Envelope) (Event, error) {
 	ev := Event{Env: env}
 	var err error
@@ -61,6 +63,9 @@ func ParseEvent(env *Envelope) (Event, error) {
 		ev.Revocation, err = ParseRevocation(env.Payload)
 	default:
 		return ev, Errorf(ReasonPayloadTypeUnknown, "unknown payload type %q", env.PayloadType)
+	}
+	if err == nil && ev.Revocation != nil && len(env.Signatures) != 1 {
+		err = Errorf(ReasonTooManySignatures, "a revocation carries exactly one signature")
 	}
 	return ev, err
 }
@@ -89,6 +94,32 @@ func (e *Event) Issuer() string {
 		return e.Delegation.Issuer
 	case e.Revocation != nil && !e.ByAdmin:
 		return e.Revocation.Issuer
+	}
+	return ""
+}
+
+// Spender is whose rate budget the event spends: the agent whose key
+// binding signs it (a delegation's issuer, an issuer-signed revocation's),
+// else the key id of its first signature (a registrar, an admin); "" for
+// the entries a log writes itself.
+func (e *Event) Spender() string {
+	switch {
+	case e.Delegation != nil:
+		return e.Delegation.Issuer
+	case e.Revocation != nil && !e.ByAdmin:
+		return e.Revocation.Issuer
+	case e.Env != nil && len(e.Env.Signatures) > 0:
+		return e.Env.Signatures[0].KeyID
+	}
+	return ""
+}
+
+// NamedID is the id an event's payload gives its entry (a delegation's
+// id); "" for an entry named by its hash (HashID of its canonical
+// envelope, or of the leaf of an entry the log writes itself).
+func (e *Event) NamedID() string {
+	if e.Delegation != nil {
+		return e.Delegation.ID
 	}
 	return ""
 }

@@ -287,6 +287,72 @@ func (p *ParsedLeaf) Actor() string {
 	return "admin " + p.Env.Signatures[0].KeyID
 }
 
+// Under is the delegation id an entry hangs under in a chain: a
+// delegation's parent ("" for a root grant), a revocation's target; "" for
+// the other kinds. The log lists an entry among the children of that
+// delegation.
+func (p *ParsedLeaf) Under() string {
+	switch {
+	case p.Delegation != nil:
+		return p.Delegation.Parent
+	case p.Revocation != nil:
+		return p.Revocation.Delegation
+	}
+	return ""
+}
+
+// Kinds lists every leaf kind, in the order reports print them.
+func Kinds() []string {
+	return []string{KindLogConfig, KindPolicy, KindKeyBinding, KindDelegation, KindRevocation}
+}
+
+// Payload returns what the entry holds, decoded, for printing: the signed
+// payload of a signed entry (a policy update's, not the parsed policy), a
+// log configuration, or the text of a policy the log wrote itself.
+func (p *ParsedLeaf) Payload() any {
+	switch {
+	case p.Delegation != nil:
+		return p.Delegation
+	case p.KeyBinding != nil:
+		return p.KeyBinding
+	case p.Config != nil:
+		return p.Config
+	case p.Revocation != nil:
+		return p.Revocation
+	case p.PolicyUpdate != nil:
+		return p.PolicyUpdate
+	case p.Leaf.Policy != nil:
+		return p.Leaf.Policy
+	}
+	return nil
+}
+
+// Keys returns the public keys the entry names for others to sign with: a
+// key binding's key, a configuration's registrar and admin keys. Keys that
+// do not parse are left out. Whether a key may sign an entry is the state
+// machine's question (State.Authenticate); an auditor uses Keys to check
+// signatures ahead of it (Auditor.AddBatch).
+func (p *ParsedLeaf) Keys() []*PublicKey {
+	var out []*PublicKey
+	add := func(der []byte) {
+		if k, err := ParsePublicKeyDER(der); err == nil {
+			out = append(out, k)
+		}
+	}
+	switch {
+	case p.KeyBinding != nil:
+		add(p.KeyBinding.PublicKey)
+	case p.Config != nil:
+		for _, ck := range p.Config.RegistrarKeys {
+			add(ck.PublicKey)
+		}
+		for _, ck := range p.Config.AdminKeys {
+			add(ck.PublicKey)
+		}
+	}
+	return out
+}
+
 // HashID returns "sha256:<hex>" of b.
 func HashID(b []byte) string { return SumID(sha256.Sum256(b)) }
 

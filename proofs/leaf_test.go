@@ -362,3 +362,46 @@ func ExampleParseLeaf() {
 	// true
 	// leaf_non_canonical
 }
+
+// TestLeafDescriptors checks the kind-agnostic questions a leaf answers
+// for the server, the client and the CLI, on a log of every kind.
+func TestLeafDescriptors(t *testing.T) {
+	r := newReplayFixture(t)
+	kinds := map[string]bool{}
+	for _, k := range proofs.Kinds() {
+		kinds[k] = true
+	}
+	for i, p := range r.leaves {
+		if !kinds[p.Kind] {
+			t.Errorf("entry %d: kind %q is not in Kinds()", i, p.Kind)
+		}
+		if p.Payload() == nil {
+			t.Errorf("entry %d (%s): no payload", i, p.Kind)
+		}
+		keys := p.Keys()
+		switch {
+		case p.KeyBinding != nil:
+			if len(keys) != 1 || keys[0].ID != proofs.KeyID(p.KeyBinding.PublicKey) {
+				t.Errorf("entry %d: key binding names keys %v", i, keys)
+			}
+		case p.Config != nil:
+			if len(keys) != 2 || keys[0].ID != r.registrar.id || keys[1].ID != r.admin.id {
+				t.Errorf("entry %d: configuration names keys %v", i, keys)
+			}
+		default:
+			if len(keys) != 0 {
+				t.Errorf("entry %d (%s): names keys %v", i, p.Kind, keys)
+			}
+		}
+		var under string
+		switch {
+		case p.Delegation != nil:
+			under = p.Delegation.Parent
+		case p.Revocation != nil:
+			under = p.Revocation.Delegation
+		}
+		if got := p.Under(); got != under {
+			t.Errorf("entry %d (%s): under %q, want %q", i, p.Kind, got, under)
+		}
+	}
+}

@@ -17,16 +17,6 @@ const CedarVersion = "v1.9.1"
 // MaxPolicyBytes bounds a policy text (it must fit an envelope).
 const MaxPolicyBytes = 16 << 10
 
-// Reason codes of policy handling.
-const (
-	ReasonPolicyInvalid = "policy_invalid"
-	ReasonPolicyForbid  = "policy_forbid"
-	// ReasonPolicyError denies a request on which some policy failed to
-	// evaluate (a misspelt attribute, a type error): a broken rule must not
-	// silently stop forbidding.
-	ReasonPolicyError = "policy_error"
-)
-
 var reasonCode = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
 // Policy is a parsed Cedar policy set in warrant's conventions: every policy

@@ -9,11 +9,155 @@ package proofs
 // docs/rules.md and the README are checked against it by tests
 // (cmd/warrant/docs_test.go), so a code is added here and nowhere else.
 //
-// The codes of the rules, replay, bundles, audits and envelopes are
-// declared next to the code that returns them (errors.go, rules.go,
-// replay.go, bundle.go, policy.go, bindings.go, audit.go); the codes the
-// server, the client and the CLI add are declared below. Code outside this
-// package names a code by its constant, never by a string literal.
+// Every code's constant is declared here too, grouped by what raises it.
+// Code outside this package names a code by its constant, never by a
+// string literal.
+
+// Reason codes of envelopes, payloads, keys, leaves, checkpoints, proofs
+// and rule limits.
+const (
+	ReasonEnvelopeMalformed   = "envelope_malformed"
+	ReasonEnvelopeTooLarge    = "envelope_too_large"
+	ReasonBase64NonCanonical  = "base64_non_canonical"
+	ReasonTooManySignatures   = "too_many_signatures"
+	ReasonPayloadTypeUnknown  = "payload_type_unknown"
+	ReasonPayloadTypeMismatch = "payload_type_mismatch"
+	ReasonPayloadMalformed    = "payload_malformed"
+	ReasonPayloadNonCanonical = "payload_non_canonical"
+	ReasonSignatureInvalid    = "signature_invalid"
+	ReasonSignatureMissing    = "signature_missing"
+	// ReasonSignatureKeyUnknown: a signature names no key this log holds
+	// for the payload and verifies under none of the candidate keys (see
+	// Envelope.MatchKeys): the request is not authentic.
+	ReasonSignatureKeyUnknown = "signature_key_unknown"
+	// ReasonAuthBackoff: the peer's recent requests kept failing
+	// authentication, so this one is refused before its signatures are
+	// checked; retry later (ResourceExhausted).
+	ReasonAuthBackoff         = "auth_backoff"
+	ReasonSignatureHighS      = "signature_high_s"
+	ReasonKeyInvalid          = "key_invalid"
+	ReasonLeafMalformed       = "leaf_malformed"
+	ReasonLeafNonCanonical    = "leaf_non_canonical"
+	ReasonLeafTooLarge        = "leaf_too_large"
+	ReasonCheckpointInvalid   = "checkpoint_invalid"
+	ReasonCheckpointSignature = "checkpoint_signature_invalid"
+	ReasonCheckpointOrigin    = "checkpoint_origin_mismatch"
+	ReasonInclusionInvalid    = "inclusion_proof_invalid"
+	ReasonConsistencyInvalid  = "consistency_proof_invalid"
+	ReasonRangeInvalid        = "range_proof_invalid"
+	ReasonTLogProofMalformed  = "tlog_proof_malformed"
+	ReasonTLogProofNoLeaf     = "tlog_proof_missing_leaf"
+	ReasonTimeMalformed       = "time_malformed"
+	ReasonIdentityMalformed   = "identity_malformed"
+	ReasonListTooLong         = "list_too_long"
+	ReasonFieldTooLong        = "field_too_long"
+	ReasonFieldMissing        = "field_missing"
+	// ReasonCaseNonCanonical: a scope, data class, destination or task
+	// with an upper-case letter; each has one spelling, lower case.
+	ReasonCaseNonCanonical = "case_non_canonical"
+	// ReasonLabelMalformed: a scope, data class or destination with a
+	// character outside a-z 0-9 - _ . : / ~.
+	ReasonLabelMalformed = "label_malformed"
+	// ReasonIDReserved: a delegation id (or parent) in the "sha256:"
+	// namespace of entry ids that the log derives from envelope hashes.
+	ReasonIDReserved = "id_reserved"
+	// ReasonRevokerMismatch: an admin-signed revocation that names an
+	// issuer, which would show the admin's act as that agent's.
+	ReasonRevokerMismatch = "revoker_mismatch"
+	// ReasonRuleLimitsInvalid: rule limits a log may not run with (a depth
+	// limit above MaxChainDepth).
+	ReasonRuleLimitsInvalid = "rule_limits_invalid"
+	// ReasonOptionsInvalid: a server option a log may not open with (a
+	// negative bound that cannot be off, a nil key, no data directory);
+	// the error names the option.
+	ReasonOptionsInvalid = "options_invalid"
+	// ReasonChainTooLong: a chain longer than MaxChainDepth, which no valid
+	// configuration lets be built; the rules refuse to decide on it.
+	ReasonChainTooLong = "chain_too_long"
+)
+
+// Reason codes of administrative requests (adminrequest.go).
+const (
+	// ReasonAdminAuth: an administrative request's Authorization is
+	// missing, malformed, stale, replayed or not signed by an admin key.
+	ReasonAdminAuth = "admin_auth_invalid"
+)
+
+// Reason codes of the chain rules (DESIGN.md "Delegation model"). They are
+// recorded in denial entries and printed by the CLI; they never change
+// meaning. Policy denials add the @reason codes of the policy in force
+// (the default policy's are cross_domain, tier_escalation and
+// approval_required).
+const (
+	ReasonRootGrantNotHuman   = "root_grant_not_human"
+	ReasonRootSubjectMismatch = "root_subject_mismatch"
+	ReasonParentNotFound      = "parent_not_found"
+	ReasonNotParentDelegate   = "not_parent_delegate"
+	ReasonParentRevoked       = "parent_revoked"
+	ReasonParentExpired       = "parent_expired"
+	ReasonParentNotYetValid   = "parent_not_yet_valid"
+	ReasonTaskNotWithinParent = "task_not_within_parent"
+	ReasonScopeWidened        = "scope_widened"
+	ReasonDataClassWidened    = "data_class_widened"
+	ReasonDestinationWidened  = "destination_widened"
+	ReasonOutlivesParent      = "outlives_parent"
+	ReasonLifetimeExceedsTier = "lifetime_exceeds_tier"
+	ReasonAlreadyExpired      = "already_expired"
+	ReasonNotYetValid         = "not_yet_valid"
+	ReasonDepthExceeded       = "depth_exceeded"
+	ReasonSelfDelegation      = "self_delegation"
+	ReasonCycle               = "cycle"
+	ReasonTierEscalation      = "tier_escalation"
+	ReasonDelegateUnknown     = "delegate_unknown"
+	ReasonCrossDomain         = "cross_domain"
+	ReasonApprovalRequired    = "approval_required"
+	ReasonApprovalInvalid     = "approval_invalid"
+	ReasonNonceReused         = "nonce_reused"
+	ReasonIDReused            = "id_reused"
+	ReasonDelegationNotFound  = "delegation_not_found"
+	ReasonRevokeNotAuthorized = "revoke_not_authorized"
+	ReasonIssuerNotRegistered = "issuer_not_registered"
+)
+
+// Reason codes of replay discrepancies.
+const (
+	ReasonReplayOrder         = "replay_out_of_order"
+	ReasonReplayConfig        = "replay_config_missing"
+	ReasonReplayLogTime       = "replay_log_time_decreased"
+	ReasonReplayUnauthentic   = "replay_unauthentic_entry"
+	ReasonReplayDecision      = "replay_decision_mismatch"
+	ReasonReplayPolicyMissing = "replay_policy_missing"
+)
+
+// Reason codes of chain-bundle verification.
+const (
+	ReasonBundleMalformed   = "bundle_malformed"
+	ReasonBundleIncomplete  = "bundle_incomplete"
+	ReasonBundleChainBroken = "bundle_chain_broken"
+	ReasonBundleDecision    = "bundle_decision_mismatch"
+	ReasonBundleWitness     = "bundle_witness_policy_unsatisfied"
+)
+
+// Reason codes of policy handling.
+const (
+	ReasonPolicyInvalid = "policy_invalid"
+	ReasonPolicyForbid  = "policy_forbid"
+	// ReasonPolicyError denies a request on which some policy failed to
+	// evaluate (a misspelt attribute, a type error): a broken rule must not
+	// silently stop forbidding.
+	ReasonPolicyError = "policy_error"
+)
+
+// ReasonKeyInUse denies a key binding whose key is bound to another agent:
+// one key names one identity, or signatures would be ambiguous.
+const ReasonKeyInUse = "key_in_use"
+
+// Reason codes of a whole-log audit.
+const (
+	ReasonAuditTreeMismatch = "audit_tree_mismatch"
+	ReasonAuditInconsistent = "audit_inconsistent_with_trusted"
+	ReasonExportMalformed   = "export_malformed"
+)
 
 // Reason codes of the server (package ledger) that are not decisions.
 const (

@@ -6,16 +6,6 @@ import (
 	"time"
 )
 
-// Reason codes of replay discrepancies.
-const (
-	ReasonReplayOrder         = "replay_out_of_order"
-	ReasonReplayConfig        = "replay_config_missing"
-	ReasonReplayLogTime       = "replay_log_time_decreased"
-	ReasonReplayUnauthentic   = "replay_unauthentic_entry"
-	ReasonReplayDecision      = "replay_decision_mismatch"
-	ReasonReplayPolicyMissing = "replay_policy_missing"
-)
-
 // Replay re-derives a log's decisions from its leaves alone, in index
 // order: the auditor's run of the state machine the sequencer runs
 // (State), over a store in memory. It implements ChainState over what it
@@ -82,19 +72,6 @@ func (r *Replay) Apply(index uint64, l *ParsedLeaf) error {
 		}
 	}
 	return firstErr(problem, mismatch)
-}
-
-// soleSignature checks that env has exactly one signature, by one of keys,
-// and that it verifies.
-func soleSignature(env *Envelope, keys map[string]*PublicKey) error {
-	if len(env.Signatures) != 1 {
-		return fmt.Errorf("%d signatures, want 1", len(env.Signatures))
-	}
-	k := keys[env.Signatures[0].KeyID]
-	if k == nil {
-		return fmt.Errorf("key %s is not one of the configured keys", env.Signatures[0].KeyID)
-	}
-	return env.Verify(k)
 }
 
 // sameDecision compares a recorded decision with the re-derived one.

@@ -7,42 +7,6 @@ import (
 	"time"
 )
 
-// Reason codes of the chain rules (docs/rules.md). They are
-// recorded in denial entries and printed by the CLI; they never change
-// meaning. Policy denials add the @reason codes of the policy in force
-// (the default policy's are cross_domain, tier_escalation and
-// approval_required).
-const (
-	ReasonRootGrantNotHuman   = "root_grant_not_human"
-	ReasonRootSubjectMismatch = "root_subject_mismatch"
-	ReasonParentNotFound      = "parent_not_found"
-	ReasonNotParentDelegate   = "not_parent_delegate"
-	ReasonParentRevoked       = "parent_revoked"
-	ReasonParentExpired       = "parent_expired"
-	ReasonParentNotYetValid   = "parent_not_yet_valid"
-	ReasonTaskNotWithinParent = "task_not_within_parent"
-	ReasonScopeWidened        = "scope_widened"
-	ReasonDataClassWidened    = "data_class_widened"
-	ReasonDestinationWidened  = "destination_widened"
-	ReasonOutlivesParent      = "outlives_parent"
-	ReasonLifetimeExceedsTier = "lifetime_exceeds_tier"
-	ReasonAlreadyExpired      = "already_expired"
-	ReasonNotYetValid         = "not_yet_valid"
-	ReasonDepthExceeded       = "depth_exceeded"
-	ReasonSelfDelegation      = "self_delegation"
-	ReasonCycle               = "cycle"
-	ReasonTierEscalation      = "tier_escalation"
-	ReasonDelegateUnknown     = "delegate_unknown"
-	ReasonCrossDomain         = "cross_domain"
-	ReasonApprovalRequired    = "approval_required"
-	ReasonApprovalInvalid     = "approval_invalid"
-	ReasonNonceReused         = "nonce_reused"
-	ReasonIDReused            = "id_reused"
-	ReasonDelegationNotFound  = "delegation_not_found"
-	ReasonRevokeNotAuthorized = "revoke_not_authorized"
-	ReasonIssuerNotRegistered = "issuer_not_registered"
-)
-
 // MaxClockSkew is how far in the future a not_before may lie at log time.
 const MaxClockSkew = 5 * time.Minute
 
@@ -178,7 +142,7 @@ func CheckSignatures(env *Envelope, issuer *Binding, byKeyID func(string) *Bindi
 	return sc, nil
 }
 
-// DecideDelegation applies the chain rules (docs/rules.md) and the
+// DecideDelegation applies the chain rules (DESIGN.md rules 2-10) and the
 // policy in force to an authentic delegation at log time t. The ledger
 // calls it in the sequencer; auditors call it on replay; both get the same
 // decision from the same state.

@@ -134,14 +134,11 @@ func (s *State) NonceUsed(issuer, nonce string) (bool, error) {
 }
 
 // Authenticate establishes who signed a recorded entry, under the trust
-// anchors and bindings in force, and writes it into ev: a policy update
-// must carry exactly one signature, by an admin key; a key binding one by
-// a registrar key; a revocation one, by an admin key or by its issuer's
-// key in force; a delegation its issuer's signature under the bindings in
-// force, any other signature being judged as an approval (CheckSignatures).
-// An entry the log wrote itself may only be a configuration or the log's
-// first policy. The error says why the entry is not authentic; a log
-// should have refused it.
+// anchors and bindings in force (Signers.AuthenticateEntry, the rules a
+// server authenticates a request by), and writes it into ev. An entry the
+// log wrote itself may only be a configuration or the log's first policy.
+// The error says why the entry is not authentic; a log should have refused
+// it.
 func (s *State) Authenticate(ev *Event) error {
 	if ev.Env == nil {
 		if ev.Kind == KindPolicy && s.policy != nil {
@@ -149,42 +146,7 @@ func (s *State) Authenticate(ev *Event) error {
 		}
 		return nil
 	}
-	switch ev.Kind {
-	case KindPolicy:
-		if err := soleSignature(ev.Env, s.admins); err != nil {
-			return fmt.Errorf("policy not signed by an admin key: %w", err)
-		}
-		ev.ByAdmin = true
-	case KindKeyBinding:
-		if err := soleSignature(ev.Env, s.registrars); err != nil {
-			return fmt.Errorf("key binding not signed by a registrar key: %w", err)
-		}
-	case KindDelegation:
-		sigs, err := CheckSignatures(ev.Env, s.bindings.Agent(ev.Delegation.Issuer), s.bindings.KeyID)
-		if err != nil {
-			return fmt.Errorf("delegation %s should have been refused: %w", ev.Delegation.ID, err)
-		}
-		ev.Sigs, ev.Checked = sigs, s.bindings
-	case KindRevocation:
-		if len(ev.Env.Signatures) == 1 && s.admins[ev.Env.Signatures[0].KeyID] != nil {
-			if err := soleSignature(ev.Env, s.admins); err != nil {
-				return fmt.Errorf("revocation: %w", err)
-			}
-			ev.ByAdmin = true
-		} else {
-			sigs, err := CheckSignatures(ev.Env, s.bindings.Agent(ev.Revocation.Issuer), s.bindings.KeyID)
-			if err != nil || len(ev.Env.Signatures) != 1 {
-				return fmt.Errorf("revocation should have been refused: %v", err)
-			}
-			ev.Sigs, ev.Checked = sigs, s.bindings
-		}
-		if err := ev.Revocation.CheckSigner(ev.ByAdmin); err != nil {
-			return fmt.Errorf("revocation should have been refused: %w", err)
-		}
-	default:
-		return fmt.Errorf("a signed %s entry", ev.Kind)
-	}
-	return nil
+	return s.Signers().AuthenticateEntry(ev)
 }
 
 // Decide returns the decision on an authenticated event at log time t:

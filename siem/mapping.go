@@ -132,6 +132,14 @@ type eventView struct {
 	// signers are the key ids of every envelope signature (the issuer's and
 	// any human approver's), sorted.
 	signers []string
+	// issuer, delegate and agent are the parties as the payload names them
+	// (a delegation's issuer and delegate, a revocation's revoker, a key
+	// binding's agent), for formats that keep them apart from actor and
+	// subject.
+	issuer, delegate, agent string
+	// resources are what the request is about (a delegation, an agent, a
+	// policy, the configuration), for formats that list them.
+	resources []resource
 
 	// Delegations; delegation is also the revoked delegation of a revocation.
 	delegation, parent, rootSubject, task string
@@ -160,6 +168,11 @@ type eventView struct {
 	registrarKeys, adminKeys []string
 
 	message string
+}
+
+// resource is one thing a request is about.
+type resource struct {
+	uid, name, typ string
 }
 
 // describe classifies an event and flattens it. It fails only on events
@@ -203,6 +216,8 @@ func describeEvent(e *Event) (*eventView, error) {
 			v.c = classDelegationDenied
 		}
 		v.actor, v.subject = party{id: d.Issuer}, party{id: d.Delegate}
+		v.issuer, v.delegate = d.Issuer, d.Delegate
+		v.resources = []resource{{uid: d.ID, name: d.Task, typ: "delegation"}, {uid: d.Delegate, typ: "agent"}}
 		v.delegation, v.parent, v.rootSubject, v.task = d.ID, d.Parent, d.RootSubject, d.Task
 		v.scopes, v.dataClasses, v.destinations = d.Scopes, d.DataClasses, d.Destinations
 		v.notBefore, v.expiresAt, v.purpose = d.NotBefore, d.ExpiresAt, d.Purpose
@@ -232,6 +247,8 @@ func describeEvent(e *Event) (*eventView, error) {
 			by = "admin key " + v.actor.id
 		}
 		v.delegation, v.revocationReason = r.Delegation, r.Reason
+		v.issuer = v.actor.id
+		v.resources = []resource{{uid: r.Delegation, typ: "delegation"}}
 		if denied {
 			v.message = fmt.Sprintf("revocation of delegation %s by %s denied: %s", r.Delegation, by, strings.Join(v.reasons, ", "))
 		} else {
@@ -245,6 +262,7 @@ func describeEvent(e *Event) (*eventView, error) {
 		v.actor = firstKey("registrar")
 		v.subject = party{id: kb.Agent, human: kb.Human, agent: !kb.Human}
 		v.keyID, v.tier, v.keyRevoked = proofs.KeyID(kb.PublicKey), kb.Tier, kb.Revoked
+		v.agent = kb.Agent
 		who := "agent"
 		if kb.Human {
 			who = "human"
@@ -265,6 +283,7 @@ func describeEvent(e *Event) (*eventView, error) {
 			return nil, errors.New("siem: policy leaf without its policy")
 		}
 		v.newPolicyDigest = l.Policy.Digest
+		v.resources = []resource{{uid: v.newPolicyDigest, typ: "policy"}}
 		switch {
 		case l.PolicyUpdate == nil: // the shipped default, written by the log
 			v.c = classPolicyRecorded
@@ -291,6 +310,7 @@ func describeEvent(e *Event) (*eventView, error) {
 			v.c = classConfigUpdated
 			verb = "changed"
 		}
+		v.resources = []resource{{uid: v.entryID, name: e.Origin, typ: "log_config"}}
 		for _, k := range cfg.RegistrarKeys {
 			v.registrarKeys = append(v.registrarKeys, k.ID)
 		}

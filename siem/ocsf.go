@@ -6,8 +6,6 @@ import (
 	"math"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/warrantlog/warrant/proofs"
 )
 
 // OCSFVersion is the OCSF schema version the records declare in
@@ -334,7 +332,7 @@ func (ocsfFormat) Event(e *Event) ([]byte, error) {
 			r.Actor = &ocsfActor{AppName: Product}
 			r.SrcEndpoint = &ocsfEndpoint{SvcName: Product}
 		}
-		r.Resources = ocsfResources(v, e)
+		r.Resources = ocsfResources(v)
 	}
 
 	r.Unmapped = &ocsfUnmapped{
@@ -370,33 +368,17 @@ func (ocsfFormat) Event(e *Event) ([]byte, error) {
 		Signers:          v.signers,
 		CheckpointSize:   e.CheckpointSize,
 	}
-	switch v.kind {
-	case proofs.KindDelegation:
-		r.Unmapped.Issuer, r.Unmapped.Delegate = v.actor.id, v.subject.id
-	case proofs.KindRevocation:
-		r.Unmapped.Issuer = v.actor.id
-	case proofs.KindKeyBinding:
-		r.Unmapped.Agent = v.subject.id
-	}
+	r.Unmapped.Issuer, r.Unmapped.Delegate, r.Unmapped.Agent = v.issuer, v.delegate, v.agent
 	return marshalOCSF(r)
 }
 
 // ocsfResources names what a 6003 request was about.
-func ocsfResources(v *eventView, e *Event) []ocsfResource {
-	switch v.kind {
-	case proofs.KindDelegation:
-		return []ocsfResource{
-			{UID: v.delegation, Name: v.task, Type: "delegation"},
-			{UID: v.subject.id, Type: "agent"},
-		}
-	case proofs.KindRevocation:
-		return []ocsfResource{{UID: v.delegation, Type: "delegation"}}
-	case proofs.KindPolicy:
-		return []ocsfResource{{UID: v.newPolicyDigest, Type: "policy"}}
-	case proofs.KindLogConfig:
-		return []ocsfResource{{UID: v.entryID, Name: e.Origin, Type: "log_config"}}
+func ocsfResources(v *eventView) []ocsfResource {
+	var out []ocsfResource
+	for _, res := range v.resources {
+		out = append(out, ocsfResource{UID: res.uid, Name: res.name, Type: res.typ})
 	}
-	return nil
+	return out
 }
 
 // Alert renders a follower alert as a 2004 Detection Finding: it is a

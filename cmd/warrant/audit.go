@@ -105,7 +105,7 @@ func runAudit(ctx context.Context, env *cmdEnv, args []string) error {
 
 func printReport(w io.Writer, r *proofs.AuditReport) {
 	fmt.Fprintf(w, "audited %s: %d entries, root %s\n", r.Origin, r.Size, r.Root)
-	for _, k := range []string{proofs.KindLogConfig, proofs.KindPolicy, proofs.KindKeyBinding, proofs.KindDelegation, proofs.KindRevocation} {
+	for _, k := range proofs.Kinds() {
 		if r.Entries[k] > 0 {
 			fmt.Fprintf(w, "  %-12s %d\n", k, r.Entries[k])
 		}

@@ -75,7 +75,7 @@ func runGet(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	j := toEntryJSON(e)
-	j.Payload = payloadOf(e.Leaf)
+	j.Payload = e.Leaf.Payload()
 	if e.Status != nil {
 		j.Status = &statusJSON{State: e.Status.GetState(), RevokedVia: e.Status.GetRevokedVia()}
 	}
@@ -111,25 +111,6 @@ func runGet(ctx context.Context, env *cmdEnv, args []string) error {
 		fmt.Fprintln(env.stdout, " (server's account, not proven: see `warrant audit`)")
 	}
 	fmt.Fprintf(env.stdout, "%s\ncheckpoint %s\ninclusion proof verified against the signed checkpoint\n", body, e.Checkpoint)
-	return nil
-}
-
-// payloadOf returns the decoded payload of a leaf.
-func payloadOf(l *proofs.ParsedLeaf) any {
-	switch {
-	case l.Delegation != nil:
-		return l.Delegation
-	case l.KeyBinding != nil:
-		return l.KeyBinding
-	case l.Config != nil:
-		return l.Config
-	case l.Revocation != nil:
-		return l.Revocation
-	case l.PolicyUpdate != nil:
-		return l.PolicyUpdate
-	case l.Leaf.Policy != nil:
-		return l.Leaf.Policy
-	}
 	return nil
 }
 
