@@ -83,7 +83,7 @@ const (
 	ReasonAdminAuth = "admin_auth_invalid"
 )
 
-// Reason codes of the chain rules (DESIGN.md "Delegation model"). They are
+// Reason codes of the chain rules (docs/rules.md). They are
 // recorded in denial entries and printed by the CLI; they never change
 // meaning. Policy denials add the @reason codes of the policy in force
 // (the default policy's are cross_domain, tier_escalation and

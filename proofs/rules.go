@@ -142,7 +142,7 @@ func CheckSignatures(env *Envelope, issuer *Binding, byKeyID func(string) *Bindi
 	return sc, nil
 }
 
-// DecideDelegation applies the chain rules (DESIGN.md rules 2-10) and the
+// DecideDelegation applies the chain rules (docs/rules.md) and the
 // policy in force to an authentic delegation at log time t. The ledger
 // calls it in the sequencer; auditors call it on replay; both get the same
 // decision from the same state.
