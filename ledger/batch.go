@@ -2,7 +2,9 @@ package ledger
 
 import (
 	"context"
+	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // appendBatchGuarded appends the envelopes of one AppendBatch from the
@@ -47,9 +49,18 @@ func (l *Log) appendBatchGuarded(ctx context.Context, addr string, envs [][]byte
 		}
 		wave := todo[:k]
 		todo = todo[k:]
+		// As many workers as cores, not a goroutine per envelope: 256
+		// runnable goroutines of one batch would queue every other
+		// client's request behind them for a core.
+		var next atomic.Int64
 		var wg sync.WaitGroup
-		for _, i := range wave {
-			wg.Go(func() { reqs[i], errs[i] = l.prepare(envs[i]) })
+		for range min(runtime.GOMAXPROCS(0), len(wave)) {
+			wg.Go(func() {
+				for j := int(next.Add(1) - 1); j < len(wave); j = int(next.Add(1) - 1) {
+					i := wave[j]
+					reqs[i], errs[i] = l.prepare(envs[i])
+				}
+			})
 		}
 		wg.Wait()
 		failed := 0
