@@ -329,6 +329,13 @@ var reasons = []ReasonInfo{
 	denied(ReasonDelegationNotFound, "a revocation names no accepted delegation"),
 	denied(ReasonRevokeNotAuthorized, "a revocation by an agent that issued neither the delegation nor an ancestor"),
 	denied(ReasonKeyInUse, "a key binding whose key is bound, in force, to another agent"),
+	denied(ReasonTokenNotDelegate, "a token exchange by an agent that is not the delegation's delegate"),
+	denied(ReasonDelegationRevoked, "a token exchange of a delegation that, or an ancestor of which, was revoked"),
+	denied(ReasonDelegationExpired, "a token exchange of a delegation that, or an ancestor of which, has expired at log time"),
+	denied(ReasonDelegationNotYetValid, "a token exchange before the delegation's not_before"),
+	denied(ReasonBindingNotInForce, "a token exchange of a delegation whose delegate or an issuer up the chain has no key binding in force"),
+	denied(ReasonAudienceNotAllowed, "a token exchange for a resource that is not one of the delegation's destinations"),
+	denied(ReasonTokenRecordInvalid, "a token record that contradicts the log (delegation index, lifetime, issue time, signing key); found by auditors"),
 
 	// Failures found by a client, the CLI or an auditor.
 	clientSide(ReasonCheckpointInvalid, "a checkpoint that does not parse as a C2SP checkpoint or is over its bound"),
