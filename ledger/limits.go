@@ -278,6 +278,8 @@ func limitKey(r *request) string {
 		return r.ev.Delegation.Issuer
 	case r.ev.Revocation != nil && !r.ev.ByAdmin:
 		return r.ev.Revocation.Issuer
+	case r.ev.Token != nil:
+		return r.ev.Token.Requester
 	case r.env != nil && len(r.env.Signatures) > 0:
 		return r.env.Signatures[0].KeyID
 	default:
