@@ -74,6 +74,10 @@ const (
 	ReasonLogStalled  = "log_stalled"
 	ReasonStateLocked = "state_locked"
 	ReasonAuditError  = "audit_error"
+	// ReasonTokenRefused: the token endpoint refused an exchange without
+	// recording it (a malformed request or DPoP proof); the text carries
+	// the OAuth error.
+	ReasonTokenRefused = "token_refused"
 )
 
 // Reason codes of the command line (cmd/warrant) and the load generator.
@@ -375,6 +379,7 @@ var reasons = []ReasonInfo{
 	clientSide(ReasonReplayDecision, "a recorded decision differs from what the rules and recorded policy give"),
 	clientSide(ReasonReplayPolicyMissing, "a delegation before any policy entry"),
 	clientSide(ReasonAuditError, "a discrepancy without a more precise code"),
+	clientSide(ReasonTokenRefused, "the token endpoint refused an exchange without recording it (a malformed request or DPoP proof); the text carries the OAuth error"),
 
 	// Backups, restores and administrative requests.
 	local(ReasonAdminAuth, "an administrative HTTP request's Authorization is missing, malformed, stale, replayed or not an admin key's (HTTP 401)"),

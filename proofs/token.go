@@ -96,16 +96,13 @@ func (r *TokenIssuance) Validate() error {
 	if _, err := base64.RawURLEncoding.DecodeString(r.JKT); err != nil {
 		return Errorf(ReasonPayloadMalformed, "jkt is not a base64url SHA-256 thumbprint")
 	}
-	if err := validateDelegationID("delegation", r.Delegation); err != nil {
+	if err := ValidateTokenDelegation(r.Delegation); err != nil {
 		return err
 	}
-	if r.Audience == "" {
-		return Errorf(ReasonFieldMissing, "audience is missing")
-	}
-	if err := validateSet("audience", []string{r.Audience}); err != nil {
+	if err := ValidateTokenAudience(r.Audience); err != nil {
 		return err
 	}
-	if err := validateSet("scopes", r.Scopes); err != nil {
+	if err := ValidateTokenScopes(r.Scopes); err != nil {
 		return err
 	}
 	if _, err := ParseTime("issued_at", r.IssuedAt); err != nil {
@@ -116,6 +113,23 @@ func (r *TokenIssuance) Validate() error {
 	}
 	return validateToken("key_id", r.KeyID)
 }
+
+// ValidateTokenDelegation checks a token record's delegation id (a token
+// endpoint refuses a subject_token that fails it, recording nothing).
+func ValidateTokenDelegation(id string) error { return validateDelegationID("delegation", id) }
+
+// ValidateTokenAudience checks a token record's audience: a label, like
+// the destinations it must be one of.
+func ValidateTokenAudience(aud string) error {
+	if aud == "" {
+		return Errorf(ReasonFieldMissing, "audience is missing")
+	}
+	return validateSet("audience", []string{aud})
+}
+
+// ValidateTokenScopes checks a token record's scopes: a sorted set of
+// labels.
+func ValidateTokenScopes(scopes []string) error { return validateSet("scopes", scopes) }
 
 // JWKThumbprint returns the RFC 7638 SHA-256 thumbprint of k, base64url
 // without padding: over {"crv","kty","x"} for Ed25519 (OKP) and

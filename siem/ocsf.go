@@ -152,6 +152,7 @@ type ocsfUnmapped struct {
 	RevocationReason string   `json:"revocation_reason,omitempty"`
 	Agent            string   `json:"agent,omitempty"`
 	KeyID            string   `json:"key_id,omitempty"`
+	TokenID          string   `json:"token_id,omitempty"`
 	Tier             string   `json:"tier,omitempty"`
 	Human            bool     `json:"human,omitempty"`
 	KeyRevoked       bool     `json:"key_revoked,omitempty"`
@@ -273,6 +274,8 @@ var ocsfAPIOperations = map[string]string{
 	classPolicyRecorded.sig:   "record_default_policy",
 	classConfigCreated.sig:    "record_config",
 	classConfigUpdated.sig:    "record_config",
+	classTokenIssued.sig:      "token_exchange",
+	classTokenDenied.sig:      "token_exchange",
 }
 
 func (ocsfFormat) Event(e *Event) ([]byte, error) {
@@ -361,6 +364,7 @@ func (ocsfFormat) Event(e *Event) ([]byte, error) {
 		MCPRequestID:     v.mcpRequestID,
 		RevocationReason: v.revocationReason,
 		KeyID:            v.keyID,
+		TokenID:          v.tokenID,
 		Tier:             v.tier,
 		Human:            v.subject.human,
 		KeyRevoked:       v.keyRevoked,
@@ -395,6 +399,11 @@ func ocsfResources(v *eventView, e *Event) []ocsfResource {
 		return []ocsfResource{{UID: v.newPolicyDigest, Type: "policy"}}
 	case proofs.KindLogConfig:
 		return []ocsfResource{{UID: v.entryID, Name: e.Origin, Type: "log_config"}}
+	case proofs.KindToken:
+		return []ocsfResource{
+			{UID: v.tokenID, Name: v.destinations[0], Type: "access_token"},
+			{UID: v.delegation, Type: "delegation"},
+		}
 	}
 	return nil
 }

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestTokenCommand: the delegate exchanges its delegation for an access
+// token with `warrant token`; the CLI contract holds (one JSON line, the
+// reason code of a denial, exit codes); the log audits clean after.
+func TestTokenCommand(t *testing.T) {
+	e := newE2E(t)
+	e.srv.kill(syscall.SIGTERM)
+	e.srv = startServer(t, e.dir, e.env, e.addr, "--registrar-key", "registrar.pub", "--tokens")
+	const api = "https://tickets.example/api"
+	d := e.delegate("alice.state", "--dest", api)
+	out := mustWarrant(t, e.dir, e.env, "token", "--key", "planner.key", "--delegation", d.ID, "--resource", api, "--json", "--state", "planner.state")
+	if strings.Count(out, "\n") != 1 {
+		t.Fatalf("--json printed more than one line: %q", out)
+	}
+	var tr struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+		Scope       string `json:"scope"`
+		Index       uint64 `json:"issuance_index"`
+	}
+	if err := json.Unmarshal([]byte(out), &tr); err != nil || strings.Count(tr.AccessToken, ".") != 2 || tr.TokenType != "DPoP" || tr.Scope != "tickets:read" || tr.Index <= d.Index {
+		t.Fatalf("token --json: %q (%v)", out, err)
+	}
+	if tok := mustWarrant(t, e.dir, e.env, "token", "--key", "planner.key", "--delegation", d.ID, "--resource", api, "--state", "planner.state"); strings.Count(strings.TrimSpace(tok), ".") != 2 {
+		t.Fatalf("token prints %q, want the JWT", tok)
+	}
+	// A denial is recorded and reported by its reason code, exit 1.
+	r := warrant(t, e.dir, e.env, "token", "--key", "planner.key", "--delegation", d.ID, "--resource", "https://crm.example", "--state", "planner.state")
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "error: audience_not_allowed: ") || strings.Count(r.stderr, "\n") != 1 {
+		t.Fatalf("denied exchange: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// Alice is not the delegate.
+	r = warrant(t, e.dir, e.env, "token", "--key", "alice.key", "--delegation", d.ID, "--resource", api, "--state", "alice.state")
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "error: token_not_delegate: ") {
+		t.Fatalf("exchange by the issuer: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := warrant(t, e.dir, e.env, "token", "--key", "planner.key", "--delegation", d.ID); r.code != 2 {
+		t.Fatalf("token without --resource: exit %d, stderr %q", r.code, r.stderr)
+	}
+	out = mustWarrant(t, e.dir, e.env, "audit", "--server", e.url(), "--json")
+	var rep struct {
+		Verified      bool           `json:"verified"`
+		Entries       map[string]int `json:"entries"`
+		Discrepancies []any          `json:"discrepancies"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || !rep.Verified || len(rep.Discrepancies) != 0 || rep.Entries["token"] != 4 {
+		t.Fatalf("audit after the exchanges: %s", out)
+	}
+}
