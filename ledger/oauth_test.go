@@ -396,3 +396,53 @@ func getJSON(t *testing.T, u string, v any) {
 		t.Fatal(err)
 	}
 }
+
+// TestTokenAuditCatchesLies: a log that records a token exchange other
+// than the rules decide it, or one whose DPoP key is not the requester's,
+// is caught by the audit, which re-derives every token entry.
+func TestTokenAuditCatchesLies(t *testing.T) {
+	clock := &testClock{t: time.Now().UTC().Truncate(time.Second)}
+	tokenKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f := newFixture(t, func(o *Options) { o.Now = clock.Now; o.TokenKey = tokenKey })
+	srv := httptest.NewServer(NewHandler(f.log))
+	defer srv.Close()
+	endpoint := srv.URL + TokenEndpointPath
+	base := clock.Now()
+	root := &proofs.Delegation{ID: "d-root", Issuer: humanID, Delegate: agentID, RootSubject: humanID, Task: "/tickets",
+		Scopes: []string{"tickets:read"}, Destinations: []string{ticketsAPI},
+		NotBefore: proofs.FormatTime(base.Add(-time.Minute)), ExpiresAt: proofs.FormatTime(base.Add(time.Hour)), Nonce: "nonce-root-1"}
+	if _, err := f.log.Append(context.Background(), signDelegation(t, f.human, root)); err != nil {
+		t.Fatal(err)
+	}
+	planner := &dpopClient{priv: f.agent.priv, alg: jose.EdDSA}
+	lie := func(l *proofs.Leaf) {
+		if l.Token == nil {
+			return
+		}
+		switch l.Token.Audience {
+		case "https://crm.example": // denied audience_not_allowed, recorded as accepted
+			l.Decision = &proofs.Decision{Outcome: proofs.OutcomeAccepted, PolicyDigest: l.Decision.PolicyDigest,
+				PolicyIDs: l.Decision.PolicyIDs, CedarVersion: l.Decision.CedarVersion}
+		case ticketsAPI: // the DPoP key recorded is not the requester's
+			rec := *l.Token
+			rec.JKT = strings.Repeat("B", 43)
+			l.Token = &rec
+		}
+	}
+	f.log.faults.decision.Store(&lie)
+	a := postToken(t, endpoint, exchangeForm("d-root", "https://crm.example"), planner.proof(t, "dpop+jwt", "POST", endpoint, clock.Now()))
+	if a.Warrant == nil {
+		t.Fatalf("no entry: %+v", a)
+	}
+	wrongKey := a.Warrant.Index + 1
+	postToken(t, endpoint, exchangeForm("d-root", ticketsAPI), planner.proof(t, "dpop+jwt", "POST", endpoint, clock.Now()))
+	rep := auditServer(t, f)
+	got := map[uint64]string{}
+	for _, d := range rep.Discrepancies {
+		got[d.Index] = d.Reason
+	}
+	if got[a.Warrant.Index] != proofs.ReasonReplayDecision || got[wrongKey] != proofs.ReasonReplayUnauthentic || len(got) != 2 {
+		t.Fatalf("audit discrepancies %+v, want %s at %d and %s at %d", rep.Discrepancies,
+			proofs.ReasonReplayDecision, a.Warrant.Index, proofs.ReasonReplayUnauthentic, wrongKey)
+	}
+}
