@@ -35,6 +35,9 @@ const (
 	JWKSPath                 = "/.well-known/jwks.json"
 	AuthServerMetadataPath   = "/.well-known/oauth-authorization-server"
 	maxTokenRequestBodyBytes = 16 << 10
+	// tokenRecordBytes is what an exchange counts against the byte rate
+	// limits: about a token leaf's size.
+	tokenRecordBytes = 512
 )
 
 // tokenIssuer holds the token key and the DPoP replay cache.
@@ -102,7 +105,15 @@ func (l *Log) exchangeToken(ctx context.Context, req *TokenRequest, issuer strin
 	if err != nil {
 		return nil, readError(err)
 	}
-	res, err := l.submit(ctx, &request{ev: proofs.Event{Kind: proofs.KindToken, Token: rec}})
+	r := &request{ev: proofs.Event{Kind: proofs.KindToken, Token: rec}}
+	// An exchange spends the requester's append budget like a signed
+	// request (about the size of its record).
+	if l.limits != nil {
+		if err := l.limits.allow(limitKey(r), tokenRecordBytes); err != nil {
+			return nil, err
+		}
+	}
+	res, err := l.submit(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -282,6 +293,9 @@ func (l *Log) serveToken(w http.ResponseWriter, r *http.Request) {
 		switch reason := proofs.Reason(err); reason {
 		case proofs.ReasonSignatureKeyUnknown, proofs.ReasonIssuerNotRegistered:
 			writeOAuthError(w, &oauthError{status: http.StatusBadRequest, code: "invalid_dpop_proof", desc: err.Error()})
+		case proofs.ReasonRateLimited:
+			w.Header().Set("Retry-After", "1")
+			writeOAuthError(w, &oauthError{status: http.StatusTooManyRequests, code: "temporarily_unavailable", desc: reason})
 		case proofs.ReasonQueueFull, proofs.ReasonShuttingDown, proofs.ReasonCheckpointPending, proofs.ReasonClockBehind, proofs.ReasonStoreUnavailable:
 			w.Header().Set("Retry-After", "1")
 			writeOAuthError(w, &oauthError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", desc: reason})

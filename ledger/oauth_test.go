@@ -446,3 +446,33 @@ func TestTokenAuditCatchesLies(t *testing.T) {
 			proofs.ReasonReplayDecision, a.Warrant.Index, proofs.ReasonReplayUnauthentic, wrongKey)
 	}
 }
+
+// TestTokenExchangeRateLimited: exchanges spend the requester's append
+// budget; over it, the endpoint answers 429 and writes nothing.
+func TestTokenExchangeRateLimited(t *testing.T) {
+	tokenKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f := newFixture(t, func(o *Options) { o.TokenKey = tokenKey; o.AgentRate, o.AgentBurst = 0.001, 2 })
+	srv := httptest.NewServer(NewHandler(f.log))
+	defer srv.Close()
+	endpoint := srv.URL + TokenEndpointPath
+	now := time.Now()
+	root := &proofs.Delegation{ID: "d-root", Issuer: humanID, Delegate: agentID, RootSubject: humanID, Task: "/tickets",
+		Scopes: []string{"tickets:read"}, Destinations: []string{ticketsAPI},
+		NotBefore: proofs.FormatTime(now.Add(-time.Minute)), ExpiresAt: proofs.FormatTime(now.Add(time.Hour)), Nonce: "nonce-root-1"}
+	if _, err := f.log.Append(context.Background(), signDelegation(t, f.human, root)); err != nil {
+		t.Fatal(err)
+	}
+	planner := &dpopClient{priv: f.agent.priv, alg: jose.EdDSA}
+	var statuses []int
+	for range 3 {
+		a := postToken(t, endpoint, exchangeForm("d-root", ticketsAPI), planner.proof(t, "dpop+jwt", "POST", endpoint, time.Now()))
+		statuses = append(statuses, a.status)
+	}
+	size := f.log.Checkpoint().Size
+	if !slices.Equal(statuses, []int{200, 200, 429}) {
+		t.Fatalf("statuses %v, want 200 200 429", statuses)
+	}
+	if a := postToken(t, endpoint, exchangeForm("d-root", ticketsAPI), planner.proof(t, "dpop+jwt", "POST", endpoint, time.Now())); a.status != 429 || a.header.Get("Retry-After") == "" || f.log.Checkpoint().Size != size {
+		t.Fatalf("over the budget: %d %+v, size %d -> %d", a.status, a, size, f.log.Checkpoint().Size)
+	}
+}
