@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -49,15 +48,13 @@ type tokenIssuer struct {
 }
 
 func newTokenIssuer(opts Options) (*tokenIssuer, error) {
-	der, err := x509.MarshalPKIXPublicKey(&opts.TokenKey.PublicKey)
+	pub, err := publicKeyOf(&opts.TokenKey.PublicKey)
 	if err != nil {
-		return nil, fmt.Errorf("token key: %w", err)
+		return nil, err
 	}
-	pub, err := proofs.ParsePublicKeyDER(der)
-	if err != nil {
-		return nil, fmt.Errorf("token key: %w", err)
-	}
-	return &tokenIssuer{key: opts.TokenKey, pub: pub, previous: opts.PreviousTokenKeys, jtis: newJTICache(opts.MaxDPoPJTIs)}, nil
+	// The current key is never listed twice (a rotation cut short).
+	previous := slices.DeleteFunc(slices.Clone(opts.PreviousTokenKeys), func(k *proofs.PublicKey) bool { return k.ID == pub.ID })
+	return &tokenIssuer{key: opts.TokenKey, pub: pub, previous: previous, jtis: newJTICache(opts.MaxDPoPJTIs)}, nil
 }
 
 // TokenRequest is a token exchange as the endpoint received it, its DPoP

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -474,5 +476,88 @@ func TestTokenExchangeRateLimited(t *testing.T) {
 	}
 	if a := postToken(t, endpoint, exchangeForm("d-root", ticketsAPI), planner.proof(t, "dpop+jwt", "POST", endpoint, time.Now())); a.status != 429 || a.header.Get("Retry-After") == "" || f.log.Checkpoint().Size != size {
 		t.Fatalf("over the budget: %d %+v, size %d -> %d", a.status, a, size, f.log.Checkpoint().Size)
+	}
+}
+
+// TestTokenKeyRotation: after a rotation, the JWKS and the log
+// configuration hold the new key and the previous one, tokens signed
+// before still verify from the JWKS alone, new tokens carry the new kid,
+// and the audit is clean across the change.
+func TestTokenKeyRotation(t *testing.T) {
+	dir := t.TempDir()
+	k1, err := LoadOrCreateTokenKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, TokenKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token key file: %v %v", fi, err)
+	}
+	f := &fixture{dir: dir, registrar: newTestKey(t), admin: newTestKey(t), human: newTestKey(t), agent: newTestKey(t)}
+	open := func(k *ecdsa.PrivateKey, prev []*proofs.PublicKey) *httptest.Server {
+		f.log = openTestLog(t, dir, f.registrar, func(o *Options) { f.withAdmin(o); o.TokenKey, o.PreviousTokenKeys = k, prev })
+		return httptest.NewServer(NewHandler(f.log))
+	}
+	srv := open(k1, nil)
+	ctx := context.Background()
+	for _, b := range [][]byte{
+		bindingEnvelope(t, f.registrar, humanID, f.human, proofs.TierDraft, true),
+		bindingEnvelope(t, f.registrar, agentID, f.agent, proofs.TierExecute, false),
+	} {
+		if _, err := f.log.Append(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	root := &proofs.Delegation{ID: "d-root", Issuer: humanID, Delegate: agentID, RootSubject: humanID, Task: "/tickets",
+		Scopes: []string{"tickets:read"}, Destinations: []string{ticketsAPI},
+		NotBefore: proofs.FormatTime(now.Add(-time.Minute)), ExpiresAt: proofs.FormatTime(now.Add(time.Hour)), Nonce: "nonce-root-1"}
+	if _, err := f.log.Append(ctx, signDelegation(t, f.human, root)); err != nil {
+		t.Fatal(err)
+	}
+	planner := &dpopClient{priv: f.agent.priv, alg: jose.EdDSA}
+	exchange := func() string {
+		ep := srv.URL + TokenEndpointPath
+		a := postToken(t, ep, exchangeForm("d-root", ticketsAPI), planner.proof(t, "dpop+jwt", "POST", ep, time.Now()))
+		if a.status != 200 {
+			t.Fatalf("exchange: %d %+v", a.status, a)
+		}
+		return a.AccessToken
+	}
+	before := exchange()
+	srv.Close()
+	f.log.Close()
+
+	old, cur, err := RotateTokenKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := LoadOrCreateTokenKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, err := LoadPreviousTokenKeys(dir)
+	if err != nil || len(prev) != 1 || prev[0].ID != old.ID {
+		t.Fatalf("previous keys %v %v, want %s", prev, err, old.ID)
+	}
+	srv = open(k2, prev)
+	defer srv.Close()
+	defer f.log.Close()
+	var jwks jose.JSONWebKeySet
+	getJSON(t, srv.URL+JWKSPath, &jwks)
+	if len(jwks.Keys) != 2 || jwks.Keys[0].KeyID != cur.ID || jwks.Keys[1].KeyID != old.ID {
+		t.Fatalf("JWKS after rotation: %+v, want %s then %s", jwks.Keys, cur.ID, old.ID)
+	}
+	if ids := f.log.Config().TokenKeys; len(ids) != 2 {
+		t.Fatalf("configuration's token keys after rotation: %+v", ids)
+	}
+	verifyAccessToken(t, before, jwks) // signed by the previous key
+	after := exchange()
+	tok, _ := jwt.ParseSigned(after, []jose.SignatureAlgorithm{jose.ES256})
+	if tok.Headers[0].KeyID != cur.ID {
+		t.Fatalf("new token's kid %s, want %s", tok.Headers[0].KeyID, cur.ID)
+	}
+	verifyAccessToken(t, after, jwks)
+	if rep := auditServer(t, f); !rep.Verified || len(rep.Discrepancies) != 0 || rep.Entries[proofs.KindLogConfig] != 2 || rep.Entries[proofs.KindToken] != 2 {
+		t.Fatalf("audit across the rotation: %+v", rep)
 	}
 }

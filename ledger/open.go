@@ -79,7 +79,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 			return nil, err
 		}
 		l.tokens = ti
-		l.config.TokenKeys = configKeys(append([]*proofs.PublicKey{ti.pub}, opts.PreviousTokenKeys...))
+		l.config.TokenKeys = configKeys(append([]*proofs.PublicKey{ti.pub}, ti.previous...))
 	}
 	for _, k := range opts.RegistrarKeys {
 		l.registrars[k.ID] = k

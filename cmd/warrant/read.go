@@ -129,6 +129,8 @@ func payloadOf(l *proofs.ParsedLeaf) any {
 		return l.PolicyUpdate
 	case l.Leaf.Policy != nil:
 		return l.Leaf.Policy
+	case l.Token != nil:
+		return l.Token
 	}
 	return nil
 }

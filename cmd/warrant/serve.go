@@ -141,6 +141,9 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		if opts.TokenKey, err = ledger.LoadOrCreateTokenKey(*data); err != nil {
 			return proofs.Errorf(proofs.ReasonOpenFailed, "%v", err)
 		}
+		if opts.PreviousTokenKeys, err = ledger.LoadPreviousTokenKeys(*data); err != nil {
+			return proofs.Errorf(proofs.ReasonOpenFailed, "%v", err)
+		}
 	}
 	if env.getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimitBase + int64(*treeCacheMB)<<20)

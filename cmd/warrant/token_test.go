@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/warrantlog/warrant/ledger"
 )
 
 // TestTokenCommand: the delegate exchanges its delegation for an access
@@ -28,6 +31,9 @@ func TestTokenCommand(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &tr); err != nil || strings.Count(tr.AccessToken, ".") != 2 || tr.TokenType != "DPoP" || tr.Scope != "tickets:read" || tr.Index <= d.Index {
 		t.Fatalf("token --json: %q (%v)", out, err)
+	}
+	if got := mustWarrant(t, e.dir, e.env, "get", strconv.FormatUint(tr.Index, 10), "--json", "--state", "planner.state"); !strings.Contains(got, `"kind":"token"`) || !strings.Contains(got, `"requester":"`+planner+`"`) {
+		t.Fatalf("get of the issuance entry: %s", got)
 	}
 	if tok := mustWarrant(t, e.dir, e.env, "token", "--key", "planner.key", "--delegation", d.ID, "--resource", api, "--state", "planner.state"); strings.Count(strings.TrimSpace(tok), ".") != 2 {
 		t.Fatalf("token prints %q, want the JWT", tok)
@@ -53,5 +59,27 @@ func TestTokenCommand(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || !rep.Verified || len(rep.Discrepancies) != 0 || rep.Entries["token"] != 4 {
 		t.Fatalf("audit after the exchanges: %s", out)
+	}
+}
+
+// TestRotateTokenKeyCommand: the command rotates a data directory's token
+// key, prints one JSON line, and fails without a key to rotate.
+func TestRotateTokenKeyCommand(t *testing.T) {
+	dir := t.TempDir()
+	env := userEnv(t, dir, freeAddr(t))
+	if r := warrant(t, dir, env, "rotate-token-key", "--data", "nothing-here"); r.code != 1 || !strings.HasPrefix(r.stderr, "error: io_error: ") {
+		t.Fatalf("rotate without a key: exit %d, %q", r.code, r.stderr)
+	}
+	if _, err := ledger.LoadOrCreateTokenKey(dir); err != nil {
+		t.Fatal(err)
+	}
+	out := mustWarrant(t, dir, env, "rotate-token-key", "--data", ".", "--json")
+	var ids struct{ Previous, Current string }
+	if err := json.Unmarshal([]byte(out), &ids); err != nil || strings.Count(out, "\n") != 1 || ids.Previous == ids.Current || !strings.HasPrefix(ids.Current, "sha256:") {
+		t.Fatalf("rotate-token-key --json: %q", out)
+	}
+	prev, err := ledger.LoadPreviousTokenKeys(dir)
+	if err != nil || len(prev) != 1 || prev[0].ID != ids.Previous {
+		t.Fatalf("previous key %v %v, want %s", prev, err, ids.Previous)
 	}
 }
