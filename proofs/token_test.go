@@ -2,6 +2,7 @@ package proofs_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,5 +161,40 @@ func TestJWKThumbprintRFC7638(t *testing.T) {
 	}
 	if want := "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"; got != want {
 		t.Fatalf("thumbprint %s, want %s (RFC 8037 A.3)", got, want)
+	}
+}
+
+// TestParseTokenLeaf: a token leaf holds a record and a decision and
+// nothing else, in canonical form; everything else is refused with its
+// reason.
+func TestParseTokenLeaf(t *testing.T) {
+	rec := `{"jti":"jti-1","requester":"spiffe://example.org/agent/worker","jkt":"` + strings.Repeat("A", 43) +
+		`","delegation":"d-b","delegation_index":7,"audience":"crm","scopes":["tickets:read"],"issued_at":"2020-06-01T10:01:00Z","expires_at":"2020-06-01T10:06:00Z","key_id":"sha256:0a"}`
+	ok := `{"v":1,"kind":"token","log_time":"2020-06-01T10:01:00.000000000Z","token":` + rec + `,"decision":{"outcome":"accepted"}}`
+	p, err := proofs.ParseLeaf([]byte(ok))
+	if err != nil || p.Token == nil || p.Token.DelegationIndex != 7 || p.Actor() != agWorker {
+		t.Fatalf("ParseLeaf(token) = %+v, %v", p, err)
+	}
+	if ev, err := p.Event(); err != nil || ev.Token != p.Token || ev.Env != nil {
+		t.Fatalf("Event() = %+v, %v", ev, err)
+	}
+	for name, c := range map[string]struct{ leaf, reason string }{
+		"no decision":           {strings.Replace(ok, `,"decision":{"outcome":"accepted"}`, "", 1), proofs.ReasonLeafMalformed},
+		"no record":             {`{"v":1,"kind":"token","log_time":"2020-06-01T10:01:00.000000000Z","decision":{"outcome":"accepted"}}`, proofs.ReasonLeafMalformed},
+		"accepted with reasons": {strings.Replace(ok, `{"outcome":"accepted"}`, `{"outcome":"accepted","reasons":["x"]}`, 1), proofs.ReasonLeafMalformed},
+		"denied without":        {strings.Replace(ok, `{"outcome":"accepted"}`, `{"outcome":"denied"}`, 1), proofs.ReasonLeafMalformed},
+		"with a policy":         {strings.Replace(ok, `"token":`, `"policy":{"text":"x"},"token":`, 1), proofs.ReasonLeafMalformed},
+		"record in a config":    {strings.Replace(strings.Replace(ok, `"kind":"token"`, `"kind":"log_config"`, 1), `"token":`, `"config":{"origin":"o","limits":{"max_envelope_bytes":1,"max_leaf_bytes":1,"max_signatures":1,"max_list_items":1},"rules":{"lifetime_execute_seconds":1,"lifetime_draft_seconds":1,"lifetime_root_seconds":1,"max_depth":1}},"token":`, 1), proofs.ReasonLeafMalformed},
+		"unknown member":        {strings.Replace(ok, `"jti":"jti-1"`, `"jti":"jti-1","token":"eyJ"`, 1), proofs.ReasonLeafMalformed},
+		"members out of order":  {strings.Replace(ok, `"jti":"jti-1","requester":"spiffe://example.org/agent/worker"`, `"requester":"spiffe://example.org/agent/worker","jti":"jti-1"`, 1), proofs.ReasonLeafNonCanonical},
+		"scopes unsorted":       {strings.Replace(ok, `["tickets:read"]`, `["tickets:write","tickets:read"]`, 1), proofs.ReasonPayloadNonCanonical},
+		"short jkt":             {strings.Replace(ok, strings.Repeat("A", 43), "AAAA", 1), proofs.ReasonPayloadMalformed},
+		"audience upper case":   {strings.Replace(ok, `"audience":"crm"`, `"audience":"CRM"`, 1), proofs.ReasonCaseNonCanonical},
+		"reserved delegation":   {strings.Replace(ok, `"delegation":"d-b"`, `"delegation":"sha256:ab"`, 1), proofs.ReasonIDReserved},
+		"time with fraction":    {strings.Replace(ok, `"2020-06-01T10:06:00Z"`, `"2020-06-01T10:06:00.5Z"`, 1), proofs.ReasonTimeMalformed},
+	} {
+		if _, err := proofs.ParseLeaf([]byte(c.leaf)); proofs.Reason(err) != c.reason {
+			t.Errorf("%s: %v, want %s", name, err, c.reason)
+		}
 	}
 }
