@@ -103,8 +103,12 @@ func (l *Log) exchangeToken(ctx context.Context, req *TokenRequest, issuer strin
 		return nil, readError(err)
 	}
 	r := &request{ev: proofs.Event{Kind: proofs.KindToken, Token: rec}}
-	// An exchange spends the requester's append budget like a signed
-	// request (about the size of its record).
+	// With mutual TLS the requester must be the peer; an exchange spends
+	// the requester's append budget like a signed request (about the size
+	// of its record).
+	if err := checkPeer(ctx, r); err != nil {
+		return nil, err
+	}
 	if l.limits != nil {
 		if err := l.limits.allow(limitKey(r), tokenRecordBytes); err != nil {
 			return nil, err
@@ -290,6 +294,8 @@ func (l *Log) serveToken(w http.ResponseWriter, r *http.Request) {
 		switch reason := proofs.Reason(err); reason {
 		case proofs.ReasonSignatureKeyUnknown, proofs.ReasonIssuerNotRegistered:
 			writeOAuthError(w, &oauthError{status: http.StatusBadRequest, code: "invalid_dpop_proof", desc: err.Error()})
+		case proofs.ReasonPeerIdentityMismatch:
+			writeOAuthError(w, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: err.Error()})
 		case proofs.ReasonRateLimited:
 			w.Header().Set("Retry-After", "1")
 			writeOAuthError(w, &oauthError{status: http.StatusTooManyRequests, code: "temporarily_unavailable", desc: reason})

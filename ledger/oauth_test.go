@@ -561,3 +561,46 @@ func TestTokenKeyRotation(t *testing.T) {
 		t.Fatalf("audit across the rotation: %+v", rep)
 	}
 }
+
+// TestTokenExchangePeerIdentity: with mutual TLS, only the requester's
+// own connection may exchange (the peer identity is set here as
+// PeerIdentityFromTLS sets it).
+func TestTokenExchangePeerIdentity(t *testing.T) {
+	tokenKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f := newFixture(t, func(o *Options) { o.TokenKey = tokenKey })
+	h := NewHandler(f.log)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(WithPeerIdentity(r.Context(), r.Header.Get("X-Test-Peer"))))
+	}))
+	defer srv.Close()
+	endpoint := srv.URL + TokenEndpointPath
+	now := time.Now()
+	root := &proofs.Delegation{ID: "d-root", Issuer: humanID, Delegate: agentID, RootSubject: humanID, Task: "/tickets",
+		Scopes: []string{"tickets:read"}, Destinations: []string{ticketsAPI},
+		NotBefore: proofs.FormatTime(now.Add(-time.Minute)), ExpiresAt: proofs.FormatTime(now.Add(time.Hour)), Nonce: "nonce-root-1"}
+	if _, err := f.log.Append(WithPeerIdentity(context.Background(), humanID), signDelegation(t, f.human, root)); err != nil {
+		t.Fatal(err)
+	}
+	planner := &dpopClient{priv: f.agent.priv, alg: jose.EdDSA}
+	post := func(peer string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(exchangeForm("d-root", ticketsAPI).Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("DPoP", planner.proof(t, "dpop+jwt", "POST", endpoint, time.Now()))
+		req.Header.Set("X-Test-Peer", peer)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var a tokenAnswer
+		json.NewDecoder(resp.Body).Decode(&a)
+		return resp.StatusCode, a.Error
+	}
+	size := f.log.Checkpoint().Size
+	if status, code := post(humanID); status != http.StatusUnauthorized || code != "invalid_client" || f.log.Checkpoint().Size != size {
+		t.Fatalf("exchange over another agent's connection: %d %q", status, code)
+	}
+	if status, code := post(agentID); status != http.StatusOK {
+		t.Fatalf("exchange over the requester's connection: %d %q", status, code)
+	}
+}

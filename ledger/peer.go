@@ -97,6 +97,8 @@ func checkPeer(ctx context.Context, r *request) error {
 		issuer, what = r.ev.Delegation.Issuer, "delegation"
 	case r.ev.Revocation != nil && !r.ev.ByAdmin:
 		issuer, what = r.ev.Revocation.Issuer, "revocation"
+	case r.ev.Token != nil:
+		issuer, what = r.ev.Token.Requester, "token exchange"
 	default:
 		return nil // signed by a registrar or an admin key: no SPIFFE ID to match
 	}
