@@ -51,6 +51,12 @@ func TestTokenCommand(t *testing.T) {
 	if r := warrant(t, e.dir, e.env, "token", "--key", "planner.key", "--delegation", d.ID); r.code != 2 {
 		t.Fatalf("token without --resource: exit %d, stderr %q", r.code, r.stderr)
 	}
+	// The tokens issued under the delegation are in its blast radius; the
+	// issuer's own attempt is marked as an outsider's.
+	radius := mustWarrant(t, e.dir, e.env, "blast-radius", planner, "--state", "planner.state")
+	if strings.Count(radius, "TOKEN ") != 4 || strings.Count(radius, "TOKEN EXCHANGE ") != 2 || !strings.Contains(radius, "TOKEN EXCHANGE for "+api+" by "+alice+" DENIED (token_not_delegate) [OUTSIDER") {
+		t.Fatalf("blast-radius does not show the tokens:\n%s", radius)
+	}
 	out = mustWarrant(t, e.dir, e.env, "audit", "--server", e.url(), "--json")
 	var rep struct {
 		Verified      bool           `json:"verified"`
