@@ -145,8 +145,8 @@ type Radius struct {
 
 // BlastRadius walks, from every delegation agent issued or received at or
 // after o.Since, the parent-to-children index transitively: delegations
-// (accepted and denied, unless o.SkipDenials) and revocations, each
-// verified. It stops after o.Max entries (Truncated). Only accepted
+// (accepted and denied, unless o.SkipDenials), revocations and token
+// exchanges (the access tokens issued under a delegation), each verified. It stops after o.Max entries (Truncated). Only accepted
 // delegations have children: a denial conveys no authority.
 func (c *Client) BlastRadius(ctx context.Context, agent string, o RadiusOptions) (*Radius, error) {
 	r := &Radius{Agent: agent}
@@ -223,11 +223,15 @@ func (c *Client) BlastRadius(ctx context.Context, agent string, o RadiusOptions)
 }
 
 // outsider reports whether a child entry of parent was made by an agent
-// holding no authority under it: a delegation by another than the
-// parent's delegate, or a revocation its signer was not entitled to.
+// holding no authority under it: a delegation or token exchange by another
+// than the parent's delegate, or a revocation its signer was not entitled
+// to.
 func outsider(e *Entry, parent *proofs.Delegation) bool {
 	if d := e.Leaf.Delegation; d != nil {
 		return d.Issuer != parent.Delegate
+	}
+	if tok := e.Leaf.Token; tok != nil {
+		return tok.Requester != parent.Delegate
 	}
 	return e.Leaf.Revocation != nil && slices.Contains(e.Leaf.Decision.Reasons, proofs.ReasonRevokeNotAuthorized)
 }

@@ -21,6 +21,8 @@ import (
 type Signer struct {
 	s   signature.Signer
 	pub *proofs.PublicKey
+	// key makes DPoP proofs (token.go), which are JWS, not DSSE.
+	key crypto.Signer
 }
 
 // LoadSigner parses a PEM private key (PKCS #8, as written by `warrant
@@ -55,7 +57,7 @@ func NewSigner(k crypto.Signer) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading signer: %w", err)
 	}
-	return &Signer{s: s, pub: pub}, nil
+	return &Signer{s: s, pub: pub, key: k}, nil
 }
 
 // Public returns the signer's public key.

@@ -154,10 +154,11 @@ func (l *Log) stage(b *batch, r *request, results []result, i int) (full bool, _
 // errors refuse this request only.
 func (l *Log) decide(b *batch, r *request) (decided, error) {
 	now := l.opts.Now()
-	if ahead := time.Duration(b.st.logTime - now.UnixNano()); r.env != nil && l.opts.MaxLogTimeAhead > 0 && ahead > l.opts.MaxLogTimeAhead {
-		// A signed event would get a log time pinned in the future: hold it
-		// off until the clock catches up. (Entries the log writes itself
-		// when it opens are not held: they decide nothing.)
+	if ahead := time.Duration(b.st.logTime - now.UnixNano()); (r.env != nil || r.ev.Token != nil) && l.opts.MaxLogTimeAhead > 0 && ahead > l.opts.MaxLogTimeAhead {
+		// A signed event, or a token exchange, would get a log time pinned
+		// in the future: hold it off until the clock catches up. (Entries
+		// the log writes itself when it opens are not held: they decide
+		// nothing.)
 		return decided{}, l.clockBehind(now, b.st.logTime, ahead)
 	}
 	logTime := max(b.st.logTime, now.UnixNano())

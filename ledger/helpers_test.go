@@ -17,6 +17,7 @@ import (
 // testKey is a real key pair for tests.
 type testKey struct {
 	signer *client.Signer
+	priv   ed25519.PrivateKey // nil for keys made otherwise
 }
 
 func newTestKey(t testing.TB) *testKey {
@@ -29,7 +30,7 @@ func newTestKey(t testing.TB) *testKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testKey{signer: s}
+	return &testKey{signer: s, priv: priv}
 }
 
 func (k *testKey) pub() *proofs.PublicKey { return k.signer.Public() }

@@ -48,6 +48,9 @@ type Log struct {
 	// (floodguard.go).
 	flood *authGuard
 
+	// tokens issues access tokens (oauth.go); nil without Options.TokenKey.
+	tokens *tokenIssuer
+
 	intake  *fairQueue // the sequencer's queue (fairqueue.go)
 	stop    chan struct{}
 	stopped chan struct{}

@@ -71,6 +71,15 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	l.config.RegistrarKeys = configKeys(opts.RegistrarKeys)
 	l.config.AdminKeys = configKeys(opts.AdminKeys)
 	l.config.Rules = opts.Rules
+	if opts.TokenKey != nil {
+		ti, err := newTokenIssuer(opts)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		l.tokens = ti
+		l.config.TokenKeys = configKeys(append([]*proofs.PublicKey{ti.pub}, ti.previous...))
+	}
 	for _, k := range opts.AdminKeys {
 		l.admins[k.ID] = k
 	}

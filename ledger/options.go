@@ -4,6 +4,8 @@ package ledger
 // selects, and the one check Open runs on them.
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"fmt"
 	"log/slog"
 	"math"
@@ -115,6 +117,26 @@ type Options struct {
 	FloodByteRate  float64
 	FloodByteBurst int
 
+	// TokenKey signs the access tokens the log issues at /oauth2/token
+	// (ES256; see oauth.go and LoadOrCreateTokenKey); nil: the log issues
+	// none and serves no OAuth endpoints. Its public key, and those of
+	// PreviousTokenKeys (still published in the JWKS), are recorded in the
+	// log configuration's token_keys.
+	TokenKey          *ecdsa.PrivateKey
+	PreviousTokenKeys []*proofs.PublicKey
+	// TokenLifetime is an access token's lifetime (default
+	// DefaultTokenLifetime, at most proofs.MaxTokenLifetime; a token never
+	// outlives its delegation).
+	TokenLifetime time.Duration
+	// TokenIssuer is the tokens' iss and the metadata's issuer, an https
+	// (or http) URL without a trailing slash; "": derived from each
+	// request's scheme and Host.
+	TokenIssuer string
+	// MaxDPoPJTIs bounds the DPoP proof ids remembered against replay
+	// (default DefaultMaxDPoPJTIs); proofs beyond it are refused until
+	// older ones leave the iat window.
+	MaxDPoPJTIs int
+
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock for log time (default time.Now).
@@ -168,6 +190,12 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.TokenLifetime == 0 {
+		o.TokenLifetime = DefaultTokenLifetime
+	}
+	if o.MaxDPoPJTIs == 0 {
+		o.MaxDPoPJTIs = DefaultMaxDPoPJTIs
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -189,6 +217,12 @@ func (o *Options) setDefaults() {
 	}
 }
 
+// DefaultTokenLifetime is the default Options.TokenLifetime.
+const DefaultTokenLifetime = 5 * time.Minute
+
+// DefaultMaxDPoPJTIs is the default Options.MaxDPoPJTIs.
+const DefaultMaxDPoPJTIs = 1 << 17
+
 // DefaultMaxLogTimeAhead is the default Options.MaxLogTimeAhead: small
 // steps of the clock back (an NTP correction) only pin log time briefly.
 const DefaultMaxLogTimeAhead = time.Minute
@@ -199,6 +233,15 @@ const DefaultMaxLogTimeAhead = time.Minute
 func (o Options) validate() error {
 	if o.Dir == "" {
 		return optionError("Dir", "is empty: a data directory is required")
+	}
+	if o.TokenLifetime < 0 || o.TokenLifetime > proofs.MaxTokenLifetime {
+		return optionError("TokenLifetime", fmt.Sprintf("must be between 1s and %v", proofs.MaxTokenLifetime))
+	}
+	if o.TokenKey != nil && o.TokenKey.Curve != elliptic.P256() {
+		return optionError("TokenKey", "must be an ECDSA P-256 key")
+	}
+	if o.MaxDPoPJTIs < 0 {
+		return optionError("MaxDPoPJTIs", "cannot be off")
 	}
 	for _, f := range []struct {
 		name string

@@ -32,6 +32,7 @@ func TestPayloadSchemasDocumented(t *testing.T) {
 		{&warrantv1.Limits{}, proofs.Limits{}},
 		{&warrantv1.RuleLimits{}, proofs.RuleLimits{}},
 		{&warrantv1.LogPolicy{}, proofs.LogPolicy{}},
+		{&warrantv1.TokenIssuance{}, proofs.TokenIssuance{}},
 	}
 	for _, c := range cases {
 		var doc []string

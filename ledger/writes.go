@@ -23,7 +23,8 @@ func appendWrites(sets [][2][]byte, idx uint64, r *request, raw, leafHash []byte
 
 // appendReadIndexes appends the indexes the read API needs whatever the
 // decision: the agents an entry names (ListAgentEntries) and the
-// delegation it hangs under (the children of a delegation).
+// delegation it hangs under (the children of a delegation: delegations,
+// revocations and token exchanges).
 func appendReadIndexes(sets [][2][]byte, idx uint64, ev *proofs.Event) [][2][]byte {
 	switch {
 	case ev.KeyBinding != nil:
@@ -46,6 +47,10 @@ func appendReadIndexes(sets [][2][]byte, idx uint64, ev *proofs.Event) [][2][]by
 		sets = append(sets,
 			[2][]byte{pairKey(tAgent, actor, idx), {roleIssuer}},
 			[2][]byte{pairKey(tChild, ev.Revocation.Delegation, idx), nil})
+	case ev.Token != nil:
+		// Listed under the delegation exchanged, as revocations are: the
+		// tokens issued under a delegation are part of its blast radius.
+		sets = append(sets, [2][]byte{pairKey(tChild, ev.Token.Delegation, idx), nil})
 	}
 	return sets
 }

@@ -28,6 +28,8 @@ type Event struct {
 	Delegation *Delegation
 	Revocation *Revocation
 	Policy     *Policy
+	// Token is a token exchange's record (KindToken; Env is nil).
+	Token *TokenIssuance
 
 	// ByAdmin is set when an admin key of the log signed the event (a
 	// policy update, an administrative revocation).
@@ -74,7 +76,7 @@ func ParseEvent(env *Envelope) (Event, error) {
 // (State.Authenticate).
 func (p *ParsedLeaf) Event() (*Event, error) {
 	ev := &Event{Kind: p.Kind, Env: p.Env, Config: p.Config, KeyBinding: p.KeyBinding,
-		Delegation: p.Delegation, Revocation: p.Revocation, Policy: p.Policy}
+		Delegation: p.Delegation, Revocation: p.Revocation, Policy: p.Policy, Token: p.Token}
 	if p.KeyBinding != nil {
 		k, err := ParsePublicKeyDER(p.KeyBinding.PublicKey)
 		if err != nil {
@@ -94,6 +96,8 @@ func (e *Event) Issuer() string {
 		return e.Delegation.Issuer
 	case e.Revocation != nil && !e.ByAdmin:
 		return e.Revocation.Issuer
+	case e.Token != nil:
+		return e.Token.Requester
 	}
 	return ""
 }
@@ -108,6 +112,8 @@ func (e *Event) Spender() string {
 		return e.Delegation.Issuer
 	case e.Revocation != nil && !e.ByAdmin:
 		return e.Revocation.Issuer
+	case e.Token != nil:
+		return e.Token.Requester
 	case e.Env != nil && len(e.Env.Signatures) > 0:
 		return e.Env.Signatures[0].KeyID
 	}
@@ -126,7 +132,8 @@ func (e *Event) NamedID() string {
 
 // Leaf returns the leaf that records the event at log time at with the
 // decision dec: a signed event's leaf holds its canonical envelope canon,
-// an entry the log writes itself its configuration or policy text.
+// an entry the log writes itself its configuration or policy text, a token
+// exchange its record.
 func (e *Event) Leaf(at time.Time, canon []byte, dec *Decision) Leaf {
 	l := Leaf{Version: LeafVersion, Kind: e.Kind, LogTime: FormatLogTime(at), Decision: dec}
 	switch {
@@ -134,6 +141,8 @@ func (e *Event) Leaf(at time.Time, canon []byte, dec *Decision) Leaf {
 		l.Envelope = canon
 	case e.Config != nil:
 		l.Config = e.Config
+	case e.Token != nil:
+		l.Token = e.Token
 	case e.Policy != nil:
 		l.Policy = &LogPolicy{Text: string(e.Policy.Text)}
 	}

@@ -23,6 +23,9 @@ const (
 	KindDelegation = "delegation"
 	KindRevocation = "revocation"
 	KindPolicy     = "policy"
+	// KindToken records a token exchange (TokenIssuance), written by the
+	// log itself with its decision.
+	KindToken = "token"
 )
 
 // Decision outcomes.
@@ -55,7 +58,10 @@ type Leaf struct {
 	// Policy is a policy the log records itself (the shipped default), for
 	// KindPolicy without an envelope.
 	Policy *LogPolicy `json:"policy,omitempty"`
-	// Decision is the log's decision on a signed event.
+	// Token is the record of a token exchange, for KindToken.
+	Token *TokenIssuance `json:"token,omitempty"`
+	// Decision is the log's decision on a signed event or a token
+	// exchange.
 	Decision *Decision `json:"decision,omitempty"`
 }
 
@@ -84,6 +90,10 @@ type LogConfig struct {
 	RegistrarKeys []ConfigKey `json:"registrar_keys,omitempty"`
 	// AdminKeys may sign policies and administrative revocations.
 	AdminKeys []ConfigKey `json:"admin_keys,omitempty"`
+	// TokenKeys sign the access tokens the log issues (KindToken): the
+	// current key and those before it, so that any token the log issued
+	// can be checked against the log. Empty when the log issues none.
+	TokenKeys []ConfigKey `json:"token_keys,omitempty"`
 	// Limits are the bounds the log enforces.
 	Limits Limits `json:"limits"`
 	// Rules are the chain rules' configurable bounds.
@@ -185,13 +195,13 @@ func ParseLeaf(raw []byte) (*ParsedLeaf, error) {
 	}
 	p.Time = t
 	if p.Kind == KindLogConfig {
-		if p.Config == nil || p.Envelope != nil || p.Decision != nil || p.Leaf.Policy != nil {
+		if p.Config == nil || p.Envelope != nil || p.Decision != nil || p.Leaf.Policy != nil || p.Token != nil {
 			return nil, Errorf(ReasonLeafMalformed, "a log_config leaf holds a config and nothing else")
 		}
 		return p, nil
 	}
 	if p.Kind == KindPolicy && p.Leaf.Policy != nil {
-		if p.Config != nil || p.Envelope != nil || p.Decision != nil {
+		if p.Config != nil || p.Envelope != nil || p.Decision != nil || p.Token != nil {
 			return nil, Errorf(ReasonLeafMalformed, "a log-written policy leaf holds a policy and nothing else")
 		}
 		if p.Policy, err = ParsePolicy([]byte(p.Leaf.Policy.Text)); err != nil {
@@ -199,20 +209,23 @@ func ParseLeaf(raw []byte) (*ParsedLeaf, error) {
 		}
 		return p, nil
 	}
-	if p.Config != nil || p.Leaf.Policy != nil || p.Envelope == nil || p.Decision == nil {
+	if p.Kind == KindToken {
+		if p.Token == nil || p.Decision == nil || p.Config != nil || p.Envelope != nil || p.Leaf.Policy != nil {
+			return nil, Errorf(ReasonLeafMalformed, "a token leaf holds a token record and a decision")
+		}
+		if err := p.Token.Validate(); err != nil {
+			return nil, err
+		}
+		if err := checkOutcome(p.Decision); err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
+	if p.Config != nil || p.Leaf.Policy != nil || p.Token != nil || p.Envelope == nil || p.Decision == nil {
 		return nil, Errorf(ReasonLeafMalformed, "a %s leaf holds an envelope and a decision", p.Kind)
 	}
-	switch p.Decision.Outcome {
-	case OutcomeAccepted:
-		if len(p.Decision.Reasons) != 0 {
-			return nil, Errorf(ReasonLeafMalformed, "an accepted decision has no reasons")
-		}
-	case OutcomeDenied:
-		if len(p.Decision.Reasons) == 0 {
-			return nil, Errorf(ReasonLeafMalformed, "a denial names its reasons")
-		}
-	default:
-		return nil, Errorf(ReasonLeafMalformed, "unknown decision outcome %q", p.Decision.Outcome)
+	if err := checkOutcome(p.Decision); err != nil {
+		return nil, err
 	}
 	env, canon, err := ParseEnvelopeCanonical(p.Envelope)
 	if err != nil {
@@ -222,34 +235,59 @@ func ParseLeaf(raw []byte) (*ParsedLeaf, error) {
 		return nil, Errorf(ReasonLeafNonCanonical, "leaf envelope is not canonical")
 	}
 	p.Env = env
+	if err := p.parsePayload(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// checkOutcome checks a recorded decision's form: reasons exactly when
+// denied.
+func checkOutcome(d *Decision) error {
+	switch d.Outcome {
+	case OutcomeAccepted:
+		if len(d.Reasons) != 0 {
+			return Errorf(ReasonLeafMalformed, "an accepted decision has no reasons")
+		}
+	case OutcomeDenied:
+		if len(d.Reasons) == 0 {
+			return Errorf(ReasonLeafMalformed, "a denial names its reasons")
+		}
+	default:
+		return Errorf(ReasonLeafMalformed, "unknown decision outcome %q", d.Outcome)
+	}
+	return nil
+}
+
+// parsePayload decodes a signed leaf's payload by its kind.
+func (p *ParsedLeaf) parsePayload() error {
+	env := p.Env
+	var err error
 	switch p.Kind {
 	case KindKeyBinding:
 		if env.PayloadType != PayloadTypeAgent {
-			return nil, Errorf(ReasonPayloadTypeMismatch, "key_binding leaf with payload type %q", env.PayloadType)
+			return Errorf(ReasonPayloadTypeMismatch, "key_binding leaf with payload type %q", env.PayloadType)
 		}
 		p.KeyBinding, err = ParseKeyBinding(env.Payload)
 	case KindDelegation:
 		if env.PayloadType != PayloadTypeDelegation {
-			return nil, Errorf(ReasonPayloadTypeMismatch, "delegation leaf with payload type %q", env.PayloadType)
+			return Errorf(ReasonPayloadTypeMismatch, "delegation leaf with payload type %q", env.PayloadType)
 		}
 		p.Delegation, err = ParseDelegation(env.Payload)
 	case KindRevocation:
 		if env.PayloadType != PayloadTypeRevocation {
-			return nil, Errorf(ReasonPayloadTypeMismatch, "revocation leaf with payload type %q", env.PayloadType)
+			return Errorf(ReasonPayloadTypeMismatch, "revocation leaf with payload type %q", env.PayloadType)
 		}
 		p.Revocation, err = ParseRevocation(env.Payload)
 	case KindPolicy:
 		if env.PayloadType != PayloadTypePolicy {
-			return nil, Errorf(ReasonPayloadTypeMismatch, "policy leaf with payload type %q", env.PayloadType)
+			return Errorf(ReasonPayloadTypeMismatch, "policy leaf with payload type %q", env.PayloadType)
 		}
 		p.PolicyUpdate, p.Policy, err = ParsePolicyUpdate(env.Payload)
 	default:
-		return nil, Errorf(ReasonLeafMalformed, "unknown leaf kind %q", p.Kind)
+		return Errorf(ReasonLeafMalformed, "unknown leaf kind %q", p.Kind)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return p, nil
+	return err
 }
 
 // ID is the entry's id: the delegation id for delegations, otherwise
@@ -268,11 +306,14 @@ func (p *ParsedLeaf) ID() string {
 // Actor names who made the entry: the issuer of a delegation or of an
 // issuer-signed revocation, "admin <key id>" for a policy or an
 // admin-signed revocation, "registrar <key id>" for a key binding, and
-// "log" for entries the log writes itself. It reads the payload and the
+// "log" for entries the log writes itself, but the requester for a token
+// exchange (the log writes it on the requester's DPoP proof). It reads the payload and the
 // signature's key id; whether the key is an admin's is for the log's
 // configuration (replay, bundles) to establish.
 func (p *ParsedLeaf) Actor() string {
 	switch {
+	case p.Token != nil:
+		return p.Token.Requester
 	case p.Env == nil:
 		return "log"
 	case p.Delegation != nil:
@@ -288,8 +329,8 @@ func (p *ParsedLeaf) Actor() string {
 }
 
 // Under is the delegation id an entry hangs under in a chain: a
-// delegation's parent ("" for a root grant), a revocation's target; "" for
-// the other kinds. The log lists an entry among the children of that
+// delegation's parent ("" for a root grant), a revocation's target, the
+// delegation a token exchange was under; "" for the other kinds. The log lists an entry among the children of that
 // delegation.
 func (p *ParsedLeaf) Under() string {
 	switch {
@@ -297,13 +338,15 @@ func (p *ParsedLeaf) Under() string {
 		return p.Delegation.Parent
 	case p.Revocation != nil:
 		return p.Revocation.Delegation
+	case p.Token != nil:
+		return p.Token.Delegation
 	}
 	return ""
 }
 
 // Kinds lists every leaf kind, in the order reports print them.
 func Kinds() []string {
-	return []string{KindLogConfig, KindPolicy, KindKeyBinding, KindDelegation, KindRevocation}
+	return []string{KindLogConfig, KindPolicy, KindKeyBinding, KindDelegation, KindRevocation, KindToken}
 }
 
 // Payload returns what the entry holds, decoded, for printing: the signed
@@ -323,6 +366,8 @@ func (p *ParsedLeaf) Payload() any {
 		return p.PolicyUpdate
 	case p.Leaf.Policy != nil:
 		return p.Leaf.Policy
+	case p.Token != nil:
+		return p.Token
 	}
 	return nil
 }

@@ -122,6 +122,11 @@ func (p *Policy) Evaluate(in PolicyInput) PolicyDecision {
 		req.Principal: agentEntity(in.D.Issuer, in.Issuer),
 	}
 	entities[req.Resource] = agentEntity(in.D.Delegate, in.Delegate)
+	return p.authorize(entities, req)
+}
+
+// authorize evaluates req, failing closed on a policy that errors.
+func (p *Policy) authorize(entities cedar.EntityMap, req cedar.Request) PolicyDecision {
 	decision, diag := cedar.Authorize(p.set, entities, req)
 	out := PolicyDecision{Allowed: decision == cedar.Allow}
 	if len(diag.Errors) > 0 {
@@ -278,4 +283,68 @@ func ParsePolicyUpdate(payload []byte) (*PolicyUpdate, *Policy, error) {
 		return nil, nil, err
 	}
 	return &u, p, nil
+}
+
+// TokenPolicyInput is what a token exchange is evaluated on.
+type TokenPolicyInput struct {
+	// T is the issuance record, D the delegation exchanged.
+	T *TokenIssuance
+	D *Delegation
+	// Delegate is the delegate's binding in force (nil if none).
+	Delegate *Binding
+	// Depth is the delegation's position in its chain (a root grant is 1).
+	Depth int
+}
+
+// EvaluateToken decides a token exchange under the policy, as the Cedar
+// request
+//
+//	principal: Agent::"<delegate SPIFFE ID>"   (the requester)
+//	action:    Action::"issue_token"
+//	resource:  Resource::"<audience URI>"
+//
+// with the context
+//
+//	delegation       String  the delegation id
+//	task             String  its task path
+//	scopes           Set     the scopes requested
+//	scope_actions    Set     the part of each after its last ":"
+//	data_classes     Set     the delegation's data classes
+//	root_subject     String  the human at the chain's root
+//	delegate_domain  String  SPIFFE trust domain of the delegate
+//	depth            Long    the delegation's position in its chain
+//	lifetime_seconds Long    expires_at − issued_at of the token
+//
+// so that a policy can, for example, forbid tokens longer than a minute
+// for restricted data. A policy without a permit for the action denies
+// every exchange (ReasonPolicyForbid).
+func (p *Policy) EvaluateToken(in TokenPolicyInput) PolicyDecision {
+	req := cedar.Request{
+		Principal: cedar.NewEntityUID("Agent", cedar.String(in.T.Requester)),
+		Action:    cedar.NewEntityUID("Action", "issue_token"),
+		Resource:  cedar.NewEntityUID("Resource", cedar.String(in.T.Audience)),
+	}
+	var actions []string
+	for _, s := range in.T.Scopes {
+		actions = append(actions, s[strings.LastIndexByte(s, ':')+1:])
+	}
+	var lifetime int64
+	if iat, err := ParseTime("issued_at", in.T.IssuedAt); err == nil {
+		if exp, err := ParseTime("expires_at", in.T.ExpiresAt); err == nil {
+			lifetime = int64(exp.Sub(iat).Seconds())
+		}
+	}
+	req.Context = cedar.NewRecord(cedar.RecordMap{
+		"delegation":       cedar.String(in.D.ID),
+		"task":             cedar.String(in.D.Task),
+		"scopes":           stringSet(in.T.Scopes),
+		"scope_actions":    stringSet(actions),
+		"data_classes":     stringSet(in.D.DataClasses),
+		"root_subject":     cedar.String(in.D.RootSubject),
+		"delegate_domain":  cedar.String(trustDomain(in.D.Delegate)),
+		"depth":            cedar.Long(in.Depth),
+		"lifetime_seconds": cedar.Long(lifetime),
+	})
+	entities := cedar.EntityMap{req.Principal: agentEntity(in.T.Requester, in.Delegate)}
+	return p.authorize(entities, req)
 }

@@ -218,6 +218,10 @@ const (
 	ReasonLogStalled  = "log_stalled"
 	ReasonStateLocked = "state_locked"
 	ReasonAuditError  = "audit_error"
+	// ReasonTokenRefused: the token endpoint refused an exchange without
+	// recording it (a malformed request or DPoP proof); the text carries
+	// the OAuth error.
+	ReasonTokenRefused = "token_refused"
 )
 
 // Reason codes of the command line (cmd/warrant) and the load generator.
@@ -473,6 +477,13 @@ var reasons = []ReasonInfo{
 	denied(ReasonDelegationNotFound, "a revocation names no accepted delegation"),
 	denied(ReasonRevokeNotAuthorized, "a revocation by an agent that issued neither the delegation nor an ancestor"),
 	denied(ReasonKeyInUse, "a key binding whose key is bound, in force, to another agent"),
+	denied(ReasonTokenNotDelegate, "a token exchange by an agent that is not the delegation's delegate"),
+	denied(ReasonDelegationRevoked, "a token exchange of a delegation that, or an ancestor of which, was revoked"),
+	denied(ReasonDelegationExpired, "a token exchange of a delegation that, or an ancestor of which, has expired at log time"),
+	denied(ReasonDelegationNotYetValid, "a token exchange before the delegation's not_before"),
+	denied(ReasonBindingNotInForce, "a token exchange of a delegation whose delegate or an issuer up the chain has no key binding in force"),
+	denied(ReasonAudienceNotAllowed, "a token exchange for a resource that is not one of the delegation's destinations"),
+	denied(ReasonTokenRecordInvalid, "a token record that contradicts the log (delegation index, lifetime, issue time, signing key); found by auditors"),
 
 	// Failures found by a client, the CLI or an auditor.
 	clientSide(ReasonCheckpointInvalid, "a checkpoint that does not parse as a C2SP checkpoint or is over its bound"),
@@ -512,6 +523,7 @@ var reasons = []ReasonInfo{
 	clientSide(ReasonReplayDecision, "a recorded decision differs from what the rules and recorded policy give"),
 	clientSide(ReasonReplayPolicyMissing, "a delegation before any policy entry"),
 	clientSide(ReasonAuditError, "a discrepancy without a more precise code"),
+	clientSide(ReasonTokenRefused, "the token endpoint refused an exchange without recording it (a malformed request or DPoP proof); the text carries the OAuth error"),
 
 	// Backups, restores and administrative requests.
 	local(ReasonAdminAuth, "an administrative HTTP request's Authorization is missing, malformed, stale, replayed or not an admin key's (HTTP 401)"),

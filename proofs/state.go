@@ -136,11 +136,18 @@ func (s *State) NonceUsed(issuer, nonce string) (bool, error) {
 // Authenticate establishes who signed a recorded entry, under the trust
 // anchors and bindings in force (Signers.AuthenticateEntry, the rules a
 // server authenticates a request by), and writes it into ev. An entry the
-// log wrote itself may only be a configuration or the log's first policy.
-// The error says why the entry is not authentic; a log should have refused
-// it.
+// log wrote itself may only be a configuration or the log's first policy,
+// or a token exchange by an agent whose key binding in force has the
+// recorded key thumbprint. The error says why the entry is not authentic; a
+// log should have refused it.
 func (s *State) Authenticate(ev *Event) error {
 	if ev.Env == nil {
+		if ev.Kind == KindToken {
+			if err := s.authenticateToken(ev.Token); err != nil {
+				return fmt.Errorf("token exchange should have been refused: %w", err)
+			}
+			return nil
+		}
 		if ev.Kind == KindPolicy && s.policy != nil {
 			return fmt.Errorf("a policy written by the log itself after the first policy (only admins change the policy)")
 		}
@@ -152,7 +159,8 @@ func (s *State) Authenticate(ev *Event) error {
 // Decide returns the decision on an authenticated event at log time t:
 // nil for the entries a log writes itself, accepted for a policy update,
 // and for the rest what Bindings.DecideKeyBinding, DecideDelegation (with
-// the rule limits and policy in force) and DecideRevocation give. If the
+// the rule limits and policy in force), DecideRevocation and DecideToken
+// give. If the
 // key bindings changed since the event's signatures were checked, they
 // are checked again first: an issuer's key rotated or withdrawn in
 // between, or a co-signer's, makes the event not authentic any more, which
@@ -184,6 +192,13 @@ func (s *State) Decide(ev *Event, t time.Time) (*Decision, error) {
 			}
 		}
 		return DecideRevocation(s, ev.Revocation, ev.ByAdmin, s.config.Rules)
+	case KindToken:
+		// The requester's key may have been rotated or withdrawn since
+		// the server verified the DPoP proof: then it is not authentic.
+		if err := s.authenticateToken(ev.Token); err != nil {
+			return nil, err
+		}
+		return DecideToken(s, ev.Token, t, s.config, s.policy)
 	}
 	return nil, Errorf(ReasonLeafMalformed, "unknown entry kind %q", ev.Kind)
 }
@@ -215,7 +230,8 @@ func (s *State) signatures(ev *Event) (SignatureCheck, error) {
 // decision is dec (nil for the entries a log writes itself): a
 // configuration or policy takes force; an accepted key binding, delegation
 // or revocation changes the bindings, consumes an id and a nonce, or
-// revokes a delegation. A denied event changes nothing. Effects changes
+// revokes a delegation. A denied event, and a token exchange, change
+// nothing. Effects changes
 // nothing; it reads the store only to tell a first revocation from a
 // repeated one.
 func (s *State) Effects(index uint64, ev *Event, dec *Decision) (Effects, error) {

@@ -85,7 +85,11 @@ var (
 	classPolicyRecorded     = entryClass{"policy-recorded", "Default policy recorded", ocsfAPIActivity, 1, "Create", levelInfo}
 	classConfigCreated      = entryClass{"log-config-created", "Log configuration recorded", ocsfAPIActivity, 1, "Create", levelInfo}
 	classConfigUpdated      = entryClass{"log-config-updated", "Log configuration changed", ocsfAPIActivity, 3, "Update", levelInfo}
-	classAlert              = entryClass{"alert", "Log integrity alert", ocsfDetectionFinding, 1, "Create", levelCritical}
+	// A token exchange is a request to the log's token endpoint: 6003,
+	// Create (an access token), Failure when denied.
+	classTokenIssued = entryClass{"token-issued", "Access token issued", ocsfAPIActivity, 1, "Create", levelInfo}
+	classTokenDenied = entryClass{"token-denied", "Token exchange denied", ocsfAPIActivity, 1, "Create", levelMedium}
+	classAlert       = entryClass{"alert", "Log integrity alert", ocsfDetectionFinding, 1, "Create", levelCritical}
 )
 
 // Outcomes as rendered: the leaf's decision, or outcomeRecorded for the
@@ -163,6 +167,9 @@ type eventView struct {
 	// Key bindings.
 	keyID, tier string
 	keyRevoked  bool
+
+	// Token exchanges: the token's jti.
+	tokenID string
 
 	// Log configuration: the trust-anchor key ids it names.
 	registrarKeys, adminKeys []string
@@ -296,6 +303,24 @@ func describeEvent(e *Event) (*eventView, error) {
 			v.c = classPolicyUpdated
 			v.actor = firstKey("admin")
 			v.message = fmt.Sprintf("policy %s set by admin key %s", v.newPolicyDigest, v.actor.id)
+		}
+	case proofs.KindToken:
+		tok := l.Token
+		if tok == nil {
+			return nil, errors.New("siem: token leaf without its record")
+		}
+		v.c = classTokenIssued
+		if denied {
+			v.c = classTokenDenied
+		}
+		v.actor = party{id: tok.Requester}
+		v.delegation, v.scopes, v.destinations = tok.Delegation, tok.Scopes, []string{tok.Audience}
+		v.notBefore, v.expiresAt, v.tokenID = tok.IssuedAt, tok.ExpiresAt, tok.JTI
+		v.resources = []resource{{uid: tok.JTI, name: tok.Audience, typ: "access_token"}, {uid: tok.Delegation, typ: "delegation"}}
+		if denied {
+			v.message = fmt.Sprintf("token exchange of delegation %s by %s for %s denied: %s", tok.Delegation, tok.Requester, tok.Audience, strings.Join(v.reasons, ", "))
+		} else {
+			v.message = fmt.Sprintf("access token %s issued to %s for %s under delegation %s, expires %s", tok.JTI, tok.Requester, tok.Audience, tok.Delegation, tok.ExpiresAt)
 		}
 	case proofs.KindLogConfig:
 		cfg := l.Config

@@ -150,6 +150,7 @@ type ocsfUnmapped struct {
 	RevocationReason string   `json:"revocation_reason,omitempty"`
 	Agent            string   `json:"agent,omitempty"`
 	KeyID            string   `json:"key_id,omitempty"`
+	TokenID          string   `json:"token_id,omitempty"`
 	Tier             string   `json:"tier,omitempty"`
 	Human            bool     `json:"human,omitempty"`
 	KeyRevoked       bool     `json:"key_revoked,omitempty"`
@@ -271,6 +272,8 @@ var ocsfAPIOperations = map[string]string{
 	classPolicyRecorded.sig:   "record_default_policy",
 	classConfigCreated.sig:    "record_config",
 	classConfigUpdated.sig:    "record_config",
+	classTokenIssued.sig:      "token_exchange",
+	classTokenDenied.sig:      "token_exchange",
 }
 
 func (ocsfFormat) Event(e *Event) ([]byte, error) {
@@ -359,6 +362,7 @@ func (ocsfFormat) Event(e *Event) ([]byte, error) {
 		MCPRequestID:     v.mcpRequestID,
 		RevocationReason: v.revocationReason,
 		KeyID:            v.keyID,
+		TokenID:          v.tokenID,
 		Tier:             v.tier,
 		Human:            v.subject.human,
 		KeyRevoked:       v.keyRevoked,

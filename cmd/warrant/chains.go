@@ -154,6 +154,12 @@ func describeEntry(e *client.Entry) string {
 			s += " DENIED (" + strings.Join(l.Decision.Reasons, ", ") + ")"
 		}
 		return s
+	case l.Token != nil:
+		s := fmt.Sprintf("TOKEN %s for %s to %s, expires %s", l.Token.JTI, l.Token.Audience, l.Token.Requester, l.Token.ExpiresAt)
+		if l.Decision.Outcome == proofs.OutcomeDenied {
+			s = fmt.Sprintf("TOKEN EXCHANGE for %s by %s DENIED (%s)", l.Token.Audience, l.Token.Requester, strings.Join(l.Decision.Reasons, ", "))
+		}
+		return s
 	case l.Revocation != nil:
 		s := fmt.Sprintf("REVOCATION of %s by %s: %q", l.Revocation.Delegation, l.Actor(), l.Revocation.Reason)
 		if l.Decision.Outcome == proofs.OutcomeDenied {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,6 +37,9 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	lifeRoot := fs.Duration("lifetime-root", time.Duration(def.LifetimeRootSeconds)*time.Second, "longest root grant")
 	maxDepth := fs.Int("max-depth", def.MaxDepth, "longest delegation chain, 1 to 256 (a root grant has depth 1)")
 	maxAhead := fs.Duration("max-log-time-ahead", ledger.DefaultMaxLogTimeAhead, "how far log time (which never decreases) may run ahead of the server clock before appends are refused clock_behind")
+	tokens := fs.Bool("tokens", false, "issue DPoP-bound access tokens at POST /oauth2/token, signed with DIR/token.key (created on first use; not the log key)")
+	tokenLife := fs.Duration("token-lifetime", ledger.DefaultTokenLifetime, "access token lifetime, at most 15m (never past the delegation's expiry)")
+	tokenIssuer := fs.String("token-issuer", "", "the tokens' iss and the OAuth metadata's issuer URL (default: the request's scheme and host)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	pprofListen := fs.String("pprof-listen", "", "serve Go profiling (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060 (off by default)")
 	var sec serveSecurity // TLS, mutual TLS, rate limits (tls.go)
@@ -105,6 +109,8 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		},
 		MaxLogTimeAhead: *maxAhead,
 		Logger:          logger,
+		TokenLifetime:   *tokenLife,
+		TokenIssuer:     strings.TrimSuffix(*tokenIssuer, "/"),
 	}
 	if err := sec.options(&opts); err != nil {
 		return err
@@ -128,6 +134,17 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	opts.Metrics = o.metrics
+	if *tokens {
+		if err := os.MkdirAll(*data, 0o700); err != nil {
+			return proofs.Errorf(proofs.ReasonOpenFailed, "creating data directory: %v", err)
+		}
+		if opts.TokenKey, err = ledger.LoadOrCreateTokenKey(*data); err != nil {
+			return proofs.Errorf(proofs.ReasonOpenFailed, "%v", err)
+		}
+		if opts.PreviousTokenKeys, err = ledger.LoadPreviousTokenKeys(*data); err != nil {
+			return proofs.Errorf(proofs.ReasonOpenFailed, "%v", err)
+		}
+	}
 	if env.getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimitBase + int64(*treeCacheMB)<<20)
 	}

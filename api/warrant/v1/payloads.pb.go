@@ -511,7 +511,8 @@ type Leaf struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Format version, 1.
 	V int32 `protobuf:"varint,1,opt,name=v,proto3" json:"v,omitempty"`
-	// "log_config", "policy", "key_binding", "delegation" or "revocation".
+	// "log_config", "policy", "key_binding", "delegation", "revocation" or
+	// "token".
 	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
 	// Assigned by the sequencer, never decreasing with the index; RFC 3339 UTC
 	// with nine fractional digits. Expiry and "binding in force" are judged at
@@ -524,7 +525,9 @@ type Leaf struct {
 	// A policy the log records itself (the shipped default), for kind
 	// "policy" without an envelope.
 	Policy *LogPolicy `protobuf:"bytes,6,opt,name=policy,proto3" json:"policy,omitempty"`
-	// What the log decided about a signed event.
+	// The record of a token exchange, for kind "token" (written by the log).
+	Token *TokenIssuance `protobuf:"bytes,8,opt,name=token,proto3" json:"token,omitempty"`
+	// What the log decided about a signed event or a token exchange.
 	Decision      *Decision `protobuf:"bytes,7,opt,name=decision,proto3" json:"decision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -602,11 +605,147 @@ func (x *Leaf) GetPolicy() *LogPolicy {
 	return nil
 }
 
+func (x *Leaf) GetToken() *TokenIssuance {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
 func (x *Leaf) GetDecision() *Decision {
 	if x != nil {
 		return x.Decision
 	}
 	return nil
+}
+
+// TokenIssuance records one token exchange (RFC 8693) that the log decided
+// after verifying the requester's DPoP proof (RFC 9449). It never holds
+// the token.
+type TokenIssuance struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token's jti.
+	Jti string `protobuf:"bytes,1,opt,name=jti,proto3" json:"jti,omitempty"`
+	// SPIFFE ID of the agent whose key binding in force made the DPoP proof.
+	Requester string `protobuf:"bytes,2,opt,name=requester,proto3" json:"requester,omitempty"`
+	// RFC 7638 SHA-256 thumbprint of that key, base64url: the token's cnf.jkt.
+	Jkt string `protobuf:"bytes,3,opt,name=jkt,proto3" json:"jkt,omitempty"`
+	// The delegation exchanged (the subject_token).
+	Delegation string `protobuf:"bytes,4,opt,name=delegation,proto3" json:"delegation,omitempty"`
+	// The delegation's entry index, when it is an accepted delegation.
+	DelegationIndex uint64 `protobuf:"varint,5,opt,name=delegation_index,proto3" json:"delegation_index,omitempty"`
+	// The one resource the token is for (RFC 8707), the token's aud.
+	Audience string `protobuf:"bytes,6,opt,name=audience,proto3" json:"audience,omitempty"`
+	// The scopes granted, a sorted set.
+	Scopes []string `protobuf:"bytes,7,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// RFC 3339 UTC, whole seconds: the token's iat and nbf, and its exp.
+	IssuedAt  string `protobuf:"bytes,8,opt,name=issued_at,proto3" json:"issued_at,omitempty"`
+	ExpiresAt string `protobuf:"bytes,9,opt,name=expires_at,proto3" json:"expires_at,omitempty"`
+	// The token-signing key's id (the token's kid), one of the
+	// configuration's token_keys.
+	KeyId         string `protobuf:"bytes,10,opt,name=key_id,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenIssuance) Reset() {
+	*x = TokenIssuance{}
+	mi := &file_warrant_v1_payloads_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenIssuance) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenIssuance) ProtoMessage() {}
+
+func (x *TokenIssuance) ProtoReflect() protoreflect.Message {
+	mi := &file_warrant_v1_payloads_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenIssuance.ProtoReflect.Descriptor instead.
+func (*TokenIssuance) Descriptor() ([]byte, []int) {
+	return file_warrant_v1_payloads_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TokenIssuance) GetJti() string {
+	if x != nil {
+		return x.Jti
+	}
+	return ""
+}
+
+func (x *TokenIssuance) GetRequester() string {
+	if x != nil {
+		return x.Requester
+	}
+	return ""
+}
+
+func (x *TokenIssuance) GetJkt() string {
+	if x != nil {
+		return x.Jkt
+	}
+	return ""
+}
+
+func (x *TokenIssuance) GetDelegation() string {
+	if x != nil {
+		return x.Delegation
+	}
+	return ""
+}
+
+func (x *TokenIssuance) GetDelegationIndex() uint64 {
+	if x != nil {
+		return x.DelegationIndex
+	}
+	return 0
+}
+
+func (x *TokenIssuance) GetAudience() string {
+	if x != nil {
+		return x.Audience
+	}
+	return ""
+}
+
+func (x *TokenIssuance) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *TokenIssuance) GetIssuedAt() string {
+	if x != nil {
+		return x.IssuedAt
+	}
+	return ""
+}
+
+func (x *TokenIssuance) GetExpiresAt() string {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return ""
+}
+
+func (x *TokenIssuance) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
 }
 
 // Envelope is a DSSE envelope in its canonical form: signatures sorted by
@@ -625,7 +764,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_warrant_v1_payloads_proto_msgTypes[5]
+	mi := &file_warrant_v1_payloads_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -637,7 +776,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_payloads_proto_msgTypes[5]
+	mi := &file_warrant_v1_payloads_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -650,7 +789,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_payloads_proto_rawDescGZIP(), []int{5}
+	return file_warrant_v1_payloads_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Envelope) GetPayloadType() string {
@@ -687,7 +826,7 @@ type EnvelopeSignature struct {
 
 func (x *EnvelopeSignature) Reset() {
 	*x = EnvelopeSignature{}
-	mi := &file_warrant_v1_payloads_proto_msgTypes[6]
+	mi := &file_warrant_v1_payloads_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +838,7 @@ func (x *EnvelopeSignature) String() string {
 func (*EnvelopeSignature) ProtoMessage() {}
 
 func (x *EnvelopeSignature) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_payloads_proto_msgTypes[6]
+	mi := &file_warrant_v1_payloads_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +851,7 @@ func (x *EnvelopeSignature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvelopeSignature.ProtoReflect.Descriptor instead.
 func (*EnvelopeSignature) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_payloads_proto_rawDescGZIP(), []int{6}
+	return file_warrant_v1_payloads_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *EnvelopeSignature) GetKeyid() string {
@@ -748,7 +887,7 @@ type Decision struct {
 
 func (x *Decision) Reset() {
 	*x = Decision{}
-	mi := &file_warrant_v1_payloads_proto_msgTypes[7]
+	mi := &file_warrant_v1_payloads_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +899,7 @@ func (x *Decision) String() string {
 func (*Decision) ProtoMessage() {}
 
 func (x *Decision) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_payloads_proto_msgTypes[7]
+	mi := &file_warrant_v1_payloads_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +912,7 @@ func (x *Decision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decision.ProtoReflect.Descriptor instead.
 func (*Decision) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_payloads_proto_rawDescGZIP(), []int{7}
+	return file_warrant_v1_payloads_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Decision) GetOutcome() string {
@@ -821,6 +960,8 @@ type LogConfig struct {
 	RegistrarKeys []*ConfigKey `protobuf:"bytes,2,rep,name=registrar_keys,proto3" json:"registrar_keys,omitempty"`
 	// Keys that may sign policies and administrative revocations.
 	AdminKeys []*ConfigKey `protobuf:"bytes,3,rep,name=admin_keys,proto3" json:"admin_keys,omitempty"`
+	// Keys that sign the access tokens the log issues, current and previous.
+	TokenKeys []*ConfigKey `protobuf:"bytes,6,rep,name=token_keys,proto3" json:"token_keys,omitempty"`
 	// Size and list bounds.
 	Limits *Limits `protobuf:"bytes,4,opt,name=limits,proto3" json:"limits,omitempty"`
 	// The chain rules' bounds.
@@ -831,7 +972,7 @@ type LogConfig struct {
 
 func (x *LogConfig) Reset() {
 	*x = LogConfig{}
-	mi := &file_warrant_v1_payloads_proto_msgTypes[8]
+	mi := &file_warrant_v1_payloads_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -843,7 +984,7 @@ func (x *LogConfig) String() string {
 func (*LogConfig) ProtoMessage() {}
 
 func (x *LogConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_payloads_proto_msgTypes[8]
+	mi := &file_warrant_v1_payloads_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -856,7 +997,7 @@ func (x *LogConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogConfig.ProtoReflect.Descriptor instead.
 func (*LogConfig) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_payloads_proto_rawDescGZIP(), []int{8}
+	return file_warrant_v1_payloads_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LogConfig) GetOrigin() string {
@@ -876,6 +1017,13 @@ func (x *LogConfig) GetRegistrarKeys() []*ConfigKey {
 func (x *LogConfig) GetAdminKeys() []*ConfigKey {
 	if x != nil {
 		return x.AdminKeys
+	}
+	return nil
+}
+
+func (x *LogConfig) GetTokenKeys() []*ConfigKey {
+	if x != nil {
+		return x.TokenKeys
 	}
 	return nil
 }
@@ -907,7 +1055,7 @@ type ConfigKey struct {
 
 func (x *ConfigKey) Reset() {
 	*x = ConfigKey{}
-	mi := &file_warrant_v1_payloads_proto_msgTypes[9]
+	mi := &file_warrant_v1_payloads_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1067,7 @@ func (x *ConfigKey) String() string {
 func (*ConfigKey) ProtoMessage() {}
 
 func (x *ConfigKey) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_payloads_proto_msgTypes[9]
+	mi := &file_warrant_v1_payloads_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1080,7 @@ func (x *ConfigKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigKey.ProtoReflect.Descriptor instead.
 func (*ConfigKey) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_payloads_proto_rawDescGZIP(), []int{9}
+	return file_warrant_v1_payloads_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ConfigKey) GetId() string {
@@ -966,7 +1114,7 @@ type Limits struct {
 
 func (x *Limits) Reset() {
 	*x = Limits{}
-	mi := &file_warrant_v1_payloads_proto_msgTypes[10]
+	mi := &file_warrant_v1_payloads_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -978,7 +1126,7 @@ func (x *Limits) String() string {
 func (*Limits) ProtoMessage() {}
 
 func (x *Limits) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_payloads_proto_msgTypes[10]
+	mi := &file_warrant_v1_payloads_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -991,7 +1139,7 @@ func (x *Limits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Limits.ProtoReflect.Descriptor instead.
 func (*Limits) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_payloads_proto_rawDescGZIP(), []int{10}
+	return file_warrant_v1_payloads_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Limits) GetMaxEnvelopeBytes() int32 {
@@ -1039,7 +1187,7 @@ type RuleLimits struct {
 
 func (x *RuleLimits) Reset() {
 	*x = RuleLimits{}
-	mi := &file_warrant_v1_payloads_proto_msgTypes[11]
+	mi := &file_warrant_v1_payloads_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1051,7 +1199,7 @@ func (x *RuleLimits) String() string {
 func (*RuleLimits) ProtoMessage() {}
 
 func (x *RuleLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_payloads_proto_msgTypes[11]
+	mi := &file_warrant_v1_payloads_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1064,7 +1212,7 @@ func (x *RuleLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RuleLimits.ProtoReflect.Descriptor instead.
 func (*RuleLimits) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_payloads_proto_rawDescGZIP(), []int{11}
+	return file_warrant_v1_payloads_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RuleLimits) GetLifetimeExecuteSeconds() int64 {
@@ -1106,7 +1254,7 @@ type LogPolicy struct {
 
 func (x *LogPolicy) Reset() {
 	*x = LogPolicy{}
-	mi := &file_warrant_v1_payloads_proto_msgTypes[12]
+	mi := &file_warrant_v1_payloads_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1266,7 @@ func (x *LogPolicy) String() string {
 func (*LogPolicy) ProtoMessage() {}
 
 func (x *LogPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_payloads_proto_msgTypes[12]
+	mi := &file_warrant_v1_payloads_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1279,7 @@ func (x *LogPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogPolicy.ProtoReflect.Descriptor instead.
 func (*LogPolicy) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_payloads_proto_rawDescGZIP(), []int{12}
+	return file_warrant_v1_payloads_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LogPolicy) GetText() string {
@@ -1194,15 +1342,32 @@ const file_warrant_v1_payloads_proto_rawDesc = "" +
 	"\fPolicyUpdate\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x12\x1c\n" +
 	"\tissued_at\x18\x02 \x01(\tR\tissued_at\x12\x14\n" +
-	"\x05nonce\x18\x03 \x01(\tR\x05nonce\"\x86\x02\n" +
+	"\x05nonce\x18\x03 \x01(\tR\x05nonce\"\xb7\x02\n" +
 	"\x04Leaf\x12\f\n" +
 	"\x01v\x18\x01 \x01(\x05R\x01v\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1a\n" +
 	"\blog_time\x18\x03 \x01(\tR\blog_time\x120\n" +
 	"\benvelope\x18\x04 \x01(\v2\x14.warrant.v1.EnvelopeR\benvelope\x12-\n" +
 	"\x06config\x18\x05 \x01(\v2\x15.warrant.v1.LogConfigR\x06config\x12-\n" +
-	"\x06policy\x18\x06 \x01(\v2\x15.warrant.v1.LogPolicyR\x06policy\x120\n" +
-	"\bdecision\x18\a \x01(\v2\x14.warrant.v1.DecisionR\bdecision\"\x86\x01\n" +
+	"\x06policy\x18\x06 \x01(\v2\x15.warrant.v1.LogPolicyR\x06policy\x12/\n" +
+	"\x05token\x18\b \x01(\v2\x19.warrant.v1.TokenIssuanceR\x05token\x120\n" +
+	"\bdecision\x18\a \x01(\v2\x14.warrant.v1.DecisionR\bdecision\"\xa7\x02\n" +
+	"\rTokenIssuance\x12\x10\n" +
+	"\x03jti\x18\x01 \x01(\tR\x03jti\x12\x1c\n" +
+	"\trequester\x18\x02 \x01(\tR\trequester\x12\x10\n" +
+	"\x03jkt\x18\x03 \x01(\tR\x03jkt\x12\x1e\n" +
+	"\n" +
+	"delegation\x18\x04 \x01(\tR\n" +
+	"delegation\x12*\n" +
+	"\x10delegation_index\x18\x05 \x01(\x04R\x10delegation_index\x12\x1a\n" +
+	"\baudience\x18\x06 \x01(\tR\baudience\x12\x16\n" +
+	"\x06scopes\x18\a \x03(\tR\x06scopes\x12\x1c\n" +
+	"\tissued_at\x18\b \x01(\tR\tissued_at\x12\x1e\n" +
+	"\n" +
+	"expires_at\x18\t \x01(\tR\n" +
+	"expires_at\x12\x16\n" +
+	"\x06key_id\x18\n" +
+	" \x01(\tR\x06key_id\"\x86\x01\n" +
 	"\bEnvelope\x12!\n" +
 	"\fpayload_type\x18\x01 \x01(\tR\vpayloadType\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12=\n" +
@@ -1219,13 +1384,16 @@ const file_warrant_v1_payloads_proto_rawDesc = "" +
 	"\n" +
 	"policy_ids\x18\x04 \x03(\tR\n" +
 	"policy_ids\x12$\n" +
-	"\rcedar_version\x18\x05 \x01(\tR\rcedar_version\"\xf3\x01\n" +
+	"\rcedar_version\x18\x05 \x01(\tR\rcedar_version\"\xaa\x02\n" +
 	"\tLogConfig\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12=\n" +
 	"\x0eregistrar_keys\x18\x02 \x03(\v2\x15.warrant.v1.ConfigKeyR\x0eregistrar_keys\x125\n" +
 	"\n" +
 	"admin_keys\x18\x03 \x03(\v2\x15.warrant.v1.ConfigKeyR\n" +
-	"admin_keys\x12*\n" +
+	"admin_keys\x125\n" +
+	"\n" +
+	"token_keys\x18\x06 \x03(\v2\x15.warrant.v1.ConfigKeyR\n" +
+	"token_keys\x12*\n" +
 	"\x06limits\x18\x04 \x01(\v2\x12.warrant.v1.LimitsR\x06limits\x12,\n" +
 	"\x05rules\x18\x05 \x01(\v2\x16.warrant.v1.RuleLimitsR\x05rules\";\n" +
 	"\tConfigKey\x12\x0e\n" +
@@ -1259,37 +1427,40 @@ func file_warrant_v1_payloads_proto_rawDescGZIP() []byte {
 	return file_warrant_v1_payloads_proto_rawDescData
 }
 
-var file_warrant_v1_payloads_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_warrant_v1_payloads_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_warrant_v1_payloads_proto_goTypes = []any{
 	(*Delegation)(nil),        // 0: warrant.v1.Delegation
 	(*KeyBinding)(nil),        // 1: warrant.v1.KeyBinding
 	(*Revocation)(nil),        // 2: warrant.v1.Revocation
 	(*PolicyUpdate)(nil),      // 3: warrant.v1.PolicyUpdate
 	(*Leaf)(nil),              // 4: warrant.v1.Leaf
-	(*Envelope)(nil),          // 5: warrant.v1.Envelope
-	(*EnvelopeSignature)(nil), // 6: warrant.v1.EnvelopeSignature
-	(*Decision)(nil),          // 7: warrant.v1.Decision
-	(*LogConfig)(nil),         // 8: warrant.v1.LogConfig
-	(*ConfigKey)(nil),         // 9: warrant.v1.ConfigKey
-	(*Limits)(nil),            // 10: warrant.v1.Limits
-	(*RuleLimits)(nil),        // 11: warrant.v1.RuleLimits
-	(*LogPolicy)(nil),         // 12: warrant.v1.LogPolicy
+	(*TokenIssuance)(nil),     // 5: warrant.v1.TokenIssuance
+	(*Envelope)(nil),          // 6: warrant.v1.Envelope
+	(*EnvelopeSignature)(nil), // 7: warrant.v1.EnvelopeSignature
+	(*Decision)(nil),          // 8: warrant.v1.Decision
+	(*LogConfig)(nil),         // 9: warrant.v1.LogConfig
+	(*ConfigKey)(nil),         // 10: warrant.v1.ConfigKey
+	(*Limits)(nil),            // 11: warrant.v1.Limits
+	(*RuleLimits)(nil),        // 12: warrant.v1.RuleLimits
+	(*LogPolicy)(nil),         // 13: warrant.v1.LogPolicy
 }
 var file_warrant_v1_payloads_proto_depIdxs = []int32{
-	5,  // 0: warrant.v1.Leaf.envelope:type_name -> warrant.v1.Envelope
-	8,  // 1: warrant.v1.Leaf.config:type_name -> warrant.v1.LogConfig
-	12, // 2: warrant.v1.Leaf.policy:type_name -> warrant.v1.LogPolicy
-	7,  // 3: warrant.v1.Leaf.decision:type_name -> warrant.v1.Decision
-	6,  // 4: warrant.v1.Envelope.signatures:type_name -> warrant.v1.EnvelopeSignature
-	9,  // 5: warrant.v1.LogConfig.registrar_keys:type_name -> warrant.v1.ConfigKey
-	9,  // 6: warrant.v1.LogConfig.admin_keys:type_name -> warrant.v1.ConfigKey
-	10, // 7: warrant.v1.LogConfig.limits:type_name -> warrant.v1.Limits
-	11, // 8: warrant.v1.LogConfig.rules:type_name -> warrant.v1.RuleLimits
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	6,  // 0: warrant.v1.Leaf.envelope:type_name -> warrant.v1.Envelope
+	9,  // 1: warrant.v1.Leaf.config:type_name -> warrant.v1.LogConfig
+	13, // 2: warrant.v1.Leaf.policy:type_name -> warrant.v1.LogPolicy
+	5,  // 3: warrant.v1.Leaf.token:type_name -> warrant.v1.TokenIssuance
+	8,  // 4: warrant.v1.Leaf.decision:type_name -> warrant.v1.Decision
+	7,  // 5: warrant.v1.Envelope.signatures:type_name -> warrant.v1.EnvelopeSignature
+	10, // 6: warrant.v1.LogConfig.registrar_keys:type_name -> warrant.v1.ConfigKey
+	10, // 7: warrant.v1.LogConfig.admin_keys:type_name -> warrant.v1.ConfigKey
+	10, // 8: warrant.v1.LogConfig.token_keys:type_name -> warrant.v1.ConfigKey
+	11, // 9: warrant.v1.LogConfig.limits:type_name -> warrant.v1.Limits
+	12, // 10: warrant.v1.LogConfig.rules:type_name -> warrant.v1.RuleLimits
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_warrant_v1_payloads_proto_init() }
@@ -1303,7 +1474,7 @@ func file_warrant_v1_payloads_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warrant_v1_payloads_proto_rawDesc), len(file_warrant_v1_payloads_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,463 @@
+package ledger
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/warrantlog/warrant/proofs"
+)
+
+// The OAuth side of the log (issue 14): RFC 8693 token exchange of a
+// delegation for a DPoP-bound (RFC 9449) JWT access token (RFC 9068), the
+// token keys as a JWKS (RFC 7517) and the server's metadata (RFC 8414).
+// Every exchange by an authentic requester is a token entry of the log,
+// decided by proofs.State like any entry and written before the token is
+// returned; the token is minted only from an accepted entry.
+
+// OAuth parameter values.
+const (
+	GrantTypeTokenExchange   = "urn:ietf:params:oauth:grant-type:token-exchange"
+	TokenTypeDelegationID    = "urn:warrantlog:params:oauth:token-type:delegation-id"
+	TokenTypeAccessToken     = "urn:ietf:params:oauth:token-type:access_token"
+	TokenEndpointPath        = "/oauth2/token"
+	JWKSPath                 = "/.well-known/jwks.json"
+	AuthServerMetadataPath   = "/.well-known/oauth-authorization-server"
+	maxTokenRequestBodyBytes = 16 << 10
+	// tokenRecordBytes is what an exchange counts against the byte rate
+	// limits: about a token leaf's size.
+	tokenRecordBytes = 512
+)
+
+// tokenIssuer holds the token key and the DPoP replay cache.
+type tokenIssuer struct {
+	key      *ecdsa.PrivateKey
+	pub      *proofs.PublicKey
+	previous []*proofs.PublicKey
+	jtis     *jtiCache
+}
+
+func newTokenIssuer(opts Options) (*tokenIssuer, error) {
+	pub, err := publicKeyOf(&opts.TokenKey.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	// The current key is never listed twice (a rotation cut short).
+	previous := slices.DeleteFunc(slices.Clone(opts.PreviousTokenKeys), func(k *proofs.PublicKey) bool { return k.ID == pub.ID })
+	return &tokenIssuer{key: opts.TokenKey, pub: pub, previous: previous, jtis: newJTICache(opts.MaxDPoPJTIs)}, nil
+}
+
+// TokenRequest is a token exchange as the endpoint received it, its DPoP
+// proof verified.
+type TokenRequest struct {
+	Delegation string
+	Resource   string
+	// Scopes are the requested scopes; nil: the delegation's.
+	Scopes []string
+	// Proof is the verified DPoP proof.
+	proof *dpopProof
+}
+
+// TokenResult is an exchange's entry and, when accepted, its token.
+type TokenResult struct {
+	// Index, Leaf, ID and Checkpoint are the token entry's.
+	Index      uint64
+	Leaf       []byte
+	ID         string
+	Checkpoint *proofs.Checkpoint
+	Record     *proofs.TokenIssuance
+	Decision   *proofs.Decision
+	// Token is the signed access token, when accepted.
+	Token string
+}
+
+// exchangeToken records the exchange req by the agent whose key made its
+// DPoP proof and, if the log accepts it, signs the access token for
+// issuer. An error is a refusal (nothing written): a proof key that is no
+// agent's binding in force is proofs.ReasonSignatureKeyUnknown.
+func (l *Log) exchangeToken(ctx context.Context, req *TokenRequest, issuer string) (*TokenResult, error) {
+	ti := l.tokens
+	bs := l.signers.Load().Bindings()
+	b := bs.KeyID(req.proof.Key.ID)
+	if b == nil {
+		return nil, proofs.Errorf(proofs.ReasonSignatureKeyUnknown, "the DPoP key is not the key in force of a registered agent")
+	}
+	jti := make([]byte, 16)
+	rand.Read(jti)
+	txn := l.db.NewTransaction(false)
+	defer txn.Discard()
+	view := newChainState(txn, bs, l.delegations)
+	rec, err := proofs.NewTokenIssuance(view, base64.RawURLEncoding.EncodeToString(jti), b.Agent, req.proof.JKT,
+		req.Delegation, req.Resource, req.Scopes, l.opts.Now(), l.opts.TokenLifetime, ti.pub.ID)
+	if err != nil {
+		return nil, readError(err)
+	}
+	r := &request{ev: proofs.Event{Kind: proofs.KindToken, Token: rec}}
+	// With mutual TLS the requester must be the peer; an exchange spends
+	// the requester's append budget like a signed request (about the size
+	// of its record).
+	if err := checkPeer(ctx, r); err != nil {
+		return nil, err
+	}
+	if l.limits != nil {
+		if err := l.limits.allow(limitKey(r), tokenRecordBytes); err != nil {
+			return nil, err
+		}
+	}
+	res, err := l.submit(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	out := &TokenResult{Index: res.Index, Leaf: res.Leaf, ID: res.ID, Checkpoint: res.Checkpoint, Record: rec, Decision: res.Decision}
+	if res.Decision.Outcome != proofs.OutcomeAccepted {
+		return out, nil
+	}
+	chain, err := tokenChain(view, rec.Delegation)
+	if err != nil {
+		return nil, err
+	}
+	out.Token, err = ti.sign(rec, chain, issuer, l.config.Origin, res.Index)
+	return out, err
+}
+
+// tokenChain returns the delegation id and its ancestors, nearest first.
+func tokenChain(st proofs.ChainState, id string) ([]*proofs.DelegationRecord, error) {
+	var out []*proofs.DelegationRecord
+	for id != "" && len(out) <= proofs.MaxChainDepth {
+		r, err := st.Delegation(id)
+		if err != nil || r == nil {
+			return out, readError(err)
+		}
+		out = append(out, r)
+		id = r.D.Parent
+	}
+	return out, nil
+}
+
+// actor is the RFC 8693 act claim: who acts, on behalf of whom it nests.
+type actor struct {
+	Sub string `json:"sub"`
+	Act *actor `json:"act,omitempty"`
+}
+
+// sign mints the JWT access token (RFC 9068) of an accepted record.
+func (ti *tokenIssuer) sign(rec *proofs.TokenIssuance, chain []*proofs.DelegationRecord, issuer, origin string, index uint64) (string, error) {
+	d := chain[0].D
+	iat, _ := proofs.ParseTime("issued_at", rec.IssuedAt)
+	exp, _ := proofs.ParseTime("expires_at", rec.ExpiresAt)
+	// The delegate acts for its delegator, which acts for its own, up to
+	// the root grant's delegate, who acts for the root subject (sub).
+	act := &actor{Sub: d.Delegate}
+	tail := act
+	for _, r := range chain {
+		if r.D.Parent == "" {
+			break
+		}
+		tail.Act = &actor{Sub: r.D.Issuer}
+		tail = tail.Act
+	}
+	claims := map[string]any{
+		"iss":       issuer,
+		"sub":       d.RootSubject,
+		"aud":       rec.Audience,
+		"client_id": d.Delegate,
+		"act":       act,
+		"iat":       iat.Unix(),
+		"nbf":       iat.Unix(),
+		"exp":       exp.Unix(),
+		"jti":       rec.JTI,
+		"cnf":       map[string]string{"jkt": rec.JKT},
+		"warrant": map[string]any{
+			"origin":           origin,
+			"delegation":       rec.Delegation,
+			"delegation_index": rec.DelegationIndex,
+			"issuance_index":   index,
+		},
+	}
+	if len(rec.Scopes) > 0 {
+		claims["scope"] = strings.Join(rec.Scopes, " ")
+	}
+	return signJWT(ti.key, map[string]string{"typ": "at+jwt", "alg": "ES256", "kid": ti.pub.ID}, claims)
+}
+
+// signJWT signs a compact JWS with ES256 (raw r||s).
+func signJWT(key *ecdsa.PrivateKey, header map[string]string, claims any) (string, error) {
+	h, err := json.Marshal(header)
+	if err != nil {
+		return "", err
+	}
+	c, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	input := b64(h) + "." + b64(c)
+	sum := sha256.Sum256([]byte(input))
+	r, s, err := ecdsa.Sign(rand.Reader, key, sum[:])
+	if err != nil {
+		return "", fmt.Errorf("signing token: %w", err)
+	}
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return input + "." + b64(sig), nil
+}
+
+// registerOAuth mounts the token endpoint, the JWKS and the metadata when
+// the log issues tokens.
+func registerOAuth(mux *http.ServeMux, l *Log) {
+	if l.tokens == nil {
+		return
+	}
+	mux.HandleFunc(TokenEndpointPath, l.serveToken)
+	mux.HandleFunc("GET "+JWKSPath, l.serveJWKS)
+	mux.HandleFunc("GET "+AuthServerMetadataPath, l.serveMetadata)
+}
+
+// issuerURL is the configured issuer, or the request's scheme and host.
+func (l *Log) issuerURL(r *http.Request) string {
+	if l.opts.TokenIssuer != "" {
+		return l.opts.TokenIssuer
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// oauthError is an RFC 6749 section 5.2 error answer.
+type oauthError struct {
+	status int
+	code   string
+	desc   string
+	// entry is the recorded denial, if any.
+	entry *tokenEntryJSON
+}
+
+// tokenEntryJSON is the issuance entry in an answer: enough to verify
+// that the exchange is in the log (the leaf, its inclusion proof, the
+// signed checkpoint).
+type tokenEntryJSON struct {
+	Index          uint64   `json:"index"`
+	ID             string   `json:"id"`
+	Leaf           []byte   `json:"leaf"`
+	Checkpoint     string   `json:"checkpoint"`
+	InclusionProof [][]byte `json:"inclusion_proof"`
+}
+
+func writeOAuthError(w http.ResponseWriter, e *oauthError) {
+	if e.code == "invalid_dpop_proof" {
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`DPoP error="invalid_dpop_proof", error_description=%q, algs="%s"`,
+			strings.ReplaceAll(e.desc, `"`, `'`), strings.Join(dpopAlgs, " ")))
+	}
+	writeJSON(w, e.status, struct {
+		Error       string          `json:"error"`
+		Description string          `json:"error_description,omitempty"`
+		Warrant     *tokenEntryJSON `json:"warrant,omitempty"`
+	}{e.code, e.desc, e.entry})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// serveToken is POST /oauth2/token.
+func (l *Log) serveToken(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeOAuthError(w, &oauthError{status: http.StatusMethodNotAllowed, code: "invalid_request", desc: "use POST"})
+		return
+	}
+	issuer := l.issuerURL(r)
+	req, oerr := l.parseTokenRequest(w, r, issuer)
+	if oerr != nil {
+		writeOAuthError(w, oerr)
+		return
+	}
+	res, err := l.exchangeToken(r.Context(), req, issuer)
+	if err != nil {
+		switch reason := proofs.Reason(err); reason {
+		case proofs.ReasonSignatureKeyUnknown, proofs.ReasonIssuerNotRegistered:
+			writeOAuthError(w, &oauthError{status: http.StatusBadRequest, code: "invalid_dpop_proof", desc: err.Error()})
+		case proofs.ReasonPeerIdentityMismatch:
+			writeOAuthError(w, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: err.Error()})
+		case proofs.ReasonRateLimited:
+			w.Header().Set("Retry-After", "1")
+			writeOAuthError(w, &oauthError{status: http.StatusTooManyRequests, code: "temporarily_unavailable", desc: reason})
+		case proofs.ReasonQueueFull, proofs.ReasonShuttingDown, proofs.ReasonCheckpointPending, proofs.ReasonClockBehind, proofs.ReasonStoreUnavailable:
+			w.Header().Set("Retry-After", "1")
+			writeOAuthError(w, &oauthError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", desc: reason})
+		default:
+			l.log.Error("token exchange failed", "err", err)
+			writeOAuthError(w, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "the exchange failed"})
+		}
+		return
+	}
+	hashes, _, err := l.InclusionProof(r.Context(), res.Index, res.Checkpoint.Size)
+	if err != nil {
+		l.log.Error("token entry inclusion proof", "index", res.Index, "err", err)
+		writeOAuthError(w, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "the entry's proof failed"})
+		return
+	}
+	entry := &tokenEntryJSON{Index: res.Index, ID: res.ID, Leaf: res.Leaf, Checkpoint: string(res.Checkpoint.Note), InclusionProof: hashes}
+	if res.Token == "" {
+		writeOAuthError(w, &oauthError{status: http.StatusBadRequest, code: proofs.TokenErrorCode(res.Decision.Reasons),
+			desc: fmt.Sprintf("denied (entry %d): %s", res.Index, strings.Join(res.Decision.Reasons, ", ")), entry: entry})
+		return
+	}
+	iat, _ := proofs.ParseTime("issued_at", res.Record.IssuedAt)
+	exp, _ := proofs.ParseTime("expires_at", res.Record.ExpiresAt)
+	body := map[string]any{
+		"access_token":      res.Token,
+		"issued_token_type": TokenTypeAccessToken,
+		"token_type":        "DPoP",
+		"expires_in":        int64(exp.Sub(iat).Seconds()),
+		"warrant":           entry,
+	}
+	if len(res.Record.Scopes) > 0 {
+		body["scope"] = strings.Join(res.Record.Scopes, " ")
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// parseTokenRequest reads and checks the form and the DPoP proof. Each
+// parameter appears at most once (RFC 6749 section 3.2), resource exactly
+// once.
+func (l *Log) parseTokenRequest(w http.ResponseWriter, r *http.Request, issuer string) (*TokenRequest, *oauthError) {
+	bad := func(code, format string, args ...any) *oauthError {
+		return &oauthError{status: http.StatusBadRequest, code: code, desc: fmt.Sprintf(format, args...)}
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, bad("invalid_request", "the body must be application/x-www-form-urlencoded")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxTokenRequestBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		return nil, bad("invalid_request", "the form does not parse: %v", err)
+	}
+	form := r.PostForm
+	for name, v := range form {
+		if len(v) > 1 && name != "resource" {
+			return nil, bad("invalid_request", "parameter %s given more than once", name)
+		}
+	}
+	if gt := form.Get("grant_type"); gt != GrantTypeTokenExchange {
+		return nil, bad("unsupported_grant_type", "grant_type must be %s", GrantTypeTokenExchange)
+	}
+	if form.Get("subject_token_type") != TokenTypeDelegationID {
+		return nil, bad("invalid_request", "subject_token_type must be %s", TokenTypeDelegationID)
+	}
+	if rt := form.Get("requested_token_type"); rt != "" && rt != TokenTypeAccessToken {
+		return nil, bad("invalid_request", "requested_token_type must be %s", TokenTypeAccessToken)
+	}
+	if form.Has("actor_token") || form.Has("client_secret") || r.Header.Get("Authorization") != "" {
+		return nil, bad("invalid_request", "no actor token or client authentication is used: the DPoP proof authenticates")
+	}
+	req := &TokenRequest{Delegation: form.Get("subject_token")}
+	if req.Delegation == "" {
+		return nil, bad("invalid_request", "subject_token (a delegation id) is required")
+	}
+	switch res := form["resource"]; len(res) {
+	case 0:
+		return nil, bad("invalid_target", "exactly one resource is required")
+	case 1:
+		req.Resource = res[0]
+	default:
+		return nil, bad("invalid_target", "exactly one resource, not %d", len(res))
+	}
+	if a := form.Get("audience"); a != "" && a != req.Resource {
+		return nil, bad("invalid_target", "audience differs from resource")
+	}
+	if form.Has("scope") {
+		req.Scopes = strings.Fields(form.Get("scope"))
+		if len(req.Scopes) == 0 {
+			return nil, bad("invalid_scope", "scope is empty")
+		}
+		slices.Sort(req.Scopes)
+		req.Scopes = slices.Compact(req.Scopes)
+	}
+	// A request the record cannot hold is refused, not recorded.
+	if err := proofs.ValidateTokenDelegation(req.Delegation); err != nil {
+		return nil, bad("invalid_grant", "subject_token: %v", err)
+	}
+	if err := proofs.ValidateTokenAudience(req.Resource); err != nil {
+		return nil, bad("invalid_target", "resource: %v", err)
+	}
+	if err := proofs.ValidateTokenScopes(req.Scopes); err != nil {
+		return nil, bad("invalid_scope", "scope: %v", err)
+	}
+	dpops := r.Header.Values("DPoP")
+	if len(dpops) != 1 {
+		return nil, &oauthError{status: http.StatusBadRequest, code: "invalid_dpop_proof", desc: "exactly one DPoP header is required"}
+	}
+	p, err := verifyDPoP(dpops[0], r.Method, issuer+TokenEndpointPath, l.opts.Now(), l.tokens.jtis)
+	if err != nil {
+		var de *errDPoP
+		if errors.As(err, &de) {
+			return nil, &oauthError{status: http.StatusBadRequest, code: "invalid_dpop_proof", desc: de.msg}
+		}
+		return nil, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "checking the DPoP proof failed"}
+	}
+	req.proof = p
+	return req, nil
+}
+
+// serveJWKS is GET /.well-known/jwks.json: the current token key, then
+// the previous ones.
+func (l *Log) serveJWKS(w http.ResponseWriter, r *http.Request) {
+	var keys []map[string]string
+	for _, k := range append([]*proofs.PublicKey{l.tokens.pub}, l.tokens.previous...) {
+		if jwk := publicJWK(k); jwk != nil {
+			keys = append(keys, jwk)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "max-age=300")
+	json.NewEncoder(w).Encode(map[string]any{"keys": keys})
+}
+
+// publicJWK is k as a JWK with its kid (the key id) and alg.
+func publicJWK(k *proofs.PublicKey) map[string]string {
+	b64 := base64.RawURLEncoding.EncodeToString
+	switch pk := k.Key.(type) {
+	case *ecdsa.PublicKey:
+		raw, err := pk.Bytes()
+		if err != nil {
+			return nil
+		}
+		return map[string]string{"kty": "EC", "crv": "P-256", "x": b64(raw[1:33]), "y": b64(raw[33:]), "kid": k.ID, "use": "sig", "alg": "ES256"}
+	case ed25519.PublicKey:
+		return map[string]string{"kty": "OKP", "crv": "Ed25519", "x": b64(pk), "kid": k.ID, "use": "sig", "alg": "EdDSA"}
+	}
+	return nil
+}
+
+// serveMetadata is GET /.well-known/oauth-authorization-server (RFC 8414).
+func (l *Log) serveMetadata(w http.ResponseWriter, r *http.Request) {
+	iss := l.issuerURL(r)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "max-age=300")
+	json.NewEncoder(w).Encode(map[string]any{
+		"issuer":                                iss,
+		"token_endpoint":                        iss + TokenEndpointPath,
+		"jwks_uri":                              iss + JWKSPath,
+		"grant_types_supported":                 []string{GrantTypeTokenExchange},
+		"response_types_supported":              []string{},
+		"token_endpoint_auth_methods_supported": []string{"none"},
+		"dpop_signing_alg_values_supported":     dpopAlgs,
+	})
+}
