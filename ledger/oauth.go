@@ -404,10 +404,18 @@ func (l *Log) parseTokenRequest(w http.ResponseWriter, r *http.Request, issuer s
 	if len(dpops) != 1 {
 		return nil, &oauthError{status: http.StatusBadRequest, code: "invalid_dpop_proof", desc: "exactly one DPoP header is required"}
 	}
+	// A DPoP proof costs a signature check, as an append does: an address
+	// whose proofs keep failing spends the same authentication budget
+	// (authguard.go) and is refused before its proof is checked.
+	peer := budgetKey(r.RemoteAddr)
+	if err := l.guard.check(peer); err != nil {
+		return nil, &oauthError{status: http.StatusTooManyRequests, code: "temporarily_unavailable", desc: err.Error()}
+	}
 	p, err := verifyDPoP(dpops[0], r.Method, issuer+TokenEndpointPath, l.opts.Now(), l.tokens.jtis)
 	if err != nil {
 		var de *errDPoP
 		if errors.As(err, &de) {
+			l.guard.fail(peer, 1)
 			return nil, &oauthError{status: http.StatusBadRequest, code: "invalid_dpop_proof", desc: de.msg}
 		}
 		return nil, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "checking the DPoP proof failed"}

@@ -604,3 +604,49 @@ func TestTokenExchangePeerIdentity(t *testing.T) {
 		t.Fatalf("exchange over the requester's connection: %d %q", status, code)
 	}
 }
+
+// TestTokenExchangeBadProofsSpendAuthBudget: a DPoP proof costs a
+// signature check, so an address whose proofs keep failing spends the
+// authentication budget an append would, and is then refused before its
+// proofs are checked; another address is still served; nothing is written.
+func TestTokenExchangeBadProofsSpendAuthBudget(t *testing.T) {
+	tokenKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f := newFixture(t, func(o *Options) { o.TokenKey = tokenKey; o.AuthFailureRate, o.AuthFailureBurst = 1e-6, 3 })
+	// The attacker comes from its own address.
+	srv := httptest.NewServer(NewHandler(f.log))
+	defer srv.Close()
+	endpoint := srv.URL + TokenEndpointPath
+	size := f.log.Checkpoint().Size
+	stranger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	attacker := &dpopClient{priv: stranger, alg: jose.ES256}
+	post := func(c *http.Client, proof string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(exchangeForm("d-x", ticketsAPI).Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("DPoP", proof)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var a tokenAnswer
+		json.NewDecoder(resp.Body).Decode(&a)
+		return resp.StatusCode, a.Error
+	}
+	from := httpFrom("127.0.0.21")
+	var got []string
+	for range 5 {
+		// A proof for another URL: well formed, signed, and wrong.
+		code, e := post(from, attacker.proof(t, "dpop+jwt", "POST", "https://elsewhere.example/token", time.Now()))
+		got = append(got, fmt.Sprint(code, " ", e))
+	}
+	want := []string{"400 invalid_dpop_proof", "400 invalid_dpop_proof", "400 invalid_dpop_proof", "429 temporarily_unavailable", "429 temporarily_unavailable"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("bad proofs from one address: %v, want %v", got, want)
+	}
+	if code, e := post(httpFrom("127.0.0.22"), attacker.proof(t, "dpop+jwt", "POST", "https://elsewhere.example/token", time.Now())); code != 400 || e != "invalid_dpop_proof" {
+		t.Fatalf("another address: %d %s, want its proof checked", code, e)
+	}
+	if f.log.Checkpoint().Size != size {
+		t.Fatal("refused exchanges wrote entries")
+	}
+}
