@@ -1,25 +1,16 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/asn1"
-	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/warrantlog/warrant/dpop"
 	"github.com/warrantlog/warrant/proofs"
 )
 
@@ -142,60 +133,13 @@ func (c *Client) verifyIssuance(index uint64, leaf, note []byte, hashes [][]byte
 }
 
 // NewDPoPProof makes an RFC 9449 DPoP proof for a request with method to
-// htu at now, signed with key (Ed25519: EdDSA; ECDSA P-256: ES256), the
-// public key in its jwk header.
+// htu at now, signed with key (Ed25519: EdDSA; ECDSA P-256: ES256). It is
+// dpop.NewProof without optional claims.
 func NewDPoPProof(key crypto.Signer, method, htu string, now time.Time) (string, error) {
-	b64 := base64.RawURLEncoding.EncodeToString
-	var alg string
-	var jwk map[string]string
-	switch pk := key.Public().(type) {
-	case ed25519.PublicKey:
-		alg, jwk = "EdDSA", map[string]string{"kty": "OKP", "crv": "Ed25519", "x": b64(pk)}
-	case *ecdsa.PublicKey:
-		raw, err := pk.Bytes()
-		if err != nil || len(raw) != 65 {
-			return "", proofs.Errorf(proofs.ReasonKeyInvalid, "DPoP keys are Ed25519 or P-256")
-		}
-		alg, jwk = "ES256", map[string]string{"kty": "EC", "crv": "P-256", "x": b64(raw[1:33]), "y": b64(raw[33:])}
-	default:
-		return "", proofs.Errorf(proofs.ReasonKeyInvalid, "DPoP keys are Ed25519 or P-256, not %T", pk)
-	}
-	jti := make([]byte, 16)
-	rand.Read(jti)
-	h, _ := json.Marshal(map[string]any{"typ": "dpop+jwt", "alg": alg, "jwk": jwk})
-	c, _ := json.Marshal(map[string]any{"jti": b64(jti), "htm": method, "htu": htu, "iat": now.Unix()})
-	input := b64(h) + "." + b64(c)
-	var sig []byte
-	var err error
-	if alg == "EdDSA" {
-		sig, err = key.Sign(rand.Reader, []byte(input), crypto.Hash(0))
-	} else {
-		sum := sha256.Sum256([]byte(input))
-		var der []byte
-		if der, err = key.Sign(rand.Reader, sum[:], crypto.SHA256); err == nil {
-			var rs struct{ R, S *big.Int }
-			if _, err = asn1.Unmarshal(der, &rs); err == nil {
-				sig = make([]byte, 64)
-				rs.R.FillBytes(sig[:32])
-				rs.S.FillBytes(sig[32:])
-			}
-		}
-	}
-	if err != nil {
-		return "", fmt.Errorf("signing DPoP proof: %w", err)
-	}
-	return input + "." + b64(sig), nil
+	return dpop.NewProof(key, method, htu, now, dpop.ProofOptions{})
 }
 
 // keyThumbprint is the RFC 7638 thumbprint of key's public key.
 func keyThumbprint(key crypto.Signer) (string, error) {
-	der, err := x509.MarshalPKIXPublicKey(key.Public())
-	if err != nil {
-		return "", proofs.Errorf(proofs.ReasonKeyInvalid, "%v", err)
-	}
-	pk, err := proofs.ParsePublicKeyDER(bytes.Clone(der))
-	if err != nil {
-		return "", err
-	}
-	return proofs.JWKThumbprint(pk)
+	return dpop.Thumbprint(key.Public())
 }

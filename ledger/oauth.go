@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/warrantlog/warrant/dpop"
 	"github.com/warrantlog/warrant/proofs"
 )
 
@@ -44,7 +45,7 @@ type tokenIssuer struct {
 	key      *ecdsa.PrivateKey
 	pub      *proofs.PublicKey
 	previous []*proofs.PublicKey
-	jtis     *jtiCache
+	jtis     *dpop.ReplayCache
 }
 
 func newTokenIssuer(opts Options) (*tokenIssuer, error) {
@@ -54,7 +55,7 @@ func newTokenIssuer(opts Options) (*tokenIssuer, error) {
 	}
 	// The current key is never listed twice (a rotation cut short).
 	previous := slices.DeleteFunc(slices.Clone(opts.PreviousTokenKeys), func(k *proofs.PublicKey) bool { return k.ID == pub.ID })
-	return &tokenIssuer{key: opts.TokenKey, pub: pub, previous: previous, jtis: newJTICache(opts.MaxDPoPJTIs)}, nil
+	return &tokenIssuer{key: opts.TokenKey, pub: pub, previous: previous, jtis: dpop.NewReplayCache(opts.MaxDPoPJTIs)}, nil
 }
 
 // TokenRequest is a token exchange as the endpoint received it, its DPoP
@@ -65,7 +66,7 @@ type TokenRequest struct {
 	// Scopes are the requested scopes; nil: the delegation's.
 	Scopes []string
 	// Proof is the verified DPoP proof.
-	proof *dpopProof
+	proof *dpop.Proof
 }
 
 // TokenResult is an exchange's entry and, when accepted, its token.
@@ -259,7 +260,7 @@ type tokenEntryJSON struct {
 func writeOAuthError(w http.ResponseWriter, e *oauthError) {
 	if e.code == "invalid_dpop_proof" {
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`DPoP error="invalid_dpop_proof", error_description=%q, algs="%s"`,
-			strings.ReplaceAll(e.desc, `"`, `'`), strings.Join(dpopAlgs, " ")))
+			strings.ReplaceAll(e.desc, `"`, `'`), dpop.AlgsParam))
 	}
 	writeJSON(w, e.status, struct {
 		Error       string          `json:"error"`
@@ -411,12 +412,12 @@ func (l *Log) parseTokenRequest(w http.ResponseWriter, r *http.Request, issuer s
 	if err := l.guard.check(peer); err != nil {
 		return nil, &oauthError{status: http.StatusTooManyRequests, code: "temporarily_unavailable", desc: err.Error()}
 	}
-	p, err := verifyDPoP(dpops[0], r.Method, issuer+TokenEndpointPath, l.opts.Now(), l.tokens.jtis)
+	p, err := dpop.Verify(dpops[0], dpop.Request{Method: r.Method, URL: issuer + TokenEndpointPath}, l.opts.Now(), l.tokens.jtis)
 	if err != nil {
-		var de *errDPoP
+		var de *dpop.Error
 		if errors.As(err, &de) {
 			l.guard.fail(peer, 1)
-			return nil, &oauthError{status: http.StatusBadRequest, code: "invalid_dpop_proof", desc: de.msg}
+			return nil, &oauthError{status: http.StatusBadRequest, code: "invalid_dpop_proof", desc: de.Description}
 		}
 		return nil, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "checking the DPoP proof failed"}
 	}
@@ -466,6 +467,6 @@ func (l *Log) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		"grant_types_supported":                 []string{GrantTypeTokenExchange},
 		"response_types_supported":              []string{},
 		"token_endpoint_auth_methods_supported": []string{"none"},
-		"dpop_signing_alg_values_supported":     dpopAlgs,
+		"dpop_signing_alg_values_supported":     dpop.Algs,
 	})
 }

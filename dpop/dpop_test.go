@@ -1,30 +1,30 @@
-package ledger
+package dpop
 
 import (
 	"testing"
 	"time"
 )
 
-// TestJTICacheBounded: a proof id is accepted once while it could still
+// TestReplayCacheBounded: a proof id is accepted once while it could still
 // be valid, and the cache never holds more than its bound.
-func TestJTICacheBounded(t *testing.T) {
+func TestReplayCacheBounded(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	c := newJTICache(2)
-	until := now.Add(dpopMaxAge + dpopMaxAhead)
-	if err := c.add("a", until, now); err != nil {
+	c := NewReplayCache(2)
+	until := now.Add(MaxAge + MaxAhead)
+	if err := c.Add("a", until, now); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.add("a", until, now); err == nil {
+	if err := c.Add("a", until, now); err == nil {
 		t.Fatal("a replayed jti was accepted")
 	}
-	if err := c.add("b", until, now); err != nil {
+	if err := c.Add("b", until, now); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.add("c", until, now); err == nil {
+	if err := c.Add("c", until, now); err == nil {
 		t.Fatal("a full cache took another jti")
 	}
 	later := until.Add(time.Second)
-	if err := c.add("c", later.Add(time.Minute), later); err != nil {
+	if err := c.Add("c", later.Add(time.Minute), later); err != nil {
 		t.Fatalf("expired entries were not dropped: %v", err)
 	}
 	if len(c.seen) > 2 {
@@ -32,8 +32,8 @@ func TestJTICacheBounded(t *testing.T) {
 	}
 }
 
-// TestSameHTU: RFC 9449's comparison of htu with the endpoint URL.
-func TestSameHTU(t *testing.T) {
+// TestSameURL: RFC 9449's comparison of htu with the endpoint URL.
+func TestSameURL(t *testing.T) {
 	const want = "https://log.example/oauth2/token"
 	for htu, ok := range map[string]bool{
 		"https://log.example/oauth2/token":       true,
@@ -48,21 +48,21 @@ func TestSameHTU(t *testing.T) {
 		"https://log.example/OAUTH2/token":       false,
 		"":                                       false,
 	} {
-		if got := sameHTU(htu, want); got != ok {
-			t.Errorf("sameHTU(%q) = %v, want %v", htu, got, ok)
+		if got := SameURL(htu, want); got != ok {
+			t.Errorf("SameURL(%q) = %v, want %v", htu, got, ok)
 		}
 	}
 }
 
-// FuzzVerifyDPoP: a hostile DPoP header is refused with an error, never a
+// FuzzVerify: a hostile DPoP header is refused with an error, never a
 // panic, and nothing but a valid proof is accepted.
-func FuzzVerifyDPoP(f *testing.F) {
+func FuzzVerify(f *testing.F) {
 	f.Add("eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVkRFNBIiwiandrIjp7Imt0eSI6Ik9LUCIsImNydiI6IkVkMjU1MTkiLCJ4IjoiMTFxWUFZS3hDcmZWU183VHlXUUhPZzdoY3ZQYXBpTWxyd0lhYVBjSFVSbyJ9fQ.eyJqdGkiOiJ4IiwiaHRtIjoiUE9TVCIsImh0dSI6Imh0dHBzOi8vbG9nLmV4YW1wbGUvb2F1dGgyL3Rva2VuIiwiaWF0IjoxNzAwMDAwMDAwfQ.AAAA")
 	f.Add("e30.e30.")
 	f.Add("eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6Im5vbmUifQ.e30.")
 	f.Add("a.b.c.d")
 	f.Fuzz(func(t *testing.T, proof string) {
-		p, err := verifyDPoP(proof, "POST", "https://log.example/oauth2/token", time.Unix(1_700_000_000, 0), newJTICache(16))
+		p, err := Verify(proof, Request{Method: "POST", URL: "https://log.example/oauth2/token"}, time.Unix(1_700_000_000, 0), NewReplayCache(16))
 		if err == nil && p == nil {
 			t.Fatal("no proof and no error")
 		}
