@@ -44,6 +44,11 @@ type Options struct {
 	// MaxBatchBytes bounds the envelope bytes of one batch (default 2 MiB),
 	// which keeps a batch's transaction well under Badger's limit.
 	MaxBatchBytes int
+	// MaxBatchAgentBytes bounds one agent's envelope bytes in one batch
+	// (default 128 KiB; an agent's first request always fits), so that a
+	// flooding agent's allowed traffic is committed in short group commits
+	// that others' requests do not wait long behind.
+	MaxBatchAgentBytes int
 	// MaxBatchWait is how long the sequencer waits for more requests once a
 	// batch has one (default 0: a batch is what queued while the previous one
 	// committed, so there is no merge delay).
@@ -166,6 +171,9 @@ func (o *Options) setDefaults() {
 	if o.MaxBatchBytes == 0 {
 		o.MaxBatchBytes = 2 << 20
 	}
+	if o.MaxBatchAgentBytes == 0 {
+		o.MaxBatchAgentBytes = DefaultMaxBatchAgentBytes
+	}
 	if o.QueueLength == 0 {
 		o.QueueLength = 8192
 	}
@@ -220,6 +228,9 @@ func (o *Options) setDefaults() {
 // DefaultTokenLifetime is the default Options.TokenLifetime.
 const DefaultTokenLifetime = 5 * time.Minute
 
+// DefaultMaxBatchAgentBytes is the default Options.MaxBatchAgentBytes.
+const DefaultMaxBatchAgentBytes = 128 << 10
+
 // DefaultMaxDPoPJTIs is the default Options.MaxDPoPJTIs.
 const DefaultMaxDPoPJTIs = 1 << 17
 
@@ -269,6 +280,7 @@ func (o Options) validate() error {
 	}{
 		{"MaxBatchEntries", o.MaxBatchEntries, o.MaxBatchEntries < 0},
 		{"MaxBatchBytes", o.MaxBatchBytes, o.MaxBatchBytes < 0},
+		{"MaxBatchAgentBytes", o.MaxBatchAgentBytes, o.MaxBatchAgentBytes < 0},
 		{"MaxBatchWait", o.MaxBatchWait, o.MaxBatchWait < 0},
 		{"QueueLength", o.QueueLength, o.QueueLength < 0},
 		{"AgentQueueLength", o.AgentQueueLength, o.AgentQueueLength < 0},

@@ -29,6 +29,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	fs.Var(&admins, "admin-key", "PEM public key allowed to sign policies and administrative revocations (repeatable)")
 	batchEntries := fs.Int("batch-max-entries", 1024, "most entries in one group commit")
 	batchBytes := fs.Int("batch-max-bytes", 2<<20, "most envelope bytes in one group commit")
+	batchAgentBytes := fs.Int("batch-max-agent-bytes", ledger.DefaultMaxBatchAgentBytes, "most envelope bytes of one agent in one group commit (its first request always fits)")
 	batchWait := fs.Duration("batch-max-wait", 0, "longest wait for more requests once a batch has one (0: none)")
 	treeCacheMB := fs.Int("tree-cache-mb", ledger.DefaultTreeCacheBytes>>20, "memory for tile subtrees that proofs read (about 10 KiB per 256 entries; 0: none)")
 	def := proofs.DefaultRuleLimits()
@@ -93,14 +94,15 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	opts := ledger.Options{
-		Dir:             *data,
-		Origin:          *origin,
-		RegistrarKeys:   regKeys,
-		AdminKeys:       adminKeys,
-		MaxBatchEntries: *batchEntries,
-		MaxBatchBytes:   *batchBytes,
-		MaxBatchWait:    *batchWait,
-		TreeCacheBytes:  treeCacheBytes(*treeCacheMB),
+		Dir:                *data,
+		Origin:             *origin,
+		RegistrarKeys:      regKeys,
+		AdminKeys:          adminKeys,
+		MaxBatchEntries:    *batchEntries,
+		MaxBatchBytes:      *batchBytes,
+		MaxBatchAgentBytes: *batchAgentBytes,
+		MaxBatchWait:       *batchWait,
+		TreeCacheBytes:     treeCacheBytes(*treeCacheMB),
 		Rules: proofs.RuleLimits{
 			LifetimeExecuteSeconds: int64(*lifeExec / time.Second),
 			LifetimeDraftSeconds:   int64(*lifeDraft / time.Second),
