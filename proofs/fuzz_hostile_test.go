@@ -76,7 +76,7 @@ func goldenSigner(t testing.TB) note.Signer {
 
 // witnessPolicy requires a cosignature by a fixed witness key that never
 // signs anything here: no bundle can satisfy it.
-func witnessPolicy(t testing.TB) []byte {
+func witnessPolicy(t testing.TB) *proofs.WitnessPolicy {
 	t.Helper()
 	_, vkey, err := note.GenerateKey(bytes.NewReader(bytes.Repeat([]byte{7}, 64)), "witness.example")
 	if err != nil {
@@ -87,7 +87,11 @@ func witnessPolicy(t testing.TB) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []byte("witness w " + cv + " https://witness.example/\nquorum w\n")
+	p, err := proofs.ParseWitnessPolicy([]byte("witness w "+cv+" https://witness.example/\nquorum w\n"), string(readTestFile(t, goldenVKey)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func FuzzParseBundle(f *testing.F) {
