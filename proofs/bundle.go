@@ -172,7 +172,8 @@ func VerifyBundle(data []byte, logKey note.Verifier, opts BundleOptions) (*Verif
 		}
 	}
 	if opts.WitnessPolicy != nil {
-		if err := witnessedOnce(largest, logKey, opts.WitnessPolicy); err != nil {
+		// The chain's checkpoint is the note that carries the quorum.
+		if vc.Checkpoint, err = witnessedNote(largest, logKey, opts.WitnessPolicy); err != nil {
 			return nil, err
 		}
 	}
@@ -182,19 +183,19 @@ func VerifyBundle(data []byte, logKey note.Verifier, opts BundleOptions) (*Verif
 	return vc, nil
 }
 
-// witnessedOnce checks that one of the notes of the bundle's largest
-// checkpoint satisfies the witness policy.
-func witnessedOnce(notes []*Checkpoint, logKey note.Verifier, p *WitnessPolicy) error {
+// witnessedNote returns the first of the notes of the bundle's largest
+// checkpoint that satisfies the witness policy.
+func witnessedNote(notes []*Checkpoint, logKey note.Verifier, p *WitnessPolicy) (*Checkpoint, error) {
 	var err error
 	for _, cp := range notes {
 		if err = p.Check(cp, logKey); err == nil {
-			return nil
+			return cp, nil
 		}
 		if Reason(err) != ReasonWitnessQuorum {
-			return err
+			return nil, err
 		}
 	}
-	return &Error{Reason: ReasonBundleWitness, Err: err}
+	return nil, &Error{Reason: ReasonBundleWitness, Err: err}
 }
 
 func bundleErr(err error, format string, args ...any) error {

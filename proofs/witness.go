@@ -2,7 +2,9 @@ package proofs
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strconv"
@@ -44,6 +46,7 @@ type WitnessPolicy struct {
 	logHash uint32
 	root    *quorumNode // nil for "quorum none"
 	now     func() time.Time
+	digest  string
 }
 
 // PolicyWitness is one witness line of a policy.
@@ -113,7 +116,8 @@ func ParseWitnessPolicy(data []byte, logVKey string, now func() time.Time) (*Wit
 	if now == nil {
 		now = time.Now
 	}
-	p := &WitnessPolicy{logName: lv.Name(), logHash: lv.KeyHash(), now: now}
+	sum := sha256.Sum256(data)
+	p := &WitnessPolicy{logName: lv.Name(), logHash: lv.KeyHash(), now: now, digest: hex.EncodeToString(sum[:])}
 	var logKeys [][]byte // the policy's logs' public keys
 	names := map[string]*quorumNode{}
 	groups, quorums := 0, 0
@@ -254,6 +258,9 @@ func vkeyParts(vkey string) (string, []byte, error) {
 	}
 	return name, raw[1:], nil
 }
+
+// Digest identifies the policy: the SHA-256 of its file, in hex.
+func (p *WitnessPolicy) Digest() string { return p.digest }
 
 // Verifiers returns the witnesses' verifiers, to open a checkpoint with.
 func (p *WitnessPolicy) Verifiers() []note.Verifier {

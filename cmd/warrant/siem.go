@@ -89,7 +89,11 @@ func runSIEM(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	c := client.New(cf.server, v, topts...)
+	_, wopts, err := cf.witnesses() // a checkpoint without the quorum is an alert
+	if err != nil {
+		return err
+	}
+	c := client.New(cf.server, v, append(topts, wopts...)...)
 	origin := v.Name()
 	emit := func(ctx context.Context, entries []client.Followed) error {
 		records := make([][]byte, len(entries))
