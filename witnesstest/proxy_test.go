@@ -34,9 +34,9 @@ import (
 // passed on with the witnesses' cosignature lines appended. Nothing else changes; in particular the
 // log's own signature and text are the server's.
 type witnessingProxy struct {
-	t          *testing.T
-	logKey     note.Verifier
-	rpc        warrantv1connect.LedgerServiceClient // the real server, for consistency proofs
+	t           *testing.T
+	logKey      note.Verifier
+	rpc         warrantv1connect.LedgerServiceClient // the real server, for consistency proofs
 	witnessURLs []string
 
 	mu       sync.Mutex
