@@ -31,8 +31,9 @@ import (
 // passes on (GET /checkpoint, the checkpoint fields of Connect answers,
 // the notes inside chain bundles) is first sent to a witness with a C2SP
 // tlog-witness add-checkpoint request (to each of its witnesses), and
-// passed on with the witnesses' cosignature lines appended. Nothing else changes; in particular the
-// log's own signature and text are the server's.
+// passed on with the witnesses' cosignature lines appended. Nothing else
+// changes; in particular the log's own signature and text are the
+// server's.
 type witnessingProxy struct {
 	t           *testing.T
 	logKey      note.Verifier
