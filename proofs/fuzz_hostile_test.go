@@ -557,6 +557,21 @@ func hostileSeedTargets(t testing.TB) map[string]func([]byte) error {
 		},
 		"FuzzParsePolicyUpdate": func(b []byte) error { _, _, err := proofs.ParsePolicyUpdate(b); return err },
 		"FuzzParseKeyBinding":   func(b []byte) error { _, err := proofs.ParseKeyBinding(b); return err },
+		"FuzzParseWitnessPolicy": func(b []byte) error {
+			vkey, _ := witnessVector(t)
+			_, err := proofs.ParseWitnessPolicy(b, vkey, nil)
+			return err
+		},
+		"FuzzOpenWitnessedCheckpoint": func(b []byte) error {
+			vkey, policy := witnessVector(t)
+			v, _ := proofs.ParseVerifierKey(vkey)
+			p, err := proofs.ParseWitnessPolicy(policy, vkey, nil)
+			if err != nil {
+				return err
+			}
+			_, err = proofs.OpenWitnessedCheckpoint(b, v, p)
+			return err
+		},
 	}
 }
 
