@@ -119,6 +119,7 @@ func ParseWitnessPolicy(data []byte, logVKey string, now func() time.Time) (*Wit
 	sum := sha256.Sum256(data)
 	p := &WitnessPolicy{logName: lv.Name(), logHash: lv.KeyHash(), now: now, digest: hex.EncodeToString(sum[:])}
 	var logKeys [][]byte // the policy's logs' public keys
+	listed := false      // whether one of them is this log (same name and key)
 	names := map[string]*quorumNode{}
 	groups, quorums := 0, 0
 	for i, line := range strings.Split(string(data), "\n") {
@@ -144,10 +145,11 @@ func ParseWitnessPolicy(data []byte, logVKey string, now func() time.Time) (*Wit
 			if len(f) != 2 && len(f) != 3 {
 				return nil, bad(n, "want: log <vkey> [<url>]")
 			}
-			_, key, err := vkeyParts(f[1])
+			name, key, err := vkeyParts(f[1])
 			if err != nil {
 				return nil, bad(n, "log key: %v", err)
 			}
+			listed = listed || name == logName && bytes.Equal(key, logKey)
 			if slices.ContainsFunc(logKeys, func(k []byte) bool { return bytes.Equal(k, key) }) {
 				return nil, bad(n, "a second log line with the same public key")
 			}
@@ -240,7 +242,7 @@ func ParseWitnessPolicy(data []byte, logVKey string, now func() time.Time) (*Wit
 	if quorums == 0 {
 		return nil, Errorf(ReasonWitnessPolicyInvalid, "witness policy has no quorum line")
 	}
-	if len(logKeys) > 0 && !slices.ContainsFunc(logKeys, func(k []byte) bool { return bytes.Equal(k, logKey) }) {
+	if len(logKeys) > 0 && !listed {
 		return nil, Errorf(ReasonWitnessPolicyInvalid, "witness policy lists %d logs, not this one (%s)", len(logKeys), logName)
 	}
 	return p, nil

@@ -358,6 +358,7 @@ func TestWitnessPolicyParse(t *testing.T) {
 		"quorum with two names":          "witness a " + w1 + "\nquorum a a\n",
 		"duplicate log":                  "log " + f.log.vkey + "\nlog " + f.log.vkey + "\nquorum none\n",
 		"another log only":               "log " + other.vkey + "\nwitness a " + w1 + "\nquorum a\n",
+		"this log's key, another name":   "log " + strings.Replace(f.log.vkey, testOrigin, "example.com/renamed", 1) + "\nquorum none\n",
 		"witness named like the log":     "witness a " + namedLikeLog.vkey + "\nquorum a\n",
 		"the log's key as a witness key": "witness a " + logAsWitness() + "\nquorum a\n",
 		"too large":                      "quorum none\n" + strings.Repeat("#", proofs.MaxWitnessPolicyBytes),
