@@ -523,3 +523,53 @@ func writeWitnessVector(t *testing.T, dir string) {
 		}
 	}
 }
+
+// TestCosignatureVerifierKeys: verifier keys from the transparency-dev
+// formats library's tests (the Ed25519 one a public witness's), whose key
+// IDs must be the ones C2SP tlog-cosignature defines. The ML-DSA-44 key
+// there is written with key ID 5893dc2c, which is not SHA-256("test\n" ||
+// 0x06 || key)[:4]; formats computes 31236897 itself and ignores the
+// written one. Here a key ID that does not match is refused, as
+// note.NewVerifier refuses it for Ed25519 keys, so the key is checked
+// with its computed ID and refused with the written one.
+func TestCosignatureVerifierKeys(t *testing.T) {
+	for _, tt := range []struct {
+		vkey string
+		typ  string
+	}{
+		{"remora.n621.de+da77ade7+BOvN63jn/bLvkieywe8R6UYAtVtNbZpXh34x7onlmtw2", "Ed25519 cosignature/v1"},
+		{mlFormatsKey, "ML-DSA-44 subtree/v1"},
+	} {
+		v, err := proofs.NewCosignatureVerifier(tt.vkey)
+		if err != nil {
+			t.Fatalf("%.40s...: %v", tt.vkey, err)
+		}
+		if v.Type() != tt.typ || fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash()) != tt.vkey[:strings.IndexByte(tt.vkey, '+')+9] {
+			t.Errorf("%.40s...: %s %s+%08x", tt.vkey, v.Type(), v.Name(), v.KeyHash())
+		}
+	}
+	if _, err := proofs.NewCosignatureVerifier(strings.Replace(mlFormatsKey, "+31236897+", "+5893dc2c+", 1)); err == nil {
+		t.Error("accepted an ML-DSA-44 key with a key ID that is not its own")
+	}
+	// A plain Ed25519 note key (type 0x01), which formats converts
+	// silently, is not a cosignature key: its key ID would be another.
+	if _, err := proofs.NewCosignatureVerifier("TEST+7997405c+AQcC+FTVKf0jlTdHDY3rbevmnKxxPjigCXlVtGe6RIr6"); err == nil {
+		t.Error("accepted a type 0x01 key as a witness key")
+	}
+	for _, bad := range []string{
+		"remora.n621.de+da77ade8+BOvN63jn/bLvkieywe8R6UYAtVtNbZpXh34x7onlmtw2", // key ID
+		"remora.n621.de+DA77ADE7+BOvN63jn/bLvkieywe8R6UYAtVtNbZpXh34x7onlmtw2", // upper case
+		"remora.n621.de+da77ade7+BOvN63jn/bLvkieywe8R6UYAtVtNbZpXh34x7onlmtw",  // length
+		"remora.n621.de+da77ade7+BOvN63jn/bLvkieywe8R6UYAtVtNbZpXh34x7onlmtw3", // non-canonical base64
+		"remora n621.de+da77ade7+BOvN63jn/bLvkieywe8R6UYAtVtNbZpXh34x7onlmtw2", // space in the name
+		"da77ade7+BOvN63jn/bLvkieywe8R6UYAtVtNbZpXh34x7onlmtw2",
+	} {
+		if _, err := proofs.NewCosignatureVerifier(bad); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+// mlFormatsKey is the ML-DSA-44 verifier key of the formats tests, with its
+// computed key ID.
+const mlFormatsKey = "test+31236897+BtMcFiao6ZOdU6LZ40tLKbsWpDOU8smRapXBIYI3lXyESm62to+/AeDuWOEtbwUNVzrC9FacZ1q+gXES2hAhp5/C1TPwTiO/G+T9x0iAb8gSGkGwsbDJXmQMhsFM+Ub3tB5Fdujz4o7DF3NqCCUMC1zsD7jMyy9BTCFi6Av1I/ZDRQxJJOKFt31l0cJY6OHFcUGMSGSHcGEo839UikbMBlArWRgYk/Ve4aqW0pRl7G46Qk39pu/yFYwhk3gMYMkush5NKQo7EbvhnHvUlQWK27t2VsIbH2p/l9i73UDtEmHeqIMcqtwhCnFoqT6S7cL9/p7NLwxD1gICM0gCZIi3KrbnMFok+5uovBbrF9vISSXX67R1nprdjiE0MGAwZ3Prtt0ah2xchT5I1WgmUGSA0B1cnEDXWneUaA0axw/TQ47x88+jfKIN0kn8rg5bncI5q71hV2mF1n2xuE4G+WOdBRjMVGLWlt1rZcCh8IredoZe3SxWKx7amrLo00lFN8QL8TAw1bvDiFYRqyAZE4Z5M77H8OmAR2QahuZA+d8Q1SXmTdDtOu1RRXtHq54Nm3d2SbQl48UE7BsWvu7YdqGEti5EpTX3oMVmnnjj0FRH2QjlnpaRn5bE8tiblhL31f6KRz37E9lqIUoLuE19OQ+yYOj2B6avwEY6xWq5SrOOhENQKAODXTjacDYVL4Z1hsJA9+7qbFH5S3JjMCs4VFtZHOa4tkxbpO94lfPNnhqDnuFb5xm7sT51/In+xn0vAyCoaaIpm/rwG0nRFZmR6bafSPBJXcnrocdPy86sQ/C3ma7ldByWwsHuEm8YTNABAqn6hNICNECFuoV8EBwnA0BVkhClyjTkPSnyB1CAUEkzQwd/SW7VgjDoI9r6k4ot1oaxD9ZudZor7309jhMIbQhE1ODPMDxFM2B5XvhlJ6nl6r0JUI/q2uLnZGyzKDMGnL+T+uGDN+AvBrg4kyHEM1X39Dkr1XpJIMRlROY+GayJliTQ8eEdZ1yug5C0JGHJ9bEQu/L2Zf084+/+4BAUrrJ4JtmShbYulaDmMVjm72Osu5a9ld7KeZ2hn5uK9yhiUJqeBDGGLmqqZbbUwIRa9OWZoQVU+dCt2ust5migCq69O3H+83U2YKBj9r3QLv6FG/crj3IUrKagKIqv5fT71eeCEmSmdAGqVP+5hxBQMBcISqp+9rqDsS1NLba2YuUWYgFDlQ7Xq915t+d3N5ouHNWJHs1/2V0ZNsSvID1p73sUWVJlh2M4/B8/QT1uvteCPc+yycsJM80Xaomwv9KTfUpyNn60R860zr+Va432W8v5urT1Teu6QCTWKdq3ivhyYREBLvka07jb7SlIees2PKDfvibKBBanF/EmorgkdPIagG/88kT9GtXtOIQp/HJLw3Ej5QPwEgrLYZ0YY6t53ZC6BmjDt0eSEShPmqte74KC7Qgo2hvA3grqp03vA7RG3cMCmtn/k0PH9ZY4ytTF7eozJCRim9AWa0HudpkGKbv3ijxrkBBhAGTCGQe96Tt5nBiKatheV3z4i2o4TtoRC6SEQZUEnWLszXOWtghhfe/V7QqB8jfMLxHW2qkueUkTz2IatYI+2hlkyTQRIKGPjKrnF8qAKz5/PZcoaL6pBaWcpsUEcpwQs6/aT0tmB2UGZNzrj02lREEgGajjuqHMH/rwmqIQTV38KohBniPDkDV9jdIyU1HVlm5dElah29WMC+RWC6bN2GbOvn1+s6iQwNNLUGU="
