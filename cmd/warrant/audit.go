@@ -39,7 +39,7 @@ func runExport(ctx context.Context, env *cmdEnv, args []string) error {
 }
 
 func runAudit(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "audit", "(--export FILE | --server URL) --log-key VKEY [--json]")
+	fs := newFlagSet(env, "audit", "(--export FILE | --server URL) --log-key VKEY [--witness-policy FILE] [--json]")
 	var cf clientFlags
 	cf.register(fs, env)
 	export := fs.String("export", "", "audit an export file offline instead of the server")

@@ -16,7 +16,7 @@ import (
 )
 
 func runSIEM(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "siem", "--state FILE [--once] [--format ocsf|cef|syslog] [--out -|FILE|URL]")
+	fs := newFlagSet(env, "siem", "--state FILE [--once] [--format ocsf|cef|syslog] [--out -|FILE|URL] [--witness-policy FILE]")
 	var cf clientFlags
 	cf.register(fs, env)
 	fs.Lookup("state").Usage = "required: the follower's state file (where to resume, and the trusted checkpoint); created on the first run"
