@@ -35,6 +35,10 @@ const CosignatureMaxSkew = 10 * time.Minute
 // its key, showing one history to it and another to everyone else):
 // consistency proofs protect a client only against the history it has
 // itself seen.
+//
+// A WitnessPolicy is safe for concurrent use; its exported fields describe
+// it (a server reads the witnesses' URLs from them) and must not be
+// changed.
 type WitnessPolicy struct {
 	// Witnesses are the policy's witnesses, in file order.
 	Witnesses []PolicyWitness
