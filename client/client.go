@@ -163,8 +163,8 @@ func WithState(s State) Option { return func(cfg *config) { cfg.state = s } }
 // the trusted state is left untouched. Cosignatures by keys the policy
 // does not name are ignored. A server that answers appends before its
 // witnesses have cosigned (asynchronous witnessing) has its answers
-// refused: the entry is in the log, and Entry returns it once a cosigned
-// checkpoint covers it.
+// refused: the entry is in the log all the same, and Entry returns it once
+// the server answers with a cosigned checkpoint that covers it.
 func WithWitnessPolicy(p *proofs.WitnessPolicy) Option {
 	return func(cfg *config) { cfg.witnesses = p }
 }
