@@ -138,6 +138,17 @@ const (
 	ReasonBundleWitness     = "bundle_witness_policy_unsatisfied"
 )
 
+// Reason codes of witness policies (witness.go).
+const (
+	// ReasonWitnessPolicyInvalid: a C2SP tlog-policy file that does not
+	// parse, breaks one of its rules (a duplicate key, a group member
+	// listed twice, no quorum), or does not fit the log it is used for.
+	ReasonWitnessPolicyInvalid = "witness_policy_invalid"
+	// ReasonWitnessQuorum: a checkpoint whose valid cosignatures by the
+	// policy's witnesses do not satisfy its quorum; nothing trusts it.
+	ReasonWitnessQuorum = "witness_quorum_not_met"
+)
+
 // Reason codes of policy handling.
 const (
 	ReasonPolicyInvalid = "policy_invalid"
@@ -509,6 +520,8 @@ var reasons = []ReasonInfo{
 	clientSide(ReasonBundleChainBroken, "a chain bundle whose chain does not lead from a root grant, or an entry not signed by its trust anchor"),
 	clientSide(ReasonBundleDecision, "a bundle link's recorded decision differs from what the rules give"),
 	clientSide(ReasonBundleWitness, "the checkpoint's cosignatures do not satisfy the witness policy"),
+	clientSide(ReasonWitnessPolicyInvalid, "a witness policy (C2SP tlog-policy) that does not parse, breaks its rules, or does not list the log"),
+	clientSide(ReasonWitnessQuorum, "a checkpoint whose valid cosignatures do not satisfy the witness policy's quorum; the trusted state is left untouched"),
 	clientSide(ReasonEntriesDoNotMatchRoot, "the entries a follower fetched do not hash to the signed root"),
 	clientSide(ReasonLogStalled, "no fresh signed timestamp within the follower's stall bound"),
 
