@@ -221,6 +221,7 @@ func registerOAuth(mux *http.ServeMux, l *Log) {
 		return
 	}
 	mux.HandleFunc(TokenEndpointPath, l.serveToken)
+	mux.HandleFunc(IntrospectionEndpointPath, l.serveIntrospect)
 	mux.HandleFunc("GET "+JWKSPath, l.serveJWKS)
 	mux.HandleFunc("GET "+AuthServerMetadataPath, l.serveMetadata)
 }
@@ -257,10 +258,12 @@ type tokenEntryJSON struct {
 	InclusionProof [][]byte `json:"inclusion_proof"`
 }
 
+// writeOAuthError writes e; a DPoP error or a 401 carries the DPoP
+// challenge of RFC 9449 section 7.1 (error, description, algs).
 func writeOAuthError(w http.ResponseWriter, e *oauthError) {
-	if e.code == "invalid_dpop_proof" {
-		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`DPoP error="invalid_dpop_proof", error_description=%q, algs="%s"`,
-			strings.ReplaceAll(e.desc, `"`, `'`), dpop.AlgsParam))
+	if e.code == "invalid_dpop_proof" || e.code == "use_dpop_nonce" || e.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`DPoP error=%q, error_description=%q, algs="%s"`,
+			e.code, strings.ReplaceAll(e.desc, `"`, `'`), dpop.AlgsParam))
 	}
 	writeJSON(w, e.status, struct {
 		Error       string          `json:"error"`
@@ -294,6 +297,7 @@ func (l *Log) serveToken(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		switch reason := proofs.Reason(err); reason {
 		case proofs.ReasonSignatureKeyUnknown, proofs.ReasonIssuerNotRegistered:
+			l.guard.fail(budgetKey(r.RemoteAddr), 1)
 			writeOAuthError(w, &oauthError{status: http.StatusBadRequest, code: "invalid_dpop_proof", desc: err.Error()})
 		case proofs.ReasonPeerIdentityMismatch:
 			writeOAuthError(w, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: err.Error()})
@@ -401,28 +405,39 @@ func (l *Log) parseTokenRequest(w http.ResponseWriter, r *http.Request, issuer s
 	if err := proofs.ValidateTokenScopes(req.Scopes); err != nil {
 		return nil, bad("invalid_scope", "scope: %v", err)
 	}
+	p, oerr := l.checkDPoP(r, issuer+TokenEndpointPath, http.StatusBadRequest)
+	if oerr != nil {
+		return nil, oerr
+	}
+	req.proof = p
+	return req, nil
+}
+
+// checkDPoP checks the request's one DPoP proof for htu, answering a
+// failure with status (400 at the token endpoint, 401 where the proof
+// authenticates a caller). A DPoP proof costs a signature check, as an
+// append does: an address whose proofs keep failing spends the same
+// authentication budget (authguard.go) and is refused before its proof is
+// checked.
+func (l *Log) checkDPoP(r *http.Request, htu string, status int) (*dpop.Proof, *oauthError) {
 	dpops := r.Header.Values("DPoP")
 	if len(dpops) != 1 {
-		return nil, &oauthError{status: http.StatusBadRequest, code: "invalid_dpop_proof", desc: "exactly one DPoP header is required"}
+		return nil, &oauthError{status: status, code: "invalid_dpop_proof", desc: "exactly one DPoP header is required"}
 	}
-	// A DPoP proof costs a signature check, as an append does: an address
-	// whose proofs keep failing spends the same authentication budget
-	// (authguard.go) and is refused before its proof is checked.
 	peer := budgetKey(r.RemoteAddr)
 	if err := l.guard.check(peer); err != nil {
 		return nil, &oauthError{status: http.StatusTooManyRequests, code: "temporarily_unavailable", desc: err.Error()}
 	}
-	p, err := dpop.Verify(dpops[0], dpop.Request{Method: r.Method, URL: issuer + TokenEndpointPath}, l.opts.Now(), l.tokens.jtis)
+	p, err := dpop.Verify(dpops[0], dpop.Request{Method: r.Method, URL: htu}, l.opts.Now(), l.tokens.jtis)
 	if err != nil {
 		var de *dpop.Error
 		if errors.As(err, &de) {
 			l.guard.fail(peer, 1)
-			return nil, &oauthError{status: http.StatusBadRequest, code: "invalid_dpop_proof", desc: de.Description}
+			return nil, &oauthError{status: status, code: "invalid_dpop_proof", desc: de.Description}
 		}
 		return nil, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "checking the DPoP proof failed"}
 	}
-	req.proof = p
-	return req, nil
+	return p, nil
 }
 
 // serveJWKS is GET /.well-known/jwks.json: the current token key, then
@@ -463,6 +478,7 @@ func (l *Log) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{
 		"issuer":                                iss,
 		"token_endpoint":                        iss + TokenEndpointPath,
+		"introspection_endpoint":                iss + IntrospectionEndpointPath,
 		"jwks_uri":                              iss + JWKSPath,
 		"grant_types_supported":                 []string{GrantTypeTokenExchange},
 		"response_types_supported":              []string{},
