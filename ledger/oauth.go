@@ -46,6 +46,8 @@ type tokenIssuer struct {
 	pub      *proofs.PublicKey
 	previous []*proofs.PublicKey
 	jtis     *dpop.ReplayCache
+	// nonces, when set, issues and checks DPoP nonces.
+	nonces *nonceSource
 }
 
 func newTokenIssuer(opts Options) (*tokenIssuer, error) {
@@ -55,7 +57,11 @@ func newTokenIssuer(opts Options) (*tokenIssuer, error) {
 	}
 	// The current key is never listed twice (a rotation cut short).
 	previous := slices.DeleteFunc(slices.Clone(opts.PreviousTokenKeys), func(k *proofs.PublicKey) bool { return k.ID == pub.ID })
-	return &tokenIssuer{key: opts.TokenKey, pub: pub, previous: previous, jtis: dpop.NewReplayCache(opts.MaxDPoPJTIs)}, nil
+	ti := &tokenIssuer{key: opts.TokenKey, pub: pub, previous: previous, jtis: dpop.NewReplayCache(opts.MaxDPoPJTIs)}
+	if opts.DPoPNonce {
+		ti.nonces = newNonceSource(opts.Now)
+	}
+	return ti, nil
 }
 
 // TokenRequest is a token exchange as the endpoint received it, its DPoP
@@ -405,7 +411,7 @@ func (l *Log) parseTokenRequest(w http.ResponseWriter, r *http.Request, issuer s
 	if err := proofs.ValidateTokenScopes(req.Scopes); err != nil {
 		return nil, bad("invalid_scope", "scope: %v", err)
 	}
-	p, oerr := l.checkDPoP(r, issuer+TokenEndpointPath, http.StatusBadRequest)
+	p, oerr := l.checkDPoP(w, r, issuer+TokenEndpointPath, http.StatusBadRequest)
 	if oerr != nil {
 		return nil, oerr
 	}
@@ -419,7 +425,18 @@ func (l *Log) parseTokenRequest(w http.ResponseWriter, r *http.Request, issuer s
 // append does: an address whose proofs keep failing spends the same
 // authentication budget (authguard.go) and is refused before its proof is
 // checked.
-func (l *Log) checkDPoP(r *http.Request, htu string, status int) (*dpop.Proof, *oauthError) {
+//
+// With nonces on, every answer carries a fresh DPoP-Nonce, and a proof
+// without a current nonce is answered use_dpop_nonce (with status as
+// well: 400 from the token endpoint, RFC 9449 section 8; 401 where the
+// proof authenticates, section 9), spending no budget: an honest client
+// meets it once.
+func (l *Log) checkDPoP(w http.ResponseWriter, r *http.Request, htu string, status int) (*dpop.Proof, *oauthError) {
+	want := dpop.Request{Method: r.Method, URL: htu}
+	if ns := l.tokens.nonces; ns != nil {
+		w.Header().Set("DPoP-Nonce", ns.current())
+		want.Nonce = ns.valid
+	}
 	dpops := r.Header.Values("DPoP")
 	if len(dpops) != 1 {
 		return nil, &oauthError{status: status, code: "invalid_dpop_proof", desc: "exactly one DPoP header is required"}
@@ -428,9 +445,12 @@ func (l *Log) checkDPoP(r *http.Request, htu string, status int) (*dpop.Proof, *
 	if err := l.guard.check(peer); err != nil {
 		return nil, &oauthError{status: http.StatusTooManyRequests, code: "temporarily_unavailable", desc: err.Error()}
 	}
-	p, err := dpop.Verify(dpops[0], dpop.Request{Method: r.Method, URL: htu}, l.opts.Now(), l.tokens.jtis)
+	p, err := dpop.Verify(dpops[0], want, l.opts.Now(), l.tokens.jtis)
 	if err != nil {
 		var de *dpop.Error
+		if errors.As(err, &de) && de.UseNonce {
+			return nil, &oauthError{status: status, code: "use_dpop_nonce", desc: de.Description}
+		}
 		if errors.As(err, &de) {
 			l.guard.fail(peer, 1)
 			return nil, &oauthError{status: status, code: "invalid_dpop_proof", desc: de.Description}

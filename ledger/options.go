@@ -136,6 +136,12 @@ type Options struct {
 	// (default DefaultMaxDPoPJTIs); proofs beyond it are refused until
 	// older ones leave the iat window.
 	MaxDPoPJTIs int
+	// DPoPNonce makes the token and introspection endpoints demand a
+	// server-provided nonce in each DPoP proof (RFC 9449 section 8; see
+	// dpopnonce.go): a proof without a current one is answered
+	// use_dpop_nonce with a DPoP-Nonce header to retry with. The client
+	// package retries once; `warrant serve` turns it on by default.
+	DPoPNonce bool
 
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger

@@ -40,6 +40,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	tokens := fs.Bool("tokens", false, "issue DPoP-bound access tokens at POST /oauth2/token, signed with DIR/token.key (created on first use; not the log key)")
 	tokenLife := fs.Duration("token-lifetime", ledger.DefaultTokenLifetime, "access token lifetime, at most 15m (never past the delegation's expiry)")
 	tokenIssuer := fs.String("token-issuer", "", "the tokens' iss and the OAuth metadata's issuer URL (default: the request's scheme and host)")
+	dpopNonce := fs.Bool("dpop-nonce", true, "with --tokens, demand a server-provided nonce (RFC 9449 section 8) in DPoP proofs; warrant's clients retry once with it")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	pprofListen := fs.String("pprof-listen", "", "serve Go profiling (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060 (off by default)")
 	var sec serveSecurity // TLS, mutual TLS, rate limits (tls.go)
@@ -111,6 +112,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		Logger:          logger,
 		TokenLifetime:   *tokenLife,
 		TokenIssuer:     strings.TrimSuffix(*tokenIssuer, "/"),
+		DPoPNonce:       *dpopNonce,
 	}
 	if err := sec.options(&opts); err != nil {
 		return err
