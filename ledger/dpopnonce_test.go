@@ -2,7 +2,9 @@ package ledger
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -95,5 +97,66 @@ func TestDPoPNonceClientRetries(t *testing.T) {
 	}
 	if _, err := c.ExchangeToken(context.Background(), s, "d-nope", ticketsAPI, nil); proofs.Reason(err) != proofs.ReasonDelegationNotFound {
 		t.Fatalf("a denied exchange through nonces: %v", err)
+	}
+}
+
+// TestDPoPReplayAfterRestart: the jti replay cache dies with the process,
+// so a proof seen before a restart must not be accepted after it, within
+// its iat window: without nonces it was made before the start, with
+// nonces it carries the previous process's.
+func TestDPoPReplayAfterRestart(t *testing.T) {
+	for _, nonces := range []bool{false, true} {
+		t.Run(fmt.Sprintf("nonces=%v", nonces), func(t *testing.T) {
+			const issuer = "https://warrant.example"
+			mod := func(o *Options) { o.TokenIssuer = issuer; o.DPoPNonce = nonces }
+			w := newTokenWorld(t, mod)
+			endpoint := issuer + TokenEndpointPath
+			form := exchangeForm("d-exec", ticketsAPI)
+			extra := map[string]any{}
+			if nonces {
+				a := postToken(t, w.srv.URL+TokenEndpointPath, form, w.exec.proof(t, "dpop+jwt", "POST", endpoint, w.clock.Now()))
+				extra["nonce"] = a.header.Get("DPoP-Nonce")
+			}
+			proof := w.exec.proofWith(t, "dpop+jwt", "POST", endpoint, w.clock.Now(), extra)
+			if a := postToken(t, w.srv.URL+TokenEndpointPath, form, proof); a.status != http.StatusOK {
+				t.Fatalf("first use: %d %q %s", a.status, a.Error, a.Description)
+			}
+			if a := postToken(t, w.srv.URL+TokenEndpointPath, form, proof); a.Error != "invalid_dpop_proof" {
+				t.Fatalf("replay to the same process: %d %q", a.status, a.Error)
+			}
+			// Restart, 10 s later: the proof is still inside its iat window.
+			w.clock.Add(10 * time.Second)
+			w.srv.Close()
+			if err := w.f.log.Close(); err != nil {
+				t.Fatal(err)
+			}
+			w.f.log = openTestLog(t, w.f.dir, w.f.registrar, func(o *Options) {
+				w.f.withAdmin(o)
+				o.Now, o.TokenKey = w.clock.Now, w.tokenKey
+				mod(o)
+			})
+			srv := httptest.NewServer(NewHandler(w.f.log))
+			defer srv.Close()
+			size := w.f.log.Checkpoint().Size
+			a := postToken(t, srv.URL+TokenEndpointPath, form, proof)
+			want := "invalid_dpop_proof"
+			if nonces {
+				want = "use_dpop_nonce"
+			}
+			if a.status != 400 || a.Error != want || a.AccessToken != "" {
+				t.Fatalf("replay after the restart: %d %q %s, want %s", a.status, a.Error, a.Description, want)
+			}
+			if w.f.log.Checkpoint().Size != size {
+				t.Fatal("the replay wrote an entry")
+			}
+			// A fresh proof is accepted.
+			extra = map[string]any{}
+			if nonces {
+				extra["nonce"] = a.header.Get("DPoP-Nonce")
+			}
+			if a := postToken(t, srv.URL+TokenEndpointPath, form, w.exec.proofWith(t, "dpop+jwt", "POST", endpoint, w.clock.Now(), extra)); a.status != http.StatusOK {
+				t.Fatalf("a fresh proof after the restart: %d %q %s", a.status, a.Error, a.Description)
+			}
+		})
 	}
 }

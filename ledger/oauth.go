@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/warrantlog/warrant/dpop"
 	"github.com/warrantlog/warrant/proofs"
@@ -48,6 +49,9 @@ type tokenIssuer struct {
 	jtis     *dpop.ReplayCache
 	// nonces, when set, issues and checks DPoP nonces.
 	nonces *nonceSource
+	// started is when the log opened: without nonces, a proof made before
+	// it is refused (see checkDPoP).
+	started time.Time
 }
 
 func newTokenIssuer(opts Options) (*tokenIssuer, error) {
@@ -57,7 +61,7 @@ func newTokenIssuer(opts Options) (*tokenIssuer, error) {
 	}
 	// The current key is never listed twice (a rotation cut short).
 	previous := slices.DeleteFunc(slices.Clone(opts.PreviousTokenKeys), func(k *proofs.PublicKey) bool { return k.ID == pub.ID })
-	ti := &tokenIssuer{key: opts.TokenKey, pub: pub, previous: previous, jtis: dpop.NewReplayCache(opts.MaxDPoPJTIs)}
+	ti := &tokenIssuer{key: opts.TokenKey, pub: pub, previous: previous, jtis: dpop.NewReplayCache(opts.MaxDPoPJTIs), started: opts.Now().Truncate(time.Second)}
 	if opts.DPoPNonce {
 		ti.nonces = newNonceSource(opts.Now)
 	}
@@ -431,6 +435,16 @@ func (l *Log) parseTokenRequest(w http.ResponseWriter, r *http.Request, issuer s
 // well: 400 from the token endpoint, RFC 9449 section 8; 401 where the
 // proof authenticates, section 9), spending no budget: an honest client
 // meets it once.
+//
+// The jti replay cache lives in memory, so a proof the previous process
+// saw could be replayed to this one within its iat window. With nonces,
+// that proof carries (at best) a nonce of the previous process's key,
+// which never verifies here. Without them, a proof whose iat (whole
+// seconds) is before the second this process started in is refused: a
+// client whose clock runs behind the server's is refused,
+// invalid_dpop_proof, until its clock passes the start. What remains is a
+// proof made in the very second of the start, before it, and seen by the
+// previous process: a restart within that second.
 func (l *Log) checkDPoP(w http.ResponseWriter, r *http.Request, htu string, status int) (*dpop.Proof, *oauthError) {
 	want := dpop.Request{Method: r.Method, URL: htu}
 	if ns := l.tokens.nonces; ns != nil {
@@ -456,6 +470,10 @@ func (l *Log) checkDPoP(w http.ResponseWriter, r *http.Request, htu string, stat
 			return nil, &oauthError{status: status, code: "invalid_dpop_proof", desc: de.Description}
 		}
 		return nil, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "checking the DPoP proof failed"}
+	}
+	if l.tokens.nonces == nil && p.IAT.Before(l.tokens.started) {
+		l.guard.fail(peer, 1)
+		return nil, &oauthError{status: status, code: "invalid_dpop_proof", desc: "the DPoP proof was made before this server started (its iat); make a fresh one"}
 	}
 	return p, nil
 }
