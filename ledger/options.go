@@ -129,8 +129,10 @@ type Options struct {
 	// outlives its delegation).
 	TokenLifetime time.Duration
 	// TokenIssuer is the tokens' iss and the metadata's issuer, an https
-	// (or http) URL without a trailing slash; "": derived from each
-	// request's scheme and Host.
+	// (or http) URL without a trailing slash, and the base of the DPoP
+	// htu the endpoints demand. "": derived from each request's scheme and
+	// Host, which lets a caller choose them; only for a server reached on
+	// loopback alone (`warrant serve` never leaves it empty).
 	TokenIssuer string
 	// MaxDPoPJTIs bounds the DPoP proof ids remembered against replay
 	// (default DefaultMaxDPoPJTIs); proofs beyond it are refused until

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,6 +19,20 @@ func TestTokenCommand(t *testing.T) {
 	e.srv.kill(syscall.SIGTERM)
 	e.srv = startServer(t, e.dir, e.env, e.addr, "--registrar-key", "registrar.pub", "--tokens")
 	const api = "https://tickets.example/api"
+	// On loopback the issuer defaults to the listen address.
+	var meta struct {
+		Issuer        string `json:"issuer"`
+		Introspection string `json:"introspection_endpoint"`
+	}
+	if resp, err := http.Get(e.url() + "/.well-known/oauth-authorization-server"); err != nil {
+		t.Fatal(err)
+	} else {
+		json.NewDecoder(resp.Body).Decode(&meta)
+		resp.Body.Close()
+	}
+	if meta.Issuer != e.url() || meta.Introspection != e.url()+"/oauth2/introspect" {
+		t.Fatalf("metadata %+v, want issuer %s", meta, e.url())
+	}
 	d := e.delegate("alice.state", "--dest", api)
 	out := mustWarrant(t, e.dir, e.env, "token", "--key", "planner.key", "--delegation", d.ID, "--resource", api, "--json", "--state", "planner.state")
 	if strings.Count(out, "\n") != 1 {
