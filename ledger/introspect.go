@@ -218,7 +218,7 @@ func (l *Log) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	issuer := l.issuerURL(r)
-	p, oerr := l.checkDPoP(w, r, issuer+IntrospectionEndpointPath, http.StatusUnauthorized)
+	p, oerr := l.checkDPoP(w.Header(), r.Header.Values("DPoP"), r.RemoteAddr, issuer+IntrospectionEndpointPath, http.StatusUnauthorized)
 	if oerr != nil {
 		writeOAuthError(w, oerr)
 		return
