@@ -70,7 +70,7 @@ func TestExchangeTokenRPC(t *testing.T) {
 	if m.TokenType != "DPoP" || m.IssuedTokenType != TokenTypeAccessToken || m.ExpiresIn != 300 || m.Scope != scope || resp.Header().Get("DPoP-Nonce") == "" {
 		t.Fatalf("answer %+v", m)
 	}
-	claims, _, err := ParseAccessToken(m.AccessToken, []*proofs.PublicKey{w.f.log.tokens.pub})
+	claims, _, err := proofs.ParseAccessToken(m.AccessToken, []*proofs.PublicKey{w.f.log.tokens.pub})
 	if err != nil || claims.Aud != ticketsAPI || claims.ClientID != executorID || claims.Warrant.IssuanceIndex != m.Entry.GetIndex() || claims.Iss != w.srv.URL {
 		t.Fatalf("token %+v: %v", claims, err)
 	}

@@ -2,13 +2,10 @@ package ledger
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"mime"
 	"net/http"
-	"strings"
 
 	"github.com/warrantlog/warrant/dpop"
 	"github.com/warrantlog/warrant/proofs"
@@ -25,112 +22,34 @@ import (
 const (
 	IntrospectionEndpointPath = "/oauth2/introspect"
 	maxIntrospectBodyBytes    = 16 << 10
-	// maxAccessTokenBytes bounds a token presented for introspection; the
-	// log's tokens are well under 2 KiB.
-	maxAccessTokenBytes = 8 << 10
 	// maxIntrospectParams bounds the distinct form parameters.
 	maxIntrospectParams = 4
 )
 
-// AccessTokenClaims are the claims of an access token the log signs
-// (tokenIssuer.sign), as introspection and token inspection read them.
-type AccessTokenClaims struct {
-	Iss      string            `json:"iss"`
-	Sub      string            `json:"sub"`
-	Aud      string            `json:"aud"`
-	ClientID string            `json:"client_id"`
-	Act      json.RawMessage   `json:"act,omitempty"`
-	Scope    string            `json:"scope,omitempty"`
-	Iat      int64             `json:"iat"`
-	Nbf      int64             `json:"nbf"`
-	Exp      int64             `json:"exp"`
-	JTI      string            `json:"jti"`
-	Cnf      TokenConfirmation `json:"cnf"`
-	Warrant  TokenWarrantClaim `json:"warrant"`
-}
-
-// TokenConfirmation is the cnf claim (RFC 7800): the thumbprint of the
-// key a token is bound to (RFC 9449 section 6.1).
-type TokenConfirmation struct {
-	JKT string `json:"jkt"`
-}
-
-// TokenWarrantClaim is an access token's warrant claim: where its
-// issuance is in the log.
-type TokenWarrantClaim struct {
-	Origin          string `json:"origin"`
-	Delegation      string `json:"delegation"`
-	DelegationIndex uint64 `json:"delegation_index"`
-	IssuanceIndex   uint64 `json:"issuance_index"`
-}
-
 // IntrospectionAnswer is the endpoint's answer (RFC 7662 section 2.2): an
 // inactive token is {"active":false} and nothing else.
 type IntrospectionAnswer struct {
-	Active    bool               `json:"active"`
-	Scope     string             `json:"scope,omitempty"`
-	ClientID  string             `json:"client_id,omitempty"`
-	Sub       string             `json:"sub,omitempty"`
-	Aud       string             `json:"aud,omitempty"`
-	Iss       string             `json:"iss,omitempty"`
-	Exp       int64              `json:"exp,omitempty"`
-	Iat       int64              `json:"iat,omitempty"`
-	Nbf       int64              `json:"nbf,omitempty"`
-	JTI       string             `json:"jti,omitempty"`
-	TokenType string             `json:"token_type,omitempty"`
-	Act       json.RawMessage    `json:"act,omitempty"`
-	Cnf       *TokenConfirmation `json:"cnf,omitempty"`
-	Warrant   *TokenWarrantClaim `json:"warrant,omitempty"`
-}
-
-// ParseAccessToken verifies token's ES256 signature under the one of keys
-// its kid names and returns its claims. It checks the JWS, not the claims'
-// times or the log.
-func ParseAccessToken(token string, keys []*proofs.PublicKey) (*AccessTokenClaims, *proofs.PublicKey, error) {
-	parts := strings.Split(token, ".")
-	if len(token) > maxAccessTokenBytes || len(parts) != 3 {
-		return nil, nil, proofs.Errorf(proofs.ReasonPayloadMalformed, "not a compact JWS of at most %d bytes", maxAccessTokenBytes)
-	}
-	dec := base64.RawURLEncoding.Strict().DecodeString
-	h, err1 := dec(parts[0])
-	c, err2 := dec(parts[1])
-	sig, err3 := dec(parts[2])
-	if err1 != nil || err2 != nil || err3 != nil {
-		return nil, nil, proofs.Errorf(proofs.ReasonPayloadMalformed, "a JWS segment is not base64url")
-	}
-	var hdr struct {
-		Typ, Alg, Kid string
-	}
-	if err := json.Unmarshal(h, &hdr); err != nil {
-		return nil, nil, proofs.Errorf(proofs.ReasonPayloadMalformed, "the JWS header is not a JSON object")
-	}
-	if hdr.Typ != "at+jwt" || hdr.Alg != "ES256" {
-		return nil, nil, proofs.Errorf(proofs.ReasonPayloadMalformed, "typ %q alg %q, want at+jwt ES256", hdr.Typ, hdr.Alg)
-	}
-	var key *proofs.PublicKey
-	for _, k := range keys {
-		if k.ID == hdr.Kid {
-			key = k
-		}
-	}
-	if key == nil {
-		return nil, nil, proofs.Errorf(proofs.ReasonSignatureKeyUnknown, "kid %q is not a token key of this log", hdr.Kid)
-	}
-	if _, ok := key.Key.(*ecdsa.PublicKey); !ok || !dpop.VerifyJWS(key.Key, []byte(parts[0]+"."+parts[1]), sig) {
-		return nil, nil, proofs.Errorf(proofs.ReasonSignatureInvalid, "the token's signature does not verify under key %s", key.ID)
-	}
-	var claims AccessTokenClaims
-	if err := json.Unmarshal(c, &claims); err != nil {
-		return nil, nil, proofs.Errorf(proofs.ReasonPayloadMalformed, "the token's claims are not a JSON object of the expected shape")
-	}
-	return &claims, key, nil
+	Active    bool                      `json:"active"`
+	Scope     string                    `json:"scope,omitempty"`
+	ClientID  string                    `json:"client_id,omitempty"`
+	Sub       string                    `json:"sub,omitempty"`
+	Aud       string                    `json:"aud,omitempty"`
+	Iss       string                    `json:"iss,omitempty"`
+	Exp       int64                     `json:"exp,omitempty"`
+	Iat       int64                     `json:"iat,omitempty"`
+	Nbf       int64                     `json:"nbf,omitempty"`
+	JTI       string                    `json:"jti,omitempty"`
+	TokenType string                    `json:"token_type,omitempty"`
+	Act       json.RawMessage           `json:"act,omitempty"`
+	Cnf       *proofs.TokenConfirmation `json:"cnf,omitempty"`
+	Warrant   *proofs.TokenWarrantClaim `json:"warrant,omitempty"`
 }
 
 // introspect answers whether token is active for issuer now.
 func (l *Log) introspect(ctx context.Context, token, issuer string) (*IntrospectionAnswer, error) {
 	inactive := &IntrospectionAnswer{}
 	ti := l.tokens
-	claims, _, err := ParseAccessToken(token, append([]*proofs.PublicKey{ti.pub}, ti.previous...))
+	claims, _, err := proofs.ParseAccessToken(token, append([]*proofs.PublicKey{ti.pub}, ti.previous...))
 	if err != nil {
 		return inactive, nil
 	}

@@ -192,8 +192,12 @@ func (s *service) GetEntry(ctx context.Context, req *connect.Request[warrantv1.G
 		if idx, err = s.log.IndexOfDelegation(ctx, k.DelegationId); err != nil {
 			return nil, connectError(err)
 		}
+	case *warrantv1.GetEntryRequest_ConfigBefore:
+		if idx, err = s.log.IndexOfConfigBefore(ctx, k.ConfigBefore); err != nil {
+			return nil, connectError(err)
+		}
 	default:
-		return nil, connectError(proofs.Errorf(proofs.ReasonFieldMissing, "name the entry by index or delegation_id"))
+		return nil, connectError(proofs.Errorf(proofs.ReasonFieldMissing, "name the entry by index, delegation_id or config_before"))
 	}
 	// The checkpoint is read after the lookup: an index found is covered by
 	// the latest checkpoint, never by an older one read before it.

@@ -1004,6 +1004,7 @@ type GetEntryRequest struct {
 	//
 	//	*GetEntryRequest_Index
 	//	*GetEntryRequest_DelegationId
+	//	*GetEntryRequest_ConfigBefore
 	Key isGetEntryRequest_Key `protobuf_oneof:"key"`
 	// The size of the checkpoint the client already trusts (0 for none); the
 	// answer then carries a consistency proof from it.
@@ -1067,6 +1068,15 @@ func (x *GetEntryRequest) GetDelegationId() string {
 	return ""
 }
 
+func (x *GetEntryRequest) GetConfigBefore() uint64 {
+	if x != nil {
+		if x, ok := x.Key.(*GetEntryRequest_ConfigBefore); ok {
+			return x.ConfigBefore
+		}
+	}
+	return 0
+}
+
 func (x *GetEntryRequest) GetTrustedSize() uint64 {
 	if x != nil {
 		return x.TrustedSize
@@ -1088,9 +1098,18 @@ type GetEntryRequest_DelegationId struct {
 	DelegationId string `protobuf:"bytes,2,opt,name=delegation_id,json=delegationId,proto3,oneof"`
 }
 
+type GetEntryRequest_ConfigBefore struct {
+	// The log-config entry in force at the entry with this index: the
+	// latest log-config entry before it (what a token's signing key is
+	// checked against).
+	ConfigBefore uint64 `protobuf:"varint,4,opt,name=config_before,json=configBefore,proto3,oneof"`
+}
+
 func (*GetEntryRequest_Index) isGetEntryRequest_Key() {}
 
 func (*GetEntryRequest_DelegationId) isGetEntryRequest_Key() {}
+
+func (*GetEntryRequest_ConfigBefore) isGetEntryRequest_Key() {}
 
 // GetEntryResponse carries one entry proven against the latest checkpoint.
 type GetEntryResponse struct {
@@ -1976,10 +1995,11 @@ const file_warrant_v1_ledger_proto_rawDesc = "" +
 	"\x06denied\x18\x03 \x01(\bR\x06denied\x12\x12\n" +
 	"\x04code\x18\x04 \x01(\tR\x04code\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x18\n" +
-	"\amessage\x18\x06 \x01(\tR\amessage\"z\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\"\xa1\x01\n" +
 	"\x0fGetEntryRequest\x12\x16\n" +
 	"\x05index\x18\x01 \x01(\x04H\x00R\x05index\x12%\n" +
-	"\rdelegation_id\x18\x02 \x01(\tH\x00R\fdelegationId\x12!\n" +
+	"\rdelegation_id\x18\x02 \x01(\tH\x00R\fdelegationId\x12%\n" +
+	"\rconfig_before\x18\x04 \x01(\x04H\x00R\fconfigBefore\x12!\n" +
 	"\ftrusted_size\x18\x03 \x01(\x04R\vtrustedSizeB\x05\n" +
 	"\x03key\"\xa4\x01\n" +
 	"\x10GetEntryResponse\x12-\n" +
@@ -2150,6 +2170,7 @@ func file_warrant_v1_ledger_proto_init() {
 	file_warrant_v1_ledger_proto_msgTypes[15].OneofWrappers = []any{
 		(*GetEntryRequest_Index)(nil),
 		(*GetEntryRequest_DelegationId)(nil),
+		(*GetEntryRequest_ConfigBefore)(nil),
 	}
 	file_warrant_v1_ledger_proto_msgTypes[22].OneofWrappers = []any{
 		(*GetInclusionProofRequest_Index)(nil),
