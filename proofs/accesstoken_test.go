@@ -72,7 +72,7 @@ func TestParseAccessToken(t *testing.T) {
 }
 
 // FuzzParseAccessToken: no input panics, and what parses verified under
-// the one key.
+// the one key. Seeds: testdata/fuzz/FuzzParseAccessToken/ and below.
 func FuzzParseAccessToken(f *testing.F) {
 	key, pub := testTokenKey(f)
 	f.Add(signTestToken(f, key, map[string]string{"typ": "at+jwt", "alg": "ES256", "kid": pub.ID}, map[string]any{"jti": "j"}))
