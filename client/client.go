@@ -65,6 +65,8 @@ type Client struct {
 	// Connect protocol (a file server's 404, a CDN's 501): from then on the
 	// reads that tiles can answer go to tiles directly.
 	noConnect atomic.Bool
+	// dpopNonce is the latest DPoP-Nonce the server gave (token.go).
+	dpopNonce atomic.Pointer[string]
 	logKey    note.Verifier
 	// witnesses, if set, is the witness policy every checkpoint the client
 	// trusts must satisfy.

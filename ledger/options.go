@@ -134,13 +134,21 @@ type Options struct {
 	// outlives its delegation).
 	TokenLifetime time.Duration
 	// TokenIssuer is the tokens' iss and the metadata's issuer, an https
-	// (or http) URL without a trailing slash; "": derived from each
-	// request's scheme and Host.
+	// (or http) URL without a trailing slash, and the base of the DPoP
+	// htu the endpoints demand. "": derived from each request's scheme and
+	// Host, which lets a caller choose them; only for a server reached on
+	// loopback alone (`warrant serve` never leaves it empty).
 	TokenIssuer string
 	// MaxDPoPJTIs bounds the DPoP proof ids remembered against replay
 	// (default DefaultMaxDPoPJTIs); proofs beyond it are refused until
 	// older ones leave the iat window.
 	MaxDPoPJTIs int
+	// DPoPNonce makes the token and introspection endpoints demand a
+	// server-provided nonce in each DPoP proof (RFC 9449 section 8; see
+	// dpopnonce.go): a proof without a current one is answered
+	// use_dpop_nonce with a DPoP-Nonce header to retry with. The client
+	// package retries once; `warrant serve` turns it on by default.
+	DPoPNonce bool
 
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
