@@ -42,6 +42,10 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	tokenIssuer := fs.String("token-issuer", "", "the tokens' iss and the OAuth metadata's issuer URL (default: the request's scheme and host)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	pprofListen := fs.String("pprof-listen", "", "serve Go profiling (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060 (off by default)")
+	witnessPolicy := fs.String("witness-policy", "", "tlog-policy file naming the witnesses every checkpoint is sent to, and their quorum (off by default)")
+	witnessMode := fs.String("witness-mode", "async", "with --witness-policy: async (answer with the log-signed checkpoint) or sync (answer once a checkpoint covering the entry is witnessed)")
+	witnessTimeout := fs.Duration("witness-timeout", ledger.DefaultWitnessTimeout, "with --witness-mode sync: longest wait for the witness quorum before answering witness_unavailable")
+	witnessRate := fs.Float64("witness-rate", ledger.DefaultWitnessRate, "each witness's request budget, add-checkpoint requests per second (newer checkpoints replace waiting ones)")
 	var sec serveSecurity // TLS, mutual TLS, rate limits (tls.go)
 	sec.register(fs)
 	var of opsFlags // config file, log format, metrics, tracing, backups (ops.go)
@@ -75,6 +79,28 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	if *maxDepth < 1 || *maxDepth > proofs.MaxChainDepth {
 		return usagef("--max-depth must be between 1 and %d", proofs.MaxChainDepth)
+	}
+	mode, err := ledger.ParseWitnessMode(*witnessMode)
+	if err != nil {
+		return usagef("--witness-mode: %v", err)
+	}
+	if *witnessTimeout <= 0 {
+		return usagef("--witness-timeout must be positive (e.g. 5s)")
+	}
+	if !(*witnessRate > 0) {
+		return usagef("--witness-rate must be a positive number of requests per second")
+	}
+	var policy *ledger.WitnessPolicy
+	if *witnessPolicy != "" {
+		text, err := os.ReadFile(*witnessPolicy)
+		if err != nil {
+			return usagef("--witness-policy: %v", err)
+		}
+		if policy, err = ledger.ParseWitnessPolicy(text); err != nil {
+			return usagef("--witness-policy %s: %v", *witnessPolicy, err)
+		}
+	} else if flagSet(fs, "witness-mode") || flagSet(fs, "witness-timeout") || flagSet(fs, "witness-rate") {
+		return usagef("--witness-mode, --witness-timeout and --witness-rate need --witness-policy")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -111,6 +137,10 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		Logger:          logger,
 		TokenLifetime:   *tokenLife,
 		TokenIssuer:     strings.TrimSuffix(*tokenIssuer, "/"),
+		WitnessPolicy:   policy,
+		WitnessMode:     mode,
+		WitnessTimeout:  *witnessTimeout,
+		WitnessRate:     *witnessRate,
 	}
 	if err := sec.options(&opts); err != nil {
 		return err
