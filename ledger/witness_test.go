@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +30,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -269,6 +272,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func witnessedLatest(l *Log, p *WitnessPolicy) bool {
 	cp := l.Checkpoint()
 	return p.Satisfied(cp.Note) && l.Cosigned() != nil && l.Cosigned().Size == cp.Size
+}
+
+// fixtureIn is newFixture with the log in dir (whose log key a witness
+// policy names).
+func fixtureIn(t *testing.T, dir string, mod func(*Options)) *fixture {
+	t.Helper()
+	f := &fixture{dir: dir, registrar: newTestKey(t), admin: newTestKey(t), human: newTestKey(t), agent: newTestKey(t)}
+	f.log = openTestLog(t, dir, f.registrar, func(o *Options) {
+		f.withAdmin(o)
+		mod(o)
+	})
+	t.Cleanup(func() { f.log.Close() })
+	ctx := context.Background()
+	for _, env := range [][]byte{
+		bindingEnvelope(t, f.registrar, humanID, f.human, proofs.TierDraft, true),
+		bindingEnvelope(t, f.registrar, agentID, f.agent, proofs.TierExecute, false),
+	} {
+		if _, err := f.log.Append(ctx, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
 }
 
 func newDelegation(t *testing.T, f *fixture, id string) []byte {
@@ -525,5 +550,149 @@ func TestWitnessForkLitewitness(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "split view") {
 		t.Fatalf("log B logged no split view:\n%s", logs.String())
+	}
+}
+
+// TestWitnessRefusalsLitewitness: a witness that knows our origin under
+// another key answers 403, one that does not know it 404; each is counted
+// by kind, and the log stays witnessed by the one that cosigns, all of
+// which the metrics show.
+func TestWitnessRefusalsLitewitness(t *testing.T) {
+	dir := t.TempDir()
+	vkey := logVKeyFor(t, dir)
+	_, otherKey, err := note.GenerateKey(rand.Reader, "test.example/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherLog, err := note.GenerateKey(rand.Reader, "other.example/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := startLiteWitness(t, "witness.example/good", vkey)
+	forbidden := startLiteWitness(t, "witness.example/forbidden", otherKey)
+	unknown := startLiteWitness(t, "witness.example/unknown", otherLog)
+	text := fmt.Sprintf("witness good %s %s\nwitness forbidden %s %s\nwitness unknown %s %s\ngroup g 1 good forbidden unknown\nquorum g\n",
+		good.vkey, good.url(), forbidden.vkey, forbidden.url(), unknown.vkey, unknown.url())
+	p, err := ParseWitnessPolicy([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := fixtureIn(t, dir, func(o *Options) { o.WitnessPolicy, o.Metrics = p, m })
+	waitFor(t, "the log to be witnessed", func() bool { return witnessedLatest(f.log, p) })
+	waitFor(t, "both refusals", func() bool {
+		st := f.log.Witnesses().Witnesses
+		return st[1].LastErrorKind == witnessForbidden && st[2].LastErrorKind == witnessUnknownLog
+	})
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	text = scrape(t, srv.URL)
+	size := float64(f.log.Checkpoint().Size)
+	for series, want := range map[string]float64{
+		`warrant_witness_cosigned_size{witness="good"}`:                        size,
+		`warrant_witnessed_tree_size`:                                          size,
+		`warrant_witness_failures_total{kind="forbidden",witness="forbidden"}`: 1,
+		`warrant_witness_failures_total{kind="unknown_log",witness="unknown"}`: 1,
+		`warrant_witness_request_seconds_count{witness="good"}`:                1,
+	} {
+		if got := metricValue(t, text, series); got < want || strings.HasPrefix(series, "warrant_witness_cosigned") && got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	if metricValue(t, text, `warrant_witness_cosigned_size{witness="forbidden"}`) > 0 {
+		t.Error("the forbidden witness shows a cosigned size")
+	}
+}
+
+// TestWitnessRestartLitewitness: each witness's cosigned size and the
+// cosigned checkpoint are kept in the store: reopened, the log serves the
+// witnessed checkpoint at once and sends each witness one request, from the
+// size it cosigned (no 409).
+func TestWitnessRestartLitewitness(t *testing.T) {
+	dir := t.TempDir()
+	trio := newWitnessTrio(t, logVKeyFor(t, dir))
+	f := fixtureIn(t, dir, trio.options(WitnessAsync, 0))
+	waitFor(t, "the log to be witnessed", func() bool { return witnessedLatest(f.log, trio.policy) })
+	waitFor(t, "every witness to cosign", func() bool {
+		for _, w := range f.log.Witnesses().Witnesses {
+			if w.CosignedSize != f.log.Checkpoint().Size {
+				return false
+			}
+		}
+		return true
+	})
+	size := f.log.Checkpoint().Size
+	if err := f.log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var before [3]int64
+	for i, w := range trio.ws {
+		before[i] = w.requests.Load()
+	}
+	l := openTestLog(t, f.dir, f.registrar, func(o *Options) {
+		f.withAdmin(o)
+		trio.options(WitnessAsync, 0)(o)
+	})
+	f.log = l
+	if !trio.policy.Satisfied(l.Checkpoint().Note) || l.Checkpoint().Size != size {
+		t.Fatalf("reopened, the log serves an unwitnessed checkpoint:\n%s", l.Checkpoint().Note)
+	}
+	for _, w := range l.Witnesses().Witnesses {
+		if w.CosignedSize != size {
+			t.Fatalf("reopened, witness state %+v, want cosigned size %d", w, size)
+		}
+	}
+	waitFor(t, "every witness to cosign again", func() bool {
+		for _, w := range l.Witnesses().Witnesses {
+			if w.LastCosigned.IsZero() {
+				return false
+			}
+		}
+		return true
+	})
+	for i, w := range trio.ws {
+		if n := w.requests.Load() - before[i]; n != 1 {
+			t.Errorf("witness %d got %d requests after the restart, want 1", i+1, n)
+		}
+	}
+}
+
+// TestWitnessBudgetLitewitness: appends faster than a witness's budget are
+// coalesced: the witness gets no more requests than its budget allows, and
+// ends up cosigning the latest checkpoint.
+func TestWitnessBudgetLitewitness(t *testing.T) {
+	dir := t.TempDir()
+	trio := newWitnessTrio(t, logVKeyFor(t, dir))
+	const budget = 2.0
+	start := time.Now()
+	f := fixtureIn(t, dir, func(o *Options) {
+		trio.options(WitnessAsync, 0)(o)
+		o.WitnessRate = budget
+	})
+	ctx := context.Background()
+	for i := range 30 {
+		if _, err := f.log.Append(ctx, newDelegation(t, f, fmt.Sprintf("dlg_%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the latest checkpoint to be witnessed", func() bool { return witnessedLatest(f.log, trio.policy) })
+	waitFor(t, "every witness to cosign the latest", func() bool {
+		for _, w := range f.log.Witnesses().Witnesses {
+			if w.CosignedSize != f.log.Checkpoint().Size {
+				return false
+			}
+		}
+		return true
+	})
+	elapsed := time.Since(start).Seconds()
+	for i, w := range trio.ws {
+		// A burst of one, then budget per second.
+		if n := w.requests.Load(); float64(n) > 1+budget*elapsed+1 {
+			t.Errorf("witness %d got %d requests in %.1fs, over a budget of %v/s", i+1, n, elapsed, budget)
+		}
 	}
 }
