@@ -8,7 +8,11 @@ package ledger
 // Each witness has one goroutine and at most one request in flight: while
 // it waits, newer checkpoints replace each other, and the next request
 // carries the newest (a witness cosigning size n has cosigned every
-// smaller size consistent with it). Each request proves consistency from
+// smaller size consistent with it). So that a quorum cosigns the same
+// size even while the log grows faster than witnesses answer, checkpoints
+// are witnessed in rounds: the first witness free to send one fixes the
+// round's checkpoint (the newest then), the others send that same one, and
+// the next round starts once it is witnessed. Each request proves consistency from
 // the size the witness last cosigned for us, which is kept in the store so
 // that a restart does not start over from zero; a witness that holds
 // another size says so (409, text/x.tlog.size) and the request is sent
@@ -22,7 +26,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,6 +96,10 @@ const (
 	witnessServerError = "server_error"
 )
 
+// maxCollected bounds the sizes whose cosignatures are kept while they do
+// not satisfy the quorum yet.
+const maxCollected = 8
+
 // maxWitnessAnswer bounds a witness's answer body.
 const maxWitnessAnswer = 64 << 10
 
@@ -126,7 +136,12 @@ type witnessing struct {
 	policy *WitnessPolicy
 	ws     []*witnessClient
 
+	// newest is the newest checkpoint offered.
+	newest atomic.Pointer[proofs.Checkpoint]
+
 	mu sync.Mutex
+	// round is the checkpoint being witnessed (nil between rounds).
+	round *proofs.Checkpoint
 	// collected are the verified cosignature lines by tree size (of the
 	// sizes not yet superseded by a witnessed checkpoint), by witness.
 	collected map[uint64]*cosigning
@@ -150,9 +165,7 @@ type witnessClient struct {
 	w *witnessing
 	PolicyWitness
 	limiter *rate.Limiter // nil: no budget
-	// next is the newest checkpoint not yet sent; wake is signalled when
-	// it is replaced.
-	next atomic.Pointer[proofs.Checkpoint]
+	// wake is signalled when there may be a checkpoint to send.
 	wake chan struct{}
 
 	mu    sync.Mutex
@@ -223,23 +236,60 @@ func (l *Log) startWitnessing() error {
 	return nil
 }
 
-// offer hands cp, a newly published checkpoint, to every witness.
+// offer hands cp, a newly published checkpoint, to the witnesses.
 func (w *witnessing) offer(cp *proofs.Checkpoint) {
-	for _, c := range w.ws {
-		for {
-			old := c.next.Load()
-			if old != nil && old.Size >= cp.Size {
-				break
-			}
-			if c.next.CompareAndSwap(old, cp) {
-				select {
-				case c.wake <- struct{}{}:
-				default:
-				}
-				break
-			}
+	for {
+		old := w.newest.Load()
+		if old != nil && old.Size >= cp.Size {
+			return
+		}
+		if w.newest.CompareAndSwap(old, cp) {
+			break
 		}
 	}
+	w.wakeAll()
+}
+
+func (w *witnessing) wakeAll() {
+	for _, c := range w.ws {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// pick returns the checkpoint c is to send next, or nil: the round's, if
+// c has not cosigned it; between rounds, the newest, which starts a round
+// if it is newer than the last witnessed checkpoint. A witness that has
+// cosigned the round's checkpoint waits for the round to end. A witness
+// whose last request failed moves the round on to the newest checkpoint:
+// a round that cannot be witnessed (too many witnesses down, or refusing
+// it) must not hold back newer checkpoints.
+func (w *witnessing) pick(c *witnessClient, failed bool) *proofs.Checkpoint {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c.mu.Lock()
+	sent := c.sent
+	c.mu.Unlock()
+	if r := w.round; r != nil {
+		if newest := w.newest.Load(); failed && newest.Size > r.Size {
+			w.round = newest
+			return newest
+		}
+		if r.Size > sent {
+			return r
+		}
+		return nil
+	}
+	newest := w.newest.Load()
+	if newest == nil || newest.Size <= sent {
+		return nil
+	}
+	if cur := w.cosigned.Load(); cur == nil || newest.Size > cur.Size {
+		w.round = newest
+	}
+	return newest
 }
 
 // close stops the witness goroutines (and their requests in flight).
@@ -309,6 +359,7 @@ func (c *witnessClient) run() {
 	// even if the log stays idle: a witness that comes back catches up.
 	var retry <-chan time.Time
 	var backoff time.Duration
+	failed := false
 	for {
 		select {
 		case <-c.w.stop:
@@ -317,20 +368,19 @@ func (c *witnessClient) run() {
 		case <-retry:
 		}
 		retry = nil
-		cp := c.next.Load()
-		c.mu.Lock()
-		skip := cp == nil || cp.Size <= c.sent
-		c.mu.Unlock()
-		if skip {
+		cp := c.w.pick(c, failed)
+		if cp == nil {
 			continue
 		}
 		if c.limiter != nil {
 			if err := c.limiter.Wait(ctx); err != nil {
 				return
 			}
-			cp = c.next.Load() // the newest, after the wait
+			if cp = c.w.pick(c, failed); cp == nil { // it may have moved on meanwhile
+				continue
+			}
 		}
-		if c.witness(ctx, cp) {
+		if failed = !c.witness(ctx, cp); !failed {
 			backoff = 0
 			continue
 		}
@@ -490,20 +540,25 @@ func (c *witnessClient) verify(cp *proofs.Checkpoint, body []byte) ([]byte, erro
 	return good, nil
 }
 
-// cosigned records the witness's cosignature lines for cp.
+// cosigned records the witness's cosignature lines for cp: its size in the
+// store, the lines with the others' for cp, then its state (so that a
+// state saying it cosigned cp means the lines are served, if cp still is
+// the latest).
 func (c *witnessClient) cosigned(cp *proofs.Checkpoint, lines []byte) {
 	l := c.w.l
+	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(witnessSizeKey(c.VKey), u64(cp.Size)) }); err != nil {
+		l.log.Warn("storing a witness's cosigned size", "witness", c.Name, "err", err)
+	}
 	c.mu.Lock()
 	c.size, c.sent = cp.Size, cp.Size
+	c.mu.Unlock()
+	c.w.add(c.Name, cp, lines)
+	c.mu.Lock()
 	c.state.CosignedSize = cp.Size
 	c.state.LastCosigned = time.Now()
 	c.state.LastError, c.state.LastErrorKind, c.state.LastErrorAt = "", "", time.Time{}
 	c.mu.Unlock()
 	l.opts.Metrics.witnessSize(c.Name, cp.Size)
-	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(witnessSizeKey(c.VKey), u64(cp.Size)) }); err != nil {
-		l.log.Warn("storing a witness's cosigned size", "witness", c.Name, "err", err)
-	}
-	c.w.add(c.Name, cp, lines)
 }
 
 // add adds a witness's verified cosignature lines for cp and, when they
@@ -529,11 +584,9 @@ func (w *witnessing) add(name string, cp *proofs.Checkpoint, lines []byte) {
 		signed = append(signed, col.sigs[c.Name]...)
 	}
 	if !w.policy.Satisfied(signed) {
-		// Bound what is kept: a few sizes behind the newest.
-		for size := range w.collected {
-			if size+uint64(len(w.ws))*4 < cp.Size || len(w.collected) > 64 && size < cp.Size {
-				delete(w.collected, size)
-			}
+		// Bound what is kept: the newest sizes only.
+		for len(w.collected) > maxCollected {
+			delete(w.collected, slices.Min(slices.Collect(maps.Keys(w.collected))))
 		}
 		return
 	}
@@ -543,6 +596,11 @@ func (w *witnessing) add(name string, cp *proofs.Checkpoint, lines []byte) {
 		if size < cp.Size {
 			delete(w.collected, size)
 		}
+	}
+	if w.round != nil && w.round.Size <= cp.Size {
+		// The round is over: the witnesses waiting for it may start the next.
+		w.round = nil
+		defer w.wakeAll()
 	}
 	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(keyCosigned, signed) }); err != nil {
 		l.log.Warn("storing the cosigned checkpoint", "size", cp.Size, "err", err)
