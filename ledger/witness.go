@@ -272,9 +272,11 @@ func (w *witnessing) pick(c *witnessClient, failed bool) *proofs.Checkpoint {
 	c.mu.Lock()
 	sent := c.sent
 	c.mu.Unlock()
+	newest := w.newest.Load()
+	unwitnessed := newest != nil && (w.cosigned.Load() == nil || newest.Size > w.cosigned.Load().Size)
 	if r := w.round; r != nil {
-		if newest := w.newest.Load(); failed && newest.Size > r.Size {
-			w.round = newest
+		if failed && unwitnessed && newest.Size > r.Size {
+			w.startRound(newest)
 			return newest
 		}
 		if r.Size > sent {
@@ -282,14 +284,20 @@ func (w *witnessing) pick(c *witnessClient, failed bool) *proofs.Checkpoint {
 		}
 		return nil
 	}
-	newest := w.newest.Load()
 	if newest == nil || newest.Size <= sent {
 		return nil
 	}
-	if cur := w.cosigned.Load(); cur == nil || newest.Size > cur.Size {
-		w.round = newest
+	if unwitnessed {
+		w.startRound(newest)
 	}
 	return newest
+}
+
+// startRound makes cp the round's checkpoint and wakes the witnesses
+// waiting for a round. w.mu is held.
+func (w *witnessing) startRound(cp *proofs.Checkpoint) {
+	w.round = cp
+	w.wakeAll()
 }
 
 // close stops the witness goroutines (and their requests in flight).

@@ -37,6 +37,8 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/mod/sumdb/note"
 
+	warrantv1 "github.com/warrantlog/warrant/api/warrant/v1"
+	"github.com/warrantlog/warrant/api/warrant/v1/warrantv1connect"
 	"github.com/warrantlog/warrant/proofs"
 )
 
@@ -307,21 +309,8 @@ func newDelegation(t *testing.T, f *fixture, id string) []byte {
 func TestWitnessQuorumLitewitness(t *testing.T) {
 	dir := t.TempDir()
 	trio := newWitnessTrio(t, logVKeyFor(t, dir))
-	f := &fixture{dir: dir, registrar: newTestKey(t), admin: newTestKey(t), human: newTestKey(t), agent: newTestKey(t)}
-	f.log = openTestLog(t, dir, f.registrar, func(o *Options) {
-		f.withAdmin(o)
-		trio.options(WitnessAsync, 0)(o)
-	})
-	t.Cleanup(func() { f.log.Close() })
+	f := fixtureIn(t, dir, trio.options(WitnessAsync, 0))
 	ctx := context.Background()
-	for _, env := range [][]byte{
-		bindingEnvelope(t, f.registrar, humanID, f.human, proofs.TierDraft, true),
-		bindingEnvelope(t, f.registrar, agentID, f.agent, proofs.TierExecute, false),
-	} {
-		if _, err := f.log.Append(ctx, env); err != nil {
-			t.Fatal(err)
-		}
-	}
 	waitFor(t, "the latest checkpoint to be witnessed", func() bool { return witnessedLatest(f.log, trio.policy) })
 	cp := f.log.Checkpoint()
 	if _, err := proofs.OpenCheckpoint(cp.Note, f.log.verifier); err != nil {
@@ -365,32 +354,22 @@ func TestWitnessSyncLitewitness(t *testing.T) {
 	dir := t.TempDir()
 	trio := newWitnessTrio(t, logVKeyFor(t, dir))
 	const timeout = 2 * time.Second
-	f := &fixture{dir: dir, registrar: newTestKey(t), admin: newTestKey(t), human: newTestKey(t), agent: newTestKey(t)}
-	f.log = openTestLog(t, dir, f.registrar, func(o *Options) {
-		f.withAdmin(o)
-		trio.options(WitnessSync, timeout)(o)
-	})
-	t.Cleanup(func() { f.log.Close() })
+	// fixtureIn's appends are answered in sync mode.
+	f := fixtureIn(t, dir, trio.options(WitnessSync, timeout))
 	ctx := context.Background()
-	// Until the first checkpoint is witnessed, appends may time out.
-	for _, env := range [][]byte{
-		bindingEnvelope(t, f.registrar, humanID, f.human, proofs.TierDraft, true),
-		bindingEnvelope(t, f.registrar, agentID, f.agent, proofs.TierExecute, false),
-	} {
-		a, err := f.log.Append(ctx, env)
-		if err != nil {
-			t.Fatalf("sync append: %v", err)
-		}
-		if !trio.policy.Satisfied(a.Checkpoint.Note) || a.Checkpoint.Size <= a.Index {
-			t.Fatalf("sync append answered with an unwitnessed checkpoint:\n%s", a.Checkpoint.Note)
-		}
+	a, err := f.log.Append(ctx, newDelegation(t, f, "dlg_witnessed"))
+	if err != nil {
+		t.Fatalf("sync append: %v", err)
+	}
+	if !trio.policy.Satisfied(a.Checkpoint.Note) || a.Checkpoint.Size <= a.Index {
+		t.Fatalf("sync append answered with an unwitnessed checkpoint:\n%s", a.Checkpoint.Note)
 	}
 
 	trio.ws[1].stop()
 	trio.ws[2].stop()
 	env := newDelegation(t, f, "dlg_two_down")
 	start := time.Now()
-	_, err := f.log.Append(ctx, env)
+	_, err = f.log.Append(ctx, env)
 	took := time.Since(start)
 	if proofs.Reason(err) != ReasonWitnessUnavailable {
 		t.Fatalf("append with two witnesses down: %v, want %s", err, ReasonWitnessUnavailable)
@@ -406,7 +385,6 @@ func TestWitnessSyncLitewitness(t *testing.T) {
 
 	// One comes back: resubmitting returns the committed entry, witnessed.
 	trio.ws[1].start()
-	var a *Appended
 	waitFor(t, "a resubmission to be answered", func() bool {
 		a, err = f.log.Append(ctx, env)
 		if err != nil && proofs.Reason(err) != ReasonWitnessUnavailable {
@@ -416,6 +394,28 @@ func TestWitnessSyncLitewitness(t *testing.T) {
 	})
 	if !a.Duplicate || a.Index != committed-1 || !trio.policy.Satisfied(a.Checkpoint.Note) || a.Checkpoint.Size < committed {
 		t.Fatalf("resubmission: duplicate %v index %d (log size %d) checkpoint:\n%s", a.Duplicate, a.Index, committed, a.Checkpoint.Note)
+	}
+
+	// AppendBatch over the RPC service: every entry, and the batch, are
+	// answered with a witnessed checkpoint.
+	srv := httptest.NewServer(NewHandler(f.log))
+	defer srv.Close()
+	rpc := warrantv1connect.NewLedgerServiceClient(srv.Client(), srv.URL)
+	var envs [][]byte
+	for i := range 3 {
+		envs = append(envs, newDelegation(t, f, fmt.Sprintf("dlg_batch_%d", i)))
+	}
+	resp, err := rpc.AppendBatch(ctx, connect.NewRequest(&warrantv1.AppendBatchRequest{Envelopes: envs}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !trio.policy.Satisfied(resp.Msg.GetCheckpoint()) {
+		t.Fatalf("AppendBatch's checkpoint is not witnessed:\n%s", resp.Msg.GetCheckpoint())
+	}
+	for i, r := range resp.Msg.GetResults() {
+		if r.GetEntry() == nil || !trio.policy.Satisfied(r.GetEntry().GetCheckpoint()) {
+			t.Fatalf("AppendBatch result %d: %v", i, r)
+		}
 	}
 }
 

@@ -206,6 +206,9 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	ln = conns.bound(srv, ln)
 	vkeyPath, _ := filepath.Abs(filepath.Join(*data, ledger.LogVerifierKeyFile))
 	logger.Info("serving", "origin", l.Origin(), "url", sec.scheme()+"://"+ln.Addr().String(), "mtls", sec.clientCA != "", "verifier_key", vkeyPath, "size", l.Checkpoint().Size)
+	if policy != nil {
+		logger.Info("witnessing", "witnesses", len(policy.Witnesses), "mode", mode.String(), "timeout", *witnessTimeout, "rate", *witnessRate)
+	}
 	if err := o.start(l, sec.scheme()+"://"+ln.Addr().String()); err != nil {
 		return err
 	}
