@@ -7,6 +7,8 @@ import (
 
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/warrantlog/warrant/proofs"
 )
 
 // TestWitnessPolicyParse: tlog-policy files as the log reads them, and the
@@ -56,6 +58,73 @@ func TestWitnessPolicyParse(t *testing.T) {
 			t.Errorf("%s: accepted %q", name, text)
 		} else if !strings.Contains(err.Error(), "witness policy") {
 			t.Errorf("%s: error %q does not say what it is about", name, err)
+		}
+	}
+}
+
+// TestWitnessCosignatureVerify: what a witness answers is used only for the
+// lines under its own key that verify over the checkpoint sent; Ed25519
+// cosignature/v1 and ML-DSA-44 alike.
+func TestWitnessCosignatureVerify(t *testing.T) {
+	cp := &proofs.Checkpoint{Origin: "test.example/log", Size: 7, Root: make([]byte, 32)}
+	other := &proofs.Checkpoint{Origin: "test.example/log", Size: 8, Root: make([]byte, 32)}
+	edSkey, edVkey, err := note.GenerateKey(rand.Reader, "witness.example/w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mlSkey, mlVkey, err := fnote.GenerateMLDSAKey("witness.example/w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cosign := func(skey string, c *proofs.Checkpoint) string {
+		t.Helper()
+		s, err := fnote.NewSignerForCosignatureV1(skey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed, err := note.Sign(&note.Note{Text: string(proofs.CheckpointBody(c.Origin, c.Size, c.Root))}, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, line, _ := strings.Cut(string(signed), "\n\n")
+		return line
+	}
+	edCosig, err := fnote.VKeyToCosignatureV1(edVkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []struct{ name, skey, vkey string }{{"ed25519", edSkey, edCosig}, {"ml-dsa-44", mlSkey, mlVkey}} {
+		key, err := fnote.NewVerifierForCosignatureV1(k.vkey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &witnessClient{PolicyWitness: PolicyWitness{Name: "w", Key: key}}
+		good := cosign(k.skey, cp)
+		otherKey := map[string]string{"ed25519": mlSkey, "ml-dsa-44": edSkey}[k.name]
+		if got, err := c.verify(cp, []byte(good)); err != nil || string(got) != good {
+			t.Fatalf("%s: a good cosignature: %q, %v", k.name, got, err)
+		}
+		// The witness's other key, and lines of others, are ignored.
+		body := cosign(otherKey, cp) + "\u2014 witness.example/x AAAAAAAA\n" + good + "garbage\n"
+		if got, err := c.verify(cp, []byte(body)); err != nil || string(got) != good {
+			t.Fatalf("%s: a good cosignature among others: %q, %v", k.name, got, err)
+		}
+		flipped := []byte(good)
+		flipped[len(flipped)-10] ^= 1
+		for what, body := range map[string]string{
+			"empty":                "",
+			"only its other key":   cosign(otherKey, cp),
+			"over another size":    cosign(k.skey, other),
+			"corrupted":            string(flipped),
+			"not base64":           "\u2014 witness.example/w !!!!\n",
+			"too short":            "\u2014 witness.example/w AAAA\n",
+			"another name":         strings.Replace(good, "witness.example/w ", "witness.example/v ", 1),
+			"binary":               "\x00\xff\u2014 \n\n\n",
+			"signature line alone": "\u2014 witness.example/w",
+		} {
+			if got, err := c.verify(cp, []byte(body)); err == nil {
+				t.Errorf("%s: %s: accepted %q", k.name, what, got)
+			}
 		}
 	}
 }
