@@ -503,7 +503,7 @@ func (c *Client) Checkpoint(ctx context.Context) (*proofs.Checkpoint, error) {
 // the proof is nil and callers compute it (consistencyProof).
 func (c *Client) latest(ctx context.Context, floor uint64) ([]byte, [][]byte, error) {
 	if !c.noConnect.Load() {
-		resp, err := c.rpc.GetCheckpoint(ctx, connect.NewRequest(&warrantv1.GetCheckpointRequest{TrustedSize: floor}))
+		resp, err := c.rpc.GetCheckpoint(ctx, connect.NewRequest(&warrantv1.GetCheckpointRequest{TrustedSize: floor, Witnessed: c.witnesses != nil}))
 		if err == nil {
 			return resp.Msg.GetCheckpoint(), resp.Msg.GetConsistencyProof(), nil
 		}

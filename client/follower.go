@@ -446,7 +446,7 @@ func (f *Follower) Watch(ctx context.Context, fn func(Tick) error) error {
 	if prev != nil {
 		from = prev.Size
 	}
-	stream, err := f.c.rpc.WatchCheckpoints(ctx, connect.NewRequest(&warrantv1.WatchCheckpointsRequest{FromSize: from}))
+	stream, err := f.c.rpc.WatchCheckpoints(ctx, connect.NewRequest(&warrantv1.WatchCheckpointsRequest{FromSize: from, Witnessed: f.c.witnesses != nil}))
 	if err != nil {
 		return rpcError(err)
 	}

@@ -279,7 +279,10 @@ func (s *service) GetEntries(ctx context.Context, req *connect.Request[warrantv1
 }
 
 func (s *service) GetCheckpoint(ctx context.Context, req *connect.Request[warrantv1.GetCheckpointRequest]) (*connect.Response[warrantv1.GetCheckpointResponse], error) {
-	cp := s.log.Checkpoint()
+	cp := s.log.servedCheckpoint(req.Msg.GetWitnessed())
+	if cp == nil {
+		return nil, connectError(proofs.Errorf(ReasonWitnessUnavailable, "no checkpoint of this log has reached the witness quorum yet; retry shortly"))
+	}
 	resp := &warrantv1.GetCheckpointResponse{Checkpoint: cp.Note}
 	var err error
 	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp.Size); err != nil {

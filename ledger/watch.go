@@ -205,9 +205,23 @@ func (s *service) WatchCheckpoints(ctx context.Context, req *connect.Request[war
 	}
 	defer release()
 	refresh := l.opts.CheckpointRefresh
+	witnessed := req.Msg.GetWitnessed() && l.witnesses != nil
 	for {
 		changed := l.Changed() // before reading the checkpoint: no update is missed
-		cp := l.Checkpoint()
+		if witnessed {
+			changed = l.CosignedChanged()
+		}
+		cp := l.servedCheckpoint(witnessed)
+		if cp == nil || cp.Size < last {
+			// Nothing witnessed yet (or not yet back to where the
+			// subscriber is): wait for the witnesses.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-changed:
+			}
+			continue
+		}
 		proof, err := l.watchConsistency(ctx, last, cp.Size)
 		if err != nil {
 			return connectError(err)

@@ -315,6 +315,25 @@ func (l *Log) Cosigned() *proofs.Checkpoint {
 	return l.witnesses.cosigned.Load()
 }
 
+// CosignedChanged returns a channel closed when the witnessed checkpoint
+// changes; nil (never ready) without a witness policy.
+func (l *Log) CosignedChanged() <-chan struct{} {
+	if l.witnesses == nil {
+		return nil
+	}
+	return *l.witnesses.changed.Load()
+}
+
+// servedCheckpoint is the checkpoint a read that asked for a witnessed one
+// gets: the latest witnessed checkpoint, or the latest checkpoint of a log
+// without a witness policy. nil: the log has witnessed none yet.
+func (l *Log) servedCheckpoint(witnessed bool) *proofs.Checkpoint {
+	if !witnessed || l.witnesses == nil {
+		return l.Checkpoint()
+	}
+	return l.Cosigned()
+}
+
 // Witnesses returns the witnesses' state; nil without a witness policy.
 func (l *Log) Witnesses() *WitnessStatus {
 	w := l.witnesses

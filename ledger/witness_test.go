@@ -696,3 +696,66 @@ func TestWitnessBudgetLitewitness(t *testing.T) {
 		}
 	}
 }
+
+// TestWitnessedReadsUnderLoad: in async mode a log under steady appends
+// mostly serves checkpoints not yet witnessed, so a client that requires
+// the quorum asks for the latest witnessed one: GetCheckpoint and
+// WatchCheckpoints with witnessed set answer only checkpoints that satisfy
+// the policy, with consistency proofs that verify, while appends go on.
+func TestWitnessedReadsUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	trio := newWitnessTrio(t, logVKeyFor(t, dir))
+	f := fixtureIn(t, dir, trio.options(WitnessAsync, 0))
+	waitFor(t, "the latest checkpoint to be witnessed", func() bool { return witnessedLatest(f.log, trio.policy) })
+	srv := httptest.NewServer(NewHandler(f.log))
+	defer srv.Close()
+	rpc := warrantv1connect.NewLedgerServiceClient(srv.Client(), srv.URL)
+	// Cancelled before the server closes: a failing test must not wait on
+	// its own feed.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; ctx.Err() == nil && i < 400; i++ {
+			if _, err := f.log.Append(ctx, newDelegation(t, f, fmt.Sprintf("dlg_load_%d", i))); err != nil && ctx.Err() == nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+
+	stream, err := rpc.WatchCheckpoints(ctx, connect.NewRequest(&warrantv1.WatchCheckpointsRequest{Witnessed: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trusted uint64
+	var root []byte
+	for i := 0; i < 5; i++ {
+		resp, err := rpc.GetCheckpoint(ctx, connect.NewRequest(&warrantv1.GetCheckpointRequest{TrustedSize: trusted, Witnessed: true}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp, err := proofs.OpenCheckpoint(resp.Msg.GetCheckpoint(), f.log.verifier)
+		if err != nil || !trio.policy.Satisfied(cp.Note) {
+			t.Fatalf("GetCheckpoint(witnessed) answered a checkpoint that does not satisfy the policy (%v):\n%s", err, resp.Msg.GetCheckpoint())
+		}
+		if trusted > 0 {
+			if err := proofs.VerifyConsistency(trusted, cp.Size, resp.Msg.GetConsistencyProof(), root, cp.Root); err != nil {
+				t.Fatalf("consistency from %d to %d: %v", trusted, cp.Size, err)
+			}
+		}
+		trusted, root = cp.Size, cp.Root
+		if !stream.Receive() {
+			t.Fatalf("the witnessed feed ended: %v", stream.Err())
+		}
+		if !trio.policy.Satisfied(stream.Msg().GetCheckpoint()) {
+			t.Fatalf("the witnessed feed sent a checkpoint that does not satisfy the policy:\n%s", stream.Msg().GetCheckpoint())
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

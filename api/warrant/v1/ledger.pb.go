@@ -30,7 +30,11 @@ const (
 type WatchCheckpointsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The size of the checkpoint the subscriber already trusts (0 for none).
-	FromSize      uint64 `protobuf:"varint,1,opt,name=from_size,json=fromSize,proto3" json:"from_size,omitempty"`
+	FromSize uint64 `protobuf:"varint,1,opt,name=from_size,json=fromSize,proto3" json:"from_size,omitempty"`
+	// Feed witnessed checkpoints only (see GetCheckpointRequest.witnessed);
+	// the feed waits for the first. A log without a witness policy feeds
+	// its latest checkpoints.
+	Witnessed     bool `protobuf:"varint,2,opt,name=witnessed,proto3" json:"witnessed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -70,6 +74,13 @@ func (x *WatchCheckpointsRequest) GetFromSize() uint64 {
 		return x.FromSize
 	}
 	return 0
+}
+
+func (x *WatchCheckpointsRequest) GetWitnessed() bool {
+	if x != nil {
+		return x.Witnessed
+	}
+	return false
 }
 
 // WatchCheckpointsResponse is one message of the checkpoint feed.
@@ -1397,7 +1408,13 @@ func (x *GetEntriesResponse) GetConsistencyProof() [][]byte {
 type GetCheckpointRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The size of the checkpoint the client already trusts (0 for none).
-	TrustedSize   uint64 `protobuf:"varint,1,opt,name=trusted_size,json=trustedSize,proto3" json:"trusted_size,omitempty"`
+	TrustedSize uint64 `protobuf:"varint,1,opt,name=trusted_size,json=trustedSize,proto3" json:"trusted_size,omitempty"`
+	// Answer with the latest witnessed checkpoint (its cosignatures satisfy
+	// the log's witness policy) rather than the latest one: what a client
+	// that requires a witness quorum can trust. Unavailable
+	// (witness_unavailable) while the log has witnessed none yet; a log
+	// without a witness policy answers with its latest checkpoint.
+	Witnessed     bool `protobuf:"varint,2,opt,name=witnessed,proto3" json:"witnessed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1437,6 +1454,13 @@ func (x *GetCheckpointRequest) GetTrustedSize() uint64 {
 		return x.TrustedSize
 	}
 	return 0
+}
+
+func (x *GetCheckpointRequest) GetWitnessed() bool {
+	if x != nil {
+		return x.Witnessed
+	}
+	return false
 }
 
 // GetCheckpointResponse carries the latest checkpoint.
@@ -1927,9 +1951,10 @@ var File_warrant_v1_ledger_proto protoreflect.FileDescriptor
 const file_warrant_v1_ledger_proto_rawDesc = "" +
 	"\n" +
 	"\x17warrant/v1/ledger.proto\x12\n" +
-	"warrant.v1\"6\n" +
+	"warrant.v1\"T\n" +
 	"\x17WatchCheckpointsRequest\x12\x1b\n" +
-	"\tfrom_size\x18\x01 \x01(\x04R\bfromSize\"\xa2\x01\n" +
+	"\tfrom_size\x18\x01 \x01(\x04R\bfromSize\x12\x1c\n" +
+	"\twitnessed\x18\x02 \x01(\bR\twitnessed\"\xa2\x01\n" +
 	"\x18WatchCheckpointsResponse\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x01 \x01(\fR\n" +
@@ -2023,9 +2048,10 @@ const file_warrant_v1_ledger_proto_rawDesc = "" +
 	"\vleft_hashes\x18\x04 \x03(\fR\n" +
 	"leftHashes\x12!\n" +
 	"\fright_hashes\x18\x05 \x03(\fR\vrightHashes\x12+\n" +
-	"\x11consistency_proof\x18\x06 \x03(\fR\x10consistencyProof\"9\n" +
+	"\x11consistency_proof\x18\x06 \x03(\fR\x10consistencyProof\"W\n" +
 	"\x14GetCheckpointRequest\x12!\n" +
-	"\ftrusted_size\x18\x01 \x01(\x04R\vtrustedSize\"d\n" +
+	"\ftrusted_size\x18\x01 \x01(\x04R\vtrustedSize\x12\x1c\n" +
+	"\twitnessed\x18\x02 \x01(\bR\twitnessed\"d\n" +
 	"\x15GetCheckpointResponse\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x01 \x01(\fR\n" +
