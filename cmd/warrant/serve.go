@@ -41,6 +41,8 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	tokens := fs.Bool("tokens", false, "issue DPoP-bound access tokens at POST /oauth2/token, signed with DIR/token.key (created on first use; not the log key)")
 	tokenLife := fs.Duration("token-lifetime", ledger.DefaultTokenLifetime, "access token lifetime, at most 15m (never past the delegation's expiry)")
 	tokenIssuer := fs.String("token-issuer", "", "the tokens' iss and the OAuth metadata's issuer URL (default: the request's scheme and host)")
+	var uiOrigins stringList
+	fs.Var(&uiOrigins, "ui-cors-origin", "origin (https://host[:port]) of a copy of the web explorer hosted elsewhere, whose browsers may read the API and tiles (repeatable; the explorer itself is at /ui/)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	pprofListen := fs.String("pprof-listen", "", "serve Go profiling (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060 (off by default)")
 	var sec serveSecurity // TLS, mutual TLS, rate limits (tls.go)
@@ -76,6 +78,11 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	if *maxDepth < 1 || *maxDepth > proofs.MaxChainDepth {
 		return usagef("--max-depth must be between 1 and %d", proofs.MaxChainDepth)
+	}
+	for _, o := range uiOrigins {
+		if err := ledger.CheckOrigin(o); err != nil {
+			return usagef("--ui-cors-origin %q %v", o, err)
+		}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -113,6 +120,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		Logger:          logger,
 		TokenLifetime:   *tokenLife,
 		TokenIssuer:     strings.TrimSuffix(*tokenIssuer, "/"),
+		UICORSOrigins:   uiOrigins,
 	}
 	if err := sec.options(&opts); err != nil {
 		return err

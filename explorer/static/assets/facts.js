@@ -1,0 +1,120 @@
+// facts.js: what pages derive from verified entries: chains, key bindings
+// in force, a delegation's status, blast radii. Every input is a verified
+// entry (log.js); a result is verified only when all its inputs were.
+
+import { b64decode, keyID, verifyEnvelopeSignature } from "./verify.js";
+
+export const isAccepted = (e) => e.parsed?.decision?.outcome === "accepted";
+export const isDenied = (e) => e.parsed?.decision?.outcome === "denied";
+export const delegationOf = (e) => (e.parsed?.kind === "delegation" ? e.parsed.payload : null);
+
+// under is the delegation id an entry names: a delegation's parent, a
+// revocation's target, a token's delegation.
+export function under(e) {
+  const p = e.parsed;
+  if (!p) return "";
+  if (p.kind === "delegation") return p.payload?.parent || "";
+  if (p.kind === "revocation") return p.payload?.delegation || "";
+  if (p.kind === "token") return p.token?.delegation || "";
+  return "";
+}
+
+// chain walks from a delegation entry up to its root grant, returning
+// entries root first.
+export async function chain(view, e) {
+  const out = [e];
+  const seen = new Set([delegationOf(e)?.id]);
+  for (let d = delegationOf(e); d?.parent; d = delegationOf(out[0])) {
+    if (seen.has(d.parent) || out.length > 256) throw new Error(`the chain loops at ${d.parent}`);
+    seen.add(d.parent);
+    out.unshift(await view.getEntry({ delegationId: d.parent }));
+  }
+  return out;
+}
+
+// bindings returns the verified, accepted key bindings of agent before
+// index, latest last.
+export async function bindings(view, agent, beforeIndex) {
+  const entries = await view.list("ListAgentEntries", { agent }, 1000);
+  return entries.filter((b) => b.parsed?.kind === "key_binding" && b.parsed.payload?.agent === agent && isAccepted(b) && b.index < beforeIndex);
+}
+
+// signatures checks every DSSE signature of an entry: who signed it (the
+// key binding in force of the named agents, or the log configuration's
+// registrar and admin keys), and whether the signature verifies.
+export async function signatures(view, e, agents, config) {
+  const env = e.parsed?.envelope;
+  if (!env) return [];
+  const candidates = []; // {keyid, who, binding, spki}
+  for (const agent of agents.filter(Boolean)) {
+    const bs = await bindings(view, agent, e.index);
+    const b = bs[bs.length - 1];
+    if (b && !b.parsed.payload.revoked) {
+      const spki = b64decode(b.parsed.payload.public_key);
+      candidates.push({ keyid: await keyID(spki), who: agent, binding: b, spki, tier: b.parsed.payload.tier, human: !!b.parsed.payload.human });
+    }
+  }
+  for (const [role, keys] of [["registrar", config?.registrar_keys], ["admin", config?.admin_keys]]) {
+    for (const k of keys || []) candidates.push({ keyid: k.id, who: `${role} key`, spki: b64decode(k.public_key), config: true });
+  }
+  const out = [];
+  for (const s of env.signatures) {
+    const c = candidates.find((c) => c.keyid === s.keyid);
+    const row = { keyid: s.keyid, signer: c || null, verified: false, error: null };
+    try {
+      if (!c) throw new Error("no key binding or configured key found for this key id among the entries looked at");
+      if ((await keyID(c.spki)) !== s.keyid) throw new Error("the key id does not match the key");
+      const ok = await verifyEnvelopeSignature(env.payloadType, e.parsed.payloadBytes, b64decode(s.sig), c.spki);
+      if (!ok) throw new Error("the signature does not verify");
+      row.verified = e.verified && (!c.binding || c.binding.verified);
+      if (!row.verified) throw new Error("the entry or its key binding is not verified");
+    } catch (err) {
+      row.error = err;
+    }
+    out.push(row);
+  }
+  return out;
+}
+
+// status derives a delegation's status from verified entries: an accepted
+// revocation of it or of an ancestor (listed as their children), else its
+// times. It cannot prove that no revocation exists beyond those listed.
+export async function status(view, chainEntries, now = Date.now()) {
+  const self = chainEntries[chainEntries.length - 1];
+  const d = delegationOf(self);
+  const inputs = [...chainEntries];
+  let revokedBy = null;
+  const tokens = [];
+  for (const anc of [...chainEntries].reverse()) {
+    const kids = await view.list("ListChildren", { delegationId: delegationOf(anc).id }, 2000);
+    inputs.push(...kids);
+    for (const k of kids) {
+      if (anc === self && k.parsed?.kind === "token") tokens.push(k);
+      if (!revokedBy && k.parsed?.kind === "revocation" && isAccepted(k) && k.parsed.payload.delegation === delegationOf(anc).id) revokedBy = { entry: k, via: delegationOf(anc).id };
+    }
+  }
+  let state = "active";
+  if (!isAccepted(self)) state = "denied";
+  else if (revokedBy) state = "revoked";
+  else if (Date.parse(d.expires_at) <= now) state = "expired";
+  else if (Date.parse(d.not_before) > now) state = "not_yet_valid";
+  const verified = inputs.every((e) => e.verified);
+  return { state, revokedBy, tokens, verified, error: verified ? null : inputs.find((e) => !e.verified)?.error };
+}
+
+export function lifetime(d) {
+  return (Date.parse(d.expires_at) - Date.parse(d.not_before)) / 1000;
+}
+
+export function fmtDuration(s) {
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+// config returns the log's first configuration (entry 0): its registrar
+// and admin keys.
+export async function config(view) {
+  const first = await view.getEntry({ index: "0" });
+  return first.parsed?.config ? { entry: first, config: first.parsed.config } : { entry: first, config: null };
+}
