@@ -118,7 +118,7 @@ func startLog(t *testing.T, corsOrigins ...string) *testLog {
 	delegate := func(id, issuer, del, parent, task string, scopes, classes []string, life time.Duration, approver string) {
 		t.Helper()
 		env, err := signers[issuer].SignDelegation(&proofs.Delegation{
-			ID: id, Issuer: issuer, Delegate: del, Parent: parent, Task: task,
+			ID: id, Issuer: issuer, Delegate: del, RootSubject: alice, Parent: parent, Task: task,
 			Scopes: scopes, DataClasses: classes, Destinations: []string{resource},
 			ExpiresAt: proofs.FormatTime(now.Add(life)), Purpose: "incident drill " + id,
 		}, now)

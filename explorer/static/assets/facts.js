@@ -2,7 +2,42 @@
 // in force, a delegation's status, blast radii. Every input is a verified
 // entry (log.js); a result is verified only when all its inputs were.
 
-import { b64decode, keyID, verifyEnvelopeSignature } from "./verify.js";
+import { b64decode, keyID, verifyEnvelopeSignature, parseTLogProof, leafHash, verifyInclusion } from "./verify.js";
+import { parseLeaf } from "./log.js";
+
+const text = new TextDecoder("utf-8", { fatal: true });
+
+// bundleBindings returns the key bindings a delegation's chain bundle
+// carries (those of every link's issuer, delegate and co-signers), each
+// proven like an entry: its checkpoint through the view, its inclusion.
+export async function bundleBindings(view, id) {
+  let r;
+  try {
+    r = await view.api.rpc("GetChainBundle", { delegationId: id });
+  } catch {
+    return [];
+  }
+  const bundle = JSON.parse(text.decode(b64decode(r.bundle)));
+  const out = [];
+  for (const proof of bundle.proofs || []) {
+    const e = { verified: false, error: null };
+    try {
+      const p = parseTLogProof(proof);
+      e.index = p.index;
+      e.leafText = text.decode(p.leaf);
+      e.parsed = parseLeaf(e.leafText);
+      if (e.parsed.kind !== "key_binding") continue;
+      e.cp = await view.checkpoint(p.checkpoint);
+      await verifyInclusion(p.index, e.cp.size, await leafHash(p.leaf), p.hashes, e.cp.root);
+      e.verified = true;
+    } catch (err) {
+      e.error = err;
+      if (!e.parsed) continue;
+    }
+    out.push(e);
+  }
+  return out;
+}
 
 export const isAccepted = (e) => e.parsed?.decision?.outcome === "accepted";
 export const isDenied = (e) => e.parsed?.decision?.outcome === "denied";
@@ -46,13 +81,24 @@ export async function signatures(view, e, agents, config) {
   const env = e.parsed?.envelope;
   if (!env) return [];
   const candidates = []; // {keyid, who, binding, spki}
+  const add = async (b) => {
+    if (!b || b.parsed.payload.revoked) return;
+    const spki = b64decode(b.parsed.payload.public_key);
+    candidates.push({ keyid: await keyID(spki), who: b.parsed.payload.agent, binding: b, spki, tier: b.parsed.payload.tier, human: !!b.parsed.payload.human });
+  };
   for (const agent of agents.filter(Boolean)) {
     const bs = await bindings(view, agent, e.index);
-    const b = bs[bs.length - 1];
-    if (b && !b.parsed.payload.revoked) {
-      const spki = b64decode(b.parsed.payload.public_key);
-      candidates.push({ keyid: await keyID(spki), who: agent, binding: b, spki, tier: b.parsed.payload.tier, human: !!b.parsed.payload.human });
+    await add(bs[bs.length - 1]);
+  }
+  // Co-signers (approvers) are named by key id only; an accepted
+  // delegation's chain bundle carries their bindings in force.
+  const d = delegationOf(e);
+  if (d && isAccepted(e) && env.signatures.length > 1) {
+    const latest = new Map();
+    for (const b of await bundleBindings(view, d.id)) {
+      if (b.index < e.index && isAccepted(b) && (!latest.has(b.parsed.payload.agent) || latest.get(b.parsed.payload.agent).index < b.index)) latest.set(b.parsed.payload.agent, b);
     }
+    for (const b of latest.values()) if (!candidates.some((c) => c.who === b.parsed.payload.agent)) await add(b);
   }
   for (const [role, keys] of [["registrar", config?.registrar_keys], ["admin", config?.admin_keys]]) {
     for (const k of keys || []) candidates.push({ keyid: k.id, who: `${role} key`, spki: b64decode(k.public_key), config: true });
@@ -60,9 +106,12 @@ export async function signatures(view, e, agents, config) {
   const out = [];
   for (const s of env.signatures) {
     const c = candidates.find((c) => c.keyid === s.keyid);
-    const row = { keyid: s.keyid, signer: c || null, verified: false, error: null };
+    const row = { keyid: s.keyid, signer: c || null, verified: false, error: null, unresolved: !c };
+    if (!c) {
+      out.push(row); // not checked: nothing here names this key's owner
+      continue;
+    }
     try {
-      if (!c) throw new Error("no key binding or configured key found for this key id among the entries looked at");
       if ((await keyID(c.spki)) !== s.keyid) throw new Error("the key id does not match the key");
       const ok = await verifyEnvelopeSignature(env.payloadType, e.parsed.payloadBytes, b64decode(s.sig), c.spki);
       if (!ok) throw new Error("the signature does not verify");

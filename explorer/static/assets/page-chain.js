@@ -19,14 +19,14 @@ export async function chainPage(out, view, id) {
   for (const link_ of ch) {
     const d = delegationOf(link_);
     const sigs = await signatures(view, link_, [d.issuer, d.delegate], cfg);
-    const ok = link_.verified && sigs.every((s) => s.verified);
-    const approvals = sigs.filter((s, i) => i > 0 || (s.signer && s.signer.who !== d.issuer)).filter((s) => s.signer?.who !== d.issuer);
+    const ok = link_.verified && sigs.every((s) => s.verified || s.unresolved);
+    const approvals = sigs.filter((s) => s.signer?.who !== d.issuer);
     ol.append(fact("li", { class: "hop", "data-delegation": d.id }, ok, link_.error || sigs.find((s) => !s.verified)?.error,
       h("h2", {}, link(`/ui/entry/${link_.index}`, d.id), ` \u2014 entry ${link_.index}`),
       h("p", {}, `${d.issuer} \u2192 ${d.delegate}`),
       dl(narrowing(prev, d).concat([
         ["Tier of the delegate", await delegateTierText(view, d, link_)],
-        ["Human approval", approvals.length ? approvals.map((a) => `${a.signer?.who || a.keyid}${a.verified ? " (signature verified)" : " (not verified)"}`).join("; ") : "none"],
+        ["Human approval", approvals.length ? approvals.map((a) => `${a.signer?.who || a.keyid}${a.verified ? " (signature verified)" : a.unresolved ? " (signer not resolved, not checked)" : " (NOT VERIFIED)"}`).join("; ") : "none"],
         ["Decision", `${link_.parsed.decision.outcome}${link_.parsed.decision.policy_ids ? ` by ${list(link_.parsed.decision.policy_ids)}` : ""}`],
       ])),
     ));

@@ -85,12 +85,14 @@ async function signaturesSection(view, e, agents, cfg) {
   const table = h("table", {}, h("caption", {}, "Each signature checked in this browser under the key bound when the entry was logged"),
     h("thead", {}, h("tr", {}, ["Check", "Signer", "Key id", "Key binding"].map((c) => h("th", { scope: "col" }, c)))));
   const tbody = h("tbody");
-  rows.forEach((r, i) => {
+  const issuer = delegationOf(e)?.issuer;
+  rows.forEach((r) => {
     const s = r.signer;
-    tbody.append(mark(h("tr", {}, h("td", {}, badge(r.verified, r.error)),
-      h("td", {}, s ? `${s.who}${s.tier ? ` (${s.tier}${s.human ? ", human" : ""})` : ""}${i > 0 && !s.config ? " \u2014 approval" : ""}` : "unknown"),
+    const row = h("tr", {}, h("td", {}, r.unresolved ? "not checked: no key binding found for this key id" : badge(r.verified, r.error)),
+      h("td", {}, s ? `${s.who}${s.tier ? ` (${s.tier}${s.human ? ", human" : ""})` : ""}${issuer && s.who !== issuer ? " \u2014 approval" : ""}` : "unknown"),
       h("td", {}, h("code", {}, shortID(r.keyid))),
-      h("td", {}, s?.binding ? link(`/ui/entry/${s.binding.index}`, `entry ${s.binding.index}`) : s?.config ? "log configuration (entry 0)" : "\u2014")), r.verified));
+      h("td", {}, s?.binding ? link(`/ui/entry/${s.binding.index}`, `entry ${s.binding.index}`) : s?.config ? "log configuration (entry 0)" : "\u2014"));
+    tbody.append(r.unresolved ? row : mark(row, r.verified));
   });
   table.append(tbody);
   sec.append(table);
