@@ -7,8 +7,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -37,6 +40,7 @@ const (
 //	dlg-wide   planner -> executor   (denied: scope_widened, approval_required)
 type testLog struct {
 	l     *ledger.Log
+	dir   string
 	srv   *httptest.Server
 	vkey  string
 	c     *client.Client
@@ -96,7 +100,7 @@ func startLog(t *testing.T, corsOrigins ...string) *testLog {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tl := &testLog{l: l, srv: srv, vkey: l.VerifierKey(), c: client.New(srv.URL, logKey), index: map[string]uint64{}}
+	tl := &testLog{l: l, dir: dir, srv: srv, vkey: l.VerifierKey(), c: client.New(srv.URL, logKey), index: map[string]uint64{}}
 
 	signers := map[string]*client.Signer{}
 	for _, a := range []struct {
@@ -162,4 +166,46 @@ func startLog(t *testing.T, corsOrigins ...string) *testLog {
 	tl.index["token"] = tok.Index
 	tl.tokenJTI = tok.Record.JTI
 	return tl
+}
+
+// startFork opens a second log with tl's log key and origin but other
+// entries (more of them than tl holds): a fork, every checkpoint of which
+// carries a valid signature by the same key.
+func startFork(t *testing.T, tl *testLog) *httptest.Server {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	key, err := os.ReadFile(filepath.Join(tl.dir, ledger.LogKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ledger.LogKeyFile), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	registrar := newSigner(t, false)
+	l, err := ledger.Open(ctx, ledger.Options{Dir: dir, Origin: "explorer.test/log", RegistrarKeys: []*proofs.PublicKey{registrar.Public()}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("opening the fork: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	if l.VerifierKey() != tl.vkey {
+		t.Fatalf("the fork has key %s, not %s", l.VerifierKey(), tl.vkey)
+	}
+	srv := httptest.NewServer(ledger.NewHandler(l))
+	t.Cleanup(srv.Close)
+	logKey, err := proofs.ParseVerifierKey(l.VerifierKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(srv.URL, logKey)
+	for i := 0; uint64(i) < tl.l.Checkpoint().Size+5; i++ {
+		env, err := registrar.SignKeyBinding(&proofs.KeyBinding{Agent: fmt.Sprintf("spiffe://example.org/agent/fork-%d", i), PublicKey: newSigner(t, false).Public().DER, Tier: proofs.TierDraft}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Append(ctx, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return srv
 }

@@ -46,6 +46,21 @@ async function run() {
     assert(k.name === log.origin && v.hex(k.keyHash) === v.hex(key.keyHash), "log key differs");
   });
   await check("verifier key with a wrong hash", () => refuses("log_key_invalid", () => v.parseVerifierKey(log.note_verifier_key.replace(/\+([0-9a-f])/, (m, c) => "+" + (c === "0" ? "1" : "0")))));
+  await check("a verifier key whose base64 holds '+', and a note it signs", async () => {
+    for (let i = 0; i < 500; i++) {
+      const kp = await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"]);
+      const key = v.concat(Uint8Array.of(1), new Uint8Array(await crypto.subtle.exportKey("raw", kp.publicKey)));
+      if (!v.b64encode(key).includes("+")) continue;
+      const hash = v.hex((await v.sha256(v.concat(utf8.encode("x.example/log\n"), key))).subarray(0, 4));
+      const k = await v.parseVerifierKey(`x.example/log+${hash}+${v.b64encode(key)}`);
+      const body = `x.example/log\n5\n${v.b64encode(new Uint8Array(32))}\n`;
+      const sig = new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, kp.privateKey, utf8.encode(body)));
+      const cp = await v.openCheckpoint(`${body}\n\u2014 x.example/log ${v.b64encode(v.concat(k.keyHash, sig))}\n`, k);
+      assert(cp.size === 5n, "size");
+      return;
+    }
+    throw new Error("no key with '+' in 500 tries");
+  });
   const leaves = log.entries.map((e) => utf8.encode(e.leaf));
   for (const e of log.entries) {
     await check(`entry ${e.index} leaf hash and id`, async () => {

@@ -102,9 +102,11 @@ export async function treeHash(leaves) {
 // of 0x01 and the 32-byte Ed25519 key>", as DIR/log.vkey holds it.
 export async function parseVerifierKey(text) {
   const vkey = String(text).trim();
-  const parts = vkey.split("+");
-  if (parts.length !== 3) fail("log_key_invalid", "a verifier key is name+hash+key");
-  const [name, hashHex, keyB64] = parts;
+  // The name and hash hold no "+"; the base64 key may.
+  const i = vkey.indexOf("+");
+  const j = vkey.indexOf("+", i + 1);
+  if (i < 0 || j < 0) fail("log_key_invalid", "a verifier key is name+hash+key");
+  const [name, hashHex, keyB64] = [vkey.slice(0, i), vkey.slice(i + 1, j), vkey.slice(j + 1)];
   if (!name || /[\s\u0000-\u001f]/.test(name)) fail("log_key_invalid", "bad key name");
   if (!/^[0-9a-f]{8}$/.test(hashHex)) fail("log_key_invalid", "the key hash is 8 hex digits");
   const key = b64decode(keyB64);
