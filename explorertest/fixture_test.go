@@ -209,3 +209,5 @@ func startFork(t *testing.T, tl *testLog) *httptest.Server {
 	}
 	return srv
 }
+
+func itoa(i uint64) string { return fmt.Sprint(i) }
