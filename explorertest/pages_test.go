@@ -144,4 +144,19 @@ func TestPages(t *testing.T) {
 	}
 	b.screenshot("log")
 	b.checkClean(base)
+
+	// The Content-Security-Policy is in force: an inline script injected
+	// into the page does not run, and a request to another origin fails.
+	blocked := eval[string](b, `(async () => {
+		const s = document.createElement("script");
+		s.textContent = "window.injected = true";
+		document.body.append(s);
+		await new Promise((r) => setTimeout(r, 50));
+		let fetched = "fetched";
+		try { await fetch("http://192.0.2.1/steal"); } catch (e) { fetched = "refused"; }
+		return (window.injected ? "ran" : "blocked") + " " + fetched;
+	})()`)
+	if blocked != "blocked refused" {
+		t.Errorf("inline script and foreign fetch: %s, want both refused by the CSP", blocked)
+	}
 }

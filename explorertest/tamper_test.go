@@ -142,6 +142,9 @@ func TestTamperingProxy(t *testing.T) {
 		if s := b.text("#entry-proof"); !strings.Contains(s, "NOT VERIFIED") || !strings.Contains(s, "inclusion_proof_invalid") {
 			t.Errorf("the failure is not shown plainly: %s", s)
 		}
+		if s := b.text("#verification-failed"); !strings.Contains(s, "FAILED verification") {
+			t.Errorf("no banner says the page failed verification: %q", s)
+		}
 		if n := b.count(`#signatures [data-verified="true"]`); n != 0 {
 			t.Errorf("a signature of the tampered entry is marked verified")
 		}

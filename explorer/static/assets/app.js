@@ -140,6 +140,11 @@ async function render() {
   } catch (e) {
     out.append(errorBox(e));
   }
+  const failed = out.querySelectorAll('[data-verified="false"]').length;
+  if (failed) {
+    out.prepend(h("p", { class: "banner-failed", role: "alert", id: "verification-failed" },
+      `\u2717 ${failed} fact${failed > 1 ? "s" : ""} on this page FAILED verification against the pinned key. Do not rely on what is marked NOT VERIFIED: the server, or something between it and you, sent data the log's key does not vouch for.`));
+  }
   main.replaceChildren(out);
   const title = out.querySelector("h1");
   document.title = title ? `${title.textContent} \u2014 warrant explorer` : "warrant explorer";
