@@ -179,7 +179,6 @@ func (b *browser) checkClean(allowed ...string) {
 	}
 }
 
-
 // run evaluates JavaScript for its effect.
 func (b *browser) run(js string) {
 	b.t.Helper()
