@@ -66,6 +66,9 @@ func TestPages(t *testing.T) {
 			t.Errorf("entry dlg-triage %s lacks %q: %s", sel, want, s)
 		}
 	}
+	if s := b.text(`#policy[data-verified="true"]`); !strings.Contains(s, "entry 1") {
+		t.Errorf("entry dlg-triage: the policy that decided is not the verified default policy (entry 1): %q", s)
+	}
 	if n := b.count(`#signatures tr[data-verified="true"]`); n != 1 {
 		t.Errorf("entry dlg-triage: %d verified signatures, want 1", n)
 	}
@@ -90,6 +93,9 @@ func TestPages(t *testing.T) {
 	verified(t, b, "entry dlg-wide", 3)
 	if s := b.text("#decision"); !strings.Contains(s, "denied") || !strings.Contains(s, "scope_widened") || !strings.Contains(s, "sha256:") {
 		t.Errorf("denied entry decision: %s", s)
+	}
+	if n := b.count(`#policy[data-verified="true"]`); n != 1 {
+		t.Errorf("denied entry: the policy that decided is not shown verified")
 	}
 	b.screenshot("entry-denied")
 

@@ -4,6 +4,7 @@
 
 import * as v from "/ui/assets/verify.js";
 import { entryID, parseLeaf } from "/ui/assets/log.js";
+import { policyText } from "/ui/assets/facts.js";
 
 const utf8 = new TextEncoder();
 const results = { passed: 0, failures: [] };
@@ -68,6 +69,12 @@ async function run() {
       assert((await entryID(e.leaf, parseLeaf(e.leaf))) === e.id, `id ${await entryID(e.leaf, parseLeaf(e.leaf))} != ${e.id}`);
     });
   }
+  await check("policy digests: the decisions name the policies in force", async () => {
+    const digest = async (i) => "sha256:" + v.hex(await v.sha256(utf8.encode(policyText({ parsed: parseLeaf(log.entries[i].leaf) }))));
+    const dec = (i) => parseLeaf(log.entries[i].leaf).decision.policy_digest;
+    assert(dec(5) === (await digest(1)) && dec(7) === (await digest(1)), "the default policy's digest");
+    assert((await digest(9)) !== (await digest(1)), "the admin's policy has its own digest");
+  });
   const roots = new Map(log.roots.map((r) => [r.size, v.fromHex(r.root_hex)]));
   for (const r of log.roots) {
     await check(`root of size ${r.size}`, async () => assert(v.hex(await v.treeHash(leaves.slice(0, r.size))) === r.root_hex, "root differs"));

@@ -2,7 +2,7 @@
 // in force, a delegation's status, blast radii. Every input is a verified
 // entry (log.js); a result is verified only when all its inputs were.
 
-import { b64decode, keyID, verifyEnvelopeSignature, parseTLogProof, leafHash, verifyInclusion } from "./verify.js";
+import { b64decode, keyID, verifyEnvelopeSignature, parseTLogProof, leafHash, verifyInclusion, hex, sha256 } from "./verify.js";
 import { parseLeaf } from "./log.js";
 
 const text = new TextDecoder("utf-8", { fatal: true });
@@ -166,4 +166,45 @@ export function fmtDuration(s) {
 export async function config(view) {
   const first = await view.getEntry({ index: "0" });
   return first.parsed?.config ? { entry: first, config: first.parsed.config } : { entry: first, config: null };
+}
+
+// POLICY_SCAN bounds how far back the policy in force is looked for.
+const POLICY_SCAN = 1000;
+
+// policyText is the Cedar text a policy entry records: the log's own
+// default, or an admin's update.
+export function policyText(e) {
+  const p = e.parsed;
+  if (p?.kind !== "policy") return null;
+  return p.policy ? p.policy.text : p.payload?.text ?? null;
+}
+
+// policyInForce finds the policy entry that decided e: the latest
+// accepted policy entry before it among the POLICY_SCAN entries before it
+// (and entry 1, the default policy every log records). The match is
+// checked: the SHA-256 of its text must be the digest the decision
+// records, and the entry is fetched with its own proof and verified.
+export async function policyInForce(view, e) {
+  const digest = e.parsed?.decision?.policy_digest;
+  if (!digest) return null;
+  const end = e.index;
+  const start = end > BigInt(POLICY_SCAN) ? end - BigInt(POLICY_SCAN) : 0n;
+  let found = null;
+  for (let s = start; s < end; ) {
+    const r = await view.api.rpc("GetEntries", { start: String(s), count: Number(end - s) });
+    const leaves = r.leaves || [];
+    if (!leaves.length) break;
+    leaves.forEach((l, i) => {
+      const leafText = text.decode(b64decode(l));
+      // (quotes inside the Cedar text are escaped, so these are the leaf's own members)
+      if (leafText.includes('"kind":"policy"') && !leafText.includes('"outcome":"denied"')) found = s + BigInt(i);
+    });
+    s += BigInt(leaves.length);
+  }
+  if (found === null && end > 1n) found = 1n;
+  if (found === null) return null;
+  const pe = await view.getEntry({ index: String(found) });
+  const t = policyText(pe);
+  const match = t !== null && "sha256:" + hex(await sha256(new TextEncoder().encode(t))) === digest;
+  return { entry: pe, text: t, match, verified: pe.verified && match };
 }

@@ -4,7 +4,7 @@
 
 import { h, link, fact, dl, list, downloadButton, badge, mark, shortID } from "./dom.js";
 import { b64decode } from "./verify.js";
-import { chain, signatures, status, config, delegationOf, isAccepted } from "./facts.js";
+import { chain, signatures, status, config, delegationOf, isAccepted, policyInForce } from "./facts.js";
 import { findEntries } from "./page-search.js";
 
 export async function entryPage(out, view, arg) {
@@ -29,7 +29,7 @@ export async function entryPage(out, view, arg) {
     e.verified ? downloadButton("Download tlog-proof", `entry-${e.index}.tlog-proof`, "text/plain", e.tlogProof) : null,
   ));
   out.append(payloadSection(e));
-  if (p.decision) out.append(decisionSection(e));
+  if (p.decision) out.append(decisionSection(e, p.decision.policy_digest ? await policyInForce(view, e) : null));
   const d = delegationOf(e);
   const cfg = await config(view);
   const agents = [];
@@ -66,14 +66,20 @@ function payloadSection(e) {
       h("tbody", {}, rows.map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v))))));
 }
 
-function decisionSection(e) {
+function decisionSection(e, pol) {
   const dec = e.parsed.decision;
+  let policy = null;
+  if (pol) {
+    policy = mark(h("div", { id: "policy" }, badge(pol.verified, pol.entry.error || (pol.match ? null : "no policy entry with this digest was found before the entry")),
+      pol.match ? ["the policy of ", link(`/ui/entry/${pol.entry.index}`, `entry ${pol.entry.index}`), " (its SHA-256 matches)"] : `the latest policy found (entry ${pol.entry.index}) has another digest`,
+      pol.match ? h("details", {}, h("summary", {}, "Cedar text"), h("pre", { class: "policy" }, pol.text)) : null), pol.verified);
+  }
   return fact("section", { id: "decision", "aria-labelledby": "decision-h", "data-outcome": dec.outcome }, e.verified, e.error,
     h("h2", { id: "decision-h" }, "Decision"),
     dl([
       ["Outcome", h("strong", { class: `outcome ${dec.outcome}` }, dec.outcome === "accepted" ? "\u2713 accepted" : "\u2717 denied")],
       dec.reasons && ["Reasons", h("ul", {}, dec.reasons.map((r) => h("li", {}, h("code", {}, r))))],
-      dec.policy_digest && ["Policy", h("code", {}, dec.policy_digest)],
+      dec.policy_digest && ["Policy", h("div", {}, h("code", {}, dec.policy_digest), policy)],
       dec.policy_ids && ["Policies that decided", list(dec.policy_ids)],
       dec.cedar_version && ["Cedar version", dec.cedar_version],
     ]));
