@@ -20,25 +20,59 @@ export const STATES = {
   token_denied: { word: "token DENIED", dot: "ellipse", dotStyle: "dashed", fill: "#fff3e0", stroke: "#e65100" },
 };
 
-// layout assigns x, y to every node of a forest (roots: [{children}]).
+// GRID is the number of leaf children from which they are packed in a
+// grid under their parent rather than side by side: a delegation that
+// handed out hundreds of tasks stays readable.
+const GRID = 7;
+
+// layout assigns x, y to every node of a forest (roots: [{children}]) and
+// returns the picture's size and the grids of packed leaves.
 export function layout(roots) {
   let slot = 0;
-  let maxDepth = 0;
+  let maxY = 0;
+  const grids = [];
   const place = (n, depth) => {
     n.depth = depth;
-    maxDepth = Math.max(maxDepth, depth);
+    n.y = PAD + depth * (H + GAPY);
+    maxY = Math.max(maxY, n.y + H);
     const kids = n.visibleChildren || [];
     if (kids.length === 0) {
       n.x = PAD + slot * (W + GAPX);
       slot++;
-    } else {
-      for (const c of kids) place(c, depth + 1);
-      n.x = (kids[0].x + kids[kids.length - 1].x) / 2;
+      return;
     }
-    n.y = PAD + depth * (H + GAPY);
+    const leaves = kids.filter((c) => !(c.visibleChildren || []).length);
+    const inner = kids.filter((c) => (c.visibleChildren || []).length);
+    const xs = [];
+    if (leaves.length >= GRID) {
+      const cols = Math.min(6, Math.ceil(Math.sqrt(leaves.length)));
+      const x0 = PAD + slot * (W + GAPX);
+      const y0 = n.y + H + GAPY;
+      leaves.forEach((c, i) => {
+        c.depth = depth + 1;
+        c.x = x0 + (i % cols) * (W + GAPX);
+        c.y = y0 + Math.floor(i / cols) * (H + 14);
+        c.inGrid = true;
+        maxY = Math.max(maxY, c.y + H);
+      });
+      const width = cols * (W + GAPX) - GAPX;
+      grids.push({ parent: n, x: x0 - 8, y: y0 - 8, width: width + 16, height: Math.ceil(leaves.length / cols) * (H + 14) + 2, count: leaves.length });
+      xs.push(x0 + (width - W) / 2);
+      slot += cols;
+    } else {
+      for (const c of leaves) {
+        place(c, depth + 1);
+        xs.push(c.x);
+      }
+    }
+    for (const c of inner) {
+      place(c, depth + 1);
+      xs.push(c.x);
+    }
+    n.x = (Math.min(...xs) + Math.max(...xs)) / 2;
   };
   for (const r of roots) place(r, 0);
-  return { width: PAD * 2 + Math.max(slot, 1) * (W + GAPX) - GAPX, height: PAD * 2 + (maxDepth + 1) * (H + GAPY) - GAPY };
+  return { width: PAD * 2 + Math.max(slot, 1) * (W + GAPX) - GAPX, height: maxY + PAD, grids };
 }
 
 function shape(n, st) {
@@ -77,8 +111,14 @@ export function svg(roots, size, title) {
     (n.visibleChildren || []).forEach(walk);
   };
   roots.forEach(walk);
-  const edges = nodes.flatMap((n) => (n.visibleChildren || []).map((c) =>
+  // A grid of leaves gets one edge, to its frame.
+  const edges = nodes.flatMap((n) => (n.visibleChildren || []).filter((c) => !c.inGrid).map((c) =>
     h("svg:line", { x1: n.x + W / 2, y1: n.y + H, x2: c.x + W / 2, y2: c.y, stroke: "#555", "stroke-width": 1.2, "marker-end": "url(#arrow)" })));
+  for (const g of size.grids || []) {
+    edges.push(h("svg:line", { x1: g.parent.x + W / 2, y1: g.parent.y + H, x2: g.x + g.width / 2, y2: g.y, stroke: "#555", "stroke-width": 1.2, "marker-end": "url(#arrow)" }),
+      h("svg:rect", { x: g.x, y: g.y, width: g.width, height: g.height, fill: "none", stroke: "#888", "stroke-dasharray": "4 3", rx: 6 }),
+      h("svg:text", { x: g.x + g.width - 6, y: g.y - 4, "text-anchor": "end", "font-family": "sans-serif", "font-size": 11, fill: "#333" }, `${g.count} entries under ${g.parent.name}`));
+  }
   const els = nodes.map((n) => {
     const st = STATES[n.state];
     const label = `${st.word}${n.cut ? " \u2014 would be cut" : ""}${n.outside ? " (outside time range)" : ""}`;

@@ -136,6 +136,7 @@ export async function radiusPage(out, view, params) {
   out.append(controls, legend, graphBox, cutBox, dl_, countsBox);
 
   const redraw = () => {
+    const d0 = performance.now();
     const lo = Date.parse(from.value), hi = Date.parse(to.value);
     const inRange = (n) => (isNaN(lo) || n.time >= lo) && (isNaN(hi) || n.time <= hi);
     const keep = new Set();
@@ -148,9 +149,12 @@ export async function radiusPage(out, view, params) {
     }
     const roots = r.roots.filter((n) => keep.has(n));
     const title = `Blast radius of ${subject}`;
+    for (const n of r.all) n.inGrid = false;
     const size = layout(roots);
     const picture = svg(roots, size, title);
     graphBox.replaceChildren(picture);
+    // Start with the first root in view (once the page is in the document).
+    if (roots.length) setTimeout(() => { graphBox.scrollLeft = Math.max(0, roots[0].x - graphBox.clientWidth / 2); }, 0);
     const shown = r.all.filter((n) => keep.has(n) && !n.outside);
     const c = counts(shown);
     countsBox.replaceChildren(h("h2", { id: "counts-h" }, "Accepted delegations by scope, data class and destination"),
@@ -168,6 +172,7 @@ export async function radiusPage(out, view, params) {
     const svgText = '<?xml version="1.0" encoding="UTF-8"?>\n' + new XMLSerializer().serializeToString(picture);
     dl_.replaceChildren(downloadButton("Download graph (SVG)", "blast-radius.svg", "image/svg+xml", svgText), " ",
       downloadButton("Download graph (DOT)", "blast-radius.dot", "text/vnd.graphviz", dot(roots, title)));
+    out.dataset.drawMs = String(Math.round(performance.now() - d0));
   };
   from.addEventListener("change", redraw);
   to.addEventListener("change", redraw);
