@@ -148,6 +148,9 @@ func TestPages(t *testing.T) {
 	if s := b.text("#log-size"); s != fmt.Sprint(tl.l.Checkpoint().Size) {
 		t.Errorf("log size %q, want %d", s, tl.l.Checkpoint().Size)
 	}
+	if n := b.count(`#tiles[data-verified="true"]`); n != 1 {
+		t.Errorf("the log page does not show the tiles agreeing: %s", b.text("#tiles"))
+	}
 	b.screenshot("log")
 	b.checkClean(base)
 

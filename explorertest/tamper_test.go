@@ -24,6 +24,8 @@ type tamperingProxy struct {
 	editJSON func(v any)
 	// editNote changes a checkpoint note (nil: none).
 	editNote func(note []byte) []byte
+	// editTiles flips the last byte of every tile and entry bundle.
+	editTiles bool
 }
 
 func startProxy(t *testing.T, target string, p *tamperingProxy) *httptest.Server {
@@ -42,6 +44,9 @@ func startProxy(t *testing.T, target string, p *tamperingProxy) *httptest.Server
 				return err
 			}
 			switch {
+			case strings.HasPrefix(resp.Request.URL.Path, "/tile/") && p.editTiles && len(body) > 0:
+				body = bytes.Clone(body)
+				body[len(body)-1] ^= 1
 			case resp.Request.URL.Path == "/checkpoint" && p.editNote != nil:
 				body = p.editNote(body)
 			case strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json"):
@@ -187,6 +192,16 @@ func TestTamperingProxy(t *testing.T) {
 		noneVerified(t, b, "entry", "#entry-proof", "#payload")
 		if n := b.count(`[data-verified="true"]`); n != 0 {
 			t.Errorf("entry page: %d facts marked verified under a tampered checkpoint", n)
+		}
+	})
+
+	t.Run("tiles", func(t *testing.T) {
+		b := newBrowser(t)
+		proxy := startProxy(t, tl.srv.URL, &tamperingProxy{editTiles: true})
+		b.open(tl.pageURL(proxy.URL, "/ui/log"))
+		noneVerified(t, b, "log", "#tiles")
+		if n := b.count(`#checkpoint[data-verified="true"]`); n != 1 {
+			t.Errorf("the untampered checkpoint is not verified")
 		}
 	})
 

@@ -5,6 +5,7 @@
 import * as v from "/ui/assets/verify.js";
 import { entryID, parseLeaf } from "/ui/assets/log.js";
 import { policyText } from "/ui/assets/facts.js";
+import { tilePath } from "/ui/assets/tiles.js";
 
 const utf8 = new TextEncoder();
 const results = { passed: 0, failures: [] };
@@ -74,6 +75,14 @@ async function run() {
     const dec = (i) => parseLeaf(log.entries[i].leaf).decision.policy_digest;
     assert(dec(5) === (await digest(1)) && dec(7) === (await digest(1)), "the default policy's digest");
     assert((await digest(9)) !== (await digest(1)), "the admin's policy has its own digest");
+  });
+  await check("tile paths and the vector tiles", async () => {
+    for (const [n, want] of [[0, "000"], [5, "005"], [1234067, "x001/x234/067"], [1000, "x001/000"]]) assert(tilePath(n) === want, `tilePath(${n}) = ${tilePath(n)}`);
+    const tile = log.tiles.find((t) => t.path === "tile/0/000.p/10");
+    const bundle = log.tiles.find((t) => t.path === "tile/entries/000.p/10");
+    assert(tile && bundle, "the vectors' tiles");
+    const hashes = v.b64decode(tile.content_b64);
+    for (const e of log.entries) assert(v.hex(hashes.subarray(32 * e.index, 32 * e.index + 32)) === e.leaf_hash_hex, `tile hash ${e.index}`);
   });
   const roots = new Map(log.roots.map((r) => [r.size, v.fromHex(r.root_hex)]));
   for (const r of log.roots) {

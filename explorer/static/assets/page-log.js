@@ -5,6 +5,7 @@
 import { h, link, fact, dl, badge, mark, errorBox } from "./dom.js";
 import { hex } from "./verify.js";
 import { describe } from "./page-search.js";
+import { checkTiles } from "./tiles.js";
 
 const RECENT = 10;
 
@@ -39,6 +40,17 @@ export async function logPage(out, view) {
     out.append(fact("section", { id: "freshness", "aria-labelledby": "fresh-h" }, last.verified, last.error,
       h("h2", { id: "fresh-h" }, "Last entry"),
       dl([["Appended", `${last.parsed?.log_time} (${age === null ? "?" : Math.max(0, Math.round(age))} s ago)`], ["Entry", link(`/ui/entry/${last.index}`, `${last.index}: ${describe(last)}`)]])));
+  }
+  if (last?.verified) {
+    let res = null, err2 = null;
+    try {
+      res = await checkTiles(view.api, last, last.cp.size);
+    } catch (e) {
+      err2 = e;
+    }
+    out.append(fact("section", { id: "tiles", "aria-labelledby": "tiles-h" }, !!res, err2,
+      h("h2", { id: "tiles-h" }, "Tiles"),
+      h("p", {}, res ? [`The tlog-tiles API agrees: the hash in `, h("code", {}, res.tile), " and the leaf in ", h("code", {}, res.bundle), ` are those of the verified entry ${last.index}.`] : "The tlog-tiles API does not agree with the verified entry.")));
   }
   const start = cp.size > BigInt(RECENT) ? cp.size - BigInt(RECENT) : 0n;
   const recent = [];
