@@ -1,7 +1,9 @@
 package explorertest
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
 	"net/url"
 	"strings"
 	"testing"
@@ -153,6 +155,29 @@ func TestPages(t *testing.T) {
 	}
 	b.screenshot("log")
 	b.checkClean(base)
+
+	// A link carrying another key does not replace the pinned one: the
+	// page offers to, and keeps verifying with the pinned key.
+	keys, err := os.ReadFile("../testdata/vectors/keys.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k struct {
+		LogKey struct {
+			Verifier string `json:"note_verifier_key"`
+		} `json:"log_key"`
+	}
+	if err := json.Unmarshal(keys, &k); err != nil {
+		t.Fatal(err)
+	}
+	b.open(base + "/ui/log#logkey=" + url.QueryEscape(k.LogKey.Verifier))
+	if s := b.text("#offer"); !strings.Contains(s, "different log key") {
+		t.Errorf("a link with another key is not questioned: %q", s)
+	}
+	if got := b.text("#pinned-key"); got != "explorer.test/log" {
+		t.Errorf("a link replaced the pinned key with %q", got)
+	}
+	verified(t, b, "log after a link with another key", 3)
 
 	// The Content-Security-Policy is in force: an inline script injected
 	// into the page does not run, and a request to another origin fails.

@@ -113,6 +113,7 @@ async function render() {
   main.dataset.ready = "false";
   main.replaceChildren(h("p", { "aria-busy": "true" }, "Loading and verifying\u2026"));
   const out = h("div", { class: "page", "data-page": page || "search" });
+  view?.newPage();
   try {
     if (!view && page !== "") throw new Error("pin the log's verifier key first (above)");
     switch (page) {
@@ -159,6 +160,12 @@ document.addEventListener("click", (ev) => {
   main.focus();
 });
 window.addEventListener("popstate", render);
+// A link with another fragment to this same page does not reload it.
+window.addEventListener("hashchange", async () => {
+  await offerFragmentKey().catch(() => {});
+  await loadView();
+  render();
+});
 
 (async () => {
   setupKeyForm();

@@ -20,7 +20,15 @@ export class LogView {
     this.storage = storage;
     this.storeKey = `warrant-explorer/trusted/${api.base || location.origin}/${key.text}`;
     this.cache = new Map(); // note text -> Promise<checkpoint>
+    this.lists = new Map(); // one page's listings, fetched once
     this.queue = Promise.resolve();
+  }
+
+  // newPage forgets what the previous page fetched, so that each page shows
+  // the log as it is now.
+  newPage() {
+    this.cache.clear();
+    this.lists.clear();
   }
 
   trusted() {
@@ -104,11 +112,17 @@ export class LogView {
     return e;
   }
 
-  async list(method, body, max = 2000) {
-    const { entries, truncated } = await this.api.pages(method, body, max);
-    const out = await Promise.all(entries.map((pe) => this.entry(pe)));
-    out.truncated = truncated;
-    return out;
+  list(method, body, max = 2000) {
+    const k = JSON.stringify([method, body, max]);
+    if (!this.lists.has(k)) {
+      this.lists.set(k, (async () => {
+        const { entries, truncated } = await this.api.pages(method, body, max);
+        const out = await Promise.all(entries.map((pe) => this.entry(pe)));
+        out.truncated = truncated;
+        return out;
+      })());
+    }
+    return this.lists.get(k);
   }
 }
 
