@@ -16,6 +16,7 @@ export async function chainPage(out, view, id) {
   out.append(await bundleDownload(view, id));
   const ol = h("ol", { class: "chain", "aria-label": "Links, root grant first" });
   let prev = null;
+  let prevTier = null;
   for (const link_ of ch) {
     const d = delegationOf(link_);
     const sigs = await signatures(view, link_, [d.issuer, d.delegate], cfg);
@@ -25,7 +26,12 @@ export async function chainPage(out, view, id) {
       h("h2", {}, link(`/ui/entry/${link_.index}`, d.id), ` \u2014 entry ${link_.index}`),
       h("p", {}, `${d.issuer} \u2192 ${d.delegate}`),
       dl(narrowing(prev, d).concat([
-        ["Tier of the delegate", await delegateTierText(view, d, link_)],
+        ["Tier of the delegate", await (async () => {
+          const tier = await delegateTierText(view, d, link_);
+          const narrowed = prevTier && prevTier.startsWith("execute") && tier.startsWith("draft");
+          prevTier = tier;
+          return h("span", {}, tier, narrowed ? h("span", { class: "narrowed" }, " \u2014 narrowed from execute") : "");
+        })()],
         ["Human approval", approvals.length ? approvals.map((a) => `${a.signer?.who || a.keyid}${a.verified ? " (signature verified)" : a.unresolved ? " (signer not resolved, not checked)" : " (NOT VERIFIED)"}`).join("; ") : "none"],
         ["Decision", `${link_.parsed.decision.outcome}${link_.parsed.decision.policy_ids ? ` by ${list(link_.parsed.decision.policy_ids)}` : ""}`],
       ])),
