@@ -185,7 +185,8 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	ln = conns.bound(srv, ln)
 	vkeyPath, _ := filepath.Abs(filepath.Join(*data, ledger.LogVerifierKeyFile))
-	logger.Info("serving", "origin", l.Origin(), "url", sec.scheme()+"://"+ln.Addr().String(), "mtls", sec.clientCA != "", "verifier_key", vkeyPath, "size", l.Checkpoint().Size)
+	logger.Info("serving", "origin", l.Origin(), "url", sec.scheme()+"://"+ln.Addr().String(), "mtls", sec.clientCA != "", "verifier_key", vkeyPath, "size", l.Checkpoint().Size,
+		"explorer", sec.scheme()+"://"+ln.Addr().String()+"/ui/")
 	if err := o.start(l, sec.scheme()+"://"+ln.Addr().String()); err != nil {
 		return err
 	}
