@@ -27,7 +27,7 @@ export function link(path, ...children) {
 
 // mark sets a fact's verification state, as data-verified and as text a
 // reader sees (never colour alone), and returns the element.
-export function mark(el, ok, error) {
+export function mark(el, ok) {
   el.dataset.verified = ok ? "true" : "false";
   el.classList.add(ok ? "verified" : "unverified");
   return el;
@@ -42,7 +42,7 @@ export function badge(ok, error) {
 
 // fact is a verified block: its content, marked, with a badge.
 export function fact(tag, attrs, ok, error, ...children) {
-  return mark(h(tag, attrs, badge(ok, error), ...children), ok, error);
+  return mark(h(tag, attrs, badge(ok, error), ...children), ok);
 }
 
 export function dl(rows) {

@@ -3,7 +3,7 @@
 // destination, filtered by time, and what revoking one delegation would cut
 // (computed here; nothing is revoked).
 
-import { h, link, errorBox, downloadButton, dl } from "./dom.js";
+import { h, link, downloadButton } from "./dom.js";
 import { delegationOf, isAccepted, isDenied, under } from "./facts.js";
 import { layout, svg, dot, STATES } from "./graph.js";
 
