@@ -59,6 +59,14 @@ func TestDownloads(t *testing.T) {
 		t.Errorf("the bundle has %d links, want 3", n)
 	}
 
+	b.open(tl.pageURL(tl.srv.URL, "/ui/log"))
+	b.run(captureDownloads)
+	note := download(t, b, "checkpoint")
+	cp, err := proofs.OpenCheckpoint([]byte(note), logKey)
+	if err != nil || cp.Size != tl.l.Checkpoint().Size {
+		t.Errorf("the downloaded checkpoint: %v (size %v)", err, cp)
+	}
+
 	b.open(tl.pageURL(tl.srv.URL, "/ui/blast-radius?delegation=dlg-root"))
 	b.run(captureDownloads)
 	svg := download(t, b, "SVG")

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,7 @@ const (
 
 // testLog is a real ledger on loopback holding a realistic tree:
 //
+//	dlg-old    alice -> planner      (root grant, accepted, expired)
 //	dlg-root   alice -> planner      (root grant, accepted)
 //	dlg-triage planner -> executor   (accepted; P-256 delegate; a token)
 //	dlg-notify executor -> notifier  (accepted, under dlg-triage)
@@ -82,7 +84,14 @@ func startLog(t *testing.T, corsOrigins ...string) *testLog {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The log's clock starts three hours back, so that a delegation made
+	// then has expired by the time the browser looks; it then runs on from
+	// the real time.
+	var behind atomic.Int64
+	behind.Store(int64(3 * time.Hour))
+	clock := func() time.Time { return time.Now().Add(-time.Duration(behind.Load())) }
 	l, err := ledger.Open(ctx, ledger.Options{
+		Now:           clock,
 		Dir:           dir,
 		Origin:        "explorer.test/log",
 		RegistrarKeys: []*proofs.PublicKey{registrar.Public()},
@@ -118,7 +127,7 @@ func startLog(t *testing.T, corsOrigins ...string) *testLog {
 			t.Fatalf("registering %s: %v", a.id, err)
 		}
 	}
-	now := time.Now()
+	now := clock()
 	delegate := func(id, issuer, del, parent, task string, scopes, classes []string, life time.Duration, approver string) {
 		t.Helper()
 		env, err := signers[issuer].SignDelegation(&proofs.Delegation{
@@ -145,6 +154,9 @@ func startLog(t *testing.T, corsOrigins ...string) *testLog {
 		}
 		tl.index[id] = e.Index
 	}
+	delegate("dlg-old", alice, planner, "", "/tickets/old", []string{"tickets:read"}, nil, time.Hour, "")
+	behind.Store(0)
+	now = clock()
 	delegate("dlg-root", alice, planner, "", "/tickets", []string{"tickets:read", "tickets:write"}, []string{"confidential", "internal"}, 2*time.Hour, "")
 	delegate("dlg-triage", planner, executor, "dlg-root", "/tickets/triage", []string{"tickets:read"}, []string{"internal"}, 14*time.Minute, "")
 	delegate("dlg-notify", executor, notifier, "dlg-triage", "/tickets/triage/notify", []string{"tickets:read"}, nil, 10*time.Minute, "")

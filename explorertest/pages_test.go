@@ -135,9 +135,26 @@ func TestPages(t *testing.T) {
 	}
 	b.screenshot("blast-radius")
 
+	// The time filter: nothing logged after the last entry.
+	b.run(`document.querySelector("#from").value = "2999-01-01T00:00"; document.querySelector("#from").dispatchEvent(new Event("change"))`)
+	if n := b.count(`#graph a.node`); n != 0 {
+		t.Errorf("%d nodes drawn after the year 2999", n)
+	}
+
+	// An expired delegation.
+	b.open(tl.pageURL(base, "/ui/entry/dlg-old"))
+	verified(t, b, "entry dlg-old", 4)
+	if s := b.text(`#status[data-state="expired"]`); !strings.Contains(s, "expired") {
+		t.Errorf("dlg-old's status: %s", b.text("#status"))
+	}
+
 	// An agent's radius and timeline.
-	b.open(tl.pageURL(base, "/ui/blast-radius?agent="+url.QueryEscape(executor)))
-	verified(t, b, "agent blast radius", 3)
+	b.open(tl.pageURL(base, "/ui/blast-radius?agent="+url.QueryEscape(planner)))
+	verified(t, b, "agent blast radius", 8)
+	if n := b.count(`#graph a.node[data-state="expired"]`); n != 1 {
+		t.Errorf("planner's blast radius: %d expired nodes, want dlg-old", n)
+	}
+	b.screenshot("blast-radius-agent")
 	b.open(tl.pageURL(base, "/ui/agent/"+url.PathEscape(planner)))
 	verified(t, b, "agent timeline", 5)
 	if s := b.text("#timeline"); !strings.Contains(s, "registered") || !strings.Contains(s, "issued") || !strings.Contains(s, "received") {

@@ -2,7 +2,7 @@
 // consistency with the checkpoint this browser trusted, how long ago the
 // last entry was appended, and the witnesses that cosigned the checkpoint.
 
-import { h, link, fact, dl, badge, mark, errorBox } from "./dom.js";
+import { h, link, fact, dl, badge, mark, errorBox, downloadButton } from "./dom.js";
 import { hex } from "./verify.js";
 import { describe } from "./page-search.js";
 import { checkTiles } from "./tiles.js";
@@ -35,6 +35,7 @@ export async function logPage(out, view) {
       ["Witnesses (cosignatures)", cp.cosigners.length ? h("ul", { id: "witnesses" }, cp.cosigners.map((w) => h("li", {}, w))) : "none"],
     ]),
     h("p", { class: "note" }, "Witness cosignatures are listed by name; the explorer does not hold the witnesses' keys, so it checks only the log's own signature."),
+    h("p", {}, downloadButton("Download checkpoint", "checkpoint", "text/plain", cp.note), " (the signed note, as ", h("code", {}, "GET /checkpoint"), " serves it)"),
   ));
   if (last) {
     out.append(fact("section", { id: "freshness", "aria-labelledby": "fresh-h" }, last.verified, last.error,
