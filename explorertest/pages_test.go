@@ -90,6 +90,19 @@ func TestPages(t *testing.T) {
 	}
 	b.screenshot("entry-revoked")
 
+	// Entries the log writes itself, and a key binding signed by the
+	// registrar key of the log configuration.
+	b.open(tl.pageURL(base, "/ui/entry/0"))
+	verified(t, b, "entry 0", 2)
+	if s := b.text("h1"); !strings.Contains(s, "Entry 0: log_config") {
+		t.Errorf("entry 0: %s", s)
+	}
+	b.open(tl.pageURL(base, "/ui/entry/2"))
+	verified(t, b, "entry 2", 4)
+	if s := b.text(`#signatures tr[data-verified="true"]`); !strings.Contains(s, "registrar key") {
+		t.Errorf("entry 2's signature is not verified under the registrar key: %s", b.text("#signatures"))
+	}
+
 	// A denial, by index: reasons and the policy.
 	b.open(tl.pageURL(base, fmt.Sprintf("/ui/entry/%d", tl.index["dlg-wide"])))
 	verified(t, b, "entry dlg-wide", 3)
