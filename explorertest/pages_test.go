@@ -3,8 +3,8 @@ package explorertest
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 )
