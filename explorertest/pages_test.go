@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 )
 
 // pageURL is a page of the explorer on srv with the log key in the
@@ -200,7 +202,10 @@ func TestPages(t *testing.T) {
 	if err := json.Unmarshal(keys, &k); err != nil {
 		t.Fatal(err)
 	}
-	b.open(base + "/ui/log#logkey=" + url.QueryEscape(k.LogKey.Verifier))
+	// The same page with another fragment: no reload, a hashchange.
+	b.do(chromedp.Navigate(base+"/ui/log#logkey="+url.QueryEscape(k.LogKey.Verifier)),
+		chromedp.WaitVisible(chromedp.CSS("#offer")),
+		chromedp.WaitVisible(chromedp.CSS(`main[data-ready="true"] #checkpoint[data-verified="true"]`)))
 	if s := b.text("#offer"); !strings.Contains(s, "different log key") {
 		t.Errorf("a link with another key is not questioned: %q", s)
 	}
