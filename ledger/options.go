@@ -175,6 +175,11 @@ type Options struct {
 	// with a 10 s timeout per request).
 	WitnessHTTP *http.Client
 
+	// UICORSOrigins are the origins (scheme://host[:port]) whose browsers
+	// may call the read API and tiles: a copy of the web explorer hosted
+	// there (explorer.go). Empty: same origin only, as served at /ui/.
+	UICORSOrigins []string
+
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock for log time (default time.Now).
@@ -305,6 +310,11 @@ func (o Options) validate() error {
 	}
 	if o.MaxDPoPJTIs < 0 {
 		return optionError("MaxDPoPJTIs", "cannot be off")
+	}
+	for i, origin := range o.UICORSOrigins {
+		if err := CheckOrigin(origin); err != nil {
+			return optionError(fmt.Sprintf("UICORSOrigins[%d]", i), err.Error())
+		}
 	}
 	for _, f := range []struct {
 		name string

@@ -32,7 +32,8 @@ const (
 
 // NewHandler serves the log on one handler: the Connect, gRPC and gRPC-Web
 // LedgerService, gRPC health and reflection, and the C2SP tlog-tiles read
-// API (GET /checkpoint, /tile/...). opts are added to the LedgerService
+// API (GET /checkpoint, /tile/...), and the web explorer at /ui/ (with CORS
+// for Options.UICORSOrigins: explorer.go). opts are added to the LedgerService
 // handlers (e.g. connect.WithInterceptors for tracing).
 func NewHandler(l *Log, opts ...connect.HandlerOption) http.Handler {
 	mux := http.NewServeMux()
@@ -61,6 +62,7 @@ func NewHandler(l *Log, opts ...connect.HandlerOption) http.Handler {
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	registerTiles(mux, l)
 	registerOAuth(mux, l)
+	registerExplorer(mux)
 	mux.HandleFunc("GET /checkpoint", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
@@ -78,6 +80,9 @@ func NewHandler(l *Log, opts ...connect.HandlerOption) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		json.NewEncoder(w).Encode(st)
 	})
+	if len(l.opts.UICORSOrigins) > 0 {
+		return withCORS(l.opts.UICORSOrigins, mux)
+	}
 	return mux
 }
 

@@ -69,7 +69,7 @@ func registerTiles(mux *http.ServeMux, l *Log) {
 		h := w.Header()
 		// Both encodings of a resource are immutable, and a cache must not
 		// hand the gzip one to a client that did not ask for it.
-		h.Set("Vary", "Accept-Encoding")
+		h.Add("Vary", "Accept-Encoding") // Add: CORS may have set Vary: Origin
 		gzipOK := acceptsGzip(r.Header.Values("Accept-Encoding"))
 		if gzipOK {
 			// A cached compressed body was covered when it was cached,

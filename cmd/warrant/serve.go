@@ -44,6 +44,8 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	tokenLife := fs.Duration("token-lifetime", ledger.DefaultTokenLifetime, "access token lifetime, at most 15m (never past the delegation's expiry)")
 	tokenIssuer := fs.String("token-issuer", "", "the tokens' iss, the DPoP htu base and the OAuth metadata's issuer URL; required with --tokens unless the listener is loopback (default there: http(s)://<listen address>)")
 	dpopNonce := fs.Bool("dpop-nonce", true, "with --tokens, demand a server-provided nonce (RFC 9449 section 8) in DPoP proofs; warrant's clients retry once with it")
+	var uiOrigins stringList
+	fs.Var(&uiOrigins, "ui-cors-origin", "origin (https://host[:port]) of a copy of the web explorer hosted elsewhere, whose browsers may read the API and tiles (repeatable; the explorer itself is at /ui/)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	pprofListen := fs.String("pprof-listen", "", "serve Go profiling (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060 (off by default)")
 	witnessPolicy := fs.String("witness-policy", "", "tlog-policy file naming the witnesses every checkpoint is sent to, and their quorum (off by default)")
@@ -104,6 +106,11 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	} else if flagSet(fs, "witness-mode") || flagSet(fs, "witness-timeout") || flagSet(fs, "witness-rate") {
 		return usagef("--witness-mode, --witness-timeout and --witness-rate need --witness-policy")
 	}
+	for _, o := range uiOrigins {
+		if err := ledger.CheckOrigin(o); err != nil {
+			return usagef("--ui-cors-origin %q %v", o, err)
+		}
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usagef("--log-level: %v", err)
@@ -145,6 +152,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		WitnessMode:     mode,
 		WitnessTimeout:  *witnessTimeout,
 		WitnessRate:     *witnessRate,
+		UICORSOrigins:   uiOrigins,
 	}
 	if err := sec.options(&opts); err != nil {
 		return err
@@ -224,7 +232,8 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	ln = conns.bound(srv, ln)
 	vkeyPath, _ := filepath.Abs(filepath.Join(*data, ledger.LogVerifierKeyFile))
-	logger.Info("serving", "origin", l.Origin(), "url", sec.scheme()+"://"+ln.Addr().String(), "mtls", sec.clientCA != "", "verifier_key", vkeyPath, "size", l.Checkpoint().Size)
+	logger.Info("serving", "origin", l.Origin(), "url", sec.scheme()+"://"+ln.Addr().String(), "mtls", sec.clientCA != "", "verifier_key", vkeyPath, "size", l.Checkpoint().Size,
+		"explorer", sec.scheme()+"://"+ln.Addr().String()+"/ui/")
 	if policy != nil {
 		logger.Info("witnessing", "witnesses", len(l.Witnesses().Witnesses), "mode", mode.String(), "timeout", *witnessTimeout, "rate", *witnessRate)
 	}

@@ -1,0 +1,152 @@
+// log.js: a verified view of one log. Every checkpoint an answer carries is
+// opened under the pinned key and checked for consistency with the last
+// checkpoint this browser trusted for that key and API (kept in
+// localStorage), which then advances; every entry's inclusion proof is
+// checked against its checkpoint. Nothing in a result is marked verified
+// unless these checks passed.
+
+import {
+  b64decode, hex, sha256, leafHash, equal, openCheckpoint, verifyInclusion,
+  verifyConsistency, VerifyError, formatTLogProof,
+} from "./verify.js";
+
+const utf8 = new TextEncoder();
+const text = new TextDecoder("utf-8", { fatal: true });
+
+export class LogView {
+  constructor(api, key, storage) {
+    this.api = api;
+    this.key = key;
+    this.storage = storage;
+    this.storeKey = `warrant-explorer/trusted/${api.base || location.origin}/${key.text}`;
+    this.cache = new Map(); // note text -> Promise<checkpoint>
+    this.lists = new Map(); // one page's listings, fetched once
+    this.queue = Promise.resolve();
+  }
+
+  // newPage forgets what the previous page fetched, so that each page shows
+  // the log as it is now.
+  newPage() {
+    this.cache.clear();
+    this.lists.clear();
+  }
+
+  trusted() {
+    const note = this.storage.getItem(this.storeKey);
+    return note ? openCheckpoint(note, this.key).catch(() => null) : Promise.resolve(null);
+  }
+
+  // checkpoint verifies a signed note and its consistency with the trusted
+  // checkpoint. Calls are serialised so the trusted checkpoint advances in
+  // order.
+  checkpoint(note) {
+    if (!this.cache.has(note)) {
+      const p = (this.queue = this.queue.catch(() => {}).then(() => this.advance(note)));
+      this.cache.set(note, p);
+    }
+    return this.cache.get(note);
+  }
+
+  async advance(note) {
+    const cp = await openCheckpoint(note, this.key);
+    const t = await this.trusted();
+    cp.consistentWith = t ? t.size : null;
+    if (!t || t.size === 0n) {
+      this.storage.setItem(this.storeKey, note);
+      return cp;
+    }
+    if (t.size === cp.size) {
+      if (!equal(t.root, cp.root)) throw new VerifyError("consistency_proof_invalid", `two checkpoints of size ${cp.size} with different roots: the log forked`);
+      return cp;
+    }
+    const [from, to] = t.size < cp.size ? [t, cp] : [cp, t];
+    const r = await this.api.rpc("GetConsistencyProof", { fromSize: String(from.size), toSize: String(to.size) });
+    const hashes = (r.hashes || []).map(b64decode);
+    try {
+      await verifyConsistency(from.size, to.size, hashes, from.root, to.root);
+    } catch (e) {
+      throw new VerifyError("consistency_proof_invalid", `checkpoint of size ${cp.size} is not consistent with the trusted one of size ${t.size}: ${e.message}`);
+    }
+    if (cp.size > t.size) this.storage.setItem(this.storeKey, note);
+    return cp;
+  }
+
+  async latest() {
+    const r = await this.api.rpc("GetCheckpoint", {});
+    return this.checkpoint(text.decode(b64decode(r.checkpoint)));
+  }
+
+  // entry verifies a ProvenEntry (Connect JSON) and returns what a page
+  // shows. On failure the result still carries what the server sent (so it
+  // can be shown, marked) and error.
+  async entry(pe) {
+    const e = { index: BigInt(pe.index || 0), claimedId: pe.id || "", verified: false, error: null };
+    try {
+      e.leaf = b64decode(pe.leaf || "");
+      if (!e.leaf) throw new VerifyError("leaf_malformed", "the leaf is not base64");
+      e.leafText = text.decode(e.leaf);
+      e.parsed = parseLeaf(e.leafText);
+      const note = text.decode(b64decode(pe.checkpoint || "") || new Uint8Array());
+      e.hashes = (pe.inclusionProof || []).map(b64decode);
+      e.cp = await this.checkpoint(note);
+      await verifyInclusion(e.index, e.cp.size, await leafHash(e.leaf), e.hashes, e.cp.root);
+      e.id = await entryID(e.leafText, e.parsed);
+      if (e.id !== e.claimedId) throw new VerifyError("entry_id_mismatch", `the server named entry ${e.index} ${e.claimedId}, its leaf is ${e.id}`);
+      e.verified = true;
+      e.tlogProof = formatTLogProof(e.leaf, e.index, e.hashes, note);
+    } catch (err) {
+      e.error = err;
+      if (!e.parsed && e.leafText) {
+        try {
+          e.parsed = JSON.parse(e.leafText);
+        } catch {}
+      }
+    }
+    return e;
+  }
+
+  async getEntry(req) {
+    const r = await this.api.rpc("GetEntry", req);
+    const e = await this.entry(r.entry);
+    e.serverStatus = r.status || null;
+    return e;
+  }
+
+  list(method, body, max = 2000) {
+    const k = JSON.stringify([method, body, max]);
+    if (!this.lists.has(k)) {
+      this.lists.set(k, (async () => {
+        const { entries, truncated } = await this.api.pages(method, body, max);
+        const out = await Promise.all(entries.map((pe) => this.entry(pe)));
+        out.truncated = truncated;
+        return out;
+      })());
+    }
+    return this.lists.get(k);
+  }
+}
+
+// parseLeaf decodes a leaf and its envelope's payload (not canonical-checked:
+// the hash covers the exact bytes, which is what is verified).
+export function parseLeaf(leafText) {
+  const leaf = JSON.parse(leafText);
+  if (leaf.envelope) {
+    const payload = b64decode(leaf.envelope.payload);
+    leaf.payloadBytes = payload;
+    leaf.payload = JSON.parse(text.decode(payload));
+  }
+  return leaf;
+}
+
+// entryID is the id of an entry: a delegation's own id, or sha256 of its
+// canonical envelope (as embedded in the leaf, exact bytes), or of the leaf
+// for entries the log writes.
+export async function entryID(leafText, leaf) {
+  if (leaf.kind === "delegation" && leaf.payload) return leaf.payload.id;
+  if (leaf.envelope) {
+    const start = leafText.indexOf('"envelope":') + '"envelope":'.length;
+    const end = leafText.indexOf(',"decision":', start);
+    return "sha256:" + hex(await sha256(utf8.encode(leafText.slice(start, end < 0 ? -1 : end))));
+  }
+  return "sha256:" + hex(await sha256(utf8.encode(leafText)));
+}

@@ -1,0 +1,109 @@
+// page-search.js: search by delegation id, SPIFFE ID, task path, entry
+// index, entry id or token id (jti). Indexes, delegation ids and agents are
+// answered by the log's indexes; the rest by scanning the most recent
+// SCAN_LIMIT entries (GetEntries), each match then fetched with its own
+// proof and verified.
+
+import { h, link, badge, mark, errorBox, shortID } from "./dom.js";
+import { b64decode } from "./verify.js";
+import { parseLeaf, entryID } from "./log.js";
+import { navigate } from "./app.js";
+
+export const SCAN_LIMIT = 1000;
+const MAX_RESULTS = 50;
+const text = new TextDecoder();
+
+export async function searchPage(out, view, q) {
+  out.append(h("h1", {}, "Search the log"));
+  const input = h("input", { id: "q", name: "q", type: "search", value: q, autocomplete: "off", spellcheck: "false",
+    "aria-describedby": "q-help", placeholder: "dlg_triage, spiffe://example.org/agent/x, /tickets, 42, sha256:…" });
+  const form = h("form", { role: "search", "aria-label": "Search the log", onsubmit: (ev) => {
+    ev.preventDefault();
+    const v = input.value.trim();
+    if (v) go(v);
+  } }, h("label", { for: "q" }, "Delegation id, SPIFFE ID, task path, entry index, entry id or token id"), " ", input, " ", h("button", { type: "submit" }, "Search"),
+  h("p", { id: "q-help", class: "note" }, `Task paths, entry ids and token ids are looked for among the latest ${SCAN_LIMIT} entries.`));
+  out.append(form);
+  if (!view) {
+    out.append(h("p", {}, "Pin the log's verifier key above to search."));
+    return;
+  }
+  if (q) out.append(await results(view, q));
+}
+
+function go(v) {
+  if (/^(0|[1-9][0-9]*)$/.test(v)) return navigate(`/ui/entry/${v}`);
+  if (v.startsWith("spiffe://")) return navigate(`/ui/agent/${encodeURIComponent(v)}`);
+  navigate(`/ui/?q=${encodeURIComponent(v)}`);
+}
+
+async function results(view, q) {
+  const sec = h("section", { id: "results", "aria-labelledby": "results-h" }, h("h2", { id: "results-h" }, `Results for \u201c${q}\u201d`));
+  let found = [];
+  try {
+    if (!q.startsWith("/") && !q.startsWith("sha256:")) {
+      try {
+        found.push(await view.getEntry({ delegationId: q }));
+      } catch (e) {
+        if (e.reason !== "not_found" && e.code !== "not_found") throw e;
+      }
+    }
+    for (const e of await findEntries(view, q)) if (!found.some((f) => f.index === e.index)) found.push(e);
+  } catch (e) {
+    sec.append(errorBox(e));
+    return sec;
+  }
+  if (!found.length) {
+    sec.append(h("p", {}, "Nothing found."));
+    return sec;
+  }
+  sec.append(h("ul", { class: "results" }, found.map((e) => mark(h("li", {}, badge(e.verified, e.error), " ",
+    link(`/ui/entry/${e.index}`, `entry ${e.index}`), ` ${e.parsed?.kind}: `, describe(e)), e.verified))));
+  return sec;
+}
+
+export function describe(e) {
+  const p = e.parsed || {};
+  const d = p.kind === "delegation" ? p.payload : null;
+  if (d) return `${d.id} \u2014 ${d.issuer} \u2192 ${d.delegate}, task ${d.task} (${p.decision.outcome})`;
+  if (p.kind === "token") return `token ${p.token.jti} for ${p.token.requester} under ${p.token.delegation} (${p.decision.outcome})`;
+  if (p.kind === "revocation") return `of ${p.payload.delegation} (${p.decision.outcome})`;
+  if (p.kind === "key_binding") return `${p.payload.agent} (${p.payload.tier}${p.payload.revoked ? ", revoked" : ""})`;
+  return shortID(e.id || e.claimedId);
+}
+
+// findEntries scans the latest SCAN_LIMIT entries for q (an entry id, a
+// delegation id, a task path, a token jti) and returns the matches,
+// each fetched again by index with its inclusion proof and verified.
+export async function findEntries(view, q) {
+  const cp = await view.latest();
+  const size = cp.size;
+  let start = size > BigInt(SCAN_LIMIT) ? size - BigInt(SCAN_LIMIT) : 0n;
+  const hits = [];
+  while (start < size && hits.length < MAX_RESULTS) {
+    const r = await view.api.rpc("GetEntries", { start: String(start), count: Number(size - start) });
+    const leaves = r.leaves || [];
+    if (!leaves.length) break;
+    for (let i = 0; i < leaves.length; i++) {
+      const leafText = text.decode(b64decode(leaves[i]));
+      let p;
+      try {
+        p = parseLeaf(leafText);
+      } catch {
+        continue;
+      }
+      if (await matches(leafText, p, q)) hits.push(start + BigInt(i));
+    }
+    start += BigInt(leaves.length);
+  }
+  return Promise.all(hits.slice(0, MAX_RESULTS).map((i) => view.getEntry({ index: String(i) })));
+}
+
+async function matches(leafText, p, q) {
+  if (q.startsWith("sha256:")) return (await entryID(leafText, p)) === q;
+  if (q.startsWith("/")) {
+    const task = p.payload?.task;
+    return !!task && (task === q || task.startsWith(q.endsWith("/") ? q : q + "/"));
+  }
+  return p.payload?.id === q || p.token?.jti === q;
+}
