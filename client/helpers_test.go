@@ -68,6 +68,8 @@ type envOptions struct {
 	logKeyFrom string
 	// refresh is the idle checkpoint-feed interval (default the ledger's).
 	refresh time.Duration
+	// tokenKey, when set, makes the log issue access tokens.
+	tokenKey *ecdsa.PrivateKey
 }
 
 // openLog opens a real ledger in a fresh temporary directory and closes it
@@ -96,6 +98,7 @@ func openLog(t testing.TB, o envOptions) *testEnv {
 		Badger:        smallBadger,
 
 		CheckpointRefresh: o.refresh,
+		TokenKey:          o.tokenKey,
 	})
 	if err != nil {
 		t.Fatalf("ledger.Open: %v", err)
