@@ -435,3 +435,7 @@ func (d *double) WatchCheckpoints(ctx context.Context, req *connect.Request[warr
 func (d *double) AppendBatch(ctx context.Context, req *connect.Request[warrantv1.AppendBatchRequest]) (*connect.Response[warrantv1.AppendBatchResponse], error) {
 	return d.snapshot().backend.AppendBatch(ctx, connect.NewRequest(req.Msg))
 }
+
+func (d *double) ExchangeToken(ctx context.Context, req *connect.Request[warrantv1.ExchangeTokenRequest]) (*connect.Response[warrantv1.ExchangeTokenResponse], error) {
+	return d.snapshot().backend.ExchangeToken(ctx, connect.NewRequest(req.Msg))
+}

@@ -44,6 +44,11 @@ type Options struct {
 	// MaxBatchBytes bounds the envelope bytes of one batch (default 2 MiB),
 	// which keeps a batch's transaction well under Badger's limit.
 	MaxBatchBytes int
+	// MaxBatchAgentBytes bounds one agent's envelope bytes in one batch
+	// (default 128 KiB; an agent's first request always fits), so that a
+	// flooding agent's allowed traffic is committed in short group commits
+	// that others' requests do not wait long behind.
+	MaxBatchAgentBytes int
 	// MaxBatchWait is how long the sequencer waits for more requests once a
 	// batch has one (default 0: a batch is what queued while the previous one
 	// committed, so there is no merge delay).
@@ -129,13 +134,21 @@ type Options struct {
 	// outlives its delegation).
 	TokenLifetime time.Duration
 	// TokenIssuer is the tokens' iss and the metadata's issuer, an https
-	// (or http) URL without a trailing slash; "": derived from each
-	// request's scheme and Host.
+	// (or http) URL without a trailing slash, and the base of the DPoP
+	// htu the endpoints demand. "": derived from each request's scheme and
+	// Host, which lets a caller choose them; only for a server reached on
+	// loopback alone (`warrant serve` never leaves it empty).
 	TokenIssuer string
 	// MaxDPoPJTIs bounds the DPoP proof ids remembered against replay
 	// (default DefaultMaxDPoPJTIs); proofs beyond it are refused until
 	// older ones leave the iat window.
 	MaxDPoPJTIs int
+	// DPoPNonce makes the token and introspection endpoints demand a
+	// server-provided nonce in each DPoP proof (RFC 9449 section 8; see
+	// dpopnonce.go): a proof without a current one is answered
+	// use_dpop_nonce with a DPoP-Nonce header to retry with. The client
+	// package retries once; `warrant serve` turns it on by default.
+	DPoPNonce bool
 
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
@@ -165,6 +178,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxBatchBytes == 0 {
 		o.MaxBatchBytes = 2 << 20
+	}
+	if o.MaxBatchAgentBytes == 0 {
+		o.MaxBatchAgentBytes = DefaultMaxBatchAgentBytes
 	}
 	if o.QueueLength == 0 {
 		o.QueueLength = 8192
@@ -220,6 +236,9 @@ func (o *Options) setDefaults() {
 // DefaultTokenLifetime is the default Options.TokenLifetime.
 const DefaultTokenLifetime = 5 * time.Minute
 
+// DefaultMaxBatchAgentBytes is the default Options.MaxBatchAgentBytes.
+const DefaultMaxBatchAgentBytes = 128 << 10
+
 // DefaultMaxDPoPJTIs is the default Options.MaxDPoPJTIs.
 const DefaultMaxDPoPJTIs = 1 << 17
 
@@ -269,6 +288,7 @@ func (o Options) validate() error {
 	}{
 		{"MaxBatchEntries", o.MaxBatchEntries, o.MaxBatchEntries < 0},
 		{"MaxBatchBytes", o.MaxBatchBytes, o.MaxBatchBytes < 0},
+		{"MaxBatchAgentBytes", o.MaxBatchAgentBytes, o.MaxBatchAgentBytes < 0},
 		{"MaxBatchWait", o.MaxBatchWait, o.MaxBatchWait < 0},
 		{"QueueLength", o.QueueLength, o.QueueLength < 0},
 		{"AgentQueueLength", o.AgentQueueLength, o.AgentQueueLength < 0},

@@ -12,7 +12,7 @@ import (
 )
 
 func runCheckpoint(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "checkpoint", "[--server URL] [--log-key VKEY|@FILE] [--state FILE] [--json]")
+	fs := newFlagSet(env, "checkpoint", "[--server URL] [--log-key VKEY|@FILE] [--state FILE] [--witness-policy FILE] [--json]")
 	var cf clientFlags
 	cf.register(fs, env)
 	pos, err := parseArgs(fs, args)
