@@ -129,3 +129,37 @@ func TestIntrospection(t *testing.T) {
 		t.Fatalf("introspection refusing the caller: %d, want 503", a.status)
 	}
 }
+
+// TestIntrospectionAgainstTheLog: the issuer's own introspection endpoint
+// (a real ledger), found through its metadata: a high-impact route passes
+// while the chain is in force and refuses the same token as soon as Alice's
+// revocation of the planner's grant is appended, long before the token
+// expires; ordinary routes, which do not ask, still take it.
+func TestIntrospectionAgainstTheLog(t *testing.T) {
+	is := newIssuer(t)
+	s := newServer(t, is.url, func(c *resource.Config) {
+		c.Introspector = &resource.Introspector{Key: is.resource.key}
+	})
+	root, hop := is.chain(t, []string{"tickets:read", "tickets:write"}, []string{"tickets:read", "tickets:write"}, []string{s.url})
+	tok := is.token(t, hop, s.url)
+	exec := is.executor.key
+	if a := s.call(t, exec, "POST", "/tickets/delete", tok); a.status != http.StatusOK {
+		t.Fatalf("in force: %d %s %s", a.status, a.challenge(), a.body)
+	}
+	is.revoke(t, root)
+	wantRefused(t, "after the revocation", s.call(t, exec, "POST", "/tickets/delete", tok), 401, "invalid_token")
+	if a := s.call(t, exec, "POST", "/tickets", tok); a.status != http.StatusOK {
+		t.Fatalf("a route without introspection: %d %s", a.status, a.challenge())
+	}
+
+	// An introspecting key that is no registered agent's is refused by the
+	// log, and the route fails closed.
+	stranger := newParty(t, "spiffe://example.org/nobody", true)
+	s2 := newServer(t, is.url, func(c *resource.Config) {
+		c.Introspector = &resource.Introspector{Key: stranger.key}
+	})
+	_, hop2 := is.chain(t, []string{"tickets:write"}, []string{"tickets:write"}, []string{s2.url})
+	if a := s2.call(t, exec, "POST", "/tickets/delete", is.token(t, hop2, s2.url)); a.status != http.StatusServiceUnavailable {
+		t.Fatalf("introspection by a stranger: %d, want 503", a.status)
+	}
+}
