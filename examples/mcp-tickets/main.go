@@ -111,8 +111,10 @@ func newHandler(v *resource.Verifier, t *tickets, introspect bool) http.Handler 
 	path := must(urlPath(v.Resource()))
 	mux.Handle(path, authorize(v, mcpHandler, introspect))
 	md := v.Metadata("tickets", "tickets:read", "tickets:write")
-	mux.Handle("GET "+must(urlPath(u)), md)
 	mux.Handle("GET "+resource.MetadataPath, md)
+	if p := must(urlPath(u)); p != resource.MetadataPath {
+		mux.Handle("GET "+p, md)
+	}
 	return mux
 }
 
