@@ -235,3 +235,37 @@ func signJWT(t testing.TB, key *ecdsa.PrivateKey, kid, typ string, claims any) s
 	}
 	return out
 }
+
+// TestIndependentProof: a proof made by a JOSE library warrant does not
+// use (go-jose), with the ath of the token, is accepted; the same proof
+// without ath is not.
+func TestIndependentProof(t *testing.T) {
+	is := newIssuer(t)
+	s := newServer(t, is.url, nil)
+	_, hop := is.chain(t, []string{"tickets:read"}, []string{"tickets:read"}, []string{s.url})
+	tok := is.token(t, hop, s.url)
+	url := s.url + "/tickets"
+	proof := func(claims map[string]any) string {
+		opts := (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt")
+		sg, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: is.executor.key}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, err := sg.Sign(mustJSON(claims))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := obj.CompactSerialize()
+		return out
+	}
+	jti := make([]byte, 12)
+	rand.Read(jti)
+	claims := map[string]any{"jti": base64.RawURLEncoding.EncodeToString(jti), "htm": "GET", "htu": url, "iat": s.clock.Now().Unix()}
+	wantRefused(t, "go-jose proof without ath", do(t, "GET", url, "DPoP "+tok, proof(claims)), 401, "invalid_dpop_proof")
+	sum := sha256.Sum256([]byte(tok))
+	claims["ath"] = base64.RawURLEncoding.EncodeToString(sum[:])
+	claims["jti"] = claims["jti"].(string) + "x"
+	if a := do(t, "GET", url, "DPoP "+tok, proof(claims)); a.status != http.StatusOK {
+		t.Fatalf("go-jose proof: %d %s", a.status, a.challenge())
+	}
+}

@@ -51,8 +51,11 @@ type Config struct {
 	// FetchTimeout bounds each call to the issuer (default 5s).
 	FetchTimeout time.Duration
 	// MaxProofs bounds the replay cache of DPoP proof ids (default
-	// 65536); when it is full of proofs still in their window, new ones
-	// are refused until some age out.
+	// 262144). A proof id is held for its window (dpop.MaxAge +
+	// dpop.MaxAhead, 70s), so the default serves about 3,700 requests a
+	// second in some 40 MB; when the cache is full of proofs still in
+	// their window, new ones are refused until some age out (never
+	// forgotten early, which would let a proof be replayed).
 	MaxProofs int
 	// NonceWindow is how long a DPoP nonce lasts (default 5m).
 	NonceWindow time.Duration
@@ -105,7 +108,7 @@ func New(cfg Config) (*Verifier, error) {
 		cfg.HTTPClient = &http.Client{Timeout: cfg.FetchTimeout}
 	}
 	if cfg.MaxProofs == 0 {
-		cfg.MaxProofs = 1 << 16
+		cfg.MaxProofs = 1 << 18
 	}
 	if cfg.NonceWindow == 0 {
 		cfg.NonceWindow = 5 * time.Minute
