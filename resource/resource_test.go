@@ -269,3 +269,19 @@ func TestIndependentProof(t *testing.T) {
 		t.Fatalf("go-jose proof: %d %s", a.status, a.challenge())
 	}
 }
+
+// TestProofBeforeStart: without nonces, a proof made before the resource
+// server started is refused (a restart empties the replay cache, and such
+// a proof may have been used before it).
+func TestProofBeforeStart(t *testing.T) {
+	is := newIssuer(t)
+	s := newServer(t, is.url, nil)
+	_, hop := is.chain(t, []string{"tickets:read"}, []string{"tickets:read"}, []string{s.url})
+	tok := is.token(t, hop, s.url)
+	url := s.url + "/tickets"
+	p, err := dpop.NewProof(is.executor.key, "GET", url, s.clock.Now().Add(-2*time.Second), dpop.ProofOptions{AccessToken: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRefused(t, "proof from before the start", do(t, "GET", url, "DPoP "+tok, p), 401, "invalid_dpop_proof")
+}

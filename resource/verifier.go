@@ -74,6 +74,10 @@ type Verifier struct {
 	nonces *nonces
 	// origin is Resource's scheme://host.
 	origin string
+	// started is the second the Verifier was made in: without nonces, a
+	// proof made before it is refused, since the replay cache, in memory,
+	// does not know the proofs seen before a restart.
+	started time.Time
 }
 
 // New checks cfg, fills its defaults and returns its Verifier. It does not
@@ -116,7 +120,7 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	v := &Verifier{cfg: cfg, log: cfg.Logger, proofs: dpop.NewReplayCache(cfg.MaxProofs), origin: u.Scheme + "://" + u.Host}
+	v := &Verifier{cfg: cfg, log: cfg.Logger, proofs: dpop.NewReplayCache(cfg.MaxProofs), origin: u.Scheme + "://" + u.Host, started: cfg.Now().Truncate(time.Second)}
 	v.keys = &keySet{v: v, jwksURL: cfg.JWKSURL}
 	if cfg.RequireNonce {
 		v.nonces = newNonces(cfg.NonceWindow)
@@ -164,6 +168,9 @@ func (v *Verifier) Authorize(r *http.Request, rule Rule) (*Claims, error) {
 			return nil, &Error{Status: http.StatusUnauthorized, Code: ErrUseDPoPNonce, Description: de.Description, Nonce: v.nonces.at(now)}
 		}
 		return nil, refuse(http.StatusUnauthorized, ErrInvalidDPoPProof, "%s", de.Description)
+	}
+	if v.nonces == nil && p.IAT.Before(v.started) {
+		return nil, refuse(http.StatusUnauthorized, ErrInvalidDPoPProof, "the DPoP proof was made before this server started; make a fresh one")
 	}
 	// The proof's key must be the one the token is bound to: a stolen
 	// token is useless without its holder's key.
