@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/http"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -20,7 +21,7 @@ import (
 // selects the field's default (nil Logger, Now, Badger and Metrics too).
 // A negative number turns off a limit that can be off, and only those:
 // MinFreeBytes, TreeCacheBytes, AgentRate, AgentByteRate, GlobalRate,
-// AuthFailureRate, FloodByteRate and MaxLogTimeAhead, each of which says so. A negative
+// AuthFailureRate, FloodByteRate, WitnessRate and MaxLogTimeAhead, each of which says so. A negative
 // value of any other field, a NaN rate or a nil key is a mistake: Open
 // refuses it before touching the data directory, naming the field
 // (Options.validate: reason options_invalid, or rule_limits_invalid for
@@ -150,6 +151,30 @@ type Options struct {
 	// package retries once; `warrant serve` turns it on by default.
 	DPoPNonce bool
 
+	// WitnessPolicy, if not nil, is a tlog-policy file that makes the log a
+	// witnessed log (witness.go): every new checkpoint is sent to the
+	// policy's witnesses (C2SP tlog-witness) and, once their cosignatures
+	// satisfy its quorum, the cosigned checkpoint is what the log serves.
+	// Open reads it with ParseWitnessPolicy for the log's key and fails,
+	// with proofs.ReasonWitnessPolicyInvalid, on a policy it cannot use.
+	WitnessPolicy []byte
+	// WitnessMode: WitnessAsync (the default) answers an append with the
+	// log-signed checkpoint, and the cosigned one follows; WitnessSync
+	// answers only once a checkpoint covering the entry satisfies the
+	// quorum, or after WitnessTimeout with ReasonWitnessUnavailable (the
+	// entry stays committed: resubmitting the same envelope returns it).
+	WitnessMode WitnessMode
+	// WitnessTimeout bounds a sync-mode append's wait for the quorum
+	// (default DefaultWitnessTimeout).
+	WitnessTimeout time.Duration
+	// WitnessRate is each witness's request budget, add-checkpoint requests
+	// per second (default DefaultWitnessRate; negative: no budget). Requests
+	// over it wait; the checkpoint sent is always the newest.
+	WitnessRate float64
+	// WitnessHTTP sends the requests to the witnesses (default: a client
+	// with a 10 s timeout per request).
+	WitnessHTTP *http.Client
+
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock for log time (default time.Now).
@@ -206,6 +231,15 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.WitnessTimeout == 0 {
+		o.WitnessTimeout = DefaultWitnessTimeout
+	}
+	if o.WitnessRate == 0 {
+		o.WitnessRate = DefaultWitnessRate
+	}
+	if o.WitnessHTTP == nil {
+		o.WitnessHTTP = &http.Client{Timeout: 10 * time.Second}
+	}
 	if o.TokenLifetime == 0 {
 		o.TokenLifetime = DefaultTokenLifetime
 	}
@@ -233,6 +267,13 @@ func (o *Options) setDefaults() {
 	}
 }
 
+// DefaultWitnessTimeout is the default Options.WitnessTimeout, and
+// DefaultWitnessRate the default Options.WitnessRate.
+const (
+	DefaultWitnessTimeout = 5 * time.Second
+	DefaultWitnessRate    = 10
+)
+
 // DefaultTokenLifetime is the default Options.TokenLifetime.
 const DefaultTokenLifetime = 5 * time.Minute
 
@@ -259,6 +300,9 @@ func (o Options) validate() error {
 	if o.TokenKey != nil && o.TokenKey.Curve != elliptic.P256() {
 		return optionError("TokenKey", "must be an ECDSA P-256 key")
 	}
+	if o.WitnessMode != WitnessAsync && o.WitnessMode != WitnessSync {
+		return optionError("WitnessMode", fmt.Sprintf("is %d: it is WitnessAsync or WitnessSync", o.WitnessMode))
+	}
 	if o.MaxDPoPJTIs < 0 {
 		return optionError("MaxDPoPJTIs", "cannot be off")
 	}
@@ -275,7 +319,7 @@ func (o Options) validate() error {
 	for _, f := range []struct {
 		name  string
 		value float64
-	}{{"AgentRate", o.AgentRate}, {"AgentByteRate", o.AgentByteRate}, {"GlobalRate", o.GlobalRate}, {"AuthFailureRate", o.AuthFailureRate}, {"FloodByteRate", o.FloodByteRate}} {
+	}{{"AgentRate", o.AgentRate}, {"AgentByteRate", o.AgentByteRate}, {"GlobalRate", o.GlobalRate}, {"AuthFailureRate", o.AuthFailureRate}, {"FloodByteRate", o.FloodByteRate}, {"WitnessRate", o.WitnessRate}} {
 		if math.IsNaN(f.value) {
 			return optionError(f.name, "is NaN: a rate is a number of events per second (zero: the default, negative: no limit)")
 		}
@@ -302,6 +346,7 @@ func (o Options) validate() error {
 		{"AuthFailureBurst", o.AuthFailureBurst, o.AuthFailureBurst < 0},
 		{"MaxTrackedPeers", o.MaxTrackedPeers, o.MaxTrackedPeers < 0},
 		{"FloodByteBurst", o.FloodByteBurst, o.FloodByteBurst < 0},
+		{"WitnessTimeout", o.WitnessTimeout, o.WitnessTimeout < 0},
 	} {
 		if f.negative {
 			return optionError(f.name, fmt.Sprintf("is %v: this bound cannot be turned off (zero selects its default)", f.value))

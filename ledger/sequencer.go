@@ -124,6 +124,13 @@ func (l *Log) appendPrepared(ctx context.Context, r *request) (*Appended, error)
 	if err != nil {
 		return nil, err
 	}
+	if w := l.witnesses; w != nil && l.opts.WitnessMode == WitnessSync {
+		// Answered with a witnessed checkpoint covering the entry, or not at
+		// all: the entry stays committed, and a resubmission returns it.
+		if res.Checkpoint, err = w.waitCosigned(ctx, res.Index+1); err != nil {
+			return nil, err
+		}
+	}
 	return &Appended{Index: res.Index, Leaf: res.Leaf, ID: res.ID, Duplicate: res.Duplicate, Decision: res.Decision, Checkpoint: res.Checkpoint}, nil
 }
 

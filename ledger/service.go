@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -65,6 +66,18 @@ func NewHandler(l *Log, opts ...connect.HandlerOption) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Write(l.Checkpoint().Note)
 	})
+	// The witnesses' state (witness.go), for `warrant checkpoint
+	// --witnesses`; 404 without a witness policy.
+	mux.HandleFunc("GET /witnesses", func(w http.ResponseWriter, r *http.Request) {
+		st := l.Witnesses()
+		if st == nil {
+			http.Error(w, "this log has no witness policy", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		json.NewEncoder(w).Encode(st)
+	})
 	return mux
 }
 
@@ -105,6 +118,13 @@ func (s *service) AppendBatch(ctx context.Context, req *connect.Request[warrantv
 	// group commit (batch.go).
 	appended, errs := s.log.appendBatch(ctx, req.Peer().Addr, envs)
 	cp := s.log.Checkpoint() // covers every entry appended above
+	if s.log.opts.WitnessMode == WitnessSync {
+		// Each entry appended was answered with a witnessed checkpoint
+		// covering it; the latest witnessed one covers them all.
+		if w := s.log.Cosigned(); w != nil {
+			cp = w
+		}
+	}
 	resp := &warrantv1.AppendBatchResponse{Results: make([]*warrantv1.AppendResult, len(envs)), Checkpoint: cp.Note}
 	for i, a := range appended {
 		r := &warrantv1.AppendResult{}

@@ -195,6 +195,10 @@ const (
 	ReasonShuttingDown      = "shutting_down"
 	ReasonStoreUnavailable  = "store_unavailable"
 	ReasonCheckpointPending = "checkpoint_pending"
+	// ReasonWitnessUnavailable: in sync witness mode, no checkpoint
+	// covering the entry reached the witness quorum in time; the entry is
+	// committed and resubmitting the same envelope returns it.
+	ReasonWitnessUnavailable = "witness_unavailable"
 	// ReasonClockBehind: the server's clock is further behind the log's
 	// time than the log allows (it was set back); appends resume when it
 	// is within the bound again.
@@ -463,6 +467,7 @@ var reasons = []ReasonInfo{
 	refused(ReasonShuttingDown, RPCUnavailable, "the server is stopping"),
 	refused(ReasonStoreUnavailable, RPCUnavailable, "the store failed a read or write"),
 	refused(ReasonCheckpointPending, RPCUnavailable, "the entry is committed but no checkpoint covers it yet; resubmit for the receipt"),
+	refused(ReasonWitnessUnavailable, RPCUnavailable, "the entry is committed but no checkpoint covering it reached the witness quorum in time (sync witness mode); resubmit for the receipt"),
 	refused(ReasonDataLoss, RPCDataLoss, "the store lacks or contradicts something it must hold"),
 	refused(ReasonInternal, RPCInternal, "the server failed with an error that has no reason code"),
 

@@ -46,6 +46,10 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	dpopNonce := fs.Bool("dpop-nonce", true, "with --tokens, demand a server-provided nonce (RFC 9449 section 8) in DPoP proofs; warrant's clients retry once with it")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	pprofListen := fs.String("pprof-listen", "", "serve Go profiling (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060 (off by default)")
+	witnessPolicy := fs.String("witness-policy", "", "tlog-policy file naming the witnesses every checkpoint is sent to, and their quorum (off by default)")
+	witnessMode := fs.String("witness-mode", "async", "with --witness-policy: async (answer with the log-signed checkpoint) or sync (answer once a checkpoint covering the entry is witnessed)")
+	witnessTimeout := fs.Duration("witness-timeout", ledger.DefaultWitnessTimeout, "with --witness-mode sync: longest wait for the witness quorum before answering witness_unavailable")
+	witnessRate := fs.Float64("witness-rate", ledger.DefaultWitnessRate, "each witness's request budget, add-checkpoint requests per second (newer checkpoints replace waiting ones)")
 	var sec serveSecurity // TLS, mutual TLS, rate limits (tls.go)
 	sec.register(fs)
 	var of opsFlags // config file, log format, metrics, tracing, backups (ops.go)
@@ -79,6 +83,26 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	if *maxDepth < 1 || *maxDepth > proofs.MaxChainDepth {
 		return usagef("--max-depth must be between 1 and %d", proofs.MaxChainDepth)
+	}
+	mode, err := ledger.ParseWitnessMode(*witnessMode)
+	if err != nil {
+		return usagef("--witness-mode: %v", err)
+	}
+	if *witnessTimeout <= 0 {
+		return usagef("--witness-timeout must be positive (e.g. 5s)")
+	}
+	if !(*witnessRate > 0) {
+		return usagef("--witness-rate must be a positive number of requests per second")
+	}
+	// The policy is read here and checked by Open, against the log's key.
+	var policy []byte
+	if *witnessPolicy != "" {
+		var err error
+		if policy, err = os.ReadFile(*witnessPolicy); err != nil {
+			return usagef("--witness-policy: %v", err)
+		}
+	} else if flagSet(fs, "witness-mode") || flagSet(fs, "witness-timeout") || flagSet(fs, "witness-rate") {
+		return usagef("--witness-mode, --witness-timeout and --witness-rate need --witness-policy")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -117,6 +141,10 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		TokenLifetime:   *tokenLife,
 		TokenIssuer:     strings.TrimSuffix(*tokenIssuer, "/"),
 		DPoPNonce:       *dpopNonce,
+		WitnessPolicy:   policy,
+		WitnessMode:     mode,
+		WitnessTimeout:  *witnessTimeout,
+		WitnessRate:     *witnessRate,
 	}
 	if err := sec.options(&opts); err != nil {
 		return err
@@ -170,6 +198,9 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	if errors.Is(err, ledger.ErrStoreMismatch) {
 		return &proofs.Error{Reason: proofs.ReasonStoreMismatch, Err: fmt.Errorf("%v. Refusing to serve. Do not delete the checkpoint: restore %s from a backup taken before the damage, or move it aside and investigate", err, *data)}
 	}
+	if proofs.Reason(err) == proofs.ReasonWitnessPolicyInvalid {
+		return fmt.Errorf("--witness-policy %s: %w", *witnessPolicy, err)
+	}
 	if err != nil {
 		return &proofs.Error{Reason: proofs.ReasonOpenFailed, Err: err}
 	}
@@ -194,6 +225,9 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	ln = conns.bound(srv, ln)
 	vkeyPath, _ := filepath.Abs(filepath.Join(*data, ledger.LogVerifierKeyFile))
 	logger.Info("serving", "origin", l.Origin(), "url", sec.scheme()+"://"+ln.Addr().String(), "mtls", sec.clientCA != "", "verifier_key", vkeyPath, "size", l.Checkpoint().Size)
+	if policy != nil {
+		logger.Info("witnessing", "witnesses", len(l.Witnesses().Witnesses), "mode", mode.String(), "timeout", *witnessTimeout, "rate", *witnessRate)
+	}
 	if err := o.start(l, sec.scheme()+"://"+ln.Addr().String()); err != nil {
 		return err
 	}
