@@ -73,19 +73,25 @@ func (v *Verifier) introspect(ctx context.Context, token string) (*Introspection
 func (v *Verifier) introspectionEndpoint(ctx context.Context) (string, error) {
 	in := v.cfg.Introspector
 	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.Endpoint != "" {
-		return in.Endpoint, nil
+	endpoint := in.Endpoint
+	in.mu.Unlock()
+	if endpoint != "" {
+		return endpoint, nil
 	}
+	// The metadata is read without the lock: concurrent first calls may
+	// each read it, and agree.
 	meta, err := v.metadata(ctx)
 	if err != nil {
 		return "", err
 	}
-	in.Endpoint = meta.IntrospectionEndpoint
-	if in.Endpoint == "" {
-		in.Endpoint = v.cfg.Issuer + IntrospectionPath
+	endpoint = meta.IntrospectionEndpoint
+	if endpoint == "" {
+		endpoint = v.cfg.Issuer + IntrospectionPath
 	}
-	return in.Endpoint, nil
+	in.mu.Lock()
+	in.Endpoint = endpoint
+	in.mu.Unlock()
+	return endpoint, nil
 }
 
 func (v *Verifier) introspectOnce(ctx context.Context, endpoint, token, nonce string) (ans *Introspection, retry bool, err error) {
