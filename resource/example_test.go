@@ -23,7 +23,7 @@ func ExampleVerifier_Protect() {
 	}
 	list := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := resource.FromContext(r.Context())
-		fmt.Fprintf(w, "tickets for %s, read by %s (acting for %v)\n", c.Subject, c.ClientID, c.Actor.Chain()[1:])
+		fmt.Fprintf(w, "tickets for %s, read by %s (the chain of actors: %v)\n", c.Subject, c.ClientID, c.Actor.Chain())
 	})
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/tickets", v.Protect(list, resource.Rule{Scopes: []string{"tickets:read"}}))
