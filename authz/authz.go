@@ -148,7 +148,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 			s.cfg.Logger.Warn("authz: cannot decide", "method", method, "url", vr.URL, "err", err)
 			f = &accesstoken.Failure{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Description: "the token issuer's keys are unavailable"}
 		} else {
-			s.cfg.Logger.Debug("authz: denied", "method", method, "url", vr.URL, "status", f.Status, "error", f.Code, "description", f.Description)
+			s.cfg.Logger.Debug("authz: denied", "method", method, "url", vr.URL, "status", f.Status, "oauth_error", f.Code, "description", f.Description)
 		}
 		return denied(f), nil
 	}
