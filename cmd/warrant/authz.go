@@ -35,7 +35,7 @@ func runAuthz(ctx context.Context, env *cmdEnv, args []string) error {
 	jwks := fs.String("jwks", "", "the token keys: a JWKS URL, re-fetched on an unknown kid, or a JWKS file (default: the server's jwks_uri)")
 	tlsCA := fs.String("tls-ca", env.getenv("WARRANT_TLS_CA"), "PEM CA certificates to trust for an https:// server or JWKS (default: the system's; env WARRANT_TLS_CA)")
 	audience := fs.String("audience", "", "the resource URI every token must be for (its aud)")
-	audienceFrom := fs.String("audience-from", "", "without --audience, derive the aud from each request: host (scheme://host) or route (scheme://host/PREFIX of the matched route)")
+	audienceFrom := fs.String("audience-from", "", "without --audience, derive the aud from each request: host (scheme://host) or route (scheme://host/PREFIX of the matched route); only behind Envoy virtual hosts that list their domains")
 	scheme := fs.String("scheme", "", "the scheme clients call (http or https), when Envoy sees another behind a TLS-terminating proxy (default: Envoy's)")
 	var routeFlags stringList
 	fs.Var(&routeFlags, "route", "[METHOD ]PREFIX=SCOPE[,SCOPE]: the scopes a token needs under PREFIX (repeatable; longest prefix wins; PREFIX= needs a valid token only)")
