@@ -62,15 +62,11 @@ func denied(f *accesstoken.Failure) *authv3.CheckResponse {
 // token has no value for is removed, so that a client cannot supply it.
 func allowed(c *accesstoken.Claims) *authv3.CheckResponse {
 	ok := &authv3.OkHttpResponse{}
-	var delegation string
-	if c.Warrant != nil {
-		delegation = c.Warrant.Delegation
-	}
 	for _, kv := range [][2]string{
 		{HeaderClientID, c.ClientID},
 		{HeaderSubject, c.Subject},
 		{HeaderScope, strings.Join(c.Scopes, " ")},
-		{HeaderDelegation, delegation},
+		{HeaderDelegation, c.Warrant.Delegation},
 	} {
 		if kv[1] == "" {
 			ok.HeadersToRemove = append(ok.HeadersToRemove, kv[0])

@@ -47,13 +47,26 @@ import (
 	"github.com/warrantlog/warrant/proofs"
 )
 
-// Tessera's documented defaults for its POSIX log (cmd/conformance/posix):
-// batches of up to 256 entries or 1 s, a checkpoint every 1 s, antispam off.
-const (
-	tesseraBatchSize          = 256
-	tesseraBatchAge           = time.Second
-	tesseraCheckpointInterval = time.Second
-	tesseraOrigin             = "bench.example/tessera"
+const tesseraOrigin = "bench.example/tessera"
+
+// tesseraConfig is how a Tessera run is configured: its batching and its
+// checkpoint interval.
+type tesseraConfig struct {
+	name               string
+	batchSize          uint
+	batchAge           time.Duration
+	checkpointInterval time.Duration
+}
+
+var (
+	// tesseraDefaults are Tessera's documented defaults for its POSIX log
+	// (cmd/conformance/posix): batches of up to 256 entries or 1 s, a
+	// checkpoint every 1 s, antispam off.
+	tesseraDefaults = tesseraConfig{"tessera", 256, time.Second, time.Second}
+	// tesseraTuned is Tessera tuned for latency as its users would tune it:
+	// batches of up to 1,024 entries or 20 ms, and a checkpoint every
+	// 100 ms, the shortest interval Tessera accepts.
+	tesseraTuned = tesseraConfig{"tessera-tuned", 1024, 20 * time.Millisecond, 100 * time.Millisecond}
 )
 
 type options struct {
@@ -66,7 +79,7 @@ type options struct {
 	presign          int
 	tesseraHalf      bool
 	tesseraInclusion bool
-	extraConcurrency int
+	saturation       []int
 	keepTmp          bool
 }
 
@@ -98,6 +111,7 @@ type Report struct {
 	EntrySize    int               `json:"entry_bytes_actual"`
 	Runs         []Row             `json:"runs"`
 	Ratio        float64           `json:"ratio_appends_per_sec_warrant_over_tessera"`
+	RatioBasis   string            `json:"ratio_basis"`
 	WarrantHalfP int64             `json:"warrant_p99_time_to_checkpoint_half_load_ms"`
 }
 
@@ -110,12 +124,17 @@ func main() {
 	flag.DurationVar(&o.poll, "tessera-poll", 50*time.Millisecond, "how often the Tessera client fetches and verifies the checkpoint")
 	flag.IntVar(&o.batch, "batch", 64, "envelopes per AppendBatch request in the warrant append-batch row")
 	flag.IntVar(&o.presign, "presign", 0, "envelopes warrant's flat-out runs sign before the clock starts (default: loadgen's, 200000)")
-	flag.BoolVar(&o.tesseraHalf, "tessera-half", true, "also run Tessera at half its peak rate")
+	flag.BoolVar(&o.tesseraHalf, "tessera-half", true, "also run the tuned Tessera at half its peak rate")
 	flag.BoolVar(&o.tesseraInclusion, "tessera-inclusion", false, "Tessera client also fetches tiles and verifies each entry's inclusion proof (as warrant's client does)")
-	flag.IntVar(&o.extraConcurrency, "extra-concurrency", 1024, "also run both systems flat out at this many clients, as extra rows (0: skip)")
+	sweep := flag.String("saturation", "64,256,1024", "client counts at which both systems run flat out; the headline ratio compares their peaks")
 	flag.BoolVar(&o.keepTmp, "keep", false, "keep the temporary log directories")
 	flag.Parse()
-	if flag.NArg() != 0 || o.extraConcurrency < 0 || o.duration <= 0 || o.concurrency <= 0 || o.entryBytes <= 0 || o.batch <= 0 || o.poll <= 0 {
+	var err error
+	if o.saturation, err = parseCounts(*sweep); err != nil {
+		fmt.Fprintf(os.Stderr, "--saturation: %v\n", err)
+		os.Exit(2)
+	}
+	if flag.NArg() != 0 || o.duration <= 0 || o.concurrency <= 0 || o.entryBytes <= 0 || o.batch <= 0 || o.poll <= 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -132,6 +151,19 @@ func main() {
 	}
 }
 
+// parseCounts parses a comma-separated list of positive client counts.
+func parseCounts(s string) ([]int, error) {
+	var counts []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive client count", f)
+		}
+		counts = append(counts, n)
+	}
+	return counts, nil
+}
+
 func progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "# "+format+"\n", args...)
 }
@@ -140,12 +172,9 @@ func run(ctx context.Context, o options) error {
 	started := time.Now()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var rows []Row
-	total := 4
+	total := 2*len(o.saturation) + 3
 	if o.tesseraHalf {
 		total++
-	}
-	if o.extraConcurrency > 0 {
-		total += 2
 	}
 	n := 0
 	step := func(what string) {
@@ -155,28 +184,45 @@ func run(ctx context.Context, o options) error {
 	done := func(r Row) {
 		progress("[%s]   %.0f appends/s, p99 %.1f ms", time.Since(started).Round(time.Second), r.OpsPerSec, r.P99)
 	}
-
-	// (a) warrant, one envelope per request, flat out.
-	step(fmt.Sprintf("warrant append flat out, %d clients", o.concurrency))
-	wa, err := runWarrant(ctx, o, logger, loadgen.ModeAppend, 0)
-	if err != nil {
-		return fmt.Errorf("warrant append: %w", err)
-	}
-	rows = append(rows, wa)
-	done(wa)
-
-	// (b) Tessera, one entry per request, flat out.
 	bodies, err := tesseraBodies(o)
 	if err != nil {
 		return err
 	}
-	step(fmt.Sprintf("tessera add flat out, %d clients", o.concurrency))
-	ta, err := runTessera(ctx, o, bodies, 0)
+
+	// (a) Both systems flat out, one entry per request, at each client
+	// count of the sweep: warrant, and Tessera tuned for latency. The
+	// headline compares their peaks, each at the count where more clients
+	// no longer raise its rate.
+	var sweepW, sweepT []Row
+	for _, c := range o.saturation {
+		oc := o
+		oc.concurrency = c
+		step(fmt.Sprintf("warrant append flat out, %d clients", c))
+		w, err := runWarrant(ctx, oc, logger, loadgen.ModeAppend, 0)
+		if err != nil {
+			return fmt.Errorf("warrant append at %d clients: %w", c, err)
+		}
+		rows, sweepW = append(rows, w), append(sweepW, w)
+		done(w)
+		step(fmt.Sprintf("tessera tuned add flat out, %d clients", c))
+		t, err := runTessera(ctx, oc, tesseraTuned, bodies, 0)
+		if err != nil {
+			return fmt.Errorf("tessera tuned at %d clients: %w", c, err)
+		}
+		rows, sweepT = append(rows, t), append(sweepT, t)
+		done(t)
+	}
+
+	// (b) Tessera with its documented defaults, for reference: its rate is
+	// its one-second batch age, not its capacity.
+	step(fmt.Sprintf("tessera (defaults) add flat out, %d clients", o.concurrency))
+	td, err := runTessera(ctx, o, tesseraDefaults, bodies, 0)
 	if err != nil {
 		return fmt.Errorf("tessera: %w", err)
 	}
-	rows = append(rows, ta)
-	done(ta)
+	td.Note = "Tessera's defaults: its rate is clients per one-second batch age, not capacity"
+	rows = append(rows, td)
+	done(td)
 
 	// (c) warrant's batched RPC: an extra row, never the headline.
 	step(fmt.Sprintf("warrant append-batch of %d (extra row), %d clients", o.batch, o.concurrency))
@@ -188,8 +234,9 @@ func run(ctx context.Context, o options) error {
 	rows = append(rows, wb)
 	done(wb)
 
-	// (d) warrant at half its measured peak: time to checkpoint.
-	half := math.Max(1, 0.5*wa.OpsPerSec)
+	peakW, peakT := peak(sweepW), peak(sweepT)
+	// (d) warrant at half its peak: time to checkpoint.
+	half := math.Max(1, 0.5*peakW.OpsPerSec)
 	step(fmt.Sprintf("warrant append at half its peak (%.0f/s), %d clients", half, o.concurrency))
 	wh, err := runWarrant(ctx, o, logger, loadgen.ModeAppend, half)
 	if err != nil {
@@ -198,48 +245,27 @@ func run(ctx context.Context, o options) error {
 	rows = append(rows, wh)
 	done(wh)
 
-	// (e) Tessera at half its measured peak.
+	// (e) Tessera tuned at half its peak.
 	if o.tesseraHalf {
-		th := math.Max(1, 0.5*ta.OpsPerSec)
-		step(fmt.Sprintf("tessera add at half its peak (%.0f/s), %d clients", th, o.concurrency))
-		tr, err := runTessera(ctx, o, bodies, th)
+		th := math.Max(1, 0.5*peakT.OpsPerSec)
+		step(fmt.Sprintf("tessera tuned add at half its peak (%.0f/s), %d clients", th, o.concurrency))
+		tr, err := runTessera(ctx, o, tesseraTuned, bodies, th)
 		if err != nil {
 			return fmt.Errorf("tessera half load: %w", err)
 		}
 		rows = append(rows, tr)
 		done(tr)
 	}
-	// Extra rows: both systems flat out at a higher concurrency, where
-	// Tessera's 1 s batching no longer caps a closed loop of clients.
-	if x := o.extraConcurrency; x > 0 {
-		ox := o
-		ox.concurrency = x
-		step(fmt.Sprintf("warrant append flat out, %d clients (extra row)", x))
-		wx, err := runWarrant(ctx, ox, logger, loadgen.ModeAppend, 0)
-		if err != nil {
-			return fmt.Errorf("warrant append at %d clients: %w", x, err)
-		}
-		wx.Note = "extra row: higher concurrency"
-		rows = append(rows, wx)
-		done(wx)
-		step(fmt.Sprintf("tessera add flat out, %d clients (extra row)", x))
-		tx, err := runTessera(ctx, ox, bodies, 0)
-		if err != nil {
-			return fmt.Errorf("tessera at %d clients: %w", x, err)
-		}
-		tx.Note = "extra row: higher concurrency"
-		rows = append(rows, tx)
-		done(tx)
-	}
 	progress("all runs done in %s", time.Since(started).Round(time.Second))
 
 	ratio := 0.0
-	if ta.OpsPerSec > 0 {
-		ratio = wa.OpsPerSec / ta.OpsPerSec
+	if peakT.OpsPerSec > 0 {
+		ratio = peakW.OpsPerSec / peakT.OpsPerSec
 	}
 	p99 := int64(math.Round(wh.P99))
 	rep := Report{Machine: machine(), Duration: o.duration.String(), Concurrency: o.concurrency, EntryBytes: o.entryBytes, EntrySize: meanLen(bodies),
-		Runs: rows, Ratio: math.Round(ratio*100) / 100, WarrantHalfP: p99}
+		Runs: rows, Ratio: math.Round(ratio*100) / 100, WarrantHalfP: p99,
+		RatioBasis: fmt.Sprintf("warrant append at %d clients over tessera-tuned add at %d clients, each its peak over the sweep %v", peakW.Concurrency, peakT.Concurrency, o.saturation)}
 	if o.outJSON != "" {
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
@@ -250,9 +276,41 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	printTable(os.Stdout, rep)
+	for _, sw := range [][]Row{sweepW, sweepT} {
+		if note := saturationNote(sw); note != "" {
+			fmt.Println("note: " + note)
+		}
+	}
+	fmt.Printf("ratio basis: %s\n", rep.RatioBasis)
 	fmt.Printf("ratio appends/s warrant/tessera: %.2f\n", ratio)
 	fmt.Printf("warrant p99 time-to-checkpoint at half load: %d ms\n", p99)
 	return nil
+}
+
+// peak is the row of a sweep with the highest rate.
+func peak(sweep []Row) Row {
+	var best Row
+	for _, r := range sweep {
+		if r.OpsPerSec > best.OpsPerSec {
+			best = r
+		}
+	}
+	return best
+}
+
+// saturationNote says when a sweep's rate still rose by more than 10% at
+// its largest client count: the system may not be saturated, and its peak
+// may be higher than measured.
+func saturationNote(sweep []Row) string {
+	if len(sweep) < 2 {
+		return ""
+	}
+	last, prev := sweep[len(sweep)-1], sweep[len(sweep)-2]
+	if last.OpsPerSec > 1.1*prev.OpsPerSec {
+		return fmt.Sprintf("%s still rose from %.0f to %.0f appends/s between %d and %d clients: it may not be saturated (add a larger count to --saturation)",
+			last.System, prev.OpsPerSec, last.OpsPerSec, prev.Concurrency, last.Concurrency)
+	}
+	return ""
 }
 
 func machine() map[string]string {
@@ -435,7 +493,7 @@ type tesseraLog struct {
 	close    func()
 }
 
-func startTessera(ctx context.Context, o options, logger *slog.Logger) (*tesseraLog, error) {
+func startTessera(ctx context.Context, o options, tc tesseraConfig, logger *slog.Logger) (*tesseraLog, error) {
 	dir, err := os.MkdirTemp("", "bench-tessera-")
 	if err != nil {
 		return nil, err
@@ -462,8 +520,8 @@ func startTessera(ctx context.Context, o options, logger *slog.Logger) (*tessera
 	// dedup cache.
 	appender, shutdownAppender, _, err := tessera.NewAppender(tctx, driver, tessera.NewAppendOptions().
 		WithCheckpointSigner(signer).
-		WithCheckpointInterval(tesseraCheckpointInterval).
-		WithBatching(tesseraBatchSize, tesseraBatchAge))
+		WithCheckpointInterval(tc.checkpointInterval).
+		WithBatching(tc.batchSize, tc.batchAge))
 	if err != nil {
 		cancel()
 		return nil, err
@@ -572,9 +630,9 @@ func (w *checkpointWatcher) wait(ctx context.Context, index uint64) (uint64, []b
 // runTessera starts a fresh Tessera log and drives it like loadgen drives
 // warrant: the same concurrency, duration, rate limiting, counting rule and
 // percentiles.
-func runTessera(ctx context.Context, o options, bodies [][]byte, rate float64) (Row, error) {
+func runTessera(ctx context.Context, o options, tc tesseraConfig, bodies [][]byte, rate float64) (Row, error) {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	tl, err := startTessera(ctx, o, logger)
+	tl, err := startTessera(ctx, o, tc, logger)
 	if err != nil {
 		return Row{}, err
 	}
@@ -712,7 +770,7 @@ func runTessera(ctx context.Context, o options, bodies [][]byte, rate float64) (
 	if o.tesseraInclusion {
 		mode = "add+inclusion"
 	}
-	r := Row{System: "tessera", Mode: mode, Concurrency: o.concurrency, Rate: rate, Seconds: elapsed.Seconds(),
+	r := Row{System: tc.name, Mode: mode, Concurrency: o.concurrency, Rate: rate, Seconds: elapsed.Seconds(),
 		Ops: int(ops.Load()), Errors: errs}
 	r.OpsPerSec = float64(r.Ops) / elapsed.Seconds()
 	r.P50, r.P90, r.P99, r.Max = percentiles(latencies)

@@ -27,7 +27,7 @@ func (c *Client) Trace(ctx context.Context, id string) ([]byte, *proofs.Verified
 		return nil, nil, rpcError(err)
 	}
 	bundle := resp.Msg.GetBundle()
-	vc, err := proofs.VerifyBundle(bundle, c.logKey, proofs.BundleOptions{})
+	vc, err := proofs.VerifyBundle(bundle, c.logKey, proofs.BundleOptions{WitnessPolicy: c.witnesses})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -52,7 +52,7 @@ func (c *Client) Trace(ctx context.Context, id string) ([]byte, *proofs.Verified
 		}
 		b.Consistency = append(b.Consistency, proofs.ConsistencyLink{From: string(trusted.Note), To: string(vc.Checkpoint.Note), Proof: proof})
 		bundle = b.Marshal()
-		if vc, err = proofs.VerifyBundle(bundle, c.logKey, proofs.BundleOptions{}); err != nil {
+		if vc, err = proofs.VerifyBundle(bundle, c.logKey, proofs.BundleOptions{WitnessPolicy: c.witnesses}); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -65,13 +65,19 @@ type Client struct {
 	// Connect protocol (a file server's 404, a CDN's 501): from then on the
 	// reads that tiles can answer go to tiles directly.
 	noConnect atomic.Bool
+	// dpopNonce is the latest DPoP-Nonce the server gave (token.go).
+	dpopNonce atomic.Pointer[string]
 	logKey    note.Verifier
+	// witnesses, if set, is the witness policy every checkpoint the client
+	// trusts must satisfy.
+	witnesses *proofs.WitnessPolicy
 	state     State
 	// verified remembers checkpoint notes whose signatures verified: many
 	// answers carry the same checkpoint, and its bytes need checking once.
 	verified *CheckpointCache
-	// verifierID names logKey in verified's keys.
-	verifierID string
+	// verifierID names logKey and the witness policy in verified's keys;
+	// logID names logKey alone, for the trusted state.
+	verifierID, logID string
 }
 
 // CheckpointCache remembers the last checkpoint notes that verified, keyed
@@ -92,20 +98,32 @@ func NewCheckpointCache(n int) *CheckpointCache {
 	return &CheckpointCache{m: make(map[string]*proofs.Checkpoint, max(n, 1)), ring: make([]string, max(n, 1))}
 }
 
-// openCheckpoint is proofs.OpenCheckpoint for the client's log key,
-// verifying each distinct note once.
+// openCheckpoint is proofs.OpenWitnessedCheckpoint for the client's log
+// key and witness policy, verifying each distinct note once.
 func (c *Client) openCheckpoint(signed []byte) (*proofs.Checkpoint, error) {
+	return c.open(signed, c.verifierID, c.witnesses)
+}
+
+// openTrusted opens the trusted state: a checkpoint the client trusted
+// before, which needs the log's signature only (it was trusted under the
+// policy in force then, and a newer one must be consistent with it).
+func (c *Client) openTrusted(signed []byte) (*proofs.Checkpoint, error) {
+	return c.open(signed, c.logID, nil)
+}
+
+func (c *Client) open(signed []byte, id string, witnesses *proofs.WitnessPolicy) (*proofs.Checkpoint, error) {
 	vc := c.verified
 	// The key names the verifier too: a shared cache may serve clients of
-	// different logs, and a note verified for one says nothing to another.
-	key := c.verifierID + string(signed)
+	// different logs or policies, and a note verified for one says nothing
+	// to another.
+	key := id + string(signed)
 	vc.mu.Lock()
 	cp := vc.m[key]
 	vc.mu.Unlock()
 	if cp != nil {
 		return cp, nil
 	}
-	cp, err := proofs.OpenCheckpoint(signed, c.logKey)
+	cp, err := proofs.OpenWitnessedCheckpoint(signed, c.logKey, witnesses)
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +145,7 @@ type config struct {
 	opts       []connect.ClientOption
 	retry      *retryPolicy // nil: the defaults (retry.go)
 	verified   *CheckpointCache
+	witnesses  *proofs.WitnessPolicy
 }
 
 // Option configures a Client.
@@ -138,6 +157,19 @@ func WithHTTPClient(c connect.HTTPClient) Option { return func(cfg *config) { cf
 // WithState sets where the trusted checkpoint is kept (default: in memory,
 // for the life of the Client).
 func WithState(s State) Option { return func(cfg *config) { cfg.state = s } }
+
+// WithWitnessPolicy makes the client trust only checkpoints whose
+// cosignatures satisfy p (C2SP tlog-policy, parsed for this log by
+// proofs.ParseWitnessPolicy): a checkpoint without the quorum is refused
+// with reason proofs.ReasonWitnessQuorum, whatever call brought it, and
+// the trusted state is left untouched. Cosignatures by keys the policy
+// does not name are ignored. A server that answers appends before its
+// witnesses have cosigned (asynchronous witnessing) has its answers
+// refused: the entry is in the log all the same, and Entry returns it once
+// the server answers with a cosigned checkpoint that covers it.
+func WithWitnessPolicy(p *proofs.WitnessPolicy) Option {
+	return func(cfg *config) { cfg.witnesses = p }
+}
 
 // WithCheckpointCache shares a cache of verified checkpoint notes with other
 // Clients (default: a cache of 16 notes per Client).
@@ -175,17 +207,23 @@ func New(baseURL string, logKey note.Verifier, opts ...Option) *Client {
 		cfg.retry = &retryPolicy{attempts: DefaultRetryAttempts, base: DefaultRetryBackoff}
 	}
 	copts = append(copts, connect.WithInterceptors(retryInterceptor(*cfg.retry)))
-	var verifierID string
+	var verifierID, logID string
 	if logKey != nil {
-		verifierID = fmt.Sprintf("%s+%08x\n", logKey.Name(), logKey.KeyHash())
+		logID = fmt.Sprintf("%s+%08x\n", logKey.Name(), logKey.KeyHash())
+		verifierID = logID
+		if cfg.witnesses != nil {
+			verifierID = fmt.Sprintf("%s+%08x witnesses %s\n", logKey.Name(), logKey.KeyHash(), cfg.witnesses.Digest())
+		}
 	}
 	c := &Client{
 		rpc:        warrantv1connect.NewLedgerServiceClient(cfg.httpClient, baseURL, copts...),
 		httpClient: cfg.httpClient,
 		logKey:     logKey,
+		witnesses:  cfg.witnesses,
 		state:      cfg.state,
 		verified:   cfg.verified,
 		verifierID: verifierID,
+		logID:      logID,
 	}
 	c.tiles = c.tilesAt(baseURL)
 	return c
@@ -509,7 +547,7 @@ func (c *Client) Trusted() (*proofs.Checkpoint, error) {
 	if err != nil || cur == nil {
 		return nil, err
 	}
-	cp, err := c.openCheckpoint(cur)
+	cp, err := c.openTrusted(cur)
 	if err != nil {
 		return nil, &proofs.Error{Reason: ReasonStateInvalid, Err: fmt.Errorf("the trusted state does not verify under the log key: %w", err)}
 	}
@@ -639,6 +677,12 @@ func (c *Client) AppendBatch(ctx context.Context, envelopes [][]byte) ([]BatchRe
 // consistent with it. proof is a consistency proof from floor to cp.Size
 // supplied with the answer; others are fetched as needed.
 func (c *Client) advance(ctx context.Context, cp *proofs.Checkpoint, proof [][]byte, floor uint64) error {
+	if c.witnesses != nil {
+		// Whatever brought cp, it is trusted only with its quorum.
+		if _, err := c.openCheckpoint(cp.Note); err != nil {
+			return err
+		}
+	}
 	if cp.Size < floor {
 		return &proofs.Error{Reason: ReasonRollback, Err: fmt.Errorf("%w: got size %d, trusted size %d", ErrRollback, cp.Size, floor)}
 	}
@@ -646,7 +690,7 @@ func (c *Client) advance(ctx context.Context, cp *proofs.Checkpoint, proof [][]b
 		if cur == nil {
 			return cp.Note, nil // trust on first use
 		}
-		old, err := c.openCheckpoint(cur)
+		old, err := c.openTrusted(cur)
 		if err != nil {
 			return nil, &proofs.Error{Reason: ReasonStateInvalid, Err: fmt.Errorf("the trusted state does not verify under the log key: %w", err)}
 		}

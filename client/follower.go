@@ -215,7 +215,7 @@ func (f *Follower) Round(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	cp, err := proofs.OpenCheckpoint(signed, f.c.logKey)
+	cp, err := f.c.openCheckpoint(signed) // with the witness policy, if any
 	if err != nil {
 		return 0, asAlert(err, signed)
 	}
@@ -453,7 +453,7 @@ func (f *Follower) Watch(ctx context.Context, fn func(Tick) error) error {
 	defer stream.Close()
 	for stream.Receive() {
 		m := stream.Msg()
-		cp, err := proofs.OpenCheckpoint(m.GetCheckpoint(), f.c.logKey)
+		cp, err := f.c.openCheckpoint(m.GetCheckpoint()) // with the witness policy, if any
 		if err != nil {
 			return asAlert(err, m.GetCheckpoint())
 		}

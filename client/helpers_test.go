@@ -68,6 +68,8 @@ type envOptions struct {
 	logKeyFrom string
 	// refresh is the idle checkpoint-feed interval (default the ledger's).
 	refresh time.Duration
+	// tokenKey, when set, makes the log issue access tokens.
+	tokenKey *ecdsa.PrivateKey
 }
 
 // openLog opens a real ledger in a fresh temporary directory and closes it
@@ -96,6 +98,7 @@ func openLog(t testing.TB, o envOptions) *testEnv {
 		Badger:        smallBadger,
 
 		CheckpointRefresh: o.refresh,
+		TokenKey:          o.tokenKey,
 	})
 	if err != nil {
 		t.Fatalf("ledger.Open: %v", err)
@@ -431,4 +434,8 @@ func (d *double) WatchCheckpoints(ctx context.Context, req *connect.Request[warr
 
 func (d *double) AppendBatch(ctx context.Context, req *connect.Request[warrantv1.AppendBatchRequest]) (*connect.Response[warrantv1.AppendBatchResponse], error) {
 	return d.snapshot().backend.AppendBatch(ctx, connect.NewRequest(req.Msg))
+}
+
+func (d *double) ExchangeToken(ctx context.Context, req *connect.Request[warrantv1.ExchangeTokenRequest]) (*connect.Response[warrantv1.ExchangeTokenResponse], error) {
+	return d.snapshot().backend.ExchangeToken(ctx, connect.NewRequest(req.Msg))
 }

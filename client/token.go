@@ -51,12 +51,7 @@ type tokenAnswer struct {
 // denial is a *proofs.Error with the first recorded reason; a refusal
 // (nothing recorded) is proofs.ReasonTokenRefused with the OAuth error.
 func (c *Client) ExchangeToken(ctx context.Context, s *Signer, delegation, resource string, scopes []string) (*TokenResponse, error) {
-	key := s.key
 	endpoint := c.tiles.base + "/oauth2/token"
-	proof, err := NewDPoPProof(key, http.MethodPost, endpoint, time.Now())
-	if err != nil {
-		return nil, err
-	}
 	form := url.Values{
 		"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
 		"subject_token":      {delegation},
@@ -66,20 +61,9 @@ func (c *Client) ExchangeToken(ctx context.Context, s *Signer, delegation, resou
 	if len(scopes) > 0 {
 		form.Set("scope", strings.Join(scopes, " "))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	resp, body, err := c.postDPoP(ctx, s.key, endpoint, form)
 	if err != nil {
 		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("DPoP", proof)
-	resp, err := c.httpClient.Do(req)
-	if err != nil {
-		return nil, proofs.Errorf(proofs.ReasonUnavailable, "token endpoint: %v", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, proofs.Errorf(proofs.ReasonUnavailable, "token endpoint: %v", err)
 	}
 	var a tokenAnswer
 	if err := json.Unmarshal(body, &a); err != nil {
@@ -95,7 +79,7 @@ func (c *Client) ExchangeToken(ctx context.Context, s *Signer, delegation, resou
 	if err != nil {
 		return nil, err
 	}
-	jkt, err := keyThumbprint(key)
+	jkt, err := keyThumbprint(s.key)
 	if err != nil {
 		return nil, err
 	}
@@ -111,6 +95,51 @@ func (c *Client) ExchangeToken(ctx context.Context, s *Signer, delegation, resou
 	out := a.TokenResponse
 	out.Index, out.Record = a.Warrant.Index, rec
 	return &out, nil
+}
+
+// postDPoP posts form to endpoint with a DPoP proof made with key, and
+// reads the answer. A server that demands nonces (RFC 9449 section 8)
+// answers use_dpop_nonce with a DPoP-Nonce header: the request is made
+// again, once, with a proof carrying it. The latest nonce the server gave
+// is kept for the next request, which then needs one round trip.
+func (c *Client) postDPoP(ctx context.Context, key crypto.Signer, endpoint string, form url.Values) (*http.Response, []byte, error) {
+	for attempt := 0; ; attempt++ {
+		var nonce string
+		if n := c.dpopNonce.Load(); n != nil {
+			nonce = *n
+		}
+		proof, err := dpop.NewProof(key, http.MethodPost, endpoint, time.Now(), dpop.ProofOptions{Nonce: nonce})
+		if err != nil {
+			return nil, nil, err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+		if err != nil {
+			return nil, nil, err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("DPoP", proof)
+		resp, err := c.httpClient.Do(req)
+		if err != nil {
+			return nil, nil, proofs.Errorf(proofs.ReasonUnavailable, "%s: %v", endpoint, err)
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if err != nil {
+			return nil, nil, proofs.Errorf(proofs.ReasonUnavailable, "%s: %v", endpoint, err)
+		}
+		fresh := resp.Header.Get("DPoP-Nonce")
+		if fresh != "" && len(fresh) <= 256 {
+			c.dpopNonce.Store(&fresh)
+		}
+		var e struct {
+			Error string `json:"error"`
+		}
+		if attempt == 0 && fresh != "" && fresh != nonce && (resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusUnauthorized) &&
+			json.Unmarshal(body, &e) == nil && e.Error == "use_dpop_nonce" {
+			continue
+		}
+		return resp, body, nil
+	}
 }
 
 // verifyIssuance checks a token entry against the log key.

@@ -502,7 +502,13 @@ func TestBundleWitnessPolicy(t *testing.T) {
 	}
 	bundle := b.Marshal()
 	v := f.verifier(t)
-	policy := func(key string) []byte { return []byte("witness w " + key + " https://witness.example/\nquorum w\n") }
+	policy := func(key string) *proofs.WitnessPolicy {
+		p, err := proofs.ParseWitnessPolicy([]byte("witness w "+key+" https://witness.example/\nquorum w\n"), f.log.VerifierKey(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
 	if _, err := proofs.VerifyBundle(bundle, v, proofs.BundleOptions{WitnessPolicy: policy(w1key)}); err != nil {
 		t.Fatalf("cosigned bundle under its witness policy: %v", err)
 	}
@@ -527,7 +533,7 @@ func TestBundleWitnessPolicy(t *testing.T) {
 	mixed.Proofs[1] = b.Proofs[1]
 	for _, opts := range []proofs.BundleOptions{{}, {WitnessPolicy: policy(w1key)}} {
 		if _, err := proofs.VerifyBundle(mixed.Marshal(), v, opts); err != nil {
-			t.Fatalf("bundle with one cosigned note of its checkpoint, policy %q: %v", opts.WitnessPolicy, err)
+			t.Fatalf("bundle with one cosigned note of its checkpoint, policy %v: %v", opts.WitnessPolicy != nil, err)
 		}
 	}
 }

@@ -46,9 +46,18 @@ func (l *Log) storeCheckpoint(signed []byte) error {
 	return nil
 }
 
-// publish makes cp the latest checkpoint and wakes the watchers.
+// publish makes cp the latest checkpoint, wakes the watchers and sends it
+// to the witnesses, if any (witness.go).
 func (l *Log) publish(cp *proofs.Checkpoint) {
 	l.latest.Store(cp)
+	l.wake()
+	if l.witnesses != nil {
+		l.witnesses.offer(cp)
+	}
+}
+
+// wake wakes the watchers of the latest checkpoint.
+func (l *Log) wake() {
 	next := make(chan struct{})
 	if old := l.changed.Swap(&next); old != nil {
 		close(*old)
@@ -68,5 +77,7 @@ func (l *Log) Timestamp(cp *proofs.Checkpoint) ([]byte, error) {
 }
 
 // Checkpoint returns the latest signed checkpoint. Every read answer is
-// proven against it (or an earlier size).
+// proven against it (or an earlier size). Under a witness policy it carries
+// the witnesses' cosignatures once they satisfy the quorum for its size
+// (see Cosigned for the latest witnessed one).
 func (l *Log) Checkpoint() *proofs.Checkpoint { return l.latest.Load() }

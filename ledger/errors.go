@@ -26,6 +26,7 @@ const (
 	ReasonDiskFull            = proofs.ReasonDiskFull
 	ReasonDataLoss            = proofs.ReasonDataLoss
 	ReasonCheckpointPending   = proofs.ReasonCheckpointPending
+	ReasonWitnessUnavailable  = proofs.ReasonWitnessUnavailable
 	ReasonRequestTooLarge     = proofs.ReasonRequestTooLarge
 	// ReasonClockBehind: the server's clock is further behind the log's
 	// time than Options.MaxLogTimeAhead allows (it was set back); appends

@@ -70,16 +70,30 @@ func (q *fairQueue) push(agent string, r *request) error {
 }
 
 // pop takes the next request in fair order, or nil if none is queued.
-func (q *fairQueue) pop() *request {
+func (q *fairQueue) pop() *request { return q.popWithin(nil) }
+
+// popWithin takes the next request in fair order among the agents room
+// admits (room(agent, size) false skips the agent for now, keeping its
+// place and credit), or nil if there is none. The sequencer uses it to
+// cap one agent's bytes in a group commit.
+func (q *fairQueue) popWithin(room func(agent string, size int) bool) *request {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for q.n > 0 {
-		e := q.active.Front()
+	// One quantum covers any request, so each agent is topped up at most
+	// once per call and the scan ends.
+	for e := q.active.Front(); e != nil; {
 		f := e.Value.(*agentFIFO)
-		if size := len(f.reqs[0].canon); f.deficit < size {
-			// This agent's turn is over: top it up for the next round.
+		size := len(f.reqs[0].canon)
+		if room != nil && !room(f.agent, size) {
+			e = e.Next()
+			continue
+		}
+		if f.deficit < size {
+			// This agent's turn is over: top it up for the next round, and
+			// look again from the front.
 			f.deficit += fairQuantum
 			q.active.MoveToBack(e)
+			e = q.active.Front()
 			continue
 		}
 		r := f.reqs[0]

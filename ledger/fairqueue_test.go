@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -75,5 +76,82 @@ func TestFairQueueShares(t *testing.T) {
 	}
 	if err := q.push("d", sizedRequest(100)); err != nil {
 		t.Fatalf("after one left: %v", err)
+	}
+}
+
+// TestFairQueueWithin: an agent the sequencer has no room for in this
+// batch is skipped, keeping its place, and the others are served.
+func TestFairQueueWithin(t *testing.T) {
+	q := newFairQueue(100, 50)
+	for range 3 {
+		if err := q.push("flood", sizedRequest(30<<10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calm := sizedRequest(600)
+	if err := q.push("calm", calm); err != nil {
+		t.Fatal(err)
+	}
+	noFlood := func(agent string, _ int) bool { return agent != "flood" }
+	if r := q.popWithin(noFlood); r != calm {
+		t.Fatal("the calm request was not served while the flood had no room")
+	}
+	if r := q.popWithin(noFlood); r != nil {
+		t.Fatal("a request of an agent without room was served")
+	}
+	for range 3 {
+		if q.pop() == nil {
+			t.Fatal("the skipped agent lost its requests")
+		}
+	}
+	if q.len() != 0 {
+		t.Fatalf("%d left", q.len())
+	}
+}
+
+// TestCollectCapsAgentBytes: a group commit holds at most
+// MaxBatchAgentBytes of one agent's envelopes (its first always fits),
+// while another agent's request still joins the batch.
+func TestCollectCapsAgentBytes(t *testing.T) {
+	f := newFixture(t, nil)
+	l := &Log{opts: f.log.opts, intake: newFairQueue(1000, 500)}
+	l.opts.MaxBatchAgentBytes = 3000
+	var floodBytes int
+	for i := range 20 {
+		d := delegation(fmt.Sprintf("dlg-flood-%d", i), humanID, agentID, fmt.Sprintf("nonce-%08d", i))
+		r, err := f.log.prepare(signDelegation(t, f.human, d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		floodBytes = len(r.canon)
+		if err := l.intake.push(limitKey(r), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calmDlg := delegation("dlg-calm", agentID, humanID, "nonce-calm-0001")
+	calm, err := f.log.prepare(signDelegation(t, f.agent, calmDlg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.intake.push(limitKey(calm), calm); err != nil {
+		t.Fatal(err)
+	}
+	batch := l.collect(l.intake.pop())
+	per := map[string]int{}
+	for _, r := range batch {
+		per[limitKey(r)] += len(r.canon)
+	}
+	if per[humanID] > max(l.opts.MaxBatchAgentBytes, floodBytes) {
+		t.Fatalf("one agent has %d bytes in a batch, cap %d", per[humanID], l.opts.MaxBatchAgentBytes)
+	}
+	if per[agentID] == 0 {
+		t.Fatal("the other agent's request was left out of the batch")
+	}
+	total := len(batch)
+	for l.intake.len() > 0 {
+		total += len(l.collect(l.intake.pop()))
+	}
+	if total != 21 {
+		t.Fatalf("collected %d requests of 21", total)
 	}
 }

@@ -65,6 +65,10 @@ type Log struct {
 	changed atomic.Pointer[chan struct{}]
 	// cosigner signs timestamps (C2SP cosignature/v1) with the log key.
 	cosigner note.Signer
+	// witnesses sends checkpoints to the witness policy's witnesses and
+	// collects their cosignatures (witness.go); nil without a policy. Set
+	// by Open before the sequencer starts.
+	witnesses *witnessing
 	// watch bounds WatchCheckpoints streams and shares their work (watch.go).
 	watch *watchHub
 

@@ -37,6 +37,16 @@ import (
 //	warrant_log_time_ahead_seconds        how far the last log time is ahead of the clock (0 when
 //	                                      not): above Options.MaxLogTimeAhead appends are refused
 //	                                      (clock_behind); alert on it
+//	warrant_witness_cosigned_size{witness}
+//	                                      the largest tree size each witness cosigned (witness.go)
+//	warrant_witness_request_seconds{witness}
+//	                                      add-checkpoint round trips, answered (any status)
+//	warrant_witness_failures_total{witness,kind}
+//	                                      failed add-checkpoint requests by kind: unreachable,
+//	                                      conflict, inconsistent, forbidden, unknown_log,
+//	                                      bad_request, bad_cosignature, server_error
+//	warrant_witnessed_tree_size           entries covered by the latest checkpoint whose
+//	                                      cosignatures satisfy the witness policy's quorum
 type Metrics struct {
 	appends       *prometheus.CounterVec
 	denials       *prometheus.CounterVec
@@ -46,6 +56,10 @@ type Metrics struct {
 	commitLatency prometheus.Histogram
 	inflated      prometheus.Counter
 	timestamps    prometheus.Counter
+
+	witnessSizes    *prometheus.GaugeVec
+	witnessLatency  *prometheus.HistogramVec
+	witnessFailures *prometheus.CounterVec
 
 	log atomic.Pointer[Log] // the open Log the gauges read
 }
@@ -88,6 +102,19 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "warrant", Name: "watch_timestamps_total",
 			Help: "Timestamps signed for WatchCheckpoints streams (shared by every stream).",
 		}),
+		witnessSizes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "warrant", Name: "witness_cosigned_size",
+			Help: "The largest tree size each witness cosigned.",
+		}, []string{"witness"}),
+		witnessLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "warrant", Name: "witness_request_seconds",
+			Help:    "Round trip of add-checkpoint requests to each witness, in seconds.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14), // 1 ms .. 8 s
+		}, []string{"witness"}),
+		witnessFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "warrant", Name: "witness_failures_total",
+			Help: "Failed add-checkpoint requests, by witness and kind.",
+		}, []string{"witness", "kind"}),
 	}
 	gauge := func(name, help string, f func(*Log) float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "warrant", Name: name, Help: help}, func() float64 {
@@ -99,7 +126,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	cs := []prometheus.Collector{
 		m.appends, m.denials, m.refusals, m.batchSize, m.appendLatency, m.commitLatency,
-		m.inflated, m.timestamps,
+		m.inflated, m.timestamps, m.witnessSizes, m.witnessLatency, m.witnessFailures,
+		gauge("witnessed_tree_size", "Entries covered by the latest checkpoint satisfying the witness quorum.", func(l *Log) float64 {
+			if cp := l.Cosigned(); cp != nil {
+				return float64(cp.Size)
+			}
+			return 0
+		}),
 		gauge("tree_size", "Entries covered by the latest signed checkpoint.", func(l *Log) float64 {
 			return float64(l.Checkpoint().Size)
 		}),
@@ -244,4 +277,25 @@ func requestKind(r *request) string {
 		return "unknown"
 	}
 	return r.ev.Kind
+}
+
+// witnessSize records the largest size a witness cosigned.
+func (m *Metrics) witnessSize(name string, size uint64) {
+	if m != nil {
+		m.witnessSizes.WithLabelValues(name).Set(float64(size))
+	}
+}
+
+// witnessRequest records one add-checkpoint round trip.
+func (m *Metrics) witnessRequest(name string, d time.Duration) {
+	if m != nil {
+		m.witnessLatency.WithLabelValues(name).Observe(d.Seconds())
+	}
+}
+
+// witnessFailure counts one failed add-checkpoint request.
+func (m *Metrics) witnessFailure(name, kind string) {
+	if m != nil {
+		m.witnessFailures.WithLabelValues(name, kind).Inc()
+	}
 }

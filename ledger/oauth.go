@@ -14,7 +14,9 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
+	warrantv1 "github.com/warrantlog/warrant/api/warrant/v1"
 	"github.com/warrantlog/warrant/dpop"
 	"github.com/warrantlog/warrant/proofs"
 )
@@ -46,6 +48,11 @@ type tokenIssuer struct {
 	pub      *proofs.PublicKey
 	previous []*proofs.PublicKey
 	jtis     *dpop.ReplayCache
+	// nonces, when set, issues and checks DPoP nonces.
+	nonces *nonceSource
+	// started is when the log opened: without nonces, a proof made before
+	// it is refused (see checkDPoP).
+	started time.Time
 }
 
 func newTokenIssuer(opts Options) (*tokenIssuer, error) {
@@ -55,7 +62,11 @@ func newTokenIssuer(opts Options) (*tokenIssuer, error) {
 	}
 	// The current key is never listed twice (a rotation cut short).
 	previous := slices.DeleteFunc(slices.Clone(opts.PreviousTokenKeys), func(k *proofs.PublicKey) bool { return k.ID == pub.ID })
-	return &tokenIssuer{key: opts.TokenKey, pub: pub, previous: previous, jtis: dpop.NewReplayCache(opts.MaxDPoPJTIs)}, nil
+	ti := &tokenIssuer{key: opts.TokenKey, pub: pub, previous: previous, jtis: dpop.NewReplayCache(opts.MaxDPoPJTIs), started: opts.Now().Truncate(time.Second)}
+	if opts.DPoPNonce {
+		ti.nonces = newNonceSource(opts.Now)
+	}
+	return ti, nil
 }
 
 // TokenRequest is a token exchange as the endpoint received it, its DPoP
@@ -221,6 +232,7 @@ func registerOAuth(mux *http.ServeMux, l *Log) {
 		return
 	}
 	mux.HandleFunc(TokenEndpointPath, l.serveToken)
+	mux.HandleFunc(IntrospectionEndpointPath, l.serveIntrospect)
 	mux.HandleFunc("GET "+JWKSPath, l.serveJWKS)
 	mux.HandleFunc("GET "+AuthServerMetadataPath, l.serveMetadata)
 }
@@ -237,13 +249,25 @@ func (l *Log) issuerURL(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
-// oauthError is an RFC 6749 section 5.2 error answer.
+// oauthError is an RFC 6749 section 5.2 error answer. reason is its
+// catalogued reason code, which the ExchangeToken RPC answers with.
 type oauthError struct {
 	status int
 	code   string
 	desc   string
+	reason string
 	// entry is the recorded denial, if any.
 	entry *tokenEntryJSON
+}
+
+// refuse is an error answer with nothing recorded.
+func refuse(status int, code, reason, format string, args ...any) *oauthError {
+	return &oauthError{status: status, code: code, reason: reason, desc: fmt.Sprintf(format, args...)}
+}
+
+// badTokenRequest refuses a malformed exchange (400).
+func badTokenRequest(code, format string, args ...any) *oauthError {
+	return refuse(http.StatusBadRequest, code, proofs.ReasonTokenRequestInvalid, format, args...)
 }
 
 // tokenEntryJSON is the issuance entry in an answer: enough to verify
@@ -257,10 +281,38 @@ type tokenEntryJSON struct {
 	InclusionProof [][]byte `json:"inclusion_proof"`
 }
 
+func (e *tokenEntryJSON) proto() *warrantv1.ProvenEntry {
+	return &warrantv1.ProvenEntry{Index: e.Index, Leaf: e.Leaf, Id: e.ID, Checkpoint: []byte(e.Checkpoint), InclusionProof: e.InclusionProof}
+}
+
+// issuerKey is the context key of the issuer URL withIssuer sets.
+type issuerKey struct{}
+
+// withIssuer passes h the request's issuer URL (issuerURL) in the
+// context, for the ExchangeToken RPC, which sees no Host.
+func (l *Log) withIssuer(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), issuerKey{}, l.issuerURL(r))))
+	})
+}
+
+// issuerFrom is the issuer URL withIssuer put in ctx ("" if none).
+func issuerFrom(ctx context.Context) string {
+	if s, ok := ctx.Value(issuerKey{}).(string); ok {
+		return s
+	}
+	return ""
+}
+
+// writeOAuthError writes e; a DPoP error or a 401 carries the DPoP
+// challenge of RFC 9449 section 7.1 (error, description, algs).
 func writeOAuthError(w http.ResponseWriter, e *oauthError) {
-	if e.code == "invalid_dpop_proof" {
-		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`DPoP error="invalid_dpop_proof", error_description=%q, algs="%s"`,
-			strings.ReplaceAll(e.desc, `"`, `'`), dpop.AlgsParam))
+	if e.code == "invalid_dpop_proof" || e.code == "use_dpop_nonce" || e.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`DPoP error=%q, error_description=%q, algs="%s"`,
+			e.code, strings.ReplaceAll(e.desc, `"`, `'`), dpop.AlgsParam))
+	}
+	if e.status == http.StatusTooManyRequests || e.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, e.status, struct {
 		Error       string          `json:"error"`
@@ -277,152 +329,229 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// serveToken is POST /oauth2/token.
-func (l *Log) serveToken(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeOAuthError(w, &oauthError{status: http.StatusMethodNotAllowed, code: "invalid_request", desc: "use POST"})
-		return
-	}
-	issuer := l.issuerURL(r)
-	req, oerr := l.parseTokenRequest(w, r, issuer)
-	if oerr != nil {
-		writeOAuthError(w, oerr)
-		return
-	}
-	res, err := l.exchangeToken(r.Context(), req, issuer)
-	if err != nil {
-		switch reason := proofs.Reason(err); reason {
-		case proofs.ReasonSignatureKeyUnknown, proofs.ReasonIssuerNotRegistered:
-			writeOAuthError(w, &oauthError{status: http.StatusBadRequest, code: "invalid_dpop_proof", desc: err.Error()})
-		case proofs.ReasonPeerIdentityMismatch:
-			writeOAuthError(w, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: err.Error()})
-		case proofs.ReasonRateLimited:
-			w.Header().Set("Retry-After", "1")
-			writeOAuthError(w, &oauthError{status: http.StatusTooManyRequests, code: "temporarily_unavailable", desc: reason})
-		case proofs.ReasonQueueFull, proofs.ReasonShuttingDown, proofs.ReasonCheckpointPending, proofs.ReasonClockBehind, proofs.ReasonStoreUnavailable:
-			w.Header().Set("Retry-After", "1")
-			writeOAuthError(w, &oauthError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", desc: reason})
-		default:
-			l.log.Error("token exchange failed", "err", err)
-			writeOAuthError(w, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "the exchange failed"})
-		}
-		return
-	}
-	hashes, _, err := l.InclusionProof(r.Context(), res.Index, res.Checkpoint.Size)
-	if err != nil {
-		l.log.Error("token entry inclusion proof", "index", res.Index, "err", err)
-		writeOAuthError(w, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "the entry's proof failed"})
-		return
-	}
-	entry := &tokenEntryJSON{Index: res.Index, ID: res.ID, Leaf: res.Leaf, Checkpoint: string(res.Checkpoint.Note), InclusionProof: hashes}
-	if res.Token == "" {
-		writeOAuthError(w, &oauthError{status: http.StatusBadRequest, code: proofs.TokenErrorCode(res.Decision.Reasons),
-			desc: fmt.Sprintf("denied (entry %d): %s", res.Index, strings.Join(res.Decision.Reasons, ", ")), entry: entry})
-		return
-	}
-	iat, _ := proofs.ParseTime("issued_at", res.Record.IssuedAt)
-	exp, _ := proofs.ParseTime("expires_at", res.Record.ExpiresAt)
-	body := map[string]any{
-		"access_token":      res.Token,
-		"issued_token_type": TokenTypeAccessToken,
-		"token_type":        "DPoP",
-		"expires_in":        int64(exp.Sub(iat).Seconds()),
-		"warrant":           entry,
-	}
-	if len(res.Record.Scopes) > 0 {
-		body["scope"] = strings.Join(res.Record.Scopes, " ")
-	}
-	writeJSON(w, http.StatusOK, body)
+// tokenParams are a token exchange's parameters as the form or the
+// ExchangeToken RPC gives them.
+type tokenParams struct {
+	grantType, subjectToken, subjectTokenType, requestedTokenType, audience string
+	resources                                                               []string
+	// scope is nil when absent.
+	scope *string
 }
 
-// parseTokenRequest reads and checks the form and the DPoP proof. Each
-// parameter appears at most once (RFC 6749 section 3.2), resource exactly
-// once.
-func (l *Log) parseTokenRequest(w http.ResponseWriter, r *http.Request, issuer string) (*TokenRequest, *oauthError) {
-	bad := func(code, format string, args ...any) *oauthError {
-		return &oauthError{status: http.StatusBadRequest, code: code, desc: fmt.Sprintf(format, args...)}
+// checkTokenParams checks p, the same way for the endpoint and the RPC.
+func checkTokenParams(p *tokenParams) (*TokenRequest, *oauthError) {
+	if p.grantType != GrantTypeTokenExchange {
+		return nil, badTokenRequest("unsupported_grant_type", "grant_type must be %s", GrantTypeTokenExchange)
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, bad("invalid_request", "the body must be application/x-www-form-urlencoded")
+	if p.subjectTokenType != TokenTypeDelegationID {
+		return nil, badTokenRequest("invalid_request", "subject_token_type must be %s", TokenTypeDelegationID)
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxTokenRequestBodyBytes)
-	if err := r.ParseForm(); err != nil {
-		return nil, bad("invalid_request", "the form does not parse: %v", err)
+	if rt := p.requestedTokenType; rt != "" && rt != TokenTypeAccessToken {
+		return nil, badTokenRequest("invalid_request", "requested_token_type must be %s", TokenTypeAccessToken)
 	}
-	form := r.PostForm
-	for name, v := range form {
-		if len(v) > 1 && name != "resource" {
-			return nil, bad("invalid_request", "parameter %s given more than once", name)
-		}
-	}
-	if gt := form.Get("grant_type"); gt != GrantTypeTokenExchange {
-		return nil, bad("unsupported_grant_type", "grant_type must be %s", GrantTypeTokenExchange)
-	}
-	if form.Get("subject_token_type") != TokenTypeDelegationID {
-		return nil, bad("invalid_request", "subject_token_type must be %s", TokenTypeDelegationID)
-	}
-	if rt := form.Get("requested_token_type"); rt != "" && rt != TokenTypeAccessToken {
-		return nil, bad("invalid_request", "requested_token_type must be %s", TokenTypeAccessToken)
-	}
-	if form.Has("actor_token") || form.Has("client_secret") || r.Header.Get("Authorization") != "" {
-		return nil, bad("invalid_request", "no actor token or client authentication is used: the DPoP proof authenticates")
-	}
-	req := &TokenRequest{Delegation: form.Get("subject_token")}
+	req := &TokenRequest{Delegation: p.subjectToken}
 	if req.Delegation == "" {
-		return nil, bad("invalid_request", "subject_token (a delegation id) is required")
+		return nil, badTokenRequest("invalid_request", "subject_token (a delegation id) is required")
 	}
-	switch res := form["resource"]; len(res) {
+	switch len(p.resources) {
 	case 0:
-		return nil, bad("invalid_target", "exactly one resource is required")
+		return nil, badTokenRequest("invalid_target", "exactly one resource is required")
 	case 1:
-		req.Resource = res[0]
+		req.Resource = p.resources[0]
 	default:
-		return nil, bad("invalid_target", "exactly one resource, not %d", len(res))
+		return nil, badTokenRequest("invalid_target", "exactly one resource, not %d", len(p.resources))
 	}
-	if a := form.Get("audience"); a != "" && a != req.Resource {
-		return nil, bad("invalid_target", "audience differs from resource")
+	if p.audience != "" && p.audience != req.Resource {
+		return nil, badTokenRequest("invalid_target", "audience differs from resource")
 	}
-	if form.Has("scope") {
-		req.Scopes = strings.Fields(form.Get("scope"))
+	if p.scope != nil {
+		req.Scopes = strings.Fields(*p.scope)
 		if len(req.Scopes) == 0 {
-			return nil, bad("invalid_scope", "scope is empty")
+			return nil, badTokenRequest("invalid_scope", "scope is empty")
 		}
 		slices.Sort(req.Scopes)
 		req.Scopes = slices.Compact(req.Scopes)
 	}
 	// A request the record cannot hold is refused, not recorded.
 	if err := proofs.ValidateTokenDelegation(req.Delegation); err != nil {
-		return nil, bad("invalid_grant", "subject_token: %v", err)
+		return nil, badTokenRequest("invalid_grant", "subject_token: %v", err)
 	}
 	if err := proofs.ValidateTokenAudience(req.Resource); err != nil {
-		return nil, bad("invalid_target", "resource: %v", err)
+		return nil, badTokenRequest("invalid_target", "resource: %v", err)
 	}
 	if err := proofs.ValidateTokenScopes(req.Scopes); err != nil {
-		return nil, bad("invalid_scope", "scope: %v", err)
+		return nil, badTokenRequest("invalid_scope", "scope: %v", err)
 	}
-	dpops := r.Header.Values("DPoP")
-	if len(dpops) != 1 {
-		return nil, &oauthError{status: http.StatusBadRequest, code: "invalid_dpop_proof", desc: "exactly one DPoP header is required"}
-	}
-	// A DPoP proof costs a signature check, as an append does: an address
-	// whose proofs keep failing spends the same authentication budget
-	// (authguard.go) and is refused before its proof is checked.
-	peer := budgetKey(r.RemoteAddr)
-	if err := l.guard.check(peer); err != nil {
-		return nil, &oauthError{status: http.StatusTooManyRequests, code: "temporarily_unavailable", desc: err.Error()}
-	}
-	p, err := dpop.Verify(dpops[0], dpop.Request{Method: r.Method, URL: issuer + TokenEndpointPath}, l.opts.Now(), l.tokens.jtis)
-	if err != nil {
-		var de *dpop.Error
-		if errors.As(err, &de) {
-			l.guard.fail(peer, 1)
-			return nil, &oauthError{status: http.StatusBadRequest, code: "invalid_dpop_proof", desc: de.Description}
-		}
-		return nil, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "checking the DPoP proof failed"}
+	return req, nil
+}
+
+// tokenGrant is an accepted exchange: its result and entry.
+type tokenGrant struct {
+	res   *TokenResult
+	entry *tokenEntryJSON
+}
+
+// expiresIn is the token's lifetime in seconds.
+func (g *tokenGrant) expiresIn() int64 {
+	iat, _ := proofs.ParseTime("issued_at", g.res.Record.IssuedAt)
+	exp, _ := proofs.ParseTime("expires_at", g.res.Record.ExpiresAt)
+	return int64(exp.Sub(iat).Seconds())
+}
+
+// exchange is the one implementation of a token exchange, for the
+// endpoint and the RPC: req's DPoP proof (dpops, the request's DPoP
+// values, from remoteAddr) checked for htu, then the exchange recorded,
+// then the entry proven. hdr receives the DPoP-Nonce. A recorded denial is
+// an oauthError with its entry.
+func (l *Log) exchange(ctx context.Context, hdr http.Header, dpops []string, remoteAddr, issuer, htu string, req *TokenRequest) (*tokenGrant, *oauthError) {
+	p, oerr := l.checkDPoP(hdr, dpops, remoteAddr, htu, http.StatusBadRequest)
+	if oerr != nil {
+		return nil, oerr
 	}
 	req.proof = p
-	return req, nil
+	res, err := l.exchangeToken(ctx, req, issuer)
+	if err != nil {
+		switch reason := proofs.Reason(err); reason {
+		case proofs.ReasonSignatureKeyUnknown, proofs.ReasonIssuerNotRegistered:
+			l.guard.fail(budgetKey(remoteAddr), 1)
+			return nil, refuse(http.StatusBadRequest, "invalid_dpop_proof", reason, "%s", err.Error())
+		case proofs.ReasonPeerIdentityMismatch:
+			return nil, refuse(http.StatusUnauthorized, "invalid_client", reason, "%s", err.Error())
+		case proofs.ReasonRateLimited:
+			return nil, refuse(http.StatusTooManyRequests, "temporarily_unavailable", reason, "%s", reason)
+		case proofs.ReasonQueueFull, proofs.ReasonShuttingDown, proofs.ReasonCheckpointPending, proofs.ReasonClockBehind, proofs.ReasonStoreUnavailable:
+			return nil, refuse(http.StatusServiceUnavailable, "temporarily_unavailable", reason, "%s", reason)
+		default:
+			l.log.Error("token exchange failed", "err", err)
+			return nil, refuse(http.StatusInternalServerError, "server_error", proofs.ReasonInternal, "the exchange failed")
+		}
+	}
+	hashes, _, err := l.InclusionProof(ctx, res.Index, res.Checkpoint.Size)
+	if err != nil {
+		l.log.Error("token entry inclusion proof", "index", res.Index, "err", err)
+		return nil, refuse(http.StatusInternalServerError, "server_error", proofs.ReasonInternal, "the entry's proof failed")
+	}
+	entry := &tokenEntryJSON{Index: res.Index, ID: res.ID, Leaf: res.Leaf, Checkpoint: string(res.Checkpoint.Note), InclusionProof: hashes}
+	if res.Token == "" {
+		return nil, &oauthError{status: http.StatusBadRequest, code: proofs.TokenErrorCode(res.Decision.Reasons), reason: res.Decision.Reasons[0],
+			desc: fmt.Sprintf("denied (entry %d): %s", res.Index, strings.Join(res.Decision.Reasons, ", ")), entry: entry}
+	}
+	return &tokenGrant{res: res, entry: entry}, nil
+}
+
+// serveToken is POST /oauth2/token.
+func (l *Log) serveToken(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeOAuthError(w, badTokenRequest("invalid_request", "use POST"))
+		return
+	}
+	issuer := l.issuerURL(r)
+	req, oerr := parseTokenForm(w, r)
+	if oerr != nil {
+		writeOAuthError(w, oerr)
+		return
+	}
+	g, oerr := l.exchange(r.Context(), w.Header(), r.Header.Values("DPoP"), r.RemoteAddr, issuer, issuer+TokenEndpointPath, req)
+	if oerr != nil {
+		writeOAuthError(w, oerr)
+		return
+	}
+	body := map[string]any{
+		"access_token":      g.res.Token,
+		"issued_token_type": TokenTypeAccessToken,
+		"token_type":        "DPoP",
+		"expires_in":        g.expiresIn(),
+		"warrant":           g.entry,
+	}
+	if len(g.res.Record.Scopes) > 0 {
+		body["scope"] = strings.Join(g.res.Record.Scopes, " ")
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// parseTokenForm reads and checks the form. Each parameter appears at
+// most once (RFC 6749 section 3.2), resource exactly once.
+func parseTokenForm(w http.ResponseWriter, r *http.Request) (*TokenRequest, *oauthError) {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, badTokenRequest("invalid_request", "the body must be application/x-www-form-urlencoded")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxTokenRequestBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		return nil, badTokenRequest("invalid_request", "the form does not parse: %v", err)
+	}
+	form := r.PostForm
+	for name, v := range form {
+		if len(v) > 1 && name != "resource" {
+			return nil, badTokenRequest("invalid_request", "parameter %s given more than once", name)
+		}
+	}
+	if form.Has("actor_token") || form.Has("client_secret") || r.Header.Get("Authorization") != "" {
+		return nil, badTokenRequest("invalid_request", "no actor token or client authentication is used: the DPoP proof authenticates")
+	}
+	p := &tokenParams{
+		grantType: form.Get("grant_type"), subjectToken: form.Get("subject_token"), subjectTokenType: form.Get("subject_token_type"),
+		requestedTokenType: form.Get("requested_token_type"), audience: form.Get("audience"), resources: form["resource"],
+	}
+	if form.Has("scope") {
+		sc := form.Get("scope")
+		p.scope = &sc
+	}
+	return checkTokenParams(p)
+}
+
+// checkDPoP checks a request's one DPoP proof (dpops, its DPoP header
+// values, from remoteAddr) for a POST to htu, answering a failure with
+// status (400 at the token endpoint, 401 where the proof authenticates a
+// caller). A DPoP proof costs a signature check, as an append does: an
+// address whose proofs keep failing spends the same authentication budget
+// (authguard.go) and is refused before its proof is checked.
+//
+// With nonces on, every answer carries a fresh DPoP-Nonce (set in hdr),
+// and a proof without a current nonce is answered use_dpop_nonce (with
+// status as well: 400 from the token endpoint, RFC 9449 section 8; 401
+// where the proof authenticates, section 9), spending no budget: an honest
+// client meets it once.
+//
+// The jti replay cache lives in memory, so a proof the previous process
+// saw could be replayed to this one within its iat window. With nonces,
+// that proof carries (at best) a nonce of the previous process's key,
+// which never verifies here. Without them, a proof whose iat (whole
+// seconds) is before the second this process started in is refused: a
+// client whose clock runs behind the server's is refused,
+// invalid_dpop_proof, until its clock passes the start. What remains is a
+// proof made in the very second of the start, before it, and seen by the
+// previous process: a restart within that second.
+func (l *Log) checkDPoP(hdr http.Header, dpops []string, remoteAddr, htu string, status int) (*dpop.Proof, *oauthError) {
+	want := dpop.Request{Method: http.MethodPost, URL: htu}
+	if ns := l.tokens.nonces; ns != nil {
+		hdr.Set("DPoP-Nonce", ns.current())
+		want.Nonce = ns.valid
+	}
+	if len(dpops) != 1 {
+		return nil, refuse(status, "invalid_dpop_proof", proofs.ReasonDPoPProofInvalid, "exactly one DPoP proof is required")
+	}
+	peer := budgetKey(remoteAddr)
+	if err := l.guard.check(peer); err != nil {
+		return nil, refuse(http.StatusTooManyRequests, "temporarily_unavailable", proofs.Reason(err), "%s", err.Error())
+	}
+	p, err := dpop.Verify(dpops[0], want, l.opts.Now(), l.tokens.jtis)
+	if err != nil {
+		var de *dpop.Error
+		if errors.As(err, &de) && de.UseNonce {
+			return nil, refuse(status, "use_dpop_nonce", proofs.ReasonDPoPNonceRequired, "%s", de.Description)
+		}
+		if errors.As(err, &de) {
+			l.guard.fail(peer, 1)
+			return nil, refuse(status, "invalid_dpop_proof", proofs.ReasonDPoPProofInvalid, "%s", de.Description)
+		}
+		return nil, refuse(http.StatusInternalServerError, "server_error", proofs.ReasonInternal, "checking the DPoP proof failed")
+	}
+	if l.tokens.nonces == nil && p.IAT.Before(l.tokens.started) {
+		l.guard.fail(peer, 1)
+		return nil, refuse(status, "invalid_dpop_proof", proofs.ReasonDPoPProofInvalid, "the DPoP proof was made before this server started (its iat); make a fresh one")
+	}
+	return p, nil
 }
 
 // serveJWKS is GET /.well-known/jwks.json: the current token key, then
@@ -463,6 +592,7 @@ func (l *Log) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{
 		"issuer":                                iss,
 		"token_endpoint":                        iss + TokenEndpointPath,
+		"introspection_endpoint":                iss + IntrospectionEndpointPath,
 		"jwks_uri":                              iss + JWKSPath,
 		"grant_types_supported":                 []string{GrantTypeTokenExchange},
 		"response_types_supported":              []string{},

@@ -57,6 +57,12 @@ type dpopClient struct {
 
 func (c *dpopClient) proof(t *testing.T, typ, method, htu string, iat time.Time) string {
 	t.Helper()
+	return c.proofWith(t, typ, method, htu, iat, nil)
+}
+
+// proofWith is proof with extra claims (a nonce).
+func (c *dpopClient) proofWith(t *testing.T, typ, method, htu string, iat time.Time, extra map[string]any) string {
+	t.Helper()
 	opts := (&jose.SignerOptions{EmbedJWK: true}).WithType(jose.ContentType(typ))
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: c.alg, Key: c.priv}, opts)
 	if err != nil {
@@ -64,7 +70,11 @@ func (c *dpopClient) proof(t *testing.T, typ, method, htu string, iat time.Time)
 	}
 	jti := make([]byte, 12)
 	rand.Read(jti)
-	claims, _ := json.Marshal(map[string]any{"jti": base64.RawURLEncoding.EncodeToString(jti), "htm": method, "htu": htu, "iat": iat.Unix()})
+	m := map[string]any{"jti": base64.RawURLEncoding.EncodeToString(jti), "htm": method, "htu": htu, "iat": iat.Unix()}
+	for k, v := range extra {
+		m[k] = v
+	}
+	claims, _ := json.Marshal(m)
 	obj, err := s.Sign(claims)
 	if err != nil {
 		t.Fatal(err)

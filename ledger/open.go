@@ -93,6 +93,12 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		db.Close()
 		return nil, err
 	}
+	if opts.WitnessPolicy != nil {
+		if err := l.startWitnessing(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	opts.Metrics.attach(l)
 	if ahead := time.Duration(l.seq.logTime - opts.Now().UnixNano()); opts.MaxLogTimeAhead > 0 && ahead > opts.MaxLogTimeAhead {
 		l.log.Error("the clock is behind the log's last log time: appends are refused until it catches up (was it set back?)",
@@ -190,6 +196,9 @@ func (l *Log) Close() error {
 		close(l.stop)
 	}
 	<-l.stopped
+	if l.witnesses != nil {
+		l.witnesses.close()
+	}
 	if l.seq.unstored != nil {
 		if err := l.storeCheckpoint(l.seq.unstored); err != nil {
 			l.log.Warn("storing the last checkpoint at close", "err", err)

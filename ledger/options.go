@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/http"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -20,7 +21,7 @@ import (
 // selects the field's default (nil Logger, Now, Badger and Metrics too).
 // A negative number turns off a limit that can be off, and only those:
 // MinFreeBytes, TreeCacheBytes, AgentRate, AgentByteRate, GlobalRate,
-// AuthFailureRate, FloodByteRate and MaxLogTimeAhead, each of which says so. A negative
+// AuthFailureRate, FloodByteRate, WitnessRate and MaxLogTimeAhead, each of which says so. A negative
 // value of any other field, a NaN rate or a nil key is a mistake: Open
 // refuses it before touching the data directory, naming the field
 // (Options.validate: reason options_invalid, or rule_limits_invalid for
@@ -44,6 +45,11 @@ type Options struct {
 	// MaxBatchBytes bounds the envelope bytes of one batch (default 2 MiB),
 	// which keeps a batch's transaction well under Badger's limit.
 	MaxBatchBytes int
+	// MaxBatchAgentBytes bounds one agent's envelope bytes in one batch
+	// (default 128 KiB; an agent's first request always fits), so that a
+	// flooding agent's allowed traffic is committed in short group commits
+	// that others' requests do not wait long behind.
+	MaxBatchAgentBytes int
 	// MaxBatchWait is how long the sequencer waits for more requests once a
 	// batch has one (default 0: a batch is what queued while the previous one
 	// committed, so there is no merge delay).
@@ -129,13 +135,45 @@ type Options struct {
 	// outlives its delegation).
 	TokenLifetime time.Duration
 	// TokenIssuer is the tokens' iss and the metadata's issuer, an https
-	// (or http) URL without a trailing slash; "": derived from each
-	// request's scheme and Host.
+	// (or http) URL without a trailing slash, and the base of the DPoP
+	// htu the endpoints demand. "": derived from each request's scheme and
+	// Host, which lets a caller choose them; only for a server reached on
+	// loopback alone (`warrant serve` never leaves it empty).
 	TokenIssuer string
 	// MaxDPoPJTIs bounds the DPoP proof ids remembered against replay
 	// (default DefaultMaxDPoPJTIs); proofs beyond it are refused until
 	// older ones leave the iat window.
 	MaxDPoPJTIs int
+	// DPoPNonce makes the token and introspection endpoints demand a
+	// server-provided nonce in each DPoP proof (RFC 9449 section 8; see
+	// dpopnonce.go): a proof without a current one is answered
+	// use_dpop_nonce with a DPoP-Nonce header to retry with. The client
+	// package retries once; `warrant serve` turns it on by default.
+	DPoPNonce bool
+
+	// WitnessPolicy, if not nil, is a tlog-policy file that makes the log a
+	// witnessed log (witness.go): every new checkpoint is sent to the
+	// policy's witnesses (C2SP tlog-witness) and, once their cosignatures
+	// satisfy its quorum, the cosigned checkpoint is what the log serves.
+	// Open reads it with ParseWitnessPolicy for the log's key and fails,
+	// with proofs.ReasonWitnessPolicyInvalid, on a policy it cannot use.
+	WitnessPolicy []byte
+	// WitnessMode: WitnessAsync (the default) answers an append with the
+	// log-signed checkpoint, and the cosigned one follows; WitnessSync
+	// answers only once a checkpoint covering the entry satisfies the
+	// quorum, or after WitnessTimeout with ReasonWitnessUnavailable (the
+	// entry stays committed: resubmitting the same envelope returns it).
+	WitnessMode WitnessMode
+	// WitnessTimeout bounds a sync-mode append's wait for the quorum
+	// (default DefaultWitnessTimeout).
+	WitnessTimeout time.Duration
+	// WitnessRate is each witness's request budget, add-checkpoint requests
+	// per second (default DefaultWitnessRate; negative: no budget). Requests
+	// over it wait; the checkpoint sent is always the newest.
+	WitnessRate float64
+	// WitnessHTTP sends the requests to the witnesses (default: a client
+	// with a 10 s timeout per request).
+	WitnessHTTP *http.Client
 
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
@@ -166,6 +204,9 @@ func (o *Options) setDefaults() {
 	if o.MaxBatchBytes == 0 {
 		o.MaxBatchBytes = 2 << 20
 	}
+	if o.MaxBatchAgentBytes == 0 {
+		o.MaxBatchAgentBytes = DefaultMaxBatchAgentBytes
+	}
 	if o.QueueLength == 0 {
 		o.QueueLength = 8192
 	}
@@ -189,6 +230,15 @@ func (o *Options) setDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.WitnessTimeout == 0 {
+		o.WitnessTimeout = DefaultWitnessTimeout
+	}
+	if o.WitnessRate == 0 {
+		o.WitnessRate = DefaultWitnessRate
+	}
+	if o.WitnessHTTP == nil {
+		o.WitnessHTTP = &http.Client{Timeout: 10 * time.Second}
 	}
 	if o.TokenLifetime == 0 {
 		o.TokenLifetime = DefaultTokenLifetime
@@ -217,8 +267,18 @@ func (o *Options) setDefaults() {
 	}
 }
 
+// DefaultWitnessTimeout is the default Options.WitnessTimeout, and
+// DefaultWitnessRate the default Options.WitnessRate.
+const (
+	DefaultWitnessTimeout = 5 * time.Second
+	DefaultWitnessRate    = 10
+)
+
 // DefaultTokenLifetime is the default Options.TokenLifetime.
 const DefaultTokenLifetime = 5 * time.Minute
+
+// DefaultMaxBatchAgentBytes is the default Options.MaxBatchAgentBytes.
+const DefaultMaxBatchAgentBytes = 128 << 10
 
 // DefaultMaxDPoPJTIs is the default Options.MaxDPoPJTIs.
 const DefaultMaxDPoPJTIs = 1 << 17
@@ -240,6 +300,9 @@ func (o Options) validate() error {
 	if o.TokenKey != nil && o.TokenKey.Curve != elliptic.P256() {
 		return optionError("TokenKey", "must be an ECDSA P-256 key")
 	}
+	if o.WitnessMode != WitnessAsync && o.WitnessMode != WitnessSync {
+		return optionError("WitnessMode", fmt.Sprintf("is %d: it is WitnessAsync or WitnessSync", o.WitnessMode))
+	}
 	if o.MaxDPoPJTIs < 0 {
 		return optionError("MaxDPoPJTIs", "cannot be off")
 	}
@@ -256,7 +319,7 @@ func (o Options) validate() error {
 	for _, f := range []struct {
 		name  string
 		value float64
-	}{{"AgentRate", o.AgentRate}, {"AgentByteRate", o.AgentByteRate}, {"GlobalRate", o.GlobalRate}, {"AuthFailureRate", o.AuthFailureRate}, {"FloodByteRate", o.FloodByteRate}} {
+	}{{"AgentRate", o.AgentRate}, {"AgentByteRate", o.AgentByteRate}, {"GlobalRate", o.GlobalRate}, {"AuthFailureRate", o.AuthFailureRate}, {"FloodByteRate", o.FloodByteRate}, {"WitnessRate", o.WitnessRate}} {
 		if math.IsNaN(f.value) {
 			return optionError(f.name, "is NaN: a rate is a number of events per second (zero: the default, negative: no limit)")
 		}
@@ -269,6 +332,7 @@ func (o Options) validate() error {
 	}{
 		{"MaxBatchEntries", o.MaxBatchEntries, o.MaxBatchEntries < 0},
 		{"MaxBatchBytes", o.MaxBatchBytes, o.MaxBatchBytes < 0},
+		{"MaxBatchAgentBytes", o.MaxBatchAgentBytes, o.MaxBatchAgentBytes < 0},
 		{"MaxBatchWait", o.MaxBatchWait, o.MaxBatchWait < 0},
 		{"QueueLength", o.QueueLength, o.QueueLength < 0},
 		{"AgentQueueLength", o.AgentQueueLength, o.AgentQueueLength < 0},
@@ -282,6 +346,7 @@ func (o Options) validate() error {
 		{"AuthFailureBurst", o.AuthFailureBurst, o.AuthFailureBurst < 0},
 		{"MaxTrackedPeers", o.MaxTrackedPeers, o.MaxTrackedPeers < 0},
 		{"FloodByteBurst", o.FloodByteBurst, o.FloodByteBurst < 0},
+		{"WitnessTimeout", o.WitnessTimeout, o.WitnessTimeout < 0},
 	} {
 		if f.negative {
 			return optionError(f.name, fmt.Sprintf("is %v: this bound cannot be turned off (zero selects its default)", f.value))

@@ -83,6 +83,24 @@ func (l *Log) IndexOfDelegation(ctx context.Context, id string) (uint64, error) 
 	return l.lookup(strKey(tDelegID, id), fmt.Sprintf("delegation id %q", id))
 }
 
+// IndexOfConfigBefore returns the index of the log-config entry in force
+// at the entry index: the latest one before it.
+func (l *Log) IndexOfConfigBefore(ctx context.Context, index uint64) (uint64, error) {
+	var idx uint64
+	var ok bool
+	err := l.db.View(func(txn *badger.Txn) error {
+		idx, ok = latestBefore(txn, []byte{tConfig}, index)
+		return nil
+	})
+	if err != nil {
+		return 0, readError(err)
+	}
+	if !ok {
+		return 0, proofs.Errorf(ReasonNotFound, "no log-config entry before entry %d", index)
+	}
+	return idx, nil
+}
+
 // IndexOfLeafHash returns the index of the entry with the given leaf hash.
 func (l *Log) IndexOfLeafHash(ctx context.Context, h []byte) (uint64, error) {
 	if len(h) != hashSize {

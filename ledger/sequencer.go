@@ -124,6 +124,13 @@ func (l *Log) appendPrepared(ctx context.Context, r *request) (*Appended, error)
 	if err != nil {
 		return nil, err
 	}
+	if w := l.witnesses; w != nil && l.opts.WitnessMode == WitnessSync {
+		// Answered with a witnessed checkpoint covering the entry, or not at
+		// all: the entry stays committed, and a resubmission returns it.
+		if res.Checkpoint, err = w.waitCosigned(ctx, res.Index+1); err != nil {
+			return nil, err
+		}
+	}
 	return &Appended{Index: res.Index, Leaf: res.Leaf, ID: res.ID, Duplicate: res.Duplicate, Decision: res.Decision, Checkpoint: res.Checkpoint}, nil
 }
 
@@ -222,11 +229,18 @@ func (l *Log) run() {
 }
 
 // collect forms a batch: first plus whatever is queued, in the intake's
-// fair order, up to the count and byte bounds, waiting up to MaxBatchWait
-// for more.
+// fair order, up to the count and byte bounds and, for each agent, up to
+// MaxBatchAgentBytes, waiting up to MaxBatchWait for more. The per-agent
+// bound keeps a flooding agent's envelopes from making every group commit
+// a long one: a request of another agent that arrives meanwhile waits for
+// a short commit, not for megabytes of the flood's.
 func (l *Log) collect(first *request) []*request {
 	batch := []*request{first}
 	size := len(first.canon)
+	used := map[string]int{limitKey(first): size}
+	room := func(agent string, n int) bool {
+		return agent == "" || used[agent] == 0 || used[agent]+n <= l.opts.MaxBatchAgentBytes
+	}
 	var deadline <-chan time.Time
 	if l.opts.MaxBatchWait > 0 {
 		t := time.NewTimer(l.opts.MaxBatchWait)
@@ -234,9 +248,10 @@ func (l *Log) collect(first *request) []*request {
 		deadline = t.C
 	}
 	for len(batch) < l.opts.MaxBatchEntries && size < l.opts.MaxBatchBytes {
-		if r := l.intake.pop(); r != nil {
+		if r := l.intake.popWithin(room); r != nil {
 			batch = append(batch, r)
 			size += len(r.canon)
+			used[limitKey(r)] += len(r.canon)
 			continue
 		}
 		if deadline == nil {

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -52,6 +53,8 @@ func NewHandler(l *Log, opts ...connect.HandlerOption) http.Handler {
 	_, hb := warrantv1connect.NewLedgerServiceHandler(svc, connect.WithReadMaxBytes(MaxBatchRequestBytes),
 		withBoundedGzip(MaxBatchRequestBytes, inflated), compress, extra)
 	mux.Handle(warrantv1connect.LedgerServiceAppendBatchProcedure, l.refuseEarly(hb))
+	// ExchangeToken's DPoP htu is its URL under the issuer.
+	mux.Handle(warrantv1connect.LedgerServiceExchangeTokenProcedure, l.withIssuer(h))
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(warrantv1connect.LedgerServiceName)))
 	reflector := grpcreflect.NewStaticReflector(warrantv1connect.LedgerServiceName)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
@@ -62,6 +65,18 @@ func NewHandler(l *Log, opts ...connect.HandlerOption) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		w.Write(l.Checkpoint().Note)
+	})
+	// The witnesses' state (witness.go), for `warrant checkpoint
+	// --witnesses`; 404 without a witness policy.
+	mux.HandleFunc("GET /witnesses", func(w http.ResponseWriter, r *http.Request) {
+		st := l.Witnesses()
+		if st == nil {
+			http.Error(w, "this log has no witness policy", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		json.NewEncoder(w).Encode(st)
 	})
 	return mux
 }
@@ -103,6 +118,13 @@ func (s *service) AppendBatch(ctx context.Context, req *connect.Request[warrantv
 	// group commit (batch.go).
 	appended, errs := s.log.appendBatch(ctx, req.Peer().Addr, envs)
 	cp := s.log.Checkpoint() // covers every entry appended above
+	if s.log.opts.WitnessMode == WitnessSync {
+		// Each entry appended was answered with a witnessed checkpoint
+		// covering it; the latest witnessed one covers them all.
+		if w := s.log.Cosigned(); w != nil {
+			cp = w
+		}
+	}
 	resp := &warrantv1.AppendBatchResponse{Results: make([]*warrantv1.AppendResult, len(envs)), Checkpoint: cp.Note}
 	for i, a := range appended {
 		r := &warrantv1.AppendResult{}
@@ -127,6 +149,59 @@ func (s *service) AppendBatch(ctx context.Context, req *connect.Request[warrantv
 	return connect.NewResponse(resp), nil
 }
 
+// ExchangeToken is POST /oauth2/token as an RPC (oauth.go): the same
+// checks and the same exchange, the proof from the DPoP header (or the
+// request's dpop field) for the RPC's URL, errors as Connect codes whose
+// message starts with the OAuth error.
+func (s *service) ExchangeToken(ctx context.Context, req *connect.Request[warrantv1.ExchangeTokenRequest]) (*connect.Response[warrantv1.ExchangeTokenResponse], error) {
+	l := s.log
+	if l.tokens == nil {
+		return nil, connectError(proofs.Errorf(proofs.ReasonTokenRequestInvalid, "invalid_request: this log issues no access tokens (serve --tokens)"))
+	}
+	m := req.Msg
+	p := &tokenParams{grantType: GrantTypeTokenExchange, subjectToken: m.GetSubjectToken(), subjectTokenType: m.GetSubjectTokenType()}
+	if m.GetResource() != "" {
+		p.resources = []string{m.GetResource()}
+	}
+	if m.Scope != nil {
+		p.scope = m.Scope
+	}
+	dpops := req.Header().Values("DPoP")
+	if m.GetDpop() != "" {
+		dpops = append(dpops, m.GetDpop()) // both: more than one, refused
+	}
+	hdr := http.Header{}
+	tr, oerr := checkTokenParams(p)
+	var g *tokenGrant
+	if oerr == nil {
+		issuer := issuerFrom(ctx)
+		g, oerr = l.exchange(ctx, hdr, dpops, req.Peer().Addr, issuer, issuer+warrantv1connect.LedgerServiceExchangeTokenProcedure, tr)
+	}
+	if oerr != nil {
+		var cerr *connect.Error
+		err := proofs.Errorf(oerr.reason, "%s: %s", oerr.code, oerr.desc)
+		if oerr.entry != nil { // a recorded denial, answered as Append answers one
+			cerr = connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s: %s", oerr.code, oerr.desc))
+			addDetail(cerr, &warrantv1.ErrorDetail{Reason: oerr.reason})
+			addDetail(cerr, &warrantv1.ExchangeTokenResponse{Entry: oerr.entry.proto()})
+		} else {
+			errors.As(connectError(err), &cerr)
+		}
+		for k, v := range hdr {
+			cerr.Meta()[k] = v
+		}
+		return nil, cerr
+	}
+	resp := connect.NewResponse(&warrantv1.ExchangeTokenResponse{
+		AccessToken: g.res.Token, IssuedTokenType: TokenTypeAccessToken, TokenType: "DPoP",
+		ExpiresIn: g.expiresIn(), Scope: strings.Join(g.res.Record.Scopes, " "), Entry: g.entry.proto(),
+	})
+	for k, v := range hdr {
+		resp.Header()[k] = v
+	}
+	return resp, nil
+}
+
 func (s *service) GetEntry(ctx context.Context, req *connect.Request[warrantv1.GetEntryRequest]) (*connect.Response[warrantv1.GetEntryResponse], error) {
 	var idx uint64
 	var err error
@@ -137,8 +212,12 @@ func (s *service) GetEntry(ctx context.Context, req *connect.Request[warrantv1.G
 		if idx, err = s.log.IndexOfDelegation(ctx, k.DelegationId); err != nil {
 			return nil, connectError(err)
 		}
+	case *warrantv1.GetEntryRequest_ConfigBefore:
+		if idx, err = s.log.IndexOfConfigBefore(ctx, k.ConfigBefore); err != nil {
+			return nil, connectError(err)
+		}
 	default:
-		return nil, connectError(proofs.Errorf(proofs.ReasonFieldMissing, "name the entry by index or delegation_id"))
+		return nil, connectError(proofs.Errorf(proofs.ReasonFieldMissing, "name the entry by index, delegation_id or config_before"))
 	}
 	// The checkpoint is read after the lookup: an index found is covered by
 	// the latest checkpoint, never by an older one read before it.

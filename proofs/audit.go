@@ -223,6 +223,13 @@ func WriteExport(w io.Writer, cp *Checkpoint, next func() ([]byte, error)) error
 // count, or trailing data is a discrepancy. progress, if not nil, is called
 // now and then with the entries done and the total.
 func AuditExport(r io.Reader, logKey note.Verifier, trusted *Checkpoint, progress func(done, total uint64)) (*AuditReport, error) {
+	return AuditWitnessedExport(r, logKey, nil, trusted, progress)
+}
+
+// AuditWitnessedExport is AuditExport for an auditor with a witness policy
+// (nil: none): the export's checkpoint must satisfy it too
+// (OpenWitnessedCheckpoint), or nothing is audited.
+func AuditWitnessedExport(r io.Reader, logKey note.Verifier, witnesses *WitnessPolicy, trusted *Checkpoint, progress func(done, total uint64)) (*AuditReport, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	magic := make([]byte, len(exportMagic))
 	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != exportMagic {
@@ -240,7 +247,7 @@ func AuditExport(r io.Reader, logKey note.Verifier, trusted *Checkpoint, progres
 	if _, err := io.ReadFull(br, note); err != nil {
 		return nil, Errorf(ReasonExportMalformed, "truncated in the checkpoint")
 	}
-	cp, err := OpenCheckpoint(note, logKey)
+	cp, err := OpenWitnessedCheckpoint(note, logKey, witnesses)
 	if err != nil {
 		return nil, err
 	}

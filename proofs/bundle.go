@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 
-	fnote "github.com/transparency-dev/formats/note"
-	"github.com/transparency-dev/formats/witness"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -81,8 +78,9 @@ func ParseBundle(data []byte) (*Bundle, error) {
 // BundleOptions configure VerifyBundle.
 type BundleOptions struct {
 	// WitnessPolicy, when set, must be satisfied by the cosignatures on the
-	// bundle's largest checkpoint (formats/witness policy file syntax).
-	WitnessPolicy []byte
+	// bundle's largest checkpoint (the others are tied to it by consistency
+	// proofs), and every cosignature by one of its witnesses must verify.
+	WitnessPolicy *WitnessPolicy
 }
 
 // VerifiedChain is what a chain bundle proves.
@@ -117,24 +115,18 @@ func VerifyBundle(data []byte, logKey note.Verifier, opts BundleOptions) (*Verif
 		return nil, err
 	}
 	var witnesses []note.Verifier
-	var policy witness.Group
 	if opts.WitnessPolicy != nil {
-		if policy, err = witness.ParsePolicy(opts.WitnessPolicy); err != nil {
-			return nil, Errorf(ReasonBundleWitness, "witness policy: %v", err)
-		}
-		if witnesses, err = witnessKeys(opts.WitnessPolicy); err != nil {
-			return nil, err
-		}
+		witnesses = opts.WitnessPolicy.Verifiers()
 	}
 	vc := &VerifiedChain{Entries: map[uint64]*ParsedLeaf{}}
 	// Checkpoints are told apart by what their log signed, not by their
 	// notes: one checkpoint may come with different cosignatures, which a
 	// verifier that does not know the witnesses ignores (OpenCheckpoint).
 	checkpoints := map[string]*Checkpoint{}
-	var largest [][]byte // the notes of the largest checkpoint, for the witness policy
+	var largest []*Checkpoint // the notes of the largest checkpoint, for the witness policy
 	addNote := func(cp *Checkpoint) {
-		if cp.Size == vc.Checkpoint.Size && !slices.ContainsFunc(largest, func(n []byte) bool { return bytes.Equal(n, cp.Note) }) {
-			largest = append(largest, cp.Note)
+		if cp.Size == vc.Checkpoint.Size && !slices.ContainsFunc(largest, func(c *Checkpoint) bool { return bytes.Equal(c.Note, cp.Note) }) {
+			largest = append(largest, cp)
 		}
 	}
 	var order []uint64
@@ -179,13 +171,31 @@ func VerifyBundle(data []byte, logKey note.Verifier, opts BundleOptions) (*Verif
 			return nil, Errorf(ReasonBundleIncomplete, "checkpoint of size %d is not tied to the largest (size %d) by a consistency proof", cp.Size, vc.Checkpoint.Size)
 		}
 	}
-	if opts.WitnessPolicy != nil && !slices.ContainsFunc(largest, policy.Satisfied) {
-		return nil, Errorf(ReasonBundleWitness, "the checkpoint's cosignatures do not satisfy the witness policy")
+	if opts.WitnessPolicy != nil {
+		// The chain's checkpoint is the note that carries the quorum.
+		if vc.Checkpoint, err = witnessedNote(largest, logKey, opts.WitnessPolicy); err != nil {
+			return nil, err
+		}
 	}
 	if err := vc.verifyChain(b.Delegation, order); err != nil {
 		return nil, err
 	}
 	return vc, nil
+}
+
+// witnessedNote returns the first of the notes of the bundle's largest
+// checkpoint that satisfies the witness policy.
+func witnessedNote(notes []*Checkpoint, logKey note.Verifier, p *WitnessPolicy) (*Checkpoint, error) {
+	var err error
+	for _, cp := range notes {
+		if err = p.Check(cp, logKey); err == nil {
+			return cp, nil
+		}
+		if Reason(err) != ReasonWitnessQuorum {
+			return nil, err
+		}
+	}
+	return nil, &Error{Reason: ReasonBundleWitness, Err: err}
 }
 
 func bundleErr(err error, format string, args ...any) error {
@@ -194,52 +204,6 @@ func bundleErr(err error, format string, args ...any) error {
 		reason = ReasonBundleMalformed
 	}
 	return &Error{Reason: reason, Err: fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)}
-}
-
-// verifyTLogProof is VerifyTLogProof with extra checkpoint cosigners.
-func verifyTLogProof(data []byte, logKey note.Verifier, others []note.Verifier) (*VerifiedEntry, error) {
-	p, err := ParseTLogProof(data)
-	if err != nil {
-		return nil, err
-	}
-	if len(p.ExtraData) == 0 {
-		return nil, Errorf(ReasonTLogProofNoLeaf, "tlog-proof carries no leaf in its extra data")
-	}
-	cp, err := OpenCheckpoint(p.Checkpoint, logKey, others...)
-	if err != nil {
-		return nil, err
-	}
-	hashes := make([][]byte, len(p.Hashes))
-	for i := range p.Hashes {
-		hashes[i] = p.Hashes[i][:]
-	}
-	if err := VerifyInclusion(p.Index, cp.Size, LeafHash(p.ExtraData), hashes, cp.Root); err != nil {
-		return nil, err
-	}
-	leaf, err := ParseLeaf(p.ExtraData)
-	if err != nil {
-		return nil, err
-	}
-	return &VerifiedEntry{Index: p.Index, Leaf: leaf, Checkpoint: cp}, nil
-}
-
-// witnessKeys extracts the cosignature/v1 verifier keys of a witness policy.
-func witnessKeys(policy []byte) ([]note.Verifier, error) {
-	var out []note.Verifier
-	for _, line := range strings.Split(string(policy), "\n") {
-		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = line[:i]
-		}
-		f := strings.Fields(line)
-		if len(f) >= 3 && f[0] == "witness" {
-			v, err := fnote.NewVerifierForCosignatureV1(f[2])
-			if err != nil {
-				return nil, Errorf(ReasonBundleWitness, "witness %s: %v", f[1], err)
-			}
-			out = append(out, v)
-		}
-	}
-	return out, nil
 }
 
 // bundleStore is the Store of a chain bundle as seen just before one of

@@ -15,7 +15,12 @@ import (
 )
 
 // MaxCheckpointBytes bounds a signed checkpoint note.
-const MaxCheckpointBytes = 16 << 10
+//
+// A checkpoint carries the log's signature and its witnesses'
+// cosignatures: an ML-DSA-44 cosignature line is about 3.3 KB, so the
+// bound holds the log's line and some 38 of them (C2SP tlog-policy asks
+// for at least 32 witnesses).
+const MaxCheckpointBytes = 128 << 10
 
 // Checkpoint is a verified C2SP tlog-checkpoint.
 type Checkpoint struct {
@@ -60,8 +65,15 @@ func ParseVerifierKey(vkey string) (note.Verifier, error) {
 // CheckpointBody(origin, size, root) with a 32-byte root and no extension
 // lines (this log writes none), and the origin must be the key's name.
 func OpenCheckpoint(signed []byte, v note.Verifier, others ...note.Verifier) (*Checkpoint, error) {
+	cp, _, err := openCheckpoint(signed, v, others)
+	return cp, err
+}
+
+// openCheckpoint is OpenCheckpoint, returning too the signatures by known
+// keys, all of which verified.
+func openCheckpoint(signed []byte, v note.Verifier, others []note.Verifier) (*Checkpoint, []note.Signature, error) {
 	if len(signed) > MaxCheckpointBytes {
-		return nil, Errorf(ReasonCheckpointInvalid, "checkpoint is %d bytes, limit %d", len(signed), MaxCheckpointBytes)
+		return nil, nil, Errorf(ReasonCheckpointInvalid, "checkpoint is %d bytes, limit %d", len(signed), MaxCheckpointBytes)
 	}
 	known := append([]note.Verifier{v}, others...)
 	n, err := note.Open(signed, note.VerifierList(known...))
@@ -69,38 +81,38 @@ func OpenCheckpoint(signed []byte, v note.Verifier, others ...note.Verifier) (*C
 	var invalid *note.InvalidSignatureError
 	switch {
 	case errors.As(err, &unverified) || errors.As(err, &invalid):
-		return nil, Errorf(ReasonCheckpointSignature, "checkpoint is not signed by %s: %v", v.Name(), err)
+		return nil, nil, Errorf(ReasonCheckpointSignature, "checkpoint is not signed by %s: %v", v.Name(), err)
 	case err != nil:
-		return nil, Errorf(ReasonCheckpointInvalid, "checkpoint is not a signed note: %v", err)
+		return nil, nil, Errorf(ReasonCheckpointInvalid, "checkpoint is not a signed note: %v", err)
 	}
 	signedByLog := false
 	for _, s := range n.Sigs {
 		signedByLog = signedByLog || (s.Name == v.Name() && s.Hash == v.KeyHash())
 	}
 	if !signedByLog {
-		return nil, Errorf(ReasonCheckpointSignature, "checkpoint is not signed by %s", v.Name())
+		return nil, nil, Errorf(ReasonCheckpointSignature, "checkpoint is not signed by %s", v.Name())
 	}
 	if err := checkSignatureLines(signed[len(n.Text)+1:], known); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var cp flog.Checkpoint
 	other, err := cp.Unmarshal([]byte(n.Text))
 	if err != nil {
-		return nil, Errorf(ReasonCheckpointInvalid, "%v", err)
+		return nil, nil, Errorf(ReasonCheckpointInvalid, "%v", err)
 	}
 	if cp.Origin != v.Name() {
-		return nil, Errorf(ReasonCheckpointOrigin, "checkpoint origin %q, want %q", cp.Origin, v.Name())
+		return nil, nil, Errorf(ReasonCheckpointOrigin, "checkpoint origin %q, want %q", cp.Origin, v.Name())
 	}
 	if len(other) != 0 {
-		return nil, Errorf(ReasonCheckpointInvalid, "checkpoint has unexpected extension lines")
+		return nil, nil, Errorf(ReasonCheckpointInvalid, "checkpoint has unexpected extension lines")
 	}
 	if len(cp.Hash) != 32 {
-		return nil, Errorf(ReasonCheckpointInvalid, "checkpoint root is %d bytes, want 32", len(cp.Hash))
+		return nil, nil, Errorf(ReasonCheckpointInvalid, "checkpoint root is %d bytes, want 32", len(cp.Hash))
 	}
 	if !bytes.Equal(CheckpointBody(cp.Origin, cp.Size, cp.Hash), []byte(n.Text)) {
-		return nil, Errorf(ReasonCheckpointInvalid, "checkpoint body is not in canonical form")
+		return nil, nil, Errorf(ReasonCheckpointInvalid, "checkpoint body is not in canonical form")
 	}
-	return &Checkpoint{Origin: cp.Origin, Size: cp.Size, Root: cp.Hash, Note: bytes.Clone(signed)}, nil
+	return &Checkpoint{Origin: cp.Origin, Size: cp.Size, Root: cp.Hash, Note: bytes.Clone(signed)}, n.Sigs, nil
 }
 
 // checkSignatureLines checks the signature block of a note that note.Open

@@ -76,7 +76,7 @@ func goldenSigner(t testing.TB) note.Signer {
 
 // witnessPolicy requires a cosignature by a fixed witness key that never
 // signs anything here: no bundle can satisfy it.
-func witnessPolicy(t testing.TB) []byte {
+func witnessPolicy(t testing.TB) *proofs.WitnessPolicy {
 	t.Helper()
 	_, vkey, err := note.GenerateKey(bytes.NewReader(bytes.Repeat([]byte{7}, 64)), "witness.example")
 	if err != nil {
@@ -87,7 +87,11 @@ func witnessPolicy(t testing.TB) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []byte("witness w " + cv + " https://witness.example/\nquorum w\n")
+	p, err := proofs.ParseWitnessPolicy([]byte("witness w "+cv+" https://witness.example/\nquorum w\n"), string(readTestFile(t, goldenVKey)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func FuzzParseBundle(f *testing.F) {
@@ -553,6 +557,21 @@ func hostileSeedTargets(t testing.TB) map[string]func([]byte) error {
 		},
 		"FuzzParsePolicyUpdate": func(b []byte) error { _, _, err := proofs.ParsePolicyUpdate(b); return err },
 		"FuzzParseKeyBinding":   func(b []byte) error { _, err := proofs.ParseKeyBinding(b); return err },
+		"FuzzParseWitnessPolicy": func(b []byte) error {
+			vkey, _ := witnessVector(t)
+			_, err := proofs.ParseWitnessPolicy(b, vkey, nil)
+			return err
+		},
+		"FuzzOpenWitnessedCheckpoint": func(b []byte) error {
+			vkey, policy := witnessVector(t)
+			v, _ := proofs.ParseVerifierKey(vkey)
+			p, err := proofs.ParseWitnessPolicy(policy, vkey, nil)
+			if err != nil {
+				return err
+			}
+			_, err = proofs.OpenWitnessedCheckpoint(b, v, p)
+			return err
+		},
 	}
 }
 

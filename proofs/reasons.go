@@ -138,6 +138,17 @@ const (
 	ReasonBundleWitness     = "bundle_witness_policy_unsatisfied"
 )
 
+// Reason codes of witness policies (witness.go).
+const (
+	// ReasonWitnessPolicyInvalid: a C2SP tlog-policy file that does not
+	// parse, breaks one of its rules (a duplicate key, a group member
+	// listed twice, no quorum), or does not fit the log it is used for.
+	ReasonWitnessPolicyInvalid = "witness_policy_invalid"
+	// ReasonWitnessQuorum: a checkpoint whose valid cosignatures by the
+	// policy's witnesses do not satisfy its quorum; nothing trusts it.
+	ReasonWitnessQuorum = "witness_quorum_not_met"
+)
+
 // Reason codes of policy handling.
 const (
 	ReasonPolicyInvalid = "policy_invalid"
@@ -164,9 +175,19 @@ const (
 	ReasonRegistrarUnknown     = "registrar_unknown"
 	ReasonAdminUnknown         = "admin_unknown"
 	ReasonPeerIdentityMismatch = "peer_identity_mismatch"
-	ReasonRateLimited          = "rate_limited"
-	ReasonQueueFull            = "queue_full"
-	ReasonTooManyStreams       = "too_many_streams"
+	// ReasonTokenRequestInvalid: a token exchange (the ExchangeToken RPC)
+	// that is not a well-formed RFC 8693 request of this log (grant or
+	// token type, resource, scope, subject token); nothing is recorded.
+	ReasonTokenRequestInvalid = "token_request_invalid"
+	// ReasonDPoPProofInvalid: a DPoP proof (RFC 9449) missing, malformed,
+	// stale, replayed, or not for this request (htm, htu).
+	ReasonDPoPProofInvalid = "dpop_proof_invalid"
+	// ReasonDPoPNonceRequired: the DPoP proof lacks the server's current
+	// nonce; retry with the one the answer carries (DPoP-Nonce).
+	ReasonDPoPNonceRequired = "dpop_nonce_required"
+	ReasonRateLimited       = "rate_limited"
+	ReasonQueueFull         = "queue_full"
+	ReasonTooManyStreams    = "too_many_streams"
 	// ReasonTooManyRequests: over the requests in flight from one address
 	// or in all, refused before the request body is read.
 	ReasonTooManyRequests   = "too_many_requests"
@@ -174,6 +195,10 @@ const (
 	ReasonShuttingDown      = "shutting_down"
 	ReasonStoreUnavailable  = "store_unavailable"
 	ReasonCheckpointPending = "checkpoint_pending"
+	// ReasonWitnessUnavailable: in sync witness mode, no checkpoint
+	// covering the entry reached the witness quorum in time; the entry is
+	// committed and resubmitting the same envelope returns it.
+	ReasonWitnessUnavailable = "witness_unavailable"
 	// ReasonClockBehind: the server's clock is further behind the log's
 	// time than the log allows (it was set back); appends resume when it
 	// is within the bound again.
@@ -433,12 +458,16 @@ var reasons = []ReasonInfo{
 	refused(ReasonRegistrarUnknown, RPCUnauthenticated, "a key binding not signed by a registrar key of this log"),
 	refused(ReasonAdminUnknown, RPCUnauthenticated, "a policy, or a revocation without issuer, not signed by an admin key of this log"),
 	refused(ReasonPeerIdentityMismatch, RPCUnauthenticated, "mutual TLS: the issuer is not the client certificate's SPIFFE ID"),
+	refused(ReasonTokenRequestInvalid, RPCInvalidArgument, "ExchangeToken: not a well-formed token exchange (grant or token type, resource, scope, subject token); the message starts with the OAuth error"),
+	refused(ReasonDPoPProofInvalid, RPCUnauthenticated, "ExchangeToken: the DPoP proof is missing, malformed, stale, replayed or not for this request (OAuth invalid_dpop_proof)"),
+	refused(ReasonDPoPNonceRequired, RPCUnauthenticated, "ExchangeToken: the DPoP proof lacks the server's current nonce; retry with the DPoP-Nonce the error carries (OAuth use_dpop_nonce)"),
 	refused(ReasonRateLimited, RPCResourceExhausted, "over the agent's or the global append budget; retry with back-off"),
 	refused(ReasonQueueFull, RPCResourceExhausted, "the sequencer queue, or the agent's share of it, is full; retry with back-off"),
 	refused(ReasonDiskFull, RPCResourceExhausted, "the data directory's file system is below the free-space reserve, or full"),
 	refused(ReasonShuttingDown, RPCUnavailable, "the server is stopping"),
 	refused(ReasonStoreUnavailable, RPCUnavailable, "the store failed a read or write"),
 	refused(ReasonCheckpointPending, RPCUnavailable, "the entry is committed but no checkpoint covers it yet; resubmit for the receipt"),
+	refused(ReasonWitnessUnavailable, RPCUnavailable, "the entry is committed but no checkpoint covering it reached the witness quorum in time (sync witness mode); resubmit for the receipt"),
 	refused(ReasonDataLoss, RPCDataLoss, "the store lacks or contradicts something it must hold"),
 	refused(ReasonInternal, RPCInternal, "the server failed with an error that has no reason code"),
 
@@ -509,6 +538,8 @@ var reasons = []ReasonInfo{
 	clientSide(ReasonBundleChainBroken, "a chain bundle whose chain does not lead from a root grant, or an entry not signed by its trust anchor"),
 	clientSide(ReasonBundleDecision, "a bundle link's recorded decision differs from what the rules give"),
 	clientSide(ReasonBundleWitness, "the checkpoint's cosignatures do not satisfy the witness policy"),
+	clientSide(ReasonWitnessPolicyInvalid, "a witness policy (C2SP tlog-policy) that does not parse, breaks its rules, or does not list the log"),
+	clientSide(ReasonWitnessQuorum, "a checkpoint whose valid cosignatures do not satisfy the witness policy's quorum; the trusted state is left untouched"),
 	clientSide(ReasonEntriesDoNotMatchRoot, "the entries a follower fetched do not hash to the signed root"),
 	clientSide(ReasonLogStalled, "no fresh signed timestamp within the follower's stall bound"),
 

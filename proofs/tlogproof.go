@@ -107,6 +107,29 @@ type VerifiedEntry struct {
 // and that extra is a well-formed, canonical leaf. Signatures inside the leaf
 // need the key bindings in force, which a single proof does not carry.
 func VerifyTLogProof(data []byte, logKey note.Verifier) (*VerifiedEntry, error) {
+	return verifyTLogProof(data, logKey, nil)
+}
+
+// VerifyWitnessedTLogProof is VerifyTLogProof for a client with a witness
+// policy (nil: none): the proof's checkpoint must also satisfy it
+// (OpenWitnessedCheckpoint).
+func VerifyWitnessedTLogProof(data []byte, logKey note.Verifier, p *WitnessPolicy) (*VerifiedEntry, error) {
+	if p == nil {
+		return VerifyTLogProof(data, logKey)
+	}
+	ve, err := verifyTLogProof(data, logKey, p.Verifiers())
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Check(ve.Checkpoint, logKey); err != nil {
+		return nil, err
+	}
+	return ve, nil
+}
+
+// verifyTLogProof is VerifyTLogProof with extra checkpoint cosigners, whose
+// lines must verify too.
+func verifyTLogProof(data []byte, logKey note.Verifier, others []note.Verifier) (*VerifiedEntry, error) {
 	p, err := ParseTLogProof(data)
 	if err != nil {
 		return nil, err
@@ -114,7 +137,7 @@ func VerifyTLogProof(data []byte, logKey note.Verifier) (*VerifiedEntry, error) 
 	if len(p.ExtraData) == 0 {
 		return nil, Errorf(ReasonTLogProofNoLeaf, "tlog-proof carries no leaf in its extra data")
 	}
-	cp, err := OpenCheckpoint(p.Checkpoint, logKey)
+	cp, err := OpenCheckpoint(p.Checkpoint, logKey, others...)
 	if err != nil {
 		return nil, err
 	}

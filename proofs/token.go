@@ -312,3 +312,52 @@ func NewTokenIssuance(st ChainState, jti, requester, jkt, delegation, audience s
 	}
 	return r, nil
 }
+
+// TokenInForce tells why an issued token's chain is no longer in force at
+// t, by the state st: the reasons a new exchange of r would be denied for
+// (ReasonDelegationRevoked, ReasonDelegationExpired,
+// ReasonBindingNotInForce; ReasonDelegationNotFound for a delegation st
+// does not hold), and ReasonSignatureKeyUnknown when the requester's key
+// binding in force is no longer the key the token is bound to (its
+// binding withdrawn or replaced). None: the chain is in force. It does
+// not check the token's own expiry, nor the policy (which judged the
+// issuance once).
+func TokenInForce(st ChainState, r *TokenIssuance, t time.Time) ([]string, error) {
+	chain, err := ancestors(st, r.Delegation)
+	if err != nil {
+		return nil, err
+	}
+	if len(chain) == 0 || chain[0].Index != r.DelegationIndex {
+		return []string{ReasonDelegationNotFound}, nil
+	}
+	var reasons []string
+	for _, a := range chain {
+		revoked, err := isRevoked(st, a)
+		if err != nil {
+			return nil, err
+		}
+		if revoked {
+			reasons = append(reasons, ReasonDelegationRevoked)
+			break
+		}
+	}
+	for _, a := range chain {
+		if aexp, _ := ParseTime("expires_at", a.D.ExpiresAt); !t.Before(aexp) {
+			reasons = append(reasons, ReasonDelegationExpired)
+			break
+		}
+	}
+	inForce := st.Binding(chain[0].D.Delegate) != nil
+	for _, a := range chain {
+		inForce = inForce && st.Binding(a.D.Issuer) != nil
+	}
+	if !inForce {
+		reasons = append(reasons, ReasonBindingNotInForce)
+	}
+	if b := st.Binding(r.Requester); b == nil {
+		reasons = append(reasons, ReasonBindingNotInForce)
+	} else if jkt, err := JWKThumbprint(b.Key); err != nil || jkt != r.JKT {
+		reasons = append(reasons, ReasonSignatureKeyUnknown)
+	}
+	return compactReasons(reasons), nil
+}

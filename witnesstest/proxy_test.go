@@ -30,24 +30,25 @@ import (
 // witnessed log, as far as its clients can tell: every checkpoint it
 // passes on (GET /checkpoint, the checkpoint fields of Connect answers,
 // the notes inside chain bundles) is first sent to a witness with a C2SP
-// tlog-witness add-checkpoint request, and passed on with the witness's
-// cosignature lines appended. Nothing else changes; in particular the
-// log's own signature and text are the server's.
+// tlog-witness add-checkpoint request (to each of its witnesses), and
+// passed on with the witnesses' cosignature lines appended. Nothing else
+// changes; in particular the log's own signature and text are the
+// server's.
 type witnessingProxy struct {
-	t          *testing.T
-	logKey     note.Verifier
-	rpc        warrantv1connect.LedgerServiceClient // the real server, for consistency proofs
-	witnessURL string
+	t           *testing.T
+	logKey      note.Verifier
+	rpc         warrantv1connect.LedgerServiceClient // the real server, for consistency proofs
+	witnessURLs []string
 
 	mu       sync.Mutex
-	size     uint64            // the witness's latest cosigned size
+	size     map[string]uint64 // each witness's latest cosigned size
 	cosigned map[string][]byte // checkpoint text -> cosignature lines
 	streamed int               // stream messages rewritten
 }
 
-func newWitnessingProxy(t *testing.T, server, witnessURL string, logKey note.Verifier) (*witnessingProxy, http.Handler) {
+func newWitnessingProxy(t *testing.T, server string, logKey note.Verifier, witnessURLs ...string) (*witnessingProxy, http.Handler) {
 	p := &witnessingProxy{
-		t: t, logKey: logKey, witnessURL: witnessURL,
+		t: t, logKey: logKey, witnessURLs: witnessURLs, size: map[string]uint64{},
 		rpc:      warrantv1connect.NewLedgerServiceClient(http.DefaultClient, server),
 		cosigned: map[string][]byte{},
 	}
@@ -239,10 +240,10 @@ func (p *witnessingProxy) cosignBundle(raw []byte) ([]byte, error) {
 	return b.Marshal(), nil
 }
 
-// cosign returns the log-signed checkpoint with the witness's cosignature
-// lines appended. A checkpoint is sent to the witness once; one older than
-// the witness's latest cannot be (tlog-witness only moves forward), and is
-// passed on as the log signed it.
+// cosign returns the log-signed checkpoint with the witnesses' cosignature
+// lines appended. A checkpoint is sent to the witnesses once; one older
+// than a witness's latest cannot be (tlog-witness only moves forward), and
+// is passed on without that witness's cosignature.
 func (p *witnessingProxy) cosign(signed []byte) ([]byte, error) {
 	cp, err := proofs.OpenCheckpoint(signed, p.logKey)
 	if err != nil {
@@ -254,16 +255,20 @@ func (p *witnessingProxy) cosign(signed []byte) ([]byte, error) {
 	if sigs, ok := p.cosigned[text]; ok {
 		return append(bytes.Clone(signed), sigs...), nil
 	}
-	if cp.Size < p.size {
-		p.t.Logf("witnessing proxy: checkpoint of size %d is older than the witness's %d; passed on uncosigned", cp.Size, p.size)
-		return signed, nil
-	}
-	sigs, err := p.addCheckpoint(signed, cp.Size)
-	if err != nil {
-		return nil, err
+	var sigs []byte
+	for _, u := range p.witnessURLs {
+		if cp.Size < p.size[u] {
+			p.t.Logf("witnessing proxy: checkpoint of size %d is older than %s's %d; passed on without its cosignature", cp.Size, u, p.size[u])
+			continue
+		}
+		s, err := p.addCheckpoint(u, signed, cp.Size)
+		if err != nil {
+			return nil, err
+		}
+		sigs = append(sigs, s...)
+		p.size[u] = cp.Size
 	}
 	p.cosigned[text] = sigs
-	p.size = cp.Size
 	return append(bytes.Clone(signed), sigs...), nil
 }
 
@@ -271,8 +276,8 @@ func (p *witnessingProxy) cosign(signed []byte) ([]byte, error) {
 // size the witness holds, a consistency proof from it, and the checkpoint.
 // A 409 with the witness's size (text/x.tlog.size) is answered once by
 // resending from that size.
-func (p *witnessingProxy) addCheckpoint(signed []byte, size uint64) ([]byte, error) {
-	old := p.size
+func (p *witnessingProxy) addCheckpoint(witnessURL string, signed []byte, size uint64) ([]byte, error) {
+	old := p.size[witnessURL]
 	for attempt := 0; ; attempt++ {
 		var proof [][]byte
 		if old > 0 && old < size {
@@ -289,7 +294,7 @@ func (p *witnessingProxy) addCheckpoint(signed []byte, size uint64) ([]byte, err
 		}
 		body.WriteString("\n")
 		body.Write(signed)
-		resp, err := http.Post(p.witnessURL+"/add-checkpoint", "", &body)
+		resp, err := http.Post(witnessURL+"/add-checkpoint", "", &body)
 		if err != nil {
 			return nil, err
 		}

@@ -54,6 +54,7 @@ type realWitness struct {
 	w      *witness.Witness
 	url    string
 	name   string
+	vkey   string // its cosignature verifier key
 	policy string // a tlog-policy requiring this witness
 }
 
@@ -71,6 +72,28 @@ func startWitness(t *testing.T, name string, logKey note.Verifier) *realWitness 
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startWitnessWith(t, name, signer, cv, logKey)
+}
+
+// startMLDSAWitness starts a witness whose key is ML-DSA-44: it cosigns
+// with C2SP tlog-cosignature's subtree/v1 type.
+func startMLDSAWitness(t *testing.T, name string, logKey note.Verifier) *realWitness {
+	t.Helper()
+	skey, vkey, err := fnote.GenerateMLDSAKey(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := fnote.NewSignerForCosignatureV1(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startWitnessWith(t, name, signer, vkey, logKey)
+}
+
+// startWitnessWith starts a witness signing with signer, whose
+// cosignature verifier key is cv.
+func startWitnessWith(t *testing.T, name string, signer note.Signer, cv string, logKey note.Verifier) *realWitness {
+	t.Helper()
 	ctx := context.Background()
 	w, err := witness.New(ctx, witness.Opts{
 		Persistence: inmemory.New(),
@@ -86,8 +109,8 @@ func startWitness(t *testing.T, name string, logKey note.Verifier) *realWitness 
 	mux.HandleFunc("POST /add-checkpoint", witness.NewHTTPHandler(w).AddCheckpoint)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &realWitness{w: w, url: srv.URL, name: name,
-		policy: fmt.Sprintf("log %s\nwitness w %s %s\nquorum w\n", logKey.Name(), cv, srv.URL)}
+	return &realWitness{w: w, url: srv.URL, name: name, vkey: cv,
+		policy: fmt.Sprintf("witness w %s %s\nquorum w\n", cv, srv.URL)}
 }
 
 // user runs the warrant binary as a user would, in dir.
@@ -193,7 +216,7 @@ func TestWitnessCosignedCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := startWitness(t, "witness.example/w1", logKey)
-	wp, handler := newWitnessingProxy(t, server, w.url, logKey)
+	wp, handler := newWitnessingProxy(t, server, logKey, w.url)
 	proxy := httptest.NewServer(handler)
 	t.Cleanup(proxy.Close)
 	u.env = append(u.env, "WARRANT_SERVER="+proxy.URL, "WARRANT_LOG_KEY=@"+vkeyPath)

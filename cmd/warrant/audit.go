@@ -39,7 +39,7 @@ func runExport(ctx context.Context, env *cmdEnv, args []string) error {
 }
 
 func runAudit(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "audit", "(--export FILE | --server URL) --log-key VKEY [--json]")
+	fs := newFlagSet(env, "audit", "(--export FILE | --server URL) --log-key VKEY [--witness-policy FILE] [--json]")
 	var cf clientFlags
 	cf.register(fs, env)
 	export := fs.String("export", "", "audit an export file offline instead of the server")
@@ -68,13 +68,17 @@ func runAudit(ctx context.Context, env *cmdEnv, args []string) error {
 			return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 		}
 		defer f.Close()
+		witnesses, _, err := cf.witnesses()
+		if err != nil {
+			return err
+		}
 		var trusted *proofs.Checkpoint
 		if cf.state != "" {
 			if trusted, err = client.New(cf.server, v, client.WithState(client.FileState{Path: cf.state})).Trusted(); err != nil {
 				return err
 			}
 		}
-		if report, err = proofs.AuditExport(f, v, trusted, progress); err != nil {
+		if report, err = proofs.AuditWitnessedExport(f, v, witnesses, trusted, progress); err != nil {
 			return err
 		}
 	} else {

@@ -37,6 +37,12 @@ func runTrace(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	last := vc.Links[len(vc.Links)-1]
+	var tokens []*client.Entry
+	if !cf.json || *out != "" {
+		if tokens, err = tokensUnder(ctx, c, pos[0]); err != nil {
+			return err
+		}
+	}
 	switch {
 	case *out == "" && cf.json: // the bundle is one line of JSON
 		_, err := env.stdout.Write(append(bundle, '\n'))
@@ -44,6 +50,7 @@ func runTrace(ctx context.Context, env *cmdEnv, args []string) error {
 	case *out == "":
 		fmt.Fprintf(env.stdout, "the chain of %s: %d links from its root grant, verified against the signed checkpoint of %s at tree size %d\n", pos[0], len(vc.Links), vc.Checkpoint.Origin, vc.Checkpoint.Size)
 		printChain(env.stdout, vc)
+		printTokens(env.stdout, tokens, len(vc.Links))
 		fmt.Fprintf(env.stdout, "write it for an auditor with --out BUNDLE (`warrant verify BUNDLE` checks it offline)\n")
 		return nil
 	}
@@ -51,11 +58,45 @@ func runTrace(ctx context.Context, env *cmdEnv, args []string) error {
 		return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 	}
 	if cf.json {
-		return printJSON(env.stdout, map[string]any{"id": pos[0], "index": last.Index, "links": len(vc.Links), "out": *out, "checkpoint": cpJSON(vc.Checkpoint)})
+		var toks []uint64
+		for _, e := range tokens {
+			toks = append(toks, e.Index)
+		}
+		return printJSON(env.stdout, map[string]any{"id": pos[0], "index": last.Index, "links": len(vc.Links), "out": *out, "checkpoint": cpJSON(vc.Checkpoint), "token_entries": toks})
 	}
 	fmt.Fprintf(env.stdout, "wrote the chain of %s (%d links, verified) to %s\n", pos[0], len(vc.Links), *out)
 	printChain(env.stdout, vc)
+	printTokens(env.stdout, tokens, len(vc.Links))
 	return nil
+}
+
+// tokensUnder lists the token entries (exchanges, accepted or denied)
+// under delegation id, each verified, as blast-radius shows them.
+func tokensUnder(ctx context.Context, c *client.Client, id string) ([]*client.Entry, error) {
+	var out []*client.Entry
+	for start := uint64(0); ; {
+		page, next, err := c.Children(ctx, id, start, 100)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page {
+			if e.Leaf.Token != nil && e.Leaf.Under() == id {
+				out = append(out, e)
+			}
+		}
+		if next == 0 {
+			return out, nil
+		}
+		start = next
+	}
+}
+
+// printTokens prints the token entries under the chain's last link, one
+// level below it.
+func printTokens(w io.Writer, tokens []*client.Entry, depth int) {
+	for _, e := range tokens {
+		fmt.Fprintf(w, "%s[%d] %s\n", strings.Repeat("  ", depth), e.Index, describeEntry(e))
+	}
 }
 
 func printChain(w io.Writer, vc *proofs.VerifiedChain) {

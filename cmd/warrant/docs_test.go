@@ -28,7 +28,7 @@ const repoRoot = "../.."
 
 // checkedDocs are the documents whose backticked paths and links must
 // resolve inside the repository.
-var checkedDocs = []string{"ARCHITECTURE.md", "docs/rules.md", "docs/operating.md", "docs/formats.md", "docs/security-model.md", "docs/auditing.md"}
+var checkedDocs = []string{"ARCHITECTURE.md", "docs/rules.md", "docs/operating.md", "docs/formats.md", "docs/security-model.md", "docs/auditing.md", "docs/witnesses.md"}
 
 var (
 	fencedBlock = regexp.MustCompile("(?ms)^```.*?^```")

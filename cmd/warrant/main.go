@@ -297,11 +297,12 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 // clientFlags are the flags every client subcommand takes.
 type clientFlags struct {
-	server string
-	logKey string
-	state  string
-	json   bool
-	tls    clientTLS // --tls-ca, --tls-cert, --tls-key (tls.go)
+	server        string
+	logKey        string
+	state         string
+	witnessPolicy string
+	json          bool
+	tls           clientTLS // --tls-ca, --tls-cert, --tls-key (tls.go)
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet, env *cmdEnv) {
@@ -309,8 +310,47 @@ func (f *clientFlags) register(fs *flag.FlagSet, env *cmdEnv) {
 	fs.StringVar(&f.server, "server", envOr(env, "WARRANT_SERVER", defaultServer), "ledger URL (env WARRANT_SERVER)")
 	fs.StringVar(&f.logKey, "log-key", env.getenv("WARRANT_LOG_KEY"), "the log's note verifier key, or @FILE (env WARRANT_LOG_KEY)")
 	fs.StringVar(&f.state, "state", "", "trusted-checkpoint file (default: per origin under the user config dir)")
+	registerWitnessPolicy(fs, env, &f.witnessPolicy)
 	fs.BoolVar(&f.json, "json", false, "print one single-line JSON object")
 	f.tls.register(fs, env)
+}
+
+// registerWitnessPolicy adds --witness-policy to fs.
+func registerWitnessPolicy(fs *flag.FlagSet, env *cmdEnv, p *string) {
+	fs.StringVar(p, "witness-policy", env.getenv("WARRANT_WITNESS_POLICY"), "a C2SP tlog-policy file: trust only checkpoints its witnesses' cosignatures satisfy (env WARRANT_WITNESS_POLICY)")
+}
+
+// loadWitnessPolicy reads and parses the --witness-policy file for the
+// log whose verifier key is vkey; no file is no policy.
+func loadWitnessPolicy(path, vkey string) (*proofs.WitnessPolicy, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &proofs.Error{Reason: proofs.ReasonIOError, Err: fmt.Errorf("--witness-policy: %w", err)}
+	}
+	p, err := proofs.ParseWitnessPolicy(b, vkey, nil)
+	if err != nil {
+		return nil, fmt.Errorf("--witness-policy %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// witnesses returns the client options for --witness-policy.
+func (f *clientFlags) witnesses() (*proofs.WitnessPolicy, []client.Option, error) {
+	if f.witnessPolicy == "" {
+		return nil, nil, nil
+	}
+	vkey, err := logKeyText(f.logKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := loadWitnessPolicy(f.witnessPolicy, vkey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, []client.Option{client.WithWitnessPolicy(p)}, nil
 }
 
 func envOr(env *cmdEnv, key, def string) string {
@@ -347,6 +387,11 @@ func (f *clientFlags) newClient() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	_, wopts, err := f.witnesses()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, wopts...)
 	return client.New(f.server, v, append(opts, client.WithState(client.FileState{Path: path}))...), nil
 }
 

@@ -4,17 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/warrantlog/warrant/client"
 	"github.com/warrantlog/warrant/internal/atomicfile"
+	"github.com/warrantlog/warrant/ledger"
 	"github.com/warrantlog/warrant/proofs"
 )
 
 func runCheckpoint(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "checkpoint", "[--server URL] [--log-key VKEY|@FILE] [--state FILE] [--json]")
+	fs := newFlagSet(env, "checkpoint", "[--server URL] [--log-key VKEY|@FILE] [--state FILE] [--witness-policy FILE] [--witnesses] [--json]")
 	var cf clientFlags
 	cf.register(fs, env)
+	witnesses := fs.Bool("witnesses", false, "also show each witness's state as the server reports it: name, URL, last cosigned size, last error")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -30,13 +36,67 @@ func runCheckpoint(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	var ws *ledger.WitnessStatus
+	if *witnesses {
+		if ws, err = fetchWitnesses(ctx, &cf); err != nil {
+			return err
+		}
+	}
 	if cf.json {
-		return printJSON(env.stdout, map[string]any{
+		out := map[string]any{
 			"origin": cp.Origin, "size": cp.Size, "root": fmt.Sprintf("%x", cp.Root), "checkpoint": string(cp.Note),
-		})
+		}
+		if ws != nil {
+			out["witness_mode"], out["witnessed_size"], out["witnesses"] = ws.Mode, ws.CosignedSize, ws.Witnesses
+		}
+		return printJSON(env.stdout, out)
 	}
 	fmt.Fprintf(env.stdout, "origin %s\nsize %d\nroot %x\nsignature verified; consistent with the trusted state\n\n%s", cp.Origin, cp.Size, cp.Root, cp.Note)
+	if ws != nil {
+		fmt.Fprintf(env.stdout, "\nwitnesses (as the server reports them; mode %s, witnessed size %d):\n", ws.Mode, ws.CosignedSize)
+		for _, w := range ws.Witnesses {
+			fmt.Fprintf(env.stdout, "%s\t%s\tcosigned %d", w.Name, w.URL, w.CosignedSize)
+			if w.LastError != "" {
+				fmt.Fprintf(env.stdout, "\terror (%s, %s): %s", w.LastErrorKind, w.LastErrorAt.UTC().Format(time.RFC3339), w.LastError)
+			}
+			fmt.Fprintln(env.stdout)
+		}
+	}
 	return nil
+}
+
+// fetchWitnesses reads the server's GET /witnesses: each witness's state
+// as the server reports it (not verified: the checkpoint's cosignatures
+// are what can be checked).
+func fetchWitnesses(ctx context.Context, cf *clientFlags) (*ledger.WitnessStatus, error) {
+	hc, err := backupHTTPClient(&cf.tls)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(cf.server, "/")+"/witnesses", nil)
+	if err != nil {
+		return nil, usagef("bad server URL %q: %v", cf.server, err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, &proofs.Error{Reason: proofs.ReasonUnavailable, Err: err}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, &proofs.Error{Reason: proofs.ReasonUnavailable, Err: err}
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, proofs.Errorf(proofs.ReasonNotFound, "the server at %s reports no witnesses: it runs without --witness-policy", cf.server)
+	case resp.StatusCode != http.StatusOK:
+		return nil, proofs.Errorf(proofs.ReasonUnavailable, "GET /witnesses: HTTP %d: %.200s", resp.StatusCode, body)
+	}
+	var ws ledger.WitnessStatus
+	if err := json.Unmarshal(body, &ws); err != nil {
+		return nil, proofs.Errorf(proofs.ReasonResponseMismatch, "GET /witnesses: %v", err)
+	}
+	return &ws, nil
 }
 
 // fetchEntry resolves INDEX|ID to a verified entry.

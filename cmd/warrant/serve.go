@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -29,6 +31,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	fs.Var(&admins, "admin-key", "PEM public key allowed to sign policies and administrative revocations (repeatable)")
 	batchEntries := fs.Int("batch-max-entries", 1024, "most entries in one group commit")
 	batchBytes := fs.Int("batch-max-bytes", 2<<20, "most envelope bytes in one group commit")
+	batchAgentBytes := fs.Int("batch-max-agent-bytes", ledger.DefaultMaxBatchAgentBytes, "most envelope bytes of one agent in one group commit (its first request always fits)")
 	batchWait := fs.Duration("batch-max-wait", 0, "longest wait for more requests once a batch has one (0: none)")
 	treeCacheMB := fs.Int("tree-cache-mb", ledger.DefaultTreeCacheBytes>>20, "memory for tile subtrees that proofs read (about 10 KiB per 256 entries; 0: none)")
 	def := proofs.DefaultRuleLimits()
@@ -39,9 +42,14 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	maxAhead := fs.Duration("max-log-time-ahead", ledger.DefaultMaxLogTimeAhead, "how far log time (which never decreases) may run ahead of the server clock before appends are refused clock_behind")
 	tokens := fs.Bool("tokens", false, "issue DPoP-bound access tokens at POST /oauth2/token, signed with DIR/token.key (created on first use; not the log key)")
 	tokenLife := fs.Duration("token-lifetime", ledger.DefaultTokenLifetime, "access token lifetime, at most 15m (never past the delegation's expiry)")
-	tokenIssuer := fs.String("token-issuer", "", "the tokens' iss and the OAuth metadata's issuer URL (default: the request's scheme and host)")
+	tokenIssuer := fs.String("token-issuer", "", "the tokens' iss, the DPoP htu base and the OAuth metadata's issuer URL; required with --tokens unless the listener is loopback (default there: http(s)://<listen address>)")
+	dpopNonce := fs.Bool("dpop-nonce", true, "with --tokens, demand a server-provided nonce (RFC 9449 section 8) in DPoP proofs; warrant's clients retry once with it")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	pprofListen := fs.String("pprof-listen", "", "serve Go profiling (net/http/pprof) on this separate address, e.g. 127.0.0.1:6060 (off by default)")
+	witnessPolicy := fs.String("witness-policy", "", "tlog-policy file naming the witnesses every checkpoint is sent to, and their quorum (off by default)")
+	witnessMode := fs.String("witness-mode", "async", "with --witness-policy: async (answer with the log-signed checkpoint) or sync (answer once a checkpoint covering the entry is witnessed)")
+	witnessTimeout := fs.Duration("witness-timeout", ledger.DefaultWitnessTimeout, "with --witness-mode sync: longest wait for the witness quorum before answering witness_unavailable")
+	witnessRate := fs.Float64("witness-rate", ledger.DefaultWitnessRate, "each witness's request budget, add-checkpoint requests per second (newer checkpoints replace waiting ones)")
 	var sec serveSecurity // TLS, mutual TLS, rate limits (tls.go)
 	sec.register(fs)
 	var of opsFlags // config file, log format, metrics, tracing, backups (ops.go)
@@ -76,6 +84,26 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	if *maxDepth < 1 || *maxDepth > proofs.MaxChainDepth {
 		return usagef("--max-depth must be between 1 and %d", proofs.MaxChainDepth)
 	}
+	mode, err := ledger.ParseWitnessMode(*witnessMode)
+	if err != nil {
+		return usagef("--witness-mode: %v", err)
+	}
+	if *witnessTimeout <= 0 {
+		return usagef("--witness-timeout must be positive (e.g. 5s)")
+	}
+	if !(*witnessRate > 0) {
+		return usagef("--witness-rate must be a positive number of requests per second")
+	}
+	// The policy is read here and checked by Open, against the log's key.
+	var policy []byte
+	if *witnessPolicy != "" {
+		var err error
+		if policy, err = os.ReadFile(*witnessPolicy); err != nil {
+			return usagef("--witness-policy: %v", err)
+		}
+	} else if flagSet(fs, "witness-mode") || flagSet(fs, "witness-timeout") || flagSet(fs, "witness-rate") {
+		return usagef("--witness-mode, --witness-timeout and --witness-rate need --witness-policy")
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usagef("--log-level: %v", err)
@@ -93,14 +121,15 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	opts := ledger.Options{
-		Dir:             *data,
-		Origin:          *origin,
-		RegistrarKeys:   regKeys,
-		AdminKeys:       adminKeys,
-		MaxBatchEntries: *batchEntries,
-		MaxBatchBytes:   *batchBytes,
-		MaxBatchWait:    *batchWait,
-		TreeCacheBytes:  treeCacheBytes(*treeCacheMB),
+		Dir:                *data,
+		Origin:             *origin,
+		RegistrarKeys:      regKeys,
+		AdminKeys:          adminKeys,
+		MaxBatchEntries:    *batchEntries,
+		MaxBatchBytes:      *batchBytes,
+		MaxBatchAgentBytes: *batchAgentBytes,
+		MaxBatchWait:       *batchWait,
+		TreeCacheBytes:     treeCacheBytes(*treeCacheMB),
 		Rules: proofs.RuleLimits{
 			LifetimeExecuteSeconds: int64(*lifeExec / time.Second),
 			LifetimeDraftSeconds:   int64(*lifeDraft / time.Second),
@@ -111,12 +140,22 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		Logger:          logger,
 		TokenLifetime:   *tokenLife,
 		TokenIssuer:     strings.TrimSuffix(*tokenIssuer, "/"),
+		DPoPNonce:       *dpopNonce,
+		WitnessPolicy:   policy,
+		WitnessMode:     mode,
+		WitnessTimeout:  *witnessTimeout,
+		WitnessRate:     *witnessRate,
 	}
 	if err := sec.options(&opts); err != nil {
 		return err
 	}
 	if err := conns.options(&opts); err != nil {
 		return err
+	}
+	if *tokens {
+		if err := checkTokenIssuer(opts.TokenIssuer, *listen); err != nil {
+			return err
+		}
 	}
 	// Bind before touching the data directory: a second serve on a taken
 	// port fails at once, on stderr, and creates no log.
@@ -125,6 +164,13 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	defer ln.Close()
+	if *tokens && opts.TokenIssuer == "" {
+		// Loopback: the address as given (clients write it so), with the
+		// port bound when it was 0.
+		host, _, _ := net.SplitHostPort(*listen)
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		opts.TokenIssuer = sec.scheme() + "://" + net.JoinHostPort(host, port)
+	}
 	o, err := newOps(ctx, env, &of, logger)
 	if err != nil {
 		return err
@@ -152,6 +198,9 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	if errors.Is(err, ledger.ErrStoreMismatch) {
 		return &proofs.Error{Reason: proofs.ReasonStoreMismatch, Err: fmt.Errorf("%v. Refusing to serve. Do not delete the checkpoint: restore %s from a backup taken before the damage, or move it aside and investigate", err, *data)}
 	}
+	if proofs.Reason(err) == proofs.ReasonWitnessPolicyInvalid {
+		return fmt.Errorf("--witness-policy %s: %w", *witnessPolicy, err)
+	}
 	if err != nil {
 		return &proofs.Error{Reason: proofs.ReasonOpenFailed, Err: err}
 	}
@@ -176,6 +225,9 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	ln = conns.bound(srv, ln)
 	vkeyPath, _ := filepath.Abs(filepath.Join(*data, ledger.LogVerifierKeyFile))
 	logger.Info("serving", "origin", l.Origin(), "url", sec.scheme()+"://"+ln.Addr().String(), "mtls", sec.clientCA != "", "verifier_key", vkeyPath, "size", l.Checkpoint().Size)
+	if policy != nil {
+		logger.Info("witnessing", "witnesses", len(l.Witnesses().Witnesses), "mode", mode.String(), "timeout", *witnessTimeout, "rate", *witnessRate)
+	}
 	if err := o.start(l, sec.scheme()+"://"+ln.Addr().String()); err != nil {
 		return err
 	}
@@ -210,6 +262,26 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 
 // bind binds addr; a taken address says what to do (flags names the
 // flag and variable that choose the address).
+// checkTokenIssuer checks --token-issuer, which a server issuing tokens
+// must be given unless it listens on loopback only: the issuer is the
+// tokens' iss and the base of the DPoP htu the endpoints demand, and
+// taking it from each request's Host header would let the caller choose
+// both.
+func checkTokenIssuer(issuer, listen string) error {
+	if issuer == "" {
+		host, _, err := net.SplitHostPort(listen)
+		if ip, perr := netip.ParseAddr(host); err == nil && (host == "localhost" || perr == nil && ip.IsLoopback()) {
+			return nil
+		}
+		return usagef("--tokens on a listener that is not loopback-only (%s) needs --token-issuer URL, the https URL clients reach this server at: it becomes the tokens' iss and the DPoP htu base, which must not come from a request's Host header", listen)
+	}
+	u, err := url.Parse(issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return usagef("--token-issuer %q must be an absolute http(s) URL without user, query or fragment", issuer)
+	}
+	return nil
+}
+
 func bind(addr, flags string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if errors.Is(err, syscall.EADDRINUSE) {

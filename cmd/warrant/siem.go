@@ -16,7 +16,7 @@ import (
 )
 
 func runSIEM(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "siem", "--state FILE [--once] [--format ocsf|cef|syslog] [--out -|FILE|URL]")
+	fs := newFlagSet(env, "siem", "--state FILE [--once] [--format ocsf|cef|syslog] [--out -|FILE|URL] [--witness-policy FILE]")
 	var cf clientFlags
 	cf.register(fs, env)
 	fs.Lookup("state").Usage = "required: the follower's state file (where to resume, and the trusted checkpoint); created on the first run"
@@ -89,7 +89,11 @@ func runSIEM(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	c := client.New(cf.server, v, topts...)
+	_, wopts, err := cf.witnesses() // a checkpoint without the quorum is an alert
+	if err != nil {
+		return err
+	}
+	c := client.New(cf.server, v, append(topts, wopts...)...)
 	origin := v.Name()
 	emit := func(ctx context.Context, entries []client.Followed) error {
 		records := make([][]byte, len(entries))

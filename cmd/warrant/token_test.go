@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,6 +20,20 @@ func TestTokenCommand(t *testing.T) {
 	e.srv.kill(syscall.SIGTERM)
 	e.srv = startServer(t, e.dir, e.env, e.addr, "--registrar-key", "registrar.pub", "--tokens")
 	const api = "https://tickets.example/api"
+	// On loopback the issuer defaults to the listen address.
+	var meta struct {
+		Issuer        string `json:"issuer"`
+		Introspection string `json:"introspection_endpoint"`
+	}
+	if resp, err := http.Get(e.url() + "/.well-known/oauth-authorization-server"); err != nil {
+		t.Fatal(err)
+	} else {
+		json.NewDecoder(resp.Body).Decode(&meta)
+		resp.Body.Close()
+	}
+	if meta.Issuer != e.url() || meta.Introspection != e.url()+"/oauth2/introspect" {
+		t.Fatalf("metadata %+v, want issuer %s", meta, e.url())
+	}
 	d := e.delegate("alice.state", "--dest", api)
 	out := mustWarrant(t, e.dir, e.env, "token", "--key", "planner.key", "--delegation", d.ID, "--resource", api, "--json", "--state", "planner.state")
 	if strings.Count(out, "\n") != 1 {
@@ -87,5 +103,87 @@ func TestRotateTokenKeyCommand(t *testing.T) {
 	prev, err := ledger.LoadPreviousTokenKeys(dir)
 	if err != nil || len(prev) != 1 || prev[0].ID != ids.Previous {
 		t.Fatalf("previous key %v %v, want %s", prev, err, ids.Previous)
+	}
+}
+
+// TestTokenInspectCommand: `warrant token inspect` verifies a token
+// against the JWKS and the log (signing key recorded, issuance entry
+// proven), tells whether its chain is in force (from the chain's entries,
+// or by introspection with --key), and refuses a forged token; trace
+// shows the tokens issued under a delegation.
+func TestTokenInspectCommand(t *testing.T) {
+	e := newE2E(t)
+	e.srv.kill(syscall.SIGTERM)
+	e.srv = startServer(t, e.dir, e.env, e.addr, "--registrar-key", "registrar.pub", "--tokens")
+	const api = "https://tickets.example/api"
+	d := e.delegate("alice.state", "--dest", api)
+	token := strings.TrimSpace(mustWarrant(t, e.dir, e.env, "token", "--key", "planner.key", "--delegation", d.ID, "--resource", api, "--state", "planner.state"))
+
+	type inspection struct {
+		Claims struct {
+			Aud, Scope, JTI string
+			Warrant         struct {
+				Delegation    string `json:"delegation"`
+				IssuanceIndex uint64 `json:"issuance_index"`
+			} `json:"warrant"`
+		} `json:"claims"`
+		KeyID      string   `json:"key_id"`
+		KeyEntry   uint64   `json:"key_entry"`
+		Issuance   uint64   `json:"issuance_index"`
+		Active     bool     `json:"active"`
+		Expired    bool     `json:"expired"`
+		Source     string   `json:"in_force_source"`
+		NotInForce []string `json:"not_in_force"`
+	}
+	inspect := func(args ...string) inspection {
+		t.Helper()
+		out := mustWarrant(t, e.dir, e.env, append([]string{"token", "inspect", token, "--json", "--state", "planner.state"}, args...)...)
+		if strings.Count(out, "\n") != 1 {
+			t.Fatalf("--json printed more than one line: %q", out)
+		}
+		var in inspection
+		if err := json.Unmarshal([]byte(out), &in); err != nil {
+			t.Fatalf("token inspect --json: %q: %v", out, err)
+		}
+		return in
+	}
+	in := inspect()
+	if !in.Active || in.Expired || in.Source != "trace" || in.Claims.Aud != api || in.Claims.Warrant.Delegation != d.ID ||
+		in.Issuance != in.Claims.Warrant.IssuanceIndex || in.KeyEntry >= in.Issuance || !strings.HasPrefix(in.KeyID, "sha256:") {
+		t.Fatalf("inspection %+v", in)
+	}
+	if in := inspect("--key", "alice.key"); !in.Active || in.Source != "introspection" {
+		t.Fatalf("inspection by introspection %+v", in)
+	}
+	text := mustWarrant(t, e.dir, e.env, "token", "inspect", token, "--state", "planner.state")
+	for _, w := range []string{"signature: verified under token key " + in.KeyID, "recorded in log-config entry", "in force: yes"} {
+		if !strings.Contains(text, w) {
+			t.Errorf("token inspect does not say %q:\n%s", w, text)
+		}
+	}
+	// trace lists the token under the delegation.
+	if tr := mustWarrant(t, e.dir, e.env, "trace", d.ID, "--state", "planner.state"); !strings.Contains(tr, "TOKEN "+in.Claims.JTI+" for "+api) {
+		t.Fatalf("trace does not show the token:\n%s", tr)
+	}
+
+	// A token altered, or signed by another key, fails verification: exit 1.
+	parts := strings.Split(token, ".")
+	other := parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
+	r := warrant(t, e.dir, e.env, "token", "inspect", other, "--state", "planner.state")
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "error: signature_invalid: ") || strings.Count(r.stderr, "\n") != 1 {
+		t.Fatalf("forged token: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := warrant(t, e.dir, e.env, "token", "inspect", "not-a-token"); r.code != 2 {
+		t.Fatalf("not a JWT: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	// Once the delegation is revoked, the chain is no longer in force, by
+	// either account.
+	mustWarrant(t, e.dir, e.env, "revoke", "--key", "alice.key", "--issuer", alice, "--id", d.ID, "--reason", "done", "--state", "alice.state")
+	if in := inspect(); in.Active || !slices.Contains(in.NotInForce, "delegation_revoked") {
+		t.Fatalf("after the revocation, from the trace: %+v", in)
+	}
+	if in := inspect("--key", "alice.key"); in.Active || in.Source != "introspection" {
+		t.Fatalf("after the revocation, by introspection: %+v", in)
 	}
 }

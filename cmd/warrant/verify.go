@@ -17,7 +17,8 @@ func runVerify(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "verify", "PROOF|BUNDLE --log-key VKEY|@FILE [--witness-policy FILE] [--json]\n\nPROOF is a C2SP tlog-proof (from `warrant prove`), BUNDLE a chain bundle (from `warrant trace --out`).")
 	logKey := fs.String("log-key", env.getenv("WARRANT_LOG_KEY"), "the log's note verifier key, or @FILE (env WARRANT_LOG_KEY)")
 	asJSON := fs.Bool("json", false, "print one single-line JSON object")
-	witnessPolicy := fs.String("witness-policy", "", "a witness policy file the bundle's checkpoint cosignatures must satisfy")
+	var witnessPolicy string
+	registerWitnessPolicy(fs, env, &witnessPolicy)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -25,7 +26,15 @@ func runVerify(ctx context.Context, env *cmdEnv, args []string) error {
 	if len(pos) != 1 {
 		return usagef("verify takes one argument: a tlog-proof file (from warrant prove) or a chain bundle (from warrant trace --out)")
 	}
-	v, err := loadLogKey(*logKey)
+	vkey, err := logKeyText(*logKey)
+	if err != nil {
+		return err
+	}
+	v, err := proofs.ParseVerifierKey(vkey)
+	if err != nil {
+		return err
+	}
+	witnesses, err := loadWitnessPolicy(witnessPolicy, vkey)
 	if err != nil {
 		return err
 	}
@@ -34,13 +43,7 @@ func runVerify(ctx context.Context, env *cmdEnv, args []string) error {
 		return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 	}
 	if len(data) > 0 && data[0] == '{' {
-		var opts proofs.BundleOptions
-		if *witnessPolicy != "" {
-			if opts.WitnessPolicy, err = os.ReadFile(*witnessPolicy); err != nil {
-				return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
-			}
-		}
-		vc, err := proofs.VerifyBundle(data, v, opts)
+		vc, err := proofs.VerifyBundle(data, v, proofs.BundleOptions{WitnessPolicy: witnesses})
 		if err != nil {
 			return err
 		}
@@ -59,10 +62,7 @@ func runVerify(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 		return nil
 	}
-	if *witnessPolicy != "" {
-		return usagef("--witness-policy applies to chain bundles")
-	}
-	ve, err := proofs.VerifyTLogProof(data, v)
+	ve, err := proofs.VerifyWitnessedTLogProof(data, v, witnesses)
 	if err != nil {
 		return err
 	}

@@ -2,11 +2,13 @@ package accesstoken
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	"github.com/warrantlog/warrant/dpop"
+	"github.com/warrantlog/warrant/proofs"
 )
 
 var b64 = base64.RawURLEncoding.EncodeToString
@@ -41,9 +44,22 @@ func es256(t *testing.T, key *ecdsa.PrivateKey, header, claims map[string]any) s
 	return input + "." + b64(sig)
 }
 
-func ecJWK(kid string, k *ecdsa.PublicKey) map[string]string {
+// ecJWK is k's JWK with its key id as kid, as the log's JWKS has it.
+func ecJWK(k *ecdsa.PublicKey) map[string]string {
 	raw, _ := k.Bytes()
-	return map[string]string{"kty": "EC", "crv": "P-256", "x": b64(raw[1:33]), "y": b64(raw[33:]), "kid": kid, "use": "sig", "alg": "ES256"}
+	return map[string]string{"kty": "EC", "crv": "P-256", "x": b64(raw[1:33]), "y": b64(raw[33:]), "kid": keyID(k), "use": "sig", "alg": "ES256"}
+}
+
+func keyID(k crypto.PublicKey) string {
+	der, err := x509.MarshalPKIXPublicKey(k)
+	if err != nil {
+		panic(err)
+	}
+	p, err := proofs.ParsePublicKeyDER(der)
+	if err != nil {
+		panic(err)
+	}
+	return p.ID
 }
 
 // jwksServer serves a JWKS the test changes, counting fetches.
@@ -92,13 +108,14 @@ func TestRemoteJWKSRotation(t *testing.T) {
 	k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	js := &jwksServer{}
-	js.set(ecJWK("kid-1", &k1.PublicKey))
+	kid1, kid2 := keyID(&k1.PublicKey), keyID(&k2.PublicKey)
+	js.set(ecJWK(&k1.PublicKey))
 	srv := httptest.NewServer(js)
 	defer srv.Close()
 	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
 	set := &RemoteJWKS{URL: srv.URL, Now: clock.Now, MinRefetch: 5 * time.Second, MaxAge: 5 * time.Minute}
 
-	if k, err := set.Key(ctx, "kid-1"); err != nil || k.Alg != "ES256" || !k.Key.Key.(*ecdsa.PublicKey).Equal(&k1.PublicKey) {
+	if k, err := set.Key(ctx, kid1); err != nil || k.Alg != "ES256" || !k.Key.Key.(*ecdsa.PublicKey).Equal(&k1.PublicKey) {
 		t.Fatalf("kid-1: %v %+v", err, k)
 	}
 	for range 10 {
@@ -110,9 +127,9 @@ func TestRemoteJWKSRotation(t *testing.T) {
 		t.Fatalf("%d fetches for one set and made-up kids within MinRefetch, want 1", n)
 	}
 	// The issuer rotates: the new kid is found once MinRefetch has passed.
-	js.set(ecJWK("kid-2", &k2.PublicKey), ecJWK("kid-1", &k1.PublicKey))
+	js.set(ecJWK(&k2.PublicKey), ecJWK(&k1.PublicKey))
 	clock.Add(6 * time.Second)
-	if _, err := set.Key(ctx, "kid-2"); err != nil {
+	if _, err := set.Key(ctx, kid2); err != nil {
 		t.Fatalf("rotated-in kid: %v", err)
 	}
 	// Past MaxAge with the issuer down, the held keys still serve.
@@ -120,7 +137,7 @@ func TestRemoteJWKSRotation(t *testing.T) {
 	js.fail = true
 	js.mu.Unlock()
 	clock.Add(6 * time.Minute)
-	if _, err := set.Key(ctx, "kid-1"); err != nil {
+	if _, err := set.Key(ctx, kid1); err != nil {
 		t.Fatalf("held key while the issuer is down: %v", err)
 	}
 	if n := js.fetches.Load(); n != 3 {
@@ -128,7 +145,7 @@ func TestRemoteJWKSRotation(t *testing.T) {
 	}
 	// A set never fetched cannot decide: not ErrUnknownKey.
 	down := &RemoteJWKS{URL: srv.URL, Now: clock.Now}
-	if _, err := down.Key(ctx, "kid-1"); err == nil || errors.Is(err, ErrUnknownKey) {
+	if _, err := down.Key(ctx, kid1); err == nil || errors.Is(err, ErrUnknownKey) {
 		t.Errorf("first fetch failing: %v, want an error that is not ErrUnknownKey", err)
 	}
 }
@@ -137,23 +154,25 @@ func TestRemoteJWKSRotation(t *testing.T) {
 // none left is an error.
 func TestParseJWKS(t *testing.T) {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
-	good := ecJWK("ec", &k.PublicKey)
-	noAlg := ecJWK("ec-no-alg", &k.PublicKey)
+	good := ecJWK(&k.PublicKey)
+	noAlg := ecJWK(&k2.PublicKey)
 	delete(noAlg, "alg")
 	doc, _ := json.Marshal(map[string]any{"keys": []any{
 		good, noAlg,
-		map[string]string{"kty": "OKP", "crv": "Ed25519", "x": b64(pub), "kid": "ed"},
+		map[string]string{"kty": "OKP", "crv": "Ed25519", "x": b64(pub), "kid": keyID(pub)},
+		map[string]string{"kty": "EC", "crv": "P-256", "x": good["x"], "y": good["y"], "kid": "renamed"},
 		map[string]string{"kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": "rsa"},
-		map[string]string{"kty": "EC", "crv": "P-256", "x": good["x"], "y": good["y"], "use": "enc", "kid": "enc"},
+		map[string]string{"kty": "EC", "crv": "P-256", "x": good["x"], "y": good["y"], "use": "enc", "kid": good["kid"]},
 		map[string]string{"kty": "EC", "crv": "P-256", "x": good["x"], "y": good["y"]},
-		map[string]string{"kty": "EC", "crv": "P-256", "x": good["x"], "y": good["y"], "kid": "private", "d": good["x"]},
+		map[string]string{"kty": "EC", "crv": "P-256", "x": good["x"], "y": good["y"], "kid": good["kid"], "d": good["x"]},
 	}})
 	keys, err := ParseJWKS(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 3 || keys["ec"].Alg != "ES256" || keys["ec-no-alg"].Alg != "ES256" || keys["ed"].Alg != "EdDSA" {
+	if len(keys) != 3 || keys[good["kid"]].Alg != "ES256" || keys[noAlg["kid"]].Alg != "ES256" || keys[keyID(pub)].Alg != "EdDSA" {
 		t.Errorf("keys %v", keys)
 	}
 	for _, bad := range []string{`{"keys":[]}`, `[]`, `{"keys":[{"kty":"RSA","kid":"x"}]}`, `not json`} {
@@ -175,13 +194,14 @@ func TestVerifyTokenClaims(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := ParseJWKS(mustJSON(map[string]any{"keys": []any{ecJWK("k1", &tokenKey.PublicKey)}}))
+	kid := keyID(&tokenKey.PublicKey)
+	keys, err := ParseJWKS(mustJSON(map[string]any{"keys": []any{ecJWK(&tokenKey.PublicKey)}}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Unix(1_800_000_000, 0)
 	v := &Verifier{Keys: StaticKeys(keys), Issuer: iss, Now: func() time.Time { return now }, Leeway: 5 * time.Second, Replay: dpop.NewReplayCache(64)}
-	header := func() map[string]any { return map[string]any{"typ": "at+jwt", "alg": "ES256", "kid": "k1"} }
+	header := func() map[string]any { return map[string]any{"typ": "at+jwt", "alg": "ES256", "kid": kid} }
 	claims := func() map[string]any {
 		return map[string]any{"iss": iss, "sub": "spiffe://example.org/human/alice", "aud": aud, "client_id": "spiffe://example.org/agent/x",
 			"scope": "tickets:read", "jti": "j1", "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Unix() + 300, "cnf": map[string]string{"jkt": jkt}}
@@ -197,18 +217,14 @@ func TestVerifyTokenClaims(t *testing.T) {
 	if err := verify(es256(t, tokenKey, header(), claims())); err != nil {
 		t.Fatalf("a good token: %v", err)
 	}
-	// aud as an array holding this resource, and the media-type typ.
-	c, h := claims(), header()
-	c["aud"], h["typ"] = []string{"https://other.example", aud}, "application/at+jwt"
-	if err := verify(es256(t, tokenKey, h, c)); err != nil {
-		t.Fatalf("aud array, media-type typ: %v", err)
-	}
 	for name, mod := range map[string]func(h, c map[string]any){
 		"typ JWT":            func(h, c map[string]any) { h["typ"] = "JWT" },
 		"no typ":             func(h, c map[string]any) { delete(h, "typ") },
 		"alg none":           func(h, c map[string]any) { h["alg"] = "none" },
 		"alg EdDSA":          func(h, c map[string]any) { h["alg"] = "EdDSA" },
-		"unknown kid":        func(h, c map[string]any) { h["kid"] = "k2" },
+		"unknown kid":        func(h, c map[string]any) { h["kid"] = "sha256:00" },
+		"aud array":          func(h, c map[string]any) { c["aud"] = []string{aud} },
+		"media-type typ":     func(h, c map[string]any) { h["typ"] = "application/at+jwt" },
 		"no kid":             func(h, c map[string]any) { delete(h, "kid") },
 		"crit":               func(h, c map[string]any) { h["crit"] = []string{"x"} },
 		"other issuer":       func(h, c map[string]any) { c["iss"] = "https://evil.example" },
@@ -235,7 +251,7 @@ func TestVerifyTokenClaims(t *testing.T) {
 		t.Errorf("another key: %v", err)
 	}
 	// Within the leeway an expired token passes.
-	c = claims()
+	c := claims()
 	c["exp"] = now.Unix() - 2
 	if err := verify(es256(t, tokenKey, header(), c)); err != nil {
 		t.Errorf("expired within the leeway: %v", err)

@@ -8,7 +8,10 @@
 // the route requires, and either returns the token's claims or a *Failure
 // that says which RFC 6750/9449 error to answer with: 401 invalid_token or
 // invalid_dpop_proof, 403 insufficient_scope, or a bare 401 challenge when
-// no credentials came at all. The keys come from a KeySource: the log's
+// no credentials came at all. The token's signature and header are read by
+// proofs.ParseAccessToken, as introspection and `warrant token inspect`
+// read them; this package adds what a resource server checks at the
+// moment of the request. The keys come from a KeySource: the log's
 // JWKS over HTTP, cached and re-fetched when an unknown kid appears (a
 // rotation), or a fixed set.
 //

@@ -35,9 +35,9 @@ var ErrUnknownKey = errors.New("no token key has this kid")
 const maxJWKSBytes = 1 << 20
 
 // ParseJWKS reads a JWKS (RFC 7517) into keys by kid. Keys warrant does not
-// sign tokens with (another kty or curve, use other than sig, no kid) are
-// skipped, not refused, so a shared JWKS may hold them; a set with none
-// left is an error.
+// sign tokens with (another kty or curve, use other than sig, a kid that
+// is not the key's id as the log names it) are skipped, not refused, so a
+// shared JWKS may hold them; a set with none left is an error.
 func ParseJWKS(b []byte) (map[string]Key, error) {
 	var doc struct {
 		Keys []json.RawMessage `json:"keys"`
@@ -63,7 +63,9 @@ func ParseJWKS(b []byte) (map[string]Key, error) {
 			}
 		}
 		k, err := dpop.ParseJWK(raw, alg)
-		if err != nil {
+		if err != nil || k.ID != m.Kid {
+			// The log names each token key by its key id; an entry
+			// whose kid is not its key's id is not one of them.
 			continue
 		}
 		out[m.Kid] = Key{Key: k, Alg: alg}

@@ -608,6 +608,181 @@ func (x *AppendResponse) GetConsistencyProof() [][]byte {
 	return nil
 }
 
+// ExchangeTokenRequest is an RFC 8693 token exchange of a delegation.
+type ExchangeTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The delegation id to exchange.
+	SubjectToken string `protobuf:"bytes,1,opt,name=subject_token,json=subjectToken,proto3" json:"subject_token,omitempty"`
+	// urn:warrantlog:params:oauth:token-type:delegation-id
+	SubjectTokenType string `protobuf:"bytes,2,opt,name=subject_token_type,json=subjectTokenType,proto3" json:"subject_token_type,omitempty"`
+	// The one resource (RFC 8707) the token is for: a destination of the
+	// delegation.
+	Resource string `protobuf:"bytes,3,opt,name=resource,proto3" json:"resource,omitempty"`
+	// Space-separated scopes to request; absent: the delegation's.
+	Scope *string `protobuf:"bytes,4,opt,name=scope,proto3,oneof" json:"scope,omitempty"`
+	// The DPoP proof, only when the request has no DPoP header.
+	Dpop          string `protobuf:"bytes,5,opt,name=dpop,proto3" json:"dpop,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExchangeTokenRequest) Reset() {
+	*x = ExchangeTokenRequest{}
+	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExchangeTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExchangeTokenRequest) ProtoMessage() {}
+
+func (x *ExchangeTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExchangeTokenRequest.ProtoReflect.Descriptor instead.
+func (*ExchangeTokenRequest) Descriptor() ([]byte, []int) {
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ExchangeTokenRequest) GetSubjectToken() string {
+	if x != nil {
+		return x.SubjectToken
+	}
+	return ""
+}
+
+func (x *ExchangeTokenRequest) GetSubjectTokenType() string {
+	if x != nil {
+		return x.SubjectTokenType
+	}
+	return ""
+}
+
+func (x *ExchangeTokenRequest) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *ExchangeTokenRequest) GetScope() string {
+	if x != nil && x.Scope != nil {
+		return *x.Scope
+	}
+	return ""
+}
+
+func (x *ExchangeTokenRequest) GetDpop() string {
+	if x != nil {
+		return x.Dpop
+	}
+	return ""
+}
+
+// ExchangeTokenResponse is the token and its issuance entry.
+type ExchangeTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The JWT access token (RFC 9068); empty in a denial's error detail.
+	AccessToken string `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	// urn:ietf:params:oauth:token-type:access_token
+	IssuedTokenType string `protobuf:"bytes,2,opt,name=issued_token_type,json=issuedTokenType,proto3" json:"issued_token_type,omitempty"`
+	// DPoP
+	TokenType string `protobuf:"bytes,3,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
+	// Seconds until the token expires.
+	ExpiresIn int64 `protobuf:"varint,4,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	// The scopes granted, space-separated.
+	Scope string `protobuf:"bytes,5,opt,name=scope,proto3" json:"scope,omitempty"`
+	// The token entry (accepted or denied) with its inclusion proof and
+	// checkpoint.
+	Entry         *ProvenEntry `protobuf:"bytes,6,opt,name=entry,proto3" json:"entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExchangeTokenResponse) Reset() {
+	*x = ExchangeTokenResponse{}
+	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExchangeTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExchangeTokenResponse) ProtoMessage() {}
+
+func (x *ExchangeTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExchangeTokenResponse.ProtoReflect.Descriptor instead.
+func (*ExchangeTokenResponse) Descriptor() ([]byte, []int) {
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ExchangeTokenResponse) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+func (x *ExchangeTokenResponse) GetIssuedTokenType() string {
+	if x != nil {
+		return x.IssuedTokenType
+	}
+	return ""
+}
+
+func (x *ExchangeTokenResponse) GetTokenType() string {
+	if x != nil {
+		return x.TokenType
+	}
+	return ""
+}
+
+func (x *ExchangeTokenResponse) GetExpiresIn() int64 {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return 0
+}
+
+func (x *ExchangeTokenResponse) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *ExchangeTokenResponse) GetEntry() *ProvenEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
 // AppendBatchRequest carries several signed events.
 type AppendBatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -621,7 +796,7 @@ type AppendBatchRequest struct {
 
 func (x *AppendBatchRequest) Reset() {
 	*x = AppendBatchRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -633,7 +808,7 @@ func (x *AppendBatchRequest) String() string {
 func (*AppendBatchRequest) ProtoMessage() {}
 
 func (x *AppendBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -646,7 +821,7 @@ func (x *AppendBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendBatchRequest.ProtoReflect.Descriptor instead.
 func (*AppendBatchRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{10}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AppendBatchRequest) GetEnvelopes() [][]byte {
@@ -678,7 +853,7 @@ type AppendBatchResponse struct {
 
 func (x *AppendBatchResponse) Reset() {
 	*x = AppendBatchResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +865,7 @@ func (x *AppendBatchResponse) String() string {
 func (*AppendBatchResponse) ProtoMessage() {}
 
 func (x *AppendBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +878,7 @@ func (x *AppendBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendBatchResponse.ProtoReflect.Descriptor instead.
 func (*AppendBatchResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{11}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AppendBatchResponse) GetResults() []*AppendResult {
@@ -750,7 +925,7 @@ type AppendResult struct {
 
 func (x *AppendResult) Reset() {
 	*x = AppendResult{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +937,7 @@ func (x *AppendResult) String() string {
 func (*AppendResult) ProtoMessage() {}
 
 func (x *AppendResult) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +950,7 @@ func (x *AppendResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResult.ProtoReflect.Descriptor instead.
 func (*AppendResult) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{12}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AppendResult) GetEntry() *ProvenEntry {
@@ -829,6 +1004,7 @@ type GetEntryRequest struct {
 	//
 	//	*GetEntryRequest_Index
 	//	*GetEntryRequest_DelegationId
+	//	*GetEntryRequest_ConfigBefore
 	Key isGetEntryRequest_Key `protobuf_oneof:"key"`
 	// The size of the checkpoint the client already trusts (0 for none); the
 	// answer then carries a consistency proof from it.
@@ -839,7 +1015,7 @@ type GetEntryRequest struct {
 
 func (x *GetEntryRequest) Reset() {
 	*x = GetEntryRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +1027,7 @@ func (x *GetEntryRequest) String() string {
 func (*GetEntryRequest) ProtoMessage() {}
 
 func (x *GetEntryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +1040,7 @@ func (x *GetEntryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntryRequest.ProtoReflect.Descriptor instead.
 func (*GetEntryRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{13}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetEntryRequest) GetKey() isGetEntryRequest_Key {
@@ -892,6 +1068,15 @@ func (x *GetEntryRequest) GetDelegationId() string {
 	return ""
 }
 
+func (x *GetEntryRequest) GetConfigBefore() uint64 {
+	if x != nil {
+		if x, ok := x.Key.(*GetEntryRequest_ConfigBefore); ok {
+			return x.ConfigBefore
+		}
+	}
+	return 0
+}
+
 func (x *GetEntryRequest) GetTrustedSize() uint64 {
 	if x != nil {
 		return x.TrustedSize
@@ -913,9 +1098,18 @@ type GetEntryRequest_DelegationId struct {
 	DelegationId string `protobuf:"bytes,2,opt,name=delegation_id,json=delegationId,proto3,oneof"`
 }
 
+type GetEntryRequest_ConfigBefore struct {
+	// The log-config entry in force at the entry with this index: the
+	// latest log-config entry before it (what a token's signing key is
+	// checked against).
+	ConfigBefore uint64 `protobuf:"varint,4,opt,name=config_before,json=configBefore,proto3,oneof"`
+}
+
 func (*GetEntryRequest_Index) isGetEntryRequest_Key() {}
 
 func (*GetEntryRequest_DelegationId) isGetEntryRequest_Key() {}
+
+func (*GetEntryRequest_ConfigBefore) isGetEntryRequest_Key() {}
 
 // GetEntryResponse carries one entry proven against the latest checkpoint.
 type GetEntryResponse struct {
@@ -934,7 +1128,7 @@ type GetEntryResponse struct {
 
 func (x *GetEntryResponse) Reset() {
 	*x = GetEntryResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -946,7 +1140,7 @@ func (x *GetEntryResponse) String() string {
 func (*GetEntryResponse) ProtoMessage() {}
 
 func (x *GetEntryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -959,7 +1153,7 @@ func (x *GetEntryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntryResponse.ProtoReflect.Descriptor instead.
 func (*GetEntryResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{14}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetEntryResponse) GetEntry() *ProvenEntry {
@@ -997,7 +1191,7 @@ type DelegationStatus struct {
 
 func (x *DelegationStatus) Reset() {
 	*x = DelegationStatus{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[15]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1203,7 @@ func (x *DelegationStatus) String() string {
 func (*DelegationStatus) ProtoMessage() {}
 
 func (x *DelegationStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[15]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1216,7 @@ func (x *DelegationStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DelegationStatus.ProtoReflect.Descriptor instead.
 func (*DelegationStatus) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{15}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DelegationStatus) GetState() string {
@@ -1055,7 +1249,7 @@ type GetEntriesRequest struct {
 
 func (x *GetEntriesRequest) Reset() {
 	*x = GetEntriesRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[16]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1261,7 @@ func (x *GetEntriesRequest) String() string {
 func (*GetEntriesRequest) ProtoMessage() {}
 
 func (x *GetEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[16]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1274,7 @@ func (x *GetEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntriesRequest.ProtoReflect.Descriptor instead.
 func (*GetEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{16}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetEntriesRequest) GetStart() uint64 {
@@ -1129,7 +1323,7 @@ type GetEntriesResponse struct {
 
 func (x *GetEntriesResponse) Reset() {
 	*x = GetEntriesResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[17]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1141,7 +1335,7 @@ func (x *GetEntriesResponse) String() string {
 func (*GetEntriesResponse) ProtoMessage() {}
 
 func (x *GetEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[17]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1154,7 +1348,7 @@ func (x *GetEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntriesResponse.ProtoReflect.Descriptor instead.
 func (*GetEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{17}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetEntriesResponse) GetStart() uint64 {
@@ -1210,7 +1404,7 @@ type GetCheckpointRequest struct {
 
 func (x *GetCheckpointRequest) Reset() {
 	*x = GetCheckpointRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[18]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1416,7 @@ func (x *GetCheckpointRequest) String() string {
 func (*GetCheckpointRequest) ProtoMessage() {}
 
 func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[18]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1429,7 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{18}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetCheckpointRequest) GetTrustedSize() uint64 {
@@ -1258,7 +1452,7 @@ type GetCheckpointResponse struct {
 
 func (x *GetCheckpointResponse) Reset() {
 	*x = GetCheckpointResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[19]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1464,7 @@ func (x *GetCheckpointResponse) String() string {
 func (*GetCheckpointResponse) ProtoMessage() {}
 
 func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[19]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1477,7 @@ func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{19}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetCheckpointResponse) GetCheckpoint() []byte {
@@ -1318,7 +1512,7 @@ type GetInclusionProofRequest struct {
 
 func (x *GetInclusionProofRequest) Reset() {
 	*x = GetInclusionProofRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[20]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1330,7 +1524,7 @@ func (x *GetInclusionProofRequest) String() string {
 func (*GetInclusionProofRequest) ProtoMessage() {}
 
 func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[20]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1343,7 +1537,7 @@ func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{20}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetInclusionProofRequest) GetKey() isGetInclusionProofRequest_Key {
@@ -1413,7 +1607,7 @@ type GetInclusionProofResponse struct {
 
 func (x *GetInclusionProofResponse) Reset() {
 	*x = GetInclusionProofResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[21]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1425,7 +1619,7 @@ func (x *GetInclusionProofResponse) String() string {
 func (*GetInclusionProofResponse) ProtoMessage() {}
 
 func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[21]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1438,7 +1632,7 @@ func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{21}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetInclusionProofResponse) GetIndex() uint64 {
@@ -1482,7 +1676,7 @@ type GetConsistencyProofRequest struct {
 
 func (x *GetConsistencyProofRequest) Reset() {
 	*x = GetConsistencyProofRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[22]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +1688,7 @@ func (x *GetConsistencyProofRequest) String() string {
 func (*GetConsistencyProofRequest) ProtoMessage() {}
 
 func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[22]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +1701,7 @@ func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{22}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetConsistencyProofRequest) GetFromSize() uint64 {
@@ -1541,7 +1735,7 @@ type GetConsistencyProofResponse struct {
 
 func (x *GetConsistencyProofResponse) Reset() {
 	*x = GetConsistencyProofResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[23]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1747,7 @@ func (x *GetConsistencyProofResponse) String() string {
 func (*GetConsistencyProofResponse) ProtoMessage() {}
 
 func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[23]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1760,7 @@ func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{23}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetConsistencyProofResponse) GetFromSize() uint64 {
@@ -1618,7 +1812,7 @@ type ProvenEntry struct {
 
 func (x *ProvenEntry) Reset() {
 	*x = ProvenEntry{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[24]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1630,7 +1824,7 @@ func (x *ProvenEntry) String() string {
 func (*ProvenEntry) ProtoMessage() {}
 
 func (x *ProvenEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[24]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1643,7 +1837,7 @@ func (x *ProvenEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvenEntry.ProtoReflect.Descriptor instead.
 func (*ProvenEntry) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{24}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ProvenEntry) GetIndex() uint64 {
@@ -1693,7 +1887,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[25]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1705,7 +1899,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[25]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1718,7 +1912,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{25}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ErrorDetail) GetReason() string {
@@ -1769,7 +1963,23 @@ const file_warrant_v1_ledger_proto_rawDesc = "" +
 	"\x0eAppendResponse\x12-\n" +
 	"\x05entry\x18\x01 \x01(\v2\x17.warrant.v1.ProvenEntryR\x05entry\x12\x1c\n" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\x12+\n" +
-	"\x11consistency_proof\x18\x03 \x03(\fR\x10consistencyProof\"U\n" +
+	"\x11consistency_proof\x18\x03 \x03(\fR\x10consistencyProof\"\xbe\x01\n" +
+	"\x14ExchangeTokenRequest\x12#\n" +
+	"\rsubject_token\x18\x01 \x01(\tR\fsubjectToken\x12,\n" +
+	"\x12subject_token_type\x18\x02 \x01(\tR\x10subjectTokenType\x12\x1a\n" +
+	"\bresource\x18\x03 \x01(\tR\bresource\x12\x19\n" +
+	"\x05scope\x18\x04 \x01(\tH\x00R\x05scope\x88\x01\x01\x12\x12\n" +
+	"\x04dpop\x18\x05 \x01(\tR\x04dpopB\b\n" +
+	"\x06_scope\"\xe9\x01\n" +
+	"\x15ExchangeTokenResponse\x12!\n" +
+	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12*\n" +
+	"\x11issued_token_type\x18\x02 \x01(\tR\x0fissuedTokenType\x12\x1d\n" +
+	"\n" +
+	"token_type\x18\x03 \x01(\tR\ttokenType\x12\x1d\n" +
+	"\n" +
+	"expires_in\x18\x04 \x01(\x03R\texpiresIn\x12\x14\n" +
+	"\x05scope\x18\x05 \x01(\tR\x05scope\x12-\n" +
+	"\x05entry\x18\x06 \x01(\v2\x17.warrant.v1.ProvenEntryR\x05entry\"U\n" +
 	"\x12AppendBatchRequest\x12\x1c\n" +
 	"\tenvelopes\x18\x01 \x03(\fR\tenvelopes\x12!\n" +
 	"\ftrusted_size\x18\x02 \x01(\x04R\vtrustedSize\"\x96\x01\n" +
@@ -1785,10 +1995,11 @@ const file_warrant_v1_ledger_proto_rawDesc = "" +
 	"\x06denied\x18\x03 \x01(\bR\x06denied\x12\x12\n" +
 	"\x04code\x18\x04 \x01(\tR\x04code\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x18\n" +
-	"\amessage\x18\x06 \x01(\tR\amessage\"z\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\"\xa1\x01\n" +
 	"\x0fGetEntryRequest\x12\x16\n" +
 	"\x05index\x18\x01 \x01(\x04H\x00R\x05index\x12%\n" +
-	"\rdelegation_id\x18\x02 \x01(\tH\x00R\fdelegationId\x12!\n" +
+	"\rdelegation_id\x18\x02 \x01(\tH\x00R\fdelegationId\x12%\n" +
+	"\rconfig_before\x18\x04 \x01(\x04H\x00R\fconfigBefore\x12!\n" +
 	"\ftrusted_size\x18\x03 \x01(\x04R\vtrustedSizeB\x05\n" +
 	"\x03key\"\xa4\x01\n" +
 	"\x10GetEntryResponse\x12-\n" +
@@ -1851,10 +2062,11 @@ const file_warrant_v1_ledger_proto_rawDesc = "" +
 	"checkpoint\x12'\n" +
 	"\x0finclusion_proof\x18\x05 \x03(\fR\x0einclusionProof\"%\n" +
 	"\vErrorDetail\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason2\xed\a\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason2\xc3\b\n" +
 	"\rLedgerService\x12?\n" +
 	"\x06Append\x12\x19.warrant.v1.AppendRequest\x1a\x1a.warrant.v1.AppendResponse\x12N\n" +
-	"\vAppendBatch\x12\x1e.warrant.v1.AppendBatchRequest\x1a\x1f.warrant.v1.AppendBatchResponse\x12J\n" +
+	"\vAppendBatch\x12\x1e.warrant.v1.AppendBatchRequest\x1a\x1f.warrant.v1.AppendBatchResponse\x12T\n" +
+	"\rExchangeToken\x12 .warrant.v1.ExchangeTokenRequest\x1a!.warrant.v1.ExchangeTokenResponse\x12J\n" +
 	"\bGetEntry\x12\x1b.warrant.v1.GetEntryRequest\x1a\x1c.warrant.v1.GetEntryResponse\"\x03\x90\x02\x01\x12P\n" +
 	"\n" +
 	"GetEntries\x12\x1d.warrant.v1.GetEntriesRequest\x1a\x1e.warrant.v1.GetEntriesResponse\"\x03\x90\x02\x01\x12Y\n" +
@@ -1878,7 +2090,7 @@ func file_warrant_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_warrant_v1_ledger_proto_rawDescData
 }
 
-var file_warrant_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_warrant_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_warrant_v1_ledger_proto_goTypes = []any{
 	(*WatchCheckpointsRequest)(nil),     // 0: warrant.v1.WatchCheckpointsRequest
 	(*WatchCheckpointsResponse)(nil),    // 1: warrant.v1.WatchCheckpointsResponse
@@ -1890,58 +2102,63 @@ var file_warrant_v1_ledger_proto_goTypes = []any{
 	(*ListAgentEntriesResponse)(nil),    // 7: warrant.v1.ListAgentEntriesResponse
 	(*AppendRequest)(nil),               // 8: warrant.v1.AppendRequest
 	(*AppendResponse)(nil),              // 9: warrant.v1.AppendResponse
-	(*AppendBatchRequest)(nil),          // 10: warrant.v1.AppendBatchRequest
-	(*AppendBatchResponse)(nil),         // 11: warrant.v1.AppendBatchResponse
-	(*AppendResult)(nil),                // 12: warrant.v1.AppendResult
-	(*GetEntryRequest)(nil),             // 13: warrant.v1.GetEntryRequest
-	(*GetEntryResponse)(nil),            // 14: warrant.v1.GetEntryResponse
-	(*DelegationStatus)(nil),            // 15: warrant.v1.DelegationStatus
-	(*GetEntriesRequest)(nil),           // 16: warrant.v1.GetEntriesRequest
-	(*GetEntriesResponse)(nil),          // 17: warrant.v1.GetEntriesResponse
-	(*GetCheckpointRequest)(nil),        // 18: warrant.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),       // 19: warrant.v1.GetCheckpointResponse
-	(*GetInclusionProofRequest)(nil),    // 20: warrant.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),   // 21: warrant.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),  // 22: warrant.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil), // 23: warrant.v1.GetConsistencyProofResponse
-	(*ProvenEntry)(nil),                 // 24: warrant.v1.ProvenEntry
-	(*ErrorDetail)(nil),                 // 25: warrant.v1.ErrorDetail
+	(*ExchangeTokenRequest)(nil),        // 10: warrant.v1.ExchangeTokenRequest
+	(*ExchangeTokenResponse)(nil),       // 11: warrant.v1.ExchangeTokenResponse
+	(*AppendBatchRequest)(nil),          // 12: warrant.v1.AppendBatchRequest
+	(*AppendBatchResponse)(nil),         // 13: warrant.v1.AppendBatchResponse
+	(*AppendResult)(nil),                // 14: warrant.v1.AppendResult
+	(*GetEntryRequest)(nil),             // 15: warrant.v1.GetEntryRequest
+	(*GetEntryResponse)(nil),            // 16: warrant.v1.GetEntryResponse
+	(*DelegationStatus)(nil),            // 17: warrant.v1.DelegationStatus
+	(*GetEntriesRequest)(nil),           // 18: warrant.v1.GetEntriesRequest
+	(*GetEntriesResponse)(nil),          // 19: warrant.v1.GetEntriesResponse
+	(*GetCheckpointRequest)(nil),        // 20: warrant.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),       // 21: warrant.v1.GetCheckpointResponse
+	(*GetInclusionProofRequest)(nil),    // 22: warrant.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),   // 23: warrant.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),  // 24: warrant.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil), // 25: warrant.v1.GetConsistencyProofResponse
+	(*ProvenEntry)(nil),                 // 26: warrant.v1.ProvenEntry
+	(*ErrorDetail)(nil),                 // 27: warrant.v1.ErrorDetail
 }
 var file_warrant_v1_ledger_proto_depIdxs = []int32{
-	24, // 0: warrant.v1.ListChildrenResponse.entries:type_name -> warrant.v1.ProvenEntry
-	24, // 1: warrant.v1.ListAgentEntriesResponse.entries:type_name -> warrant.v1.ProvenEntry
-	24, // 2: warrant.v1.AppendResponse.entry:type_name -> warrant.v1.ProvenEntry
-	12, // 3: warrant.v1.AppendBatchResponse.results:type_name -> warrant.v1.AppendResult
-	24, // 4: warrant.v1.AppendResult.entry:type_name -> warrant.v1.ProvenEntry
-	24, // 5: warrant.v1.GetEntryResponse.entry:type_name -> warrant.v1.ProvenEntry
-	15, // 6: warrant.v1.GetEntryResponse.status:type_name -> warrant.v1.DelegationStatus
-	8,  // 7: warrant.v1.LedgerService.Append:input_type -> warrant.v1.AppendRequest
-	10, // 8: warrant.v1.LedgerService.AppendBatch:input_type -> warrant.v1.AppendBatchRequest
-	13, // 9: warrant.v1.LedgerService.GetEntry:input_type -> warrant.v1.GetEntryRequest
-	16, // 10: warrant.v1.LedgerService.GetEntries:input_type -> warrant.v1.GetEntriesRequest
-	18, // 11: warrant.v1.LedgerService.GetCheckpoint:input_type -> warrant.v1.GetCheckpointRequest
-	20, // 12: warrant.v1.LedgerService.GetInclusionProof:input_type -> warrant.v1.GetInclusionProofRequest
-	22, // 13: warrant.v1.LedgerService.GetConsistencyProof:input_type -> warrant.v1.GetConsistencyProofRequest
-	2,  // 14: warrant.v1.LedgerService.GetChainBundle:input_type -> warrant.v1.GetChainBundleRequest
-	4,  // 15: warrant.v1.LedgerService.ListChildren:input_type -> warrant.v1.ListChildrenRequest
-	6,  // 16: warrant.v1.LedgerService.ListAgentEntries:input_type -> warrant.v1.ListAgentEntriesRequest
-	0,  // 17: warrant.v1.LedgerService.WatchCheckpoints:input_type -> warrant.v1.WatchCheckpointsRequest
-	9,  // 18: warrant.v1.LedgerService.Append:output_type -> warrant.v1.AppendResponse
-	11, // 19: warrant.v1.LedgerService.AppendBatch:output_type -> warrant.v1.AppendBatchResponse
-	14, // 20: warrant.v1.LedgerService.GetEntry:output_type -> warrant.v1.GetEntryResponse
-	17, // 21: warrant.v1.LedgerService.GetEntries:output_type -> warrant.v1.GetEntriesResponse
-	19, // 22: warrant.v1.LedgerService.GetCheckpoint:output_type -> warrant.v1.GetCheckpointResponse
-	21, // 23: warrant.v1.LedgerService.GetInclusionProof:output_type -> warrant.v1.GetInclusionProofResponse
-	23, // 24: warrant.v1.LedgerService.GetConsistencyProof:output_type -> warrant.v1.GetConsistencyProofResponse
-	3,  // 25: warrant.v1.LedgerService.GetChainBundle:output_type -> warrant.v1.GetChainBundleResponse
-	5,  // 26: warrant.v1.LedgerService.ListChildren:output_type -> warrant.v1.ListChildrenResponse
-	7,  // 27: warrant.v1.LedgerService.ListAgentEntries:output_type -> warrant.v1.ListAgentEntriesResponse
-	1,  // 28: warrant.v1.LedgerService.WatchCheckpoints:output_type -> warrant.v1.WatchCheckpointsResponse
-	18, // [18:29] is the sub-list for method output_type
-	7,  // [7:18] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	26, // 0: warrant.v1.ListChildrenResponse.entries:type_name -> warrant.v1.ProvenEntry
+	26, // 1: warrant.v1.ListAgentEntriesResponse.entries:type_name -> warrant.v1.ProvenEntry
+	26, // 2: warrant.v1.AppendResponse.entry:type_name -> warrant.v1.ProvenEntry
+	26, // 3: warrant.v1.ExchangeTokenResponse.entry:type_name -> warrant.v1.ProvenEntry
+	14, // 4: warrant.v1.AppendBatchResponse.results:type_name -> warrant.v1.AppendResult
+	26, // 5: warrant.v1.AppendResult.entry:type_name -> warrant.v1.ProvenEntry
+	26, // 6: warrant.v1.GetEntryResponse.entry:type_name -> warrant.v1.ProvenEntry
+	17, // 7: warrant.v1.GetEntryResponse.status:type_name -> warrant.v1.DelegationStatus
+	8,  // 8: warrant.v1.LedgerService.Append:input_type -> warrant.v1.AppendRequest
+	12, // 9: warrant.v1.LedgerService.AppendBatch:input_type -> warrant.v1.AppendBatchRequest
+	10, // 10: warrant.v1.LedgerService.ExchangeToken:input_type -> warrant.v1.ExchangeTokenRequest
+	15, // 11: warrant.v1.LedgerService.GetEntry:input_type -> warrant.v1.GetEntryRequest
+	18, // 12: warrant.v1.LedgerService.GetEntries:input_type -> warrant.v1.GetEntriesRequest
+	20, // 13: warrant.v1.LedgerService.GetCheckpoint:input_type -> warrant.v1.GetCheckpointRequest
+	22, // 14: warrant.v1.LedgerService.GetInclusionProof:input_type -> warrant.v1.GetInclusionProofRequest
+	24, // 15: warrant.v1.LedgerService.GetConsistencyProof:input_type -> warrant.v1.GetConsistencyProofRequest
+	2,  // 16: warrant.v1.LedgerService.GetChainBundle:input_type -> warrant.v1.GetChainBundleRequest
+	4,  // 17: warrant.v1.LedgerService.ListChildren:input_type -> warrant.v1.ListChildrenRequest
+	6,  // 18: warrant.v1.LedgerService.ListAgentEntries:input_type -> warrant.v1.ListAgentEntriesRequest
+	0,  // 19: warrant.v1.LedgerService.WatchCheckpoints:input_type -> warrant.v1.WatchCheckpointsRequest
+	9,  // 20: warrant.v1.LedgerService.Append:output_type -> warrant.v1.AppendResponse
+	13, // 21: warrant.v1.LedgerService.AppendBatch:output_type -> warrant.v1.AppendBatchResponse
+	11, // 22: warrant.v1.LedgerService.ExchangeToken:output_type -> warrant.v1.ExchangeTokenResponse
+	16, // 23: warrant.v1.LedgerService.GetEntry:output_type -> warrant.v1.GetEntryResponse
+	19, // 24: warrant.v1.LedgerService.GetEntries:output_type -> warrant.v1.GetEntriesResponse
+	21, // 25: warrant.v1.LedgerService.GetCheckpoint:output_type -> warrant.v1.GetCheckpointResponse
+	23, // 26: warrant.v1.LedgerService.GetInclusionProof:output_type -> warrant.v1.GetInclusionProofResponse
+	25, // 27: warrant.v1.LedgerService.GetConsistencyProof:output_type -> warrant.v1.GetConsistencyProofResponse
+	3,  // 28: warrant.v1.LedgerService.GetChainBundle:output_type -> warrant.v1.GetChainBundleResponse
+	5,  // 29: warrant.v1.LedgerService.ListChildren:output_type -> warrant.v1.ListChildrenResponse
+	7,  // 30: warrant.v1.LedgerService.ListAgentEntries:output_type -> warrant.v1.ListAgentEntriesResponse
+	1,  // 31: warrant.v1.LedgerService.WatchCheckpoints:output_type -> warrant.v1.WatchCheckpointsResponse
+	20, // [20:32] is the sub-list for method output_type
+	8,  // [8:20] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_warrant_v1_ledger_proto_init() }
@@ -1949,11 +2166,13 @@ func file_warrant_v1_ledger_proto_init() {
 	if File_warrant_v1_ledger_proto != nil {
 		return
 	}
-	file_warrant_v1_ledger_proto_msgTypes[13].OneofWrappers = []any{
+	file_warrant_v1_ledger_proto_msgTypes[10].OneofWrappers = []any{}
+	file_warrant_v1_ledger_proto_msgTypes[15].OneofWrappers = []any{
 		(*GetEntryRequest_Index)(nil),
 		(*GetEntryRequest_DelegationId)(nil),
+		(*GetEntryRequest_ConfigBefore)(nil),
 	}
-	file_warrant_v1_ledger_proto_msgTypes[20].OneofWrappers = []any{
+	file_warrant_v1_ledger_proto_msgTypes[22].OneofWrappers = []any{
 		(*GetInclusionProofRequest_Index)(nil),
 		(*GetInclusionProofRequest_LeafHash)(nil),
 	}
@@ -1963,7 +2182,7 @@ func file_warrant_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warrant_v1_ledger_proto_rawDesc), len(file_warrant_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -43,6 +43,9 @@ const (
 	// LedgerServiceAppendBatchProcedure is the fully-qualified name of the LedgerService's AppendBatch
 	// RPC.
 	LedgerServiceAppendBatchProcedure = "/warrant.v1.LedgerService/AppendBatch"
+	// LedgerServiceExchangeTokenProcedure is the fully-qualified name of the LedgerService's
+	// ExchangeToken RPC.
+	LedgerServiceExchangeTokenProcedure = "/warrant.v1.LedgerService/ExchangeToken"
 	// LedgerServiceGetEntryProcedure is the fully-qualified name of the LedgerService's GetEntry RPC.
 	LedgerServiceGetEntryProcedure = "/warrant.v1.LedgerService/GetEntry"
 	// LedgerServiceGetEntriesProcedure is the fully-qualified name of the LedgerService's GetEntries
@@ -82,6 +85,23 @@ type LedgerServiceClient interface {
 	// answered exactly as by Append; one envelope's refusal does not affect
 	// the others. Every entry is proven against the one checkpoint returned.
 	AppendBatch(context.Context, *connect.Request[v1.AppendBatchRequest]) (*connect.Response[v1.AppendBatchResponse], error)
+	// ExchangeToken exchanges a delegation for a DPoP-bound access token
+	// exactly as POST /oauth2/token does (RFC 8693 token exchange, RFC 9449
+	// DPoP, RFC 9068 JWT; see docs/formats.md): the same checks, the same
+	// token entry written before the answer. The DPoP proof comes in the
+	// request's DPoP header (or, for clients that cannot set one, in
+	// ExchangeTokenRequest.dpop), its htu the RPC's URL (the issuer followed
+	// by /warrant.v1.LedgerService/ExchangeToken) and its htm POST. With
+	// server nonces, a fresh one is in the DPoP-Nonce response header (or
+	// error metadata). Errors: InvalidArgument (reason token_request_invalid)
+	// for a malformed request, Unauthenticated for a proof that does not
+	// verify (dpop_proof_invalid), lacks the server's nonce
+	// (dpop_nonce_required) or whose key is no registered agent's,
+	// PermissionDenied for a recorded denial (reason: the first recorded
+	// reason; the error carries the ExchangeTokenResponse with the entry).
+	// The message starts with the OAuth error (invalid_grant,
+	// invalid_dpop_proof, use_dpop_nonce, ...).
+	ExchangeToken(context.Context, *connect.Request[v1.ExchangeTokenRequest]) (*connect.Response[v1.ExchangeTokenResponse], error)
 	// GetEntry returns one entry, by index or by delegation id, with an
 	// inclusion proof against the latest checkpoint.
 	GetEntry(context.Context, *connect.Request[v1.GetEntryRequest]) (*connect.Response[v1.GetEntryResponse], error)
@@ -136,6 +156,12 @@ func NewLedgerServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			httpClient,
 			baseURL+LedgerServiceAppendBatchProcedure,
 			connect.WithSchema(ledgerServiceMethods.ByName("AppendBatch")),
+			connect.WithClientOptions(opts...),
+		),
+		exchangeToken: connect.NewClient[v1.ExchangeTokenRequest, v1.ExchangeTokenResponse](
+			httpClient,
+			baseURL+LedgerServiceExchangeTokenProcedure,
+			connect.WithSchema(ledgerServiceMethods.ByName("ExchangeToken")),
 			connect.WithClientOptions(opts...),
 		),
 		getEntry: connect.NewClient[v1.GetEntryRequest, v1.GetEntryResponse](
@@ -208,6 +234,7 @@ func NewLedgerServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 type ledgerServiceClient struct {
 	append              *connect.Client[v1.AppendRequest, v1.AppendResponse]
 	appendBatch         *connect.Client[v1.AppendBatchRequest, v1.AppendBatchResponse]
+	exchangeToken       *connect.Client[v1.ExchangeTokenRequest, v1.ExchangeTokenResponse]
 	getEntry            *connect.Client[v1.GetEntryRequest, v1.GetEntryResponse]
 	getEntries          *connect.Client[v1.GetEntriesRequest, v1.GetEntriesResponse]
 	getCheckpoint       *connect.Client[v1.GetCheckpointRequest, v1.GetCheckpointResponse]
@@ -227,6 +254,11 @@ func (c *ledgerServiceClient) Append(ctx context.Context, req *connect.Request[v
 // AppendBatch calls warrant.v1.LedgerService.AppendBatch.
 func (c *ledgerServiceClient) AppendBatch(ctx context.Context, req *connect.Request[v1.AppendBatchRequest]) (*connect.Response[v1.AppendBatchResponse], error) {
 	return c.appendBatch.CallUnary(ctx, req)
+}
+
+// ExchangeToken calls warrant.v1.LedgerService.ExchangeToken.
+func (c *ledgerServiceClient) ExchangeToken(ctx context.Context, req *connect.Request[v1.ExchangeTokenRequest]) (*connect.Response[v1.ExchangeTokenResponse], error) {
+	return c.exchangeToken.CallUnary(ctx, req)
 }
 
 // GetEntry calls warrant.v1.LedgerService.GetEntry.
@@ -285,6 +317,23 @@ type LedgerServiceHandler interface {
 	// answered exactly as by Append; one envelope's refusal does not affect
 	// the others. Every entry is proven against the one checkpoint returned.
 	AppendBatch(context.Context, *connect.Request[v1.AppendBatchRequest]) (*connect.Response[v1.AppendBatchResponse], error)
+	// ExchangeToken exchanges a delegation for a DPoP-bound access token
+	// exactly as POST /oauth2/token does (RFC 8693 token exchange, RFC 9449
+	// DPoP, RFC 9068 JWT; see docs/formats.md): the same checks, the same
+	// token entry written before the answer. The DPoP proof comes in the
+	// request's DPoP header (or, for clients that cannot set one, in
+	// ExchangeTokenRequest.dpop), its htu the RPC's URL (the issuer followed
+	// by /warrant.v1.LedgerService/ExchangeToken) and its htm POST. With
+	// server nonces, a fresh one is in the DPoP-Nonce response header (or
+	// error metadata). Errors: InvalidArgument (reason token_request_invalid)
+	// for a malformed request, Unauthenticated for a proof that does not
+	// verify (dpop_proof_invalid), lacks the server's nonce
+	// (dpop_nonce_required) or whose key is no registered agent's,
+	// PermissionDenied for a recorded denial (reason: the first recorded
+	// reason; the error carries the ExchangeTokenResponse with the entry).
+	// The message starts with the OAuth error (invalid_grant,
+	// invalid_dpop_proof, use_dpop_nonce, ...).
+	ExchangeToken(context.Context, *connect.Request[v1.ExchangeTokenRequest]) (*connect.Response[v1.ExchangeTokenResponse], error)
 	// GetEntry returns one entry, by index or by delegation id, with an
 	// inclusion proof against the latest checkpoint.
 	GetEntry(context.Context, *connect.Request[v1.GetEntryRequest]) (*connect.Response[v1.GetEntryResponse], error)
@@ -335,6 +384,12 @@ func NewLedgerServiceHandler(svc LedgerServiceHandler, opts ...connect.HandlerOp
 		LedgerServiceAppendBatchProcedure,
 		svc.AppendBatch,
 		connect.WithSchema(ledgerServiceMethods.ByName("AppendBatch")),
+		connect.WithHandlerOptions(opts...),
+	)
+	ledgerServiceExchangeTokenHandler := connect.NewUnaryHandler(
+		LedgerServiceExchangeTokenProcedure,
+		svc.ExchangeToken,
+		connect.WithSchema(ledgerServiceMethods.ByName("ExchangeToken")),
 		connect.WithHandlerOptions(opts...),
 	)
 	ledgerServiceGetEntryHandler := connect.NewUnaryHandler(
@@ -406,6 +461,8 @@ func NewLedgerServiceHandler(svc LedgerServiceHandler, opts ...connect.HandlerOp
 			ledgerServiceAppendHandler.ServeHTTP(w, r)
 		case LedgerServiceAppendBatchProcedure:
 			ledgerServiceAppendBatchHandler.ServeHTTP(w, r)
+		case LedgerServiceExchangeTokenProcedure:
+			ledgerServiceExchangeTokenHandler.ServeHTTP(w, r)
 		case LedgerServiceGetEntryProcedure:
 			ledgerServiceGetEntryHandler.ServeHTTP(w, r)
 		case LedgerServiceGetEntriesProcedure:
@@ -439,6 +496,10 @@ func (UnimplementedLedgerServiceHandler) Append(context.Context, *connect.Reques
 
 func (UnimplementedLedgerServiceHandler) AppendBatch(context.Context, *connect.Request[v1.AppendBatchRequest]) (*connect.Response[v1.AppendBatchResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("warrant.v1.LedgerService.AppendBatch is not implemented"))
+}
+
+func (UnimplementedLedgerServiceHandler) ExchangeToken(context.Context, *connect.Request[v1.ExchangeTokenRequest]) (*connect.Response[v1.ExchangeTokenResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("warrant.v1.LedgerService.ExchangeToken is not implemented"))
 }
 
 func (UnimplementedLedgerServiceHandler) GetEntry(context.Context, *connect.Request[v1.GetEntryRequest]) (*connect.Response[v1.GetEntryResponse], error) {
