@@ -1,12 +1,14 @@
 // Package loadgen drives load against a warrant ledger and measures it:
 // verified appends (one per request, or batched) at a fixed rate or flat
-// out, and reads (inclusion and consistency proofs, entries, tiles). It
-// backs `warrant bench` and the side-by-side comparison in bench/.
+// out, reads (inclusion and consistency proofs, entries, tiles), and token
+// exchanges (DPoP-bound access tokens at /oauth2/token). It backs `warrant
+// bench` and the side-by-side comparison in bench/.
 //
 // Signing is the agents' cost, not the server's: envelopes are signed before
-// the clock starts. Latency runs from sending a request to holding a
-// verified answer: for an append, the entry proven included in a signed
-// checkpoint the client has checked.
+// the clock starts (a token exchange's DPoP proof cannot be: it is fresh by
+// design, and its signing is inside the measured latency). Latency runs
+// from sending a request to holding a verified answer: for an append, the
+// entry proven included in a signed checkpoint the client has checked.
 package loadgen
 
 import (
@@ -197,6 +199,10 @@ func (r *recorder) ok(d time.Duration, n int, cpSize uint64) {
 
 func (r *recorder) fail(err error) {
 	reason := proofs.Reason(err)
+	var ke *kindError
+	if errors.As(err, &ke) {
+		reason = ke.kind
+	}
 	if reason == "" {
 		reason = proofs.ReasonError
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -219,6 +225,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		op, err = appendOp(ctx, &cfg, &exhausted)
 	case ModeInclusion, ModeConsistency, ModeEntries, ModeTiles:
 		op, err = readOp(ctx, &cfg)
+	case ModeToken:
+		op, err = tokenOp(ctx, &cfg)
 	default:
 		return nil, fmt.Errorf("unknown mode %q", cfg.Mode)
 	}

@@ -11,10 +11,10 @@ import (
 )
 
 func runBench(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "bench", "[--mode append|append-batch|inclusion|consistency|entries|tiles|fairness] [--duration D] [--concurrency N] [--rate R] --registrar-key KEY")
+	fs := newFlagSet(env, "bench", "[--mode append|append-batch|inclusion|consistency|entries|tiles|fairness|token] [--duration D] [--concurrency N] [--rate R] --registrar-key KEY")
 	var cf clientFlags
 	cf.register(fs, env)
-	mode := fs.String("mode", loadgen.ModeAppend, "append, append-batch, inclusion, consistency, entries, tiles, or fairness (an unrelated agent's latency while one agent floods)")
+	mode := fs.String("mode", loadgen.ModeAppend, "append, append-batch, inclusion, consistency, entries, tiles, fairness (an unrelated agent's latency while one agent floods), or token (each client an agent exchanging its delegation for access tokens at /oauth2/token, fresh DPoP proof each time; the server needs --tokens)")
 	duration := fs.Duration("duration", 10_000_000_000, "how long to drive load")
 	concurrency := fs.Int("concurrency", 16, "concurrent clients")
 	rate := fs.Float64("rate", 0, "target operations per second (0: flat out)")
@@ -43,8 +43,8 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 			return err
 		}
 		cfg.Registrar = s
-	} else if *mode == loadgen.ModeAppend || *mode == loadgen.ModeAppendBatch || *mode == loadgen.ModeFairness {
-		return usagef("append modes need --registrar-key to register their agents")
+	} else if *mode == loadgen.ModeAppend || *mode == loadgen.ModeAppendBatch || *mode == loadgen.ModeFairness || *mode == loadgen.ModeToken {
+		return usagef("the %s mode needs --registrar-key to register its agents", *mode)
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)

@@ -85,6 +85,7 @@ func commands() []command {
 		{"backup", "take an online backup of a running server, verified", runBackup},
 		{"restore", "rebuild a data directory from a backup and the log key, audited", runRestore},
 		{"token", "exchange a delegation for a short-lived DPoP-bound access token", runToken},
+		{"authz", "an Envoy external-authorization server that enforces the log's access tokens", runAuthz},
 		{"rotate-token-key", "replace a stopped server's token-signing key, keeping the previous one published", runRotateTokenKey},
 		{"siem", "follow the log for a SIEM: every entry once, verified, resumable", runSIEM},
 		{"bench", "drive load against a running server and measure it", runBench},
