@@ -27,7 +27,7 @@ func FuzzVerifyToken(f *testing.F) {
 	v.keys.keys = map[string]*ecdsa.PublicKey{"k1": &k.PublicKey}
 	v.keys.fetched = now
 	f.Fuzz(func(t *testing.T, token string) {
-		c, err := v.verifyToken(context.Background(), token, now)
+		c, err := v.verifyToken(context.Background(), token, "https://api.example", now)
 		if err == nil {
 			t.Fatalf("an unsigned token verified: %q %+v", token, c)
 		}

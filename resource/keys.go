@@ -40,6 +40,8 @@ type keySet struct {
 	jwksURL string
 	keys    map[string]*ecdsa.PublicKey
 	fetched time.Time // last fetch attempt
+	// static is a set given in Config.JWKS: never fetched.
+	static bool
 }
 
 // lookup returns the key kid names, fetching the JWKS when the set has
@@ -47,6 +49,9 @@ type keySet struct {
 // the refetch interval.
 func (s *keySet) lookup(ctx context.Context, kid string, now time.Time) (*ecdsa.PublicKey, error) {
 	cfg := &s.v.cfg
+	if s.static {
+		return s.answer(kid)
+	}
 	s.mu.RLock()
 	k, fetched := s.keys[kid], s.fetched
 	s.mu.RUnlock()
@@ -107,11 +112,26 @@ func (s *keySet) fetch(ctx context.Context) (map[string]*ecdsa.PublicKey, error)
 		}
 		s.jwksURL = meta.JWKSURI
 	}
+	var doc json.RawMessage
+	if err := s.v.getJSON(ctx, s.jwksURL, maxJWKSBytes, &doc); err != nil {
+		return nil, fmt.Errorf("JWKS: %w", err)
+	}
+	keys, err := parseJWKS(doc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.jwksURL, err)
+	}
+	return keys, nil
+}
+
+// parseJWKS reads the issuer's token keys from a JWKS document: its
+// ES256 signing keys with a kid, at most maxJWKSKeys of them; other keys
+// are skipped, and a set with none is an error.
+func parseJWKS(doc []byte) (map[string]*ecdsa.PublicKey, error) {
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
-	if err := s.v.getJSON(ctx, s.jwksURL, maxJWKSBytes, &set); err != nil {
-		return nil, fmt.Errorf("JWKS: %w", err)
+	if err := json.Unmarshal(doc, &set); err != nil {
+		return nil, fmt.Errorf("JWKS: not a JSON object with keys: %w", err)
 	}
 	keys := make(map[string]*ecdsa.PublicKey)
 	for _, raw := range set.Keys {
@@ -137,7 +157,7 @@ func (s *keySet) fetch(ctx context.Context) (map[string]*ecdsa.PublicKey, error)
 		}
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("JWKS %s holds no ES256 key", s.jwksURL)
+		return nil, errors.New("the JWKS holds no ES256 signing key with a kid")
 	}
 	return keys, nil
 }

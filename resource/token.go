@@ -45,9 +45,9 @@ type tokenClaims struct {
 }
 
 // verifyToken checks an access token's signature against the issuer's
-// keys and its claims at now; the DPoP proof is checked by the caller.
+// keys and its claims at now, its aud audience; the DPoP proof is checked by the caller.
 // Every refusal is an invalid_token Error.
-func (v *Verifier) verifyToken(ctx context.Context, token string, now time.Time) (*Claims, error) {
+func (v *Verifier) verifyToken(ctx context.Context, token, audience string, now time.Time) (*Claims, error) {
 	if len(token) > MaxTokenBytes {
 		return nil, invalidToken("the access token is over %d bytes", MaxTokenBytes)
 	}
@@ -89,20 +89,20 @@ func (v *Verifier) verifyToken(ctx context.Context, token string, now time.Time)
 	if err := decodeSegment(parts[1], &c); err != nil {
 		return nil, invalidToken("token claims: %v", err)
 	}
-	return v.checkClaims(&c, token, now)
+	return v.checkClaims(&c, token, audience, now)
 }
 
-// checkClaims checks a signed token's claims at now.
-func (v *Verifier) checkClaims(c *tokenClaims, token string, now time.Time) (*Claims, error) {
+// checkClaims checks a signed token's claims at now, for audience.
+func (v *Verifier) checkClaims(c *tokenClaims, token, audience string, now time.Time) (*Claims, error) {
 	if c.Iss != v.cfg.Issuer {
 		return nil, invalidToken("token iss %q is not the issuer %q", c.Iss, v.cfg.Issuer)
 	}
-	aud, err := audience(c.Aud)
+	aud, err := singleAudience(c.Aud)
 	if err != nil {
 		return nil, err
 	}
-	if aud != v.cfg.Resource {
-		return nil, invalidToken("token aud %q is not this resource %q", aud, v.cfg.Resource)
+	if aud != audience {
+		return nil, invalidToken("token aud %q is not this resource %q", aud, audience)
 	}
 	if c.EXP == nil || c.IAT == nil {
 		return nil, invalidToken("token exp and iat are required")
@@ -138,9 +138,9 @@ func (v *Verifier) checkClaims(c *tokenClaims, token string, now time.Time) (*Cl
 	}, nil
 }
 
-// audience is aud: a string, or an array of exactly one (a token for
+// singleAudience is aud: a string, or an array of exactly one (a token for
 // several audiences could be replayed by one of them to another).
-func audience(raw json.RawMessage) (string, error) {
+func singleAudience(raw json.RawMessage) (string, error) {
 	var s string
 	if json.Unmarshal(raw, &s) == nil && s != "" {
 		return s, nil
