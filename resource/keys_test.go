@@ -96,6 +96,7 @@ func TestTokenChecks(t *testing.T) {
 		"another issuer":      func(c map[string]any) { c["iss"] = "https://evil.example" },
 		"aud a parent path":   func(c map[string]any) { c["aud"] = rs.URL },
 		"aud of two":          func(c map[string]any) { c["aud"] = []string{rs.URL + "/api", otherAPI} },
+		"aud an array of one": func(c map[string]any) { c["aud"] = []string{rs.URL + "/api"} },
 		"no aud":              func(c map[string]any) { delete(c, "aud") },
 		"no exp":              func(c map[string]any) { delete(c, "exp") },
 		"no iat":              func(c map[string]any) { delete(c, "iat") },
