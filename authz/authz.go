@@ -7,10 +7,11 @@
 // route requires. So an API behind Envoy enforces warrant's delegations
 // without code of its own; `warrant authz` runs it.
 //
-// The token checks are those of internal/accesstoken; this package turns
-// Envoy's CheckRequest into the request they check (the URL rebuilt from
-// the scheme, host and path Envoy saw) and their verdict into Envoy's
-// answer: a denial with the HTTP status, the RFC 6750/9449
+// The token checks are package resource's (Verifier.Check), the same that
+// a resource server's middleware runs; this package turns Envoy's
+// CheckRequest into the request they check (the URL rebuilt from the
+// scheme, host and path Envoy saw, the audience fixed or derived from the
+// route) and their verdict into Envoy's answer: a denial with the HTTP status, the RFC 6750/9449
 // WWW-Authenticate challenge and an OAuth error body, or an allowance
 // that adds the verified client and subject as request headers for the
 // upstream.
@@ -27,7 +28,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
-	"github.com/warrantlog/warrant/internal/accesstoken"
+	"github.com/warrantlog/warrant/resource"
 )
 
 // How the audience a token must carry is derived from a request, when no
@@ -51,8 +52,9 @@ const (
 
 // Config is what a Server enforces.
 type Config struct {
-	// Verifier checks the tokens and proofs.
-	Verifier *accesstoken.Verifier
+	// Verifier checks the tokens and proofs; its Config.Resource is
+	// unused, each request naming its audience.
+	Verifier *resource.Verifier
 	// Routes say which scopes each path needs. A request no route covers
 	// is denied (403): list "/=" to accept any valid token elsewhere.
 	Routes []Route
@@ -100,7 +102,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	h := req.GetAttributes().GetRequest().GetHttp()
 	if h == nil {
-		return denied(&accesstoken.Failure{Status: http.StatusBadRequest, Code: accesstoken.ErrorInvalidRequest, Description: "not an HTTP request"}), nil
+		return denied(&resource.Error{Status: http.StatusBadRequest, Code: resource.ErrInvalidRequest, Description: "not an HTTP request"}), nil
 	}
 	rawPath, _, _ := strings.Cut(h.GetPath(), "?")
 	rawPath, _, _ = strings.Cut(rawPath, "#")
@@ -109,13 +111,13 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		// A route is matched on the path as the upstream will read it;
 		// one with dot segments or doubled slashes could match a route
 		// the upstream does not serve it under.
-		return denied(&accesstoken.Failure{Status: http.StatusBadRequest, Code: accesstoken.ErrorInvalidRequest,
+		return denied(&resource.Error{Status: http.StatusBadRequest, Code: resource.ErrInvalidRequest,
 			Description: "the request path is not normalized (let Envoy normalize_path and merge_slashes)"}), nil
 	}
 	method := h.GetMethod()
 	route := match(s.cfg.Routes, method, p)
 	if route == nil {
-		return denied(&accesstoken.Failure{Status: http.StatusForbidden, Code: "access_denied", Description: "no route of this server covers " + method + " " + p}), nil
+		return denied(&resource.Error{Status: http.StatusForbidden, Code: "access_denied", Description: "no route of this server covers " + method + " " + p}), nil
 	}
 	scheme := s.cfg.Scheme
 	if scheme == "" {
@@ -133,20 +135,20 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	default:
 		audience = origin
 	}
-	vr := accesstoken.Request{
+	target, _, _ := strings.Cut(h.GetPath(), "#")
+	vr := resource.Request{
 		Method:        method,
-		URL:           origin + rawPath,
+		URL:           origin + target,
 		Authorization: headerValues(h, "authorization"),
 		DPoP:          headerValues(h, "dpop"),
 		Audience:      audience,
-		Scopes:        route.Scopes,
 	}
-	claims, err := s.cfg.Verifier.Verify(ctx, vr)
+	claims, err := s.cfg.Verifier.Check(ctx, vr, resource.Rule{Scopes: route.Scopes})
 	if err != nil {
-		var f *accesstoken.Failure
+		var f *resource.Error
 		if !errors.As(err, &f) {
 			s.cfg.Logger.Warn("authz: cannot decide", "method", method, "url", vr.URL, "err", err)
-			f = &accesstoken.Failure{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Description: "the token issuer's keys are unavailable"}
+			f = &resource.Error{Status: http.StatusServiceUnavailable, Code: resource.ErrUnavailable, Description: "the request could not be checked"}
 		} else {
 			s.cfg.Logger.Debug("authz: denied", "method", method, "url", vr.URL, "status", f.Status, "oauth_error", f.Code, "description", f.Description)
 		}

@@ -25,9 +25,9 @@ import (
 	"github.com/warrantlog/warrant/authz"
 	"github.com/warrantlog/warrant/client"
 	"github.com/warrantlog/warrant/dpop"
-	"github.com/warrantlog/warrant/internal/accesstoken"
 	"github.com/warrantlog/warrant/ledger"
 	"github.com/warrantlog/warrant/proofs"
+	"github.com/warrantlog/warrant/resource"
 )
 
 const (
@@ -144,8 +144,10 @@ func newWorld(t *testing.T, cfg authz.Config) *world {
 	w.root, w.hop = root.ID, hop.ID
 
 	// authz, with the log's JWKS over HTTP, on a loopback gRPC listener.
-	cfg.Verifier = &accesstoken.Verifier{Keys: &accesstoken.RemoteJWKS{URL: srv.URL + ledger.JWKSPath}, Issuer: srv.URL,
-		Now: w.clock.Now, Replay: dpop.NewReplayCache(1 << 10)}
+	if cfg.Verifier, err = resource.New(resource.Config{Issuer: srv.URL, JWKSURL: srv.URL + ledger.JWKSPath,
+		Now: w.clock.Now, Skew: -1, MaxProofs: 1 << 10, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		t.Fatal(err)
+	}
 	as, err := authz.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -264,7 +266,8 @@ func headerOf(hs []*corev3.HeaderValueOption, name string) string {
 // token, a bearer token, no proof, a token for another audience, an
 // expired token (by the injected clock), a proof for another URL or
 // method, a replayed proof, a proof by another key, an altered token, a
-// missing scope, a path no route covers or not normalized, two tokens.
+// missing scope, a path no route covers or not normalized, two tokens,
+// a token in the query.
 func TestAuthzEnvoy(t *testing.T) {
 	w := newWorld(t, authz.Config{AudienceFrom: authz.AudienceFromRoute, Routes: []authz.Route{
 		{Prefix: "/tickets", Scopes: []string{"tickets:read"}},
@@ -328,6 +331,7 @@ func TestAuthzEnvoy(t *testing.T) {
 		{"replayed proof", "GET", "/tickets/7", dpopHeaders(tok, replayed), 401, "invalid_dpop_proof"},
 		{"proof by another key", "GET", "/tickets/7", dpopHeaders(tok, w.proof(w.planner, "GET", u, tok)), 401, "invalid_token"},
 		{"altered token", "GET", "/tickets/7", dpopHeaders(string(altered), w.proof(w.executor, "GET", u, string(altered))), 401, "invalid_token"},
+		{"token in the query", "GET", "/tickets/7?access_token=" + tok, dpopHeaders(tok, w.proof(w.executor, "GET", u, tok)), 400, "invalid_request"},
 		{"not a JWT", "GET", "/tickets/7", dpopHeaders("abc", w.proof(w.executor, "GET", u, "abc")), 401, "invalid_token"},
 		{"missing scope", "POST", "/tickets", dpopHeaders(tok, w.proof(w.executor, "POST", tickets, tok)), 403, "insufficient_scope"},
 		{"scope narrowed at exchange", "POST", "/tickets", dpopHeaders(plannerTok, w.proof(w.planner, "POST", tickets, plannerTok)), 403, "insufficient_scope"},
@@ -384,7 +388,10 @@ func TestAuthzRawHeaders(t *testing.T) {
 
 // TestAuthzConfig: a server is not built without routes or an audience.
 func TestAuthzConfig(t *testing.T) {
-	v := &accesstoken.Verifier{Keys: accesstoken.StaticKeys{}, Issuer: "https://log.example", Replay: dpop.NewReplayCache(8)}
+	v, err := resource.New(resource.Config{Issuer: "https://log.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []authz.Config{
 		{Verifier: v, Audience: api},
 		{Verifier: v, Routes: []authz.Route{{Prefix: "/"}}},

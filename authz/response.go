@@ -11,7 +11,7 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 
-	"github.com/warrantlog/warrant/internal/accesstoken"
+	"github.com/warrantlog/warrant/resource"
 )
 
 // Envoy's answers: a denial the client sees, or an allowance with the
@@ -38,14 +38,17 @@ func header(k, v string) *corev3.HeaderValueOption {
 // denied is the answer to a refused request: its status, the DPoP
 // challenge (none for a request refused before its credentials were
 // read, or for an unavailable issuer) and an OAuth error body.
-func denied(f *accesstoken.Failure) *authv3.CheckResponse {
+func denied(f *resource.Error) *authv3.CheckResponse {
 	body, _ := json.Marshal(struct {
 		Error       string `json:"error"`
 		Description string `json:"error_description,omitempty"`
 	}{f.Code, f.Description})
 	hs := []*corev3.HeaderValueOption{header("content-type", "application/json"), header("cache-control", "no-store")}
-	if f.Status == http.StatusUnauthorized || f.Code == accesstoken.ErrorInsufficientScope {
-		hs = append(hs, header("www-authenticate", f.WWWAuthenticate()))
+	if f.Status == http.StatusUnauthorized || f.Code == resource.ErrInsufficientScope {
+		hs = append(hs, header("www-authenticate", f.Challenge("")))
+	}
+	if f.Nonce != "" {
+		hs = append(hs, header("dpop-nonce", f.Nonce))
 	}
 	return &authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(grpcCode(f.Status)), Message: f.Error()},
@@ -60,13 +63,17 @@ func denied(f *accesstoken.Failure) *authv3.CheckResponse {
 // allowed is the answer to an authorized request: the verified client,
 // subject, scopes and delegation as headers for the upstream; a header a
 // token has no value for is removed, so that a client cannot supply it.
-func allowed(c *accesstoken.Claims) *authv3.CheckResponse {
+func allowed(c *resource.Claims) *authv3.CheckResponse {
 	ok := &authv3.OkHttpResponse{}
+	var delegation string
+	if c.Warrant != nil {
+		delegation = c.Warrant.Delegation
+	}
 	for _, kv := range [][2]string{
 		{HeaderClientID, c.ClientID},
 		{HeaderSubject, c.Subject},
 		{HeaderScope, strings.Join(c.Scopes, " ")},
-		{HeaderDelegation, c.Warrant.Delegation},
+		{HeaderDelegation, delegation},
 	} {
 		if kv[1] == "" {
 			ok.HeadersToRemove = append(ok.HeadersToRemove, kv[0])

@@ -10,7 +10,8 @@ import (
 )
 
 // Access tokens (RFC 9068) as the log signs them at its token endpoint:
-// what introspection, `warrant token inspect` and resource servers read.
+// what introspection, `warrant token inspect` and resource servers (package
+// resource) read, with this one parser.
 
 // MaxAccessTokenBytes bounds an access token read; the log's are well
 // under 2 KiB.
@@ -52,6 +53,29 @@ type TokenWarrantClaim struct {
 // its kid names and returns its claims. It checks the JWS, not the claims'
 // times or the log.
 func ParseAccessToken(token string, keys []*PublicKey) (*AccessTokenClaims, *PublicKey, error) {
+	return ParseAccessTokenFunc(token, func(kid string) (*PublicKey, error) {
+		for _, k := range keys {
+			if k.ID == kid {
+				return k, nil
+			}
+		}
+		return nil, Errorf(ReasonSignatureKeyUnknown, "kid %q is not a token key of this log", kid)
+	})
+}
+
+// ParseAccessTokenFunc is ParseAccessToken with the key found by keyFor,
+// called with the token's kid once the JWS is well formed: a resource
+// server's cache of the issuer's JWKS, which fetches it again on a kid it
+// does not hold. An error of keyFor is returned as is.
+//
+// The header must say typ at+jwt (or its media type, RFC 9068 section 4),
+// alg ES256 (whatever else it says: no none, no HMAC keyed with the public
+// key), a kid, and no crit: the log signs no critical extension, and one
+// not understood must be refused (RFC 7515 section 4.1.11). The claims
+// must be a JSON object of AccessTokenClaims' shape: aud one string (a
+// token for several audiences could be replayed by one to another), the
+// times integers.
+func ParseAccessTokenFunc(token string, keyFor func(kid string) (*PublicKey, error)) (*AccessTokenClaims, *PublicKey, error) {
 	parts := strings.Split(token, ".")
 	if len(token) > MaxAccessTokenBytes || len(parts) != 3 {
 		return nil, nil, Errorf(ReasonPayloadMalformed, "not a compact JWS of at most %d bytes", MaxAccessTokenBytes)
@@ -65,24 +89,29 @@ func ParseAccessToken(token string, keys []*PublicKey) (*AccessTokenClaims, *Pub
 	}
 	var hdr struct {
 		Typ, Alg, Kid string
+		Crit          json.RawMessage
 	}
 	if err := json.Unmarshal(h, &hdr); err != nil {
 		return nil, nil, Errorf(ReasonPayloadMalformed, "the JWS header is not a JSON object")
 	}
-	if hdr.Typ != "at+jwt" || hdr.Alg != "ES256" {
+	if t := strings.ToLower(hdr.Typ); (t != "at+jwt" && t != "application/at+jwt") || hdr.Alg != "ES256" {
 		return nil, nil, Errorf(ReasonPayloadMalformed, "typ %q alg %q, want at+jwt ES256", hdr.Typ, hdr.Alg)
 	}
-	var key *PublicKey
-	for _, k := range keys {
-		if k.ID == hdr.Kid {
-			key = k
-		}
+	if hdr.Crit != nil {
+		return nil, nil, Errorf(ReasonPayloadMalformed, "the JWS header has critical extensions (crit)")
+	}
+	if hdr.Kid == "" {
+		return nil, nil, Errorf(ReasonPayloadMalformed, "the JWS header has no kid")
+	}
+	key, err := keyFor(hdr.Kid)
+	if err != nil {
+		return nil, nil, err
 	}
 	if key == nil {
-		return nil, nil, Errorf(ReasonSignatureKeyUnknown, "kid %q is not a token key of this log", hdr.Kid)
+		return nil, nil, Errorf(ReasonSignatureKeyUnknown, "no token key has kid %q", hdr.Kid)
 	}
 	if !verifyES256(key.Key, []byte(parts[0]+"."+parts[1]), sig) {
-		return nil, nil, Errorf(ReasonSignatureInvalid, "the token's signature does not verify under key %s", key.ID)
+		return nil, nil, Errorf(ReasonSignatureInvalid, "the token's signature does not verify under key %s", hdr.Kid)
 	}
 	var claims AccessTokenClaims
 	if err := json.Unmarshal(c, &claims); err != nil {

@@ -51,6 +51,9 @@ func TestParseAccessToken(t *testing.T) {
 	if err != nil || k != pub || c.JTI != "j1" || c.Warrant.IssuanceIndex != 7 || c.Cnf.JKT != "x" {
 		t.Fatalf("a good token: %+v %v", c, err)
 	}
+	if _, _, err := ParseAccessToken(signTestToken(t, key, map[string]string{"typ": "application/AT+JWT", "alg": "ES256", "kid": pub.ID}, claims), []*PublicKey{pub}); err != nil {
+		t.Errorf("typ as a media type (RFC 9068 section 4): %v", err)
+	}
 	parts := strings.Split(good, ".")
 	for name, c := range map[string]struct {
 		token, reason string
@@ -63,6 +66,9 @@ func TestParseAccessToken(t *testing.T) {
 		"padded base64":           {parts[0] + "=." + parts[1] + "." + parts[2], ReasonPayloadMalformed},
 		"two segments":            {parts[0] + "." + parts[1], ReasonPayloadMalformed},
 		"oversized":               {parts[0] + "." + strings.Repeat("A", MaxAccessTokenBytes) + "." + parts[2], ReasonPayloadMalformed},
+		"crit":                    {signTestToken(t, key, map[string]string{"typ": "at+jwt", "alg": "ES256", "kid": pub.ID, "crit": "x"}, claims), ReasonPayloadMalformed},
+		"no kid":                  {signTestToken(t, key, map[string]string{"typ": "at+jwt", "alg": "ES256"}, claims), ReasonPayloadMalformed},
+		"aud an array":            {signTestToken(t, key, map[string]string{"typ": "at+jwt", "alg": "ES256", "kid": pub.ID}, map[string]any{"aud": []string{"https://tickets.example/api"}}), ReasonPayloadMalformed},
 		"claims not an object":    {signTestToken(t, key, map[string]string{"typ": "at+jwt", "alg": "ES256", "kid": pub.ID}, []int{1}), ReasonPayloadMalformed},
 	} {
 		if _, _, err := ParseAccessToken(c.token, []*PublicKey{pub}); Reason(err) != c.reason {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"time"
+
+	"github.com/warrantlog/warrant/proofs"
 )
 
 // Claims are a verified access token's claims (RFC 9068 and warrant's).
@@ -49,13 +51,8 @@ func (a *Actor) Chain() []string {
 
 // WarrantClaim is the token's warrant claim: the log it is recorded in
 // (origin), the delegation exchanged and its index, and the index of the
-// issuance entry.
-type WarrantClaim struct {
-	Origin          string `json:"origin"`
-	Delegation      string `json:"delegation"`
-	DelegationIndex uint64 `json:"delegation_index"`
-	IssuanceIndex   uint64 `json:"issuance_index"`
-}
+// issuance entry. It is the log's own type.
+type WarrantClaim = proofs.TokenWarrantClaim
 
 // HasScope reports whether the token carries scope s.
 func (c *Claims) HasScope(s string) bool { return slices.Contains(c.Scopes, s) }

@@ -17,7 +17,10 @@
 // client knows how to read (a WWW-Authenticate DPoP challenge with the
 // error, the algorithms accepted and, when configured, the RFC 9728
 // resource_metadata URL). The verified claims are in the request's context
-// (FromContext) for the handler.
+// (FromContext) for the handler. Check runs the same checks on a request
+// described by its parts, for a server that holds no *http.Request:
+// `warrant authz`, the Envoy external-authorization server (package
+// authz), is one, so there is one implementation of the checks.
 //
 // Nothing here trusts the server's log or speaks its RPCs: a resource
 // server needs only the issuer's URL, its own URI and, for introspection,

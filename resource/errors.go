@@ -49,10 +49,10 @@ func invalidToken(format string, args ...any) *Error {
 	return refuse(http.StatusUnauthorized, ErrInvalidToken, format, args...)
 }
 
-// challenge is the WWW-Authenticate value of e: a DPoP challenge (the only
+// Challenge is the WWW-Authenticate value of e: a DPoP challenge (the only
 // scheme accepted) with the algorithms a proof may use and, when set, the
 // resource's RFC 9728 metadata URL.
-func (e *Error) challenge(resourceMetadata string) string {
+func (e *Error) Challenge(resourceMetadata string) string {
 	params := []string{}
 	// A request without credentials gets a challenge without an error
 	// code (RFC 6750 section 3.1).
@@ -99,7 +99,7 @@ func (v *Verifier) WriteError(w http.ResponseWriter, err error) {
 	h := w.Header()
 	switch e.Status {
 	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
-		h.Set("WWW-Authenticate", e.challenge(v.cfg.ResourceMetadata))
+		h.Set("WWW-Authenticate", e.Challenge(v.cfg.ResourceMetadata))
 	case http.StatusServiceUnavailable:
 		h.Set("Retry-After", "1")
 	}

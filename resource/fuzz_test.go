@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/warrantlog/warrant/proofs"
 )
 
 // FuzzVerifyToken: a hostile access token is refused with an error, never
@@ -24,10 +26,10 @@ func FuzzVerifyToken(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	v.keys.keys = map[string]*ecdsa.PublicKey{"k1": &k.PublicKey}
+	v.keys.keys = map[string]*proofs.PublicKey{"k1": {Key: &k.PublicKey}}
 	v.keys.fetched = now
 	f.Fuzz(func(t *testing.T, token string) {
-		c, err := v.verifyToken(context.Background(), token, now)
+		c, err := v.verifyToken(context.Background(), token, "https://api.example", now)
 		if err == nil {
 			t.Fatalf("an unsigned token verified: %q %+v", token, c)
 		}

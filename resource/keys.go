@@ -12,11 +12,7 @@ import (
 	"time"
 
 	"github.com/warrantlog/warrant/dpop"
-)
-
-var (
-	errNotBase64 = errors.New("not base64url")
-	errNotJSON   = errors.New("not a JSON object")
+	"github.com/warrantlog/warrant/proofs"
 )
 
 // Bounds on what the issuer's discovery answers.
@@ -38,15 +34,20 @@ type keySet struct {
 	fetchMu sync.Mutex
 	mu      sync.RWMutex
 	jwksURL string
-	keys    map[string]*ecdsa.PublicKey
+	keys    map[string]*proofs.PublicKey
 	fetched time.Time // last fetch attempt
+	// static is a set given in Config.JWKS: never fetched.
+	static bool
 }
 
 // lookup returns the key kid names, fetching the JWKS when the set has
 // not been loaded, is stale, or lacks kid, unless it was fetched within
 // the refetch interval.
-func (s *keySet) lookup(ctx context.Context, kid string, now time.Time) (*ecdsa.PublicKey, error) {
+func (s *keySet) lookup(ctx context.Context, kid string, now time.Time) (*proofs.PublicKey, error) {
 	cfg := &s.v.cfg
+	if s.static {
+		return s.answer(kid)
+	}
 	s.mu.RLock()
 	k, fetched := s.keys[kid], s.fetched
 	s.mu.RUnlock()
@@ -82,7 +83,7 @@ func (s *keySet) lookup(ctx context.Context, kid string, now time.Time) (*ecdsa.
 // answer is the key kid names in the set held: when there is no set at
 // all, the resource server cannot judge the token, which is its failure
 // (503), not the client's.
-func (s *keySet) answer(kid string) (*ecdsa.PublicKey, error) {
+func (s *keySet) answer(kid string) (*proofs.PublicKey, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if k := s.keys[kid]; k != nil {
@@ -96,7 +97,7 @@ func (s *keySet) answer(kid string) (*ecdsa.PublicKey, error) {
 
 // fetch reads the JWKS, discovering its URL from the issuer's RFC 8414
 // metadata the first time when none is configured.
-func (s *keySet) fetch(ctx context.Context) (map[string]*ecdsa.PublicKey, error) {
+func (s *keySet) fetch(ctx context.Context) (map[string]*proofs.PublicKey, error) {
 	if s.jwksURL == "" {
 		meta, err := s.v.metadata(ctx)
 		if err != nil {
@@ -107,13 +108,28 @@ func (s *keySet) fetch(ctx context.Context) (map[string]*ecdsa.PublicKey, error)
 		}
 		s.jwksURL = meta.JWKSURI
 	}
+	var doc json.RawMessage
+	if err := s.v.getJSON(ctx, s.jwksURL, maxJWKSBytes, &doc); err != nil {
+		return nil, fmt.Errorf("JWKS: %w", err)
+	}
+	keys, err := parseJWKS(doc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.jwksURL, err)
+	}
+	return keys, nil
+}
+
+// parseJWKS reads the issuer's token keys from a JWKS document: its
+// ES256 signing keys with a kid, at most maxJWKSKeys of them; other keys
+// are skipped, and a set with none is an error.
+func parseJWKS(doc []byte) (map[string]*proofs.PublicKey, error) {
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
-	if err := s.v.getJSON(ctx, s.jwksURL, maxJWKSBytes, &set); err != nil {
-		return nil, fmt.Errorf("JWKS: %w", err)
+	if err := json.Unmarshal(doc, &set); err != nil {
+		return nil, fmt.Errorf("JWKS: not a JSON object with keys: %w", err)
 	}
-	keys := make(map[string]*ecdsa.PublicKey)
+	keys := make(map[string]*proofs.PublicKey)
 	for _, raw := range set.Keys {
 		if len(keys) == maxJWKSKeys {
 			break
@@ -132,12 +148,12 @@ func (s *keySet) fetch(ctx context.Context) (map[string]*ecdsa.PublicKey, error)
 		if err != nil {
 			continue
 		}
-		if ec, ok := pk.Key.(*ecdsa.PublicKey); ok {
-			keys[m.Kid] = ec
+		if _, ok := pk.Key.(*ecdsa.PublicKey); ok {
+			keys[m.Kid] = pk
 		}
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("JWKS %s holds no ES256 key", s.jwksURL)
+		return nil, errors.New("the JWKS holds no ES256 signing key with a kid")
 	}
 	return keys, nil
 }

@@ -96,6 +96,7 @@ func TestTokenChecks(t *testing.T) {
 		"another issuer":      func(c map[string]any) { c["iss"] = "https://evil.example" },
 		"aud a parent path":   func(c map[string]any) { c["aud"] = rs.URL },
 		"aud of two":          func(c map[string]any) { c["aud"] = []string{rs.URL + "/api", otherAPI} },
+		"aud an array of one": func(c map[string]any) { c["aud"] = []string{rs.URL + "/api"} },
 		"no aud":              func(c map[string]any) { delete(c, "aud") },
 		"no exp":              func(c map[string]any) { delete(c, "exp") },
 		"no iat":              func(c map[string]any) { delete(c, "iat") },
@@ -106,6 +107,9 @@ func TestTokenChecks(t *testing.T) {
 		"no client_id":        func(c map[string]any) { delete(c, "client_id") },
 		"no jti":              func(c map[string]any) { delete(c, "jti") },
 		"exp not a number":    func(c map[string]any) { c["exp"] = "tomorrow" },
+		"nbf ahead":           func(c map[string]any) { c["nbf"] = now + 120 },
+		"aud not a string":    func(c map[string]any) { c["aud"] = 7 },
+		"no sub":              func(c map[string]any) { delete(c, "sub") },
 		"claims not a object": nil,
 	} {
 		var tok string
@@ -124,6 +128,7 @@ func TestTokenChecks(t *testing.T) {
 	wantRefused(t, "typ JWT", call(signJWT(t, k1, "k1", "JWT", good())), 401, "invalid_token")
 	wantRefused(t, "no typ", call(signRaw(t, k1, "k1", "", mustJSON(good()))), 401, "invalid_token")
 	wantRefused(t, "crit header", call(signCrit(t, k1, good())), 401, "invalid_token")
+	wantRefused(t, "no kid", call(signRaw(t, k1, "", "at+jwt", mustJSON(good()))), 401, "invalid_token")
 
 	// Rotation: a token under a new kid is accepted once the JWKS has it,
 	// after one refetch; the old key keeps verifying while published.

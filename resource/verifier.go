@@ -1,6 +1,7 @@
 package resource
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,13 +18,19 @@ type Config struct {
 	// Resource is this resource server's URI, as delegations name it in
 	// their destinations: a token's aud must be exactly this. Its scheme
 	// and host are also the public origin of the requests' URLs that DPoP
-	// proofs name (htu), whatever Host a proxy in front forwards.
+	// proofs name (htu), whatever Host a proxy in front forwards. It may
+	// be empty only for a Verifier used through Check alone, each Request
+	// naming its Audience (an ext_authz server in front of many
+	// resources).
 	Resource string
 	// Issuer is warrant's issuer URL: a token's iss must be exactly this.
 	Issuer string
 	// JWKSURL is where the token keys are; empty: the jwks_uri of the
 	// issuer's RFC 8414 metadata.
 	JWKSURL string
+	// JWKS, when set, is the issuer's JWKS document itself (read from a
+	// file): its keys are used and never fetched, and JWKSURL is unused.
+	JWKS []byte
 	// ResourceMetadata, when set, is the URL of this resource's RFC 9728
 	// metadata, named in every challenge (resource_metadata).
 	ResourceMetadata string
@@ -40,7 +47,8 @@ type Config struct {
 	HTTPClient *http.Client
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// Skew is the clock skew allowed on exp, nbf and iat (default 30s).
+	// Skew is the clock skew allowed on exp, nbf and iat (default 30s;
+	// negative: none).
 	Skew time.Duration
 	// KeysRefetch is the least time between two JWKS fetches (default
 	// 30s): a token with an unknown kid triggers one only past it.
@@ -83,9 +91,13 @@ type Verifier struct {
 // New checks cfg, fills its defaults and returns its Verifier. It does not
 // call the issuer: the keys are fetched on the first request.
 func New(cfg Config) (*Verifier, error) {
-	u, err := url.Parse(cfg.Resource)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" {
-		return nil, fmt.Errorf("resource: Resource %q is not an absolute http(s) URI", cfg.Resource)
+	var origin string
+	if cfg.Resource != "" {
+		u, err := url.Parse(cfg.Resource)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" {
+			return nil, fmt.Errorf("resource: Resource %q is not an absolute http(s) URI", cfg.Resource)
+		}
+		origin = u.Scheme + "://" + u.Host
 	}
 	if iu, err := url.Parse(cfg.Issuer); err != nil || (iu.Scheme != "https" && iu.Scheme != "http") || iu.Host == "" {
 		return nil, fmt.Errorf("resource: Issuer %q is not an absolute http(s) URL", cfg.Issuer)
@@ -96,7 +108,10 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Skew == 0 {
+	switch {
+	case cfg.Skew < 0:
+		cfg.Skew = 0
+	case cfg.Skew == 0:
 		cfg.Skew = 30 * time.Second
 	}
 	if cfg.KeysRefetch == 0 {
@@ -120,8 +135,15 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	v := &Verifier{cfg: cfg, log: cfg.Logger, proofs: dpop.NewReplayCache(cfg.MaxProofs), origin: u.Scheme + "://" + u.Host, started: cfg.Now().Truncate(time.Second)}
+	v := &Verifier{cfg: cfg, log: cfg.Logger, proofs: dpop.NewReplayCache(cfg.MaxProofs), origin: origin, started: cfg.Now().Truncate(time.Second)}
 	v.keys = &keySet{v: v, jwksURL: cfg.JWKSURL}
+	if len(cfg.JWKS) > 0 {
+		keys, err := parseJWKS(cfg.JWKS)
+		if err != nil {
+			return nil, fmt.Errorf("resource: %w", err)
+		}
+		v.keys.keys, v.keys.static = keys, true
+	}
 	if cfg.RequireNonce {
 		v.nonces = newNonces(cfg.NonceWindow)
 	}
@@ -138,27 +160,69 @@ type Rule struct {
 	Introspect bool
 }
 
+// Request is what Check reads of an HTTP request: for a caller that
+// holds no *http.Request (an Envoy ext_authz server), the parts the checks
+// need.
+type Request struct {
+	// Method is the request's method; URL its absolute URL as the client
+	// called it: the public origin and the path as received, which the
+	// proof's htu must name, and the query, read only to refuse a token
+	// in it.
+	Method, URL string
+	// Authorization and DPoP are those headers' values, one per header
+	// line received.
+	Authorization, DPoP []string
+	// Audience is the resource the token must be for (its aud); empty:
+	// Config.Resource.
+	Audience string
+}
+
 // Authorize checks r's access token and DPoP proof for rule and returns
 // the token's claims. A refusal is an *Error (WriteError answers it).
 func (v *Verifier) Authorize(r *http.Request, rule Rule) (*Claims, error) {
+	u := v.requestURL(r)
+	if r.URL.RawQuery != "" {
+		u += "?" + r.URL.RawQuery
+	}
+	return v.Check(r.Context(), Request{Method: r.Method, URL: u, Authorization: r.Header.Values("Authorization"), DPoP: r.Header.Values("DPoP")}, rule)
+}
+
+// Check is Authorize for a request described by req: the one
+// implementation of the checks, which Protect (net/http) and warrant's
+// Envoy ext_authz server both run. A refusal is an *Error; any other
+// error means the request could not be judged.
+func (v *Verifier) Check(ctx context.Context, req Request, rule Rule) (*Claims, error) {
 	now := v.cfg.Now()
-	token, err := credentials(r)
+	audience := req.Audience
+	if audience == "" {
+		audience = v.cfg.Resource
+	}
+	if audience == "" {
+		return nil, errors.New("resource: no audience: Config.Resource is empty and the request names none")
+	}
+	u, err := url.Parse(req.URL)
+	if err != nil {
+		return nil, refuse(http.StatusBadRequest, ErrInvalidRequest, "the request URL does not parse")
+	}
+	if u.Query().Has("access_token") {
+		return nil, refuse(http.StatusBadRequest, ErrInvalidRequest, "an access token in the URL is refused: send it in an Authorization: DPoP header")
+	}
+	token, err := credentials(req.Authorization)
 	if err != nil {
 		return nil, err
 	}
-	c, err := v.verifyToken(r.Context(), token, now)
+	c, err := v.verifyToken(ctx, token, audience, now)
 	if err != nil {
 		return nil, err
 	}
-	proofs := r.Header.Values("DPoP")
-	if len(proofs) != 1 {
+	if len(req.DPoP) != 1 {
 		return nil, refuse(http.StatusUnauthorized, ErrInvalidDPoPProof, "exactly one DPoP proof header is required with a DPoP token")
 	}
-	want := dpop.Request{Method: r.Method, URL: v.requestURL(r), AccessToken: token}
+	want := dpop.Request{Method: req.Method, URL: req.URL, AccessToken: token}
 	if v.nonces != nil {
 		want.Nonce = func(n string) bool { return v.nonces.valid(n, now) }
 	}
-	p, err := dpop.Verify(proofs[0], want, now, v.proofs)
+	p, err := dpop.Verify(req.DPoP[0], want, now, v.proofs)
 	if err != nil {
 		var de *dpop.Error
 		if !errors.As(err, &de) {
@@ -192,23 +256,19 @@ func (v *Verifier) Authorize(r *http.Request, rule Rule) (*Claims, error) {
 		if v.cfg.Introspector == nil {
 			return nil, errors.New("resource: a route asks for introspection but no Introspector is configured")
 		}
-		if err := v.checkLive(r.Context(), c); err != nil {
+		if err := v.checkLive(ctx, c); err != nil {
 			return nil, err
 		}
 	}
 	return c, nil
 }
 
-// credentials is the access token of the request's DPoP Authorization
-// header. A token in the query string is refused outright (URLs are
-// logged and leaked), one in a Bearer header too: a DPoP-bound token goes
-// in the DPoP scheme only (RFC 9449 section 7.1). A form body is never
-// read for a token.
-func credentials(r *http.Request) (string, error) {
-	if r.URL.Query().Has("access_token") {
-		return "", refuse(http.StatusBadRequest, ErrInvalidRequest, "an access token in the URL is refused: send it in an Authorization: DPoP header")
-	}
-	auth := r.Header.Values("Authorization")
+// credentials is the access token of the request's one DPoP
+// Authorization header. A token in a Bearer header is refused: a
+// DPoP-bound token goes in the DPoP scheme only (RFC 9449 section 7.1).
+// (A token in the query string is refused by Check, and a form body is
+// never read for one.)
+func credentials(auth []string) (string, error) {
 	switch len(auth) {
 	case 0:
 		return "", &Error{Status: http.StatusUnauthorized, Description: "an access token is required (Authorization: DPoP)"}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,9 +17,8 @@ import (
 
 	"github.com/warrantlog/warrant/authz"
 	"github.com/warrantlog/warrant/client"
-	"github.com/warrantlog/warrant/dpop"
-	"github.com/warrantlog/warrant/internal/accesstoken"
 	"github.com/warrantlog/warrant/proofs"
+	"github.com/warrantlog/warrant/resource"
 )
 
 const defaultAuthzListen = "127.0.0.1:8752"
@@ -40,7 +38,7 @@ func runAuthz(ctx context.Context, env *cmdEnv, args []string) error {
 	var routeFlags stringList
 	fs.Var(&routeFlags, "route", "[METHOD ]PREFIX=SCOPE[,SCOPE]: the scopes a token needs under PREFIX (repeatable; longest prefix wins; PREFIX= needs a valid token only)")
 	routesFile := fs.String("routes", "", "read routes from FILE, one a line like --route (# comments)")
-	leeway := fs.Duration("leeway", 0, "clock skew allowed on a token's exp and nbf")
+	leeway := fs.Duration("leeway", 0, "clock skew allowed on a token's exp, nbf and iat")
 	logLevel := fs.String("log-level", "info", "log level: debug (every decision), info, warn, error")
 	logFormat := fs.String("log-format", "text", "log format: text or json (slog, on stderr)")
 	pos, err := parseArgs(fs, args)
@@ -113,30 +111,28 @@ func runAuthz(ctx context.Context, env *cmdEnv, args []string) error {
 			*jwks = meta.JWKSURI
 		}
 	}
-	var keys accesstoken.KeySource
+	// --leeway 0 is none; resource's zero Skew would be its default.
+	skew := *leeway
+	if skew == 0 {
+		skew = -1
+	}
+	vcfg := resource.Config{Issuer: *issuer, HTTPClient: hc, Skew: skew, Logger: logger}
 	if strings.HasPrefix(*jwks, "https://") || strings.HasPrefix(*jwks, "http://") {
-		remote := &accesstoken.RemoteJWKS{URL: *jwks, Client: hc}
-		// Fetch once now, so that a wrong URL shows at start; the set is
-		// fetched again on demand if this fails.
-		if _, err := remote.Key(ctx, ""); err != nil && !errors.Is(err, accesstoken.ErrUnknownKey) {
-			logger.Warn("authz: the JWKS could not be fetched yet", "jwks", *jwks, "err", err)
-		}
-		keys = remote
+		vcfg.JWKSURL = *jwks
 	} else {
 		b, err := os.ReadFile(*jwks)
 		if err != nil {
 			return &proofs.Error{Reason: proofs.ReasonIOError, Err: err}
 		}
-		set, err := accesstoken.ParseJWKS(b)
-		if err != nil {
-			return usagef("--jwks %s: %v", *jwks, err)
-		}
-		keys = accesstoken.StaticKeys(set)
+		vcfg.JWKS = b
+	}
+	v, err := resource.New(vcfg)
+	if err != nil {
+		return usagef("--issuer %s, --jwks %s: %v", *issuer, *jwks, err)
 	}
 	srv, err := authz.New(authz.Config{
-		Verifier: &accesstoken.Verifier{Keys: keys, Issuer: *issuer, Leeway: *leeway,
-			Replay: dpop.NewReplayCache(authzMaxJTIs)},
-		Routes: routes, Audience: *audience, AudienceFrom: *audienceFrom, Scheme: *scheme, Logger: logger,
+		Verifier: v,
+		Routes:   routes, Audience: *audience, AudienceFrom: *audienceFrom, Scheme: *scheme, Logger: logger,
 	})
 	if err != nil {
 		return usagef("%v", err)
@@ -173,10 +169,6 @@ func runAuthz(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	return nil
 }
-
-// authzMaxJTIs bounds the DPoP proofs remembered against replay: a minute
-// and ten seconds of proofs at about 1,800 requests a second.
-const authzMaxJTIs = 1 << 17
 
 // authServerMetadata is the part of RFC 8414 metadata authz reads.
 type authServerMetadata struct {

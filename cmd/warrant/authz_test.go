@@ -106,6 +106,11 @@ func TestAuthzCommand(t *testing.T) {
 		}
 		return p
 	}
+	// The first answer shows authz is serving: a proof made before it
+	// started is refused (its replay cache cannot know older proofs).
+	if r := check("GET", "/tickets/1", map[string]string{}); r.GetDeniedResponse() == nil {
+		t.Fatalf("no token: %v", r)
+	}
 	p := proof("GET", api+"/tickets/1")
 	ok := check("GET", "/tickets/1", map[string]string{"authorization": "DPoP " + tok, "dpop": p})
 	if ok.GetOkResponse() == nil {
