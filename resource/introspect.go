@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -138,6 +139,19 @@ func (v *Verifier) introspectOnce(ctx context.Context, endpoint, token, nonce st
 		return nil, false, fmt.Errorf("introspection answer is not JSON: %w", err)
 	}
 	return &a, false, nil
+}
+
+// CheckActive asks the issuer, with Config.Introspector, whether the
+// token c was read from is still active, and refuses it (an *Error) when
+// it is not or no answer comes. It is Rule.Introspect for code past the
+// HTTP layer: a handler that decides on its own what a request does (an
+// MCP tool) checks again there, so that no difference between what the
+// HTTP layer read and what the handler executes can skip the question.
+func (v *Verifier) CheckActive(ctx context.Context, c *Claims) error {
+	if v.cfg.Introspector == nil {
+		return errors.New("resource: CheckActive needs a Config.Introspector")
+	}
+	return v.checkLive(ctx, c)
 }
 
 // checkLive refuses a token the issuer no longer holds active. An

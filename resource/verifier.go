@@ -253,10 +253,7 @@ func (v *Verifier) Check(ctx context.Context, req Request, rule Rule) (*Claims, 
 		return nil, e
 	}
 	if rule.Introspect {
-		if v.cfg.Introspector == nil {
-			return nil, errors.New("resource: a route asks for introspection but no Introspector is configured")
-		}
-		if err := v.checkLive(ctx, c); err != nil {
+		if err := v.CheckActive(ctx, c); err != nil {
 			return nil, err
 		}
 	}

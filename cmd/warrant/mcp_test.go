@@ -142,6 +142,26 @@ func TestMCPExample(t *testing.T) {
 		}
 	}
 
+	// Bodies the SDK reads as a tickets.write but encoding/json would not
+	// (trailing data; a key beside one differing only in case), and a
+	// batch: refused before the SDK sees them, with a read-only token
+	// here and with a revoked one below; no ticket is written.
+	sneaky := []string{
+		strings.Replace(write, "rotate the keys", "sneaked", 1) + " x",
+		`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"tickets.write","Name":"tickets.read","arguments":{"title":"sneaked"}}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"tools/call","Method":"x","params":{"name":"tickets.write","arguments":{"title":"sneaked"}}}`,
+		`[{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"tickets.write","arguments":{"title":"sneaked"}}}]`,
+	}
+	trySneaky := func(who string, key crypto.Signer, tok string) {
+		t.Helper()
+		for _, msg := range sneaky {
+			if st, _, body := mcpPost(t, mcpURL, msg, "DPoP "+tok, proof(key, tok)); st != http.StatusBadRequest || strings.Contains(body, "sneaked") {
+				t.Errorf("%s: %s answered %d %s, want 400", who, msg, st, body)
+			}
+		}
+	}
+	trySneaky("a read-only token", execKey, execTok)
+
 	// The planner may write; once Alice revokes its grant, its token,
 	// minutes from expiry, writes no more (introspection), though reads,
 	// which do not ask, take it until it expires.
@@ -155,6 +175,10 @@ func TestMCPExample(t *testing.T) {
 	}
 	if st, _, body := mcpPost(t, mcpURL, read, "DPoP "+plannerTok, proof(plannerKey, plannerTok)); st != http.StatusOK {
 		t.Fatalf("a read with the same token: %d %s", st, body)
+	}
+	trySneaky("a token whose chain is revoked", plannerKey, plannerTok)
+	if st, _, body := mcpPost(t, mcpURL, read, "DPoP "+plannerTok, proof(plannerKey, plannerTok)); st != http.StatusOK || strings.Contains(body, "sneaked") {
+		t.Fatalf("the tickets after the refused writes: %d %s", st, body)
 	}
 	r := warrant(t, dir, env, "token", "--key", "executor.key", "--delegation", "dlg_exec2", "--resource", mcpURL)
 	if r.code != 1 || !strings.HasPrefix(r.stderr, "error: ") || !strings.Contains(r.stderr, "invalid_grant") {

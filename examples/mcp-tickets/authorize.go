@@ -2,11 +2,9 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 
 	"github.com/warrantlog/warrant/resource"
 )
@@ -17,7 +15,7 @@ var toolScopes = map[string]string{
 	"tickets.write": "tickets:write",
 }
 
-// maxBody bounds a JSON-RPC request read for its tool names.
+// maxBody bounds a JSON-RPC request read for the tool it calls.
 const maxBody = 1 << 20
 
 // authorize checks every request's token for this resource, and for a
@@ -27,21 +25,32 @@ const maxBody = 1 << 20
 // an MCP client can read it (the MCP authorization specification's scope
 // challenge). Writes ask warrant whether the token is still active when
 // introspect is set.
+//
+// It decides on exactly the call the MCP handler will execute: a body it
+// cannot read as the SDK will (see calledTool) is refused 400 before
+// anything else. And the tools check again, scope and introspection,
+// whatever this layer decided.
 func authorize(v *resource.Verifier, next http.Handler, introspect bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var rule resource.Rule
-		if r.Body != nil && r.Method == http.MethodPost {
+		if r.Method == http.MethodPost {
+			if r.Body == nil {
+				r.Body = http.NoBody
+			}
 			body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 			if err != nil || len(body) > maxBody {
 				http.Error(w, "request body too large or unreadable", http.StatusRequestEntityTooLarge)
 				return
 			}
+			tool, err := calledTool(body)
+			if err != nil {
+				http.Error(w, "malformed JSON-RPC message: "+err.Error(), http.StatusBadRequest)
+				return
+			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
-			for _, tool := range calledTools(body) {
-				if s, ok := toolScopes[tool]; ok && !slices.Contains(rule.Scopes, s) {
-					rule.Scopes = append(rule.Scopes, s)
-					rule.Introspect = rule.Introspect || (introspect && s == "tickets:write")
-				}
+			if s, ok := toolScopes[tool]; ok {
+				rule.Scopes = []string{s}
+				rule.Introspect = introspect && s == "tickets:write"
 			}
 		}
 		c, err := v.Authorize(r, rule)
@@ -51,31 +60,6 @@ func authorize(v *resource.Verifier, next http.Handler, introspect bool) http.Ha
 		}
 		next.ServeHTTP(w, r.WithContext(resource.NewContext(r.Context(), c)))
 	})
-}
-
-// calledTools is the names of the tools a JSON-RPC message or batch calls.
-func calledTools(body []byte) []string {
-	type message struct {
-		Method string `json:"method"`
-		Params struct {
-			Name string `json:"name"`
-		} `json:"params"`
-	}
-	var batch []message
-	if err := json.Unmarshal(body, &batch); err != nil {
-		var one message
-		if json.Unmarshal(body, &one) != nil {
-			return nil
-		}
-		batch = []message{one}
-	}
-	var out []string
-	for _, m := range batch {
-		if m.Method == "tools/call" {
-			out = append(out, m.Params.Name)
-		}
-	}
-	return out
 }
 
 // urlPath is the path of a URL ("/" when empty).

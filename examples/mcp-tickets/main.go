@@ -79,7 +79,11 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: newHandler(v, newTickets(), *introspectKey != ""), ReadHeaderTimeout: 10 * time.Second}
+	var active func(context.Context, *resource.Claims) error
+	if *introspectKey != "" {
+		active = v.CheckActive
+	}
+	srv := &http.Server{Handler: newHandler(v, newTickets(active), active != nil), ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {

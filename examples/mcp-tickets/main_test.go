@@ -1,28 +1,59 @@
 package main
 
 import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/warrantlog/warrant/resource"
 )
 
-// TestCalledTools: the scopes a JSON-RPC message needs come from the
-// tools/call requests it holds, single or batched; anything else needs
-// none beyond a valid token.
-func TestCalledTools(t *testing.T) {
-	for body, want := range map[string][]string{
-		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tickets.write"}}`:                                     {"tickets.write"},
-		`[{"method":"tools/call","params":{"name":"tickets.read"}},{"method":"tools/call","params":{"name":"tickets.write"}}]`: {"tickets.read", "tickets.write"},
-		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`:                                                           nil,
-		`{"method":"tools/call","params":["tickets.write"]}`:                                                                   nil,
-		`not json`: nil,
+// TestCalledTool: the tool a message calls is read as the MCP SDK reads
+// it, and a body the SDK could read otherwise than encoding/json (the
+// reviewer's bodies: trailing data, keys differing in case, duplicates)
+// is refused rather than read as calling no tool.
+func TestCalledTool(t *testing.T) {
+	write := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tickets.write","arguments":{"title":"x"}}}`
+	for body, want := range map[string]string{
+		write: "tickets.write",
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tickets.read"}}  ` + "\n": "tickets.read",
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`:                               "",
+		// No "method" key: a response to the SDK too, which calls nothing.
+		`{"jsonrpc":"2.0","id":1,"Method":"tools/call","params":{"name":"tickets.write"}}`: "",
+		`{"jsonrpc":"2.0","id":1,"result":{}}`:                                             "",
 	} {
-		if got := calledTools([]byte(body)); !slices.Equal(got, want) {
-			t.Errorf("calledTools(%s) = %q, want %q", body, got, want)
+		got, err := calledTool([]byte(body))
+		if err != nil || got != want {
+			t.Errorf("calledTool(%s) = %q, %v; want %q", body, got, err, want)
+		}
+	}
+	for _, body := range []string{
+		write + " x",
+		write + `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"tickets.read"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tickets.write","Name":"tickets.read"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tickets.read","name":"tickets.write"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","Method":"x","params":{"name":"tickets.write"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"nam\u0065":"tickets.write"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tickets.write","nameſ":"x","NAME":"y"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tickets.write","arguments":{"title":"a","TITLE":"b"}}}`,
+		`{"jsonrpc":"2.0","method":"tools/call","params":{"name":"tickets.write","arguments":{"título":"ñ","x":{"a":1,"A":2}}}}`,
+		`[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tickets.write"}}]`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["tickets.write"]}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":null}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call"}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}`,
+		`{"jsonrpc":"2.0","id":1,"method":1,"params":{}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tickets.write\xff"}}`,
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"tickets.write\xff\"}}",
+		`null`, `"tools/call"`, ``, `not json`, `{`,
+	} {
+		if got, err := calledTool([]byte(body)); err == nil {
+			t.Errorf("calledTool(%s) = %q, want a refusal", body, got)
 		}
 	}
 }
@@ -41,7 +72,7 @@ func TestHandlerRoutes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mux.Handle("/", newHandler(v, newTickets(), false))
+		mux.Handle("/", newHandler(v, newTickets(nil), false))
 		for _, u := range []string{meta, srv.URL + resource.MetadataPath} {
 			resp, err := http.Get(u)
 			if err != nil || resp.StatusCode != http.StatusOK {
@@ -58,5 +89,27 @@ func TestHandlerRoutes(t *testing.T) {
 			t.Fatalf("POST %s without a token: %d %q", uri, resp.StatusCode, ch)
 		}
 		srv.Close()
+	}
+}
+
+// TestWriteAsksAgain: tickets.write asks whether the token is still
+// active itself, whatever the HTTP layer did: with an issuer that does not
+// answer, the write is refused and nothing is written.
+func TestWriteAsksAgain(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := resource.New(resource.Config{Resource: "http://127.0.0.1:1/mcp", Issuer: "http://127.0.0.1:1", Introspector: &resource.Introspector{Key: key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := newTickets(v.CheckActive)
+	ctx := resource.NewContext(context.Background(), &resource.Claims{Scopes: []string{"tickets:write"}, Token: "t", JTI: "j"})
+	if _, got, err := tk.write(ctx, nil, writeArgs{Title: "sneaked"}); err == nil {
+		t.Fatalf("a write without an answer from the issuer went through: %+v", got)
+	}
+	if n := len(tk.list); n != 2 {
+		t.Fatalf("%d tickets after a refused write, want 2", n)
 	}
 }

@@ -24,13 +24,19 @@ type Ticket struct {
 }
 
 type tickets struct {
+	// active, when set, asks warrant whether a write's token is still
+	// active (resource.Verifier.CheckActive).
+	active func(context.Context, *resource.Claims) error
+
 	mu   sync.Mutex
 	list []Ticket
 }
 
-func newTickets() *tickets {
+// newTickets is the store; active, when not nil, is asked before each
+// write whether the token is still active.
+func newTickets(active func(context.Context, *resource.Claims) error) *tickets {
 	now := time.Now().UTC().Format(time.RFC3339)
-	return &tickets{list: []Ticket{
+	return &tickets{active: active, list: []Ticket{
 		{ID: 1, Title: "printer on floor 3 is out of toner", Created: now},
 		{ID: 2, Title: "VPN drops every hour", Created: now},
 	}}
@@ -74,6 +80,14 @@ func (t *tickets) write(ctx context.Context, _ *mcp.CallToolRequest, a writeArgs
 	c, err := claims(ctx, "tickets:write")
 	if err != nil {
 		return nil, Ticket{}, err
+	}
+	// Asked here too, not only by the HTTP layer: whatever that layer
+	// read of the request, no write runs on a token warrant no longer
+	// holds active.
+	if t.active != nil {
+		if err := t.active(ctx, c); err != nil {
+			return nil, Ticket{}, fmt.Errorf("the token is not confirmed active: %w", err)
+		}
 	}
 	if a.Title == "" {
 		return nil, Ticket{}, errors.New("a ticket needs a title")
