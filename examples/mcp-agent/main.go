@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -65,22 +66,37 @@ type stringList []string
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
-func run(ctx context.Context, args []string, stdout io.Writer) error {
+// defaultServer is the warrant command line's default server.
+const defaultServer = "http://127.0.0.1:8750"
+
+// options are the command line's.
+type options struct {
+	server, logKey, state, keyPath, delegation, mcpURL string
+	scopes                                             []string
+	tool                                               string
+	arguments                                          map[string]any
+}
+
+// parseArgs reads the command line, with the environment's defaults as
+// the warrant command line takes them: WARRANT_SERVER (else
+// defaultServer), WARRANT_LOG_KEY.
+func parseArgs(args []string, getenv func(string) string) (*options, error) {
 	fs := flag.NewFlagSet("mcp-agent", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	server := fs.String("server", envOr("WARRANT_SERVER", "http://127.0.0.1:8080"), "warrant's URL (env WARRANT_SERVER)")
-	logKey := fs.String("log-key", os.Getenv("WARRANT_LOG_KEY"), "the log's note verifier key, or @FILE (env WARRANT_LOG_KEY)")
-	state := fs.String("state", "", "trusted-checkpoint file (default: the warrant CLI's, per origin under the user config dir)")
-	keyPath := fs.String("key", "", "the agent's private key (PEM), bound to the delegation's delegate")
-	delegation := fs.String("delegation", "", "the delegation to exchange for a token")
-	mcpURL := fs.String("mcp", "", "the MCP server's endpoint URL")
+	var o options
+	fs.StringVar(&o.server, "server", envOr(getenv, "WARRANT_SERVER", defaultServer), "warrant's URL (env WARRANT_SERVER)")
+	fs.StringVar(&o.logKey, "log-key", getenv("WARRANT_LOG_KEY"), "the log's note verifier key, or @FILE (env WARRANT_LOG_KEY)")
+	fs.StringVar(&o.state, "state", "", "trusted-checkpoint file (default: the warrant CLI's, per origin under the user config dir)")
+	fs.StringVar(&o.keyPath, "key", "", "the agent's private key (PEM), bound to the delegation's delegate")
+	fs.StringVar(&o.delegation, "delegation", "", "the delegation to exchange for a token")
+	fs.StringVar(&o.mcpURL, "mcp", "", "the MCP server's endpoint URL")
 	var scopes stringList
 	fs.Var(&scopes, "scope", "a scope to request (repeatable; default: the delegation's)")
 	// Flags may come before or after the positionals.
 	var pos []string
 	for rest := args; ; {
 		if err := fs.Parse(rest); err != nil {
-			return usageError{err.Error()}
+			return nil, usageError{err.Error()}
 		}
 		if fs.NArg() == 0 {
 			break
@@ -88,31 +104,43 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		pos = append(pos, fs.Arg(0))
 		rest = fs.Args()[1:]
 	}
-	if *keyPath == "" || *delegation == "" || *mcpURL == "" || *logKey == "" || len(pos) < 1 || len(pos) > 2 {
-		return usageError{"mcp-agent --key KEY --delegation ID --mcp URL --log-key KEY|@FILE [--server URL] [--scope S]... TOOL [JSON-ARGUMENTS]"}
+	o.scopes = scopes
+	if o.keyPath == "" || o.delegation == "" || o.mcpURL == "" || o.logKey == "" || len(pos) < 1 || len(pos) > 2 {
+		return nil, usageError{"mcp-agent --key KEY --delegation ID --mcp URL --log-key KEY|@FILE [--server URL] [--scope S]... TOOL [JSON-ARGUMENTS]"}
 	}
-	var arguments map[string]any
+	if u, err := url.Parse(o.server); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usageError{fmt.Sprintf("--server %q (or env WARRANT_SERVER): want an http:// or https:// URL with a host", o.server)}
+	}
+	o.tool = pos[0]
 	if len(pos) == 2 {
-		if err := json.Unmarshal([]byte(pos[1]), &arguments); err != nil {
-			return usageError{"the tool's arguments must be a JSON object: " + err.Error()}
+		if err := json.Unmarshal([]byte(pos[1]), &o.arguments); err != nil {
+			return nil, usageError{"the tool's arguments must be a JSON object: " + err.Error()}
 		}
+	}
+	return &o, nil
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	o, err := parseArgs(args, os.Getenv)
+	if err != nil {
+		return err
 	}
 
 	// Discovery (RFC 9728): the resource URI the token is for, and warrant
 	// among its authorization servers.
-	meta, err := discover(ctx, *mcpURL)
+	meta, err := discover(ctx, o.mcpURL)
 	if err != nil {
 		return fmt.Errorf("resource_metadata: %w", err)
 	}
-	if !slices.Contains(meta.AuthorizationServers, strings.TrimSuffix(*server, "/")) {
-		return fmt.Errorf("resource_metadata: %s names authorization servers %v, not %s", meta.Resource, meta.AuthorizationServers, *server)
+	if !slices.Contains(meta.AuthorizationServers, strings.TrimSuffix(o.server, "/")) {
+		return fmt.Errorf("resource_metadata: %s names authorization servers %v, not %s", meta.Resource, meta.AuthorizationServers, o.server)
 	}
 
-	c, err := newClient(*server, *logKey, *state)
+	c, err := newClient(o.server, o.logKey, o.state)
 	if err != nil {
 		return err
 	}
-	b, err := os.ReadFile(*keyPath)
+	b, err := os.ReadFile(o.keyPath)
 	if err != nil {
 		return fmt.Errorf("key_unreadable: %w", err)
 	}
@@ -120,10 +148,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("key_invalid: %w", err)
 	}
-	rec := &recorder{next: client.NewTokenTransport(c, signer, *delegation, meta.Resource, scopes)}
+	rec := &recorder{next: client.NewTokenTransport(c, signer, o.delegation, meta.Resource, o.scopes)}
 	mc := mcp.NewClient(&mcp.Implementation{Name: "mcp-agent", Version: "v0.1.0"}, nil)
 	session, err := mc.Connect(ctx, &mcp.StreamableClientTransport{
-		Endpoint:             *mcpURL,
+		Endpoint:             o.mcpURL,
 		HTTPClient:           &http.Client{Transport: rec},
 		DisableStandaloneSSE: true,
 		MaxRetries:           -1,
@@ -132,7 +160,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return rec.explain(err)
 	}
 	defer session.Close()
-	res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: pos[0], Arguments: arguments})
+	res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: o.tool, Arguments: o.arguments})
 	if err != nil {
 		return rec.explain(err)
 	}
@@ -257,8 +285,8 @@ func (r *recorder) explain(err error) error {
 	return err
 }
 
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
 		return v
 	}
 	return def

@@ -41,9 +41,12 @@ func main() {
 	}
 }
 
+// defaultListen is the address the READMEs use.
+const defaultListen = "127.0.0.1:8790"
+
 func run(args []string) error {
 	fs := flag.NewFlagSet("mcp-tickets", flag.ContinueOnError)
-	listen := fs.String("listen", "127.0.0.1:8090", "address to listen on")
+	listen := fs.String("listen", defaultListen, "address to listen on")
 	issuer := fs.String("issuer", "", "warrant's issuer URL (the server started with serve --tokens)")
 	uri := fs.String("resource", "", "this server's resource URI, as delegations name it (default http://LISTEN/mcp)")
 	introspectKey := fs.String("introspect-key", "", "a registered agent's private key (PEM): tickets.write then asks warrant's introspection endpoint whether the token is still active")

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -111,5 +112,21 @@ func TestWriteAsksAgain(t *testing.T) {
 	}
 	if n := len(tk.list); n != 2 {
 		t.Fatalf("%d tickets after a refused write, want 2", n)
+	}
+}
+
+// TestListenDefault: --listen defaults to the address the READMEs use.
+func TestListenDefault(t *testing.T) {
+	for _, path := range []string{"README.md", "../mcp-agent/README.md"} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), defaultListen) {
+			t.Errorf("%s does not name --listen's default %s", path, defaultListen)
+		}
+	}
+	if defaultListen != "127.0.0.1:8790" {
+		t.Errorf("--listen defaults to %s, the READMEs use 127.0.0.1:8790", defaultListen)
 	}
 }
