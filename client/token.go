@@ -48,7 +48,8 @@ type tokenAnswer struct {
 // signer's key, the delegate's key in force. The issuance entry in the answer is verified
 // against the log key (checkpoint signature, inclusion, and a record that
 // is this exchange's) whether the exchange was accepted or denied. A
-// denial is a *proofs.Error with the first recorded reason; a refusal
+// denial is an *ExchangeDenied, wrapping a *proofs.Error with the first
+// recorded reason; a refusal
 // (nothing recorded) is proofs.ReasonTokenRefused with the OAuth error.
 func (c *Client) ExchangeToken(ctx context.Context, s *Signer, delegation, resource string, scopes []string) (*TokenResponse, error) {
 	endpoint := c.tiles.base + "/oauth2/token"
@@ -87,7 +88,8 @@ func (c *Client) ExchangeToken(ctx context.Context, s *Signer, delegation, resou
 		return nil, proofs.Errorf(proofs.ReasonResponseMismatch, "the issuance entry %d records another exchange", a.Warrant.Index)
 	}
 	if dec.Outcome != proofs.OutcomeAccepted {
-		return nil, proofs.Errorf(dec.Reasons[0], "token exchange denied (entry %d): %s (%s)", a.Warrant.Index, strings.Join(dec.Reasons, ", "), a.Error)
+		return nil, &ExchangeDenied{Index: a.Warrant.Index, OAuthError: a.Error,
+			Err: proofs.Errorf(dec.Reasons[0], "token exchange denied (entry %d): %s (%s)", a.Warrant.Index, strings.Join(dec.Reasons, ", "), a.Error)}
 	}
 	if resp.StatusCode != http.StatusOK || a.AccessToken == "" {
 		return nil, proofs.Errorf(proofs.ReasonResponseMismatch, "an accepted issuance (entry %d) answered %s without a token", a.Warrant.Index, resp.Status)
@@ -96,6 +98,21 @@ func (c *Client) ExchangeToken(ctx context.Context, s *Signer, delegation, resou
 	out.Index, out.Record = a.Warrant.Index, rec
 	return &out, nil
 }
+
+// ExchangeDenied is the error of an exchange the log denied and recorded
+// (entry Index): a decision on the delegation, not a failure to reach the
+// log, which asking again at once would only record again. Its reason
+// code is Err's (proofs.Reason).
+type ExchangeDenied struct {
+	Index uint64
+	// OAuthError is the token endpoint's error: invalid_grant,
+	// invalid_target or invalid_scope (proofs.TokenErrorCode).
+	OAuthError string
+	Err        *proofs.Error
+}
+
+func (e *ExchangeDenied) Error() string { return e.Err.Error() }
+func (e *ExchangeDenied) Unwrap() error { return e.Err }
 
 // postDPoP posts form to endpoint with a DPoP proof made with key, and
 // reads the answer. A server that demands nonces (RFC 9449 section 8)

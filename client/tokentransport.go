@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -19,6 +20,13 @@ import (
 // resource server asks for a nonce (a 401 use_dpop_nonce with a
 // DPoP-Nonce), the request is sent once more with it; the nonce is kept
 // for the next requests to that origin.
+//
+// An exchange the log denies is recorded there (an *ExchangeDenied:
+// invalid_grant, invalid_target or invalid_scope), and asking again at
+// once would only record another denial: for DenialHold after a denial,
+// the transport answers every request with that same error, without
+// exchanging. A client such as the MCP SDK's, which sends a second
+// request when the first fails, thus leaves one entry, not two.
 //
 // Configure it before its first use; it is then safe for concurrent use.
 type TokenTransport struct {
@@ -44,12 +52,20 @@ type TokenTransport struct {
 	token  string
 	expiry time.Time
 	life   time.Duration
+	// denied is the last exchange's denial, at deniedAt.
+	denied   error
+	deniedAt time.Time
 	// nonces are the last DPoP-Nonce of each origin.
 	nonces map[string]string
 	// exchanging serializes exchanges, so that concurrent requests share
 	// one token.
 	exchanging sync.Mutex
 }
+
+// DenialHold is how long after an exchange the log denied a
+// TokenTransport answers with that denial rather than exchanging again:
+// until the denial is 10 seconds old.
+const DenialHold = 10 * time.Second
 
 // NewTokenTransport returns a transport presenting tokens exchanged for
 // delegation by signer's key, for resource.
@@ -76,14 +92,28 @@ func (t *TokenTransport) Token(ctx context.Context) (string, error) {
 		return tok, nil
 	}
 	issued := t.now()
+	t.mu.Lock()
+	denied, at := t.denied, t.deniedAt
+	t.mu.Unlock()
+	if denied != nil && issued.Sub(at) < DenialHold {
+		return "", denied
+	}
 	tr, err := t.Client.ExchangeToken(ctx, t.Signer, t.Delegation, t.Resource, t.Scopes)
 	if err != nil {
-		return "", fmt.Errorf("exchanging delegation %s for a token for %s: %w", t.Delegation, t.Resource, err)
+		err = fmt.Errorf("exchanging delegation %s for a token for %s: %w", t.Delegation, t.Resource, err)
+		var d *ExchangeDenied
+		if errors.As(err, &d) {
+			t.mu.Lock()
+			t.denied, t.deniedAt = err, t.now()
+			t.mu.Unlock()
+		}
+		return "", err
 	}
 	life := time.Duration(tr.ExpiresIn) * time.Second
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.token, t.expiry, t.life = tr.AccessToken, issued.Add(life), life
+	t.denied = nil
 	return t.token, nil
 }
 

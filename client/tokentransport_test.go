@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/warrantlog/warrant/client"
+	"github.com/warrantlog/warrant/proofs"
 	"github.com/warrantlog/warrant/resource"
 )
 
@@ -133,3 +135,77 @@ func TestTokenTransport(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestTokenTransportDenialHold: once the log denies an exchange (Alice
+// revoked the grant), the transport answers the next requests with that
+// denial without exchanging again, so two requests leave one denial entry
+// in the log, not two; after DenialHold it asks again.
+func TestTokenTransportDenialHold(t *testing.T) {
+	tokenKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := openLog(t, envOptions{tokenKey: tokenKey})
+	c := client.New(e.serve(t), e.verifier)
+	alice, exec := newAgent(t, "alice", false), newAgent(t, "executor", true)
+	mustAppend(t, c, e.bindingEnvelope(t, alice, true))
+	mustAppend(t, c, e.bindingEnvelope(t, exec, false))
+	rs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer rs.Close()
+	d := e.rootGrant(t, "d-hold", alice, exec)
+	d.Destinations = []string{rs.URL}
+	mustAppend(t, c, sign(t, alice, d))
+	mustAppend(t, c, revocation(t, alice.signer, d.ID, alice.id))
+
+	clk := &shiftClock{}
+	tt := client.NewTokenTransport(c, exec.signer, d.ID, rs.URL, nil)
+	tt.Now = clk.Now
+	hc := &http.Client{Transport: tt}
+	// denials are the token entries the log denied after entry from.
+	denials := func(from uint64) int {
+		t.Helper()
+		size := e.log.Checkpoint().Size
+		leaves, err := e.log.Entries(context.Background(), from, int(size-from))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, leaf := range leaves {
+			p, err := proofs.ParseLeaf(leaf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Kind == proofs.KindToken && p.Decision.Outcome != proofs.OutcomeAccepted {
+				n++
+			}
+		}
+		return n
+	}
+	from := e.log.Checkpoint().Size
+	var errs []error
+	for range 2 {
+		_, err := hc.Get(rs.URL)
+		if proofs.Reason(err) != proofs.ReasonDelegationRevoked {
+			t.Fatalf("a request under a revoked grant: %v, want delegation_revoked", err)
+		}
+		var de *client.ExchangeDenied
+		if !errors.As(err, &de) || de.OAuthError != "invalid_grant" {
+			t.Fatalf("the error %v is not an ExchangeDenied (invalid_grant)", err)
+		}
+		errs = append(errs, err)
+	}
+	if n := denials(from); n != 1 {
+		t.Fatalf("two requests after the revocation left %d denial entries, want 1", n)
+	}
+	if errs[0].Error() != errs[1].Error() {
+		t.Fatalf("the second request's error %q is not the denial %q", errs[1], errs[0])
+	}
+	// Once the denial is DenialHold old, the transport asks again.
+	clk.Add(client.DenialHold)
+	if _, err := hc.Get(rs.URL); proofs.Reason(err) != proofs.ReasonDelegationRevoked {
+		t.Fatalf("a request after the hold: %v", err)
+	}
+	if n := denials(from); n != 2 {
+		t.Fatalf("%d denial entries after the hold ended, want 2", n)
+	}
+}
