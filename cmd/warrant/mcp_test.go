@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -85,6 +86,16 @@ func TestMCPExample(t *testing.T) {
 	env = append(env, "WARRANT_LOG_KEY=@"+filepath.Join(dir, "warrant-data", "log.vkey"))
 	issuer := "http://" + addr
 	mcpURL := "http://" + mcpAddr + "/mcp"
+
+	// The README's audit line in its default environment (no
+	// WARRANT_SERVER; $WARRANT as the block sets it), where a bare
+	// `warrant audit` is a usage error: it must name its source.
+	auditLine := regexp.MustCompile(`(?m)^warrant audit\b.*$`).FindString(script)
+	auditCmd := exec.Command("bash", "-euo", "pipefail", "-c", auditLine)
+	auditCmd.Dir, auditCmd.Env = dir, append(slices.Clone(env), "WARRANT_SERVER=", "WARRANT="+issuer)
+	if out, err := auditCmd.CombinedOutput(); auditLine == "" || err != nil {
+		t.Fatalf("the README's %q without WARRANT_SERVER: %v\n%s", auditLine, err, out)
+	}
 	mustWarrant(t, dir, env, "delegate", "--key", "alice.key", "--issuer", "spiffe://example.org/human/alice", "--to", "spiffe://example.org/agent/planner",
 		"--task", "/tickets", "--dest", mcpURL, "--scope", "tickets:read", "--scope", "tickets:write", "--ttl", "1h", "--id", "dlg_root2")
 	mustWarrant(t, dir, env, "delegate", "--key", "planner.key", "--issuer", "spiffe://example.org/agent/planner", "--to", "spiffe://example.org/agent/executor",
