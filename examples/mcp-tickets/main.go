@@ -6,7 +6,9 @@
 // a WWW-Authenticate DPoP challenge naming that metadata, and tokens must
 // be for its own URI (aud). tickets.read needs the scope tickets:read,
 // tickets.write tickets:write; a call with a token that lacks the tool's
-// scope is answered 403 insufficient_scope.
+// scope is answered 403 insufficient_scope. A body the MCP SDK could read
+// otherwise than this check does is answered 400 (see calledTool), and
+// the tools check scope and introspection again themselves.
 //
 // Usage:
 //
