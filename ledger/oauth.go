@@ -433,7 +433,16 @@ func (l *Log) exchange(ctx context.Context, hdr http.Header, dpops []string, rem
 	}
 	entry := &tokenEntryJSON{Index: res.Index, ID: res.ID, Leaf: res.Leaf, Checkpoint: string(res.Checkpoint.Note), InclusionProof: hashes}
 	if res.Token == "" {
-		return nil, &oauthError{status: http.StatusBadRequest, code: proofs.TokenErrorCode(res.Decision.Reasons), reason: res.Decision.Reasons[0],
+		code := proofs.TokenErrorCode(res.Decision.Reasons)
+		// The reason answered is the first that the OAuth error stands for.
+		reason := res.Decision.Reasons[0]
+		for _, r := range res.Decision.Reasons {
+			if proofs.TokenErrorCode([]string{r}) == code {
+				reason = r
+				break
+			}
+		}
+		return nil, &oauthError{status: http.StatusBadRequest, code: code, reason: reason,
 			desc: fmt.Sprintf("denied (entry %d): %s", res.Index, strings.Join(res.Decision.Reasons, ", ")), entry: entry}
 	}
 	return &tokenGrant{res: res, entry: entry}, nil

@@ -262,18 +262,34 @@ func DecideToken(st ChainState, r *TokenIssuance, t time.Time, cfg *LogConfig, p
 }
 
 // TokenErrorCode is the OAuth error (RFC 6749 section 5.2, RFC 8707) a
-// token endpoint answers a denied exchange with: invalid_target for an
-// audience outside the destinations, invalid_scope for scopes beyond the
-// delegation's, invalid_grant for everything else (a delegation unknown,
-// not the requester's, not in force, or refused by the policy).
+// token endpoint answers a denied exchange with. The grant is judged
+// first, as RFC 8693 checks the subject token before the rest: a
+// delegation unknown, not the requester's or not in force is
+// invalid_grant whatever else is wrong with the request. Then an audience
+// outside the destinations is invalid_target, scopes beyond the
+// delegation's invalid_scope, and anything else (the policy's refusal, a
+// record the log contradicts) invalid_grant.
 func TokenErrorCode(reasons []string) string {
 	switch {
+	case slices.ContainsFunc(reasons, grantReason):
+		return "invalid_grant"
 	case slices.Contains(reasons, ReasonAudienceNotAllowed):
 		return "invalid_target"
 	case slices.Contains(reasons, ReasonScopeWidened):
 		return "invalid_scope"
 	}
 	return "invalid_grant"
+}
+
+// grantReason reports whether r makes the subject token (the delegation)
+// itself unusable by the requester.
+func grantReason(r string) bool {
+	switch r {
+	case ReasonDelegationNotFound, ReasonTokenNotDelegate, ReasonDelegationRevoked,
+		ReasonDelegationExpired, ReasonDelegationNotYetValid, ReasonBindingNotInForce:
+		return true
+	}
+	return false
 }
 
 // NewTokenIssuance builds the record of an exchange by requester (whose
