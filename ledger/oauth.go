@@ -109,9 +109,15 @@ func (l *Log) exchangeToken(ctx context.Context, req *TokenRequest, issuer strin
 	txn := l.db.NewTransaction(false)
 	defer txn.Discard()
 	view := newChainState(txn, bs, l.delegations)
+	now := l.opts.Now()
 	rec, err := proofs.NewTokenIssuance(view, base64.RawURLEncoding.EncodeToString(jti), b.Agent, req.proof.JKT,
-		req.Delegation, req.Resource, req.Scopes, l.opts.Now(), l.opts.TokenLifetime, ti.pub.ID)
+		req.Delegation, req.Resource, req.Scopes, now, l.opts.TokenLifetime, ti.pub.ID)
 	if err != nil {
+		return nil, readError(err)
+	}
+	// The policy may shorten the token: the longest lifetime it permits
+	// now is the one submitted; the sequencer decides it as any record.
+	if rec, err = proofs.FitTokenLifetime(view, rec, now, &l.config, l.policy.Load()); err != nil {
 		return nil, readError(err)
 	}
 	r := &request{ev: proofs.Event{Kind: proofs.KindToken, Token: rec}}

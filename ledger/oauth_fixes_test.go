@@ -2,7 +2,12 @@ package ledger
 
 import (
 	"context"
+	"net/http"
+	"strings"
 	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/warrantlog/warrant/proofs"
 )
@@ -39,5 +44,80 @@ func TestTokenErrorGrantFirst(t *testing.T) {
 	a = postToken(t, endpoint, exchangeForm("d-exec", "https://crm.example"), w.tokenProof(t, w.exec))
 	if a.status != 400 || a.Error != "invalid_grant" {
 		t.Fatalf("revoked chain, resource outside: %d %q (%s), want invalid_grant", a.status, a.Error, a.Description)
+	}
+}
+
+// setTokenPolicy appends the default policy plus extra as the policy in
+// force, signed by the fixture's admin.
+func setTokenPolicy(t *testing.T, f *fixture, nonce, extra string) {
+	t.Helper()
+	upd := &proofs.PolicyUpdate{Text: string(defaultPolicy) + "\n" + extra, IssuedAt: proofs.FormatTime(time.Now()), Nonce: nonce}
+	if _, err := f.log.Append(context.Background(), signPayload(t, f.admin, proofs.PayloadTypePolicy, upd)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTokenPolicyShortensLifetime: a policy that forbids long tokens for
+// writing gets the longest rung of the ladder it permits, instead of a
+// denial; a policy that permits no rung still denies, at the configured
+// lifetime; and the log replays clean (the sequencer decided the
+// shortened record itself).
+func TestTokenPolicyShortensLifetime(t *testing.T) {
+	w := newTokenWorld(t)
+	endpoint := w.srv.URL + TokenEndpointPath
+	setTokenPolicy(t, w.f, "policy-short-1", `@id("short-write-tokens") @reason("token_too_long")
+forbid (principal, action == Action::"issue_token", resource)
+when { context.scope_actions.contains("write") && context.lifetime_seconds > 60 };`)
+	jwks := func() jose.JSONWebKeySet {
+		var k jose.JSONWebKeySet
+		getJSON(t, w.srv.URL+JWKSPath, &k)
+		return k
+	}()
+
+	// Reading: the configured 5 minutes.
+	a := postToken(t, endpoint, exchangeForm("d-exec", ticketsAPI, "tickets:read"), w.tokenProof(t, w.exec))
+	if a.status != http.StatusOK || a.ExpiresIn != 300 {
+		t.Fatalf("read token: %d %q %s, expires_in %d, want 300", a.status, a.Error, a.Description, a.ExpiresIn)
+	}
+	// Writing: shortened to the 1-minute rung (5m and 2m are refused).
+	a = postToken(t, endpoint, exchangeForm("d-exec", ticketsAPI, "tickets:write"), w.tokenProof(t, w.exec))
+	if a.status != http.StatusOK || a.ExpiresIn != 60 {
+		t.Fatalf("write token: %d %q %s, expires_in %d, want 60", a.status, a.Error, a.Description, a.ExpiresIn)
+	}
+	claims := verifyAccessToken(t, a.AccessToken, jwks)
+	if exp, iat := int64(claims["exp"].(float64)), int64(claims["iat"].(float64)); exp-iat != 60 {
+		t.Fatalf("token exp-iat %d, want 60", exp-iat)
+	}
+	rec := checkTokenEntry(t, w.f, a, proofs.OutcomeAccepted)
+	if iat, _ := proofs.ParseTime("issued_at", rec.IssuedAt); rec.ExpiresAt != proofs.FormatTime(iat.Add(time.Minute)) {
+		t.Fatalf("recorded expiry %s, issued %s", rec.ExpiresAt, rec.IssuedAt)
+	}
+
+	// A policy no rung satisfies (at most 20 s) denies, at the configured
+	// lifetime, with the policy's reason.
+	setTokenPolicy(t, w.f, "policy-short-2", `@id("very-short-write-tokens") @reason("token_too_long")
+forbid (principal, action == Action::"issue_token", resource)
+when { context.scope_actions.contains("write") && context.lifetime_seconds > 20 };`)
+	a = postToken(t, endpoint, exchangeForm("d-exec", ticketsAPI, "tickets:write"), w.tokenProof(t, w.exec))
+	if a.status != 400 || a.Error != "invalid_grant" || !strings.Contains(a.Description, "token_too_long") {
+		t.Fatalf("write token under a 20 s policy: %d %q %s", a.status, a.Error, a.Description)
+	}
+	rec = checkTokenEntry(t, w.f, a, proofs.OutcomeDenied)
+	if iat, _ := proofs.ParseTime("issued_at", rec.IssuedAt); rec.ExpiresAt != proofs.FormatTime(iat.Add(5*time.Minute)) {
+		t.Fatalf("denied record's expiry %s, issued %s: want the configured lifetime", rec.ExpiresAt, rec.IssuedAt)
+	}
+
+	// A limit between rungs gets the rung under it.
+	setTokenPolicy(t, w.f, "policy-short-3", `@id("short-write-tokens") @reason("token_too_long")
+forbid (principal, action == Action::"issue_token", resource)
+when { context.scope_actions.contains("write") && context.lifetime_seconds > 40 };`)
+	a = postToken(t, endpoint, exchangeForm("d-exec", ticketsAPI, "tickets:write"), w.tokenProof(t, w.exec))
+	if a.status != http.StatusOK || a.ExpiresIn != 30 {
+		t.Fatalf("write token under a 40 s policy: %d %q %s, expires_in %d, want 30", a.status, a.Error, a.Description, a.ExpiresIn)
+	}
+
+	rep := auditServer(t, w.f)
+	if !rep.Verified || len(rep.Discrepancies) != 0 {
+		t.Fatalf("audit: %+v", rep)
 	}
 }
