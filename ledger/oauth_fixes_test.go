@@ -2,13 +2,17 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	jose "github.com/go-jose/go-jose/v4"
 
+	warrantv1 "github.com/warrantlog/warrant/api/warrant/v1"
+	"github.com/warrantlog/warrant/api/warrant/v1/warrantv1connect"
 	"github.com/warrantlog/warrant/proofs"
 )
 
@@ -119,5 +123,66 @@ when { context.scope_actions.contains("write") && context.lifetime_seconds > 40 
 	rep := auditServer(t, w.f)
 	if !rep.Verified || len(rep.Discrepancies) != 0 {
 		t.Fatalf("audit: %+v", rep)
+	}
+}
+
+// TestTokenEndpointProtocolPoints: a client_id naming another agent than
+// the proof's key is refused and writes nothing; GET is 405 with Allow:
+// POST; the ExchangeToken RPC's answers, like the endpoint's, are not to
+// be cached.
+func TestTokenEndpointProtocolPoints(t *testing.T) {
+	w := newTokenWorld(t)
+	endpoint := w.srv.URL + TokenEndpointPath
+	size := w.f.log.Checkpoint().Size
+	form := exchangeForm("d-exec", ticketsAPI, "tickets:read")
+	form.Set("client_id", agentID)
+	a := postToken(t, endpoint, form, w.tokenProof(t, w.exec))
+	if a.status != 400 || a.Error != "invalid_request" || a.Warrant != nil || a.AccessToken != "" {
+		t.Fatalf("client_id of another agent: %d %q (%s)", a.status, a.Error, a.Description)
+	}
+	if got := w.f.log.Checkpoint().Size; got != size {
+		t.Fatalf("a refused client_id wrote %d entries", got-size)
+	}
+	form.Set("client_id", executorID)
+	if a := postToken(t, endpoint, form, w.tokenProof(t, w.exec)); a.status != http.StatusOK {
+		t.Fatalf("client_id of the requester: %d %q (%s)", a.status, a.Error, a.Description)
+	}
+
+	resp, err := http.Get(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != http.MethodPost {
+		t.Fatalf("GET %s: %s, Allow %q", TokenEndpointPath, resp.Status, resp.Header.Get("Allow"))
+	}
+
+	rpc := warrantv1connect.NewLedgerServiceClient(http.DefaultClient, w.srv.URL)
+	htu := w.srv.URL + warrantv1connect.LedgerServiceExchangeTokenProcedure
+	scope := "tickets:read"
+	call := func(resource string) (http.Header, error) {
+		req := connect.NewRequest(&warrantv1.ExchangeTokenRequest{SubjectToken: "d-exec", SubjectTokenType: TokenTypeDelegationID, Resource: resource, Scope: &scope})
+		req.Header().Set("DPoP", w.exec.proof(t, "dpop+jwt", "POST", htu, w.clock.Now()))
+		resp, err := rpc.ExchangeToken(context.Background(), req)
+		if err != nil {
+			var ce *connect.Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("not a Connect error: %v", err)
+			}
+			return ce.Meta(), err
+		}
+		return resp.Header(), nil
+	}
+	for _, c := range []struct {
+		name, resource string
+		ok             bool
+	}{{"accepted", ticketsAPI, true}, {"denied", "https://crm.example", false}} {
+		h, err := call(c.resource)
+		if (err == nil) != c.ok {
+			t.Fatalf("RPC %s: %v", c.name, err)
+		}
+		if h.Get("Cache-Control") != "no-store" || h.Get("Pragma") != "no-cache" {
+			t.Errorf("RPC %s: Cache-Control %q, Pragma %q", c.name, h.Get("Cache-Control"), h.Get("Pragma"))
+		}
 	}
 }
