@@ -120,6 +120,25 @@ when { context.scope_actions.contains("write") && context.lifetime_seconds > 40 
 		t.Fatalf("write token under a 40 s policy: %d %q %s, expires_in %d, want 30", a.status, a.Error, a.Description, a.ExpiresIn)
 	}
 
+	// The delegation's remaining time bounds every rung: with 90 s left,
+	// a limit of 80 s gets the 1-minute rung (5 and 2 minutes are longer
+	// than the delegation), a limit of 100 s the 90 s left.
+	w.clock.Add(8*time.Minute + 30*time.Second)
+	setTokenPolicy(t, w.f, "policy-short-4", `@id("short-write-tokens") @reason("token_too_long")
+forbid (principal, action == Action::"issue_token", resource)
+when { context.scope_actions.contains("write") && context.lifetime_seconds > 80 };`)
+	a = postToken(t, endpoint, exchangeForm("d-exec", ticketsAPI, "tickets:write"), w.tokenProof(t, w.exec))
+	if a.status != http.StatusOK || a.ExpiresIn != 60 {
+		t.Fatalf("write token, 90 s left, 80 s policy: %d %q %s, expires_in %d, want 60", a.status, a.Error, a.Description, a.ExpiresIn)
+	}
+	setTokenPolicy(t, w.f, "policy-short-5", `@id("short-write-tokens") @reason("token_too_long")
+forbid (principal, action == Action::"issue_token", resource)
+when { context.scope_actions.contains("write") && context.lifetime_seconds > 100 };`)
+	a = postToken(t, endpoint, exchangeForm("d-exec", ticketsAPI, "tickets:write"), w.tokenProof(t, w.exec))
+	if a.status != http.StatusOK || a.ExpiresIn != 90 {
+		t.Fatalf("write token, 90 s left, 100 s policy: %d %q %s, expires_in %d, want 90", a.status, a.Error, a.Description, a.ExpiresIn)
+	}
+
 	rep := auditServer(t, w.f)
 	if !rep.Verified || len(rep.Discrepancies) != 0 {
 		t.Fatalf("audit: %+v", rep)
