@@ -247,6 +247,11 @@ func wantDenied(t *testing.T, name string, r *authv3.CheckResponse, status int, 
 	if errCode != "" && !strings.Contains(d.GetBody(), `"error":"`+errCode+`"`) {
 		t.Errorf("%s: body %s, want error %s", name, d.GetBody(), errCode)
 	}
+	// Without credentials there is no error to name (RFC 6750 section
+	// 3.1): the body omits it, as the resource middleware's does.
+	if errCode == "" && strings.Contains(d.GetBody(), `"error"`) {
+		t.Errorf("%s: body %s names an empty error", name, d.GetBody())
+	}
 }
 
 func headerOf(hs []*corev3.HeaderValueOption, name string) string {

@@ -40,7 +40,9 @@ func header(k, v string) *corev3.HeaderValueOption {
 // read, or for an unavailable issuer) and an OAuth error body.
 func denied(f *resource.Error) *authv3.CheckResponse {
 	body, _ := json.Marshal(struct {
-		Error       string `json:"error"`
+		// No error for a request without credentials (RFC 6750
+		// section 3.1), as resource.Verifier answers.
+		Error       string `json:"error,omitempty"`
 		Description string `json:"error_description,omitempty"`
 	}{f.Code, f.Description})
 	hs := []*corev3.HeaderValueOption{header("content-type", "application/json"), header("cache-control", "no-store")}

@@ -66,6 +66,9 @@ func (c *Client) ExchangeToken(ctx context.Context, s *Signer, delegation, resou
 	if err != nil {
 		return nil, err
 	}
+	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed {
+		return nil, proofs.Errorf(proofs.ReasonUnavailable, "the server does not issue tokens (%s answered %s; start it with warrant serve --tokens)", endpoint, resp.Status)
+	}
 	var a tokenAnswer
 	if err := json.Unmarshal(body, &a); err != nil {
 		return nil, proofs.Errorf(proofs.ReasonResponseMismatch, "token endpoint answered %s, not OAuth JSON", resp.Status)

@@ -140,9 +140,13 @@ type Introspection struct {
 // possession of its key with a DPoP proof. The answer is the server's
 // word, read from its live state.
 func (c *Client) Introspect(ctx context.Context, s *Signer, token string) (*Introspection, error) {
-	resp, body, err := c.postDPoP(ctx, s.key, c.tiles.base+"/oauth2/introspect", url.Values{"token": {token}})
+	endpoint := c.tiles.base + "/oauth2/introspect"
+	resp, body, err := c.postDPoP(ctx, s.key, endpoint, url.Values{"token": {token}})
 	if err != nil {
 		return nil, err
+	}
+	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed {
+		return nil, proofs.Errorf(proofs.ReasonUnavailable, "the server does not issue tokens (%s answered %s; start it with warrant serve --tokens)", endpoint, resp.Status)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct {

@@ -60,6 +60,10 @@ type Log struct {
 	// bindings in force), replaced after each commit: the stateless stage
 	// authenticates against it.
 	signers atomic.Pointer[proofs.Signers]
+	// policy is the policy in force, replaced after each commit like
+	// signers: the token endpoint fits a token's lifetime to it
+	// (proofs.FitTokenLifetime) before submitting the exchange.
+	policy atomic.Pointer[proofs.Policy]
 	// changed is closed, and replaced, whenever a new checkpoint is
 	// published: watchers wait on it.
 	changed atomic.Pointer[chan struct{}]

@@ -76,6 +76,10 @@ type TokenRequest struct {
 	Resource   string
 	// Scopes are the requested scopes; nil: the delegation's.
 	Scopes []string
+	// ClientID is the form's client_id, if any: it must then name the
+	// agent whose key made the proof (the proof is the only client
+	// authentication, so client_id can only confirm it).
+	ClientID string
 	// Proof is the verified DPoP proof.
 	proof *dpop.Proof
 }
@@ -104,14 +108,23 @@ func (l *Log) exchangeToken(ctx context.Context, req *TokenRequest, issuer strin
 	if b == nil {
 		return nil, proofs.Errorf(proofs.ReasonSignatureKeyUnknown, "the DPoP key is not the key in force of a registered agent")
 	}
+	if req.ClientID != "" && req.ClientID != b.Agent {
+		return nil, proofs.Errorf(proofs.ReasonTokenRequestInvalid, "client_id %s is not %s, the agent whose key made the DPoP proof", req.ClientID, b.Agent)
+	}
 	jti := make([]byte, 16)
 	rand.Read(jti)
 	txn := l.db.NewTransaction(false)
 	defer txn.Discard()
 	view := newChainState(txn, bs, l.delegations)
+	now := l.opts.Now()
 	rec, err := proofs.NewTokenIssuance(view, base64.RawURLEncoding.EncodeToString(jti), b.Agent, req.proof.JKT,
-		req.Delegation, req.Resource, req.Scopes, l.opts.Now(), l.opts.TokenLifetime, ti.pub.ID)
+		req.Delegation, req.Resource, req.Scopes, now, l.opts.TokenLifetime, ti.pub.ID)
 	if err != nil {
+		return nil, readError(err)
+	}
+	// The policy may shorten the token: the longest lifetime it permits
+	// now is the one submitted; the sequencer decides it as any record.
+	if rec, err = proofs.FitTokenLifetime(view, rec, now, &l.config, l.policy.Load()); err != nil {
 		return nil, readError(err)
 	}
 	r := &request{ev: proofs.Event{Kind: proofs.KindToken, Token: rec}}
@@ -332,8 +345,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // tokenParams are a token exchange's parameters as the form or the
 // ExchangeToken RPC gives them.
 type tokenParams struct {
-	grantType, subjectToken, subjectTokenType, requestedTokenType, audience string
-	resources                                                               []string
+	grantType, subjectToken, subjectTokenType, requestedTokenType, audience, clientID string
+	resources                                                                         []string
 	// scope is nil when absent.
 	scope *string
 }
@@ -349,7 +362,7 @@ func checkTokenParams(p *tokenParams) (*TokenRequest, *oauthError) {
 	if rt := p.requestedTokenType; rt != "" && rt != TokenTypeAccessToken {
 		return nil, badTokenRequest("invalid_request", "requested_token_type must be %s", TokenTypeAccessToken)
 	}
-	req := &TokenRequest{Delegation: p.subjectToken}
+	req := &TokenRequest{Delegation: p.subjectToken, ClientID: p.clientID}
 	if req.Delegation == "" {
 		return nil, badTokenRequest("invalid_request", "subject_token (a delegation id) is required")
 	}
@@ -417,6 +430,8 @@ func (l *Log) exchange(ctx context.Context, hdr http.Header, dpops []string, rem
 			return nil, refuse(http.StatusBadRequest, "invalid_dpop_proof", reason, "%s", err.Error())
 		case proofs.ReasonPeerIdentityMismatch:
 			return nil, refuse(http.StatusUnauthorized, "invalid_client", reason, "%s", err.Error())
+		case proofs.ReasonTokenRequestInvalid:
+			return nil, badTokenRequest("invalid_request", "%s", err.Error())
 		case proofs.ReasonRateLimited:
 			return nil, refuse(http.StatusTooManyRequests, "temporarily_unavailable", reason, "%s", reason)
 		case proofs.ReasonQueueFull, proofs.ReasonShuttingDown, proofs.ReasonCheckpointPending, proofs.ReasonClockBehind, proofs.ReasonStoreUnavailable:
@@ -433,7 +448,16 @@ func (l *Log) exchange(ctx context.Context, hdr http.Header, dpops []string, rem
 	}
 	entry := &tokenEntryJSON{Index: res.Index, ID: res.ID, Leaf: res.Leaf, Checkpoint: string(res.Checkpoint.Note), InclusionProof: hashes}
 	if res.Token == "" {
-		return nil, &oauthError{status: http.StatusBadRequest, code: proofs.TokenErrorCode(res.Decision.Reasons), reason: res.Decision.Reasons[0],
+		code := proofs.TokenErrorCode(res.Decision.Reasons)
+		// The reason answered is the first that the OAuth error stands for.
+		reason := res.Decision.Reasons[0]
+		for _, r := range res.Decision.Reasons {
+			if proofs.TokenErrorCode([]string{r}) == code {
+				reason = r
+				break
+			}
+		}
+		return nil, &oauthError{status: http.StatusBadRequest, code: code, reason: reason,
 			desc: fmt.Sprintf("denied (entry %d): %s", res.Index, strings.Join(res.Decision.Reasons, ", ")), entry: entry}
 	}
 	return &tokenGrant{res: res, entry: entry}, nil
@@ -443,7 +467,7 @@ func (l *Log) exchange(ctx context.Context, hdr http.Header, dpops []string, rem
 func (l *Log) serveToken(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		writeOAuthError(w, badTokenRequest("invalid_request", "use POST"))
+		writeOAuthError(w, refuse(http.StatusMethodNotAllowed, "invalid_request", proofs.ReasonTokenRequestInvalid, "use POST"))
 		return
 	}
 	issuer := l.issuerURL(r)
@@ -492,6 +516,7 @@ func parseTokenForm(w http.ResponseWriter, r *http.Request) (*TokenRequest, *oau
 	p := &tokenParams{
 		grantType: form.Get("grant_type"), subjectToken: form.Get("subject_token"), subjectTokenType: form.Get("subject_token_type"),
 		requestedTokenType: form.Get("requested_token_type"), audience: form.Get("audience"), resources: form["resource"],
+		clientID: form.Get("client_id"),
 	}
 	if form.Has("scope") {
 		sc := form.Get("scope")

@@ -91,6 +91,7 @@ func (l *Log) recover() error {
 		l.seq = seqState{size: h.Size, rng: rng, edge: edge, logTime: h.LogTime, state: proofs.ResumeState(nil, &l.config, bs, pol)}
 		l.logTime.Store(h.LogTime)
 		l.signers.Store(l.seq.state.Signers())
+		l.policy.Store(l.seq.state.Policy())
 		return nil
 	})
 	if err != nil {

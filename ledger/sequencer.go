@@ -323,6 +323,7 @@ func (l *Log) sequenceSome(batch []*request) int {
 		l.seq = *st
 		l.logTime.Store(st.logTime)
 		l.signers.Store(st.state.Signers())
+		l.policy.Store(st.state.Policy())
 		root, _ := st.rng.GetRootHash(nil)
 		cp, err := l.signCheckpoint(st.size, root, false)
 		if err != nil {

@@ -175,7 +175,8 @@ func (s *service) ExchangeToken(ctx context.Context, req *connect.Request[warran
 	if m.GetDpop() != "" {
 		dpops = append(dpops, m.GetDpop()) // both: more than one, refused
 	}
-	hdr := http.Header{}
+	// Like the endpoint's (RFC 6749 section 5.1), the answer is not cached.
+	hdr := http.Header{"Cache-Control": {"no-store"}, "Pragma": {"no-cache"}}
 	tr, oerr := checkTokenParams(p)
 	var g *tokenGrant
 	if oerr == nil {

@@ -316,7 +316,8 @@ type TokenPolicyInput struct {
 //	lifetime_seconds Long    expires_at − issued_at of the token
 //
 // so that a policy can, for example, forbid tokens longer than a minute
-// for restricted data. A policy without a permit for the action denies
+// for restricted data: a server then issues a shorter one
+// (FitTokenLifetime) rather than none. A policy without a permit for the action denies
 // every exchange (ReasonPolicyForbid).
 func (p *Policy) EvaluateToken(in TokenPolicyInput) PolicyDecision {
 	req := cedar.Request{

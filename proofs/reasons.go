@@ -247,6 +247,9 @@ const (
 	// recording it (a malformed request or DPoP proof); the text carries
 	// the OAuth error.
 	ReasonTokenRefused = "token_refused"
+	// ReasonTokenNotInForce: `warrant token inspect` verified the token,
+	// but it has expired or its chain is no longer in force.
+	ReasonTokenNotInForce = "token_not_in_force"
 )
 
 // Reason codes of the command line (cmd/warrant) and the load generator.
@@ -555,6 +558,7 @@ var reasons = []ReasonInfo{
 	clientSide(ReasonReplayPolicyMissing, "a delegation before any policy entry"),
 	clientSide(ReasonAuditError, "a discrepancy without a more precise code"),
 	clientSide(ReasonTokenRefused, "the token endpoint refused an exchange without recording it (a malformed request or DPoP proof); the text carries the OAuth error"),
+	clientSide(ReasonTokenNotInForce, "token inspect: the token verifies but has expired or its chain is no longer in force (printed first, then exit 1)"),
 
 	// Backups, restores and administrative requests.
 	local(ReasonAdminAuth, "an administrative HTTP request's Authorization is missing, malformed, stale, replayed or not an admin key's (HTTP 401)"),

@@ -180,11 +180,45 @@ func (s *State) authenticateToken(r *TokenIssuance) error {
 // consistent with the log (ReasonTokenRecordInvalid); and the policy pol
 // permits Action::"issue_token" (Policy.EvaluateToken).
 func DecideToken(st ChainState, r *TokenIssuance, t time.Time, cfg *LogConfig, pol *Policy) (*Decision, error) {
+	reasons, chain, err := tokenRules(st, r, t, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if len(chain) == 0 {
+		return &Decision{Outcome: OutcomeDenied, Reasons: compactReasons(reasons)}, nil
+	}
+	dec := &Decision{Outcome: OutcomeAccepted}
+	if pol != nil {
+		pd := pol.EvaluateToken(tokenPolicyInput(st, r, chain))
+		dec.PolicyDigest, dec.PolicyIDs, dec.CedarVersion = pol.Digest, pd.PolicyIDs, CedarVersion
+		if !pd.Allowed {
+			reasons = append(reasons, pd.Reasons...)
+		}
+	} else {
+		reasons = append(reasons, ReasonPolicyForbid) // no policy, no permit: fail closed
+	}
+	if len(reasons) > 0 {
+		dec.Outcome = OutcomeDenied
+		dec.Reasons = compactReasons(reasons)
+	}
+	return dec, nil
+}
+
+// tokenPolicyInput is the policy's view of the exchange r of chain[0].
+func tokenPolicyInput(st ChainState, r *TokenIssuance, chain []*DelegationRecord) TokenPolicyInput {
+	d := chain[0].D
+	return TokenPolicyInput{T: r, D: d, Delegate: st.Binding(d.Delegate), Depth: len(chain)}
+}
+
+// tokenRules are DecideToken's rules but the policy: the reasons they deny
+// r for at t, and the delegation's chain, nearest first (empty for a
+// delegation st does not hold).
+func tokenRules(st ChainState, r *TokenIssuance, t time.Time, cfg *LogConfig) ([]string, []*DelegationRecord, error) {
 	var reasons []string
 	deny := func(c string) { reasons = append(reasons, c) }
 	chain, err := ancestors(st, r.Delegation)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	iat, _ := ParseTime("issued_at", r.IssuedAt)
 	exp, _ := ParseTime("expires_at", r.ExpiresAt)
@@ -198,7 +232,7 @@ func DecideToken(st ChainState, r *TokenIssuance, t time.Time, cfg *LogConfig, p
 		if r.DelegationIndex != 0 {
 			deny(ReasonTokenRecordInvalid)
 		}
-		return &Decision{Outcome: OutcomeDenied, Reasons: compactReasons(reasons)}, nil
+		return reasons, nil, nil
 	}
 	d := chain[0].D
 	if r.DelegationIndex != chain[0].Index {
@@ -210,7 +244,7 @@ func DecideToken(st ChainState, r *TokenIssuance, t time.Time, cfg *LogConfig, p
 	for _, a := range chain {
 		revoked, err := isRevoked(st, a)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if revoked {
 			deny(ReasonDelegationRevoked)
@@ -242,38 +276,83 @@ func DecideToken(st ChainState, r *TokenIssuance, t time.Time, cfg *LogConfig, p
 	if !subset(r.Scopes, d.Scopes) {
 		deny(ReasonScopeWidened)
 	}
-	dec := &Decision{Outcome: OutcomeAccepted}
-	if pol != nil {
-		pd := pol.EvaluateToken(TokenPolicyInput{
-			T: r, D: d, Delegate: st.Binding(d.Delegate), Depth: len(chain),
-		})
-		dec.PolicyDigest, dec.PolicyIDs, dec.CedarVersion = pol.Digest, pd.PolicyIDs, CedarVersion
-		if !pd.Allowed {
-			reasons = append(reasons, pd.Reasons...)
+	return reasons, chain, nil
+}
+
+// TokenLifetimeLadder returns the shorter lifetimes FitTokenLifetime
+// tries, longest first, when the policy refuses a token's lifetime: 5
+// minutes, 2 minutes, 1 minute, 30 seconds. It is fixed, so that the
+// lifetime a policy obtains does not depend on the server.
+func TokenLifetimeLadder() []time.Duration {
+	return []time.Duration{5 * time.Minute, 2 * time.Minute, time.Minute, 30 * time.Second}
+}
+
+// FitTokenLifetime lets the policy shorten a token: if DecideToken's rules
+// allow r at t but the policy pol refuses it, it returns a copy of r with
+// the longest lifetime of TokenLifetimeLadder shorter than r's that pol
+// permits (the same record otherwise). It returns r itself when pol
+// permits it, when the rules deny it (a shorter token would be denied
+// too), or when no rung is permitted: then the policy's refusal is not
+// about the lifetime, and the decision stands. A server calls it before
+// submitting r; the sequencer still decides the record it gets with
+// DecideToken, so an auditor re-derives the same decision from the
+// recorded expires_at, and never needs to know a record was shortened.
+func FitTokenLifetime(st ChainState, r *TokenIssuance, t time.Time, cfg *LogConfig, pol *Policy) (*TokenIssuance, error) {
+	if pol == nil {
+		return r, nil
+	}
+	// The common case first: the policy permits the record as it is.
+	chain, err := ancestors(st, r.Delegation)
+	if err != nil || len(chain) == 0 || pol.EvaluateToken(tokenPolicyInput(st, r, chain)).Allowed {
+		return r, err
+	}
+	if reasons, _, err := tokenRules(st, r, t, cfg); err != nil || len(reasons) > 0 {
+		return r, err
+	}
+	iat, _ := ParseTime("issued_at", r.IssuedAt)
+	exp, _ := ParseTime("expires_at", r.ExpiresAt)
+	for _, l := range TokenLifetimeLadder() {
+		if l >= exp.Sub(iat) {
+			continue
 		}
-	} else {
-		deny(ReasonPolicyForbid) // no policy, no permit: fail closed
+		c := *r
+		c.ExpiresAt = FormatTime(iat.Add(l))
+		if pol.EvaluateToken(tokenPolicyInput(st, &c, chain)).Allowed {
+			return &c, nil
+		}
 	}
-	if len(reasons) > 0 {
-		dec.Outcome = OutcomeDenied
-		dec.Reasons = compactReasons(reasons)
-	}
-	return dec, nil
+	return r, nil
 }
 
 // TokenErrorCode is the OAuth error (RFC 6749 section 5.2, RFC 8707) a
-// token endpoint answers a denied exchange with: invalid_target for an
-// audience outside the destinations, invalid_scope for scopes beyond the
-// delegation's, invalid_grant for everything else (a delegation unknown,
-// not the requester's, not in force, or refused by the policy).
+// token endpoint answers a denied exchange with. The grant is judged
+// first, as RFC 8693 checks the subject token before the rest: a
+// delegation unknown, not the requester's or not in force is
+// invalid_grant whatever else is wrong with the request. Then an audience
+// outside the destinations is invalid_target, scopes beyond the
+// delegation's invalid_scope, and anything else (the policy's refusal, a
+// record the log contradicts) invalid_grant.
 func TokenErrorCode(reasons []string) string {
 	switch {
+	case slices.ContainsFunc(reasons, grantReason):
+		return "invalid_grant"
 	case slices.Contains(reasons, ReasonAudienceNotAllowed):
 		return "invalid_target"
 	case slices.Contains(reasons, ReasonScopeWidened):
 		return "invalid_scope"
 	}
 	return "invalid_grant"
+}
+
+// grantReason reports whether r makes the subject token (the delegation)
+// itself unusable by the requester.
+func grantReason(r string) bool {
+	switch r {
+	case ReasonDelegationNotFound, ReasonTokenNotDelegate, ReasonDelegationRevoked,
+		ReasonDelegationExpired, ReasonDelegationNotYetValid, ReasonBindingNotInForce:
+		return true
+	}
+	return false
 }
 
 // NewTokenIssuance builds the record of an exchange by requester (whose

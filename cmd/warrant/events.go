@@ -73,7 +73,7 @@ func withdrawal(kb *proofs.KeyBinding) string {
 	if kb.RevokeIssued {
 		return fmt.Sprintf("withdrew the key of %s and revoked every delegation it issued before this entry, and everything under them", kb.Agent)
 	}
-	return fmt.Sprintf("withdrew the key of %s (delegations it issued stay in force)", kb.Agent)
+	return fmt.Sprintf("withdrew the key of %s (the delegations it issued are not revoked, but until it registers again no token is issued for them, for any delegation under them or for a delegation to it, and tokens issued under them introspect inactive)", kb.Agent)
 }
 
 func runDelegate(ctx context.Context, env *cmdEnv, args []string) error {

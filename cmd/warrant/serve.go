@@ -77,6 +77,9 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 			return usagef("lifetimes are whole seconds, at least 1s")
 		}
 	}
+	if *tokenLife < time.Second || *tokenLife > proofs.MaxTokenLifetime || *tokenLife%time.Second != 0 {
+		return usagef("--token-lifetime must be whole seconds between 1s and %v, got %v", proofs.MaxTokenLifetime, *tokenLife)
+	}
 	if *treeCacheMB < 0 {
 		return usagef("--tree-cache-mb must not be negative")
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/warrantlog/warrant/proofs"
 )
 
 // runToken is `warrant token`: exchange a delegation for an access token,
@@ -62,8 +64,11 @@ func runTokenInspect(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || strings.Count(pos[0], ".") != 2 {
+	if len(pos) != 1 {
 		return usagef("token inspect takes one argument: an access token (a JWT, header.claims.signature)")
+	}
+	if strings.Count(pos[0], ".") != 2 {
+		return proofs.Errorf(proofs.ReasonPayloadMalformed, "the token is not a JWT (header.claims.signature, three base64url parts)")
 	}
 	token := pos[0]
 	c, err := cf.newClient()
@@ -100,11 +105,23 @@ func runTokenInspect(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	active := !expired && len(notInForce) == 0
 	cp := ti.Issuance.Checkpoint
+	// A token that verifies but is no longer in force is printed, then
+	// reported as a refusal (exit 1), naming why.
+	var refusal error
+	switch {
+	case expired:
+		refusal = proofs.Errorf(proofs.ReasonTokenNotInForce, "the token has expired (at %s)", time.Unix(cl.Exp, 0).UTC().Format(time.RFC3339))
+	case !active:
+		refusal = proofs.Errorf(proofs.ReasonTokenNotInForce, "the token's chain is not in force: %s (from %s)", strings.Join(notInForce, ", "), source)
+	}
 	if cf.json {
-		return printJSON(env.stdout, map[string]any{
+		if err := printJSON(env.stdout, map[string]any{
 			"claims": cl, "key_id": ti.KeyID, "key_entry": ti.KeyEntry, "issuance_index": ti.Issuance.Index,
 			"checkpoint": cpJSON(cp), "expired": expired, "active": active, "in_force_source": source, "not_in_force": notInForce,
-		})
+		}); err != nil {
+			return err
+		}
+		return refusal
 	}
 	w := env.stdout
 	fmt.Fprintf(w, "access token %s for %s, scope %q, client %s, subject %s\n", cl.JTI, cl.Aud, cl.Scope, cl.ClientID, cl.Sub)
@@ -126,5 +143,5 @@ func runTokenInspect(ctx context.Context, env *cmdEnv, args []string) error {
 	default:
 		fmt.Fprintf(w, "  in force: NO (%s, from %s)\n", strings.Join(notInForce, ", "), source)
 	}
-	return nil
+	return refusal
 }

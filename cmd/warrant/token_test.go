@@ -135,9 +135,15 @@ func TestTokenInspectCommand(t *testing.T) {
 		Source     string   `json:"in_force_source"`
 		NotInForce []string `json:"not_in_force"`
 	}
+	// inspect runs token inspect --json: exit 0 for a token in force, 1
+	// (after the JSON, with the reason on stderr) for one that is not.
 	inspect := func(args ...string) inspection {
 		t.Helper()
-		out := mustWarrant(t, e.dir, e.env, append([]string{"token", "inspect", token, "--json", "--state", "planner.state"}, args...)...)
+		r := warrant(t, e.dir, e.env, append([]string{"token", "inspect", token, "--json", "--state", "planner.state"}, args...)...)
+		out := r.stdout
+		if want := strings.Contains(out, `"active":true`); (r.code == 0) != want || (r.code != 0 && (r.code != 1 || !strings.HasPrefix(r.stderr, "error: token_not_in_force: "))) {
+			t.Fatalf("token inspect %v: exit %d, stdout %q, stderr %q", args, r.code, out, r.stderr)
+		}
 		if strings.Count(out, "\n") != 1 {
 			t.Fatalf("--json printed more than one line: %q", out)
 		}
@@ -173,7 +179,7 @@ func TestTokenInspectCommand(t *testing.T) {
 	if r.code != 1 || !strings.HasPrefix(r.stderr, "error: signature_invalid: ") || strings.Count(r.stderr, "\n") != 1 {
 		t.Fatalf("forged token: exit %d, stderr %q", r.code, r.stderr)
 	}
-	if r := warrant(t, e.dir, e.env, "token", "inspect", "not-a-token"); r.code != 2 {
+	if r := warrant(t, e.dir, e.env, "token", "inspect", "not-a-token"); r.code != 1 || !strings.HasPrefix(r.stderr, "error: payload_malformed: ") {
 		t.Fatalf("not a JWT: exit %d, stderr %q", r.code, r.stderr)
 	}
 
