@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -26,6 +27,9 @@ type tamperingProxy struct {
 	editNote func(note []byte) []byte
 	// editTiles flips the last byte of every tile and entry bundle.
 	editTiles bool
+	// editRequest changes a decoded JSON request body of an RPC (by its
+	// method's name) in place: the proxy asks the log another question.
+	editRequest func(method string, body map[string]any)
 }
 
 func startProxy(t *testing.T, target string, p *tamperingProxy) *httptest.Server {
@@ -36,6 +40,18 @@ func startProxy(t *testing.T, target string, p *tamperingProxy) *httptest.Server
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(p.target.Load())
 			r.Out.Header.Del("Accept-Encoding") // answers the proxy can read
+			if p.editRequest != nil && r.Out.Method == http.MethodPost && r.Out.Body != nil {
+				body, err := io.ReadAll(r.Out.Body)
+				r.Out.Body.Close()
+				var m map[string]any
+				if err == nil && json.Unmarshal(body, &m) == nil {
+					p.editRequest(path.Base(r.Out.URL.Path), m)
+					body, _ = json.Marshal(m)
+				}
+				r.Out.Body = io.NopCloser(bytes.NewReader(body))
+				r.Out.ContentLength = int64(len(body))
+				r.Out.Header.Set("Content-Length", strconv.Itoa(len(body)))
+			}
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			body, err := io.ReadAll(resp.Body)
