@@ -176,6 +176,10 @@ func TestTamperingProxy(t *testing.T) {
 		if n := b.count(`#graph a.node[data-verified="true"]`); n != 6 {
 			t.Errorf("blast radius: %d untampered nodes verified, want 6", n)
 		}
+		// Counts and the cut are derived from the tampered entry too.
+		noneVerified(t, b, "blast radius", "#counts")
+		b.run(`document.querySelector("#cut-target").value = "` + itoa(tl.index["dlg-root"]) + `"; document.querySelector("#cut-target").dispatchEvent(new Event("change"))`)
+		noneVerified(t, b, "blast radius", "#cut-summary")
 		b.screenshot("tampered-blast-radius")
 		b.open(tl.pageURL(proxy.URL, "/ui/agent/"+url.PathEscape(executor)))
 		noneVerified(t, b, "timeline", fmt.Sprintf(`#timeline tr:has(a[href="/ui/entry/%d"])`, target))

@@ -173,8 +173,17 @@ export async function radiusPage(out, view, params) {
     if (target.value) {
       const cs = [...cutSet];
       const tokens = cs.filter((n) => n.state === "token");
+      // Derived from the target, everything under it, and its ancestors
+      // and what is listed under them (a revocation there cascades).
+      const t = r.all.find((n) => String(n.entry.index) === target.value);
+      const inputs = [];
+      for (let a = t.parent; a; a = a.parent) inputs.push(a, ...a.children);
+      inputs.push(t);
+      const walk = (n) => { inputs.push(n); n.children.forEach(walk); };
+      t.children.forEach(walk);
+      const cutBad = inputs.find((n) => !n.entry.verified)?.entry;
       cutBox.replaceChildren(h("h2", {}, "What revoking it would cut"),
-        h("p", { id: "cut-summary" }, `Revoking entry ${target.value} would end ${cs.length - tokens.length} active delegation(s) and ${tokens.length} unexpired token(s). Nothing has been revoked.`),
+        fact("p", { id: "cut-summary" }, !cutBad, cutBad && `entry ${cutBad.index} is not verified: ${cutBad.error?.message}`, " ", `Revoking entry ${target.value} would end ${cs.length - tokens.length} active delegation(s) and ${tokens.length} unexpired token(s). Nothing has been revoked.`),
         h("ul", {}, cs.map((n) => h("li", {}, link(`/ui/entry/${n.entry.index}`, n.name), ` (${STATES[n.state].word})`))));
     } else cutBox.replaceChildren();
     const svgText = '<?xml version="1.0" encoding="UTF-8"?>\n' + new XMLSerializer().serializeToString(picture);
