@@ -215,6 +215,28 @@ func TestTamperingProxy(t *testing.T) {
 		}
 	})
 
+	t.Run("forged witness", func(t *testing.T) {
+		// A cosignature line the log's key does not cover: the checkpoint
+		// still verifies, the witness it names is only the server's claim.
+		forge := func(note []byte) []byte {
+			sig := base64.StdEncoding.EncodeToString(make([]byte, 68))
+			return append(bytes.Clone(note), []byte("\u2014 evil.example/fake-witness "+sig+"\n")...)
+		}
+		b := newBrowser(t)
+		proxy := startProxy(t, tl.srv.URL, &tamperingProxy{editNote: forge})
+		b.open(tl.pageURL(proxy.URL, "/ui/log"))
+		if n := b.count(`#checkpoint[data-verified="true"]`); n != 1 {
+			t.Errorf("the checkpoint, signed by the log, is not verified: %s", b.text("#checkpoint"))
+		}
+		if eval[bool](b, `[...document.querySelectorAll('[data-verified="true"]')].some((el) => el.innerText.includes("fake-witness"))`) {
+			t.Errorf("the forged witness is shown inside a verified fact")
+		}
+		noneVerified(t, b, "log", "#witnesses-section")
+		if s := b.text("#witnesses-section"); !strings.Contains(s, "evil.example/fake-witness") || !strings.Contains(s, "claimed by the server, signatures not checked") {
+			t.Errorf("the witness list does not say it is unchecked: %s", s)
+		}
+	})
+
 	t.Run("tiles", func(t *testing.T) {
 		b := newBrowser(t)
 		proxy := startProxy(t, tl.srv.URL, &tamperingProxy{editTiles: true})
