@@ -264,3 +264,35 @@ func TestTamperingProxy(t *testing.T) {
 		b.screenshot("fork")
 	})
 }
+
+// TestBannerCauses checks that a page that could not verify says why in
+// words that fit: no key pinned, or the log unreachable, is no failed
+// verification.
+func TestBannerCauses(t *testing.T) {
+	tl := startLog(t)
+
+	b := newBrowser(t)
+	b.open(tl.srv.URL + "/ui/entry/0")
+	if s := b.text("#verification-failed"); !strings.Contains(s, "No log key pinned") || strings.Contains(s, "FAILED") {
+		t.Errorf("no key pinned: banner %q", s)
+	}
+	if n := b.count(`[data-verified="true"]`); n != 0 {
+		t.Errorf("no key pinned: %d facts marked verified", n)
+	}
+
+	// An API origin where nothing answers: the page is not allowed to reach
+	// it, or it is down, whichever comes first.
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	b = newBrowser(t)
+	b.open(tl.pageURL(tl.srv.URL, "/ui/entry/0") + "&api=" + url.QueryEscape(gone.URL))
+	if s := b.text("#verification-failed"); !strings.Contains(s, "Could not reach the log (network or CORS") || strings.Contains(s, "FAILED") {
+		t.Errorf("log unreachable: banner %q", s)
+	}
+	if n := b.count(`[data-verified="false"]`); n == 0 {
+		t.Errorf("log unreachable: nothing marked data-verified=false")
+	}
+	if n := b.count(`[data-verified="true"]`); n != 0 {
+		t.Errorf("log unreachable: %d facts marked verified", n)
+	}
+}
