@@ -169,6 +169,9 @@ func TestTamperingProxy(t *testing.T) {
 		if n := b.count(`#signatures [data-verified="true"]`); n != 0 {
 			t.Errorf("a signature of the tampered entry is marked verified")
 		}
+		if s := b.text("#decision .outcome"); strings.Contains(s, "\u2713") || !strings.Contains(s, "not verified") {
+			t.Errorf("the tampered decision carries a check mark: %s", s)
+		}
 		b.screenshot("tampered-entry")
 		// Other entries still verify; the tampered one is marked where it appears.
 		b.open(tl.pageURL(proxy.URL, "/ui/blast-radius?delegation=dlg-root"))

@@ -78,7 +78,8 @@ function decisionSection(e, pol) {
   return fact("section", { id: "decision", "aria-labelledby": "decision-h", "data-outcome": dec.outcome }, e.verified, e.error,
     h("h2", { id: "decision-h" }, "Decision"),
     dl([
-      ["Outcome", h("strong", { class: `outcome ${dec.outcome}` }, dec.outcome === "accepted" ? "\u2713 accepted" : "\u2717 denied")],
+      // A check mark only on a verified decision: unverified, the outcome is what the server claims.
+      ["Outcome", h("strong", { class: `outcome ${dec.outcome}` }, e.verified ? (dec.outcome === "accepted" ? "\u2713 accepted" : "\u2717 denied") : `${dec.outcome} (as the server claims, not verified)`)],
       dec.reasons && ["Reasons", h("ul", {}, dec.reasons.map((r) => h("li", {}, h("code", {}, r))))],
       dec.policy_digest && ["Policy", h("div", {}, h("code", {}, dec.policy_digest), policy)],
       dec.policy_ids && ["Policies that decided", list(dec.policy_ids)],
