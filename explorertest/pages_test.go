@@ -145,6 +145,9 @@ func TestPages(t *testing.T) {
 	if s := b.text("#cut-summary"); !strings.Contains(s, "2 active delegation(s) and 1 unexpired token(s)") {
 		t.Errorf("cut summary: %s", s)
 	}
+	if n := b.count(`#counts[data-verified="true"]`) + b.count(`#cut-summary[data-verified="true"]`); n != 2 {
+		t.Errorf("the counts and the cut, derived from verified entries only, are not both marked verified")
+	}
 	if n := b.count(`#graph a.node.cut`); n != 3 {
 		t.Errorf("%d nodes marked as cut, want 3", n)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -26,6 +27,9 @@ type tamperingProxy struct {
 	editNote func(note []byte) []byte
 	// editTiles flips the last byte of every tile and entry bundle.
 	editTiles bool
+	// editRequest changes a decoded JSON request body of an RPC (by its
+	// method's name) in place: the proxy asks the log another question.
+	editRequest func(method string, body map[string]any)
 }
 
 func startProxy(t *testing.T, target string, p *tamperingProxy) *httptest.Server {
@@ -36,6 +40,18 @@ func startProxy(t *testing.T, target string, p *tamperingProxy) *httptest.Server
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(p.target.Load())
 			r.Out.Header.Del("Accept-Encoding") // answers the proxy can read
+			if p.editRequest != nil && r.Out.Method == http.MethodPost && r.Out.Body != nil {
+				body, err := io.ReadAll(r.Out.Body)
+				r.Out.Body.Close()
+				var m map[string]any
+				if err == nil && json.Unmarshal(body, &m) == nil {
+					p.editRequest(path.Base(r.Out.URL.Path), m)
+					body, _ = json.Marshal(m)
+				}
+				r.Out.Body = io.NopCloser(bytes.NewReader(body))
+				r.Out.ContentLength = int64(len(body))
+				r.Out.Header.Set("Content-Length", strconv.Itoa(len(body)))
+			}
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			body, err := io.ReadAll(resp.Body)
@@ -153,6 +169,9 @@ func TestTamperingProxy(t *testing.T) {
 		if n := b.count(`#signatures [data-verified="true"]`); n != 0 {
 			t.Errorf("a signature of the tampered entry is marked verified")
 		}
+		if s := b.text("#decision .outcome"); strings.Contains(s, "\u2713") || !strings.Contains(s, "not verified") {
+			t.Errorf("the tampered decision carries a check mark: %s", s)
+		}
 		b.screenshot("tampered-entry")
 		// Other entries still verify; the tampered one is marked where it appears.
 		b.open(tl.pageURL(proxy.URL, "/ui/blast-radius?delegation=dlg-root"))
@@ -160,6 +179,10 @@ func TestTamperingProxy(t *testing.T) {
 		if n := b.count(`#graph a.node[data-verified="true"]`); n != 6 {
 			t.Errorf("blast radius: %d untampered nodes verified, want 6", n)
 		}
+		// Counts and the cut are derived from the tampered entry too.
+		noneVerified(t, b, "blast radius", "#counts")
+		b.run(`document.querySelector("#cut-target").value = "` + itoa(tl.index["dlg-root"]) + `"; document.querySelector("#cut-target").dispatchEvent(new Event("change"))`)
+		noneVerified(t, b, "blast radius", "#cut-summary")
 		b.screenshot("tampered-blast-radius")
 		b.open(tl.pageURL(proxy.URL, "/ui/agent/"+url.PathEscape(executor)))
 		noneVerified(t, b, "timeline", fmt.Sprintf(`#timeline tr:has(a[href="/ui/entry/%d"])`, target))
@@ -195,6 +218,28 @@ func TestTamperingProxy(t *testing.T) {
 		}
 	})
 
+	t.Run("forged witness", func(t *testing.T) {
+		// A cosignature line the log's key does not cover: the checkpoint
+		// still verifies, the witness it names is only the server's claim.
+		forge := func(note []byte) []byte {
+			sig := base64.StdEncoding.EncodeToString(make([]byte, 68))
+			return append(bytes.Clone(note), []byte("\u2014 evil.example/fake-witness "+sig+"\n")...)
+		}
+		b := newBrowser(t)
+		proxy := startProxy(t, tl.srv.URL, &tamperingProxy{editNote: forge})
+		b.open(tl.pageURL(proxy.URL, "/ui/log"))
+		if n := b.count(`#checkpoint[data-verified="true"]`); n != 1 {
+			t.Errorf("the checkpoint, signed by the log, is not verified: %s", b.text("#checkpoint"))
+		}
+		if eval[bool](b, `[...document.querySelectorAll('[data-verified="true"]')].some((el) => el.innerText.includes("fake-witness"))`) {
+			t.Errorf("the forged witness is shown inside a verified fact")
+		}
+		noneVerified(t, b, "log", "#witnesses-section")
+		if s := b.text("#witnesses-section"); !strings.Contains(s, "evil.example/fake-witness") || !strings.Contains(s, "claimed by the server, signatures not checked") {
+			t.Errorf("the witness list does not say it is unchecked: %s", s)
+		}
+	})
+
 	t.Run("tiles", func(t *testing.T) {
 		b := newBrowser(t)
 		proxy := startProxy(t, tl.srv.URL, &tamperingProxy{editTiles: true})
@@ -221,4 +266,36 @@ func TestTamperingProxy(t *testing.T) {
 		}
 		b.screenshot("fork")
 	})
+}
+
+// TestBannerCauses checks that a page that could not verify says why in
+// words that fit: no key pinned, or the log unreachable, is no failed
+// verification.
+func TestBannerCauses(t *testing.T) {
+	tl := startLog(t)
+
+	b := newBrowser(t)
+	b.open(tl.srv.URL + "/ui/entry/0")
+	if s := b.text("#verification-failed"); !strings.Contains(s, "No log key pinned") || strings.Contains(s, "FAILED") {
+		t.Errorf("no key pinned: banner %q", s)
+	}
+	if n := b.count(`[data-verified="true"]`); n != 0 {
+		t.Errorf("no key pinned: %d facts marked verified", n)
+	}
+
+	// An API origin where nothing answers: the page is not allowed to reach
+	// it, or it is down, whichever comes first.
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	b = newBrowser(t)
+	b.open(tl.pageURL(tl.srv.URL, "/ui/entry/0") + "&api=" + url.QueryEscape(gone.URL))
+	if s := b.text("#verification-failed"); !strings.Contains(s, "Could not reach the log (network or CORS") || strings.Contains(s, "FAILED") {
+		t.Errorf("log unreachable: banner %q", s)
+	}
+	if n := b.count(`[data-verified="false"]`); n == 0 {
+		t.Errorf("log unreachable: nothing marked data-verified=false")
+	}
+	if n := b.count(`[data-verified="true"]`); n != 0 {
+		t.Errorf("log unreachable: %d facts marked verified", n)
+	}
 }

@@ -44,7 +44,12 @@ export class Api {
   }
 
   async checkpointText() {
-    const resp = await fetch(`${this.base}/checkpoint`, { credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer" });
+    let resp;
+    try {
+      resp = await fetch(`${this.base}/checkpoint`, { credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer" });
+    } catch (e) {
+      throw new ApiError("unavailable", "unavailable", `cannot reach the log at ${this.base || location.origin}: ${e.message}`);
+    }
     if (!resp.ok) throw new ApiError(String(resp.status), "unavailable", "GET /checkpoint failed");
     return resp.text();
   }

@@ -141,15 +141,29 @@ async function render() {
   } catch (e) {
     out.append(errorBox(e));
   }
-  const failed = out.querySelectorAll('[data-verified="false"]').length;
-  if (failed) {
-    out.prepend(h("p", { class: "banner-failed", role: "alert", id: "verification-failed" },
-      `\u2717 ${failed} fact${failed > 1 ? "s" : ""} on this page FAILED verification against the pinned key. Do not rely on what is marked NOT VERIFIED: the server, or something between it and you, sent data the log's key does not vouch for.`));
-  }
+  const banner = bannerText(out);
+  if (banner) out.prepend(h("p", { class: "banner-failed", role: "alert", id: "verification-failed" }, banner));
   main.replaceChildren(out);
   const title = out.querySelector("h1");
   document.title = title ? `${title.textContent} \u2014 warrant explorer` : "warrant explorer";
   main.dataset.ready = "true";
+}
+
+// bannerText says why facts on the page are not verified: no key pinned,
+// the log unreachable (a network or CORS error: nothing was checked), or
+// checks that failed. What the server merely claims (data-claim, e.g.
+// witness names) is marked on its own and raises no banner.
+function bannerText(out) {
+  const bad = [...out.querySelectorAll('[data-verified="false"]')].filter((el) => !el.closest("[data-claim]"));
+  if (!bad.length) return "";
+  if (!view) return "\u2717 No log key pinned: nothing on this page is verified. Pin the log's verifier key above.";
+  const n = bad.length;
+  const facts = `${n} fact${n > 1 ? "s" : ""}`;
+  const reasons = bad.map((el) => el.dataset.reason).filter(Boolean);
+  if (reasons.length && reasons.every((r) => r === "unavailable")) {
+    return `\u2717 Could not reach the log (network or CORS error): ${facts} on this page could not be verified. Nothing was checked; this alone is no sign of tampering. Check the log API origin and that the log allows this page's origin.`;
+  }
+  return `\u2717 ${facts} on this page FAILED verification against the pinned key. Do not rely on what is marked NOT VERIFIED: the server, or something between it and you, sent data the log's key does not vouch for, or that does not answer what this page asked for.`;
 }
 
 document.addEventListener("click", (ev) => {

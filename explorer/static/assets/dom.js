@@ -34,10 +34,12 @@ export function mark(el, ok) {
 }
 
 // badge says in words whether the fact beside it was verified.
+// A failure carries its reason code (data-reason), from which the page's
+// banner tells an unreachable log from data that failed its checks.
 export function badge(ok, error) {
   return ok
     ? h("span", { class: "badge ok", "data-verified": "true" }, "\u2713 verified")
-    : h("span", { class: "badge bad", "data-verified": "false", role: "alert" }, `\u2717 NOT VERIFIED: ${error?.message || error || "check failed"}`);
+    : h("span", { class: "badge bad", "data-verified": "false", "data-reason": error?.reason, role: "alert" }, `\u2717 NOT VERIFIED: ${error?.message || error || "check failed"}`);
 }
 
 // fact is a verified block: its content, marked, with a badge.
@@ -65,7 +67,7 @@ export function downloadButton(label, filename, type, content) {
 }
 
 export function errorBox(err) {
-  return h("p", { class: "error", role: "alert", "data-verified": "false" }, `Error: ${err?.message || err}`);
+  return h("p", { class: "error", role: "alert", "data-verified": "false", "data-reason": err?.reason }, `Error: ${err?.message || err}`);
 }
 
 export function list(v) {

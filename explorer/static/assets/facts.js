@@ -3,7 +3,7 @@
 // entry (log.js); a result is verified only when all its inputs were.
 
 import { b64decode, keyID, verifyEnvelopeSignature, parseTLogProof, leafHash, verifyInclusion, hex, sha256 } from "./verify.js";
-import { parseLeaf } from "./log.js";
+import { parseLeaf, under } from "./log.js";
 
 const text = new TextDecoder("utf-8", { fatal: true });
 
@@ -43,16 +43,7 @@ export const isAccepted = (e) => e.parsed?.decision?.outcome === "accepted";
 export const isDenied = (e) => e.parsed?.decision?.outcome === "denied";
 export const delegationOf = (e) => (e.parsed?.kind === "delegation" ? e.parsed.payload : null);
 
-// under is the delegation id an entry names: a delegation's parent, a
-// revocation's target, a token's delegation.
-export function under(e) {
-  const p = e.parsed;
-  if (!p) return "";
-  if (p.kind === "delegation") return p.payload?.parent || "";
-  if (p.kind === "revocation") return p.payload?.delegation || "";
-  if (p.kind === "token") return p.token?.delegation || "";
-  return "";
-}
+export { under } from "./log.js";
 
 // chain walks from a delegation entry up to its root grant, returning
 // entries root first.
@@ -62,7 +53,11 @@ export async function chain(view, e) {
   for (let d = delegationOf(e); d?.parent; d = delegationOf(out[0])) {
     if (seen.has(d.parent) || out.length > 256) throw new Error(`the chain loops at ${d.parent}`);
     seen.add(d.parent);
-    out.unshift(await view.getEntry({ delegationId: d.parent }));
+    // getEntry checks that the answer is the accepted delegation d.parent;
+    // one that is not is shown, failed, and its own parent is not followed.
+    const parent = await view.getEntry({ delegationId: d.parent });
+    out.unshift(parent);
+    if (parent.mismatch) break;
   }
   return out;
 }
@@ -138,7 +133,7 @@ export async function status(view, chainEntries, now = Date.now()) {
     const kids = await view.list("ListChildren", { delegationId: delegationOf(anc).id }, 2000);
     inputs.push(...kids);
     for (const k of kids) {
-      if (anc === self && k.parsed?.kind === "token") tokens.push(k);
+      if (anc === self && k.parsed?.kind === "token" && under(k) === delegationOf(anc).id) tokens.push(k);
       if (!revokedBy && k.parsed?.kind === "revocation" && isAccepted(k) && k.parsed.payload.delegation === delegationOf(anc).id) revokedBy = { entry: k, via: delegationOf(anc).id };
     }
   }

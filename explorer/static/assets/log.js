@@ -109,7 +109,7 @@ export class LogView {
     const r = await this.api.rpc("GetEntry", req);
     const e = await this.entry(r.entry);
     e.serverStatus = r.status || null;
-    return e;
+    return answers(e, "GetEntry", req);
   }
 
   list(method, body, max = 2000) {
@@ -118,12 +118,63 @@ export class LogView {
       this.lists.set(k, (async () => {
         const { entries, truncated } = await this.api.pages(method, body, max);
         const out = await Promise.all(entries.map((pe) => this.entry(pe)));
+        out.forEach((e, i) => answers(e, method, body, out[i - 1]));
         out.truncated = truncated;
         return out;
       })());
     }
     return this.lists.get(k);
   }
+}
+
+// answers checks that e is an answer to the question asked (method and its
+// request body), as the Go client does: the index or the accepted
+// delegation asked for, a child naming the delegation listed, an entry
+// naming the agent listed, in log order after prev. A proxy or server that
+// answers another question gets entries that verify on their own; marked
+// here, nothing derived from them is verified. Returns e.
+export function answers(e, method, req, prev) {
+  let why = "";
+  const p = e.parsed;
+  if (method === "GetEntry" && req.index !== undefined && e.index !== BigInt(req.index)) why = `asked for entry ${req.index}, got entry ${e.index}`;
+  else if (method === "GetEntry" && req.delegationId !== undefined && !(p?.kind === "delegation" && p.payload?.id === req.delegationId && p.decision?.outcome === "accepted")) why = `asked for the accepted delegation ${req.delegationId}, got entry ${e.index} (${p?.kind === "delegation" ? `${p.payload?.id}, ${p.decision?.outcome}` : p?.kind})`;
+  else if (method === "ListChildren" && under(e) !== req.delegationId) why = `asked for the entries under ${req.delegationId}, got entry ${e.index}, which names ${under(e) || "no delegation"}`;
+  else if (method === "ListAgentEntries" && !namesAgent(e, req.agent)) why = `asked for the entries of ${req.agent}, got entry ${e.index}, which does not name it`;
+  else if (prev && e.index <= prev.index) why = `listed entry ${e.index} after entry ${prev.index}: not in log order`;
+  return why ? mismatch(e, why) : e;
+}
+
+// mismatch marks e as not the answer asked for (why says how), failed
+// whatever its own proofs say; a page does not follow its links.
+export function mismatch(e, why) {
+  e.mismatch = true;
+  if (e.verified) e.error = new VerifyError("response_mismatch", why);
+  e.verified = false;
+  e.tlogProof = null;
+  return e;
+}
+
+// under is the delegation id an entry names: a delegation's parent, a
+// revocation's target, a token's delegation.
+export function under(e) {
+  const p = e.parsed;
+  if (!p) return "";
+  if (p.kind === "delegation") return p.payload?.parent || "";
+  if (p.kind === "revocation") return p.payload?.delegation || "";
+  if (p.kind === "token") return p.token?.delegation || "";
+  return "";
+}
+
+// namesAgent says whether e names agent where the log indexes it: a key
+// binding's agent, a delegation's issuer or delegate, a revocation's
+// issuer (or, revoked by an admin, the admin key's id).
+export function namesAgent(e, agent) {
+  const p = e.parsed;
+  if (!p) return false;
+  if (p.kind === "key_binding") return p.payload?.agent === agent;
+  if (p.kind === "delegation") return p.payload?.issuer === agent || p.payload?.delegate === agent;
+  if (p.kind === "revocation") return p.payload?.issuer === agent || p.envelope?.signatures?.[0]?.keyid === agent;
+  return false;
 }
 
 // parseLeaf decodes a leaf and its envelope's payload (not canonical-checked:

@@ -1,8 +1,10 @@
 // page-agent.js: an agent's timeline: every entry it issued, received or
-// was registered by, in log order, each verified.
+// was registered by, in log order, each verified. An entry listed that does
+// not name the agent is shown failed (log.js marks it).
 
 import { h, link, badge, mark } from "./dom.js";
 import { describe } from "./page-search.js";
+import { namesAgent } from "./log.js";
 
 export async function agentPage(out, view, agent) {
   out.append(h("h1", {}, `Agent ${agent}`));
@@ -19,7 +21,7 @@ export async function agentPage(out, view, agent) {
   for (const e of entries) {
     const p = e.parsed || {};
     tbody.append(mark(h("tr", {}, h("td", {}, badge(e.verified, e.error)), h("td", {}, h("time", { datetime: p.log_time }, p.log_time)),
-      h("td", {}, link(`/ui/entry/${e.index}`, String(e.index))), h("td", {}, p.kind), h("td", {}, role(p, agent)),
+      h("td", {}, link(`/ui/entry/${e.index}`, String(e.index))), h("td", {}, p.kind), h("td", {}, namesAgent(e, agent) ? role(p, agent) : "does not name this agent"),
       h("td", {}, p.decision?.outcome || ""), h("td", {}, describe(e))), e.verified));
   }
   table.append(tbody);
@@ -28,7 +30,7 @@ export async function agentPage(out, view, agent) {
 
 function role(p, agent) {
   const d = p.kind === "delegation" ? p.payload : null;
-  if (d) return d.issuer === agent ? "issued" : d.delegate === agent ? "received" : "approved";
+  if (d) return d.issuer === agent ? "issued" : d.delegate === agent ? "received" : "";
   if (p.kind === "key_binding") return "registered";
   if (p.kind === "token") return "exchanged";
   if (p.kind === "revocation") return "revoked";

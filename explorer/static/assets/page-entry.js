@@ -6,6 +6,7 @@ import { h, link, fact, dl, list, downloadButton, badge, mark, shortID } from ".
 import { b64decode } from "./verify.js";
 import { chain, signatures, status, config, delegationOf, isAccepted, policyInForce } from "./facts.js";
 import { findEntries } from "./page-search.js";
+import { mismatch } from "./log.js";
 
 export async function entryPage(out, view, arg) {
   let e;
@@ -13,7 +14,7 @@ export async function entryPage(out, view, arg) {
   else if (arg.startsWith("sha256:")) {
     const found = await findEntries(view, arg);
     if (found.length === 0) throw new Error(`no entry ${arg} among the entries searched`);
-    e = found[0];
+    e = found.find((f) => (f.id || f.claimedId) === arg) || mismatch(found[0], `asked for entry ${arg}, got entry ${found[0].index} (${found[0].id || found[0].claimedId})`);
   } else e = await view.getEntry({ delegationId: arg });
   const p = e.parsed || {};
   out.append(h("h1", {}, `Entry ${e.index}: ${p.kind || "unknown"}`));
@@ -77,7 +78,8 @@ function decisionSection(e, pol) {
   return fact("section", { id: "decision", "aria-labelledby": "decision-h", "data-outcome": dec.outcome }, e.verified, e.error,
     h("h2", { id: "decision-h" }, "Decision"),
     dl([
-      ["Outcome", h("strong", { class: `outcome ${dec.outcome}` }, dec.outcome === "accepted" ? "\u2713 accepted" : "\u2717 denied")],
+      // A check mark only on a verified decision: unverified, the outcome is what the server claims.
+      ["Outcome", h("strong", { class: `outcome ${dec.outcome}` }, e.verified ? (dec.outcome === "accepted" ? "\u2713 accepted" : "\u2717 denied") : `${dec.outcome} (as the server claims, not verified)`)],
       dec.reasons && ["Reasons", h("ul", {}, dec.reasons.map((r) => h("li", {}, h("code", {}, r))))],
       dec.policy_digest && ["Policy", h("div", {}, h("code", {}, dec.policy_digest), policy)],
       dec.policy_ids && ["Policies that decided", list(dec.policy_ids)],
@@ -117,7 +119,7 @@ async function statusSection(view, e, ch) {
       e.serverStatus && ["The server says", `${e.serverStatus.state}${e.serverStatus.revokedVia ? ` via ${e.serverStatus.revokedVia}` : ""}${e.serverStatus.state !== st.state && !(e.serverStatus.state === "not_yet_valid") ? " \u2014 DIFFERS from what the verified entries show" : ""}`],
     ]),
     h("p", { class: "note" }, "Derived from the verified entries the log listed under this delegation and its ancestors; an audit of the whole log (warrant audit) also proves that no other revocation exists."));
-  const tokens = h("section", { id: "tokens", "aria-labelledby": "tokens-h" }, h("h2", { id: "tokens-h" }, `Tokens issued under it (${st.tokens.length})`));
+  const tokens = fact("section", { id: "tokens", "aria-labelledby": "tokens-h" }, st.verified, st.error, h("h2", { id: "tokens-h" }, `Tokens issued under it (${st.tokens.length})`));
   if (st.tokens.length) {
     tokens.append(h("table", {}, h("caption", {}, "Token exchanges recorded under this delegation"),
       h("thead", {}, h("tr", {}, ["Check", "Entry", "Outcome", "Requester", "Audience", "Scopes", "Expires", "jti"].map((c) => h("th", { scope: "col" }, c)))),

@@ -32,11 +32,18 @@ export async function logPage(out, view) {
       ["Size", h("span", { id: "log-size" }, String(cp.size))],
       ["Root", h("code", {}, hex(cp.root))],
       ["Consistency", before ? `consistent with the checkpoint of size ${before.size} this browser trusted before` : "first checkpoint this browser trusts for this key"],
-      ["Witnesses (cosignatures)", cp.cosigners.length ? h("ul", { id: "witnesses" }, cp.cosigners.map((w) => h("li", {}, w))) : "none"],
     ]),
-    h("p", { class: "note" }, "Witness cosignatures are listed by name; the explorer does not hold the witnesses' keys, so it checks only the log's own signature."),
     h("p", {}, downloadButton("Download checkpoint", "checkpoint", "text/plain", cp.note), " (the signed note, as ", h("code", {}, "GET /checkpoint"), " serves it)"),
   ));
+  // Witness names come from cosignature lines the explorer cannot check (it
+  // holds no witness keys): a claim of the server, marked apart from the
+  // verified checkpoint.
+  out.append(cp.cosigners.length
+    ? fact("section", { id: "witnesses-section", "aria-labelledby": "wit-h", "data-claim": "server" }, false, "claimed by the server, signatures not checked",
+      h("h2", { id: "wit-h" }, "Witnesses (cosignatures)"),
+      h("ul", { id: "witnesses" }, cp.cosigners.map((w) => h("li", {}, w))),
+      h("p", { class: "note" }, "These names are those of the checkpoint's other signature lines. The explorer holds no witness keys, so it checks only the log's own signature; use warrant verify --witness-policy to check the witnesses."))
+    : h("section", { id: "witnesses-section", "aria-labelledby": "wit-h" }, h("h2", { id: "wit-h" }, "Witnesses (cosignatures)"), h("p", {}, "None on this checkpoint.")));
   if (last) {
     out.append(fact("section", { id: "freshness", "aria-labelledby": "fresh-h" }, last.verified, last.error,
       h("h2", { id: "fresh-h" }, "Last entry"),

@@ -3,8 +3,8 @@
 // destination, filtered by time, and what revoking one delegation would cut
 // (computed here; nothing is revoked).
 
-import { h, link, downloadButton } from "./dom.js";
-import { delegationOf, isAccepted, isDenied, under } from "./facts.js";
+import { h, link, downloadButton, fact, mark, badge } from "./dom.js";
+import { delegationOf, isAccepted, isDenied } from "./facts.js";
 import { layout, svg, dot, STATES } from "./graph.js";
 
 export const MAX_NODES = 2000;
@@ -15,10 +15,12 @@ export const MAX_NODES = 2000;
 // children.
 export async function radius(view, start) {
   let starts = [];
+  let failed = []; // listed entries that do not answer the question (log.js)
   if (start.delegation) starts = [await view.getEntry({ delegationId: start.delegation })];
   else {
     const es = await view.list("ListAgentEntries", { agent: start.agent }, MAX_NODES);
-    starts = es.filter((e) => { const d = delegationOf(e); return d && (d.issuer === start.agent || d.delegate === start.agent); });
+    failed = es.filter((e) => e.mismatch);
+    starts = es.filter((e) => { const d = delegationOf(e); return d && !e.mismatch && (d.issuer === start.agent || d.delegate === start.agent); });
   }
   const seen = new Map();
   const roots = [];
@@ -34,10 +36,11 @@ export async function radius(view, start) {
       const next = [];
       await Promise.all(level.map(async (n) => {
         const d = delegationOf(n.entry);
-        if (!d || !isAccepted(n.entry)) return;
+        // Nothing is walked under an entry that is not the one asked for.
+        if (!d || !isAccepted(n.entry) || n.entry.mismatch) return;
         const kids = await view.list("ListChildren", { delegationId: d.id }, MAX_NODES);
         for (const k of kids) {
-          if (under(k) !== d.id) throw new Error(`entry ${k.index} was listed under ${d.id} but does not name it`);
+          // (a child that does not name d.id is marked by log.js, and not walked)
           if (seen.has(k.index)) continue;
           if (seen.size >= MAX_NODES) { truncated = true; break; }
           const c = node(k, n);
@@ -54,7 +57,7 @@ export async function radius(view, start) {
   // chain) is drawn once, under its parent.
   const all = [...seen.values()];
   classify(all);
-  return { roots: roots.filter((r) => !r.parent), all, truncated };
+  return { roots: roots.filter((r) => !r.parent), all, truncated, failed };
 }
 
 function node(entry, parent) {
@@ -115,9 +118,10 @@ export async function radiusPage(out, view, params) {
   const t0 = performance.now();
   const r = await radius(view, start);
   const unverified = r.all.filter((n) => !n.entry.verified);
-  out.append(h("p", { id: "radius-summary", "data-verified": unverified.length ? "false" : "true" },
+  out.append(h("p", { id: "radius-summary", "data-verified": unverified.length || r.failed.length ? "false" : "true" },
     `${r.all.length} entries downstream${r.truncated ? ` (stopped at ${MAX_NODES})` : ""}; `,
-    unverified.length ? h("strong", { role: "alert" }, `${unverified.length} NOT VERIFIED`) : "every one verified in this browser", ". ",
+    unverified.length ? h("strong", { role: "alert" }, `${unverified.length} NOT VERIFIED`) : r.failed.length ? "" : "every one verified in this browser",
+    r.failed.length ? h("strong", { role: "alert" }, `${unverified.length ? "; " : ""}${r.failed.length} entries the log listed for ${subject} do not name it: NOT VERIFIED (${r.failed[0].error?.message})`) : "", ". ",
     start.agent ? link(`/ui/agent/${encodeURIComponent(start.agent)}`, "Agent timeline") : link(`/ui/chain/${encodeURIComponent(start.delegation)}`, "Chain")));
   if (!r.all.length) return;
   const times = r.all.map((n) => n.time).filter((t) => !isNaN(t));
@@ -157,7 +161,11 @@ export async function radiusPage(out, view, params) {
     if (roots.length) setTimeout(() => { graphBox.scrollLeft = Math.max(0, roots[0].x - graphBox.clientWidth / 2); }, 0);
     const shown = r.all.filter((n) => keep.has(n) && !n.outside);
     const c = counts(shown);
-    countsBox.replaceChildren(h("h2", { id: "counts-h" }, "Accepted delegations by scope, data class and destination"),
+    // The counts are derived from every entry shown: verified only if each was.
+    const countsBad = shown.find((n) => !n.entry.verified)?.entry || r.failed[0];
+    mark(countsBox, !countsBad);
+    countsBox.replaceChildren(badge(!countsBad, countsBad && `entry ${countsBad.index} is not verified: ${countsBad.error?.message}`),
+      h("h2", { id: "counts-h" }, "Accepted delegations by scope, data class and destination"),
       ...Object.entries({ Scope: c.scopes, "Data class": c.data_classes, Destination: c.destinations }).map(([name, m]) =>
         h("table", { class: "counts" }, h("caption", {}, `By ${name.toLowerCase()}`),
           h("thead", {}, h("tr", {}, h("th", { scope: "col" }, name), h("th", { scope: "col" }, "Delegations"))),
@@ -165,8 +173,17 @@ export async function radiusPage(out, view, params) {
     if (target.value) {
       const cs = [...cutSet];
       const tokens = cs.filter((n) => n.state === "token");
+      // Derived from the target, everything under it, and its ancestors
+      // and what is listed under them (a revocation there cascades).
+      const t = r.all.find((n) => String(n.entry.index) === target.value);
+      const inputs = [];
+      for (let a = t.parent; a; a = a.parent) inputs.push(a, ...a.children);
+      inputs.push(t);
+      const walk = (n) => { inputs.push(n); n.children.forEach(walk); };
+      t.children.forEach(walk);
+      const cutBad = inputs.find((n) => !n.entry.verified)?.entry;
       cutBox.replaceChildren(h("h2", {}, "What revoking it would cut"),
-        h("p", { id: "cut-summary" }, `Revoking entry ${target.value} would end ${cs.length - tokens.length} active delegation(s) and ${tokens.length} unexpired token(s). Nothing has been revoked.`),
+        fact("p", { id: "cut-summary" }, !cutBad, cutBad && `entry ${cutBad.index} is not verified: ${cutBad.error?.message}`, " ", `Revoking entry ${target.value} would end ${cs.length - tokens.length} active delegation(s) and ${tokens.length} unexpired token(s). Nothing has been revoked.`),
         h("ul", {}, cs.map((n) => h("li", {}, link(`/ui/entry/${n.entry.index}`, n.name), ` (${STATES[n.state].word})`))));
     } else cutBox.replaceChildren();
     const svgText = '<?xml version="1.0" encoding="UTF-8"?>\n' + new XMLSerializer().serializeToString(picture);

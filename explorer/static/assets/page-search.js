@@ -6,7 +6,7 @@
 
 import { h, link, badge, mark, errorBox, shortID } from "./dom.js";
 import { b64decode } from "./verify.js";
-import { parseLeaf, entryID } from "./log.js";
+import { parseLeaf, entryID, mismatch } from "./log.js";
 import { navigate } from "./app.js";
 
 export const SCAN_LIMIT = 1000;
@@ -96,7 +96,11 @@ export async function findEntries(view, q) {
     }
     start += BigInt(leaves.length);
   }
-  return Promise.all(hits.slice(0, MAX_RESULTS).map((i) => view.getEntry({ index: String(i) })));
+  // The scan is not verified: each hit must match q again once fetched
+  // with its proof.
+  const found = await Promise.all(hits.slice(0, MAX_RESULTS).map((i) => view.getEntry({ index: String(i) })));
+  for (const e of found) if (!e.parsed || !e.leafText || !(await matches(e.leafText, e.parsed, q))) mismatch(e, `the scan found ${q} at entry ${e.index}, which does not hold it`);
+  return found;
 }
 
 async function matches(leafText, p, q) {
