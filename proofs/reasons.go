@@ -516,7 +516,7 @@ var reasons = []ReasonInfo{
 
 	// Failures found by a client, the CLI or an auditor.
 	clientSide(ReasonCheckpointInvalid, "a checkpoint that does not parse as a C2SP checkpoint or is over its bound"),
-	clientSide(ReasonCheckpointSignature, "a checkpoint not signed by the log key the client was given"),
+	clientSide(ReasonCheckpointSignature, "a checkpoint not signed by the log key the client was given, or carrying a cosignature by a witness of the client's policy that does not verify (the message names the witness)"),
 	clientSide(ReasonCheckpointOrigin, "a checkpoint of another log (origin)"),
 	clientSide(ReasonInclusionInvalid, "an entry not proven in the checkpoint"),
 	clientSide(ReasonConsistencyInvalid, "a consistency proof that does not verify"),

@@ -48,7 +48,8 @@ func explain(ctx context.Context, env *cmdEnv, err error) error {
 		return hinted{err, fmt.Sprintf("no ledger answers at %s: point --server (env WARRANT_SERVER) at a running one, or start one with `warrant serve`", server)}
 	case reason == ledger.ReasonRegistrarUnknown:
 		return hinted{err, "the server accepts key bindings only from the registrar keys it was started with: restart it with `warrant serve --registrar-key PUB`, PUB being this registrar's public key"}
-	case (reason == proofs.ReasonCheckpointSignature || reason == proofs.ReasonCheckpointOrigin) && env.client != nil:
+	case (reason == proofs.ReasonCheckpointSignature || reason == proofs.ReasonCheckpointOrigin) && env.client != nil && !errors.Is(err, proofs.ErrBadCosignature):
+		// (A witness's bad cosignature is no sign of the wrong log key.)
 		if h := env.client.servedLog(ctx); h != "" {
 			return hinted{err, h}
 		}
