@@ -37,7 +37,7 @@ func runVerify(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	witnesses, err := loadWitnessPolicy(witnessPolicy, vkey)
+	witnesses, err := loadWitnessPolicy(witnessPolicy, vkey, env.stderr)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -70,9 +71,12 @@ func TestVerifyWitnessPolicy(t *testing.T) {
 		}
 	}
 	for _, file := range []string{proof, bundle} {
-		out := mustWarrant(t, dir, env, "verify", file, "--witness-policy", none, "--json")
-		if strings.Count(out, "\n") != 1 || !strings.Contains(out, `"verified":true`) {
-			t.Errorf("verify %s under quorum none: %q", filepath.Base(file), out)
+		r := warrant(t, dir, env, "verify", file, "--witness-policy", none, "--json")
+		if r.code != 0 || strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stdout, `"verified":true`) {
+			t.Errorf("verify %s under quorum none: exit %d %q", filepath.Base(file), r.code, r.stdout)
+		}
+		if !strings.HasPrefix(r.stderr, "warning: --witness-policy "+none+" has quorum none: ") || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("verify %s under quorum none: stderr %q, want one warning", filepath.Base(file), r.stderr)
 		}
 		wantFail(proofs.ReasonWitnessPolicyInvalid, warrant(t, dir, env, "verify", file, "--witness-policy", bad))
 		wantFail(proofs.ReasonWitnessPolicyInvalid, warrant(t, dir, env, "verify", "--witness-policy", otherLog, file))
@@ -193,5 +197,51 @@ func TestVerifyReportsWitnesses(t *testing.T) {
 		!strings.Contains(r.stderr, "bad cosignature by witness witness.example/w3+") ||
 		strings.Contains(r.stderr, "not signed by example.org/warrant-vectors") {
 		t.Errorf("verify with w3's cosignature corrupted: exit %d, stderr %q; want exit 1, a bad cosignature by w3, the log not blamed", r.code, r.stderr)
+	}
+}
+
+// TestQuorumNoneWarns: a client policy whose quorum is none is valid
+// tlog-policy but checks nothing; every client command accepts it with one
+// warning line on stderr (serve refuses it), the command's output as
+// usual.
+func TestQuorumNoneWarns(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	env := userEnv(t, dir, addr)
+	startServer(t, dir, env, addr)
+	vkeyPath := filepath.Join(dir, "warrant-data", "log.vkey")
+	vkey, err := os.ReadFile(vkeyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pn := filepath.Join(dir, "pn.txt")
+	if err := os.WriteFile(pn, []byte("log "+strings.TrimSpace(string(vkey))+"\nquorum none\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env = append(env, "WARRANT_LOG_KEY=@"+vkeyPath)
+	warning := "warning: --witness-policy " + pn + " has quorum none: it requires no cosignature"
+	for _, args := range [][]string{
+		{"checkpoint", "--witness-policy", pn},
+		{"checkpoint", "--json"},
+		{"audit"},
+		{"export", "--out", filepath.Join(dir, "log.export")},
+	} {
+		for _, viaEnv := range []bool{false, true} {
+			e := env
+			if viaEnv {
+				e = append(e, "WARRANT_WITNESS_POLICY="+pn)
+			} else if !slices.Contains(args, "--witness-policy") {
+				continue
+			}
+			os.Remove(filepath.Join(dir, "log.export"))
+			r := warrant(t, dir, e, args...)
+			if r.code != 0 || strings.Count(r.stderr, "warning: ") != 1 || !strings.Contains(r.stderr, warning) {
+				t.Errorf("warrant %v (policy via env %v): exit %d, stderr %q; want exit 0 and one warning", args, viaEnv, r.code, r.stderr)
+			}
+		}
+	}
+	// A real quorum: no warning.
+	if r := warrant(t, dir, env, "checkpoint"); r.code != 0 || strings.Contains(r.stderr, "warning") {
+		t.Errorf("checkpoint without a policy: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
