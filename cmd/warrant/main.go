@@ -62,6 +62,9 @@ type cmdEnv struct {
 	// client is the client flags of the command being run, if it talks to
 	// a server: a failure's advice names the server (hints.go).
 	client *clientFlags
+	// appended, if set, is what the command sent to be appended: a failure
+	// to witness it gets advice (hints.go).
+	appended *appendCmd
 }
 
 func commands() []command {
