@@ -95,6 +95,7 @@ func TestAsyncWitnessedReceipts(t *testing.T) {
 		!strings.Contains(r.stderr, "do not run this command again") {
 		t.Fatalf("delegate with two witnesses down: exit %d, stderr %q", r.code, r.stderr)
 	}
+	t.Logf("delegate with two witnesses down: %s", r.stderr)
 	// It is in the log (without the policy, the log's signature suffices).
 	if out := u.must("get", "dlg_async2", "--state", filepath.Join(dir, "unwitnessed.checkpoint"), "--witness-policy", ""); !strings.Contains(out, "dlg_async2") {
 		t.Fatalf("get without the policy: %s", out)

@@ -209,6 +209,7 @@ func TestServeWitnessed(t *testing.T) {
 	if took := time.Since(start); took > 90*time.Second {
 		t.Fatalf("delegate with two witnesses down took %v", took)
 	}
+	t.Logf("delegate with two witnesses down: %s", r.stderr)
 	// The server says "resubmit the same envelope", but delegate signs a
 	// new one each time (running it again would record an id_reused
 	// denial): the advice says how to see the entry and how to be able to

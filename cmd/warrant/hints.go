@@ -157,10 +157,18 @@ func (a *appendCmd) unwitnessedHint(err error, cf *clientFlags) string {
 	if key != "" {
 		get = "`warrant get " + key + policy + "`"
 	}
-	if a.file != "" {
-		return fmt.Sprintf("see it with %s, or resubmit the same envelope later with `warrant submit %s`: it returns the entry with a witnessed checkpoint once there is one", get, a.file)
+	proven := "with --witness-policy FILE it is proven against a witnessed checkpoint once there is one"
+	if policy != "" {
+		proven = "which proves it against a witnessed checkpoint once there is one"
 	}
-	h := fmt.Sprintf("see it later with %s, which proves it against a witnessed checkpoint once there is one; do not run this command again: it signs a new request, which would be a second entry", get)
+	if a.file != "" {
+		return fmt.Sprintf("see it with %s (%s), or resubmit the same envelope later with `warrant submit %s`: it returns the entry with a witnessed checkpoint once there is one", get, proven, a.file)
+	}
+	h := ""
+	if ue == nil {
+		h = "this command does not keep the envelope it signed, so it cannot resubmit it: "
+	}
+	h += fmt.Sprintf("see the entry later with %s (%s); do not run this command again: it signs a new request, which would be a second entry", get, proven)
 	if a.key != "" {
 		h += " (with the same id, a recorded id_reused denial)"
 	}
