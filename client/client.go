@@ -71,7 +71,10 @@ type Client struct {
 	// witnesses, if set, is the witness policy every checkpoint the client
 	// trusts must satisfy.
 	witnesses *proofs.WitnessPolicy
-	state     State
+	// witnessWait is how long Append waits for a witnessed checkpoint
+	// covering its entry (witnessed.go).
+	witnessWait time.Duration
+	state       State
 	// verified remembers checkpoint notes whose signatures verified: many
 	// answers carry the same checkpoint, and its bytes need checking once.
 	verified *CheckpointCache
@@ -146,6 +149,8 @@ type config struct {
 	retry      *retryPolicy // nil: the defaults (retry.go)
 	verified   *CheckpointCache
 	witnesses  *proofs.WitnessPolicy
+	// witnessWait: nil is DefaultWitnessWait (witnessed.go).
+	witnessWait *time.Duration
 }
 
 // Option configures a Client.
@@ -164,9 +169,14 @@ func WithState(s State) Option { return func(cfg *config) { cfg.state = s } }
 // with reason proofs.ReasonWitnessQuorum, whatever call brought it, and
 // the trusted state is left untouched. Cosignatures by keys the policy
 // does not name are ignored. A server that answers appends before its
-// witnesses have cosigned (asynchronous witnessing) has its answers
-// refused: the entry is in the log all the same, and Entry returns it once
-// the server answers with a cosigned checkpoint that covers it.
+// witnesses have cosigned (asynchronous witnessing) has its answer checked
+// under the log key, and Append then waits (WithWitnessWait) for a
+// witnessed checkpoint covering the entry and returns the entry proven
+// against that one; if none comes in time, Append returns an
+// *UnwitnessedError: the entry is in the log all the same, and Entry (or
+// Delegation) returns it once a witnessed checkpoint covers it. Reads
+// answered with an unwitnessed checkpoint are proven against the server's
+// latest witnessed one the same way, without waiting.
 func WithWitnessPolicy(p *proofs.WitnessPolicy) Option {
 	return func(cfg *config) { cfg.witnesses = p }
 }
@@ -215,15 +225,20 @@ func New(baseURL string, logKey note.Verifier, opts ...Option) *Client {
 			verifierID = fmt.Sprintf("%s+%08x witnesses %s\n", logKey.Name(), logKey.KeyHash(), cfg.witnesses.Digest())
 		}
 	}
+	witnessWait := DefaultWitnessWait
+	if cfg.witnessWait != nil {
+		witnessWait = *cfg.witnessWait
+	}
 	c := &Client{
-		rpc:        warrantv1connect.NewLedgerServiceClient(cfg.httpClient, baseURL, copts...),
-		httpClient: cfg.httpClient,
-		logKey:     logKey,
-		witnesses:  cfg.witnesses,
-		state:      cfg.state,
-		verified:   cfg.verified,
-		verifierID: verifierID,
-		logID:      logID,
+		witnessWait: witnessWait,
+		rpc:         warrantv1connect.NewLedgerServiceClient(cfg.httpClient, baseURL, copts...),
+		httpClient:  cfg.httpClient,
+		logKey:      logKey,
+		witnesses:   cfg.witnesses,
+		state:       cfg.state,
+		verified:    cfg.verified,
+		verifierID:  verifierID,
+		logID:       logID,
 	}
 	c.tiles = c.tilesAt(baseURL)
 	return c
@@ -325,7 +340,18 @@ func (c *Client) Append(ctx context.Context, envelope []byte) (*Entry, error) {
 	if msg == nil {
 		msg = resp.Msg
 	}
-	e, err := c.verifyEntry(ctx, msg.GetEntry(), msg.GetConsistencyProof(), floor)
+	pe := msg.GetEntry()
+	if pe == nil {
+		return nil, proofs.Errorf(ReasonMismatch, "the answer carries no entry")
+	}
+	// Under a witness policy the answer's checkpoint may lack the quorum
+	// (asynchronous witnessing): it is checked under the log key, and the
+	// receipt is then proven against a witnessed one (witnessed.go).
+	cp, witnessed, err := c.openAnswer(pe.GetCheckpoint())
+	if err != nil {
+		return nil, err
+	}
+	e, err := verifyProven(pe, cp)
 	if err != nil {
 		return nil, err
 	}
@@ -337,10 +363,25 @@ func (c *Client) Append(ctx context.Context, envelope []byte) (*Entry, error) {
 		if e.Leaf.Decision == nil || e.Leaf.Decision.Outcome != proofs.OutcomeDenied {
 			return nil, proofs.Errorf(ReasonMismatch, "the log refused the request but entry %d is not a denial", e.Index)
 		}
-		return e, &DeniedError{Entry: e, Reasons: e.Leaf.Decision.Reasons}
-	}
-	if e.Leaf.Decision != nil && e.Leaf.Decision.Outcome != proofs.OutcomeAccepted {
+	} else if e.Leaf.Decision != nil && e.Leaf.Decision.Outcome != proofs.OutcomeAccepted {
 		return nil, proofs.Errorf(ReasonMismatch, "the log reported success but entry %d is a denial", e.Index)
+	}
+	if witnessed {
+		if err := c.advance(ctx, cp, msg.GetConsistencyProof(), floor); err != nil {
+			return nil, err
+		}
+	} else {
+		we, err := c.witnessedReceipt(ctx, e, floor, c.witnessWait)
+		if err != nil {
+			if waitFailed(err) {
+				return nil, unwitnessed(e, c.witnessWait, err)
+			}
+			return nil, err
+		}
+		e = we
+	}
+	if denied != nil {
+		return e, &DeniedError{Entry: e, Reasons: e.Leaf.Decision.Reasons}
 	}
 	return e, nil
 }
@@ -563,18 +604,26 @@ func (c *Client) trustedSize() (uint64, error) {
 }
 
 // verifyEntry checks a ProvenEntry: checkpoint signature, leaf format,
-// inclusion, id; then advances the trusted state.
+// inclusion, id; then advances the trusted state. Under a witness policy,
+// an entry whose checkpoint lacks the quorum is proven against the
+// server's latest witnessed checkpoint instead, if that covers it.
 func (c *Client) verifyEntry(ctx context.Context, pe *warrantv1.ProvenEntry, consistency [][]byte, floor uint64) (*Entry, error) {
 	if pe == nil {
 		return nil, proofs.Errorf(ReasonMismatch, "the answer carries no entry")
 	}
-	cp, err := c.openCheckpoint(pe.GetCheckpoint())
+	cp, witnessed, err := c.openAnswer(pe.GetCheckpoint())
 	if err != nil {
 		return nil, err
 	}
 	e, err := verifyProven(pe, cp)
 	if err != nil {
 		return nil, err
+	}
+	if !witnessed {
+		// A busy log under asynchronous witnessing: prove the entry
+		// against its latest witnessed checkpoint instead, if that
+		// covers it.
+		return c.witnessedReceipt(ctx, e, floor, 0)
 	}
 	if err := c.advance(ctx, cp, consistency, floor); err != nil {
 		return nil, err

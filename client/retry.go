@@ -7,12 +7,14 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
 
 	warrantv1 "github.com/warrantlog/warrant/api/warrant/v1"
+	"github.com/warrantlog/warrant/api/warrant/v1/warrantv1connect"
 	"github.com/warrantlog/warrant/proofs"
 )
 
@@ -32,6 +34,14 @@ import (
 //     the log is shutting down, its store is unavailable, or the entry is
 //     committed but its checkpoint is not signed yet (the retry returns the
 //     receipt).
+//
+// Except witness_unavailable in answer to an append (Append, AppendBatch,
+// ExchangeToken): a server in sync witness mode sends it only after
+// waiting its whole witness timeout for the quorum, so a retry would make
+// the caller wait that long again, attempts times over, for witnesses that
+// were just found down. The entry is committed; the error says so, and
+// the caller decides when to ask again (Entry, Delegation, or the same
+// envelope resubmitted).
 //
 // Streams (WatchCheckpoints) are not retried here; the follower has its own
 // reconnection logic.
@@ -67,7 +77,7 @@ func retryInterceptor(p retryPolicy) connect.UnaryInterceptorFunc {
 			for attempt := 1; ; attempt++ {
 				resp, err := next(ctx, req)
 				err = transportError(ctx, err)
-				if err == nil || attempt >= p.attempts || !retryable(err) || ctx.Err() != nil {
+				if err == nil || attempt >= p.attempts || !retryable(req.Spec().Procedure, err) || ctx.Err() != nil {
 					return resp, err
 				}
 				t := time.NewTimer(backoff(p.base, attempt))
@@ -113,14 +123,25 @@ func backoff(base time.Duration, n int) time.Duration {
 	return half + rand.N(d-half+1)
 }
 
-// retryable reports whether err says "try again later".
-func retryable(err error) bool {
+// appends are the procedures that append an entry.
+var appends = []string{
+	warrantv1connect.LedgerServiceAppendProcedure,
+	warrantv1connect.LedgerServiceAppendBatchProcedure,
+	warrantv1connect.LedgerServiceExchangeTokenProcedure,
+}
+
+// retryable reports whether err, the answer to a call of procedure, says
+// "try again later".
+func retryable(procedure string, err error) bool {
 	var ce *connect.Error
 	if !errors.As(err, &ce) {
 		return false
 	}
 	switch ce.Code() {
 	case connect.CodeUnavailable:
+		if errorReason(ce) == proofs.ReasonWitnessUnavailable && slices.Contains(appends, procedure) {
+			return false // the server already waited its witness timeout
+		}
 		return !tlsFailure(err)
 	case connect.CodeResourceExhausted:
 		switch errorReason(ce) {

@@ -109,6 +109,10 @@ func TestRetryOnlyTransientFailures(t *testing.T) {
 		{"unauthenticated", 0, "", 1},
 		{"resource exhausted without a reason", http.StatusTooManyRequests, `{"code":"resource_exhausted","message":"too big"}`, 1},
 		{"queue full", http.StatusTooManyRequests, `{"code":"resource_exhausted","message":"full","details":[{"type":"warrant.v1.ErrorDetail","value":"CgpxdWV1ZV9mdWxs"}]}`, 4},
+		{"checkpoint pending", http.StatusServiceUnavailable, `{"code":"unavailable","message":"pending","details":[{"type":"warrant.v1.ErrorDetail","value":"ChJjaGVja3BvaW50X3BlbmRpbmc="}]}`, 4},
+		// A sync-witnessing server answers this after its whole witness
+		// timeout: retrying would wait it again, attempts times over.
+		{"witness unavailable", http.StatusServiceUnavailable, `{"code":"unavailable","message":"entry 8 is committed","details":[{"type":"warrant.v1.ErrorDetail","value":"ChN3aXRuZXNzX3VuYXZhaWxhYmxl"}]}`, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var calls atomic.Int32

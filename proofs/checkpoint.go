@@ -38,6 +38,13 @@ type Checkpoint struct {
 	Note []byte
 }
 
+// ErrBadCosignature is in the chain of the error for a checkpoint that
+// carries a line by a witness the verifier knows whose cosignature does not
+// verify: the witness's line is bad (corrupted, or not the witness's), not
+// the log's signature. The checkpoint is refused all the same (C2SP
+// signed-note: a signature by a known key must verify).
+var ErrBadCosignature = errors.New("bad cosignature")
+
 // ParseVerifierKey parses a note verifier key ("name+hash+base64"), as
 // written to DIR/log.vkey. Surrounding whitespace is ignored.
 func ParseVerifierKey(vkey string) (note.Verifier, error) {
@@ -80,6 +87,10 @@ func openCheckpoint(signed []byte, v note.Verifier, others []note.Verifier) (*Ch
 	var unverified *note.UnverifiedNoteError
 	var invalid *note.InvalidSignatureError
 	switch {
+	case errors.As(err, &invalid) && (invalid.Name != v.Name() || invalid.Hash != v.KeyHash()):
+		// A known key other than the log's: a witness (or cosigner) whose
+		// line does not verify. The log's own signature is not in question.
+		return nil, nil, Errorf(ReasonCheckpointSignature, "checkpoint carries a %w by witness %s+%08x: its line does not verify under that witness's key (the log's signature is not in question)", ErrBadCosignature, invalid.Name, invalid.Hash)
 	case errors.As(err, &unverified) || errors.As(err, &invalid):
 		return nil, nil, Errorf(ReasonCheckpointSignature, "checkpoint is not signed by %s: %v", v.Name(), err)
 	case err != nil:

@@ -197,7 +197,9 @@ const (
 	ReasonCheckpointPending = "checkpoint_pending"
 	// ReasonWitnessUnavailable: in sync witness mode, no checkpoint
 	// covering the entry reached the witness quorum in time; the entry is
-	// committed and resubmitting the same envelope returns it.
+	// committed and resubmitting the same envelope returns it. A client
+	// with a witness policy reports it too (client.UnwitnessedError) when
+	// no witnessed checkpoint covering its entry came within its wait.
 	ReasonWitnessUnavailable = "witness_unavailable"
 	// ReasonClockBehind: the server's clock is further behind the log's
 	// time than the log allows (it was set back); appends resume when it
@@ -470,7 +472,7 @@ var reasons = []ReasonInfo{
 	refused(ReasonShuttingDown, RPCUnavailable, "the server is stopping"),
 	refused(ReasonStoreUnavailable, RPCUnavailable, "the store failed a read or write"),
 	refused(ReasonCheckpointPending, RPCUnavailable, "the entry is committed but no checkpoint covers it yet; resubmit for the receipt"),
-	refused(ReasonWitnessUnavailable, RPCUnavailable, "the entry is committed but no checkpoint covering it reached the witness quorum in time (sync witness mode); resubmit for the receipt"),
+	refused(ReasonWitnessUnavailable, RPCUnavailable, "the entry is committed but no checkpoint covering it reached the witness quorum in time (sync witness mode; or, at a client with a witness policy, within its wait for an asynchronously witnessing server); resubmit the same envelope, or fetch the entry later, for the receipt (a command that signs a new request would append a second entry)"),
 	refused(ReasonDataLoss, RPCDataLoss, "the store lacks or contradicts something it must hold"),
 	refused(ReasonInternal, RPCInternal, "the server failed with an error that has no reason code"),
 
@@ -519,7 +521,7 @@ var reasons = []ReasonInfo{
 
 	// Failures found by a client, the CLI or an auditor.
 	clientSide(ReasonCheckpointInvalid, "a checkpoint that does not parse as a C2SP checkpoint or is over its bound"),
-	clientSide(ReasonCheckpointSignature, "a checkpoint not signed by the log key the client was given"),
+	clientSide(ReasonCheckpointSignature, "a checkpoint not signed by the log key the client was given, or carrying a cosignature by a witness of the client's policy that does not verify (the message names the witness)"),
 	clientSide(ReasonCheckpointOrigin, "a checkpoint of another log (origin)"),
 	clientSide(ReasonInclusionInvalid, "an entry not proven in the checkpoint"),
 	clientSide(ReasonConsistencyInvalid, "a consistency proof that does not verify"),

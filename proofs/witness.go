@@ -313,8 +313,23 @@ func (p *WitnessPolicy) check(cp *Checkpoint, sigs []note.Signature) error {
 	if p.root == nil {
 		return nil // quorum none
 	}
-	cosigned := make([]bool, len(p.Witnesses))
-	var counted, future []string
+	cosigned, counted, future := p.count(sigs)
+	if p.root.satisfied(cosigned) {
+		return nil
+	}
+	msg := fmt.Sprintf("checkpoint %s is cosigned by %d of the policy's %d witnesses %v, not enough for quorum %s", cp, len(counted), len(p.Witnesses), counted, p.Quorum)
+	if len(future) > 0 {
+		msg += fmt.Sprintf(" (not counted, timestamped more than %s ahead: %v)", CosignatureMaxSkew, future)
+	}
+	return Errorf(ReasonWitnessQuorum, "%s", msg)
+}
+
+// count returns which of the policy's witnesses have a cosignature among
+// sigs (verified signatures by known keys) that counts, their names in
+// policy order, and the names of those whose cosignature is timestamped
+// too far ahead to count.
+func (p *WitnessPolicy) count(sigs []note.Signature) (cosigned []bool, counted, future []string) {
+	cosigned = make([]bool, len(p.Witnesses))
 	limit := p.now().Add(CosignatureMaxSkew).Unix()
 	for _, s := range sigs {
 		i := slices.IndexFunc(p.Witnesses, func(w PolicyWitness) bool {
@@ -332,16 +347,29 @@ func (p *WitnessPolicy) check(cp *Checkpoint, sigs []note.Signature) error {
 			continue
 		}
 		cosigned[i] = true
-		counted = append(counted, p.Witnesses[i].Name)
 	}
-	if p.root.satisfied(cosigned) {
-		return nil
+	for i, w := range p.Witnesses {
+		if cosigned[i] {
+			counted = append(counted, w.Name)
+		}
 	}
-	msg := fmt.Sprintf("checkpoint %s is cosigned by %d of the policy's %d witnesses %v, not enough for quorum %s", cp, len(counted), len(p.Witnesses), counted, p.Quorum)
-	if len(future) > 0 {
-		msg += fmt.Sprintf(" (not counted, timestamped more than %s ahead: %v)", CosignatureMaxSkew, future)
+	return cosigned, counted, future
+}
+
+// Cosigners opens signed as OpenWitnessedCheckpoint does and, if it
+// satisfies the policy, returns the names (in the policy) of the witnesses
+// whose cosignatures count towards the quorum: what a verifier reports
+// besides "the quorum is met". Under quorum none the list may be empty.
+func (p *WitnessPolicy) Cosigners(signed []byte, logKey note.Verifier) ([]string, error) {
+	if _, err := OpenWitnessedCheckpoint(signed, logKey, p); err != nil {
+		return nil, err
 	}
-	return Errorf(ReasonWitnessQuorum, "%s", msg)
+	_, sigs, err := openCheckpoint(signed, logKey, p.Verifiers())
+	if err != nil {
+		return nil, err
+	}
+	_, counted, _ := p.count(sigs)
+	return counted, nil
 }
 
 // Check reports whether cp, a checkpoint opened by OpenCheckpoint (or

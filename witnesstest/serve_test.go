@@ -32,6 +32,9 @@ type lazyWitness struct {
 	name   string
 	vkey   string // the key the policy names
 	logKey atomic.Pointer[note.Verifier]
+	// down makes the witness answer 503 to everything, as one that is
+	// down behind a proxy; it keeps its state, and comes back on Store(false).
+	down atomic.Bool
 }
 
 // startLazyWitness starts a witness signing with an Ed25519 key and, with
@@ -80,7 +83,13 @@ func startLazyWitness(t *testing.T, name string, mldsa bool) *lazyWitness {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /add-checkpoint", witness.NewHTTPHandler(wit).AddCheckpoint)
-	w.srv = httptest.NewServer(mux)
+	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if w.down.Load() {
+			http.Error(rw, "down", http.StatusServiceUnavailable)
+			return
+		}
+		mux.ServeHTTP(rw, r)
+	}))
 	t.Cleanup(w.srv.Close)
 	return w
 }
@@ -189,7 +198,7 @@ func TestServeWitnessed(t *testing.T) {
 
 	// Two down: the append is committed but answered witness_unavailable,
 	// without hanging.
-	ws[1].srv.Close()
+	ws[1].down.Store(true)
 	start := time.Now()
 	r := u.run("delegate", "--state", state, "--key", "alice.key", "--issuer", "spiffe://example.org/human/alice", "--to", "spiffe://example.org/agent/planner",
 		"--task", "/tickets", "--scope", "tickets:read", "--ttl", "1h", "--id", "dlg_unwitnessed")
@@ -199,6 +208,42 @@ func TestServeWitnessed(t *testing.T) {
 	t.Logf("answered after %v", time.Since(start))
 	if took := time.Since(start); took > 90*time.Second {
 		t.Fatalf("delegate with two witnesses down took %v", took)
+	}
+	t.Logf("delegate with two witnesses down: %s", r.stderr)
+	// The server says "resubmit the same envelope", but delegate signs a
+	// new one each time (running it again would record an id_reused
+	// denial): the advice says how to see the entry and how to be able to
+	// resubmit, and not to run the command again.
+	for _, want := range []string{"`warrant get dlg_unwitnessed`", "do not run this command again", "id_reused", "--request-out FILE", "`warrant submit FILE`"} {
+		if !strings.Contains(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("delegate with two witnesses down: stderr %q lacks %q", r.stderr, want)
+		}
+	}
+	// A request file resubmitted is the same envelope: submit's advice
+	// is to submit it again.
+	u.must("delegate", "--key", "alice.key", "--issuer", "spiffe://example.org/human/alice", "--to", "spiffe://example.org/agent/planner",
+		"--task", "/tickets", "--scope", "tickets:read", "--ttl", "1h", "--id", "dlg_file", "--request-out", "dlg_file.json")
+	r = u.run("submit", "dlg_file.json", "--state", state)
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "error: "+proofs.ReasonWitnessUnavailable+": ") ||
+		!strings.Contains(r.stderr, "`warrant get dlg_file`") || !strings.Contains(r.stderr, "resubmit the same envelope later with `warrant submit dlg_file.json`") {
+		t.Errorf("submit with two witnesses down: exit %d %q", r.code, r.stderr)
+	}
+	// w2 back: the same file resubmitted returns the entry, witnessed.
+	ws[1].down.Store(false)
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		r = u.run("submit", "dlg_file.json", "--state", state)
+		if r.code == 0 {
+			if !strings.HasPrefix(r.stdout, "already in the log: ") {
+				t.Errorf("submit again with w2 back: %q", r.stdout)
+			}
+			break
+		}
+		if time.Now().After(deadline) || !strings.HasPrefix(r.stderr, "error: "+proofs.ReasonWitnessUnavailable+": ") {
+			t.Fatalf("submit again with w2 back: exit %d %q", r.code, r.stderr)
+		}
+	}
+	if trusted, err := os.ReadFile(state); err != nil || !quorum.Satisfied(trusted) {
+		t.Fatalf("the trusted state is not witnessed: %v\n%s", err, trusted)
 	}
 }
 

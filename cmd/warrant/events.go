@@ -57,7 +57,7 @@ func runRegister(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	e, err := appendSigned(ctx, &cf, envelope)
+	e, err := appendSigned(ctx, env, &cf, envelope)
 	if err != nil {
 		return err
 	}
@@ -155,6 +155,7 @@ func runDelegate(ctx context.Context, env *cmdEnv, args []string) error {
 			return err
 		}
 	}
+	env.appended = &appendCmd{key: d.ID, requestOut: true}
 	e, err := c.Append(ctx, envelope)
 	if err != nil {
 		return err
@@ -162,12 +163,13 @@ func runDelegate(ctx context.Context, env *cmdEnv, args []string) error {
 	return printEntry(env, cf.json, e, fmt.Sprintf("delegation %s: %s -> %s, task %s, expires %s", d.ID, d.Issuer, d.Delegate, d.Task, d.ExpiresAt))
 }
 
-// appendSigned appends a signed envelope, verified.
-func appendSigned(ctx context.Context, cf *clientFlags, envelope []byte) (*client.Entry, error) {
+// appendSigned appends an envelope the command has just signed, verified.
+func appendSigned(ctx context.Context, env *cmdEnv, cf *clientFlags, envelope []byte) (*client.Entry, error) {
 	c, err := cf.newClient()
 	if err != nil {
 		return nil, err
 	}
+	env.appended = &appendCmd{}
 	return c.Append(ctx, envelope)
 }
 

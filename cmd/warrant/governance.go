@@ -75,6 +75,12 @@ func runSubmit(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	env.appended = &appendCmd{file: pos[0]}
+	if d, err := proofs.ParseDSSE(request); err == nil && d.PayloadType == proofs.PayloadTypeDelegation {
+		if dl, err := proofs.ParseDelegation(d.Payload); err == nil {
+			env.appended.key = dl.ID
+		}
+	}
 	e, err := c.Append(ctx, request)
 	if err != nil {
 		return err
@@ -105,7 +111,7 @@ func runRevoke(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	e, err := appendSigned(ctx, &cf, envelope)
+	e, err := appendSigned(ctx, env, &cf, envelope)
 	if err != nil {
 		return err
 	}
@@ -147,7 +153,7 @@ func runPolicy(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	e, err := appendSigned(ctx, &cf, envelope)
+	e, err := appendSigned(ctx, env, &cf, envelope)
 	if err != nil {
 		return err
 	}

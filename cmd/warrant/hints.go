@@ -48,7 +48,10 @@ func explain(ctx context.Context, env *cmdEnv, err error) error {
 		return hinted{err, fmt.Sprintf("no ledger answers at %s: point --server (env WARRANT_SERVER) at a running one, or start one with `warrant serve`", server)}
 	case reason == ledger.ReasonRegistrarUnknown:
 		return hinted{err, "the server accepts key bindings only from the registrar keys it was started with: restart it with `warrant serve --registrar-key PUB`, PUB being this registrar's public key"}
-	case (reason == proofs.ReasonCheckpointSignature || reason == proofs.ReasonCheckpointOrigin) && env.client != nil:
+	case reason == proofs.ReasonWitnessUnavailable && env.appended != nil:
+		return hinted{err, env.appended.unwitnessedHint(err, env.client)}
+	case (reason == proofs.ReasonCheckpointSignature || reason == proofs.ReasonCheckpointOrigin) && env.client != nil && !errors.Is(err, proofs.ErrBadCosignature):
+		// (A witness's bad cosignature is no sign of the wrong log key.)
 		if h := env.client.servedLog(ctx); h != "" {
 			return hinted{err, h}
 		}
@@ -120,4 +123,57 @@ func logKeyIsPath(spec string) error {
 		return usagef("--log-key %q (or env WARRANT_LOG_KEY) is neither a verifier key (NAME+HASH+KEY) nor @FILE: for a file, write --log-key @%s", s, s)
 	}
 	return nil
+}
+
+// appendCmd describes the request a command appended, for the advice on
+// an entry that is committed but not (yet) witnessed.
+type appendCmd struct {
+	// key names the entry to `warrant get` if it is known before the
+	// answer: a delegation's id.
+	key string
+	// file is the request file a command sent (submit): sending it again
+	// is resubmitting the same envelope. Empty: the command signed a new
+	// request, and running it again signs another.
+	file string
+	// requestOut says the command can write its signed request instead
+	// of sending it (delegate --request-out).
+	requestOut bool
+}
+
+// unwitnessedHint is the advice for witness_unavailable: the entry is
+// committed, so the user must not run a command that signs a new request
+// (a second entry; for a delegation id, a recorded id_reused denial).
+func (a *appendCmd) unwitnessedHint(err error, cf *clientFlags) string {
+	policy := ""
+	if cf != nil && cf.witnessPolicy != "" {
+		policy = " --witness-policy " + cf.witnessPolicy
+	}
+	key := a.key
+	var ue *client.UnwitnessedError
+	if errors.As(err, &ue) {
+		key = ue.Key()
+	}
+	get := "`warrant get INDEX" + policy + "` (INDEX as above)"
+	if key != "" {
+		get = "`warrant get " + key + policy + "`"
+	}
+	proven := "with --witness-policy FILE it is proven against a witnessed checkpoint once there is one"
+	if policy != "" {
+		proven = "which proves it against a witnessed checkpoint once there is one"
+	}
+	if a.file != "" {
+		return fmt.Sprintf("see it with %s (%s), or resubmit the same envelope later with `warrant submit %s`: it returns the entry with a witnessed checkpoint once there is one", get, proven, a.file)
+	}
+	h := ""
+	if ue == nil {
+		h = "this command does not keep the envelope it signed, so it cannot resubmit it: "
+	}
+	h += fmt.Sprintf("see the entry later with %s (%s); do not run this command again: it signs a new request, which would be a second entry", get, proven)
+	if a.key != "" {
+		h += " (with the same id, a recorded id_reused denial)"
+	}
+	if a.requestOut {
+		h += "; to be able to resubmit the same envelope, write it with `warrant delegate ... --request-out FILE` and send it with `warrant submit FILE`"
+	}
+	return h
 }

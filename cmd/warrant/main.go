@@ -62,6 +62,9 @@ type cmdEnv struct {
 	// client is the client flags of the command being run, if it talks to
 	// a server: a failure's advice names the server (hints.go).
 	client *clientFlags
+	// appended, if set, is what the command sent to be appended: a failure
+	// to witness it gets advice (hints.go).
+	appended *appendCmd
 }
 
 func commands() []command {
@@ -303,10 +306,15 @@ type clientFlags struct {
 	witnessPolicy string
 	json          bool
 	tls           clientTLS // --tls-ca, --tls-cert, --tls-key (tls.go)
+	// stderr takes warnings (a witness policy that checks nothing);
+	// warned is set once one is printed, so a command warns once.
+	stderr io.Writer
+	warned bool
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet, env *cmdEnv) {
 	env.client = f
+	f.stderr = env.stderr
 	fs.StringVar(&f.server, "server", envOr(env, "WARRANT_SERVER", defaultServer), "ledger URL (env WARRANT_SERVER)")
 	fs.StringVar(&f.logKey, "log-key", env.getenv("WARRANT_LOG_KEY"), "the log's note verifier key, or @FILE (env WARRANT_LOG_KEY)")
 	fs.StringVar(&f.state, "state", "", "trusted-checkpoint file (default: per origin under the user config dir)")
@@ -322,7 +330,14 @@ func registerWitnessPolicy(fs *flag.FlagSet, env *cmdEnv, p *string) {
 
 // loadWitnessPolicy reads and parses the --witness-policy file for the
 // log whose verifier key is vkey; no file is no policy.
-func loadWitnessPolicy(path, vkey string) (*proofs.WitnessPolicy, error) {
+//
+// A policy whose quorum is none is accepted, with a warning on warn (if
+// not nil): it is valid tlog-policy, but it requires no cosignature, so
+// the client trusts checkpoints on the log's signature alone, which is
+// rarely what a user who names a policy means. (serve refuses such a
+// policy outright: a witnessed log needs a witness.) Every client command
+// treats it alike.
+func loadWitnessPolicy(path, vkey string, warn io.Writer) (*proofs.WitnessPolicy, error) {
 	if path == "" {
 		return nil, nil
 	}
@@ -333,6 +348,9 @@ func loadWitnessPolicy(path, vkey string) (*proofs.WitnessPolicy, error) {
 	p, err := proofs.ParseWitnessPolicy(b, vkey, nil)
 	if err != nil {
 		return nil, fmt.Errorf("--witness-policy %s: %w", path, err)
+	}
+	if p.Quorum == "none" && warn != nil {
+		fmt.Fprintf(warn, "warning: --witness-policy %s has quorum none: it requires no cosignature, so checkpoints are trusted on the log's signature alone (name a witness or a group as the quorum)\n", path)
 	}
 	return p, nil
 }
@@ -346,10 +364,16 @@ func (f *clientFlags) witnesses() (*proofs.WitnessPolicy, []client.Option, error
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := loadWitnessPolicy(f.witnessPolicy, vkey)
+	warn := f.stderr
+	if f.warned {
+		warn = nil
+	}
+	p, err := loadWitnessPolicy(f.witnessPolicy, vkey, warn)
 	if err != nil {
 		return nil, nil, err
 	}
+	f.warned = f.warned || p.Quorum == "none"
+
 	return p, []client.Option{client.WithWitnessPolicy(p)}, nil
 }
 
