@@ -363,15 +363,13 @@ func (l *Log) clockBehind(now time.Time, logTime int64, ahead time.Duration) err
 }
 
 // committedPayload returns the index of the committed entry holding r's
-// signed payload, if any. Entries of logs written before deduplication
-// moved to the payload are indexed by their canonical envelope only, so an
-// exact resubmission of one is still found.
+// signed payload, if any. Every entry is indexed by its signed payload:
+// stores written before deduplication moved from the envelope to the
+// payload, which indexed envelopes only, are indexed at open
+// (backfillPayloadIndex) before the sequencer runs, so the old envelope
+// index is never consulted (an exact resubmission has the same payload).
 func (l *Log) committedPayload(txn *badger.Txn, r *request) (uint64, bool, error) {
-	idx, ok, err := getIndex(txn, hashKey(tPayload, r.payloadHash[:]))
-	if err != nil || ok {
-		return idx, ok, err
-	}
-	return getIndex(txn, hashKey(tEnvelope, r.envHash[:]))
+	return getIndex(txn, hashKey(tPayload, r.payloadHash[:]))
 }
 
 // duplicate describes an already committed entry for a resubmission of
