@@ -76,6 +76,7 @@ func (l *Log) newBatch() *batch {
 		logTime: l.seq.logTime,
 	}
 	cs := newChainState(txn, l.seq.state.Bindings(), l.delegations)
+	cs.absent = l.absent
 	st.state = l.seq.state.Fork(cs)
 	return &batch{txn: txn, st: st, cs: cs, tw: &tileWriter{edge: st.edge, dirty: make(map[string][]byte)}, inBatch: make(map[[32]byte]int)}
 }
@@ -140,6 +141,7 @@ func (l *Log) stage(b *batch, r *request, results []result, i int) (full bool, _
 	}
 	b.st.state.Apply(&b.ef)
 	for _, kv := range b.sets {
+		l.absent.add(kv[0]) // before the commit: if it fails, a false positive
 		if err := b.txn.Set(kv[0], kv[1]); err != nil {
 			return false, storeError(fmt.Errorf("staging entry %d: %w", idx, err))
 		}

@@ -369,7 +369,7 @@ func (l *Log) clockBehind(now time.Time, logTime int64, ahead time.Duration) err
 // (backfillPayloadIndex) before the sequencer runs, so the old envelope
 // index is never consulted (an exact resubmission has the same payload).
 func (l *Log) committedPayload(txn *badger.Txn, r *request) (uint64, bool, error) {
-	return getIndex(txn, hashKey(tPayload, r.payloadHash[:]))
+	return getIndexVia(txn, l.absent, hashKey(tPayload, r.payloadHash[:]))
 }
 
 // duplicate describes an already committed entry for a resubmission of
