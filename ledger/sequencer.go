@@ -38,6 +38,8 @@ type result struct {
 	Decision   *proofs.Decision
 	Checkpoint *proofs.Checkpoint
 	err        error
+	// nodes prove the entry if the batch that answers committed it.
+	nodes *batchNodes
 	// committed marks an answer about an entry committed by an earlier
 	// transaction (a resubmission), which a failed commit does not undo.
 	committed bool
@@ -58,6 +60,9 @@ type seqState struct {
 	// unstored is a published checkpoint not yet written to the store; the
 	// next batch's transaction writes it (see signCheckpoint).
 	unstored []byte
+	// nodes are those of the batch that made this state, for its answers'
+	// inclusion proofs (batchproofs.go).
+	nodes *batchNodes
 }
 
 func loadBindings(txn *badger.Txn) (*proofs.Bindings, error) {
@@ -100,6 +105,10 @@ type Appended struct {
 	Duplicate  bool
 	Decision   *proofs.Decision
 	Checkpoint *proofs.Checkpoint
+
+	// nodes, if the batch that committed the entry answers, prove it from
+	// memory (appendedProof).
+	nodes *batchNodes
 }
 
 // append (exported as Append, metrics.go) is the stateless stage:
@@ -131,7 +140,7 @@ func (l *Log) appendPrepared(ctx context.Context, r *request) (*Appended, error)
 			return nil, err
 		}
 	}
-	return &Appended{Index: res.Index, Leaf: res.Leaf, ID: res.ID, Duplicate: res.Duplicate, Decision: res.Decision, Checkpoint: res.Checkpoint}, nil
+	return &Appended{Index: res.Index, Leaf: res.Leaf, ID: res.ID, Duplicate: res.Duplicate, Decision: res.Decision, Checkpoint: res.Checkpoint, nodes: res.nodes}, nil
 }
 
 // prepare parses an envelope as DSSE allows it to be written, decodes its
@@ -343,6 +352,9 @@ func (l *Log) sequenceSome(batch []*request) int {
 				res.err = proofs.Errorf(ReasonCheckpointPending, "entry %d is committed but not yet covered by a signed checkpoint; resubmit the same envelope to get its receipt", res.Index)
 			}
 			res.Checkpoint = cp
+			if written > 0 && err == nil {
+				res.nodes = st.nodes // inclusion checks the entry and the size
+			}
 		}
 		r.done <- res
 	}
