@@ -250,7 +250,9 @@ func ParseLeaf(raw []byte) (*ParsedLeaf, error) {
 	if err := dec.Decode(&p.Leaf); err != nil {
 		return nil, Errorf(ReasonLeafMalformed, "decoding leaf: %v", err)
 	}
-	canon, err := json.Marshal(&p.Leaf)
+	// p.Envelope was decoded, so it is valid JSON: marshal writes exactly
+	// what json.Marshal would, without scanning the envelope again.
+	canon, err := p.Leaf.marshal()
 	if err != nil || !bytes.Equal(canon, raw) {
 		return nil, Errorf(ReasonLeafNonCanonical, "leaf is not in canonical form")
 	}
