@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/warrantlog/warrant/proofs"
 )
@@ -20,6 +21,7 @@ type batch struct {
 	st      *seqState
 	cs      *chainState
 	tw      *tileWriter
+	nodes   *batchNodes      // for the answers' inclusion proofs
 	inBatch map[[32]byte]int // payload hash -> result slot
 	staged  int64            // estimated transaction bytes
 	written int
@@ -76,8 +78,10 @@ func (l *Log) newBatch() *batch {
 		logTime: l.seq.logTime,
 	}
 	cs := newChainState(txn, l.seq.state.Bindings(), l.delegations)
+	cs.absent = l.absent
 	st.state = l.seq.state.Fork(cs)
-	return &batch{txn: txn, st: st, cs: cs, tw: &tileWriter{edge: st.edge, dirty: make(map[string][]byte)}, inBatch: make(map[[32]byte]int)}
+	st.nodes = newBatchNodes(l.seq.rng)
+	return &batch{txn: txn, st: st, cs: cs, tw: &tileWriter{edge: st.edge, dirty: make(map[string][]byte)}, nodes: st.nodes, inBatch: make(map[[32]byte]int)}
 }
 
 // answerRepeat answers a request whose signed payload is already in the
@@ -130,16 +134,18 @@ func (l *Log) stage(b *batch, r *request, results []result, i int) (full bool, _
 	}
 	// The entry fits: make it part of the working state.
 	b.staged += size
-	if err := b.st.rng.Append(d.leafHash, b.tw.visit); err != nil || b.tw.err != nil {
+	if err := b.st.rng.Append(d.leafHash, b.visit); err != nil || b.tw.err != nil {
 		return false, &proofs.Error{Reason: ReasonDataLoss, Err: fmt.Errorf("extending the tree: %w", errors.Join(err, b.tw.err))}
 	}
 	b.st.size++
+	b.nodes.size = b.st.size
 	b.st.logTime = d.logTime
 	if r.env != nil {
 		b.inBatch[r.payloadHash] = i
 	}
 	b.st.state.Apply(&b.ef)
 	for _, kv := range b.sets {
+		l.absent.add(kv[0]) // before the commit: if it fails, a false positive
 		if err := b.txn.Set(kv[0], kv[1]); err != nil {
 			return false, storeError(fmt.Errorf("staging entry %d: %w", idx, err))
 		}
@@ -147,6 +153,13 @@ func (l *Log) stage(b *batch, r *request, results []result, i int) (full bool, _
 	results[i] = result{Index: idx, Leaf: d.raw, ID: d.id, Decision: d.decision}
 	b.written++
 	return false, nil
+}
+
+// visit is the compact.VisitFn of the batch's appends: tiles to store,
+// nodes for the answers' proofs.
+func (b *batch) visit(id compact.NodeID, hash []byte) {
+	b.nodes.record(id, hash)
+	b.tw.visit(id, hash)
 }
 
 // decide gives request r its log time, its decision by the state machine

@@ -571,7 +571,8 @@ func TestAuthFailureBudget(t *testing.T) {
 
 // TestDedupFindsEntriesOfOlderLogs: a log written before deduplication
 // moved to the signed payload indexes its entries by canonical envelope
-// only; an exact resubmission of such an entry still gets the original.
+// only; once this version has opened it (and indexed the payloads), an
+// exact resubmission of such an entry still gets the original.
 func TestDedupFindsEntriesOfOlderLogs(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
@@ -591,11 +592,18 @@ func TestDedupFindsEntriesOfOlderLogs(t *testing.T) {
 		if err := txn.Delete(hashKey(tPayload, ph[:])); err != nil {
 			return err
 		}
+		if err := txn.Delete(keyPayloadIndex); err != nil { // an older version wrote no marker
+			return err
+		}
 		return txn.Set(hashKey(tEnvelope, eh[:]), u64(a.Index))
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The upgrade: the log is opened again by this version.
+	f.log.Close()
+	f.log = openTestLog(t, f.dir, f.registrar, f.withAdmin)
+	t.Cleanup(func() { f.log.Close() })
 	size := f.log.Checkpoint().Size
 	again, err := f.log.Append(ctx, env)
 	if err != nil || !again.Duplicate || again.Index != a.Index {

@@ -218,6 +218,66 @@ func BenchmarkSequencerBatch(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendAnswerProofs is the inclusion proofs of the answers to
+// one group commit of 64 appends, each proved by its own goroutine as the
+// RPC handlers do, in the checkpoint the batch ends at: source=store reads
+// each proof from the store (Log.InclusionProof, the tile-subtree cache
+// shared), source=batch proves it from the nodes the batch kept
+// (appendedProof). The log grows by 64 entries per op; committing them is
+// off the clock.
+func BenchmarkAppendAnswerProofs(b *testing.B) {
+	for _, source := range []string{"store", "batch"} {
+		b.Run("source="+source, func(b *testing.B) {
+			f := newFixture(b, nil)
+			hpStopSequencer(f.log)
+			ctx := context.Background()
+			const n = 64
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				envs, err := hpRootGrants(f.human, n, fmt.Sprintf("a%d", i))
+				if err != nil {
+					b.Fatal(err)
+				}
+				batch := make([]*request, n)
+				for j, env := range envs {
+					if batch[j], err = hpRequest(f.log, env, false); err != nil {
+						b.Fatal(err)
+					}
+				}
+				f.log.sequence(batch)
+				answers := make([]*Appended, n)
+				for j, r := range batch {
+					res := <-r.done
+					if res.err != nil {
+						b.Fatal(res.err)
+					}
+					answers[j] = &Appended{Index: res.Index, Checkpoint: res.Checkpoint, nodes: res.nodes}
+				}
+				b.StartTimer()
+				var wg sync.WaitGroup
+				for _, a := range answers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						var err error
+						if source == "store" {
+							_, _, err = f.log.InclusionProof(ctx, a.Index, a.Checkpoint.Size)
+						} else {
+							_, err = f.log.appendedProof(ctx, a, a.Checkpoint.Size)
+						}
+						if err != nil {
+							b.Error(err)
+						}
+					}()
+				}
+				wg.Wait()
+			}
+		})
+	}
+}
+
 // hpSharedSize is the number of delegations in the log the read benchmarks
 // share.
 const hpSharedSize = 100_000

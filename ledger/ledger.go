@@ -38,6 +38,9 @@ type Log struct {
 	admins map[string]*proofs.PublicKey
 	// delegations caches committed delegations for chain walks.
 	delegations *delegationCache
+	// absent answers most of the sequencer's index lookups without the
+	// store (keyfilter.go); the sequencer owns it.
+	absent *keyFilter
 	// trees caches tiles' subtrees for proofs.
 	trees *treeCache
 	// limits are the append rate limiters (limits.go).

@@ -93,6 +93,10 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		db.Close()
 		return nil, err
 	}
+	if l.absent, err = l.buildKeyFilter(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if opts.WitnessPolicy != nil {
 		if err := l.startWitnessing(); err != nil {
 			db.Close()

@@ -38,6 +38,8 @@ type result struct {
 	Decision   *proofs.Decision
 	Checkpoint *proofs.Checkpoint
 	err        error
+	// nodes prove the entry if the batch that answers committed it.
+	nodes *batchNodes
 	// committed marks an answer about an entry committed by an earlier
 	// transaction (a resubmission), which a failed commit does not undo.
 	committed bool
@@ -58,6 +60,9 @@ type seqState struct {
 	// unstored is a published checkpoint not yet written to the store; the
 	// next batch's transaction writes it (see signCheckpoint).
 	unstored []byte
+	// nodes are those of the batch that made this state, for its answers'
+	// inclusion proofs (batchproofs.go).
+	nodes *batchNodes
 }
 
 func loadBindings(txn *badger.Txn) (*proofs.Bindings, error) {
@@ -100,6 +105,10 @@ type Appended struct {
 	Duplicate  bool
 	Decision   *proofs.Decision
 	Checkpoint *proofs.Checkpoint
+
+	// nodes, if the batch that committed the entry answers, prove it from
+	// memory (appendedProof).
+	nodes *batchNodes
 }
 
 // append (exported as Append, metrics.go) is the stateless stage:
@@ -131,7 +140,7 @@ func (l *Log) appendPrepared(ctx context.Context, r *request) (*Appended, error)
 			return nil, err
 		}
 	}
-	return &Appended{Index: res.Index, Leaf: res.Leaf, ID: res.ID, Duplicate: res.Duplicate, Decision: res.Decision, Checkpoint: res.Checkpoint}, nil
+	return &Appended{Index: res.Index, Leaf: res.Leaf, ID: res.ID, Duplicate: res.Duplicate, Decision: res.Decision, Checkpoint: res.Checkpoint, nodes: res.nodes}, nil
 }
 
 // prepare parses an envelope as DSSE allows it to be written, decodes its
@@ -344,6 +353,9 @@ func (l *Log) sequenceSome(batch []*request) int {
 				res.err = proofs.Errorf(ReasonCheckpointPending, "entry %d is committed but not yet covered by a signed checkpoint; resubmit the same envelope to get its receipt", res.Index)
 			}
 			res.Checkpoint = cp
+			if written > 0 && err == nil {
+				res.nodes = st.nodes // inclusion checks the entry and the size
+			}
 		}
 		r.done <- res
 	}
@@ -364,15 +376,13 @@ func (l *Log) clockBehind(now time.Time, logTime int64, ahead time.Duration) err
 }
 
 // committedPayload returns the index of the committed entry holding r's
-// signed payload, if any. Entries of logs written before deduplication
-// moved to the payload are indexed by their canonical envelope only, so an
-// exact resubmission of one is still found.
+// signed payload, if any. Every entry is indexed by its signed payload:
+// stores written before deduplication moved from the envelope to the
+// payload, which indexed envelopes only, are indexed at open
+// (backfillPayloadIndex) before the sequencer runs, so the old envelope
+// index is never consulted (an exact resubmission has the same payload).
 func (l *Log) committedPayload(txn *badger.Txn, r *request) (uint64, bool, error) {
-	idx, ok, err := getIndex(txn, hashKey(tPayload, r.payloadHash[:]))
-	if err != nil || ok {
-		return idx, ok, err
-	}
-	return getIndex(txn, hashKey(tEnvelope, r.envHash[:]))
+	return getIndexVia(txn, l.absent, hashKey(tPayload, r.payloadHash[:]))
 }
 
 // duplicate describes an already committed entry for a resubmission of

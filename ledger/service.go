@@ -97,7 +97,7 @@ func (s *service) Append(ctx context.Context, req *connect.Request[warrantv1.App
 		return nil, connectError(err)
 	}
 	resp := &warrantv1.AppendResponse{Duplicate: a.Duplicate}
-	if resp.Entry, err = s.provenEntry(ctx, a.Index, a.Leaf, a.ID, a.Checkpoint); err != nil {
+	if resp.Entry, err = s.appendedEntry(ctx, a, a.Checkpoint); err != nil {
 		return nil, connectError(err)
 	}
 	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), a.Checkpoint.Size); err != nil {
@@ -140,7 +140,7 @@ func (s *service) AppendBatch(ctx context.Context, req *connect.Request[warrantv
 			r.Code, r.Reason, r.Message = ce.Code().String(), proofs.Reason(errs[i]), ce.Message()
 			continue
 		}
-		pe, err := s.provenEntry(ctx, a.Index, a.Leaf, a.ID, cp)
+		pe, err := s.appendedEntry(ctx, a, cp)
 		if err != nil {
 			return nil, connectError(err)
 		}
@@ -407,6 +407,16 @@ func (s *service) provenEntry(ctx context.Context, idx uint64, leaf []byte, id s
 		return nil, err
 	}
 	return &warrantv1.ProvenEntry{Index: idx, Leaf: leaf, Id: id, Checkpoint: cp.Note, InclusionProof: hashes}, nil
+}
+
+// appendedEntry is provenEntry for an appended entry, proved from its
+// batch's nodes when they prove it in cp (appendedProof).
+func (s *service) appendedEntry(ctx context.Context, a *Appended, cp *proofs.Checkpoint) (*warrantv1.ProvenEntry, error) {
+	hashes, err := s.log.appendedProof(ctx, a, cp.Size)
+	if err != nil {
+		return nil, err
+	}
+	return &warrantv1.ProvenEntry{Index: a.Index, Leaf: a.Leaf, Id: a.ID, Checkpoint: cp.Note, InclusionProof: hashes}, nil
 }
 
 // consistency proves the client's trusted size against size; it returns

@@ -17,6 +17,9 @@ type chainState struct {
 	txn      *badger.Txn
 	bindings *proofs.Bindings
 	cache    *delegationCache
+	// absent, when set (the sequencer's batches only), answers lookups of
+	// keys certainly not in the store without asking it (keyfilter.go).
+	absent *keyFilter
 
 	// Overlay of the batch being sequenced (nil maps for read-only use).
 	dels    map[string]*proofs.DelegationRecord
@@ -40,7 +43,7 @@ func (c *chainState) Delegation(id string) (*proofs.DelegationRecord, error) {
 	if r := c.cache.get(id); r != nil {
 		return r, nil
 	}
-	idx, ok, err := getIndex(c.txn, strKey(tDelegID, id))
+	idx, ok, err := getIndexVia(c.txn, c.absent, strKey(tDelegID, id))
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -61,7 +64,7 @@ func (c *chainState) Revoked(id string) (bool, error) {
 	if c.revoked[id] {
 		return true, nil
 	}
-	_, ok, err := getIndex(c.txn, strKey(tRevoked, id))
+	_, ok, err := getIndexVia(c.txn, c.absent, strKey(tRevoked, id))
 	return ok, err
 }
 
@@ -73,7 +76,7 @@ func (c *chainState) IDUsed(id string) (bool, error) {
 	if c.dels[id] != nil {
 		return true, nil
 	}
-	_, ok, err := getIndex(c.txn, strKey(tDelegID, id))
+	_, ok, err := getIndexVia(c.txn, c.absent, strKey(tDelegID, id))
 	return ok, err
 }
 
@@ -93,7 +96,7 @@ func (c *chainState) NonceUsed(issuer, nonce string) (bool, error) {
 	if c.nonces[issuer+"\x00"+nonce] {
 		return true, nil
 	}
-	_, ok, err := getIndex(c.txn, nonceKey(issuer, nonce))
+	_, ok, err := getIndexVia(c.txn, c.absent, nonceKey(issuer, nonce))
 	return ok, err
 }
 

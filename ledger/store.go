@@ -126,6 +126,15 @@ func getValue(txn *badger.Txn, key []byte) ([]byte, error) {
 }
 
 // getIndex reads a key whose value is an 8-byte index.
+// getIndexVia is getIndex, answered "absent" without the store when the
+// filter (nil: none) knows the key is not there.
+func getIndexVia(txn *badger.Txn, absent *keyFilter, key []byte) (uint64, bool, error) {
+	if !absent.mayContain(key) {
+		return 0, false, nil
+	}
+	return getIndex(txn, key)
+}
+
 func getIndex(txn *badger.Txn, key []byte) (uint64, bool, error) {
 	v, err := getValue(txn, key)
 	if err != nil || v == nil {

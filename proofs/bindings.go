@@ -59,6 +59,8 @@ func (b *Bindings) With(kb *KeyBinding, key *PublicKey, idx uint64) *Bindings {
 	}
 	if !kb.Revoked {
 		nb := &Binding{Agent: kb.Agent, Key: key, Tier: kb.Tier, Human: kb.Human, Index: idx}
+		e := agentEntity(nb.Agent, nb)
+		nb.entity = &e
 		c.byAgent[kb.Agent] = nb
 		c.byKeyID[key.ID] = nb
 	}

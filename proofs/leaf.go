@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -131,9 +133,22 @@ func DefaultLimits() Limits {
 	}
 }
 
-// Marshal returns the leaf's canonical encoding.
+// Marshal returns the leaf's canonical encoding: encoding/json's, with
+// the envelope copied into it rather than re-encoded.
+//
+// encoding/json compacts and validates every RawMessage it writes, which
+// for a leaf means scanning the whole envelope again, byte by byte, although
+// the caller has just produced or checked its canonical form. A canonical
+// envelope is compact JSON written only with letters, digits, the
+// punctuation of JSON and "+/=-_.~:" (base64 and the token characters of
+// payload types and key ids), so compacting it changes nothing. Marshal
+// therefore copies an envelope written only with those characters as it is
+// and leaves anything else to encoding/json: the bytes are those of
+// json.Marshal for any envelope that is valid JSON. The copy does not check
+// that the envelope is valid JSON: Envelope must be a canonical envelope
+// (Envelope.Canonical, ParseEnvelopeCanonical), as ParseLeaf requires.
 func (l *Leaf) Marshal() ([]byte, error) {
-	b, err := json.Marshal(l)
+	b, err := l.marshal()
 	if err != nil {
 		return nil, fmt.Errorf("encoding leaf: %w", err)
 	}
@@ -141,6 +156,59 @@ func (l *Leaf) Marshal() ([]byte, error) {
 		return nil, Errorf(ReasonLeafTooLarge, "leaf is %d bytes, limit %d", len(b), MaxLeafBytes)
 	}
 	return b, nil
+}
+
+// marshal is json.Marshal(l), with the envelope spliced in after the
+// fields that precede it (v, kind, log_time) when nothing in those needs
+// escaping (see Marshal).
+func (l *Leaf) marshal() ([]byte, error) {
+	if len(l.Envelope) == 0 || !plainJSON(l.Envelope) || !plainString(l.Kind) || !plainString(l.LogTime) {
+		return json.Marshal(l)
+	}
+	rest := *l
+	rest.Envelope = nil
+	b, err := json.Marshal(&rest)
+	if err != nil {
+		return nil, err
+	}
+	// {"v":1,"kind":"delegation","log_time":"..."  then "}" or ",..."
+	var num [20]byte
+	head := len(`{"v":`) + len(strconv.AppendInt(num[:0], int64(l.Version), 10)) +
+		len(`,"kind":""`) + len(l.Kind) + len(`,"log_time":""`) + len(l.LogTime)
+	if head >= len(b) || (b[head] != ',' && b[head] != '}') {
+		return nil, fmt.Errorf("leaf encoding has an unexpected field order: %.40q", b)
+	}
+	const field = `,"envelope":`
+	out := make([]byte, 0, len(b)+len(field)+len(l.Envelope))
+	out = append(out, b[:head]...)
+	out = append(out, field...)
+	out = append(out, l.Envelope...)
+	return append(out, b[head:]...), nil
+}
+
+// plainJSON reports whether b is written only with characters that a
+// canonical envelope uses (see Marshal): if b is valid JSON, it is compact
+// and encoding/json writes it unchanged.
+func plainJSON(b []byte) bool {
+	for _, c := range b {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte(`{}[]":,+/=-_.~`, c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// plainString reports whether encoding/json writes s as itself in quotes.
+func plainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // FormatLogTime formats a log time.
@@ -182,7 +250,9 @@ func ParseLeaf(raw []byte) (*ParsedLeaf, error) {
 	if err := dec.Decode(&p.Leaf); err != nil {
 		return nil, Errorf(ReasonLeafMalformed, "decoding leaf: %v", err)
 	}
-	canon, err := json.Marshal(&p.Leaf)
+	// p.Envelope was decoded, so it is valid JSON: marshal writes exactly
+	// what json.Marshal would, without scanning the envelope again.
+	canon, err := p.Leaf.marshal()
 	if err != nil || !bytes.Equal(canon, raw) {
 		return nil, Errorf(ReasonLeafNonCanonical, "leaf is not in canonical form")
 	}

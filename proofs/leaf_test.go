@@ -147,6 +147,61 @@ func TestLeafRoundTrip(t *testing.T) {
 	}
 }
 
+// TestLeafMarshalIsEncodingJSON checks that Marshal, which copies a
+// canonical envelope into the leaf instead of letting encoding/json
+// re-validate it, writes exactly what json.Marshal writes: for leaves of
+// every kind, and for the envelopes, kinds and log times that must take
+// encoding/json's way (whitespace, escapes, HTML characters, non-ASCII).
+func TestLeafMarshalIsEncodingJSON(t *testing.T) {
+	l := newTestLeaves(t)
+	leaves := l.all()
+	canon := string(l.delegationEnv.Canonical())
+	for name, env := range map[string]string{
+		"whitespace":       strings.Replace(canon, `{"payloadType"`, "{ \"payloadType\"", 1),
+		"newline":          canon + "\n",
+		"escaped":          strings.Replace(canon, `"payloadType":"application`, `"payloadType":"\u0061pplication`, 1),
+		"html":             strings.Replace(canon, `"signatures"`, `"x":"<&>","signatures"`, 1),
+		"line separator":   strings.Replace(canon, `"signatures"`, "\"x\":\"\u2028\",\"signatures\"", 1),
+		"non-ASCII":        strings.Replace(canon, `"signatures"`, `"x":"é","signatures"`, 1),
+		"other structure":  `{"a":[1,-2.5e3,true,false,null,{}]}`,
+		"binding envelope": string(l.bindingEnv.Canonical()),
+	} {
+		c := *l.accepted
+		c.Envelope = json.RawMessage(env)
+		leaves["envelope "+name] = &c
+	}
+	for name, edit := range map[string]func(*proofs.Leaf){
+		"kind with quote":      func(x *proofs.Leaf) { x.Kind = `dele"gation` },
+		"kind with html":       func(x *proofs.Leaf) { x.Kind = "<delegation>" },
+		"kind non-ASCII":       func(x *proofs.Leaf) { x.Kind = "délégation" },
+		"log_time with escape": func(x *proofs.Leaf) { x.LogTime = "2026\n" },
+		"log_time empty":       func(x *proofs.Leaf) { x.LogTime = "" },
+		"version 12345":        func(x *proofs.Leaf) { x.Version = 12345 },
+		"version -1":           func(x *proofs.Leaf) { x.Version = -1 },
+		"no decision":          func(x *proofs.Leaf) { x.Decision = nil },
+		"with config":          func(x *proofs.Leaf) { x.Config = l.config.Config },
+		"with policy":          func(x *proofs.Leaf) { x.Policy = &proofs.LogPolicy{Text: "permit(principal, action, resource);"} },
+		"with token":           func(x *proofs.Leaf) { x.Token = &proofs.TokenIssuance{} },
+	} {
+		c := *l.accepted
+		edit(&c)
+		leaves[name] = &c
+	}
+	for name, leaf := range leaves {
+		want, err := json.Marshal(leaf)
+		if err != nil {
+			t.Fatalf("%s: json.Marshal: %v", name, err)
+		}
+		got, err := leaf.Marshal()
+		if err != nil {
+			t.Fatalf("%s: Marshal: %v", name, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: Marshal differs from json.Marshal:\n%s\n%s", name, got, want)
+		}
+	}
+}
+
 func TestFormatLogTime(t *testing.T) {
 	tests := []struct {
 		t    time.Time

@@ -118,15 +118,26 @@ func (p *Policy) Evaluate(in PolicyInput) PolicyDecision {
 		Resource:  cedar.NewEntityUID("Agent", cedar.String(in.D.Delegate)),
 		Context:   PolicyContext(in),
 	}
-	entities := cedar.EntityMap{
-		req.Principal: agentEntity(in.D.Issuer, in.Issuer),
+	return p.authorize(requestEntities{agentEntity(in.D.Issuer, in.Issuer), agentEntity(in.D.Delegate, in.Delegate)}, req)
+}
+
+// requestEntities are the entities of one request (at most two agents),
+// found by a scan rather than a map built per evaluation. As in a map
+// filled in order, the last entity with a UID wins (an issuer delegating
+// to itself is one agent, with one binding).
+type requestEntities [2]cedar.Entity
+
+func (es requestEntities) Get(uid cedar.EntityUID) (cedar.Entity, bool) {
+	for i := len(es) - 1; i >= 0; i-- {
+		if es[i].UID == uid && es[i].UID.Type != "" {
+			return es[i], true
+		}
 	}
-	entities[req.Resource] = agentEntity(in.D.Delegate, in.Delegate)
-	return p.authorize(entities, req)
+	return cedar.Entity{}, false
 }
 
 // authorize evaluates req, failing closed on a policy that errors.
-func (p *Policy) authorize(entities cedar.EntityMap, req cedar.Request) PolicyDecision {
+func (p *Policy) authorize(entities cedar.EntityGetter, req cedar.Request) PolicyDecision {
 	decision, diag := cedar.Authorize(p.set, entities, req)
 	out := PolicyDecision{Allowed: decision == cedar.Allow}
 	if len(diag.Errors) > 0 {
@@ -157,7 +168,13 @@ func (p *Policy) authorize(entities cedar.EntityMap, req cedar.Request) PolicyDe
 	return out
 }
 
+// agentEntity is the Cedar entity of agent id, whose binding in force is b
+// (nil: none). Entities are read-only to cedar-go, so one built when the
+// binding was made serves every evaluation.
 func agentEntity(id string, b *Binding) cedar.Entity {
+	if b != nil && b.entity != nil && b.Agent == id {
+		return *b.entity
+	}
 	tier, human, registered := "unknown", false, false
 	if b != nil {
 		tier, human, registered = b.Tier, b.Human, true
@@ -346,6 +363,5 @@ func (p *Policy) EvaluateToken(in TokenPolicyInput) PolicyDecision {
 		"depth":            cedar.Long(in.Depth),
 		"lifetime_seconds": cedar.Long(lifetime),
 	})
-	entities := cedar.EntityMap{req.Principal: agentEntity(in.T.Requester, in.Delegate)}
-	return p.authorize(entities, req)
+	return p.authorize(requestEntities{agentEntity(in.T.Requester, in.Delegate)}, req)
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cedar-policy/cedar-go"
 )
 
 // MaxClockSkew is how far in the future a not_before may lie at log time.
@@ -27,6 +29,12 @@ type Binding struct {
 	Human bool
 	// Index is the binding's entry.
 	Index uint64
+
+	// entity is the agent's Cedar entity, built once by Bindings.With
+	// (bindings are immutable): every policy evaluation names two agents,
+	// and building an entity costs a SPIFFE ID parse and a Cedar record
+	// (which cedar-go copies and hashes).
+	entity *cedar.Entity
 }
 
 // DelegationRecord is an accepted delegation as the rules see it.
