@@ -150,6 +150,9 @@ async function render() {
   const title = out.querySelector("h1");
   document.title = title ? `${title.textContent} \u2014 warrant explorer` : "warrant explorer";
   main.dataset.ready = "true";
+  // For measurements: the time from navigation to this page shown, every
+  // check done (performance.getEntriesByName("explorer-ready")).
+  performance.mark("explorer-ready");
 }
 
 document.addEventListener("click", (ev) => {

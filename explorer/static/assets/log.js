@@ -6,7 +6,7 @@
 // unless these checks passed.
 
 import {
-  b64decode, hex, sha256, leafHash, equal, openCheckpoint, verifyInclusion,
+  b64decode, hex, sha256, leafHash, equal, openCheckpoint, verifyInclusion, NodeHasher,
   verifyConsistency, VerifyError, formatTLogProof,
 } from "./verify.js";
 
@@ -21,6 +21,7 @@ export class LogView {
     this.storeKey = `warrant-explorer/trusted/${api.base || location.origin}/${key.text}`;
     this.cache = new Map(); // note text -> Promise<checkpoint>
     this.lists = new Map(); // one page's listings, fetched once
+    this.notes = new Map(); // base64 of a checkpoint -> its text
     this.queue = Promise.resolve();
   }
 
@@ -29,6 +30,7 @@ export class LogView {
   newPage() {
     this.cache.clear();
     this.lists.clear();
+    this.notes.clear();
   }
 
   trusted() {
@@ -76,24 +78,46 @@ export class LogView {
     return this.checkpoint(text.decode(b64decode(r.checkpoint)));
   }
 
-  // entry verifies a ProvenEntry (Connect JSON) and returns what a page
-  // shows. On failure the result still carries what the server sent (so it
-  // can be shown, marked) and error.
-  async entry(pe) {
+  // entries verifies ProvenEntries (Connect JSON) and returns what a page
+  // shows, in the order given. Each entry's checks are its own (its
+  // checkpoint, its inclusion proof, its id); they run concurrently, and
+  // the proofs under one checkpoint share its NodeHasher, so that the
+  // interior nodes their paths have in common are hashed once. On failure
+  // an entry still carries what the server sent (so it can be shown,
+  // marked) and error.
+  async entries(pes) {
+    const es = await Promise.all(pes.map((pe) => this.prepare(pe)));
+    await Promise.all(es.filter((e) => !e.error).map(async (e) => {
+      try {
+        e.cp.hasher ||= new NodeHasher();
+        await verifyInclusion(e.index, e.cp.size, e.leafHash, e.hashes, e.cp.root, e.cp.hasher.hash);
+        e.id = await entryID(e.leafText, e.parsed);
+        if (e.id !== e.claimedId) throw new VerifyError("entry_id_mismatch", `the server named entry ${e.index} ${e.claimedId}, its leaf is ${e.id}`);
+        e.verified = true;
+        e.tlogProof = formatTLogProof(e.leaf, e.index, e.hashes, e.note);
+      } catch (err) {
+        e.error = err;
+      }
+    }));
+    return es;
+  }
+
+  // prepare decodes a ProvenEntry and opens its checkpoint: everything but
+  // the inclusion proof and the id.
+  async prepare(pe) {
     const e = { index: BigInt(pe.index || 0), claimedId: pe.id || "", verified: false, error: null };
     try {
       e.leaf = b64decode(pe.leaf || "");
       if (!e.leaf) throw new VerifyError("leaf_malformed", "the leaf is not base64");
       e.leafText = text.decode(e.leaf);
       e.parsed = parseLeaf(e.leafText);
-      const note = text.decode(b64decode(pe.checkpoint || "") || new Uint8Array());
+      // Entries of one answer share a checkpoint: decoded once.
+      const cp64 = pe.checkpoint || "";
+      if (!this.notes.has(cp64)) this.notes.set(cp64, text.decode(b64decode(cp64) || new Uint8Array()));
+      e.note = this.notes.get(cp64);
       e.hashes = (pe.inclusionProof || []).map(b64decode);
-      e.cp = await this.checkpoint(note);
-      await verifyInclusion(e.index, e.cp.size, await leafHash(e.leaf), e.hashes, e.cp.root);
-      e.id = await entryID(e.leafText, e.parsed);
-      if (e.id !== e.claimedId) throw new VerifyError("entry_id_mismatch", `the server named entry ${e.index} ${e.claimedId}, its leaf is ${e.id}`);
-      e.verified = true;
-      e.tlogProof = formatTLogProof(e.leaf, e.index, e.hashes, note);
+      e.leafHash = await leafHash(e.leaf);
+      e.cp = await this.checkpoint(e.note);
     } catch (err) {
       e.error = err;
       if (!e.parsed && e.leafText) {
@@ -103,6 +127,10 @@ export class LogView {
       }
     }
     return e;
+  }
+
+  async entry(pe) {
+    return (await this.entries([pe]))[0];
   }
 
   async getEntry(req) {
@@ -117,12 +145,64 @@ export class LogView {
     if (!this.lists.has(k)) {
       this.lists.set(k, (async () => {
         const { entries, truncated } = await this.api.pages(method, body, max);
-        const out = await Promise.all(entries.map((pe) => this.entry(pe)));
+        const out = await this.entries(entries);
         out.truncated = truncated;
         return out;
       })());
     }
     return this.lists.get(k);
+  }
+
+  // children lists the children of each delegation in ids, verified, as
+  // list("ListChildren", …) would (at most max each, with .truncated),
+  // but with ListChildrenBatch: a hundred delegations a request rather
+  // than one. It returns a Map from id to entries, and remembers each
+  // listing for this page.
+  async children(ids, max = 2000) {
+    const out = new Map();
+    const ask = [];
+    for (const id of new Set(ids)) {
+      const k = JSON.stringify(["ListChildren", { delegationId: id }, max]);
+      if (this.lists.has(k)) out.set(id, this.lists.get(k));
+      else ask.push(id);
+    }
+    const fetched = new Map(); // id -> {entries, truncated}
+    const rest = []; // [id, next start index]
+    for (let i = 0; i < ask.length; ) {
+      const want = ask.slice(i, i + 100);
+      const r = await this.api.rpc("ListChildrenBatch", { delegationIds: want });
+      const pages = r.pages || [];
+      if (!pages.length) throw new Error("ListChildrenBatch answered none of the delegations asked");
+      pages.forEach((p, j) => {
+        if ((p.delegationId || "") !== want[j]) throw new Error(`ListChildrenBatch answered ${p.delegationId} for ${want[j]}`);
+        fetched.set(want[j], { entries: p.entries || [], truncated: false });
+        if (p.nextStartIndex && p.nextStartIndex !== "0") rest.push([want[j], p.nextStartIndex]);
+      });
+      i += Math.min(pages.length, want.length);
+    }
+    await Promise.all(rest.map(async ([id, next]) => {
+      const f = fetched.get(id);
+      if (f.entries.length >= max) {
+        f.truncated = true;
+        return;
+      }
+      const more = await this.api.pages("ListChildren", { delegationId: id }, max - f.entries.length, next);
+      f.entries.push(...more.entries);
+      f.truncated = more.truncated;
+    }));
+    const all = [...fetched.values()].flatMap((f) => f.entries);
+    const verified = await this.entries(all);
+    let o = 0;
+    for (const id of ask) {
+      const f = fetched.get(id);
+      const es = verified.slice(o, o + f.entries.length);
+      o += f.entries.length;
+      es.truncated = f.truncated;
+      this.lists.set(JSON.stringify(["ListChildren", { delegationId: id }, max]), Promise.resolve(es));
+      out.set(id, es);
+    }
+    for (const [id, v] of out) out.set(id, await v);
+    return out;
   }
 }
 
