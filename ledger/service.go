@@ -425,21 +425,17 @@ func (s *service) page(ctx context.Context, pageSize uint32, list func(*proofs.C
 
 // prove reads the entries at idxs and proves each against cp.
 func (s *service) prove(ctx context.Context, idxs []uint64, cp *proofs.Checkpoint) ([]*warrantv1.ProvenEntry, error) {
-	out := make([]*warrantv1.ProvenEntry, 0, len(idxs))
-	for _, idx := range idxs {
-		leaf, err := s.log.Entry(ctx, idx)
-		if err != nil {
-			return nil, err
-		}
-		p, err := proofs.ParseLeaf(leaf)
+	leaves, hashes, err := s.log.ProvenLeaves(ctx, idxs, cp.Size)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*warrantv1.ProvenEntry, len(idxs))
+	for i, idx := range idxs {
+		p, err := proofs.ParseLeaf(leaves[i])
 		if err != nil {
 			return nil, &proofs.Error{Reason: ReasonDataLoss, Err: fmt.Errorf("stored entry %d: %w", idx, err)}
 		}
-		pe, err := s.provenEntry(ctx, idx, leaf, p.ID(), cp)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, pe)
+		out[i] = &warrantv1.ProvenEntry{Index: idx, Leaf: leaves[i], Id: p.ID(), Checkpoint: cp.Note, InclusionProof: hashes[i]}
 	}
 	return out, nil
 }
