@@ -366,7 +366,7 @@ func (s *service) ListChildren(ctx context.Context, req *connect.Request[warrant
 // stays small enough for a browser to parse at once).
 const (
 	MaxBatchParents = 100
-	MaxBatchEntries = 500
+	MaxBatchEntries = 200
 )
 
 func (s *service) ListChildrenBatch(ctx context.Context, req *connect.Request[warrantv1.ListChildrenBatchRequest]) (*connect.Response[warrantv1.ListChildrenBatchResponse], error) {

@@ -424,7 +424,7 @@ func (x *ListChildrenBatchRequest) GetDelegationIds() []string {
 type ListChildrenBatchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One page for each delegation answered, in the order asked: at least
-	// the first, fewer than asked when the answer reached 500 entries.
+	// the first, fewer than asked when the answer reached 200 entries.
 	Pages         []*ChildrenPage `protobuf:"bytes,1,rep,name=pages,proto3" json:"pages,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

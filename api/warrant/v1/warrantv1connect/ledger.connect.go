@@ -131,8 +131,9 @@ type LedgerServiceClient interface {
 	// request (the web explorer walks a blast radius a level at a time with
 	// it): for each delegation named, in the order named, the first page of
 	// what ListChildren lists, every entry proven against one checkpoint. It
-	// answers at most 100 delegations and stops adding delegations once 500
-	// entries are in the answer; those it did not answer are asked again.
+	// answers at most 100 delegations and 200 entries: the page that reaches
+	// the bound is cut short (its next_start_index says where ListChildren
+	// continues), and the delegations after it are not answered (ask again).
 	ListChildrenBatch(context.Context, *connect.Request[v1.ListChildrenBatchRequest]) (*connect.Response[v1.ListChildrenBatchResponse], error)
 	// ListAgentEntries pages through the entries an agent issued, received or
 	// was registered by, in index order, each proven.
@@ -383,8 +384,9 @@ type LedgerServiceHandler interface {
 	// request (the web explorer walks a blast radius a level at a time with
 	// it): for each delegation named, in the order named, the first page of
 	// what ListChildren lists, every entry proven against one checkpoint. It
-	// answers at most 100 delegations and stops adding delegations once 500
-	// entries are in the answer; those it did not answer are asked again.
+	// answers at most 100 delegations and 200 entries: the page that reaches
+	// the bound is cut short (its next_start_index says where ListChildren
+	// continues), and the delegations after it are not answered (ask again).
 	ListChildrenBatch(context.Context, *connect.Request[v1.ListChildrenBatchRequest]) (*connect.Response[v1.ListChildrenBatchResponse], error)
 	// ListAgentEntries pages through the entries an agent issued, received or
 	// was registered by, in index order, each proven.
