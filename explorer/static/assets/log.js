@@ -6,7 +6,7 @@
 // unless these checks passed.
 
 import {
-  b64decode, hex, sha256, leafHash, equal, openCheckpoint, verifyInclusion, NodeHasher,
+  b64decode, hex, sha256, leafHash, equal, openCheckpoint, verifyInclusion,
   verifyConsistency, VerifyError, formatTLogProof,
 } from "./verify.js";
 
@@ -79,18 +79,15 @@ export class LogView {
   }
 
   // entries verifies ProvenEntries (Connect JSON) and returns what a page
-  // shows, in the order given. Each entry's checks are its own (its
-  // checkpoint, its inclusion proof, its id); they run concurrently, and
-  // the proofs under one checkpoint share its NodeHasher, so that the
-  // interior nodes their paths have in common are hashed once. On failure
-  // an entry still carries what the server sent (so it can be shown,
-  // marked) and error.
+  // shows, in the order given, each by its own checks: its checkpoint, its
+  // inclusion proof, its id. On failure an entry still carries what the
+  // server sent (so it can be shown, marked) and error.
   async entries(pes) {
-    const es = await Promise.all(pes.map((pe) => this.prepare(pe)));
-    await Promise.all(es.filter((e) => !e.error).map(async (e) => {
+    return Promise.all(pes.map(async (pe) => {
+      const e = await this.prepare(pe);
+      if (e.error) return e;
       try {
-        e.cp.hasher ||= new NodeHasher();
-        await verifyInclusion(e.index, e.cp.size, e.leafHash, e.hashes, e.cp.root, e.cp.hasher.hash);
+        await verifyInclusion(e.index, e.cp.size, e.leafHash, e.hashes, e.cp.root);
         e.id = await entryID(e.leafText, e.parsed);
         if (e.id !== e.claimedId) throw new VerifyError("entry_id_mismatch", `the server named entry ${e.index} ${e.claimedId}, its leaf is ${e.id}`);
         e.verified = true;
@@ -98,8 +95,8 @@ export class LogView {
       } catch (err) {
         e.error = err;
       }
+      return e;
     }));
-    return es;
   }
 
   // prepare decodes a ProvenEntry and opens its checkpoint: everything but

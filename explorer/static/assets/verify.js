@@ -16,6 +16,8 @@
 // verifier (package proofs) reports, so the vectors in testdata/vectors check
 // both alike. Sizes and indexes are BigInts.
 
+import { sha256Sync } from "./sha256.js";
+
 const utf8 = new TextEncoder();
 
 export class VerifyError extends Error {
@@ -88,12 +90,14 @@ export async function sha256(u8) {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", u8));
 }
 
+// leafHash and nodeHash are RFC 6962's, computed synchronously (sha256.js
+// says why); callers may still await them.
 export function leafHash(leaf) {
-  return sha256(concat(Uint8Array.of(0), leaf));
+  return sha256Sync(concat(Uint8Array.of(0), leaf));
 }
 
 export function nodeHash(left, right) {
-  return sha256(concat(Uint8Array.of(1), left, right));
+  return sha256Sync(concat(Uint8Array.of(1), left, right));
 }
 
 // treeHash is the RFC 6962 root of leaves (for tests and small trees).
@@ -168,9 +172,8 @@ export async function openCheckpoint(note, key) {
 }
 
 // rootFromInclusion computes the root an inclusion proof leads to
-// (RFC 9162 2.1.3.2), with hash as the interior node hash (nodeHash, or a
-// NodeHasher's).
-export async function rootFromInclusion(index, size, leafHashBytes, proof, hash = nodeHash) {
+// (RFC 9162 2.1.3.2).
+export async function rootFromInclusion(index, size, leafHashBytes, proof) {
   index = BigInt(index);
   size = BigInt(size);
   if (index >= size) fail("inclusion_proof_invalid", `index ${index} is not below size ${size}`);
@@ -181,13 +184,13 @@ export async function rootFromInclusion(index, size, leafHashBytes, proof, hash 
     if (!p || p.length !== 32) fail("inclusion_proof_invalid", "a proof hash is not 32 bytes");
     if (sn === 0n) fail("inclusion_proof_invalid", "the proof is too long");
     if ((fn & 1n) === 1n || fn === sn) {
-      r = await hash(p, r);
+      r = nodeHash(p, r);
       while ((fn & 1n) === 0n && fn !== 0n) {
         fn >>= 1n;
         sn >>= 1n;
       }
     } else {
-      r = await hash(r, p);
+      r = nodeHash(r, p);
     }
     fn >>= 1n;
     sn >>= 1n;
@@ -196,29 +199,9 @@ export async function rootFromInclusion(index, size, leafHashBytes, proof, hash 
   return r;
 }
 
-export async function verifyInclusion(index, size, leafHashBytes, proof, root, hash = nodeHash) {
-  const r = await rootFromInclusion(index, size, leafHashBytes, proof, hash);
+export async function verifyInclusion(index, size, leafHashBytes, proof, root) {
+  const r = await rootFromInclusion(index, size, leafHashBytes, proof);
   if (!equal(r, root)) fail("inclusion_proof_invalid", `entry ${index} is not in the tree of size ${size}`);
-}
-
-// NodeHasher is nodeHash remembering its answers by their input bytes:
-// the hundreds of inclusion proofs of one page under one checkpoint share
-// most interior nodes, and each is then hashed once. It changes no check:
-// every proof is still climbed from its own leaf with its own hashes to
-// the root; only SHA-256 of the very same bytes is not computed twice.
-export class NodeHasher {
-  constructor() {
-    this.memo = new Map();
-    this.hash = (left, right) => {
-      const k = String.fromCharCode(...left, ...right);
-      let h = this.memo.get(k);
-      if (!h) {
-        h = nodeHash(left, right);
-        this.memo.set(k, h);
-      }
-      return h;
-    };
-  }
 }
 
 // verifyConsistency checks that the tree (size1, root1) is a prefix of
