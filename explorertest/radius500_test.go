@@ -29,7 +29,6 @@ func TestBlastRadius500(t *testing.T) {
 		want, eval[string](b, `String(Math.round(performance.getEntriesByName("explorer-ready").pop().startTime))`),
 		eval[string](b, `document.querySelector(".page").dataset.renderMs`), eval[string](b, `document.querySelector(".page").dataset.drawMs`),
 		eval[string](b, `JSON.stringify(Object.entries(performance.getEntriesByType("resource").filter((e) => e.initiatorType === "fetch").reduce((m, e) => { const k = e.name.split("/").pop(); m[k] = (m[k] || 0) + 1; return m; }, {})))`))
-	t.Logf("TMP %s", eval[string](b, `JSON.stringify([globalThis.__t, performance.getEntriesByType("navigation").map(e=>[Math.round(e.responseEnd), Math.round(e.domInteractive), Math.round(e.domContentLoadedEventEnd), Math.round(e.loadEventEnd)]), performance.getEntriesByType("resource").map(e=>[e.name.split("/").pop(), Math.round(e.startTime), Math.round(e.responseEnd)])])`))
 	b.screenshot("blast-radius-500")
 	b.checkClean(w.srv.URL)
 }
