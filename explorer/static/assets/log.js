@@ -156,51 +156,46 @@ export class LogView {
   // than one. It returns a Map from id to entries, and remembers each
   // listing for this page.
   async children(ids, max = 2000) {
-    const out = new Map();
-    const ask = [];
-    for (const id of new Set(ids)) {
-      const k = JSON.stringify(["ListChildren", { delegationId: id }, max]);
-      if (this.lists.has(k)) out.set(id, this.lists.get(k));
-      else ask.push(id);
-    }
-    const fetched = new Map(); // id -> {entries, truncated}
-    const rest = []; // [id, next start index]
+    const key = (id) => JSON.stringify(["ListChildren", { delegationId: id }, max]);
+    const ask = [...new Set(ids)].filter((id) => !this.lists.has(key(id)));
+    // Each answer is verified while the next is on its way: parts holds,
+    // per delegation, the promises of its verified entries, in order.
+    const parts = new Map(ask.map((id) => [id, []]));
+    const truncated = new Set();
+    const later = (p) => {
+      p.catch(() => {}); // awaited below; not unhandled if a request fails first
+      return p;
+    };
     for (let i = 0; i < ask.length; ) {
       const want = ask.slice(i, i + 100);
       const r = await this.api.rpc("ListChildrenBatch", { delegationIds: want });
       const pages = r.pages || [];
-      if (!pages.length) throw new Error("ListChildrenBatch answered none of the delegations asked");
+      if (!pages.length || pages.length > want.length) throw new Error(`ListChildrenBatch answered ${pages.length} of the ${want.length} delegations asked`);
       pages.forEach((p, j) => {
-        if ((p.delegationId || "") !== want[j]) throw new Error(`ListChildrenBatch answered ${p.delegationId} for ${want[j]}`);
-        fetched.set(want[j], { entries: p.entries || [], truncated: false });
-        if (p.nextStartIndex && p.nextStartIndex !== "0") rest.push([want[j], p.nextStartIndex]);
+        const id = want[j];
+        if ((p.delegationId || "") !== id) throw new Error(`ListChildrenBatch answered ${p.delegationId} for ${id}`);
+        const got = p.entries || [];
+        parts.get(id).push(later(this.entries(got)));
+        if (!p.nextStartIndex || p.nextStartIndex === "0") return;
+        if (got.length >= max) {
+          truncated.add(id);
+          return;
+        }
+        parts.get(id).push(later(this.api.pages("ListChildren", { delegationId: id }, max - got.length, p.nextStartIndex).then((m) => {
+          if (m.truncated) truncated.add(id);
+          return this.entries(m.entries);
+        })));
       });
-      i += Math.min(pages.length, want.length);
+      i += pages.length;
     }
-    await Promise.all(rest.map(async ([id, next]) => {
-      const f = fetched.get(id);
-      if (f.entries.length >= max) {
-        f.truncated = true;
-        return;
-      }
-      const more = await this.api.pages("ListChildren", { delegationId: id }, max - f.entries.length, next);
-      f.entries.push(...more.entries);
-      f.truncated = more.truncated;
-    }));
-    const all = [...fetched.values()].flatMap((f) => f.entries);
-    const verified = await this.entries(all);
-    let o = 0;
     for (const id of ask) {
-      const f = fetched.get(id);
-      const es = verified.slice(o, o + f.entries.length);
-      o += f.entries.length;
-      es.truncated = f.truncated;
-      this.lists.set(JSON.stringify(["ListChildren", { delegationId: id }, max]), Promise.resolve(es));
-      out.set(id, es);
+      const es = (await Promise.all(parts.get(id))).flat();
+      es.truncated = truncated.has(id);
+      this.lists.set(key(id), Promise.resolve(es));
     }
-    for (const [id, v] of out) out.set(id, await v);
-    return out;
+    return new Map(await Promise.all([...new Set(ids)].map(async (id) => [id, await this.lists.get(key(id))])));
   }
+
 }
 
 // parseLeaf decodes a leaf and its envelope's payload (not canonical-checked:
