@@ -20,6 +20,7 @@ func BenchmarkExplorerEndpoints(b *testing.B) {
 	const agents, perAgent = 20, 24
 	w := newWideLog(b, agents, perAgent, "w-root", "x-root", "y-root", "z-root")
 	size := w.l.Checkpoint().Size
+	b.Logf("a log of %d entries", size)
 	level2 := make([]string, agents)
 	for i := range level2 {
 		level2[i] = fmt.Sprintf(`"w-root-%d"`, i)
