@@ -414,6 +414,10 @@ func (d *double) ListChildren(ctx context.Context, req *connect.Request[warrantv
 	return d.snapshot().backend.ListChildren(ctx, connect.NewRequest(req.Msg))
 }
 
+func (d *double) ListChildrenBatch(ctx context.Context, req *connect.Request[warrantv1.ListChildrenBatchRequest]) (*connect.Response[warrantv1.ListChildrenBatchResponse], error) {
+	return d.snapshot().backend.ListChildrenBatch(ctx, connect.NewRequest(req.Msg))
+}
+
 func (d *double) ListAgentEntries(ctx context.Context, req *connect.Request[warrantv1.ListAgentEntriesRequest]) (*connect.Response[warrantv1.ListAgentEntriesResponse], error) {
 	return d.snapshot().backend.ListAgentEntries(ctx, connect.NewRequest(req.Msg))
 }

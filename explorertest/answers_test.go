@@ -14,6 +14,17 @@ func askInstead(method, field, from, to string) func(string, map[string]any) {
 		if m == method && body[field] == from {
 			body[field] = to
 		}
+		// The explorer lists children in bulk too: the same question,
+		// asked as one of ListChildrenBatch's.
+		if method == "ListChildren" && m == "ListChildrenBatch" {
+			if ids, ok := body[field+"s"].([]any); ok {
+				for i, id := range ids {
+					if id == from {
+						ids[i] = to
+					}
+				}
+			}
+		}
 	}
 }
 

@@ -51,7 +51,7 @@ type testLog struct {
 	tokenJTI string
 }
 
-func newSigner(t *testing.T, p256 bool) *client.Signer {
+func newSigner(t testing.TB, p256 bool) *client.Signer {
 	t.Helper()
 	var s *client.Signer
 	var err error

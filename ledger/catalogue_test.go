@@ -988,6 +988,7 @@ func TestBoundsDocumented(t *testing.T) {
 		"| policy text | " + size(proofs.MaxPolicyBytes) + " |",
 		"| `GetEntries` | " + count(MaxEntriesPerRead) + " entries or " + size(MaxEntriesBytes) + " |",
 		fmt.Sprintf("| `ListChildren`, `ListAgentEntries` | %d entries a page |", MaxListPage),
+		fmt.Sprintf("| `ListChildrenBatch` | %d delegations, a page of %d entries each; no further delegation is answered once %d entries are in the answer", MaxBatchParents, MaxListPage, MaxBatchEntries),
 		fmt.Sprintf("| `AppendBatch` | %d envelopes; a request of %s + %s |", MaxBatchEnvelopes, size(MaxBatchEnvelopes*MaxRequestBytes), size(MaxBatchRequestBytes-MaxBatchEnvelopes*MaxRequestBytes)),
 		"| tlog-proof file read by `verify` | " + size(proofs.MaxTLogProofBytes) + ", 64 proof hashes |",
 		"| chain bundle read by `verify` | " + size(proofs.MaxBundleBytes) + " |",

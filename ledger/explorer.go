@@ -34,6 +34,7 @@ var corsReads = []string{
 	warrantv1connect.LedgerServiceGetConsistencyProofProcedure,
 	warrantv1connect.LedgerServiceGetChainBundleProcedure,
 	warrantv1connect.LedgerServiceListChildrenProcedure,
+	warrantv1connect.LedgerServiceListChildrenBatchProcedure,
 	warrantv1connect.LedgerServiceListAgentEntriesProcedure,
 }
 

@@ -361,6 +361,44 @@ func (s *service) ListChildren(ctx context.Context, req *connect.Request[warrant
 	return connect.NewResponse(&warrantv1.ListChildrenResponse{Entries: entries, NextStartIndex: next}), nil
 }
 
+// MaxBatchParents and MaxBatchEntries bound one ListChildrenBatch answer:
+// its delegations, and the entries after which it answers no further
+// delegation (each proof costs the server a few reads, and the answer
+// stays small enough for a browser to parse at once).
+const (
+	MaxBatchParents = 100
+	MaxBatchEntries = 200
+)
+
+func (s *service) ListChildrenBatch(ctx context.Context, req *connect.Request[warrantv1.ListChildrenBatchRequest]) (*connect.Response[warrantv1.ListChildrenBatchResponse], error) {
+	ids := req.Msg.GetDelegationIds()
+	if len(ids) == 0 {
+		return nil, connectError(proofs.Errorf(proofs.ReasonFieldMissing, "name at least one delegation"))
+	}
+	if len(ids) > MaxBatchParents {
+		return nil, connectError(proofs.Errorf(proofs.ReasonListTooLong, "%d delegations is over the limit of %d", len(ids), MaxBatchParents))
+	}
+	cp := s.log.Checkpoint()
+	resp := &warrantv1.ListChildrenBatchResponse{}
+	total := 0
+	for _, id := range ids {
+		if total >= MaxBatchEntries {
+			break
+		}
+		idxs, next, err := s.log.Children(ctx, id, 0, min(MaxListPage, MaxBatchEntries-total), cp.Size)
+		if err != nil {
+			return nil, connectError(err)
+		}
+		entries, err := s.prove(ctx, idxs, cp)
+		if err != nil {
+			return nil, connectError(err)
+		}
+		total += len(entries)
+		resp.Pages = append(resp.Pages, &warrantv1.ChildrenPage{DelegationId: id, Entries: entries, NextStartIndex: next})
+	}
+	return connect.NewResponse(resp), nil
+}
+
 func (s *service) ListAgentEntries(ctx context.Context, req *connect.Request[warrantv1.ListAgentEntriesRequest]) (*connect.Response[warrantv1.ListAgentEntriesResponse], error) {
 	entries, next, err := s.page(ctx, req.Msg.GetPageSize(), func(cp *proofs.Checkpoint, n int) ([]uint64, uint64, error) {
 		return s.log.AgentEntries(ctx, req.Msg.GetAgent(), req.Msg.GetStartIndex(), n, cp.Size)
@@ -382,23 +420,25 @@ func (s *service) page(ctx context.Context, pageSize uint32, list func(*proofs.C
 	if err != nil {
 		return nil, 0, err
 	}
-	out := make([]*warrantv1.ProvenEntry, 0, len(idxs))
-	for _, idx := range idxs {
-		leaf, err := s.log.Entry(ctx, idx)
-		if err != nil {
-			return nil, 0, err
-		}
-		p, err := proofs.ParseLeaf(leaf)
-		if err != nil {
-			return nil, 0, &proofs.Error{Reason: ReasonDataLoss, Err: fmt.Errorf("stored entry %d: %w", idx, err)}
-		}
-		pe, err := s.provenEntry(ctx, idx, leaf, p.ID(), cp)
-		if err != nil {
-			return nil, 0, err
-		}
-		out = append(out, pe)
+	out, err := s.prove(ctx, idxs, cp)
+	return out, next, err
+}
+
+// prove reads the entries at idxs and proves each against cp.
+func (s *service) prove(ctx context.Context, idxs []uint64, cp *proofs.Checkpoint) ([]*warrantv1.ProvenEntry, error) {
+	leaves, hashes, err := s.log.ProvenLeaves(ctx, idxs, cp.Size)
+	if err != nil {
+		return nil, err
 	}
-	return out, next, nil
+	out := make([]*warrantv1.ProvenEntry, len(idxs))
+	for i, idx := range idxs {
+		p, err := proofs.ParseLeaf(leaves[i])
+		if err != nil {
+			return nil, &proofs.Error{Reason: ReasonDataLoss, Err: fmt.Errorf("stored entry %d: %w", idx, err)}
+		}
+		out[i] = &warrantv1.ProvenEntry{Index: idx, Leaf: leaves[i], Id: p.ID(), Checkpoint: cp.Note, InclusionProof: hashes[i]}
+	}
+	return out, nil
 }
 
 func (s *service) provenEntry(ctx context.Context, idx uint64, leaf []byte, id string, cp *proofs.Checkpoint) (*warrantv1.ProvenEntry, error) {

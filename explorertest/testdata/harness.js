@@ -6,6 +6,7 @@ import * as v from "/ui/assets/verify.js";
 import { entryID, parseLeaf } from "/ui/assets/log.js";
 import { policyText } from "/ui/assets/facts.js";
 import { tilePath } from "/ui/assets/tiles.js";
+import { sha256Sync } from "/ui/assets/sha256.js";
 
 const utf8 = new TextEncoder();
 const results = { passed: 0, failures: [] };
@@ -167,6 +168,18 @@ async function run() {
         break;
     }
   }
+
+  // sha256.js against WebCrypto's digest: every length up to three blocks
+  // (each padding case), and a few long inputs.
+  await check("sha256.js agrees with WebCrypto", async () => {
+    const lengths = [...Array(200).keys(), 1000, 4096, 65535, 65536 + 7];
+    for (const n of lengths) {
+      const d = new Uint8Array(n);
+      for (let o = 0; o < n; o += 65536) crypto.getRandomValues(d.subarray(o, Math.min(n, o + 65536)));
+      assert(v.hex(sha256Sync(d)) === v.hex(await v.sha256(d)), `length ${n}`);
+    }
+    assert(v.hex(sha256Sync(utf8.encode("abc"))) === "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "abc");
+  });
 }
 
 run().catch((e) => results.failures.push(`harness: ${e.message}`)).finally(() => {

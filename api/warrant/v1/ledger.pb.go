@@ -372,6 +372,165 @@ func (x *ListChildrenResponse) GetNextStartIndex() uint64 {
 	return 0
 }
 
+// ListChildrenBatchRequest names the delegations whose children are asked.
+type ListChildrenBatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The parent delegations' ids: 1 to 100.
+	DelegationIds []string `protobuf:"bytes,1,rep,name=delegation_ids,json=delegationIds,proto3" json:"delegation_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListChildrenBatchRequest) Reset() {
+	*x = ListChildrenBatchRequest{}
+	mi := &file_warrant_v1_ledger_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListChildrenBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListChildrenBatchRequest) ProtoMessage() {}
+
+func (x *ListChildrenBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warrant_v1_ledger_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListChildrenBatchRequest.ProtoReflect.Descriptor instead.
+func (*ListChildrenBatchRequest) Descriptor() ([]byte, []int) {
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListChildrenBatchRequest) GetDelegationIds() []string {
+	if x != nil {
+		return x.DelegationIds
+	}
+	return nil
+}
+
+// ListChildrenBatchResponse holds a page of children for each of a prefix
+// of the delegations asked, every entry with its inclusion proof against
+// the same checkpoint.
+type ListChildrenBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One page for each delegation answered, in the order asked: at least
+	// the first, fewer than asked when the answer reached 200 entries.
+	Pages         []*ChildrenPage `protobuf:"bytes,1,rep,name=pages,proto3" json:"pages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListChildrenBatchResponse) Reset() {
+	*x = ListChildrenBatchResponse{}
+	mi := &file_warrant_v1_ledger_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListChildrenBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListChildrenBatchResponse) ProtoMessage() {}
+
+func (x *ListChildrenBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_warrant_v1_ledger_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListChildrenBatchResponse.ProtoReflect.Descriptor instead.
+func (*ListChildrenBatchResponse) Descriptor() ([]byte, []int) {
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListChildrenBatchResponse) GetPages() []*ChildrenPage {
+	if x != nil {
+		return x.Pages
+	}
+	return nil
+}
+
+// ChildrenPage is the first page of one delegation's children.
+type ChildrenPage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The parent delegation's id.
+	DelegationId string `protobuf:"bytes,1,opt,name=delegation_id,json=delegationId,proto3" json:"delegation_id,omitempty"`
+	// The entries, in index order: at most 100.
+	Entries []*ProvenEntry `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	// The ListChildren start_index of the rest; 0 when there is none.
+	NextStartIndex uint64 `protobuf:"varint,3,opt,name=next_start_index,json=nextStartIndex,proto3" json:"next_start_index,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ChildrenPage) Reset() {
+	*x = ChildrenPage{}
+	mi := &file_warrant_v1_ledger_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChildrenPage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChildrenPage) ProtoMessage() {}
+
+func (x *ChildrenPage) ProtoReflect() protoreflect.Message {
+	mi := &file_warrant_v1_ledger_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChildrenPage.ProtoReflect.Descriptor instead.
+func (*ChildrenPage) Descriptor() ([]byte, []int) {
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ChildrenPage) GetDelegationId() string {
+	if x != nil {
+		return x.DelegationId
+	}
+	return ""
+}
+
+func (x *ChildrenPage) GetEntries() []*ProvenEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ChildrenPage) GetNextStartIndex() uint64 {
+	if x != nil {
+		return x.NextStartIndex
+	}
+	return 0
+}
+
 // ListAgentEntriesRequest pages through an agent's entries.
 type ListAgentEntriesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -387,7 +546,7 @@ type ListAgentEntriesRequest struct {
 
 func (x *ListAgentEntriesRequest) Reset() {
 	*x = ListAgentEntriesRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[6]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -399,7 +558,7 @@ func (x *ListAgentEntriesRequest) String() string {
 func (*ListAgentEntriesRequest) ProtoMessage() {}
 
 func (x *ListAgentEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[6]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -412,7 +571,7 @@ func (x *ListAgentEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{6}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListAgentEntriesRequest) GetAgent() string {
@@ -450,7 +609,7 @@ type ListAgentEntriesResponse struct {
 
 func (x *ListAgentEntriesResponse) Reset() {
 	*x = ListAgentEntriesResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[7]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -462,7 +621,7 @@ func (x *ListAgentEntriesResponse) String() string {
 func (*ListAgentEntriesResponse) ProtoMessage() {}
 
 func (x *ListAgentEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[7]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -475,7 +634,7 @@ func (x *ListAgentEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{7}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListAgentEntriesResponse) GetEntries() []*ProvenEntry {
@@ -510,7 +669,7 @@ type AppendRequest struct {
 
 func (x *AppendRequest) Reset() {
 	*x = AppendRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[8]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -522,7 +681,7 @@ func (x *AppendRequest) String() string {
 func (*AppendRequest) ProtoMessage() {}
 
 func (x *AppendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[8]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -535,7 +694,7 @@ func (x *AppendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendRequest.ProtoReflect.Descriptor instead.
 func (*AppendRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{8}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AppendRequest) GetEnvelope() []byte {
@@ -570,7 +729,7 @@ type AppendResponse struct {
 
 func (x *AppendResponse) Reset() {
 	*x = AppendResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[9]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +741,7 @@ func (x *AppendResponse) String() string {
 func (*AppendResponse) ProtoMessage() {}
 
 func (x *AppendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[9]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +754,7 @@ func (x *AppendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResponse.ProtoReflect.Descriptor instead.
 func (*AppendResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{9}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AppendResponse) GetEntry() *ProvenEntry {
@@ -639,7 +798,7 @@ type ExchangeTokenRequest struct {
 
 func (x *ExchangeTokenRequest) Reset() {
 	*x = ExchangeTokenRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +810,7 @@ func (x *ExchangeTokenRequest) String() string {
 func (*ExchangeTokenRequest) ProtoMessage() {}
 
 func (x *ExchangeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[10]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +823,7 @@ func (x *ExchangeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExchangeTokenRequest.ProtoReflect.Descriptor instead.
 func (*ExchangeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{10}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ExchangeTokenRequest) GetSubjectToken() string {
@@ -724,7 +883,7 @@ type ExchangeTokenResponse struct {
 
 func (x *ExchangeTokenResponse) Reset() {
 	*x = ExchangeTokenResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -736,7 +895,7 @@ func (x *ExchangeTokenResponse) String() string {
 func (*ExchangeTokenResponse) ProtoMessage() {}
 
 func (x *ExchangeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[11]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -749,7 +908,7 @@ func (x *ExchangeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExchangeTokenResponse.ProtoReflect.Descriptor instead.
 func (*ExchangeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{11}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ExchangeTokenResponse) GetAccessToken() string {
@@ -807,7 +966,7 @@ type AppendBatchRequest struct {
 
 func (x *AppendBatchRequest) Reset() {
 	*x = AppendBatchRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +978,7 @@ func (x *AppendBatchRequest) String() string {
 func (*AppendBatchRequest) ProtoMessage() {}
 
 func (x *AppendBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[12]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +991,7 @@ func (x *AppendBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendBatchRequest.ProtoReflect.Descriptor instead.
 func (*AppendBatchRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{12}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AppendBatchRequest) GetEnvelopes() [][]byte {
@@ -864,7 +1023,7 @@ type AppendBatchResponse struct {
 
 func (x *AppendBatchResponse) Reset() {
 	*x = AppendBatchResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +1035,7 @@ func (x *AppendBatchResponse) String() string {
 func (*AppendBatchResponse) ProtoMessage() {}
 
 func (x *AppendBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[13]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +1048,7 @@ func (x *AppendBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendBatchResponse.ProtoReflect.Descriptor instead.
 func (*AppendBatchResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{13}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AppendBatchResponse) GetResults() []*AppendResult {
@@ -936,7 +1095,7 @@ type AppendResult struct {
 
 func (x *AppendResult) Reset() {
 	*x = AppendResult{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -948,7 +1107,7 @@ func (x *AppendResult) String() string {
 func (*AppendResult) ProtoMessage() {}
 
 func (x *AppendResult) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[14]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -961,7 +1120,7 @@ func (x *AppendResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResult.ProtoReflect.Descriptor instead.
 func (*AppendResult) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{14}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AppendResult) GetEntry() *ProvenEntry {
@@ -1026,7 +1185,7 @@ type GetEntryRequest struct {
 
 func (x *GetEntryRequest) Reset() {
 	*x = GetEntryRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[15]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1197,7 @@ func (x *GetEntryRequest) String() string {
 func (*GetEntryRequest) ProtoMessage() {}
 
 func (x *GetEntryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[15]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1210,7 @@ func (x *GetEntryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntryRequest.ProtoReflect.Descriptor instead.
 func (*GetEntryRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{15}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetEntryRequest) GetKey() isGetEntryRequest_Key {
@@ -1139,7 +1298,7 @@ type GetEntryResponse struct {
 
 func (x *GetEntryResponse) Reset() {
 	*x = GetEntryResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[16]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1310,7 @@ func (x *GetEntryResponse) String() string {
 func (*GetEntryResponse) ProtoMessage() {}
 
 func (x *GetEntryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[16]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1323,7 @@ func (x *GetEntryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntryResponse.ProtoReflect.Descriptor instead.
 func (*GetEntryResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{16}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetEntryResponse) GetEntry() *ProvenEntry {
@@ -1202,7 +1361,7 @@ type DelegationStatus struct {
 
 func (x *DelegationStatus) Reset() {
 	*x = DelegationStatus{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[17]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1373,7 @@ func (x *DelegationStatus) String() string {
 func (*DelegationStatus) ProtoMessage() {}
 
 func (x *DelegationStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[17]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1386,7 @@ func (x *DelegationStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DelegationStatus.ProtoReflect.Descriptor instead.
 func (*DelegationStatus) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{17}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DelegationStatus) GetState() string {
@@ -1260,7 +1419,7 @@ type GetEntriesRequest struct {
 
 func (x *GetEntriesRequest) Reset() {
 	*x = GetEntriesRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[18]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1272,7 +1431,7 @@ func (x *GetEntriesRequest) String() string {
 func (*GetEntriesRequest) ProtoMessage() {}
 
 func (x *GetEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[18]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1285,7 +1444,7 @@ func (x *GetEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntriesRequest.ProtoReflect.Descriptor instead.
 func (*GetEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{18}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetEntriesRequest) GetStart() uint64 {
@@ -1334,7 +1493,7 @@ type GetEntriesResponse struct {
 
 func (x *GetEntriesResponse) Reset() {
 	*x = GetEntriesResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[19]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1505,7 @@ func (x *GetEntriesResponse) String() string {
 func (*GetEntriesResponse) ProtoMessage() {}
 
 func (x *GetEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[19]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1518,7 @@ func (x *GetEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntriesResponse.ProtoReflect.Descriptor instead.
 func (*GetEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{19}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetEntriesResponse) GetStart() uint64 {
@@ -1421,7 +1580,7 @@ type GetCheckpointRequest struct {
 
 func (x *GetCheckpointRequest) Reset() {
 	*x = GetCheckpointRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[20]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1433,7 +1592,7 @@ func (x *GetCheckpointRequest) String() string {
 func (*GetCheckpointRequest) ProtoMessage() {}
 
 func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[20]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1446,7 +1605,7 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{20}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetCheckpointRequest) GetTrustedSize() uint64 {
@@ -1476,7 +1635,7 @@ type GetCheckpointResponse struct {
 
 func (x *GetCheckpointResponse) Reset() {
 	*x = GetCheckpointResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[21]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +1647,7 @@ func (x *GetCheckpointResponse) String() string {
 func (*GetCheckpointResponse) ProtoMessage() {}
 
 func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[21]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,7 +1660,7 @@ func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{21}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetCheckpointResponse) GetCheckpoint() []byte {
@@ -1536,7 +1695,7 @@ type GetInclusionProofRequest struct {
 
 func (x *GetInclusionProofRequest) Reset() {
 	*x = GetInclusionProofRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[22]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1707,7 @@ func (x *GetInclusionProofRequest) String() string {
 func (*GetInclusionProofRequest) ProtoMessage() {}
 
 func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[22]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1720,7 @@ func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{22}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetInclusionProofRequest) GetKey() isGetInclusionProofRequest_Key {
@@ -1631,7 +1790,7 @@ type GetInclusionProofResponse struct {
 
 func (x *GetInclusionProofResponse) Reset() {
 	*x = GetInclusionProofResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[23]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1643,7 +1802,7 @@ func (x *GetInclusionProofResponse) String() string {
 func (*GetInclusionProofResponse) ProtoMessage() {}
 
 func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[23]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1656,7 +1815,7 @@ func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{23}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetInclusionProofResponse) GetIndex() uint64 {
@@ -1700,7 +1859,7 @@ type GetConsistencyProofRequest struct {
 
 func (x *GetConsistencyProofRequest) Reset() {
 	*x = GetConsistencyProofRequest{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[24]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1712,7 +1871,7 @@ func (x *GetConsistencyProofRequest) String() string {
 func (*GetConsistencyProofRequest) ProtoMessage() {}
 
 func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[24]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1725,7 +1884,7 @@ func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{24}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetConsistencyProofRequest) GetFromSize() uint64 {
@@ -1759,7 +1918,7 @@ type GetConsistencyProofResponse struct {
 
 func (x *GetConsistencyProofResponse) Reset() {
 	*x = GetConsistencyProofResponse{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[25]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +1930,7 @@ func (x *GetConsistencyProofResponse) String() string {
 func (*GetConsistencyProofResponse) ProtoMessage() {}
 
 func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[25]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +1943,7 @@ func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{25}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetConsistencyProofResponse) GetFromSize() uint64 {
@@ -1836,7 +1995,7 @@ type ProvenEntry struct {
 
 func (x *ProvenEntry) Reset() {
 	*x = ProvenEntry{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[26]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +2007,7 @@ func (x *ProvenEntry) String() string {
 func (*ProvenEntry) ProtoMessage() {}
 
 func (x *ProvenEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[26]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +2020,7 @@ func (x *ProvenEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvenEntry.ProtoReflect.Descriptor instead.
 func (*ProvenEntry) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{26}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ProvenEntry) GetIndex() uint64 {
@@ -1911,7 +2070,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_warrant_v1_ledger_proto_msgTypes[27]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1923,7 +2082,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_warrant_v1_ledger_proto_msgTypes[27]
+	mi := &file_warrant_v1_ledger_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1936,7 +2095,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{27}
+	return file_warrant_v1_ledger_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ErrorDetail) GetReason() string {
@@ -1973,7 +2132,15 @@ const file_warrant_v1_ledger_proto_rawDesc = "" +
 	"\tpage_size\x18\x03 \x01(\rR\bpageSize\"s\n" +
 	"\x14ListChildrenResponse\x121\n" +
 	"\aentries\x18\x01 \x03(\v2\x17.warrant.v1.ProvenEntryR\aentries\x12(\n" +
-	"\x10next_start_index\x18\x02 \x01(\x04R\x0enextStartIndex\"m\n" +
+	"\x10next_start_index\x18\x02 \x01(\x04R\x0enextStartIndex\"A\n" +
+	"\x18ListChildrenBatchRequest\x12%\n" +
+	"\x0edelegation_ids\x18\x01 \x03(\tR\rdelegationIds\"K\n" +
+	"\x19ListChildrenBatchResponse\x12.\n" +
+	"\x05pages\x18\x01 \x03(\v2\x18.warrant.v1.ChildrenPageR\x05pages\"\x90\x01\n" +
+	"\fChildrenPage\x12#\n" +
+	"\rdelegation_id\x18\x01 \x01(\tR\fdelegationId\x121\n" +
+	"\aentries\x18\x02 \x03(\v2\x17.warrant.v1.ProvenEntryR\aentries\x12(\n" +
+	"\x10next_start_index\x18\x03 \x01(\x04R\x0enextStartIndex\"m\n" +
 	"\x17ListAgentEntriesRequest\x12\x14\n" +
 	"\x05agent\x18\x01 \x01(\tR\x05agent\x12\x1f\n" +
 	"\vstart_index\x18\x02 \x01(\x04R\n" +
@@ -2088,7 +2255,7 @@ const file_warrant_v1_ledger_proto_rawDesc = "" +
 	"checkpoint\x12'\n" +
 	"\x0finclusion_proof\x18\x05 \x03(\fR\x0einclusionProof\"%\n" +
 	"\vErrorDetail\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason2\xc3\b\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason2\xaa\t\n" +
 	"\rLedgerService\x12?\n" +
 	"\x06Append\x12\x19.warrant.v1.AppendRequest\x1a\x1a.warrant.v1.AppendResponse\x12N\n" +
 	"\vAppendBatch\x12\x1e.warrant.v1.AppendBatchRequest\x1a\x1f.warrant.v1.AppendBatchResponse\x12T\n" +
@@ -2100,7 +2267,8 @@ const file_warrant_v1_ledger_proto_rawDesc = "" +
 	"\x11GetInclusionProof\x12$.warrant.v1.GetInclusionProofRequest\x1a%.warrant.v1.GetInclusionProofResponse\"\x03\x90\x02\x01\x12k\n" +
 	"\x13GetConsistencyProof\x12&.warrant.v1.GetConsistencyProofRequest\x1a'.warrant.v1.GetConsistencyProofResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\x0eGetChainBundle\x12!.warrant.v1.GetChainBundleRequest\x1a\".warrant.v1.GetChainBundleResponse\"\x03\x90\x02\x01\x12V\n" +
-	"\fListChildren\x12\x1f.warrant.v1.ListChildrenRequest\x1a .warrant.v1.ListChildrenResponse\"\x03\x90\x02\x01\x12b\n" +
+	"\fListChildren\x12\x1f.warrant.v1.ListChildrenRequest\x1a .warrant.v1.ListChildrenResponse\"\x03\x90\x02\x01\x12e\n" +
+	"\x11ListChildrenBatch\x12$.warrant.v1.ListChildrenBatchRequest\x1a%.warrant.v1.ListChildrenBatchResponse\"\x03\x90\x02\x01\x12b\n" +
 	"\x10ListAgentEntries\x12#.warrant.v1.ListAgentEntriesRequest\x1a$.warrant.v1.ListAgentEntriesResponse\"\x03\x90\x02\x01\x12d\n" +
 	"\x10WatchCheckpoints\x12#.warrant.v1.WatchCheckpointsRequest\x1a$.warrant.v1.WatchCheckpointsResponse\"\x03\x90\x02\x010\x01B8Z6github.com/warrantlog/warrant/api/warrant/v1;warrantv1b\x06proto3"
 
@@ -2116,7 +2284,7 @@ func file_warrant_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_warrant_v1_ledger_proto_rawDescData
 }
 
-var file_warrant_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_warrant_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_warrant_v1_ledger_proto_goTypes = []any{
 	(*WatchCheckpointsRequest)(nil),     // 0: warrant.v1.WatchCheckpointsRequest
 	(*WatchCheckpointsResponse)(nil),    // 1: warrant.v1.WatchCheckpointsResponse
@@ -2124,67 +2292,74 @@ var file_warrant_v1_ledger_proto_goTypes = []any{
 	(*GetChainBundleResponse)(nil),      // 3: warrant.v1.GetChainBundleResponse
 	(*ListChildrenRequest)(nil),         // 4: warrant.v1.ListChildrenRequest
 	(*ListChildrenResponse)(nil),        // 5: warrant.v1.ListChildrenResponse
-	(*ListAgentEntriesRequest)(nil),     // 6: warrant.v1.ListAgentEntriesRequest
-	(*ListAgentEntriesResponse)(nil),    // 7: warrant.v1.ListAgentEntriesResponse
-	(*AppendRequest)(nil),               // 8: warrant.v1.AppendRequest
-	(*AppendResponse)(nil),              // 9: warrant.v1.AppendResponse
-	(*ExchangeTokenRequest)(nil),        // 10: warrant.v1.ExchangeTokenRequest
-	(*ExchangeTokenResponse)(nil),       // 11: warrant.v1.ExchangeTokenResponse
-	(*AppendBatchRequest)(nil),          // 12: warrant.v1.AppendBatchRequest
-	(*AppendBatchResponse)(nil),         // 13: warrant.v1.AppendBatchResponse
-	(*AppendResult)(nil),                // 14: warrant.v1.AppendResult
-	(*GetEntryRequest)(nil),             // 15: warrant.v1.GetEntryRequest
-	(*GetEntryResponse)(nil),            // 16: warrant.v1.GetEntryResponse
-	(*DelegationStatus)(nil),            // 17: warrant.v1.DelegationStatus
-	(*GetEntriesRequest)(nil),           // 18: warrant.v1.GetEntriesRequest
-	(*GetEntriesResponse)(nil),          // 19: warrant.v1.GetEntriesResponse
-	(*GetCheckpointRequest)(nil),        // 20: warrant.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),       // 21: warrant.v1.GetCheckpointResponse
-	(*GetInclusionProofRequest)(nil),    // 22: warrant.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),   // 23: warrant.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),  // 24: warrant.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil), // 25: warrant.v1.GetConsistencyProofResponse
-	(*ProvenEntry)(nil),                 // 26: warrant.v1.ProvenEntry
-	(*ErrorDetail)(nil),                 // 27: warrant.v1.ErrorDetail
+	(*ListChildrenBatchRequest)(nil),    // 6: warrant.v1.ListChildrenBatchRequest
+	(*ListChildrenBatchResponse)(nil),   // 7: warrant.v1.ListChildrenBatchResponse
+	(*ChildrenPage)(nil),                // 8: warrant.v1.ChildrenPage
+	(*ListAgentEntriesRequest)(nil),     // 9: warrant.v1.ListAgentEntriesRequest
+	(*ListAgentEntriesResponse)(nil),    // 10: warrant.v1.ListAgentEntriesResponse
+	(*AppendRequest)(nil),               // 11: warrant.v1.AppendRequest
+	(*AppendResponse)(nil),              // 12: warrant.v1.AppendResponse
+	(*ExchangeTokenRequest)(nil),        // 13: warrant.v1.ExchangeTokenRequest
+	(*ExchangeTokenResponse)(nil),       // 14: warrant.v1.ExchangeTokenResponse
+	(*AppendBatchRequest)(nil),          // 15: warrant.v1.AppendBatchRequest
+	(*AppendBatchResponse)(nil),         // 16: warrant.v1.AppendBatchResponse
+	(*AppendResult)(nil),                // 17: warrant.v1.AppendResult
+	(*GetEntryRequest)(nil),             // 18: warrant.v1.GetEntryRequest
+	(*GetEntryResponse)(nil),            // 19: warrant.v1.GetEntryResponse
+	(*DelegationStatus)(nil),            // 20: warrant.v1.DelegationStatus
+	(*GetEntriesRequest)(nil),           // 21: warrant.v1.GetEntriesRequest
+	(*GetEntriesResponse)(nil),          // 22: warrant.v1.GetEntriesResponse
+	(*GetCheckpointRequest)(nil),        // 23: warrant.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),       // 24: warrant.v1.GetCheckpointResponse
+	(*GetInclusionProofRequest)(nil),    // 25: warrant.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),   // 26: warrant.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),  // 27: warrant.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil), // 28: warrant.v1.GetConsistencyProofResponse
+	(*ProvenEntry)(nil),                 // 29: warrant.v1.ProvenEntry
+	(*ErrorDetail)(nil),                 // 30: warrant.v1.ErrorDetail
 }
 var file_warrant_v1_ledger_proto_depIdxs = []int32{
-	26, // 0: warrant.v1.ListChildrenResponse.entries:type_name -> warrant.v1.ProvenEntry
-	26, // 1: warrant.v1.ListAgentEntriesResponse.entries:type_name -> warrant.v1.ProvenEntry
-	26, // 2: warrant.v1.AppendResponse.entry:type_name -> warrant.v1.ProvenEntry
-	26, // 3: warrant.v1.ExchangeTokenResponse.entry:type_name -> warrant.v1.ProvenEntry
-	14, // 4: warrant.v1.AppendBatchResponse.results:type_name -> warrant.v1.AppendResult
-	26, // 5: warrant.v1.AppendResult.entry:type_name -> warrant.v1.ProvenEntry
-	26, // 6: warrant.v1.GetEntryResponse.entry:type_name -> warrant.v1.ProvenEntry
-	17, // 7: warrant.v1.GetEntryResponse.status:type_name -> warrant.v1.DelegationStatus
-	8,  // 8: warrant.v1.LedgerService.Append:input_type -> warrant.v1.AppendRequest
-	12, // 9: warrant.v1.LedgerService.AppendBatch:input_type -> warrant.v1.AppendBatchRequest
-	10, // 10: warrant.v1.LedgerService.ExchangeToken:input_type -> warrant.v1.ExchangeTokenRequest
-	15, // 11: warrant.v1.LedgerService.GetEntry:input_type -> warrant.v1.GetEntryRequest
-	18, // 12: warrant.v1.LedgerService.GetEntries:input_type -> warrant.v1.GetEntriesRequest
-	20, // 13: warrant.v1.LedgerService.GetCheckpoint:input_type -> warrant.v1.GetCheckpointRequest
-	22, // 14: warrant.v1.LedgerService.GetInclusionProof:input_type -> warrant.v1.GetInclusionProofRequest
-	24, // 15: warrant.v1.LedgerService.GetConsistencyProof:input_type -> warrant.v1.GetConsistencyProofRequest
-	2,  // 16: warrant.v1.LedgerService.GetChainBundle:input_type -> warrant.v1.GetChainBundleRequest
-	4,  // 17: warrant.v1.LedgerService.ListChildren:input_type -> warrant.v1.ListChildrenRequest
-	6,  // 18: warrant.v1.LedgerService.ListAgentEntries:input_type -> warrant.v1.ListAgentEntriesRequest
-	0,  // 19: warrant.v1.LedgerService.WatchCheckpoints:input_type -> warrant.v1.WatchCheckpointsRequest
-	9,  // 20: warrant.v1.LedgerService.Append:output_type -> warrant.v1.AppendResponse
-	13, // 21: warrant.v1.LedgerService.AppendBatch:output_type -> warrant.v1.AppendBatchResponse
-	11, // 22: warrant.v1.LedgerService.ExchangeToken:output_type -> warrant.v1.ExchangeTokenResponse
-	16, // 23: warrant.v1.LedgerService.GetEntry:output_type -> warrant.v1.GetEntryResponse
-	19, // 24: warrant.v1.LedgerService.GetEntries:output_type -> warrant.v1.GetEntriesResponse
-	21, // 25: warrant.v1.LedgerService.GetCheckpoint:output_type -> warrant.v1.GetCheckpointResponse
-	23, // 26: warrant.v1.LedgerService.GetInclusionProof:output_type -> warrant.v1.GetInclusionProofResponse
-	25, // 27: warrant.v1.LedgerService.GetConsistencyProof:output_type -> warrant.v1.GetConsistencyProofResponse
-	3,  // 28: warrant.v1.LedgerService.GetChainBundle:output_type -> warrant.v1.GetChainBundleResponse
-	5,  // 29: warrant.v1.LedgerService.ListChildren:output_type -> warrant.v1.ListChildrenResponse
-	7,  // 30: warrant.v1.LedgerService.ListAgentEntries:output_type -> warrant.v1.ListAgentEntriesResponse
-	1,  // 31: warrant.v1.LedgerService.WatchCheckpoints:output_type -> warrant.v1.WatchCheckpointsResponse
-	20, // [20:32] is the sub-list for method output_type
-	8,  // [8:20] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	29, // 0: warrant.v1.ListChildrenResponse.entries:type_name -> warrant.v1.ProvenEntry
+	8,  // 1: warrant.v1.ListChildrenBatchResponse.pages:type_name -> warrant.v1.ChildrenPage
+	29, // 2: warrant.v1.ChildrenPage.entries:type_name -> warrant.v1.ProvenEntry
+	29, // 3: warrant.v1.ListAgentEntriesResponse.entries:type_name -> warrant.v1.ProvenEntry
+	29, // 4: warrant.v1.AppendResponse.entry:type_name -> warrant.v1.ProvenEntry
+	29, // 5: warrant.v1.ExchangeTokenResponse.entry:type_name -> warrant.v1.ProvenEntry
+	17, // 6: warrant.v1.AppendBatchResponse.results:type_name -> warrant.v1.AppendResult
+	29, // 7: warrant.v1.AppendResult.entry:type_name -> warrant.v1.ProvenEntry
+	29, // 8: warrant.v1.GetEntryResponse.entry:type_name -> warrant.v1.ProvenEntry
+	20, // 9: warrant.v1.GetEntryResponse.status:type_name -> warrant.v1.DelegationStatus
+	11, // 10: warrant.v1.LedgerService.Append:input_type -> warrant.v1.AppendRequest
+	15, // 11: warrant.v1.LedgerService.AppendBatch:input_type -> warrant.v1.AppendBatchRequest
+	13, // 12: warrant.v1.LedgerService.ExchangeToken:input_type -> warrant.v1.ExchangeTokenRequest
+	18, // 13: warrant.v1.LedgerService.GetEntry:input_type -> warrant.v1.GetEntryRequest
+	21, // 14: warrant.v1.LedgerService.GetEntries:input_type -> warrant.v1.GetEntriesRequest
+	23, // 15: warrant.v1.LedgerService.GetCheckpoint:input_type -> warrant.v1.GetCheckpointRequest
+	25, // 16: warrant.v1.LedgerService.GetInclusionProof:input_type -> warrant.v1.GetInclusionProofRequest
+	27, // 17: warrant.v1.LedgerService.GetConsistencyProof:input_type -> warrant.v1.GetConsistencyProofRequest
+	2,  // 18: warrant.v1.LedgerService.GetChainBundle:input_type -> warrant.v1.GetChainBundleRequest
+	4,  // 19: warrant.v1.LedgerService.ListChildren:input_type -> warrant.v1.ListChildrenRequest
+	6,  // 20: warrant.v1.LedgerService.ListChildrenBatch:input_type -> warrant.v1.ListChildrenBatchRequest
+	9,  // 21: warrant.v1.LedgerService.ListAgentEntries:input_type -> warrant.v1.ListAgentEntriesRequest
+	0,  // 22: warrant.v1.LedgerService.WatchCheckpoints:input_type -> warrant.v1.WatchCheckpointsRequest
+	12, // 23: warrant.v1.LedgerService.Append:output_type -> warrant.v1.AppendResponse
+	16, // 24: warrant.v1.LedgerService.AppendBatch:output_type -> warrant.v1.AppendBatchResponse
+	14, // 25: warrant.v1.LedgerService.ExchangeToken:output_type -> warrant.v1.ExchangeTokenResponse
+	19, // 26: warrant.v1.LedgerService.GetEntry:output_type -> warrant.v1.GetEntryResponse
+	22, // 27: warrant.v1.LedgerService.GetEntries:output_type -> warrant.v1.GetEntriesResponse
+	24, // 28: warrant.v1.LedgerService.GetCheckpoint:output_type -> warrant.v1.GetCheckpointResponse
+	26, // 29: warrant.v1.LedgerService.GetInclusionProof:output_type -> warrant.v1.GetInclusionProofResponse
+	28, // 30: warrant.v1.LedgerService.GetConsistencyProof:output_type -> warrant.v1.GetConsistencyProofResponse
+	3,  // 31: warrant.v1.LedgerService.GetChainBundle:output_type -> warrant.v1.GetChainBundleResponse
+	5,  // 32: warrant.v1.LedgerService.ListChildren:output_type -> warrant.v1.ListChildrenResponse
+	7,  // 33: warrant.v1.LedgerService.ListChildrenBatch:output_type -> warrant.v1.ListChildrenBatchResponse
+	10, // 34: warrant.v1.LedgerService.ListAgentEntries:output_type -> warrant.v1.ListAgentEntriesResponse
+	1,  // 35: warrant.v1.LedgerService.WatchCheckpoints:output_type -> warrant.v1.WatchCheckpointsResponse
+	23, // [23:36] is the sub-list for method output_type
+	10, // [10:23] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_warrant_v1_ledger_proto_init() }
@@ -2192,13 +2367,13 @@ func file_warrant_v1_ledger_proto_init() {
 	if File_warrant_v1_ledger_proto != nil {
 		return
 	}
-	file_warrant_v1_ledger_proto_msgTypes[10].OneofWrappers = []any{}
-	file_warrant_v1_ledger_proto_msgTypes[15].OneofWrappers = []any{
+	file_warrant_v1_ledger_proto_msgTypes[13].OneofWrappers = []any{}
+	file_warrant_v1_ledger_proto_msgTypes[18].OneofWrappers = []any{
 		(*GetEntryRequest_Index)(nil),
 		(*GetEntryRequest_DelegationId)(nil),
 		(*GetEntryRequest_ConfigBefore)(nil),
 	}
-	file_warrant_v1_ledger_proto_msgTypes[22].OneofWrappers = []any{
+	file_warrant_v1_ledger_proto_msgTypes[25].OneofWrappers = []any{
 		(*GetInclusionProofRequest_Index)(nil),
 		(*GetInclusionProofRequest_LeafHash)(nil),
 	}
@@ -2208,7 +2383,7 @@ func file_warrant_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warrant_v1_ledger_proto_rawDesc), len(file_warrant_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -54,10 +54,10 @@ export class Api {
     return resp.text();
   }
 
-  // pages calls a paginated List method until it ends or max entries.
-  async pages(method, body, max) {
+  // pages calls a paginated List method from start until it ends or max
+  // entries.
+  async pages(method, body, max, start = "0") {
     const out = [];
-    let start = "0";
     for (;;) {
       const r = await this.rpc(method, { ...body, startIndex: start, pageSize: 100 });
       out.push(...(r.entries || []));

@@ -147,6 +147,9 @@ async function render() {
   const title = out.querySelector("h1");
   document.title = title ? `${title.textContent} \u2014 warrant explorer` : "warrant explorer";
   main.dataset.ready = "true";
+  // For measurements: the time from navigation to this page shown, every
+  // check done (performance.getEntriesByName("explorer-ready")).
+  performance.mark("explorer-ready");
 }
 
 // bannerText says why facts on the page are not verified: no key pinned,

@@ -129,8 +129,9 @@ export async function status(view, chainEntries, now = Date.now()) {
   const inputs = [...chainEntries];
   let revokedBy = null;
   const tokens = [];
+  const kidsOf = await view.children(chainEntries.map((anc) => delegationOf(anc).id), 2000);
   for (const anc of [...chainEntries].reverse()) {
-    const kids = await view.list("ListChildren", { delegationId: delegationOf(anc).id }, 2000);
+    const kids = kidsOf.get(delegationOf(anc).id);
     inputs.push(...kids);
     for (const k of kids) {
       if (anc === self && k.parsed?.kind === "token" && under(k) === delegationOf(anc).id) tokens.push(k);

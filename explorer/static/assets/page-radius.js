@@ -33,13 +33,15 @@ export async function radius(view, start) {
     roots.push(root);
     let level = [root];
     while (level.length && !truncated) {
+      // One level at a time, with its delegations' children in a few
+      // ListChildrenBatch requests.
+      // Nothing is walked under an entry that is not the one asked for.
+      const parents = level.filter((n) => delegationOf(n.entry) && isAccepted(n.entry) && !n.entry.mismatch);
+      const kidsOf = await view.children(parents.map((n) => delegationOf(n.entry).id), MAX_NODES);
       const next = [];
-      await Promise.all(level.map(async (n) => {
+      for (const n of parents) {
         const d = delegationOf(n.entry);
-        // Nothing is walked under an entry that is not the one asked for.
-        if (!d || !isAccepted(n.entry) || n.entry.mismatch) return;
-        const kids = await view.list("ListChildren", { delegationId: d.id }, MAX_NODES);
-        for (const k of kids) {
+        for (const k of kidsOf.get(d.id)) {
           // (a child that does not name d.id is marked by log.js, and not walked)
           if (seen.has(k.index)) continue;
           if (seen.size >= MAX_NODES) { truncated = true; break; }
@@ -48,8 +50,8 @@ export async function radius(view, start) {
           n.children.push(c);
           next.push(c);
         }
-      }));
-      for (const n of level) n.children.sort((a, b) => (a.entry.index < b.entry.index ? -1 : 1));
+        n.children.sort((a, b) => (a.entry.index < b.entry.index ? -1 : 1));
+      }
       level = next;
     }
   }

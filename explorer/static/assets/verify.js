@@ -16,6 +16,8 @@
 // verifier (package proofs) reports, so the vectors in testdata/vectors check
 // both alike. Sizes and indexes are BigInts.
 
+import { sha256Sync } from "./sha256.js";
+
 const utf8 = new TextEncoder();
 
 export class VerifyError extends Error {
@@ -29,10 +31,17 @@ function fail(reason, message) {
   throw new VerifyError(reason, message);
 }
 
+const b64alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
 // b64decode decodes standard padded base64, strictly: only the canonical
-// encoding of some bytes is accepted (null otherwise).
+// encoding of some bytes is accepted (null otherwise): the alphabet, the
+// length a multiple of 4, at most two "=" at the end, and the bits the
+// padding leaves over zero.
 export function b64decode(s) {
   if (typeof s !== "string" || s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) return null;
+  const pad = s.endsWith("==") ? 2 : s.endsWith("=") ? 1 : 0;
+  if (pad && s.length === pad) return null;
+  if (pad && b64alphabet.indexOf(s[s.length - pad - 1]) & (pad === 2 ? 15 : 3)) return null;
   let bin;
   try {
     bin = atob(s);
@@ -41,7 +50,7 @@ export function b64decode(s) {
   }
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return b64encode(out) === s ? out : null;
+  return out;
 }
 
 export function b64encode(u8) {
@@ -81,12 +90,14 @@ export async function sha256(u8) {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", u8));
 }
 
+// leafHash and nodeHash are RFC 6962's, computed synchronously (sha256.js
+// says why); callers may still await them.
 export function leafHash(leaf) {
-  return sha256(concat(Uint8Array.of(0), leaf));
+  return sha256Sync(concat(Uint8Array.of(0), leaf));
 }
 
 export function nodeHash(left, right) {
-  return sha256(concat(Uint8Array.of(1), left, right));
+  return sha256Sync(concat(Uint8Array.of(1), left, right));
 }
 
 // treeHash is the RFC 6962 root of leaves (for tests and small trees).
@@ -173,13 +184,13 @@ export async function rootFromInclusion(index, size, leafHashBytes, proof) {
     if (!p || p.length !== 32) fail("inclusion_proof_invalid", "a proof hash is not 32 bytes");
     if (sn === 0n) fail("inclusion_proof_invalid", "the proof is too long");
     if ((fn & 1n) === 1n || fn === sn) {
-      r = await nodeHash(p, r);
+      r = nodeHash(p, r);
       while ((fn & 1n) === 0n && fn !== 0n) {
         fn >>= 1n;
         sn >>= 1n;
       }
     } else {
-      r = await nodeHash(r, p);
+      r = nodeHash(r, p);
     }
     fn >>= 1n;
     sn >>= 1n;

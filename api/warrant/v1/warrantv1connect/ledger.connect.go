@@ -66,6 +66,9 @@ const (
 	// LedgerServiceListChildrenProcedure is the fully-qualified name of the LedgerService's
 	// ListChildren RPC.
 	LedgerServiceListChildrenProcedure = "/warrant.v1.LedgerService/ListChildren"
+	// LedgerServiceListChildrenBatchProcedure is the fully-qualified name of the LedgerService's
+	// ListChildrenBatch RPC.
+	LedgerServiceListChildrenBatchProcedure = "/warrant.v1.LedgerService/ListChildrenBatch"
 	// LedgerServiceListAgentEntriesProcedure is the fully-qualified name of the LedgerService's
 	// ListAgentEntries RPC.
 	LedgerServiceListAgentEntriesProcedure = "/warrant.v1.LedgerService/ListAgentEntries"
@@ -124,6 +127,14 @@ type LedgerServiceClient interface {
 	// parent (delegations, accepted or denied) or as their target
 	// (revocations), in index order, each proven.
 	ListChildren(context.Context, *connect.Request[v1.ListChildrenRequest]) (*connect.Response[v1.ListChildrenResponse], error)
+	// ListChildrenBatch lists the children of several delegations in one
+	// request (the web explorer walks a blast radius a level at a time with
+	// it): for each delegation named, in the order named, the first page of
+	// what ListChildren lists, every entry proven against one checkpoint. It
+	// answers at most 100 delegations and 200 entries: the page that reaches
+	// the bound is cut short (its next_start_index says where ListChildren
+	// continues), and the delegations after it are not answered (ask again).
+	ListChildrenBatch(context.Context, *connect.Request[v1.ListChildrenBatchRequest]) (*connect.Response[v1.ListChildrenBatchResponse], error)
 	// ListAgentEntries pages through the entries an agent issued, received or
 	// was registered by, in index order, each proven.
 	ListAgentEntries(context.Context, *connect.Request[v1.ListAgentEntriesRequest]) (*connect.Response[v1.ListAgentEntriesResponse], error)
@@ -213,6 +224,13 @@ func NewLedgerServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		listChildrenBatch: connect.NewClient[v1.ListChildrenBatchRequest, v1.ListChildrenBatchResponse](
+			httpClient,
+			baseURL+LedgerServiceListChildrenBatchProcedure,
+			connect.WithSchema(ledgerServiceMethods.ByName("ListChildrenBatch")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 		listAgentEntries: connect.NewClient[v1.ListAgentEntriesRequest, v1.ListAgentEntriesResponse](
 			httpClient,
 			baseURL+LedgerServiceListAgentEntriesProcedure,
@@ -242,6 +260,7 @@ type ledgerServiceClient struct {
 	getConsistencyProof *connect.Client[v1.GetConsistencyProofRequest, v1.GetConsistencyProofResponse]
 	getChainBundle      *connect.Client[v1.GetChainBundleRequest, v1.GetChainBundleResponse]
 	listChildren        *connect.Client[v1.ListChildrenRequest, v1.ListChildrenResponse]
+	listChildrenBatch   *connect.Client[v1.ListChildrenBatchRequest, v1.ListChildrenBatchResponse]
 	listAgentEntries    *connect.Client[v1.ListAgentEntriesRequest, v1.ListAgentEntriesResponse]
 	watchCheckpoints    *connect.Client[v1.WatchCheckpointsRequest, v1.WatchCheckpointsResponse]
 }
@@ -294,6 +313,11 @@ func (c *ledgerServiceClient) GetChainBundle(ctx context.Context, req *connect.R
 // ListChildren calls warrant.v1.LedgerService.ListChildren.
 func (c *ledgerServiceClient) ListChildren(ctx context.Context, req *connect.Request[v1.ListChildrenRequest]) (*connect.Response[v1.ListChildrenResponse], error) {
 	return c.listChildren.CallUnary(ctx, req)
+}
+
+// ListChildrenBatch calls warrant.v1.LedgerService.ListChildrenBatch.
+func (c *ledgerServiceClient) ListChildrenBatch(ctx context.Context, req *connect.Request[v1.ListChildrenBatchRequest]) (*connect.Response[v1.ListChildrenBatchResponse], error) {
+	return c.listChildrenBatch.CallUnary(ctx, req)
 }
 
 // ListAgentEntries calls warrant.v1.LedgerService.ListAgentEntries.
@@ -356,6 +380,14 @@ type LedgerServiceHandler interface {
 	// parent (delegations, accepted or denied) or as their target
 	// (revocations), in index order, each proven.
 	ListChildren(context.Context, *connect.Request[v1.ListChildrenRequest]) (*connect.Response[v1.ListChildrenResponse], error)
+	// ListChildrenBatch lists the children of several delegations in one
+	// request (the web explorer walks a blast radius a level at a time with
+	// it): for each delegation named, in the order named, the first page of
+	// what ListChildren lists, every entry proven against one checkpoint. It
+	// answers at most 100 delegations and 200 entries: the page that reaches
+	// the bound is cut short (its next_start_index says where ListChildren
+	// continues), and the delegations after it are not answered (ask again).
+	ListChildrenBatch(context.Context, *connect.Request[v1.ListChildrenBatchRequest]) (*connect.Response[v1.ListChildrenBatchResponse], error)
 	// ListAgentEntries pages through the entries an agent issued, received or
 	// was registered by, in index order, each proven.
 	ListAgentEntries(context.Context, *connect.Request[v1.ListAgentEntriesRequest]) (*connect.Response[v1.ListAgentEntriesResponse], error)
@@ -441,6 +473,13 @@ func NewLedgerServiceHandler(svc LedgerServiceHandler, opts ...connect.HandlerOp
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	ledgerServiceListChildrenBatchHandler := connect.NewUnaryHandler(
+		LedgerServiceListChildrenBatchProcedure,
+		svc.ListChildrenBatch,
+		connect.WithSchema(ledgerServiceMethods.ByName("ListChildrenBatch")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	ledgerServiceListAgentEntriesHandler := connect.NewUnaryHandler(
 		LedgerServiceListAgentEntriesProcedure,
 		svc.ListAgentEntries,
@@ -477,6 +516,8 @@ func NewLedgerServiceHandler(svc LedgerServiceHandler, opts ...connect.HandlerOp
 			ledgerServiceGetChainBundleHandler.ServeHTTP(w, r)
 		case LedgerServiceListChildrenProcedure:
 			ledgerServiceListChildrenHandler.ServeHTTP(w, r)
+		case LedgerServiceListChildrenBatchProcedure:
+			ledgerServiceListChildrenBatchHandler.ServeHTTP(w, r)
 		case LedgerServiceListAgentEntriesProcedure:
 			ledgerServiceListAgentEntriesHandler.ServeHTTP(w, r)
 		case LedgerServiceWatchCheckpointsProcedure:
@@ -528,6 +569,10 @@ func (UnimplementedLedgerServiceHandler) GetChainBundle(context.Context, *connec
 
 func (UnimplementedLedgerServiceHandler) ListChildren(context.Context, *connect.Request[v1.ListChildrenRequest]) (*connect.Response[v1.ListChildrenResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("warrant.v1.LedgerService.ListChildren is not implemented"))
+}
+
+func (UnimplementedLedgerServiceHandler) ListChildrenBatch(context.Context, *connect.Request[v1.ListChildrenBatchRequest]) (*connect.Response[v1.ListChildrenBatchResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("warrant.v1.LedgerService.ListChildrenBatch is not implemented"))
 }
 
 func (UnimplementedLedgerServiceHandler) ListAgentEntries(context.Context, *connect.Request[v1.ListAgentEntriesRequest]) (*connect.Response[v1.ListAgentEntriesResponse], error) {
