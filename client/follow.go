@@ -25,6 +25,15 @@ type FollowOptions struct {
 	// Now is the clock the log's signed timestamps are compared with
 	// (default time.Now).
 	Now func() time.Time
+	// WitnessConflict, if not nil, is how Follow reports the witnesses the
+	// server says are in conflict with the log (CheckWitnesses: each
+	// conflict once). Follow reads the server's witness report after its
+	// first round and then once every Poll, never more often, and goes on
+	// whatever it says: the report is the server's, unverified, and
+	// nothing the follower verified failed. A failed check (the report
+	// unreadable, or this function's error) goes to Warn and is retried at
+	// the next interval.
+	WitnessConflict func(context.Context, *WitnessConflict) error
 }
 
 // Follow runs the follower until ctx ends (it then returns nil) or the log
@@ -51,6 +60,13 @@ func (f *Follower) Follow(ctx context.Context, o FollowOptions) error {
 	}
 	if _, err := f.Round(ctx); err != nil {
 		return err
+	}
+	var witnessC <-chan time.Time
+	if o.WitnessConflict != nil {
+		f.checkWitnesses(ctx, o)
+		t := time.NewTicker(o.Poll)
+		defer t.Stop()
+		witnessC = t.C
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -126,10 +142,25 @@ func (f *Follower) Follow(ctx context.Context, o FollowOptions) error {
 				}
 				o.Warn(err)
 			}
+		case <-witnessC:
+			f.checkWitnesses(ctx, o)
 		case <-stall.C:
 			if quiet := o.Now().Sub(lastAlive); quiet > o.StallAfter {
 				return &AlertError{Reason: ReasonStalled, Err: fmt.Errorf("no fresh signed timestamp from the log for %v", quiet.Round(time.Second))}
 			}
 		}
+	}
+}
+
+// witnessCheckTimeout bounds one read of the server's witness report, so
+// that a server slow to answer it does not hold up the follower.
+const witnessCheckTimeout = 30 * time.Second
+
+// checkWitnesses runs one CheckWitnesses for Follow.
+func (f *Follower) checkWitnesses(ctx context.Context, o FollowOptions) {
+	cctx, cancel := context.WithTimeout(ctx, witnessCheckTimeout)
+	defer cancel()
+	if _, err := f.CheckWitnesses(cctx, o.WitnessConflict); err != nil && ctx.Err() == nil {
+		o.Warn(fmt.Errorf("checking the server's witness report: %w", err))
 	}
 }

@@ -55,12 +55,16 @@ func asAlert(err error, evidence []byte) *AlertError {
 // FollowerState is what a Follower keeps between rounds, in one file
 // written atomically: the last verified checkpoint, the index of the next
 // entry to emit, and the compact range of the entries before it, from
-// which the follower recomputes the tree itself.
+// which the follower recomputes the tree itself; and the witness
+// conflicts it has alerted on.
 type FollowerState struct {
 	Origin     string   `json:"origin"`
 	Checkpoint string   `json:"checkpoint,omitempty"`
 	Next       uint64   `json:"next"`
 	Range      [][]byte `json:"range"`
+	// Witnesses are the witness conflicts alerted on (CheckWitnesses), by
+	// witness name, while the server still reports them.
+	Witnesses map[string]AlertedConflict `json:"witness_alerts,omitempty"`
 }
 
 // Followed is one verified entry handed to the follower's Emit.
@@ -326,7 +330,8 @@ func (f *Follower) chunk(ctx context.Context, cp *proofs.Checkpoint) (int, error
 	if err := f.opts.Emit(ctx, out); err != nil {
 		return 0, fmt.Errorf("emitting entries [%d, %d): %w", start, end, err)
 	}
-	st := FollowerState{Origin: f.st.Origin, Checkpoint: string(cp.Note), Next: end, Range: rng.Hashes()}
+	st := f.st
+	st.Checkpoint, st.Next, st.Range = string(cp.Note), end, rng.Hashes()
 	if err := f.save(st); err != nil {
 		return 0, err
 	}

@@ -83,6 +83,8 @@ type Config struct {
 	// HTTP2 makes the default transport speak HTTP/2 without TLS (h2c),
 	// multiplexing the clients over one connection.
 	HTTP2 bool
+	// WitnessPolicy verifies the witnessed checkpoints of ModeWitness.
+	WitnessPolicy *proofs.WitnessPolicy
 }
 
 func (c *Config) defaults() {
@@ -143,6 +145,16 @@ type Result struct {
 	BatchMax  int     `json:"batch_max,omitempty"`
 	// Exhausted is set when the presigned envelopes ran out early.
 	Exhausted bool `json:"presigned_exhausted,omitempty"`
+	// ModeWitness: the time from an append's answer to the first
+	// witnessed checkpoint covering its entry, in milliseconds, over
+	// Witnessed entries; Unwitnessed were not covered within 10 s of the
+	// end of the run.
+	WitnessP50  float64 `json:"witness_p50_ms,omitempty"`
+	WitnessP90  float64 `json:"witness_p90_ms,omitempty"`
+	WitnessP99  float64 `json:"witness_p99_ms,omitempty"`
+	WitnessMax  float64 `json:"witness_max_ms,omitempty"`
+	Witnessed   int     `json:"witnessed,omitempty"`
+	Unwitnessed int     `json:"unwitnessed,omitempty"`
 }
 
 // String is a human-readable summary.
@@ -153,6 +165,7 @@ func (r *Result) String() string {
 		fmt.Fprintf(&b, ", target %.0f/s", r.Rate)
 	}
 	fmt.Fprintf(&b, ", %.1f s\n%d ops, %.0f ops/s\nlatency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.Seconds, r.Ops, r.OpsPerSec, r.P50, r.P90, r.P99, r.Max)
+	b.WriteString(r.witnessSummary())
 	if r.BatchMax > 0 {
 		fmt.Fprintf(&b, "server batches: mean %.1f, p50 %d, max %d entries\n", r.BatchMean, r.BatchP50, r.BatchMax)
 	}
@@ -220,9 +233,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var op func(ctx context.Context, worker int) (n int, cpSize uint64, err error)
 	var err error
 	var exhausted atomic.Bool
+	var witness *witnessTracker
 	switch cfg.Mode {
 	case ModeAppend, ModeAppendBatch:
-		op, err = appendOp(ctx, &cfg, &exhausted)
+		op, err = appendOp(ctx, &cfg, &exhausted, nil)
+	case ModeWitness:
+		if err = witnessSetup(&cfg); err == nil {
+			witness = newWitnessTracker()
+			op, err = appendOp(ctx, &cfg, &exhausted, witness.answer)
+		}
 	case ModeInclusion, ModeConsistency, ModeEntries, ModeTiles:
 		op, err = readOp(ctx, &cfg)
 	case ModeToken:
@@ -234,6 +253,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	rec := &recorder{errors: map[string]int{}, sizes: map[uint64]bool{}}
+	var watchDone sync.WaitGroup
+	if witness != nil {
+		wctx, stop := context.WithCancel(ctx)
+		defer watchDone.Wait()
+		defer stop()
+		watchDone.Add(1)
+		go func() {
+			defer watchDone.Done()
+			watchWitnessed(wctx, &cfg, witness, rec.fail)
+		}()
+	}
 	if cfg.CPUProfile != nil {
 		if err := pprof.StartCPUProfile(cfg.CPUProfile); err != nil {
 			return nil, fmt.Errorf("starting the CPU profile: %w", err)
@@ -288,6 +318,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	if witness != nil {
+		witness.wait(ctx, witnessGrace)
+	}
 	res := &Result{Mode: cfg.Mode, Concurrency: cfg.Concurrency, Rate: cfg.Rate, Seconds: elapsed.Seconds(),
 		Ops: int(rec.ops.Load()), Errors: rec.errors, Exhausted: exhausted.Load()}
 	res.OpsPerSec = float64(res.Ops) / elapsed.Seconds()
@@ -300,6 +333,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return float64(rec.latencies[i].Microseconds()) / 1000
 	}
 	res.P50, res.P90, res.P99, res.Max = ms(0.50), ms(0.90), ms(0.99), ms(1)
+	if witness != nil {
+		witness.result(res)
+	}
 	if len(rec.sizes) > 1 {
 		sizes := sortedSizes(rec.sizes)
 		var deltas []int
@@ -341,8 +377,9 @@ var errExhausted = errors.New("presigned envelopes exhausted")
 
 // appendOp registers human issuers (one per client, up to 64, as
 // independent agents would be) and an agent, presigns envelopes, and
-// returns the append operation.
-func appendOp(ctx context.Context, cfg *Config, exhausted *atomic.Bool) (func(context.Context, int) (int, uint64, error), error) {
+// returns the append operation. answered, if not nil, is told of each
+// single append's entry index and the time its verified answer arrived.
+func appendOp(ctx context.Context, cfg *Config, exhausted *atomic.Bool, answered func(index uint64, at time.Time)) (func(context.Context, int) (int, uint64, error), error) {
 	if cfg.Registrar == nil {
 		return nil, errors.New("append modes need a registrar key to register their agents")
 	}
@@ -386,7 +423,7 @@ func appendOp(ctx context.Context, cfg *Config, exhausted *atomic.Bool) (func(co
 		// contend on one state, as independent agents would not.
 		clients[i] = client.New(cfg.Server, cfg.LogKey, client.WithHTTPClient(cfg.HTTPClient), client.WithCheckpointCache(verified))
 	}
-	if cfg.Mode == ModeAppend {
+	if cfg.Mode != ModeAppendBatch {
 		return func(ctx context.Context, w int) (int, uint64, error) {
 			i := next.Add(1) - 1
 			if int(i) >= len(envs) {
@@ -396,6 +433,9 @@ func appendOp(ctx context.Context, cfg *Config, exhausted *atomic.Bool) (func(co
 			e, err := clients[w].Append(ctx, envs[i])
 			if err != nil {
 				return 0, 0, err
+			}
+			if answered != nil {
+				answered(e.Index, time.Now())
 			}
 			return 1, e.Checkpoint.Size, nil
 		}, nil

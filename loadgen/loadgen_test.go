@@ -29,6 +29,13 @@ import (
 // wrap, if set, sits between the client and the handler.
 func server(t *testing.T, wrap func(http.Handler) http.Handler) (string, note.Verifier, *client.Signer) {
 	t.Helper()
+	url, v, reg, _ := serverAndKey(t, wrap)
+	return url, v, reg
+}
+
+// serverAndKey is server, also returning the log's verifier key text.
+func serverAndKey(t *testing.T, wrap func(http.Handler) http.Handler) (string, note.Verifier, *client.Signer, string) {
+	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +65,7 @@ func server(t *testing.T, wrap func(http.Handler) http.Handler) (string, note.Ve
 	if err != nil {
 		t.Fatal(err)
 	}
-	return srv.URL, v, reg
+	return srv.URL, v, reg, l.VerifierKey()
 }
 
 // TestModes drives every mode briefly against a real server: each must do
@@ -133,5 +140,34 @@ func TestTamperedProofsAreCounted(t *testing.T) {
 	}
 	if s := res.String(); !strings.Contains(s, "inclusion_proof_invalid=") || !bytes.Contains([]byte(s), []byte("0 ops")) {
 		t.Fatalf("summary does not show the failures:\n%s", s)
+	}
+}
+
+// TestWitnessMode: the witness mode matches every append answer with a
+// checkpoint of the witnessed feed that covers it. The log here has no
+// witnesses, so its feed serves its latest checkpoints, and the client
+// policy is "quorum none" (the logs with real witnesses are measured by
+// bench/witness.sh, with three litewitness processes). A run without a
+// policy is refused before it starts.
+func TestWitnessMode(t *testing.T) {
+	url, v, reg, vkey := serverAndKey(t, nil)
+	ctx := context.Background()
+	p, err := proofs.ParseWitnessPolicy([]byte("quorum none\n"), vkey, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := loadgen.Run(ctx, loadgen.Config{Server: url, LogKey: v, Registrar: reg, Mode: loadgen.ModeWitness,
+		Concurrency: 4, Duration: 5 * time.Minute, MaxOps: 60, Presign: 400, WitnessPolicy: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops != 60 || len(res.Errors) != 0 || res.Witnessed != res.Ops || res.Unwitnessed != 0 || res.WitnessMax < res.WitnessP50 {
+		t.Fatalf("witness run: %+v", res)
+	}
+	if !strings.Contains(res.String(), "witnessed checkpoint") {
+		t.Fatalf("summary: %s", res)
+	}
+	if _, err := loadgen.Run(ctx, loadgen.Config{Server: url, LogKey: v, Registrar: reg, Mode: loadgen.ModeWitness, MaxOps: 1}); err == nil {
+		t.Fatal("a witness run without a policy ran")
 	}
 }

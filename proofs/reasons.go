@@ -242,9 +242,14 @@ const (
 	ReasonEntriesDoNotMatchRoot = "entries_do_not_match_root"
 	// ReasonLogStalled: no fresh signed timestamp within the follower's
 	// stall bound.
-	ReasonLogStalled  = "log_stalled"
-	ReasonStateLocked = "state_locked"
-	ReasonAuditError  = "audit_error"
+	ReasonLogStalled = "log_stalled"
+	// ReasonWitnessConflict: the server reports (GET /witnesses, not
+	// verified) a witness holding a checkpoint of the log's origin that
+	// conflicts with the log's: a split view, or a log that lost state.
+	// The SIEM follower raises it as an alert and goes on.
+	ReasonWitnessConflict = "witness_conflict"
+	ReasonStateLocked     = "state_locked"
+	ReasonAuditError      = "audit_error"
 	// ReasonTokenRefused: the token endpoint refused an exchange without
 	// recording it (a malformed request or DPoP proof); the text carries
 	// the OAuth error.
@@ -547,6 +552,7 @@ var reasons = []ReasonInfo{
 	clientSide(ReasonWitnessQuorum, "a checkpoint whose valid cosignatures do not satisfy the witness policy's quorum; the trusted state is left untouched"),
 	clientSide(ReasonEntriesDoNotMatchRoot, "the entries a follower fetched do not hash to the signed root"),
 	clientSide(ReasonLogStalled, "no fresh signed timestamp within the follower's stall bound"),
+	clientSide(ReasonWitnessConflict, "the server reports a witness holding a checkpoint of the log's origin that conflicts with the log's (409 naming a size the log never signed, or 422); an alert, not a failure"),
 
 	// Whole-log audit and replay discrepancies.
 	clientSide(ReasonAuditTreeMismatch, "the entries do not hash to the signed checkpoint"),

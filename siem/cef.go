@@ -16,7 +16,8 @@ import (
 //	cs1 delegationId   cs2 parentId   cs3 policyDigest
 //	cs4 task           cs5 logOrigin  cs6 detail (purpose or revocation reason)
 //	cn1 logIndex       cn2 checkpointSize  cn3 chainDepth
-//	flexString1 keyId  flexString2 tier (key bindings; evidenceDigest for alerts)
+//	flexString1 keyId (key bindings; witness for witness alerts)
+//	flexString2 tier (key bindings; evidenceDigest for alerts)
 //
 // An empty field is left out together with its label.
 func CEF() Format { return cefFormat{} }
@@ -136,15 +137,23 @@ func (cefFormat) Event(e *Event) ([]byte, error) {
 	return r.bytes(), nil
 }
 
+// Alert renders an alert; a witness conflict names the witness in
+// flexString1 (label witness), its URL in request, and its last error in
+// cs6 detail.
 func (cefFormat) Alert(a *Alert) ([]byte, error) {
-	r := newCEFRecord(classAlert)
+	r := newCEFRecord(alertClass(a))
 	r.add("rt", strconv.FormatInt(unixMillis(a.Time), 10))
 	r.add("externalId", alertID(a))
 	r.add("cat", "alert")
 	r.add("act", "alert")
 	r.add("reason", a.Reason)
+	r.add("request", a.WitnessURL)
 	r.add("msg", alertMessage(a))
 	r.labeled("cs5", "logOrigin", a.Origin)
+	if a.WitnessErrorKind != "" {
+		r.labeled("cs6", "detail", a.WitnessErrorKind+": "+a.WitnessError)
+	}
+	r.labeled("flexString1", "witness", a.Witness)
 	r.labeled("flexString2", "evidenceDigest", evidenceDigest(a))
 	return r.bytes(), nil
 }

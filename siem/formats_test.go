@@ -179,7 +179,20 @@ func fmtAlerts() []*Alert {
 		{Time: at, Origin: fmtOrigin, Reason: "fork_detected", Message: "two checkpoints of size 42 with different roots",
 			Evidence: []byte(fmtOrigin + "\n42\nq6s=\n\n— log.example.org/warrant AAAA\n")},
 		{Time: at.Add(time.Minute), Origin: fmtOrigin, Reason: "log_stalled", Message: fmtHostile},
+		{Time: at.Add(2 * time.Minute), Origin: fmtOrigin, Reason: proofs.ReasonWitnessConflict,
+			Message:  "witness witness.example/w1 holds a checkpoint of this log's origin that conflicts with the log's",
+			Evidence: []byte(`{"name":"witness.example/w1","url":"http://127.0.0.1:1","cosigned_size":0,"last_error":"the witness holds size 9, beyond this log's 3","last_error_kind":"conflict","last_error_at":"2026-03-01T12:03:00.987654321Z"}`),
+			Witness:  "witness.example/w1", WitnessURL: "http://127.0.0.1:1/a=b|c", WitnessErrorKind: "conflict", WitnessError: fmtHostile},
 	}
+}
+
+// fmtAlertLevel is the severity an alert must have: critical but for a
+// witness conflict (the server's report), high.
+func fmtAlertLevel(a *Alert) (ocsf int64, cef string, syslogSev int, msgID string) {
+	if a.Reason == proofs.ReasonWitnessConflict {
+		return 4, "8", 4, "witness-conflict"
+	}
+	return 5, "10", 2, "alert"
 }
 
 // fmtFormats are the renderings under test, by golden file.
@@ -400,8 +413,14 @@ func TestOCSFRequiredAttributes(t *testing.T) {
 			}
 		}
 		if i >= len(events) { // an alert
-			if class != 2004 || fmtNum(t, m, "severity_id") != 5 {
+			a := alerts[i-len(events)]
+			sev, _, _, _ := fmtAlertLevel(a)
+			if class != 2004 || fmtNum(t, m, "severity_id") != sev {
 				t.Errorf("alert record %d: class %d severity %v", i, class, m["severity_id"])
+			}
+			if a.Witness != "" && (fmtStr(m, "unmapped.witness") != a.Witness || fmtStr(m, "unmapped.reported_by") != "server" ||
+				fmtStr(m, "unmapped.witness_error") != a.WitnessError || fmtStr(m, "finding_info.data_sources") == "" && m["finding_info"].(map[string]any)["data_sources"] == nil) {
+				t.Errorf("witness alert record %d: %s", i, rec)
 			}
 			continue
 		}
@@ -579,7 +598,8 @@ func TestCEFHeaderAndEscaping(t *testing.T) {
 		}
 		if i >= len(events) {
 			a := alerts[i-len(events)]
-			if h[6] != "10" || ext["reason"] != a.Reason || ext["msg"] != alertMessage(a) {
+			_, sev, _, _ := fmtAlertLevel(a)
+			if h[6] != sev || ext["reason"] != a.Reason || ext["msg"] != alertMessage(a) || ext["flexString1"] != a.Witness || ext["request"] != a.WitnessURL {
 				t.Errorf("alert record %d: %q %v", i, h[6], ext)
 			}
 			continue
@@ -724,7 +744,9 @@ func TestSyslogHeaderAndEscaping(t *testing.T) {
 		}
 		if i >= len(events) {
 			a := alerts[i-len(events)]
-			if s.pri != 10*8+2 || s.msgID != "alert" || s.params["reason"] != a.Reason || !ts.Equal(a.Time.Truncate(time.Microsecond)) {
+			_, _, sev, msgID := fmtAlertLevel(a)
+			if s.pri != 10*8+sev || s.msgID != msgID || s.params["reason"] != a.Reason || !ts.Equal(a.Time.Truncate(time.Microsecond)) ||
+				s.params["witness"] != a.Witness || s.params["witness_url"] != a.WitnessURL || s.params["detail"] != a.WitnessError {
 				t.Errorf("alert record %d: %+v", i, s)
 			}
 			continue

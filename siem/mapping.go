@@ -90,7 +90,18 @@ var (
 	classTokenIssued = entryClass{"token-issued", "Access token issued", ocsfAPIActivity, 1, "Create", levelInfo}
 	classTokenDenied = entryClass{"token-denied", "Token exchange denied", ocsfAPIActivity, 1, "Create", levelMedium}
 	classAlert       = entryClass{"alert", "Log integrity alert", ocsfDetectionFinding, 1, "Create", levelCritical}
+	// A witness conflict is high, not critical: it is the server's report,
+	// which the follower cannot check, and the follower's own checks hold.
+	classWitnessConflict = entryClass{"witness-conflict", "Witness reports another history", ocsfDetectionFinding, 1, "Create", levelHigh}
 )
+
+// alertClass classifies an alert.
+func alertClass(a *Alert) entryClass {
+	if a.Reason == proofs.ReasonWitnessConflict {
+		return classWitnessConflict
+	}
+	return classAlert
+}
 
 // Outcomes as rendered: the leaf's decision, or outcomeRecorded for the
 // entries the log writes itself (configuration, default policy), which
@@ -360,16 +371,26 @@ func depthSuffix(depth int) string {
 // alertID is an alert's stable id: the same finding about the same log at
 // the same time always has the same id, so duplicates can be dropped as
 // for events.
+// A witness alert's id names the witness too: two witnesses may conflict
+// at the same time.
 func alertID(a *Alert) string {
-	return a.Origin + "/alert/" + a.Reason + "/" + a.Time.UTC().Format(time.RFC3339Nano)
+	id := a.Origin + "/alert/" + a.Reason + "/"
+	if a.Witness != "" {
+		id += a.Witness + "/"
+	}
+	return id + a.Time.UTC().Format(time.RFC3339Nano)
 }
 
 // alertMessage is the human sentence of an alert.
 func alertMessage(a *Alert) string {
-	if a.Message == "" {
-		return "log integrity alert: " + a.Reason
+	what := "log integrity alert"
+	if alertClass(a) == classWitnessConflict {
+		what = "witness alert (reported by the server, not verified)"
 	}
-	return "log integrity alert " + a.Reason + ": " + a.Message
+	if a.Message == "" {
+		return what + ": " + a.Reason
+	}
+	return what + " " + a.Reason + ": " + a.Message
 }
 
 // evidenceDigest summarises alert evidence for the one-line formats, which

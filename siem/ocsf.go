@@ -119,6 +119,9 @@ type ocsfFindingInfo struct {
 	Title string   `json:"title"`
 	Desc  string   `json:"desc,omitempty"`
 	Types []string `json:"types,omitempty"`
+	// DataSources says where a finding comes from when it is not the
+	// follower's own verification: "GET /witnesses", the server's report.
+	DataSources []string `json:"data_sources,omitempty"`
 }
 
 // ocsfUnmapped carries warrant's own fields. Names are stable: SIEM
@@ -164,6 +167,13 @@ type ocsfUnmapped struct {
 	// EvidenceBase64 when it is not.
 	Evidence       string `json:"evidence,omitempty"`
 	EvidenceBase64 []byte `json:"evidence_base64,omitempty"`
+	// A witness conflict: the witness, its URL and last error as the
+	// server reported them, and reported_by "server" (not verified).
+	Witness          string `json:"witness,omitempty"`
+	WitnessURL       string `json:"witness_url,omitempty"`
+	WitnessErrorKind string `json:"witness_error_kind,omitempty"`
+	WitnessError     string `json:"witness_error,omitempty"`
+	ReportedBy       string `json:"reported_by,omitempty"`
 }
 
 // ocsfClassInfo names a class and its category.
@@ -388,9 +398,12 @@ func ocsfResources(v *eventView) []ocsfResource {
 // Alert renders a follower alert as a 2004 Detection Finding: it is a
 // detection by a monitoring component (the follower), not an API call, and
 // OCSF's findings category is where SIEMs look for alerts. severity_id is
-// 5 (Critical); status_id 1 is the finding status New.
+// 5 (Critical), 4 (High) for a witness conflict; status_id 1 is the
+// finding status New. A witness conflict names the witness as the
+// affected resource and the server's report as its data source.
 func (ocsfFormat) Alert(a *Alert) ([]byte, error) {
-	r := newOCSFRecord(classAlert)
+	c := alertClass(a)
+	r := newOCSFRecord(c)
 	r.Time = unixMillis(a.Time)
 	r.StatusID, r.Status = 1, "New"
 	r.Message = alertMessage(a)
@@ -398,11 +411,20 @@ func (ocsfFormat) Alert(a *Alert) ([]byte, error) {
 	r.Metadata.LogName = a.Origin
 	r.FindingInfo = &ocsfFindingInfo{
 		UID:   alertID(a),
-		Title: classAlert.name + ": " + a.Reason,
+		Title: c.name + ": " + a.Reason,
 		Desc:  a.Message,
 		Types: []string{a.Reason},
 	}
 	r.Unmapped = &ocsfUnmapped{AlertReason: a.Reason}
+	if c == classWitnessConflict {
+		r.FindingInfo.DataSources = []string{"GET /witnesses"}
+		if a.Witness != "" {
+			r.Resources = []ocsfResource{{UID: a.Witness, Name: a.WitnessURL, Type: "witness"}}
+		}
+		r.Unmapped.Witness, r.Unmapped.WitnessURL = a.Witness, a.WitnessURL
+		r.Unmapped.WitnessErrorKind, r.Unmapped.WitnessError = a.WitnessErrorKind, a.WitnessError
+		r.Unmapped.ReportedBy = "server"
+	}
 	if len(a.Evidence) > 0 {
 		if utf8.Valid(a.Evidence) {
 			r.Unmapped.Evidence = string(a.Evidence)

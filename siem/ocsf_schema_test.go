@@ -38,6 +38,7 @@ func everyAlert() []*Alert {
 		client.ReasonEntriesMismatch, client.ReasonStalled,
 		proofs.ReasonCheckpointInvalid, proofs.ReasonCheckpointSignature, proofs.ReasonCheckpointOrigin,
 		proofs.ReasonInclusionInvalid, proofs.ReasonConsistencyInvalid, proofs.ReasonRangeInvalid,
+		client.ReasonWitnessConflict,
 	}
 	var out []*Alert
 	for i, r := range reasons {

@@ -37,7 +37,10 @@ func (e *Event) ID() string { return e.Origin + "/" + strconv.FormatUint(e.Index
 
 // Alert is a high-severity finding of the follower: the log forked or
 // rolled back, entries did not hash to the signed root, a checkpoint
-// signature did not verify, or the log stalled.
+// signature did not verify, or the log stalled (critical: the follower
+// proved it); or, reason witness_conflict, the server reports a witness
+// holding another history of the log's origin (high: the follower cannot
+// check the server's report, and what it verified itself still holds).
 type Alert struct {
 	Time   time.Time
 	Origin string
@@ -45,8 +48,13 @@ type Alert struct {
 	// range_proof_invalid, checkpoint_signature_invalid, log_stalled, ...).
 	Reason  string
 	Message string
-	// Evidence is the offending checkpoint or data, if any.
+	// Evidence is the offending checkpoint or data, if any (for a witness
+	// conflict, the witness's entry of the server's report, as JSON).
 	Evidence []byte
+	// Witness names the witness of a witness_conflict alert, WitnessURL
+	// its URL, WitnessErrorKind and WitnessError its last error (kind
+	// conflict or inconsistent, and text) as the server reported them.
+	Witness, WitnessURL, WitnessErrorKind, WitnessError string
 }
 
 // Format renders events and alerts as records: one line, no trailing

@@ -152,11 +152,15 @@ func (f rfc5424Format) Event(e *Event) ([]byte, error) {
 }
 
 func (f rfc5424Format) Alert(a *Alert) ([]byte, error) {
-	r := f.start(classAlert, a.Time)
+	r := f.start(alertClass(a), a.Time)
 	r.param("origin", a.Origin)
 	r.param("id", alertID(a))
 	r.param("kind", "alert")
 	r.param("reason", a.Reason)
+	r.param("witness", a.Witness)
+	r.param("witness_url", a.WitnessURL)
+	r.param("witness_error", a.WitnessErrorKind)
+	r.param("detail", a.WitnessError)
 	r.param("evidence", evidenceDigest(a))
 	return r.finish(alertMessage(a)), nil
 }

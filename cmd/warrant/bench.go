@@ -11,10 +11,10 @@ import (
 )
 
 func runBench(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "bench", "[--mode append|append-batch|inclusion|consistency|entries|tiles|fairness|token] [--duration D] [--concurrency N] [--rate R] --registrar-key KEY")
+	fs := newFlagSet(env, "bench", "[--mode append|append-batch|inclusion|consistency|entries|tiles|fairness|token|witness] [--duration D] [--concurrency N] [--rate R] --registrar-key KEY [--witness-policy FILE]")
 	var cf clientFlags
 	cf.register(fs, env)
-	mode := fs.String("mode", loadgen.ModeAppend, "append, append-batch, inclusion, consistency, entries, tiles, fairness (an unrelated agent's latency while one agent floods), or token (each client an agent exchanging its delegation for access tokens at /oauth2/token, fresh DPoP proof each time; the server needs --tokens)")
+	mode := fs.String("mode", loadgen.ModeAppend, "append, append-batch, inclusion, consistency, entries, tiles, fairness (an unrelated agent's latency while one agent floods), token (each client an agent exchanging its delegation for access tokens at /oauth2/token, fresh DPoP proof each time; the server needs --tokens), or witness (appends, and the time from each append's answer to a witnessed checkpoint covering it, read from the witnessed checkpoint feed and verified under --witness-policy; the server needs --witness-policy)")
 	duration := fs.Duration("duration", 10_000_000_000, "how long to drive load")
 	concurrency := fs.Int("concurrency", 16, "concurrent clients")
 	rate := fs.Float64("rate", 0, "target operations per second (0: flat out)")
@@ -37,13 +37,21 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	cfg := loadgen.Config{Server: cf.server, LogKey: v, Mode: *mode, Concurrency: *concurrency, Duration: *duration,
 		Rate: *rate, BatchSize: *batch, Presign: *presign, EntryBytes: *entryBytes, HTTP2: *h2}
+	if *mode == loadgen.ModeWitness {
+		if cfg.WitnessPolicy, _, err = cf.witnesses(); err != nil {
+			return err
+		}
+		if cfg.WitnessPolicy == nil {
+			return usagef("the witness mode needs --witness-policy (the witnesses whose cosignatures the server collects)")
+		}
+	}
 	if *registrarKey != "" {
 		var s *client.Signer
 		if s, err = loadSigner(*registrarKey); err != nil {
 			return err
 		}
 		cfg.Registrar = s
-	} else if *mode == loadgen.ModeAppend || *mode == loadgen.ModeAppendBatch || *mode == loadgen.ModeFairness || *mode == loadgen.ModeToken {
+	} else if *mode == loadgen.ModeAppend || *mode == loadgen.ModeAppendBatch || *mode == loadgen.ModeFairness || *mode == loadgen.ModeToken || *mode == loadgen.ModeWitness {
 		return usagef("the %s mode needs --registrar-key to register its agents", *mode)
 	}
 	if *cpuProfile != "" {

@@ -3,16 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/warrantlog/warrant/client"
 	"github.com/warrantlog/warrant/internal/atomicfile"
-	"github.com/warrantlog/warrant/ledger"
 	"github.com/warrantlog/warrant/proofs"
 )
 
@@ -36,9 +33,15 @@ func runCheckpoint(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	var ws *ledger.WitnessStatus
+	var ws *client.WitnessReport
 	if *witnesses {
-		if ws, err = fetchWitnesses(ctx, &cf); err != nil {
+		// The server's report, not verified: the cosignatures on the
+		// checkpoint are what can be checked.
+		ws, err = c.WitnessReport(ctx)
+		if errors.Is(err, client.ErrNoWitnesses) {
+			return proofs.Errorf(proofs.ReasonNotFound, "the server at %s reports no witnesses: it runs without --witness-policy", cf.server)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -63,40 +66,6 @@ func runCheckpoint(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 	}
 	return nil
-}
-
-// fetchWitnesses reads the server's GET /witnesses: each witness's state
-// as the server reports it (not verified: the checkpoint's cosignatures
-// are what can be checked).
-func fetchWitnesses(ctx context.Context, cf *clientFlags) (*ledger.WitnessStatus, error) {
-	hc, err := backupHTTPClient(&cf.tls)
-	if err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(cf.server, "/")+"/witnesses", nil)
-	if err != nil {
-		return nil, usagef("bad server URL %q: %v", cf.server, err)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, &proofs.Error{Reason: proofs.ReasonUnavailable, Err: err}
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, &proofs.Error{Reason: proofs.ReasonUnavailable, Err: err}
-	}
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		return nil, proofs.Errorf(proofs.ReasonNotFound, "the server at %s reports no witnesses: it runs without --witness-policy", cf.server)
-	case resp.StatusCode != http.StatusOK:
-		return nil, proofs.Errorf(proofs.ReasonUnavailable, "GET /witnesses: HTTP %d: %.200s", resp.StatusCode, body)
-	}
-	var ws ledger.WitnessStatus
-	if err := json.Unmarshal(body, &ws); err != nil {
-		return nil, proofs.Errorf(proofs.ReasonResponseMismatch, "GET /witnesses: %v", err)
-	}
-	return &ws, nil
 }
 
 // fetchEntry resolves INDEX|ID to a verified entry.

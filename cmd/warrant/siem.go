@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -26,7 +27,7 @@ func runSIEM(ctx context.Context, env *cmdEnv, args []string) error {
 	tokenFile := fs.String("hec-token-file", "", "file holding the HEC token (default: env WARRANT_HEC_TOKEN; never on the command line)")
 	caFile := fs.String("ca", "", "PEM CA certificates to trust for syslog+tls and HEC")
 	stallAfter := fs.Duration("stall-after", time.Minute, "alert when the log's signed timestamp is older than this")
-	poll := fs.Duration("poll", 5*time.Second, "polling interval when the checkpoint stream is unavailable")
+	poll := fs.Duration("poll", 5*time.Second, "polling interval when the checkpoint stream is unavailable, and of the server's witness report (GET /witnesses)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -126,13 +127,35 @@ func runSIEM(ctx context.Context, env *cmdEnv, args []string) error {
 		return &proofs.Error{Reason: a.Reason, Err: fmt.Errorf("ALERT (state left untouched): %w", a.Err)}
 	}
 
+	// A witness conflict is the server's report, not a failure of what the
+	// follower verified: it is delivered as an alert, durably like an
+	// event, and the follower goes on (exit 0 with --once).
+	witnessAlert := func(ctx context.Context, wc *client.WitnessConflict) error {
+		w := wc.Witness
+		rec, err := fmtr.Alert(&siem.Alert{
+			Time: cmp.Or(w.LastErrorAt, time.Now()), Origin: origin, Reason: client.ReasonWitnessConflict,
+			Message: fmt.Sprintf("the server reports that witness %s holds a checkpoint of this log's origin that conflicts with the log's (%s: %s); the log's latest size is %d. Either the witness was shown another history signed with the log's key (a split view: the key is in other hands, or a second log runs under this origin), or the log lost state and signed again from an older size. What this follower verified is consistent; ask the witness's operator for the checkpoint it holds",
+				w.Name, w.LastErrorKind, w.LastError, wc.Size),
+			Evidence: wc.Report, Witness: w.Name, WitnessURL: w.URL, WitnessErrorKind: w.LastErrorKind, WitnessError: w.LastError,
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stderr, "%s\n", rec)
+		return sink.Write(ctx, [][]byte{rec})
+	}
+
 	if *once {
 		if _, err := f.Round(ctx); err != nil {
 			return raise(err)
 		}
+		n, err := f.CheckWitnesses(ctx, witnessAlert)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "warning: checking the server's witness report: %v\n", err)
+		}
 		st := f.State()
 		if cf.json {
-			return printJSON(env.stderr, map[string]any{"next": st.Next})
+			return printJSON(env.stderr, map[string]any{"next": st.Next, "witness_alerts": n})
 		}
 		return nil
 	}
@@ -143,7 +166,7 @@ func runSIEM(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 		fmt.Fprintf(env.stderr, "warning: %v\n", err)
 	}
-	if err := f.Follow(ctx, client.FollowOptions{StallAfter: *stallAfter, Poll: *poll, Warn: warn}); err != nil {
+	if err := f.Follow(ctx, client.FollowOptions{StallAfter: *stallAfter, Poll: *poll, Warn: warn, WitnessConflict: witnessAlert}); err != nil {
 		return raise(err)
 	}
 	return nil
