@@ -80,6 +80,11 @@ func (w *ReportedWitness) Conflicting() bool {
 // returns ErrNoWitnesses when the server answers 404, and a ReasonMismatch
 // error for an answer that is not a report about this client's log.
 func (c *Client) WitnessReport(ctx context.Context) (*WitnessReport, error) {
+	if c.noConnect.Load() {
+		// A static tlog-tiles mirror serves tiles and the checkpoint only:
+		// it has no witness report, and is not asked for one.
+		return nil, ErrNoWitnesses
+	}
 	body, err := c.tiles.get(ctx, "witnesses", maxWitnessReportBytes)
 	if se := statusError(0); errors.As(err, &se) && se == http.StatusNotFound {
 		return nil, ErrNoWitnesses
