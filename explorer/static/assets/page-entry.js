@@ -27,7 +27,7 @@ export async function entryPage(out, view, arg) {
       ["Checkpoint", e.cp ? `size ${e.cp.size}, origin ${e.cp.origin}` : "not verified"],
       ["Inclusion proof", `${e.hashes?.length ?? 0} hashes, checked against the checkpoint root`],
     ]),
-    e.verified ? downloadButton("Download tlog-proof", `entry-${e.index}.tlog-proof`, "text/plain", e.tlogProof) : null,
+    tlogProofDownload(e),
   ));
   out.append(payloadSection(e));
   if (p.decision) out.append(decisionSection(e, p.decision.policy_digest ? await policyInForce(view, e) : null));
@@ -130,10 +130,17 @@ async function statusSection(view, e, ch) {
   return h("div", {}, sec, tokens);
 }
 
-export async function bundleDownload(view, id) {
+// tlogProofDownload offers a verified entry's tlog-proof, the file
+// `warrant verify` checks offline; an entry that failed its checks offers
+// nothing, so no download ever carries what the page could not verify.
+export function tlogProofDownload(e, label = "Download tlog-proof") {
+  return e.verified && e.tlogProof ? downloadButton(label, `entry-${e.index}.tlog-proof`, "text/plain", e.tlogProof) : null;
+}
+
+export async function bundleDownload(view, id, label = "Download chain bundle") {
   try {
     const r = await view.api.rpc("GetChainBundle", { delegationId: id });
-    return h("p", {}, downloadButton("Download chain bundle", `${id}.bundle`, "application/json", b64decode(r.bundle)),
+    return h("p", {}, downloadButton(label, `${id}.bundle`, "application/json", b64decode(r.bundle)),
       " (verify it offline with ", h("code", {}, "warrant verify"), ")");
   } catch (err) {
     return h("p", { class: "note" }, `No chain bundle: ${err.message}`);

@@ -8,6 +8,8 @@ import { h, link, badge, mark, errorBox, shortID } from "./dom.js";
 import { b64decode } from "./verify.js";
 import { parseLeaf, entryID, mismatch } from "./log.js";
 import { navigate } from "./app.js";
+import { tlogProofDownload, bundleDownload } from "./page-entry.js";
+import { delegationOf, isAccepted } from "./facts.js";
 
 export const SCAN_LIMIT = 1000;
 const MAX_RESULTS = 50;
@@ -57,8 +59,16 @@ async function results(view, q) {
     sec.append(h("p", {}, "Nothing found."));
     return sec;
   }
-  sec.append(h("ul", { class: "results" }, found.map((e) => mark(h("li", {}, badge(e.verified, e.error), " ",
-    link(`/ui/entry/${e.index}`, `entry ${e.index}`), ` ${e.parsed?.kind}: `, describe(e)), e.verified))));
+  // Downloads only for what verified: its tlog-proof, and for an accepted
+  // delegation its chain bundle.
+  const items = await Promise.all(found.map(async (e) => {
+    const d = e.verified ? delegationOf(e) : null;
+    return mark(h("li", {}, badge(e.verified, e.error), " ",
+      link(`/ui/entry/${e.index}`, `entry ${e.index}`), ` ${e.parsed?.kind}: `, describe(e), " ",
+      tlogProofDownload(e, `tlog-proof of entry ${e.index}`),
+      d && isAccepted(e) ? await bundleDownload(view, d.id, `chain bundle of ${d.id}`) : null), e.verified);
+  }));
+  sec.append(h("ul", { class: "results" }, items));
   return sec;
 }
 
