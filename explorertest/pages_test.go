@@ -55,6 +55,19 @@ func TestPages(t *testing.T) {
 	if s := b.text("#results"); !strings.Contains(s, fmt.Sprintf("entry %d", tl.index["token"])) {
 		t.Errorf("search for the token id: %s", s)
 	}
+	// A scan of the entries before a given one (the "look further back"
+	// link): the token is found in a range that holds it, and not in one
+	// that ends before it.
+	tokIdx := tl.index["token"]
+	b.open(tl.pageURL(base, fmt.Sprintf("/ui/?q=%s&before=%d", url.QueryEscape(tl.tokenJTI), tokIdx+1)))
+	verified(t, b, "search back by token id", 1)
+	if s := b.text("#scanned"); !strings.Contains(s, fmt.Sprintf("to %d scanned", tokIdx)) {
+		t.Errorf("scanned range: %s", s)
+	}
+	b.open(tl.pageURL(base, fmt.Sprintf("/ui/?q=%s&before=%d", url.QueryEscape(tl.tokenJTI), tokIdx)))
+	if s := b.text("#results"); !strings.Contains(s, "Nothing found") || strings.Contains(s, fmt.Sprintf("entry %d ", tokIdx)) {
+		t.Errorf("a scan ending before the token found it: %s", s)
+	}
 
 	// An accepted delegation with a token, signed by P-256 and Ed25519 keys.
 	b.open(tl.pageURL(base, "/ui/entry/dlg-triage"))

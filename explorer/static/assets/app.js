@@ -118,7 +118,7 @@ async function render() {
     if (!view && page !== "") throw new Error("pin the log's verifier key first (above)");
     switch (page) {
       case "":
-        await searchPage(out, view, url.searchParams.get("q") || "");
+        await searchPage(out, view, url.searchParams.get("q") || "", url.searchParams.get("before") || "");
         break;
       case "entry":
         await entryPage(out, view, arg);
