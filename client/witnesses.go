@@ -31,55 +31,10 @@ const maxWitnessReportBytes = 1 << 20
 // witnesses: it runs without a witness policy, or it is a static mirror.
 var ErrNoWitnesses = errors.New("the server reports no witnesses")
 
-// WitnessReport is a server's GET /witnesses answer, unverified.
-type WitnessReport struct {
-	Origin string `json:"origin"`
-	// Mode is the server's witness mode, async or sync.
-	Mode string `json:"mode"`
-	// Size is the latest checkpoint's size, CosignedSize that of the latest
-	// one satisfying the server's quorum (0 if none yet).
-	Size         uint64            `json:"size"`
-	CosignedSize uint64            `json:"cosigned_size"`
-	Witnesses    []ReportedWitness `json:"witnesses"`
-}
-
-// ReportedWitness is one witness's state as the server reports it.
-type ReportedWitness struct {
-	Name string `json:"name"`
-	URL  string `json:"url"`
-	// CosignedSize is the largest size it cosigned for the log;
-	// LastCosigned when it last did, in the server's current process.
-	CosignedSize uint64    `json:"cosigned_size"`
-	LastCosigned time.Time `json:"last_cosigned,omitzero"`
-	// LastError, LastErrorKind and LastErrorAt describe its last failed
-	// request since its last cosignature, if any. The kinds are those of
-	// the server's warrant_witness_failures_total: conflict and
-	// inconsistent are the two that mean another history.
-	LastError     string    `json:"last_error,omitempty"`
-	LastErrorKind string    `json:"last_error_kind,omitempty"`
-	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
-}
-
-// The LastErrorKind values that report another history of the origin.
-const (
-	// WitnessConflictKind: the witness answered 409 with a size larger than
-	// any checkpoint the log signed.
-	WitnessConflictKind = "conflict"
-	// WitnessInconsistentKind: the witness answered 422, refusing the
-	// log's consistency proof from the size it holds.
-	WitnessInconsistentKind = "inconsistent"
-)
-
-// Conflicting reports whether the witness's last error says it holds
-// another history of the log's origin.
-func (w *ReportedWitness) Conflicting() bool {
-	return w.LastErrorKind == WitnessConflictKind || w.LastErrorKind == WitnessInconsistentKind
-}
-
 // WitnessReport reads the server's GET /witnesses (at most 1 MiB). It
 // returns ErrNoWitnesses when the server answers 404, and a ReasonMismatch
 // error for an answer that is not a report about this client's log.
-func (c *Client) WitnessReport(ctx context.Context) (*WitnessReport, error) {
+func (c *Client) WitnessReport(ctx context.Context) (*proofs.WitnessReport, error) {
 	if c.noConnect.Load() {
 		// A static tlog-tiles mirror serves tiles and the checkpoint only:
 		// it has no witness report, and is not asked for one.
@@ -92,7 +47,7 @@ func (c *Client) WitnessReport(ctx context.Context) (*WitnessReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	var r WitnessReport
+	var r proofs.WitnessReport
 	if err := json.Unmarshal(body, &r); err != nil {
 		return nil, proofs.Errorf(ReasonMismatch, "GET /witnesses: %v", err)
 	}
@@ -111,7 +66,7 @@ func (c *Client) WitnessReport(ctx context.Context) (*WitnessReport, error) {
 // (restored from an old backup).
 type WitnessConflict struct {
 	Origin  string
-	Witness ReportedWitness
+	Witness proofs.WitnessStatus
 	// Size is the log's latest size in the same report.
 	Size uint64
 	// Report is the witness's entry of the report, as JSON: the evidence.

@@ -46,9 +46,9 @@ func (s *reportServer) set(status int, body string) {
 }
 
 // report renders a GET /witnesses answer.
-func report(t *testing.T, origin string, ws ...client.ReportedWitness) string {
+func report(t *testing.T, origin string, ws ...proofs.WitnessStatus) string {
 	t.Helper()
-	b, err := json.Marshal(client.WitnessReport{Origin: origin, Mode: "async", Size: 5, Witnesses: ws})
+	b, err := json.Marshal(proofs.WitnessReport{Origin: origin, Mode: "async", Size: 5, Witnesses: ws})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,10 +113,10 @@ func TestCheckWitnesses(t *testing.T) {
 
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	cosigned := at.Add(-time.Hour)
-	ok := client.ReportedWitness{Name: "w1", URL: "http://w1", CosignedSize: 5, LastCosigned: cosigned}
-	down := client.ReportedWitness{Name: "w2", URL: "http://w2", LastError: "connection refused", LastErrorKind: "unreachable", LastErrorAt: at}
-	conflict := func(name string, kind string, at, cosigned time.Time) client.ReportedWitness {
-		return client.ReportedWitness{Name: name, URL: "http://" + name, CosignedSize: 3, LastCosigned: cosigned,
+	ok := proofs.WitnessStatus{Name: "w1", URL: "http://w1", CosignedSize: 5, LastCosigned: cosigned}
+	down := proofs.WitnessStatus{Name: "w2", URL: "http://w2", LastError: "connection refused", LastErrorKind: "unreachable", LastErrorAt: at}
+	conflict := func(name string, kind string, at, cosigned time.Time) proofs.WitnessStatus {
+		return proofs.WitnessStatus{Name: name, URL: "http://" + name, CosignedSize: 3, LastCosigned: cosigned,
 			LastError: "the witness holds size 9, beyond this log's 5", LastErrorKind: kind, LastErrorAt: at}
 	}
 	srv.set(http.StatusOK, report(t, origin, ok, down))
@@ -149,7 +149,7 @@ func TestCheckWitnesses(t *testing.T) {
 	check("w3 inconsistent")
 
 	// w2 cosigns again (no error), then conflicts again: alerted again.
-	srv.set(http.StatusOK, report(t, origin, ok, client.ReportedWitness{Name: "w2", LastCosigned: at.Add(3 * time.Minute)}, conflict("w3", "inconsistent", at.Add(3*time.Minute), cosigned)))
+	srv.set(http.StatusOK, report(t, origin, ok, proofs.WitnessStatus{Name: "w2", LastCosigned: at.Add(3 * time.Minute)}, conflict("w3", "inconsistent", at.Add(3*time.Minute), cosigned)))
 	check()
 	srv.set(http.StatusOK, report(t, origin, ok, conflict("w2", "inconsistent", at.Add(4*time.Minute), at.Add(3*time.Minute)), conflict("w3", "inconsistent", at.Add(4*time.Minute), cosigned)))
 	check("w2 inconsistent")

@@ -72,16 +72,16 @@ func (m WitnessMode) String() string {
 }
 
 // Failure kinds of a witness request, the kind label of
-// warrant_witness_failures_total and WitnessState.LastErrorKind.
+// warrant_witness_failures_total and proofs.WitnessStatus.LastErrorKind.
 const (
 	// witnessUnreachable: no HTTP answer (connection refused, timeout).
 	witnessUnreachable = "unreachable"
 	// witnessConflict: the witness holds a size this log never signed
 	// (409 beyond our latest checkpoint): it saw another history.
-	witnessConflict = "conflict"
+	witnessConflict = proofs.WitnessConflictKind
 	// witnessInconsistent: 422, the consistency proof does not verify
 	// against what the witness holds: another history, or a fork.
-	witnessInconsistent = "inconsistent"
+	witnessInconsistent = proofs.WitnessInconsistentKind
 	// witnessForbidden: 403, the witness does not accept the log's
 	// signature (it knows another key for our origin).
 	witnessForbidden = "forbidden"
@@ -102,33 +102,6 @@ const maxCollected = 8
 
 // maxWitnessAnswer bounds a witness's answer body.
 const maxWitnessAnswer = 64 << 10
-
-// WitnessState is one witness's state as the log sees it.
-type WitnessState struct {
-	Name string `json:"name"`
-	URL  string `json:"url"`
-	// CosignedSize is the largest tree size the witness cosigned for this
-	// log (kept across restarts), 0 if none.
-	CosignedSize uint64 `json:"cosigned_size"`
-	// LastCosigned is when it last cosigned, in this process.
-	LastCosigned time.Time `json:"last_cosigned,omitzero"`
-	// LastError is the last failure since the last cosignature ("" if none),
-	// LastErrorKind its kind, LastErrorAt when.
-	LastError     string    `json:"last_error,omitempty"`
-	LastErrorKind string    `json:"last_error_kind,omitempty"`
-	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
-}
-
-// WitnessStatus is what GET /witnesses answers.
-type WitnessStatus struct {
-	Origin string `json:"origin"`
-	Mode   string `json:"mode"`
-	// Size is the latest checkpoint's size, CosignedSize that of the latest
-	// checkpoint satisfying the quorum (0 if none yet).
-	Size         uint64         `json:"size"`
-	CosignedSize uint64         `json:"cosigned_size"`
-	Witnesses    []WitnessState `json:"witnesses"`
-}
 
 // witnessing is a Log's witness client; nil without a policy.
 type witnessing struct {
@@ -169,7 +142,7 @@ type witnessClient struct {
 	wake chan struct{}
 
 	mu    sync.Mutex
-	state WitnessState
+	state proofs.WitnessStatus
 	// size is the size the witness holds for us, as far as we know (what
 	// it last cosigned, or what it said in a 409); sent as old.
 	size uint64
@@ -197,7 +170,7 @@ func (l *Log) startWitnessing() error {
 	err = l.db.View(func(txn *badger.Txn) error {
 		for _, pw := range p.Witnesses {
 			c := &witnessClient{w: w, PolicyWitness: pw, wake: make(chan struct{}, 1)}
-			c.state = WitnessState{Name: pw.Name, URL: pw.URL}
+			c.state = proofs.WitnessStatus{Name: pw.Name, URL: pw.URL}
 			if l.opts.WitnessRate > 0 {
 				c.limiter = rate.NewLimiter(rate.Limit(l.opts.WitnessRate), 1)
 			}
@@ -335,12 +308,12 @@ func (l *Log) servedCheckpoint(witnessed bool) *proofs.Checkpoint {
 }
 
 // Witnesses returns the witnesses' state; nil without a witness policy.
-func (l *Log) Witnesses() *WitnessStatus {
+func (l *Log) Witnesses() *proofs.WitnessReport {
 	w := l.witnesses
 	if w == nil {
 		return nil
 	}
-	st := &WitnessStatus{Origin: l.Origin(), Mode: l.opts.WitnessMode.String(), Size: l.Checkpoint().Size}
+	st := &proofs.WitnessReport{Origin: l.Origin(), Mode: l.opts.WitnessMode.String(), Size: l.Checkpoint().Size}
 	if cp := w.cosigned.Load(); cp != nil {
 		st.CosignedSize = cp.Size
 	}

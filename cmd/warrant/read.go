@@ -33,7 +33,7 @@ func runCheckpoint(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	var ws *client.WitnessReport
+	var ws *proofs.WitnessReport
 	if *witnesses {
 		// The server's report, not verified: the cosignatures on the
 		// checkpoint are what can be checked.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/warrantlog/warrant/client"
 	"github.com/warrantlog/warrant/internal/ocsfschema"
+	"github.com/warrantlog/warrant/proofs"
 )
 
 // startLiteWitness runs torchwood's litewitness (env WARRANT_LITEWITNESS,
@@ -108,14 +109,14 @@ func startLiteWitness(t *testing.T, name, logVKey string) (url, vkey string) {
 }
 
 // witnessReport reads a server's GET /witnesses.
-func witnessReport(t *testing.T, addr string) client.WitnessReport {
+func witnessReport(t *testing.T, addr string) proofs.WitnessReport {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/witnesses")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var r client.WitnessReport
+	var r proofs.WitnessReport
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || len(r.Witnesses) == 0 {
 		t.Fatalf("GET /witnesses: %d %v", resp.StatusCode, err)
 	}
