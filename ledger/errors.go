@@ -23,6 +23,7 @@ const (
 	ReasonQueueFull           = proofs.ReasonQueueFull
 	ReasonShuttingDown        = proofs.ReasonShuttingDown
 	ReasonStoreUnavailable    = proofs.ReasonStoreUnavailable
+	ReasonNotLeader           = proofs.ReasonNotLeader
 	ReasonDiskFull            = proofs.ReasonDiskFull
 	ReasonDataLoss            = proofs.ReasonDataLoss
 	ReasonCheckpointPending   = proofs.ReasonCheckpointPending

@@ -90,6 +90,10 @@ type Log struct {
 	// under Badger's limit (15% of the memtable size).
 	txnBudget int64
 
+	// cluster is the distributed state (distributed.go); nil in the
+	// default mode.
+	cluster *cluster
+
 	// faults injects store failures in tests; nil in production.
 	faults faults
 

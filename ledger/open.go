@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -83,6 +84,9 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	for _, k := range opts.AdminKeys {
 		l.admins[k.ID] = k
 	}
+	if opts.ObjectStore != nil {
+		l.cluster = newCluster(opts)
+	}
 	ch := make(chan struct{})
 	l.changed.Store(&ch)
 	if err := l.recover(); err != nil {
@@ -107,6 +111,19 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if ahead := time.Duration(l.seq.logTime - opts.Now().UnixNano()); opts.MaxLogTimeAhead > 0 && ahead > opts.MaxLogTimeAhead {
 		l.log.Error("the clock is behind the log's last log time: appends are refused until it catches up (was it set back?)",
 			"log_time", proofs.FormatLogTime(time.Unix(0, l.seq.logTime)), "ahead", ahead, "bound", opts.MaxLogTimeAhead)
+	}
+	if l.cluster != nil {
+		// The leader records the configuration and policy when it takes
+		// its term (lead); a node catches up with the cluster before it
+		// serves, or keeps trying in the background (follow).
+		if err := l.reconcile(ctx); errors.Is(err, ErrClusterMismatch) {
+			db.Close() // the sequencer is not running yet
+			return nil, err
+		} else if err != nil {
+			l.log.Warn("catching up with the cluster's checkpoint; serving the last one verified until it succeeds", "size", l.Checkpoint().Size, "err", err)
+		}
+		go l.runCluster()
+		return l, nil
 	}
 	go l.run()
 	if err := l.ensureConfig(ctx); err != nil {

@@ -175,6 +175,20 @@ type Options struct {
 	// with a 10 s timeout per request).
 	WitnessHTTP *http.Client
 
+	// ObjectStore and Coordination, both set or both nil, run the log as
+	// one node of a distributed log (distributed.go; docs/distributed.md):
+	// the log's tiles, entry bundles and checkpoint are published to the
+	// object store, one node at a time sequences under a term of the
+	// coordination service, whose checkpoint is the truth every node
+	// follows. NodeID names this node (required with them) and NodeURL is
+	// the URL other nodes and clients reach it at (GET /cluster, and the
+	// not_leader refusals of the followers). Nil: the default, a log on
+	// this machine alone.
+	ObjectStore  ObjectStore
+	Coordination Coordination
+	NodeID       string
+	NodeURL      string
+
 	// UICORSOrigins are the origins (scheme://host[:port]) whose browsers
 	// may call the read API and tiles: a copy of the web explorer hosted
 	// there (explorer.go). Empty: same origin only, as served at /ui/.
@@ -310,6 +324,18 @@ func (o Options) validate() error {
 	}
 	if o.MaxDPoPJTIs < 0 {
 		return optionError("MaxDPoPJTIs", "cannot be off")
+	}
+	if (o.ObjectStore == nil) != (o.Coordination == nil) {
+		return optionError("ObjectStore", "and Coordination go together: set both (a distributed log) or neither")
+	}
+	if o.ObjectStore == nil && (o.NodeID != "" || o.NodeURL != "") {
+		return optionError("NodeID", "and NodeURL are for a distributed log (ObjectStore and Coordination)")
+	}
+	if o.ObjectStore != nil && o.NodeID == "" {
+		return optionError("NodeID", "is empty: a node of a distributed log needs a name")
+	}
+	if o.ObjectStore != nil && o.WitnessPolicy != nil {
+		return optionError("WitnessPolicy", "is not supported for a distributed log yet")
 	}
 	for i, origin := range o.UICORSOrigins {
 		if err := CheckOrigin(origin); err != nil {

@@ -16,6 +16,39 @@ import (
 // checks it against the head and the last checkpoint, then rebuilds the
 // sequencer's state.
 func (l *Log) recover() error {
+	h, cp, err := l.loadState()
+	if err != nil {
+		return err
+	}
+	if l.cluster != nil {
+		// Distributed: the cluster's checkpoint decides what is served
+		// (reconcile). Until then, the last one stored, which was swapped
+		// in (or one of the empty tree, which every log extends).
+		if cp == nil {
+			if cp, err = l.signCheckpoint(0, proofs.EmptyRoot(), false); err != nil {
+				return err
+			}
+		}
+		l.publish(cp)
+		return nil
+	}
+	if cp == nil || cp.Size < h.Size {
+		root := h.Root
+		if h.Size == 0 {
+			root = proofs.EmptyRoot()
+		}
+		if cp, err = l.signCheckpoint(h.Size, root, true); err != nil {
+			return err
+		}
+	}
+	l.publish(cp)
+	l.log.Info("log opened", "origin", l.signer.Name(), "size", cp.Size, "root", fmt.Sprintf("%x", cp.Root))
+	return nil
+}
+
+// loadState checks the stored tree and rebuilds the sequencer's state from
+// it, returning the tree head and the last stored checkpoint (nil if none).
+func (l *Log) loadState() (head, *proofs.Checkpoint, error) {
 	var h head
 	var cp *proofs.Checkpoint
 	err := l.db.View(func(txn *badger.Txn) error {
@@ -94,21 +127,7 @@ func (l *Log) recover() error {
 		l.policy.Store(l.seq.state.Policy())
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	if cp == nil || cp.Size < h.Size {
-		root := h.Root
-		if h.Size == 0 {
-			root = proofs.EmptyRoot()
-		}
-		if cp, err = l.signCheckpoint(h.Size, root, true); err != nil {
-			return err
-		}
-	}
-	l.publish(cp)
-	l.log.Info("log opened", "origin", l.signer.Name(), "size", cp.Size, "root", fmt.Sprintf("%x", cp.Root))
-	return nil
+	return h, cp, err
 }
 
 // loadPolicy returns the policy in force: that of the last policy entry.

@@ -186,6 +186,11 @@ func (l *Log) submit(ctx context.Context, r *request) (result, error) {
 		return result{}, proofs.Errorf(ReasonShuttingDown, "the log is shutting down")
 	default:
 	}
+	if l.cluster != nil {
+		if err := l.refuseWrite(ctx); err != nil {
+			return result{}, err
+		}
+	}
 	if err := l.intake.push(limitKey(r), r); err != nil {
 		return result{}, err
 	}
@@ -314,6 +319,7 @@ func (l *Log) sequence(batch []*request) {
 // the prefix length.
 func (l *Log) sequenceSome(batch []*request) int {
 	results := make([]result, len(batch))
+	var unpublished error // distributed mode: the batch is committed but not swapped in
 	n, written, st, err := l.apply(batch, results)
 	if err != nil {
 		// Nothing of this transaction was written: answer every request of
@@ -338,10 +344,19 @@ func (l *Log) sequenceSome(batch []*request) int {
 		if err != nil {
 			l.seq.needCheckpoint = true
 			l.log.Error("entries committed but checkpoint signing failed; will retry", "size", st.size, "err", err)
+		} else if l.cluster != nil {
+			l.seq.needCheckpoint = false
+			if unpublished = l.publishBatch(cp); unpublished == nil {
+				l.publish(cp)
+				l.seq.unstored = cp.Note
+			}
 		} else {
 			l.publish(cp)
 			l.seq.needCheckpoint = false
 			l.seq.unstored = cp.Note
+		}
+		if l.cluster != nil {
+			l.cluster.pending.Store(l.seq.size > l.cluster.swappedSize)
 		}
 	}
 	l.opts.Metrics.sequenced(batch[:n], results, err)
@@ -349,7 +364,9 @@ func (l *Log) sequenceSome(batch []*request) int {
 	for i, r := range batch[:n] {
 		res := results[i]
 		if res.err == nil {
-			if res.Index >= cp.Size {
+			if res.Index >= cp.Size && unpublished != nil {
+				res.err = unpublished
+			} else if res.Index >= cp.Size {
 				res.err = proofs.Errorf(ReasonCheckpointPending, "entry %d is committed but not yet covered by a signed checkpoint; resubmit the same envelope to get its receipt", res.Index)
 			}
 			res.Checkpoint = cp

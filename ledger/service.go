@@ -63,6 +63,7 @@ func NewHandler(l *Log, opts ...connect.HandlerOption) http.Handler {
 	registerTiles(mux, l)
 	registerOAuth(mux, l)
 	registerExplorer(mux)
+	registerCluster(mux, l) // distributed mode only (distributed.go)
 	mux.HandleFunc("GET /checkpoint", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")

@@ -135,3 +135,13 @@ func (c *delegationCache) put(id string, r *proofs.DelegationRecord) {
 	c.next = (c.next + 1) % c.max
 	c.m[id] = r
 }
+
+// clear forgets every delegation: a distributed node's store was rebuilt
+// (ingest.go), and what it cached may have been discarded.
+func (c *delegationCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.m)
+	clear(c.ring)
+	c.next = 0
+}

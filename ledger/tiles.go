@@ -279,6 +279,18 @@ func (c *treeCache) put(k [2]uint64, t *tileTree) {
 	}
 }
 
+// clear forgets every subtree: a distributed node's store was rebuilt
+// (ingest.go), and tiles it discarded may come back with other hashes.
+func (c *treeCache) clear() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.m)
+	c.order, c.size = nil, 0
+}
+
 func (r *nodeReader) nodes(ids []compact.NodeID) ([][]byte, error) {
 	hashes := make([][]byte, len(ids))
 	for i, id := range ids {

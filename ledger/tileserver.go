@@ -173,6 +173,36 @@ func parseTilePath(p string) (tileRequest, bool) {
 	return t, true
 }
 
+// path is the inverse of parseTilePath: the canonical tlog-tiles path of
+// t, after "tile/" ("entries/x001/234.p/5", "0/000").
+func (t tileRequest) path() string {
+	var b strings.Builder
+	if t.entries {
+		b.WriteString("entries/")
+	} else {
+		b.WriteString(strconv.Itoa(int(t.level)))
+		b.WriteByte('/')
+	}
+	n := strconv.FormatUint(t.index, 10)
+	if pad := (3 - len(n)%3) % 3; pad > 0 {
+		n = strings.Repeat("0", pad) + n
+	}
+	for i := 0; i < len(n); i += 3 {
+		if i+3 < len(n) {
+			b.WriteByte('x')
+			b.WriteString(n[i : i+3])
+			b.WriteByte('/')
+		} else {
+			b.WriteString(n[i:])
+		}
+	}
+	if t.width < tileWidth {
+		b.WriteString(".p/")
+		b.WriteString(strconv.Itoa(t.width))
+	}
+	return b.String()
+}
+
 // parseSmallDecimal parses a decimal in 0..limit (limit < 1000) written
 // without sign or leading zeros.
 func parseSmallDecimal(s string, limit int) (int, bool) {
@@ -200,7 +230,15 @@ func isDigits(s string) bool {
 // transaction, a checkpoint published in between could cover entries the
 // snapshot lacks.)
 func (l *Log) readTile(t tileRequest) ([]byte, error) {
-	size := l.Checkpoint().Size
+	return l.readTileUpTo(t, l.Checkpoint().Size)
+}
+
+// readTileUpTo returns the content of t as GET /tile serves it once a
+// checkpoint of the given size covers it, or errTileNotCovered. A
+// distributed log's leader (publish.go) reads the tiles of a batch with it
+// before the checkpoint that covers them is swapped in, and puts exactly
+// these bytes in the object store.
+func (l *Log) readTileUpTo(t tileRequest, size uint64) ([]byte, error) {
 	// count is the number of nodes at tree level 8L in the checkpointed
 	// tree (the number of leaves for bundles); a shift of 64 or more is 0.
 	count := size >> (uint(t.level) * tileHeight)

@@ -190,10 +190,15 @@ const (
 	ReasonTooManyStreams    = "too_many_streams"
 	// ReasonTooManyRequests: over the requests in flight from one address
 	// or in all, refused before the request body is read.
-	ReasonTooManyRequests   = "too_many_requests"
-	ReasonDiskFull          = "disk_full"
-	ReasonShuttingDown      = "shutting_down"
-	ReasonStoreUnavailable  = "store_unavailable"
+	ReasonTooManyRequests  = "too_many_requests"
+	ReasonDiskFull         = "disk_full"
+	ReasonShuttingDown     = "shutting_down"
+	ReasonStoreUnavailable = "store_unavailable"
+	// ReasonNotLeader: a node of a distributed log that does not sequence
+	// (a follower, or a leader whose term ended) refuses a write; the
+	// message names the leader when one is known. Nothing is written:
+	// send the request to the leader.
+	ReasonNotLeader         = "not_leader"
 	ReasonCheckpointPending = "checkpoint_pending"
 	// ReasonWitnessUnavailable: in sync witness mode, no checkpoint
 	// covering the entry reached the witness quorum in time; the entry is
@@ -475,7 +480,8 @@ var reasons = []ReasonInfo{
 	refused(ReasonQueueFull, RPCResourceExhausted, "the sequencer queue, or the agent's share of it, is full; retry with back-off"),
 	refused(ReasonDiskFull, RPCResourceExhausted, "the data directory's file system is below the free-space reserve, or full"),
 	refused(ReasonShuttingDown, RPCUnavailable, "the server is stopping"),
-	refused(ReasonStoreUnavailable, RPCUnavailable, "the store failed a read or write"),
+	refused(ReasonStoreUnavailable, RPCUnavailable, "the store failed a read or write (in distributed mode also: the object store or etcd failed, and the batch is not acknowledged; resubmit the same envelope)"),
+	refused(ReasonNotLeader, RPCUnavailable, "distributed mode: this node does not sequence (a follower, or a leader whose term ended); the message names the leader if one is known; send the write there"),
 	refused(ReasonCheckpointPending, RPCUnavailable, "the entry is committed but no checkpoint covers it yet; resubmit for the receipt"),
 	refused(ReasonWitnessUnavailable, RPCUnavailable, "the entry is committed but no checkpoint covering it reached the witness quorum in time (sync witness mode; or, at a client with a witness policy, within its wait for an asynchronously witnessing server); resubmit the same envelope, or fetch the entry later, for the receipt (a command that signs a new request would append a second entry)"),
 	refused(ReasonDataLoss, RPCDataLoss, "the store lacks or contradicts something it must hold"),
