@@ -9,6 +9,8 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +23,7 @@ import (
 	"sync"
 	"testing"
 
-	"encoding/json"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/warrantlog/warrant/proofs"
 )
@@ -614,5 +616,73 @@ func TestClusterRebuildsFromEmptyDir(t *testing.T) {
 	}
 	if d2.Decision.Outcome == proofs.OutcomeDenied && d2.Decision.Reasons[0] == proofs.ReasonParentNotFound {
 		t.Fatalf("the rebuilt node does not know the ingested delegation d1: %+v", d2.Decision)
+	}
+}
+
+// TestClusterRefusesUnverifiableCheckpoint (unit test, fakes): a node never
+// serves a checkpoint that is not signed by the log key, or whose entries
+// in the bucket do not hash to it; Open refuses to start on either.
+func TestClusterRefusesUnverifiableCheckpoint(t *testing.T) {
+	tc := newTestCluster(t)
+	tc.coord.setWinner("a")
+	a := tc.open(t, t.TempDir(), "a")
+	tc.waitLeading(t, a)
+	if _, err := a.Append(context.Background(), bindingEnvelope(t, tc.registrar, humanID, newTestKey(t), proofs.TierDraft, true)); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	good := tc.coord.checkpoint()
+	cp, err := proofs.OpenCheckpoint(good, a.verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tryOpen := func() error {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, LogKeyFile), tc.keyFile, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l, err := Open(context.Background(), Options{Dir: dir, Logger: quietLogger(), RegistrarKeys: []*proofs.PublicKey{tc.registrar.pub()},
+			ObjectStore: tc.store, Coordination: nodeCoord{c: tc.coord, self: Member{NodeID: "c"}}, NodeID: "c"})
+		if err == nil {
+			l.Close()
+		}
+		return err
+	}
+
+	// Signed by another key of the same name.
+	skey, _, err := note.GenerateKey(rand.Reader, cp.Origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := note.Sign(&note.Note{Text: string(proofs.CheckpointBody(cp.Origin, cp.Size+1, cp.Root))}, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.coord.mu.Lock()
+	tc.coord.cp = forged
+	tc.coord.mu.Unlock()
+	if err := tryOpen(); !errors.Is(err, ErrClusterMismatch) {
+		t.Fatalf("Open under a forged checkpoint: %v, want ErrClusterMismatch", err)
+	}
+
+	// The right checkpoint, over a bundle that was tampered with.
+	tc.coord.mu.Lock()
+	tc.coord.cp = good
+	tc.coord.mu.Unlock()
+	key := tileObjectKey(tileRequest{entries: true, index: 0, width: int(cp.Size)})
+	bundle := tc.store.get(key)
+	tampered := bytes.Clone(bundle)
+	tampered[len(tampered)-2] ^= 1 // inside the last leaf
+	tc.store.Put(context.Background(), key, tampered)
+	if err := tryOpen(); !errors.Is(err, ErrClusterMismatch) {
+		t.Fatalf("Open over a tampered bundle: %v, want ErrClusterMismatch", err)
+	}
+	tc.store.Put(context.Background(), key, bundle)
+	if err := tryOpen(); err != nil {
+		t.Fatalf("Open once the bundle is right again: %v", err)
 	}
 }

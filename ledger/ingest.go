@@ -63,6 +63,10 @@ func (l *Log) reconcile(ctx context.Context) error {
 	case cp.Size == served.Size && !bytes.Equal(cp.Root, served.Root):
 		return fmt.Errorf("%w: it has root %x for %d entries, but this node served %x: a fork", ErrClusterMismatch, cp.Root, cp.Size, served.Root)
 	}
+	if cp.Size == served.Size && l.seq.size == cp.Size {
+		c.swapped, c.swappedSize = note, cp.Size // served already: nothing to do
+		return nil
+	}
 	if l.seq.size > cp.Size {
 		if err := l.discardLocal(cp.Size); err != nil {
 			return err

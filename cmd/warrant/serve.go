@@ -58,6 +58,8 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	of.register(fs)
 	var conns serveConns // timeouts, connection and stream caps (conns.go)
 	conns.register(fs)
+	var dist distributedFlags // object store, etcd, node (distributed.go)
+	dist.register(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -108,6 +110,13 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 	} else if flagSet(fs, "witness-mode") || flagSet(fs, "witness-timeout") || flagSet(fs, "witness-rate") {
 		return usagef("--witness-mode, --witness-timeout and --witness-rate need --witness-policy")
+	}
+	distributed, err := dist.check(fs, sec.scheme(), *listen)
+	if err != nil {
+		return err
+	}
+	if distributed && policy != nil {
+		return usagef("--witness-policy is not supported in distributed mode yet")
 	}
 	for _, o := range uiOrigins {
 		if err := ledger.CheckOrigin(o); err != nil {
@@ -201,6 +210,18 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		if opts.PreviousTokenKeys, err = ledger.LoadPreviousTokenKeys(*data); err != nil {
 			return proofs.Errorf(proofs.ReasonOpenFailed, "%v", err)
 		}
+	}
+	if distributed {
+		if err := checkClusterLogKey(*data); err != nil {
+			return err
+		}
+		store, coord, closer, err := openDistributed(ctx, &dist, logger)
+		if err != nil {
+			return err
+		}
+		defer closer.Close() // after the log's Close below
+		opts.ObjectStore, opts.Coordination = store, coord
+		opts.NodeID, opts.NodeURL = dist.nodeID, dist.advertise
 	}
 	if env.getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimitBase + int64(*treeCacheMB)<<20)
