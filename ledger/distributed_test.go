@@ -86,6 +86,10 @@ type fakeCoord struct {
 	changed   chan struct{}
 	winner    string
 	swapFault error
+	// swapPersist makes a faulty swap happen all the same ("failed but
+	// persisted"); readFault fails Checkpoint reads.
+	swapPersist bool
+	readFault   error
 }
 
 func newFakeCoord() *fakeCoord { return &fakeCoord{changed: make(chan struct{})} }
@@ -138,7 +142,7 @@ func (t *fakeTerm) Swap(ctx context.Context, old, new []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
-	case c.swapFault != nil:
+	case c.swapFault != nil && !c.swapPersist:
 		return c.swapFault
 	case c.term != t:
 		return errors.New("deposed")
@@ -147,7 +151,7 @@ func (t *fakeTerm) Swap(ctx context.Context, old, new []byte) error {
 	}
 	c.cp = bytes.Clone(new)
 	c.broadcast()
-	return nil
+	return c.swapFault
 }
 
 func (t *fakeTerm) Resign(ctx context.Context) error {
@@ -198,7 +202,21 @@ func (n nodeCoord) Leader(ctx context.Context) (Member, error) {
 	return n.c.term.m, nil
 }
 
-func (n nodeCoord) Checkpoint(ctx context.Context) ([]byte, error) { return n.c.checkpoint(), nil }
+func (n nodeCoord) Checkpoint(ctx context.Context) ([]byte, error) {
+	n.c.mu.Lock()
+	defer n.c.mu.Unlock()
+	if n.c.readFault != nil {
+		return nil, n.c.readFault
+	}
+	return n.c.cp, nil
+}
+
+// setFaults sets the swap and read faults at once.
+func (c *fakeCoord) setFaults(swap error, persist bool, read error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.swapFault, c.swapPersist, c.readFault = swap, persist, read
+}
 
 func (n nodeCoord) WatchCheckpoint(ctx context.Context) <-chan []byte {
 	out := make(chan []byte)
@@ -685,4 +703,38 @@ func TestClusterRefusesUnverifiableCheckpoint(t *testing.T) {
 	if err := tryOpen(); err != nil {
 		t.Fatalf("Open once the bundle is right again: %v", err)
 	}
+}
+
+// TestClusterSwapOutcomeUnknown (unit test, fakes): a swap that took
+// effect in etcd but answered an error, while etcd cannot be read: the
+// batch is refused as not acknowledged, and the leader, once etcd answers
+// again, finds its own checkpoint swapped in and serves it without
+// publishing it twice; the resubmission returns the entry.
+func TestClusterSwapOutcomeUnknown(t *testing.T) {
+	tc := newTestCluster(t)
+	a := tc.open(t, t.TempDir(), "a")
+	tc.waitLeading(t, a)
+	ctx := context.Background()
+	before := a.Checkpoint().Size
+	tc.coord.setFaults(errors.New("injected: etcd timed out"), true, errors.New("injected: etcd unreachable"))
+	env := bindingEnvelope(t, tc.registrar, humanID, newTestKey(t), proofs.TierDraft, true)
+	if _, err := a.Append(ctx, env); proofs.Reason(err) != ReasonStoreUnavailable {
+		t.Fatalf("append whose swap outcome is unknown: %v, want %s", err, ReasonStoreUnavailable)
+	}
+	if a.Checkpoint().Size != before {
+		t.Fatalf("serves %d entries before the outcome is known, want %d", a.Checkpoint().Size, before)
+	}
+	tc.coord.setFaults(nil, false, nil)
+	waitFor(t, "the leader to serve its swapped checkpoint", func() bool { return a.Checkpoint().Size == before+1 })
+	if !bytes.Equal(a.Checkpoint().Note, tc.coord.checkpoint()) {
+		t.Fatal("the leader serves another checkpoint than the one swapped in")
+	}
+	got, err := a.Append(ctx, env)
+	if err != nil || !got.Duplicate || got.Index != before {
+		t.Fatalf("resubmission: %+v, %v; want entry %d", got, err, before)
+	}
+	if role(a) != "leader" {
+		t.Fatal("the leader stepped down after its own swap")
+	}
+	checkBucketMirrors(t, tc, a)
 }

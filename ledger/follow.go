@@ -21,6 +21,13 @@ func (l *Log) follow() Term {
 	c.role.Store(roleFollower)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	go func() { // a long ingest stops with the log
+		select {
+		case <-l.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	won := make(chan Term, 1)
 	go l.campaign(ctx, won)
 	watch := c.coord.WatchCheckpoint(ctx)

@@ -94,15 +94,18 @@ func (l *Log) publishBatch(cp *proofs.Checkpoint) error {
 	c := l.cluster
 	ctx, cancel := context.WithTimeout(c.termCtx, publishTimeout)
 	defer cancel()
-	if err := l.stillLeading(ctx); err != nil {
+	swapped, err := l.stillLeading(ctx, cp)
+	if err != nil {
 		return err
 	}
-	if err := l.putTiles(ctx, c.swappedSize, cp.Size); err != nil {
-		l.log.Warn("publishing a batch to the object store failed; will retry", "from", c.swappedSize, "to", cp.Size, "err", err)
-		return proofs.Errorf(ReasonStoreUnavailable, "the object store did not take entries %d to %d (%v): nothing is acknowledged; resubmit the same envelope", c.swappedSize, cp.Size-1, err)
-	}
-	if err := l.swap(ctx, cp); err != nil {
-		return err
+	if !swapped {
+		if err := l.putTiles(ctx, c.swappedSize, cp.Size); err != nil {
+			l.log.Warn("publishing a batch to the object store failed; will retry", "from", c.swappedSize, "to", cp.Size, "err", err)
+			return proofs.Errorf(ReasonStoreUnavailable, "the object store did not take entries %d to %d (%v): nothing is acknowledged; resubmit the same envelope", c.swappedSize, cp.Size-1, err)
+		}
+		if err := l.swap(ctx, cp); err != nil {
+			return err
+		}
 	}
 	c.swapped, c.swappedSize = cp.Note, cp.Size
 	c.bucketCheckpoint = cp.Note
@@ -111,30 +114,34 @@ func (l *Log) publishBatch(cp *proofs.Checkpoint) error {
 }
 
 // stillLeading checks, before a batch's puts, that the term holds and the
-// cluster's checkpoint is still the one this leader swapped last. Puts of
+// cluster's checkpoint is still the one this leader swapped last, or is cp
+// itself (swapped reports it: an earlier swap of cp whose outcome could
+// not be read had succeeded, and its objects were put before). Puts of
 // a leader that lost its term unawares would otherwise overwrite, at the
 // same keys, the objects of entries a new leader has swapped in since (a
 // partial bundle's key names its width, not its content). It costs one
 // read of the coordination service per batch. A put in flight when the
 // term ends can still land late; see docs/distributed.md.
-func (l *Log) stillLeading(ctx context.Context) error {
+func (l *Log) stillLeading(ctx context.Context, cp *proofs.Checkpoint) (swapped bool, _ error) {
 	c := l.cluster
 	select {
 	case <-c.term.Done():
 		c.deposed = true
-		return &proofs.Error{Reason: ReasonNotLeader, Err: fmt.Errorf("the term ended: nothing from entry %d on is acknowledged; %w", c.swappedSize, &NotLeaderError{})}
+		return false, &proofs.Error{Reason: ReasonNotLeader, Err: fmt.Errorf("the term ended: nothing from entry %d on is acknowledged; %w", c.swappedSize, &NotLeaderError{})}
 	default:
 	}
 	got, err := c.coord.Checkpoint(ctx)
-	if err != nil {
-		return proofs.Errorf(ReasonStoreUnavailable, "the cluster's checkpoint cannot be read (%v): nothing is acknowledged; resubmit the same envelope", err)
-	}
-	if !bytes.Equal(got, c.swapped) {
+	switch {
+	case err != nil:
+		return false, proofs.Errorf(ReasonStoreUnavailable, "the cluster's checkpoint cannot be read (%v): nothing is acknowledged; resubmit the same envelope", err)
+	case bytes.Equal(got, cp.Note):
+		return true, nil
+	case !bytes.Equal(got, c.swapped):
 		c.deposed = true
 		l.log.Warn("another leader swapped a checkpoint: this node's unswapped entries will be discarded")
-		return &proofs.Error{Reason: ReasonNotLeader, Err: fmt.Errorf("another node leads now: nothing from entry %d on is acknowledged; %w", c.swappedSize, &NotLeaderError{})}
+		return false, &proofs.Error{Reason: ReasonNotLeader, Err: fmt.Errorf("another node leads now: nothing from entry %d on is acknowledged; %w", c.swappedSize, &NotLeaderError{})}
 	}
-	return nil
+	return false, nil
 }
 
 // swap swaps cp in for the checkpoint last swapped. After an error, whose
