@@ -643,8 +643,10 @@ func TestClusterRebuildsFromEmptyDir(t *testing.T) {
 func TestClusterRefusesUnverifiableCheckpoint(t *testing.T) {
 	tc := newTestCluster(t)
 	tc.coord.setWinner("a")
-	a := tc.open(t, t.TempDir(), "a")
+	dirA := t.TempDir()
+	a := tc.open(t, dirA, "a")
 	tc.waitLeading(t, a)
+	older := tc.coord.checkpoint()
 	if _, err := a.Append(context.Background(), bindingEnvelope(t, tc.registrar, humanID, newTestKey(t), proofs.TierDraft, true)); err != nil {
 		t.Fatal(err)
 	}
@@ -702,6 +704,16 @@ func TestClusterRefusesUnverifiableCheckpoint(t *testing.T) {
 	tc.store.Put(context.Background(), key, bundle)
 	if err := tryOpen(); err != nil {
 		t.Fatalf("Open once the bundle is right again: %v", err)
+	}
+
+	// A checkpoint older than the one a node served: etcd went back.
+	tc.coord.mu.Lock()
+	tc.coord.cp = older
+	tc.coord.mu.Unlock()
+	_, err = Open(context.Background(), Options{Dir: dirA, Logger: quietLogger(), RegistrarKeys: []*proofs.PublicKey{tc.registrar.pub()},
+		AdminKeys: []*proofs.PublicKey{tc.admin.pub()}, ObjectStore: tc.store, Coordination: nodeCoord{c: tc.coord, self: Member{NodeID: "a"}}, NodeID: "a"})
+	if !errors.Is(err, ErrClusterMismatch) {
+		t.Fatalf("Open of a node that served %d entries under a checkpoint of fewer: %v, want ErrClusterMismatch", cp.Size, err)
 	}
 }
 
