@@ -48,10 +48,17 @@ import (
 
 // Retry defaults: 5 attempts in all, the first retry after about 100 ms,
 // doubling up to 2 s.
+//
+// A client of several servers (New with a list) tries every server in each
+// attempt, and makes DefaultClusterRetryAttempts by default: with the
+// back-off capped at MaxRetryBackoff they wait 7.5 to 15 s in all, longer than a
+// cluster takes to elect a new leader (its lease time, 5 s by default,
+// plus 2 s).
 const (
-	DefaultRetryAttempts = 5
-	DefaultRetryBackoff  = 100 * time.Millisecond
-	MaxRetryBackoff      = 2 * time.Second
+	DefaultClusterRetryAttempts = 12
+	DefaultRetryAttempts        = 5
+	DefaultRetryBackoff         = 100 * time.Millisecond
+	MaxRetryBackoff             = 2 * time.Second
 )
 
 type retryPolicy struct {
