@@ -3,8 +3,13 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +17,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"golang.org/x/mod/sumdb/note"
@@ -19,6 +25,7 @@ import (
 	warrantv1 "github.com/warrantlog/warrant/api/warrant/v1"
 	"github.com/warrantlog/warrant/api/warrant/v1/warrantv1connect"
 	"github.com/warrantlog/warrant/client"
+	"github.com/warrantlog/warrant/internal/testpki"
 	"github.com/warrantlog/warrant/proofs"
 )
 
@@ -189,6 +196,137 @@ func TestForwardLoop(t *testing.T) {
 	if aIn.Load() != 1 || bIn.Load() != 1 || a.hits.Load()+b.hits.Load() != 0 {
 		t.Fatalf("requests: a %d, b %d, handled %d; want one each and none handled", aIn.Load(), bIn.Load(), a.hits.Load()+b.hits.Load())
 	}
+}
+
+// TestForwardClientFailover: a client given the nodes of a cluster gets
+// its append to the leader through refusals: a node that knows no leader
+// (no_leader), and two nodes that each believe the other leads (each
+// refusing what the other forwards, naming the other), until it reaches
+// the one that leads. The receipt verifies, with one trusted state.
+func TestForwardClientFailover(t *testing.T) {
+	reg := newTestKey(t)
+	leader := newForwardNode(t, reg, "")
+	lost := newForwardNode(t, reg, leader.log.opts.Dir)
+	a := newForwardNode(t, reg, leader.log.opts.Dir)
+	b := newForwardNode(t, reg, leader.log.opts.Dir)
+	lost.setLeader("", false)
+	a.setLeader(b.srv.URL, false)
+	b.setLeader(a.srv.URL, false)
+
+	base := leader.log.Checkpoint().Size
+	c := client.New(strings.Join([]string{lost.srv.URL, a.srv.URL, b.srv.URL, leader.srv.URL}, ","), leader.verifier(t), client.WithRetry(1, 0))
+	e, err := c.Append(context.Background(), bindingEnvelope(t, reg, "spiffe://example.org/a", newTestKey(t), proofs.TierExecute, false))
+	if err != nil {
+		t.Fatalf("append through the cluster: %v", err)
+	}
+	if e.Index != base || leader.log.Checkpoint().Size != base+1 {
+		t.Fatalf("entry %d, leader size %d; want %d, %d", e.Index, leader.log.Checkpoint().Size, base, base+1)
+	}
+	if n := lost.hits.Load() + a.hits.Load() + b.hits.Load(); n != 0 {
+		t.Fatalf("%d writes handled by nodes that do not lead", n)
+	}
+}
+
+// TestForwardMutualTLS: a follower does not forward a request that came
+// with a client certificate (the leader would check the follower's
+// identity instead of the agent's): it refuses it with not_leader naming
+// the leader, and a client given both nodes sends it there itself.
+func TestForwardMutualTLS(t *testing.T) {
+	reg := newTestKey(t)
+	leader := newForwardNode(t, reg, "")
+	dir := t.TempDir()
+	b, err := os.ReadFile(filepath.Join(leader.log.opts.Dir, LogKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, LogKeyFile), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	flog := openTestLog(t, dir, reg, nil)
+	defer flog.Close()
+	var forwarded atomic.Int64
+	ca := testpki.NewCA(t, "test CA")
+	follower := httptest.NewUnstartedServer(Forward(PeerIdentityFromTLS(NewHandler(flog)), ForwardConfig{
+		Leader:    func() (string, bool) { return leader.srv.URL, false },
+		Transport: forwardCounter{&forwarded},
+		Logger:    quietLogger(),
+	}))
+	follower.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Server(t).TLS}, MinVersion: tls.VersionTLS12,
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool()}
+	follower.Config.ErrorLog = log.New(io.Discard, "", 0)
+	follower.StartTLS()
+	defer follower.Close()
+	cfg := &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{ca.SVID(t, "spiffe://example.org/registrar").TLS}}
+	env := bindingEnvelope(t, reg, "spiffe://example.org/a", newTestKey(t), proofs.TierExecute, false)
+
+	_, err = client.New(follower.URL, leader.verifier(t), client.WithTLS(cfg), client.WithRetry(1, 0)).Append(context.Background(), env)
+	if proofs.Reason(err) != proofs.ReasonNotLeader || !strings.Contains(err.Error(), leader.srv.URL) {
+		t.Fatalf("an append with a client certificate at a follower: %v, want not_leader naming %s", err, leader.srv.URL)
+	}
+	if forwarded.Load() != 0 {
+		t.Fatal("a request with a client certificate was forwarded")
+	}
+	c := client.New(follower.URL+","+leader.srv.URL, leader.verifier(t), client.WithTLS(cfg), client.WithRetry(1, 0))
+	if _, err := c.Append(context.Background(), env); err != nil {
+		t.Fatalf("the client did not go to the leader it was given: %v", err)
+	}
+}
+
+// TestForwardTokenExchange: a token exchange posted to a follower is
+// recorded and answered by the leader, the DPoP proof checked against the
+// URL the client posted to (the leader derives its issuer from the Host
+// the follower keeps), and the SDK verifies the issuance entry.
+func TestForwardTokenExchange(t *testing.T) {
+	tokenKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(o *Options) { o.TokenKey = tokenKey })
+	leader := httptest.NewServer(NewHandler(f.log))
+	defer leader.Close()
+	dir := t.TempDir()
+	b, err := os.ReadFile(filepath.Join(f.dir, LogKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, LogKeyFile), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	flog := openTestLog(t, dir, f.registrar, nil)
+	defer flog.Close()
+	follower := httptest.NewServer(Forward(NewHandler(flog), ForwardConfig{
+		Leader: func() (string, bool) { return leader.URL, false },
+		Logger: quietLogger(),
+	}))
+	defer follower.Close()
+
+	now := time.Now()
+	root := &proofs.Delegation{ID: "d-fwd", Issuer: humanID, Delegate: agentID, RootSubject: humanID, Task: "/tickets",
+		Scopes: []string{"tickets:read"}, Destinations: []string{ticketsAPI},
+		NotBefore: proofs.FormatTime(now.Add(-time.Minute)), ExpiresAt: proofs.FormatTime(now.Add(time.Hour)), Nonce: "nonce-fwd-1"}
+	if a, err := f.log.Append(context.Background(), signDelegation(t, f.human, root)); err != nil || a.Decision.Outcome != proofs.OutcomeAccepted {
+		t.Fatalf("delegation: %v", err)
+	}
+	v, err := note.NewVerifier(f.log.VerifierKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := f.log.Checkpoint().Size
+	tr, err := client.New(follower.URL, v).ExchangeToken(context.Background(), f.agent.signer, "d-fwd", ticketsAPI, []string{"tickets:read"})
+	if err != nil {
+		t.Fatalf("token exchange through a follower: %v", err)
+	}
+	if tr.AccessToken == "" || tr.Index != size || f.log.Checkpoint().Size != size+1 {
+		t.Fatalf("issuance at %d (leader size %d), want at %d on the leader", tr.Index, f.log.Checkpoint().Size, size)
+	}
+}
+
+// forwardCounter counts the requests it carries.
+type forwardCounter struct{ n *atomic.Int64 }
+
+func (c forwardCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // TestForwardBodyBound: a follower relays no more than the bound of the
