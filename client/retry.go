@@ -69,7 +69,10 @@ type retryPolicy struct {
 // WithRetry sets how often an RPC is tried in all (attempts; 1 or less: no
 // retries) and the back-off before the first retry (base; each further one
 // doubles it, up to MaxRetryBackoff, with jitter). Retrying is on by
-// default (DefaultRetryAttempts, DefaultRetryBackoff).
+// default (DefaultRetryAttempts, DefaultRetryBackoff; for a client of
+// several servers DefaultClusterRetryAttempts). With several servers an
+// attempt tries each of them once, without back-off between them
+// (servers.go).
 func WithRetry(attempts int, base time.Duration) Option {
 	return func(cfg *config) {
 		cfg.retry = &retryPolicy{attempts: attempts, base: base}
