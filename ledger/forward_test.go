@@ -321,6 +321,64 @@ func TestForwardTokenExchange(t *testing.T) {
 	}
 }
 
+// TestForwardGRPC: over gRPC (HTTP/2, TLS between the nodes and to the
+// client), a follower's refusal is a gRPC Unavailable the client fails
+// over on, and a follower forwards an append to the leader.
+func TestForwardGRPC(t *testing.T) {
+	reg := newTestKey(t)
+	ca := testpki.NewCA(t, "test CA")
+	cert := ca.Server(t).TLS
+	nodes := make([]*httptest.Server, 3)
+	logs := make([]*Log, 3)
+	var leaderURL atomic.Pointer[string]
+	nodeTransport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true}
+	defer nodeTransport.CloseIdleConnections()
+	for i := range nodes {
+		dir := t.TempDir()
+		if i > 0 {
+			b, err := os.ReadFile(filepath.Join(logs[0].opts.Dir, LogKeyFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, LogKeyFile), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		logs[i] = openTestLog(t, dir, reg, nil)
+		defer logs[i].Close()
+		var self *httptest.Server
+		leaderOf := func() (string, bool) {
+			if l := leaderURL.Load(); l != nil {
+				return *l, *l == self.URL
+			}
+			return "", false
+		}
+		if i == 2 {
+			leaderOf = func() (string, bool) { return "", false } // a node that knows no leader
+		}
+		self = httptest.NewUnstartedServer(Forward(NewHandler(logs[i]), ForwardConfig{Leader: leaderOf, Transport: nodeTransport, Logger: quietLogger()}))
+		self.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		self.EnableHTTP2 = true
+		self.StartTLS()
+		defer self.Close()
+		nodes[i] = self
+	}
+	leaderURL.Store(&nodes[0].URL)
+	v, err := note.NewVerifier(logs[0].VerifierKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := logs[0].Checkpoint().Size
+	c := client.New(nodes[2].URL+","+nodes[1].URL, v, client.WithTLS(&tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}), client.WithGRPC(), client.WithRetry(1, 0))
+	e, err := c.Append(context.Background(), bindingEnvelope(t, reg, "spiffe://example.org/a", newTestKey(t), proofs.TierExecute, false))
+	if err != nil {
+		t.Fatalf("append over gRPC through a node without a leader and a follower: %v", err)
+	}
+	if e.Index != base || logs[0].Checkpoint().Size != base+1 || logs[1].Checkpoint().Size != logs[2].Checkpoint().Size {
+		t.Fatalf("entry %d; sizes %d %d %d", e.Index, logs[0].Checkpoint().Size, logs[1].Checkpoint().Size, logs[2].Checkpoint().Size)
+	}
+}
+
 // forwardCounter counts the requests it carries.
 type forwardCounter struct{ n *atomic.Int64 }
 
