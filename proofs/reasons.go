@@ -204,7 +204,17 @@ const (
 	// ReasonClockBehind: the server's clock is further behind the log's
 	// time than the log allows (it was set back); appends resume when it
 	// is within the bound again.
-	ReasonClockBehind     = "clock_behind"
+	ReasonClockBehind = "clock_behind"
+	// ReasonNotLeader: a node of a cluster that does not lead did not
+	// forward a write (a request already forwarded once, a client with a
+	// certificate of its own, or a leader that did not answer the
+	// forward); the answer's Warrant-Leader header names the leader's URL,
+	// where the client sends it next (ledger/forward.go).
+	ReasonNotLeader = "not_leader"
+	// ReasonNoLeader: a node of a cluster got a write while no node leads
+	// (an election is under way, or the coordination service is out of
+	// reach); retry after a moment (ledger/forward.go).
+	ReasonNoLeader        = "no_leader"
 	ReasonDataLoss        = "data_loss"
 	ReasonRequestTooLarge = "request_too_large"
 	ReasonNotFound        = "not_found"
@@ -477,6 +487,8 @@ var reasons = []ReasonInfo{
 	refused(ReasonShuttingDown, RPCUnavailable, "the server is stopping"),
 	refused(ReasonStoreUnavailable, RPCUnavailable, "the store failed a read or write"),
 	refused(ReasonCheckpointPending, RPCUnavailable, "the entry is committed but no checkpoint covers it yet; resubmit for the receipt"),
+	refused(ReasonNotLeader, RPCUnavailable, "a cluster node that does not lead did not forward this write (already forwarded once, a client certificate of its own, or the leader did not answer); the Warrant-Leader header names the leader, where clients send it next"),
+	refused(ReasonNoLeader, RPCUnavailable, "a cluster node got a write while no node leads (an election under way, or the coordination service out of reach); retry after a moment"),
 	refused(ReasonWitnessUnavailable, RPCUnavailable, "the entry is committed but no checkpoint covering it reached the witness quorum in time (sync witness mode; or, at a client with a witness policy, within its wait for an asynchronously witnessing server); resubmit the same envelope, or fetch the entry later, for the receipt (a command that signs a new request would append a second entry)"),
 	refused(ReasonDataLoss, RPCDataLoss, "the store lacks or contradicts something it must hold"),
 	refused(ReasonInternal, RPCInternal, "the server failed with an error that has no reason code"),
