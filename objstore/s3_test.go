@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -266,5 +267,45 @@ func TestS3BadInput(t *testing.T) {
 		if _, err := objstore.NewS3(ctx, cfg); err == nil {
 			t.Errorf("NewS3(%+v) accepted", cfg)
 		}
+	}
+}
+
+// corrupting flips one byte of every PUT body on its way to the server,
+// after the client computed its checksums.
+type corrupting struct{}
+
+func (corrupting) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPut && r.Body != nil {
+		b, err := io.ReadAll(r.Body)
+		r.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		if len(b) > 0 {
+			b[len(b)/2] ^= 0x01
+		}
+		r = r.Clone(r.Context())
+		r.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestS3DamagedInTransit(t *testing.T) {
+	srv := s3test.Start(t)
+	ctx := testContext(t)
+	st, err := objstore.NewS3(ctx, objstore.S3Config{
+		Bucket: srv.Bucket, Endpoint: srv.Endpoint, AccessKeyID: srv.AccessKeyID, SecretAccessKey: srv.SecretAccessKey,
+		HTTPClient: &http.Client{Transport: corrupting{}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Put(ctx, "tile/0/000", randomBytes(t, 8192))
+	if err == nil {
+		t.Fatal("a Put whose bytes were damaged on the way succeeded")
+	}
+	t.Logf("refused: %v", err)
+	if _, err := open(t, srv, "").Get(ctx, "tile/0/000"); !errors.Is(err, objstore.ErrNotFound) {
+		t.Fatalf("the damaged object was stored: %v", err)
 	}
 }
