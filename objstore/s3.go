@@ -2,6 +2,7 @@ package objstore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/md5"
 	"encoding/base64"
@@ -28,8 +29,9 @@ type S3Config struct {
 	// S3-compatible server understands without DNS names per bucket. Empty
 	// means AWS S3 itself, found from Region.
 	Endpoint string
-	// Region signs the requests; empty means "us-east-1", which
-	// S3-compatible servers accept by default.
+	// Region signs the requests; empty means the AWS_REGION environment
+	// variable, else "us-east-1", which S3-compatible servers accept by
+	// default.
 	Region string
 	// AccessKeyID and SecretAccessKey are the credentials. Both empty means
 	// the AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY environment variables
@@ -68,10 +70,7 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 	if creds.AccessKeyID == "" || creds.SecretAccessKey == "" {
 		return nil, errors.New("objstore: no S3 credentials: both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set (in the environment or a credentials file)")
 	}
-	region := cfg.Region
-	if region == "" {
-		region = "us-east-1"
-	}
+	region := cmp.Or(cfg.Region, os.Getenv("AWS_REGION"), "us-east-1")
 	opts := s3.Options{
 		Region: region,
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
