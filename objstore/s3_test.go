@@ -29,7 +29,7 @@ func testContext(t *testing.T) context.Context {
 func open(t *testing.T, srv *s3test.Server, prefix string) *objstore.S3 {
 	t.Helper()
 	st, err := objstore.NewS3(testContext(t), objstore.S3Config{
-		Bucket: srv.Bucket, Prefix: prefix, Endpoint: srv.Endpoint,
+		Bucket: srv.Bucket, Prefix: prefix, Endpoint: srv.Endpoint, Region: srv.Region,
 		AccessKeyID: srv.AccessKeyID, SecretAccessKey: srv.SecretAccessKey,
 	})
 	if err != nil {
@@ -176,7 +176,7 @@ func TestS3WrongCredentials(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := objstore.NewS3(testContext(t), objstore.S3Config{
-				Bucket: srv.Bucket, Endpoint: srv.Endpoint, AccessKeyID: c.id, SecretAccessKey: c.secret,
+				Bucket: srv.Bucket, Endpoint: srv.Endpoint, Region: srv.Region, AccessKeyID: c.id, SecretAccessKey: c.secret,
 			})
 			if !errors.Is(err, objstore.ErrDenied) {
 				t.Fatalf("NewS3: %v, want ErrDenied", err)
@@ -196,16 +196,16 @@ func TestS3Credentials(t *testing.T) {
 	ctx := testContext(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKeyID)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretAccessKey)
-	if _, err := objstore.NewS3(ctx, objstore.S3Config{Bucket: srv.Bucket, Endpoint: srv.Endpoint}); err != nil {
+	if _, err := objstore.NewS3(ctx, objstore.S3Config{Bucket: srv.Bucket, Endpoint: srv.Endpoint, Region: srv.Region}); err != nil {
 		t.Fatalf("NewS3 with credentials from the environment: %v", err)
 	}
 	// Credentials in the config win over the environment.
-	_, err := objstore.NewS3(ctx, objstore.S3Config{Bucket: srv.Bucket, Endpoint: srv.Endpoint, AccessKeyID: "nobody", SecretAccessKey: "x"})
+	_, err := objstore.NewS3(ctx, objstore.S3Config{Bucket: srv.Bucket, Endpoint: srv.Endpoint, Region: srv.Region, AccessKeyID: "nobody", SecretAccessKey: "x"})
 	if !errors.Is(err, objstore.ErrDenied) {
 		t.Fatalf("NewS3 with wrong configured credentials: %v, want ErrDenied", err)
 	}
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
-	_, err = objstore.NewS3(ctx, objstore.S3Config{Bucket: srv.Bucket, Endpoint: srv.Endpoint})
+	_, err = objstore.NewS3(ctx, objstore.S3Config{Bucket: srv.Bucket, Endpoint: srv.Endpoint, Region: srv.Region})
 	if err == nil || !strings.Contains(err.Error(), "no S3 credentials") {
 		t.Fatalf("NewS3 without a secret: %v", err)
 	}
@@ -214,7 +214,7 @@ func TestS3Credentials(t *testing.T) {
 func TestS3MissingBucket(t *testing.T) {
 	srv := s3test.Start(t)
 	_, err := objstore.NewS3(testContext(t), objstore.S3Config{
-		Bucket: "no-such-bucket", Endpoint: srv.Endpoint, AccessKeyID: srv.AccessKeyID, SecretAccessKey: srv.SecretAccessKey,
+		Bucket: "no-such-bucket", Endpoint: srv.Endpoint, Region: srv.Region, AccessKeyID: srv.AccessKeyID, SecretAccessKey: srv.SecretAccessKey,
 	})
 	if err == nil || !strings.Contains(err.Error(), "bucket does not exist") || !strings.Contains(err.Error(), "s3://no-such-bucket/") {
 		t.Fatalf("NewS3 of a missing bucket: %v", err)
@@ -238,7 +238,7 @@ func TestS3ServerStopped(t *testing.T) {
 	if err == nil || errors.Is(err, objstore.ErrNotFound) {
 		t.Fatalf("Get with the server stopped: %v; want an error that is not ErrNotFound", err)
 	}
-	_, err = objstore.NewS3(ctx, objstore.S3Config{Bucket: srv.Bucket, Endpoint: srv.Endpoint, AccessKeyID: srv.AccessKeyID, SecretAccessKey: srv.SecretAccessKey})
+	_, err = objstore.NewS3(ctx, objstore.S3Config{Bucket: srv.Bucket, Endpoint: srv.Endpoint, Region: srv.Region, AccessKeyID: srv.AccessKeyID, SecretAccessKey: srv.SecretAccessKey})
 	if err == nil {
 		t.Fatal("NewS3 with the server stopped succeeded")
 	}
@@ -257,8 +257,8 @@ func TestS3BadInput(t *testing.T) {
 		}
 	}
 	for _, cfg := range []objstore.S3Config{
-		{Bucket: "Bad_Bucket", Endpoint: srv.Endpoint},
-		{Bucket: srv.Bucket, Prefix: "a//b", Endpoint: srv.Endpoint},
+		{Bucket: "Bad_Bucket", Endpoint: srv.Endpoint, Region: srv.Region},
+		{Bucket: srv.Bucket, Prefix: "a//b", Endpoint: srv.Endpoint, Region: srv.Region},
 		{Bucket: srv.Bucket, Endpoint: "ftp://127.0.0.1:1"},
 		{Bucket: srv.Bucket, Endpoint: "127.0.0.1:9000"},
 		{Bucket: srv.Bucket, Endpoint: "http://user:pw@127.0.0.1:9000"},
@@ -294,7 +294,7 @@ func TestS3DamagedInTransit(t *testing.T) {
 	srv := s3test.Start(t)
 	ctx := testContext(t)
 	st, err := objstore.NewS3(ctx, objstore.S3Config{
-		Bucket: srv.Bucket, Endpoint: srv.Endpoint, AccessKeyID: srv.AccessKeyID, SecretAccessKey: srv.SecretAccessKey,
+		Bucket: srv.Bucket, Endpoint: srv.Endpoint, Region: srv.Region, AccessKeyID: srv.AccessKeyID, SecretAccessKey: srv.SecretAccessKey,
 		HTTPClient: &http.Client{Transport: corrupting{}},
 	})
 	if err != nil {

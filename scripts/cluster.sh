@@ -206,7 +206,7 @@ start_etcd() {
 start_versitygw() {
 	mkdir -p "$DIR/s3/data" "$DIR/s3/meta"
 	launch versitygw "$VERSITYGW" --port "127.0.0.1:$S3_PORT" \
-		--access "$S3_ACCESS_KEY" --secret "$S3_SECRET_KEY" --quiet \
+		--access "$S3_ACCESS_KEY" --secret "$S3_SECRET_KEY" --region us-east-1 --quiet \
 		posix --sidecar "$DIR/s3/meta" "$DIR/s3/data"
 	wait_for versitygw "$S3_PORT" / 'HTTP/'
 }
@@ -220,11 +220,12 @@ node_port() {
 }
 
 # start_node NAME: run the node with the arguments recorded in DIR/NAME.args
-# (one a line), the S3 credentials in its environment.
+# (one a line), the S3 credentials and versitygw's region in its environment.
 start_node() {
 	local name=$1 args
 	mapfile -t args <"$DIR/$name.args"
-	AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY launch "$name" "${args[@]}"
+	AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY AWS_REGION=us-east-1 \
+		launch "$name" "${args[@]}"
 	wait_for "$name" "$(node_port "$name")" /checkpoint 'HTTP/'
 }
 

@@ -33,6 +33,8 @@ type Server struct {
 	Endpoint string
 	// Bucket exists and is empty when Start returns.
 	Bucket string
+	// Region is the region the server signs for (clients must use it).
+	Region string
 	// AccessKeyID and SecretAccessKey are the server's root credentials.
 	AccessKeyID, SecretAccessKey string
 
@@ -76,6 +78,7 @@ func Start(t testing.TB) *Server {
 	}
 	s := &Server{
 		Bucket:          "warrant-test",
+		Region:          "us-east-1",
 		AccessKeyID:     "root" + randomHex(t, 8),
 		SecretAccessKey: randomHex(t, 20),
 	}
@@ -104,7 +107,7 @@ func (s *Server) start(bin, addr, data, sidecar string) error {
 	cmd := exec.Command(bin,
 		"--port", addr,
 		"--access", s.AccessKeyID, "--secret", s.SecretAccessKey,
-		"--quiet",
+		"--region", s.Region, "--quiet",
 		"posix", "--sidecar", sidecar, data)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -143,7 +146,7 @@ func (s *Server) start(bin, addr, data, sidecar string) error {
 // tests that need to reach past the store under test (to plant an object).
 func (s *Server) Client() *s3.Client {
 	return s3.New(s3.Options{
-		Region:       "us-east-1",
+		Region:       s.Region,
 		BaseEndpoint: aws.String(s.Endpoint),
 		UsePathStyle: true,
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
