@@ -22,9 +22,11 @@ import (
 // take, so that a busy machine does not fail them. No test asserts a speed.
 const wait = 90 * time.Second
 
-// testTTL is the lease TTL the tests use: etcd's floor, so that expiries
-// happen within a test's patience.
-const testTTL = 2 * time.Second
+// testTTL is the lease TTL most tests use: short, so that expiries happen
+// within a test's patience, yet long enough (renewals every second, the
+// term's deadline three seconds after the last) that a test binary starved
+// of CPU on a busy machine does not lose its terms by accident.
+const testTTL = 4 * time.Second
 
 func dial(t *testing.T, endpoint, id string, edit ...func(*Config)) *Coordinator {
 	t.Helper()
@@ -391,9 +393,9 @@ func TestEtcdStopped(t *testing.T) {
 func TestPartitionDoneBeforeOthersElected(t *testing.T) {
 	etcd := etcdtest.Start(t)
 	p := newProxy(t, etcd.Addr())
-	// A longer lease than the other tests' gives the order a margin of a
-	// second on a busy machine.
-	ttl := 4 * time.Second
+	// A longer lease than the other tests' gives the order a margin of one
+	// and a half seconds on a busy machine.
+	ttl := 6 * time.Second
 	a := dial(t, p.Endpoint(), "a", func(c *Config) { c.LeaseTTL = ttl })
 	b := dial(t, etcd.Endpoint(), "b", func(c *Config) { c.LeaseTTL = ttl })
 	ctx := ctxWait(t)
