@@ -197,7 +197,7 @@ func (t *Term) Resign(ctx context.Context) error {
 }
 
 // renew renews the term's lease every third of the time it may go
-// unrenewed, each renewal bounded by that time. A renewal that succeeds
+// unrenewed (sooner after a failure), each renewal bounded by that time. A renewal that succeeds
 // moves the local deadline to the moment it was sent plus LeaseTTL minus
 // the margin: etcd received it after it was sent, so the lease lives at
 // least until then. (The concurrency.Session renews the same lease too; those
@@ -207,10 +207,19 @@ func (t *Term) renew() {
 	defer t.c.wg.Done()
 	ttl := t.c.cfg.LeaseTTL
 	every := (ttl - Margin(ttl)) / 3
+	next := every
+	t.mu.Lock()
+	if t.validUntil.Sub(t.c.cfg.Now()) < 2*every {
+		// The grant took long (it waited for etcd): part of the time the
+		// lease may go unrenewed is gone already.
+		next = 0
+	}
+	t.mu.Unlock()
 	for {
-		if !sleep(t.ctx, every) {
+		if !sleep(t.ctx, next) {
 			return
 		}
+		next = every
 		sent := t.c.cfg.Now()
 		ctx, cancel := context.WithTimeout(t.ctx, every)
 		_, err := t.c.cli.KeepAliveOnce(ctx, t.lease)
@@ -228,7 +237,9 @@ func (t *Term) renew() {
 		case t.ctx.Err() != nil:
 			return
 		default:
+			// Try again soon: the deadline allows three renewal periods.
 			t.c.log.Debug("leader: renew term lease", "err", err)
+			next = every / 4
 		}
 	}
 }
