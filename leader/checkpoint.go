@@ -33,14 +33,16 @@ func (c *Coordinator) WatchCheckpoint(ctx context.Context) <-chan []byte {
 	ch := make(chan []byte)
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(c.ctx, cancel)
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
+	if !c.spawn(func() {
 		defer close(ch)
 		defer stop()
 		defer cancel()
 		c.watchCheckpoint(ctx, ch)
-	}()
+	}) {
+		stop()
+		cancel()
+		close(ch)
+	}
 	return ch
 }
 

@@ -33,7 +33,7 @@ type Coordinator struct {
 	// ctx lives as long as the Coordinator; Close cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // goroutines that end with ctx
+	wg     sync.WaitGroup // goroutines that end with ctx; added to by spawn
 
 	mu     sync.Mutex
 	member *concurrency.Session // the session the member key lives under
@@ -97,8 +97,7 @@ func Dial(ctx context.Context, cfg Config) (*Coordinator, error) {
 		return nil, fmt.Errorf("leader: register node %s with etcd at %v: %w", cfg.NodeID, cfg.Endpoints, err)
 	}
 	c.member = sess
-	c.wg.Add(1)
-	go c.keepRegistered(sess)
+	c.spawn(func() { c.keepRegistered(sess) })
 	return c, nil
 }
 
@@ -151,7 +150,6 @@ func (c *Coordinator) register(ctx context.Context) (*concurrency.Session, error
 
 // keepRegistered registers the node again whenever its member lease is lost.
 func (c *Coordinator) keepRegistered(sess *concurrency.Session) {
-	defer c.wg.Done()
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -216,15 +214,26 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // revokeLater revokes a lease in the background, giving up after LeaseTTL
 // (by then it has run out anyway) or when the Coordinator closes.
 func (c *Coordinator) revokeLater(id clientv3.LeaseID) {
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
+	c.spawn(func() {
 		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.LeaseTTL)
 		defer cancel()
 		if _, err := c.cli.Revoke(ctx, id); err != nil {
 			c.log.Debug("leader: revoke lease; it runs out by itself", "lease", fmt.Sprintf("%x", int64(id)), "err", err)
 		}
-	}()
+	})
+}
+
+// spawn runs f on a goroutine that Close waits for, unless the Coordinator
+// is closing (then it does nothing and returns false). f must return when
+// c.ctx ends.
+func (c *Coordinator) spawn(f func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.wg.Go(f)
+	return true
 }
 
 // Leader says who leads now: the node whose election key was created first.

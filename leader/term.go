@@ -84,12 +84,11 @@ func (c *Coordinator) campaign(ctx context.Context) (*Term, error) {
 		return nil, errClosed
 	}
 	c.terms[t] = struct{}{}
-	c.mu.Unlock()
 	// The lease is renewed and watched from now on: a candidate whose
 	// lease is lost while it waits gives up and starts again.
-	c.wg.Add(2)
-	go t.renew()
-	go t.watchdog()
+	c.wg.Go(t.renew)
+	c.wg.Go(t.watchdog)
+	c.mu.Unlock()
 
 	el := concurrency.NewElection(sess, c.electionPrefix())
 	// Election.Campaign may block past its context (it resigns with the
@@ -125,8 +124,10 @@ func (c *Coordinator) campaign(ctx context.Context) (*Term, error) {
 	t.mu.Lock()
 	t.key, t.rev = el.Key(), el.Rev()
 	t.mu.Unlock()
-	c.wg.Add(1)
-	go t.watchKey(resp.Header.Revision + 1)
+	if !c.spawn(func() { t.watchKey(resp.Header.Revision + 1) }) {
+		t.end(errClosed)
+		return nil, errClosed
+	}
 	c.log.Info("leader: elected", "lease", fmt.Sprintf("%x", int64(t.lease)), "key", t.key, "revision", t.rev)
 	return t, nil
 }
@@ -204,7 +205,6 @@ func (t *Term) Resign(ctx context.Context) error {
 // renewals keep the lease longer but do not move the deadline, because
 // their send times are unknown.)
 func (t *Term) renew() {
-	defer t.c.wg.Done()
 	ttl := t.c.cfg.LeaseTTL
 	every := (ttl - Margin(ttl)) / 3
 	next := every
@@ -251,7 +251,6 @@ const watchdogPoll = 50 * time.Millisecond
 // watchdog ends the term when its deadline passes by Config.Now or the
 // session's own keepalive gives up on the lease.
 func (t *Term) watchdog() {
-	defer t.c.wg.Done()
 	tick := time.NewTicker(watchdogPoll)
 	defer tick.Stop()
 	for {
@@ -276,7 +275,6 @@ func (t *Term) watchdog() {
 // watchKey ends the term when its election key is deleted (the lease
 // expired or was revoked, or someone deleted the key by hand).
 func (t *Term) watchKey(rev int64) {
-	defer t.c.wg.Done()
 	for t.ctx.Err() == nil {
 		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(t.ctx))
 		for wr := range t.c.cli.Watch(wctx, t.key, clientv3.WithRev(rev)) {
