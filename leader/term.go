@@ -317,8 +317,10 @@ func (t *Term) watchKey(rev int64) {
 // key still exists with the term's create revision and lease (fencing). It
 // returns nil if new was written; an error wrapping ErrDeposed if the term
 // is over (t.Done is closed, or etcd found the key gone); ErrConflict if
-// the checkpoint is not old; ErrUnknown if etcd did not answer (or the term
-// ended while it waited), when new may or may not have been written.
+// the checkpoint is not old; ErrUnknown if etcd did not answer, when new may
+// or may not have been written (if the term ended while the swap waited,
+// the error wraps both ErrUnknown and ErrDeposed). The swap waits no longer
+// than ctx allows and the term lasts.
 func (t *Term) Swap(ctx context.Context, old, new []byte) error {
 	if len(new) == 0 {
 		return errors.New("leader: swap: empty checkpoint")
