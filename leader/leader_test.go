@@ -413,6 +413,10 @@ func TestPartitionDoneBeforeOthersElected(t *testing.T) {
 	}()
 
 	p.Cut()
+	// A swap in flight when the partition starts gets no answer: it
+	// returns when the term ends, saying its outcome is unknown.
+	inflight := make(chan error, 1)
+	go func() { inflight <- ta.Swap(ctx, []byte("cp1"), []byte("cp2 by a, cut off")) }()
 	tb, err := b.Campaign(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -423,6 +427,17 @@ func TestPartitionDoneBeforeOthersElected(t *testing.T) {
 	}
 	if !<-doneFirst {
 		t.Fatal("A's Done closed after B was elected")
+	}
+	select {
+	case err := <-inflight:
+		// ErrUnknown if it was sent before Done closed (both, then),
+		// ErrDeposed alone if the goroutine only got to it after.
+		if !errors.Is(err, ErrDeposed) {
+			t.Errorf("swap in flight at the cut: %v, want ErrDeposed (and ErrUnknown if it was sent)", err)
+		}
+		t.Logf("swap in flight at the cut: %v", err)
+	case <-time.After(wait):
+		t.Fatal("swap in flight at the cut did not return")
 	}
 	if err := ta.Swap(ctx, []byte("cp1"), []byte("cp2 by a")); !errors.Is(err, ErrDeposed) {
 		t.Errorf("cut-off A's Swap: %v, want ErrDeposed", err)
