@@ -252,3 +252,47 @@ func TestRestartedNodeKeepsItsRegistration(t *testing.T) {
 		t.Errorf("Members = %v; want a at its new URL, and b", ms)
 	}
 }
+
+// A second Campaign by a node that leads queues behind its own term.
+func TestSecondCampaignQueuesBehindOwnTerm(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	a := dial(t, etcd.Endpoint(), "a")
+	ctx := ctxWait(t)
+	t1 := campaign(t, a)
+	if err := t1.Swap(ctx, nil, []byte("cp1")); err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan *Term, 1)
+	go func() {
+		t2, err := a.Campaign(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		second <- t2
+	}()
+	// While t1 lasts, swaps by t1 keep working and the second Campaign
+	// has not returned.
+	for i := 1; i < 5; i++ {
+		if err := t1.Swap(ctx, fmt.Appendf(nil, "cp%d", i), fmt.Appendf(nil, "cp%d", i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-second:
+		t.Fatal("second Campaign returned while the first term lasts")
+	default:
+	}
+	if err := t1.Resign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t2 := <-second
+	if t2 == nil {
+		t.FailNow()
+	}
+	if err := t1.Swap(ctx, []byte("cp5"), []byte("x")); !errors.Is(err, ErrDeposed) {
+		t.Errorf("first term's Swap after Resign: %v", err)
+	}
+	if err := t2.Swap(ctx, []byte("cp5"), []byte("cp6")); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -37,7 +37,8 @@ type Term struct {
 // Campaign blocks until this node leads, and returns its term, or until ctx
 // ends (or the Coordinator closes), and returns an error. While etcd is
 // unreachable it keeps trying; it never returns a term whose election key is
-// not in etcd.
+// not in etcd. A node holds one term at a time: a Campaign made while one of
+// its terms lasts queues behind it and returns when it has ended.
 func (c *Coordinator) Campaign(ctx context.Context) (*Term, error) {
 	for wait := retryMin; ; wait = min(2*wait, c.cfg.LeaseTTL) {
 		t, err := c.campaign(ctx)
