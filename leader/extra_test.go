@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -295,4 +296,53 @@ func TestSecondCampaignQueuesBehindOwnTerm(t *testing.T) {
 	if err := t2.Swap(ctx, []byte("cp5"), []byte("cp6")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Close leaves no goroutine behind: not the renewals, watchdogs, watches,
+// registration loop, nor a campaign cut short.
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	raw := rawClient(t, etcd.Endpoint())
+	ctx := ctxWait(t)
+	if _, err := raw.Get(ctx, "warm-up"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	before := runtime.NumGoroutine()
+
+	cfg := Config{Endpoints: []string{etcd.Endpoint()}, URL: "http://n.test", LeaseTTL: testTTL}
+	a, err := Dial(ctx, withID(cfg, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Dial(ctx, withID(cfg, "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta, err := a.Campaign(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = ta
+	a.WatchCheckpoint(ctx)
+	bctx, bcancel := context.WithCancel(ctx)
+	bdone := make(chan struct{})
+	go func() { defer close(bdone); b.Campaign(bctx) }() // waits behind a
+	time.Sleep(200 * time.Millisecond)
+	bcancel()
+	<-bdone
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "goroutines back to their number before Dial", func() bool {
+		return runtime.NumGoroutine() <= before
+	})
+}
+
+func withID(cfg Config, id string) Config {
+	cfg.NodeID = id
+	return cfg
 }
