@@ -1,16 +1,18 @@
-// Package etcdtest runs a real etcd server for tests: one member on
-// loopback ports with a data directory of the test's own, started from the
+// Package etcdtest runs a real etcd server for tests: one member (Start) or
+// a cluster of several (StartCluster) on loopback ports with data
+// directories of the test's own, started from the
 // binary named by the WARRANT_ETCD environment variable or found as "etcd" on
 // PATH (Debian's etcd-server package installs it). Without a binary the test
 // is skipped, unless CI is set: there a missing etcd is a failure, so that
 // the tests that need it cannot pass by not running.
 //
-// The server can be stopped and restarted on the same ports and data
-// directory, which is how tests take etcd away from the code under test and
-// give it back.
+// A member can be stopped and restarted on the same ports and data
+// directory, which is how tests take etcd (or its quorum) away from the code
+// under test and give it back.
 package etcdtest
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -33,6 +35,8 @@ const startTimeout = 60 * time.Second
 type Server struct {
 	t       testing.TB
 	bin     string
+	name    string // member name
+	cluster string // --initial-cluster: every member's name=peer URL
 	dir     string // data directory
 	logPath string
 	client  string // host:port of the client URL
@@ -63,17 +67,41 @@ func Binary(t testing.TB) string {
 // Start runs a fresh etcd member and stops it when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{
-		t:      t,
-		bin:    Binary(t),
-		dir:    filepath.Join(t.TempDir(), "etcd"),
-		client: freeAddr(t),
-		peer:   freeAddr(t),
+	return StartCluster(t, 1)[0]
+}
+
+// StartCluster runs a fresh etcd cluster of n members on loopback, waits
+// until every member is healthy (the cluster has elected a raft leader), and
+// stops them when the test ends. Stopping members takes the cluster's quorum
+// away; restarting them gives it back.
+func StartCluster(t testing.TB, n int) []*Server {
+	t.Helper()
+	bin := Binary(t)
+	dir := t.TempDir()
+	ss := make([]*Server, n)
+	var initial []string
+	for i := range ss {
+		name := fmt.Sprintf("m%d", i)
+		ss[i] = &Server{
+			t:      t,
+			bin:    bin,
+			name:   name,
+			dir:    filepath.Join(dir, name),
+			client: freeAddr(t),
+			peer:   freeAddr(t),
+		}
+		ss[i].logPath = ss[i].dir + ".log"
+		initial = append(initial, name+"=http://"+ss[i].peer)
+		t.Cleanup(ss[i].Stop)
 	}
-	s.logPath = s.dir + ".log"
-	t.Cleanup(s.Stop)
-	s.start()
-	return s
+	for _, s := range ss {
+		s.cluster = strings.Join(initial, ",")
+		s.launch()
+	}
+	for _, s := range ss {
+		s.waitHealthy()
+	}
+	return ss
 }
 
 // Endpoint is the client URL, for clientv3.Config.Endpoints.
@@ -102,14 +130,17 @@ func (s *Server) Stop() {
 }
 
 // Restart starts the stopped server again on the same ports and data
-// directory (stopping it first if it runs), and waits until it is healthy.
+// directory (stopping it first if it runs), and waits until it is healthy
+// (in a cluster: until it has a leader, which needs a quorum of members).
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
-	s.start()
+	s.launch()
+	s.waitHealthy()
 }
 
-func (s *Server) start() {
+// launch starts the process, without waiting for it to serve.
+func (s *Server) launch() {
 	s.t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -120,13 +151,13 @@ func (s *Server) start() {
 	defer logf.Close()
 	clientURL, peerURL := "http://"+s.client, "http://"+s.peer
 	cmd := exec.Command(s.bin,
-		"--name", "test",
+		"--name", s.name,
 		"--data-dir", s.dir,
 		"--listen-client-urls", clientURL,
 		"--advertise-client-urls", clientURL,
 		"--listen-peer-urls", peerURL,
 		"--initial-advertise-peer-urls", peerURL,
-		"--initial-cluster", "test="+peerURL,
+		"--initial-cluster", s.cluster,
 		"--logger", "zap",
 		"--log-level", "warn",
 	)
@@ -136,24 +167,31 @@ func (s *Server) start() {
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	deadline := time.Now().Add(startTimeout)
-	for !healthy(clientURL) {
-		select {
-		case <-exited:
-			s.t.Fatalf("etcd exited while starting:\n%s", s.logTail())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-exited
-			s.t.Fatalf("etcd not healthy after %v:\n%s", startTimeout, s.logTail())
-		}
-	}
 	s.proc, s.exited = cmd.Process, exited
 }
 
+// waitHealthy waits until the member answers its health endpoint, failing
+// the test if it exits or takes longer than startTimeout.
+func (s *Server) waitHealthy() {
+	s.t.Helper()
+	s.mu.Lock()
+	exited := s.exited
+	s.mu.Unlock()
+	deadline := time.Now().Add(startTimeout)
+	for !healthy(s.Endpoint()) {
+		select {
+		case <-exited:
+			s.t.Fatalf("etcd %s exited while starting:\n%s", s.name, s.logTail())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("etcd %s not healthy after %v:\n%s", s.name, startTimeout, s.logTail())
+		}
+	}
+}
+
 // healthy says whether the member answers its health endpoint, which it
-// does once it has a raft leader (itself) and serves requests.
+// does once its cluster has a raft leader and it serves requests.
 func healthy(clientURL string) bool {
 	c := http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Get(clientURL + "/health")
