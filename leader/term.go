@@ -199,12 +199,12 @@ func (t *Term) Resign(ctx context.Context) error {
 }
 
 // renew renews the term's lease every third of the time it may go
-// unrenewed (sooner after a failure), each renewal bounded by that time. A renewal that succeeds
-// moves the local deadline to the moment it was sent plus LeaseTTL minus
-// the margin: etcd received it after it was sent, so the lease lives at
-// least until then. (The concurrency.Session renews the same lease too; those
-// renewals keep the lease longer but do not move the deadline, because
-// their send times are unknown.)
+// unrenewed (sooner after a failure), each renewal bounded by that time. A
+// renewal that succeeds moves the local deadline to the moment it was sent
+// plus LeaseTTL minus the margin: etcd received it after it was sent, so
+// the lease lives at least until then. (The concurrency.Session renews the
+// same lease too; those renewals keep the lease longer but do not move the
+// deadline, because their send times are unknown.)
 func (t *Term) renew() {
 	ttl := t.c.cfg.LeaseTTL
 	every := (ttl - Margin(ttl)) / 3
