@@ -61,6 +61,9 @@ type Client struct {
 	// tiles reads the same base URL's tlog-tiles API, which is all a static
 	// mirror serves.
 	tiles tilesSource
+	// servers, if the client was given several URLs, are the log's nodes
+	// it fails over between (servers.go); httpClient then does it.
+	servers *servers
 	// noConnect is set once a Connect call got an answer that is not the
 	// Connect protocol (a file server's 404, a CDN's 501): from then on the
 	// reads that tiles can answer go to tiles directly.
@@ -198,6 +201,14 @@ const MaxResponseBytes = 16 << 20
 
 // New returns a client for the log at baseURL (for example
 // "http://127.0.0.1:8750") whose checkpoints verify under logKey.
+//
+// baseURL may list the nodes of one log run as a cluster, separated by
+// commas ("https://a:8750,https://b:8750,https://c:8750"): the client
+// then sends each request to the node that answered last and fails over
+// to the others when it cannot reach it or is refused with a retryable
+// error (servers.go), keeping one trusted state for the log. Its retry
+// policy then defaults to DefaultClusterRetryAttempts, enough to ride out
+// an election.
 func New(baseURL string, logKey note.Verifier, opts ...Option) *Client {
 	cfg := &config{}
 	for _, o := range opts {
@@ -205,6 +216,17 @@ func New(baseURL string, logKey note.Verifier, opts ...Option) *Client {
 	}
 	if cfg.httpClient == nil {
 		cfg.httpClient = &http.Client{Timeout: 60 * time.Second}
+	}
+	list := SplitServers(baseURL)
+	srv := newServers(list)
+	if len(list) > 0 {
+		baseURL = list[0]
+	}
+	if srv != nil {
+		cfg.httpClient = &failover{hc: cfg.httpClient, s: srv}
+		if cfg.retry == nil {
+			cfg.retry = &retryPolicy{attempts: DefaultClusterRetryAttempts, base: DefaultRetryBackoff}
+		}
 	}
 	if cfg.state == nil {
 		cfg.state = &MemoryState{}
@@ -235,6 +257,7 @@ func New(baseURL string, logKey note.Verifier, opts ...Option) *Client {
 		httpClient:  cfg.httpClient,
 		logKey:      logKey,
 		witnesses:   cfg.witnesses,
+		servers:     srv,
 		state:       cfg.state,
 		verified:    cfg.verified,
 		verifierID:  verifierID,

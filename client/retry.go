@@ -48,10 +48,17 @@ import (
 
 // Retry defaults: 5 attempts in all, the first retry after about 100 ms,
 // doubling up to 2 s.
+//
+// A client of several servers (New with a list) tries every server in each
+// attempt, and makes DefaultClusterRetryAttempts by default: with the
+// back-off capped at MaxRetryBackoff they wait 7.5 to 15 s in all, longer than a
+// cluster takes to elect a new leader (its lease time, 5 s by default,
+// plus 2 s).
 const (
-	DefaultRetryAttempts = 5
-	DefaultRetryBackoff  = 100 * time.Millisecond
-	MaxRetryBackoff      = 2 * time.Second
+	DefaultClusterRetryAttempts = 12
+	DefaultRetryAttempts        = 5
+	DefaultRetryBackoff         = 100 * time.Millisecond
+	MaxRetryBackoff             = 2 * time.Second
 )
 
 type retryPolicy struct {
@@ -62,7 +69,10 @@ type retryPolicy struct {
 // WithRetry sets how often an RPC is tried in all (attempts; 1 or less: no
 // retries) and the back-off before the first retry (base; each further one
 // doubles it, up to MaxRetryBackoff, with jitter). Retrying is on by
-// default (DefaultRetryAttempts, DefaultRetryBackoff).
+// default (DefaultRetryAttempts, DefaultRetryBackoff; for a client of
+// several servers DefaultClusterRetryAttempts). With several servers an
+// attempt tries each of them once, without back-off between them
+// (servers.go).
 func WithRetry(attempts int, base time.Duration) Option {
 	return func(cfg *config) {
 		cfg.retry = &retryPolicy{attempts: attempts, base: base}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"encoding/json"
@@ -122,7 +123,34 @@ func (e *ExchangeDenied) Unwrap() error { return e.Err }
 // answers use_dpop_nonce with a DPoP-Nonce header: the request is made
 // again, once, with a proof carrying it. The latest nonce the server gave
 // is kept for the next request, which then needs one round trip.
+//
+// With several servers (servers.go) the request goes to each in turn as
+// any other does, with a proof made for the URL it is sent to.
 func (c *Client) postDPoP(ctx context.Context, key crypto.Signer, endpoint string, form url.Values) (*http.Response, []byte, error) {
+	rest, ok := strings.CutPrefix(endpoint, c.tiles.base)
+	if c.servers == nil || !ok {
+		return c.postDPoPTo(ctx, key, endpoint, form)
+	}
+	resp, err := c.servers.try(ctx, rest, func(i int) (*http.Response, error) {
+		resp, body, err := c.postDPoPTo(pinned(ctx), key, c.servers.base(i)+rest, form)
+		if err != nil {
+			return nil, err
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		return resp, nil
+	})
+	if err != nil {
+		if proofs.Reason(err) == "" {
+			err = &proofs.Error{Reason: proofs.ReasonUnavailable, Err: err}
+		}
+		return nil, nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	return resp, body, err
+}
+
+// postDPoPTo is postDPoP to one server.
+func (c *Client) postDPoPTo(ctx context.Context, key crypto.Signer, endpoint string, form url.Values) (*http.Response, []byte, error) {
 	for attempt := 0; ; attempt++ {
 		var nonce string
 		if n := c.dpopNonce.Load(); n != nil {

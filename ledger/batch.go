@@ -59,6 +59,13 @@ func (l *Log) appendBatchGuarded(ctx context.Context, addr string, envs [][]byte
 				for j := int(next.Add(1) - 1); j < len(wave); j = int(next.Add(1) - 1) {
 					i := wave[j]
 					reqs[i], errs[i] = l.prepare(envs[i])
+					// Yield after each envelope: the workers take every
+					// core for as long as a batch takes to parse (tens of
+					// milliseconds for a batch of large envelopes), and a
+					// goroutine of another client that became runnable
+					// meanwhile would otherwise wait for the scheduler's
+					// 10 ms preemption to get a core.
+					runtime.Gosched()
 				}
 			})
 		}

@@ -133,6 +133,9 @@ type cluster struct {
 	termCtx context.Context
 	// deposed is set when a swap found another leader's checkpoint.
 	deposed bool
+	// leader is the leader other than this node as last looked up (nil or
+	// zero: none known); any goroutine.
+	leader atomic.Pointer[Member]
 	// unservable is a checkpoint the bucket's entries did not match even
 	// after a rebuild: reconcile does not rebuild again for it.
 	unservable []byte
@@ -145,29 +148,61 @@ func newCluster(o Options) *cluster {
 	return &cluster{store: o.ObjectStore, coord: o.Coordination, self: Member{NodeID: o.NodeID, URL: o.NodeURL}}
 }
 
-// NotLeaderError is the error inside a not_leader refusal: who leads, if
-// known (a zero Leader otherwise). The HTTP layer may forward the request
-// there.
+// NotLeaderError is the error inside the sequencer's not_leader and
+// no_leader refusals: who leads, if known (a zero Leader otherwise). The
+// RPC answer names the leader's URL in LeaderHeader.
 type NotLeaderError struct {
 	Leader Member
 }
 
 func (e *NotLeaderError) Error() string {
 	if e.Leader.URL == "" {
-		return "this node does not sequence and no leader is known right now; retry shortly"
+		return "this node does not lead and no leader is known right now; retry shortly"
 	}
 	return fmt.Sprintf("this node does not sequence; the leader is %s at %s", e.Leader.NodeID, e.Leader.URL)
 }
 
-// notLeader is the refusal of a write by a node that does not lead.
+// notLeader is the refusal of a write by a node that does not lead:
+// not_leader naming the leader, or no_leader if none is known.
 func (l *Log) notLeader(ctx context.Context) error {
-	e := &NotLeaderError{}
 	ctx, cancel := context.WithTimeout(ctx, leaderLookupTimeout)
 	defer cancel()
-	if m, err := l.cluster.coord.Leader(ctx); err == nil && m.NodeID != l.cluster.self.NodeID {
-		e.Leader = m
+	m := l.lookupLeader(ctx)
+	if m.URL == "" {
+		return &proofs.Error{Reason: ReasonNoLeader, Err: &NotLeaderError{}}
 	}
-	return &proofs.Error{Reason: ReasonNotLeader, Err: e}
+	return &proofs.Error{Reason: ReasonNotLeader, Err: &NotLeaderError{Leader: m}}
+}
+
+// lookupLeader asks who leads, other than this node, and caches the
+// answer for ClusterLeader (zero if nobody, or this node, or unknown).
+func (l *Log) lookupLeader(ctx context.Context) Member {
+	c := l.cluster
+	m, err := c.coord.Leader(ctx)
+	if err != nil || m.NodeID == c.self.NodeID {
+		m = Member{}
+	}
+	c.leader.Store(&m)
+	return m
+}
+
+// ClusterLeader says who leads, from what this node last learnt (it asks
+// the coordination service about once a second while it follows): the
+// leader's URL, and whether that is this node. "" and false: no node is
+// known to lead, or this is not a distributed log. It is cheap, for
+// ForwardConfig.Leader.
+func (l *Log) ClusterLeader() (url string, self bool) {
+	c := l.cluster
+	if c == nil {
+		return "", false
+	}
+	if c.role.Load() == roleLeader {
+		return c.self.URL, true
+	}
+	if m := c.leader.Load(); m != nil {
+		return m.URL, false
+	}
+	return "", false
 }
 
 // errPublishPending refuses new requests while the leader retries
@@ -356,7 +391,7 @@ func (l *Log) stepDown(why string) {
 	c := l.cluster
 	c.role.Store(roleFollower)
 	l.log.Warn("no longer leading: following", "node", c.self.NodeID, "why", why, "local_size", l.seq.size, "swapped_size", c.swappedSize)
-	l.refuseQueued(&proofs.Error{Reason: ReasonNotLeader, Err: &NotLeaderError{}})
+	l.refuseQueued(&proofs.Error{Reason: ReasonNoLeader, Err: &NotLeaderError{}})
 }
 
 // refuseQueued answers every queued request with err.

@@ -24,6 +24,7 @@ const (
 	ReasonShuttingDown        = proofs.ReasonShuttingDown
 	ReasonStoreUnavailable    = proofs.ReasonStoreUnavailable
 	ReasonNotLeader           = proofs.ReasonNotLeader
+	ReasonNoLeader            = proofs.ReasonNoLeader
 	ReasonDiskFull            = proofs.ReasonDiskFull
 	ReasonDataLoss            = proofs.ReasonDataLoss
 	ReasonCheckpointPending   = proofs.ReasonCheckpointPending

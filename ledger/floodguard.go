@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"math/rand/v2"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -56,9 +57,19 @@ type floodTicket struct {
 
 type floodTicketKey struct{}
 
-// refusalHold is how long an append refused before it is read waits for
-// its answer.
+// refusalHold is about how long an append refused before it is read waits
+// for its answer: a random time between half of it and one and a half
+// times it (holdFor). The jitter matters: with one fixed hold, a flooder's
+// concurrent requests are refused together and come back together, and
+// each time their bodies (megabytes each, sent as fast as the sockets take
+// them) arrive in one burst that takes both cores for milliseconds, which
+// every other client then waits for. Spread out, they cost the same bytes
+// without the bursts.
 const refusalHold = time.Second
+
+func holdFor() time.Duration {
+	return refusalHold/2 + rand.N(refusalHold)
+}
 
 // refusedOverLimits charges the envelopes among envs that errs refuses
 // rate_limited or queue_full to peer's flood budget, or to the budget the
@@ -93,7 +104,7 @@ func (l *Log) refuseEarly(next http.Handler) http.Handler {
 			// Hold the answer a while, reading nothing: a client that
 			// ignores refusals then spends its connections waiting rather
 			// than sending (connections are capped per address).
-			t := time.NewTimer(refusalHold)
+			t := time.NewTimer(holdFor())
 			select {
 			case <-t.C:
 			case <-r.Context().Done():

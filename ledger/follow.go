@@ -33,6 +33,7 @@ func (l *Log) follow() Term {
 	watch := c.coord.WatchCheckpoint(ctx)
 	tick := time.NewTicker(clusterRetry)
 	defer tick.Stop()
+	l.lookupLeader(ctx)
 	stale := true // the cluster's checkpoint may be ahead of the served one
 	var warned time.Time
 	for {
@@ -70,6 +71,7 @@ func (l *Log) follow() Term {
 			// the watch only says when.
 			stale = true
 		case <-tick.C:
+			l.lookupLeader(ctx) // for ClusterLeader (forwarding)
 			if watch == nil {
 				watch = c.coord.WatchCheckpoint(ctx)
 			}

@@ -498,6 +498,9 @@ func connectError(err error) error {
 	}
 	cerr := connect.NewError(code, errors.New(msg))
 	addDetail(cerr, &warrantv1.ErrorDetail{Reason: reason})
+	if nl := (*NotLeaderError)(nil); errors.As(err, &nl) && nl.Leader.URL != "" {
+		cerr.Meta().Set(LeaderHeader, nl.Leader.URL) // where clients send it next (forward.go)
+	}
 	return cerr
 }
 

@@ -190,15 +190,10 @@ const (
 	ReasonTooManyStreams    = "too_many_streams"
 	// ReasonTooManyRequests: over the requests in flight from one address
 	// or in all, refused before the request body is read.
-	ReasonTooManyRequests  = "too_many_requests"
-	ReasonDiskFull         = "disk_full"
-	ReasonShuttingDown     = "shutting_down"
-	ReasonStoreUnavailable = "store_unavailable"
-	// ReasonNotLeader: a node of a distributed log that does not sequence
-	// (a follower, or a leader whose term ended) refuses a write; the
-	// message names the leader when one is known. Nothing is written:
-	// send the request to the leader.
-	ReasonNotLeader         = "not_leader"
+	ReasonTooManyRequests   = "too_many_requests"
+	ReasonDiskFull          = "disk_full"
+	ReasonShuttingDown      = "shutting_down"
+	ReasonStoreUnavailable  = "store_unavailable"
 	ReasonCheckpointPending = "checkpoint_pending"
 	// ReasonWitnessUnavailable: in sync witness mode, no checkpoint
 	// covering the entry reached the witness quorum in time; the entry is
@@ -209,7 +204,20 @@ const (
 	// ReasonClockBehind: the server's clock is further behind the log's
 	// time than the log allows (it was set back); appends resume when it
 	// is within the bound again.
-	ReasonClockBehind     = "clock_behind"
+	ReasonClockBehind = "clock_behind"
+	// ReasonNotLeader: a node of a cluster that does not lead did not
+	// forward a write (a request already forwarded once, a client with a
+	// certificate of its own, or a leader that did not answer the
+	// forward); the answer's Warrant-Leader header names the leader's URL,
+	// where the client sends it next (ledger/forward.go). A node's
+	// sequencer answers it too to a write that reached it while it does
+	// not lead, and to a batch of a leader whose term ended before the
+	// batch was acknowledged (ledger/distributed.go, ledger/publish.go).
+	ReasonNotLeader = "not_leader"
+	// ReasonNoLeader: a node of a cluster got a write while no node leads
+	// (an election is under way, or the coordination service is out of
+	// reach); retry after a moment (ledger/forward.go).
+	ReasonNoLeader        = "no_leader"
 	ReasonDataLoss        = "data_loss"
 	ReasonRequestTooLarge = "request_too_large"
 	ReasonNotFound        = "not_found"
@@ -481,8 +489,9 @@ var reasons = []ReasonInfo{
 	refused(ReasonDiskFull, RPCResourceExhausted, "the data directory's file system is below the free-space reserve, or full"),
 	refused(ReasonShuttingDown, RPCUnavailable, "the server is stopping"),
 	refused(ReasonStoreUnavailable, RPCUnavailable, "the store failed a read or write (in distributed mode also: the object store or etcd failed, and the batch is not acknowledged; resubmit the same envelope)"),
-	refused(ReasonNotLeader, RPCUnavailable, "distributed mode: this node does not sequence (a follower, or a leader whose term ended); the message names the leader if one is known; send the write there"),
 	refused(ReasonCheckpointPending, RPCUnavailable, "the entry is committed but no checkpoint covers it yet; resubmit for the receipt"),
+	refused(ReasonNotLeader, RPCUnavailable, "a cluster node that does not lead did not forward this write (already forwarded once, a client certificate of its own, or the leader did not answer), or a leader lost its term before acknowledging it; the Warrant-Leader header names the leader, where clients send it next"),
+	refused(ReasonNoLeader, RPCUnavailable, "a cluster node got a write while no node leads (an election under way, or the coordination service out of reach); retry after a moment"),
 	refused(ReasonWitnessUnavailable, RPCUnavailable, "the entry is committed but no checkpoint covering it reached the witness quorum in time (sync witness mode; or, at a client with a witness policy, within its wait for an asynchronously witnessing server); resubmit the same envelope, or fetch the entry later, for the receipt (a command that signs a new request would append a second entry)"),
 	refused(ReasonDataLoss, RPCDataLoss, "the store lacks or contradicts something it must hold"),
 	refused(ReasonInternal, RPCInternal, "the server failed with an error that has no reason code"),

@@ -50,8 +50,8 @@ func runAudit(ctx context.Context, env *cmdEnv, args []string) error {
 	if len(pos) != 0 {
 		return usagef("audit takes no arguments")
 	}
-	if *export == "" && !flagSet(fs, "server") && env.getenv("WARRANT_SERVER") == "" {
-		return usagef("audit needs a source: --export FILE (from warrant export), or --server URL (env WARRANT_SERVER)")
+	if *export == "" && !flagSet(fs, "server") && env.getenv("WARRANT_SERVER") == "" && env.getenv("WARRANT_SERVERS") == "" {
+		return usagef("audit needs a source: --export FILE (from warrant export), or --server URL (env WARRANT_SERVERS or WARRANT_SERVER)")
 	}
 	if *export != "" {
 		env.client = nil // offline: no server's log to name on a failure

@@ -45,6 +45,8 @@ func runBackup(ctx context.Context, env *cmdEnv, args []string) error {
 	base, hc := cf.server, http.DefaultClient
 	if *opsURL != "" {
 		base = *opsURL
+	} else if len(client.SplitServers(cf.server)) > 1 {
+		return usagef("backup reads one server's store: give --server one URL (or --ops URL), not the list %q", cf.server)
 	} else if hc, err = backupHTTPClient(&cf.tls); err != nil {
 		return err
 	}

@@ -15,7 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warrantlog/warrant/leader"
 	"github.com/warrantlog/warrant/ledger"
+	"github.com/warrantlog/warrant/objstore"
 	"github.com/warrantlog/warrant/proofs"
 )
 
@@ -56,7 +58,8 @@ func (f *distributedFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", defaultLeaseTTL, "distributed mode: the leader's etcd lease; a dead leader is replaced about this long after it died (whole seconds, 2s to 60s)")
 }
 
-// nodeIDSyntax is the form of a node id (that of package leader).
+// nodeIDSyntax is the form of a node id (that of package leader, which
+// checks it again).
 var nodeIDSyntax = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
 // check validates the distributed flags all together, before anything is
@@ -85,10 +88,9 @@ func (f *distributedFlags) check(fs *flag.FlagSet, scheme, listen string) (bool,
 	if len(missing) > 0 {
 		return false, usagef("distributed mode needs --object-store, --etcd and --node-id together: %s given, %s missing", strings.Join(given, ", "), strings.Join(missing, ", "))
 	}
-	rest, ok := strings.CutPrefix(f.objectStore, "s3://")
-	bucket, prefix, _ := strings.Cut(rest, "/")
-	if !ok || bucket == "" {
-		return false, usagef("--object-store %q: want s3://BUCKET/PREFIX", f.objectStore)
+	bucket, prefix, err := objstore.ParseURL(f.objectStore)
+	if err != nil {
+		return false, usagef("--object-store %q: want s3://BUCKET/PREFIX (%v)", f.objectStore, err)
 	}
 	f.bucket, f.prefix = bucket, prefix
 	if f.s3Endpoint != "" {
@@ -155,24 +157,67 @@ func openDistributed(ctx context.Context, f *distributedFlags, logger *slog.Logg
 	return store, coord, closer, nil
 }
 
-// errNotBuiltIn is what the constructors below return until the packages
-// objstore and leader are merged and wired in.
-var errNotBuiltIn = errors.New("distributed mode is not built into this warrant yet (packages objstore and leader are not wired in)")
-
-// newObjectStore opens --object-store: objstore.NewS3 with the bucket and
-// prefix of objstore.ParseURL, --s3-endpoint, and the credentials of
-// --s3-credentials (objstore.ReadCredentialsFile) or of the environment;
-// its Get must wrap ledger.ErrObjectNotFound where objstore's wraps
-// objstore.ErrNotFound. Wired when package objstore is merged.
+// newObjectStore opens --object-store: an S3 bucket prefix at
+// --s3-endpoint, with the credentials of --s3-credentials or of the
+// environment.
 func newObjectStore(ctx context.Context, f *distributedFlags) (ledger.ObjectStore, error) {
-	return nil, errNotBuiltIn
+	cfg := objstore.S3Config{Bucket: f.bucket, Prefix: f.prefix, Endpoint: f.s3Endpoint}
+	var err error
+	if f.s3Credentials != "" {
+		if cfg.AccessKeyID, cfg.SecretAccessKey, err = objstore.ReadCredentialsFile(f.s3Credentials); err != nil {
+			return nil, err
+		}
+	}
+	s3, err := objstore.NewS3(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return objectStore{s3}, nil
 }
 
-// newCoordination dials etcd: leader.Dial with --etcd's endpoints,
-// --node-id, --advertise and --lease-ttl, adapted to ledger.Coordination
-// (Campaign returns a *leader.Term, which is a ledger.Term; Leader's
-// leader.Member converts to ledger.Member). Wired when package leader is
-// merged.
+// objectStore is an objstore.Store as the ledger takes it: a missing key
+// wraps ledger.ErrObjectNotFound.
+type objectStore struct{ s objstore.Store }
+
+func (o objectStore) Get(ctx context.Context, key string) ([]byte, error) {
+	b, err := o.s.Get(ctx, key)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", ledger.ErrObjectNotFound, err)
+	}
+	return b, err
+}
+
+func (o objectStore) Put(ctx context.Context, key string, data []byte) error {
+	return o.s.Put(ctx, key, data)
+}
+
+// newCoordination dials etcd as this node.
 func newCoordination(ctx context.Context, f *distributedFlags, logger *slog.Logger) (ledger.Coordination, io.Closer, error) {
-	return nil, nil, errNotBuiltIn
+	c, err := leader.Dial(ctx, leader.Config{Endpoints: f.endpoints, NodeID: f.nodeID, URL: f.advertise, LeaseTTL: f.leaseTTL, Logger: logger})
+	if err != nil {
+		return nil, nil, err
+	}
+	return coordination{c}, c, nil
+}
+
+// coordination is a *leader.Coordinator as the ledger takes it.
+type coordination struct{ c *leader.Coordinator }
+
+func (a coordination) Campaign(ctx context.Context) (ledger.Term, error) {
+	t, err := a.c.Campaign(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (a coordination) Leader(ctx context.Context) (ledger.Member, error) {
+	m, err := a.c.Leader(ctx)
+	return ledger.Member{NodeID: m.NodeID, URL: m.URL}, err
+}
+
+func (a coordination) Checkpoint(ctx context.Context) ([]byte, error) { return a.c.Checkpoint(ctx) }
+
+func (a coordination) WatchCheckpoint(ctx context.Context) <-chan []byte {
+	return a.c.WatchCheckpoint(ctx)
 }

@@ -28,7 +28,7 @@ const repoRoot = "../.."
 
 // checkedDocs are the documents whose backticked paths and links must
 // resolve inside the repository.
-var checkedDocs = []string{"ARCHITECTURE.md", "docs/rules.md", "docs/operating.md", "docs/formats.md", "docs/security-model.md", "docs/auditing.md", "docs/witnesses.md", "docs/resource-servers.md", "examples/mcp-tickets/README.md", "examples/mcp-agent/README.md"}
+var checkedDocs = []string{"ARCHITECTURE.md", "docs/rules.md", "docs/operating.md", "docs/formats.md", "docs/security-model.md", "docs/auditing.md", "docs/witnesses.md", "docs/resource-servers.md", "docs/distributed.md", "examples/mcp-tickets/README.md", "examples/mcp-agent/README.md"}
 
 var (
 	fencedBlock = regexp.MustCompile("(?ms)^```.*?^```")

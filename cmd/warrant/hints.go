@@ -45,7 +45,7 @@ func explain(ctx context.Context, env *cmdEnv, err error) error {
 	}
 	switch reason := proofs.Reason(err); {
 	case unreachable(err):
-		return hinted{err, fmt.Sprintf("no ledger answers at %s: point --server (env WARRANT_SERVER) at a running one, or start one with `warrant serve`", server)}
+		return hinted{err, fmt.Sprintf("no ledger answers at %s: point --server (env WARRANT_SERVERS or WARRANT_SERVER) at a running one, or start one with `warrant serve`", server)}
 	case reason == ledger.ReasonRegistrarUnknown:
 		return hinted{err, "the server accepts key bindings only from the registrar keys it was started with: restart it with `warrant serve --registrar-key PUB`, PUB being this registrar's public key"}
 	case reason == proofs.ReasonWitnessUnavailable && env.appended != nil:
@@ -78,20 +78,17 @@ func (f *clientFlags) servedLog(ctx context.Context) string {
 		}
 		hc.Transport = &http.Transport{TLSClientConfig: cfg}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(f.server, "/")+"/checkpoint", nil)
-	if err != nil {
+	var body []byte
+	var server string
+	for _, server = range client.SplitServers(f.server) {
+		if body = servedCheckpoint(ctx, hc, server); body != nil {
+			break
+		}
+	}
+	if body == nil {
 		return ""
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, proofs.MaxCheckpointBytes))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return ""
-	}
-	_, err = note.Open(body, note.VerifierList())
+	_, err := note.Open(body, note.VerifierList())
 	var une *note.UnverifiedNoteError
 	if !errors.As(err, &une) || len(une.Note.UnverifiedSigs) == 0 {
 		return ""
@@ -106,7 +103,25 @@ func (f *clientFlags) servedLog(ctx context.Context) string {
 		given = fmt.Sprintf("the key of %s+%08x", v.Name(), v.KeyHash())
 	}
 	return fmt.Sprintf("the server at %s signs the log %q (key %s, unverified), but --log-key (env WARRANT_LOG_KEY) is %s: use the verifier key of the log this server runs (its DATA_DIR/log.vkey, as --log-key @FILE), or point --server at the log you meant",
-		f.server, origin, strings.Join(keys, ", "), given)
+		server, origin, strings.Join(keys, ", "), given)
+}
+
+// servedCheckpoint is server's GET /checkpoint, unverified, or nil.
+func servedCheckpoint(ctx context.Context, hc *http.Client, server string) []byte {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, server+"/checkpoint", nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, proofs.MaxCheckpointBytes))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	return body
 }
 
 // logKeyIsPath refuses a --log-key value that is a file name given without

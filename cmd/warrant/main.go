@@ -253,26 +253,42 @@ func flagError(fs *flag.FlagSet, err error) error {
 }
 
 // urlFlags are the flags that name a server by URL, and their environment
-// variables.
-var urlFlags = [][2]string{{"server", "WARRANT_SERVER"}, {"ops", "WARRANT_OPS"}}
+// variables. --server may list several (a cluster's nodes), separated by
+// commas.
+var urlFlags = [][2]string{{"server", "WARRANT_SERVERS or WARRANT_SERVER"}, {"ops", "WARRANT_OPS"}}
+
+// serverDefault is --server's default: WARRANT_SERVERS (a cluster's
+// nodes, comma-separated, as scripts/cluster.sh prints them), else
+// WARRANT_SERVER, else the local default. The flag, given, wins over both.
+func serverDefault(env *cmdEnv) string {
+	return envOr(env, "WARRANT_SERVERS", envOr(env, "WARRANT_SERVER", defaultServer))
+}
 
 // checkURLFlags refuses a server URL without an http:// or https://
 // scheme, from a flag or its environment variable: "127.0.0.1:8750" would
-// otherwise fail later, and less clearly, as an unreachable server.
+// otherwise fail later, and less clearly, as an unreachable server. Each
+// URL of a list is checked.
 func checkURLFlags(fs *flag.FlagSet) error {
 	for _, uf := range urlFlags {
 		f := fs.Lookup(uf[0])
 		if f == nil || f.Value.String() == "" {
 			continue
 		}
-		v := f.Value.String()
-		if u, err := url.Parse(v); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
-			continue
+		list := []string{f.Value.String()}
+		if uf[0] == "server" {
+			if list = client.SplitServers(f.Value.String()); len(list) == 0 {
+				return usagef("--%s %q (or env %s) names no URL", uf[0], f.Value.String(), uf[1])
+			}
 		}
-		if strings.Contains(v, "://") {
-			return usagef("--%s %q (or env %s): want an http:// or https:// URL with a host", uf[0], v, uf[1])
+		for _, v := range list {
+			if u, err := url.Parse(v); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+				continue
+			}
+			if strings.Contains(v, "://") {
+				return usagef("--%s %q (or env %s): want an http:// or https:// URL with a host", uf[0], v, uf[1])
+			}
+			return usagef("--%s %q (or env %s) has no scheme: write http://%s (or https://)", uf[0], v, uf[1], v)
 		}
-		return usagef("--%s %q (or env %s) has no scheme: write http://%s (or https://)", uf[0], v, uf[1], v)
 	}
 	return nil
 }
@@ -315,7 +331,7 @@ type clientFlags struct {
 func (f *clientFlags) register(fs *flag.FlagSet, env *cmdEnv) {
 	env.client = f
 	f.stderr = env.stderr
-	fs.StringVar(&f.server, "server", envOr(env, "WARRANT_SERVER", defaultServer), "ledger URL (env WARRANT_SERVER)")
+	fs.StringVar(&f.server, "server", serverDefault(env), "ledger URL, or the URLs of a cluster's nodes separated by commas, failed over between (env WARRANT_SERVERS, then WARRANT_SERVER)")
 	fs.StringVar(&f.logKey, "log-key", env.getenv("WARRANT_LOG_KEY"), "the log's note verifier key, or @FILE (env WARRANT_LOG_KEY)")
 	fs.StringVar(&f.state, "state", "", "trusted-checkpoint file (default: per origin under the user config dir)")
 	registerWitnessPolicy(fs, env, &f.witnessPolicy)

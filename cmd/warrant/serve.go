@@ -247,6 +247,10 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	if distributed {
+		// A follower passes the writes on to the leader (ledger/forward.go).
+		h = ledger.Forward(h, ledger.ForwardConfig{Leader: l.ClusterLeader, Logger: logger})
+	}
 	srv := &http.Server{
 		Handler:        sec.handler(h),
 		TLSConfig:      tlsConfig,

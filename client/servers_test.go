@@ -1,0 +1,228 @@
+package client_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	warrantv1 "github.com/warrantlog/warrant/api/warrant/v1"
+	"github.com/warrantlog/warrant/api/warrant/v1/warrantv1connect"
+	"github.com/warrantlog/warrant/client"
+	"github.com/warrantlog/warrant/ledger"
+	"github.com/warrantlog/warrant/proofs"
+)
+
+// stoppedURL is the URL of a loopback server that has stopped: nothing
+// listens there any more.
+func stoppedURL(t *testing.T) string {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close()
+	return srv.URL
+}
+
+// counting serves h and counts the requests for path.
+func counting(t *testing.T, h http.Handler, path string) (*httptest.Server, *atomic.Int64) {
+	var n atomic.Int64
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == path {
+			n.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	return srv, &n
+}
+
+// TestFailoverStoppedServer: a client given two servers of one log keeps
+// working when the one it used stops, within one attempt (no retries), for
+// appends and reads alike, with one trusted state.
+func TestFailoverStoppedServer(t *testing.T) {
+	e := openLog(t, envOptions{})
+	a := httptest.NewServer(ledger.NewHandler(e.log))
+	defer a.Close()
+	b := e.serve(t)
+	st := &client.MemoryState{}
+	c := client.New(a.URL+","+b+"/", e.verifier, client.WithState(st), client.WithRetry(1, 0))
+	ctx := context.Background()
+	first := mustAppend(t, c, e.bindingEnvelope(t, newAgent(t, "a", false), false))
+
+	a.Close()
+	second, err := c.Append(ctx, e.bindingEnvelope(t, newAgent(t, "b", false), false))
+	if err != nil {
+		t.Fatalf("append after the first server stopped: %v", err)
+	}
+	if second.Index != first.Index+1 {
+		t.Fatalf("second entry at %d, want %d", second.Index, first.Index+1)
+	}
+	if got, err := c.Entry(ctx, first.Index); err != nil || got.ID != first.ID {
+		t.Fatalf("read after failover: %v %v", got, err)
+	}
+	cp, err := c.Checkpoint(ctx)
+	if err != nil {
+		t.Fatalf("checkpoint after failover: %v", err)
+	}
+	trusted, _ := c.Trusted()
+	if trusted == nil || trusted.Size != cp.Size || cp.Size != second.Index+1 {
+		t.Fatalf("trusted %v, checkpoint size %d; want one trusted state at %d", trusted, cp.Size, second.Index+1)
+	}
+
+	// A list whose first server never answered works from the start.
+	c2 := client.New(stoppedURL(t)+","+b, e.verifier, client.WithRetry(1, 0))
+	if _, err := c2.Checkpoint(ctx); err != nil {
+		t.Fatalf("checkpoint with the first server down: %v", err)
+	}
+	// When none answers, the error is a transport failure naming them.
+	down1, down2 := stoppedURL(t), stoppedURL(t)
+	c3 := client.New(down1+","+down2, e.verifier, client.WithRetry(1, 0))
+	_, err = c3.Checkpoint(ctx)
+	if proofs.Reason(err) != proofs.ReasonUnavailable {
+		t.Fatalf("no server up: %v, want reason %s", err, proofs.ReasonUnavailable)
+	}
+}
+
+// TestFailoverOtherLogRefused: a server of another log in the list is not
+// silently used: its checkpoints do not verify under the log key, the
+// client says so, and the trusted state is left as it was.
+func TestFailoverOtherLogRefused(t *testing.T) {
+	e := openLog(t, envOptions{})
+	other := openLog(t, envOptions{registrar: e.registrar})
+	a := httptest.NewServer(ledger.NewHandler(e.log))
+	defer a.Close()
+	c := client.New(a.URL+","+other.serve(t), e.verifier, client.WithRetry(1, 0))
+	mustAppend(t, c, e.bindingEnvelope(t, newAgent(t, "a", false), false))
+	before, _ := c.Trusted()
+
+	a.Close()
+	_, err := c.Checkpoint(context.Background())
+	wantReason(t, err, proofs.ReasonCheckpointSignature)
+	_, err = c.Append(context.Background(), e.bindingEnvelope(t, newAgent(t, "b", false), false))
+	wantReason(t, err, proofs.ReasonCheckpointSignature)
+	if after, _ := c.Trusted(); after == nil || after.Size != before.Size || string(after.Note) != string(before.Note) {
+		t.Fatalf("the trusted state moved: %v -> %v", before, after)
+	}
+}
+
+// TestFailoverSplitBrain: two nodes that sign with the log's key but hold
+// different histories (a split brain) are caught as a fork when the client
+// fails over from one to the other, because the trusted state is the log's,
+// not a server's.
+func TestFailoverSplitBrain(t *testing.T) {
+	reg := newEd25519(t)
+	base := time.Now().Truncate(time.Second)
+	x := openLog(t, envOptions{origin: "split.example/log", registrar: reg, clock: stepClock(base)})
+	y := openLog(t, envOptions{origin: "split.example/log", registrar: reg, clock: stepClock(base), logKeyFrom: x.dir})
+	xs := httptest.NewServer(ledger.NewHandler(x.log))
+	defer xs.Close()
+	c := client.New(xs.URL+","+y.serve(t), x.verifier, client.WithRetry(1, 0))
+	mustAppend(t, c, x.bindingEnvelope(t, newAgent(t, "a", false), false))
+	// y sequences another entry at the same index.
+	cy := client.New(y.serve(t), y.verifier, client.WithState(&client.MemoryState{}))
+	mustAppend(t, cy, y.bindingEnvelope(t, newAgent(t, "b", false), false))
+
+	xs.Close()
+	_, err := c.Checkpoint(context.Background())
+	wantReason(t, err, proofs.ReasonForkDetected)
+	if !errors.Is(err, client.ErrFork) {
+		t.Fatalf("%v is not ErrFork", err)
+	}
+}
+
+// TestFailoverFollowsLeader: a refusal naming the leader (Warrant-Leader,
+// as a follower that cannot forward answers) sends the request to that
+// server next, before the others, and the next request goes to it first.
+func TestFailoverFollowsLeader(t *testing.T) {
+	e := openLog(t, envOptions{})
+	leader, leaderHits := counting(t, ledger.NewHandler(e.log), warrantv1connect.LedgerServiceAppendProcedure)
+	other, otherHits := counting(t, ledger.NewHandler(e.log), warrantv1connect.LedgerServiceAppendProcedure)
+	refuser, refuserHits := counting(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(client.LeaderHeader, leader.URL)
+		cerr := connect.NewError(connect.CodeUnavailable, errors.New("this node does not lead"))
+		if d, err := connect.NewErrorDetail(&warrantv1.ErrorDetail{Reason: proofs.ReasonNotLeader}); err == nil {
+			cerr.AddDetail(d)
+		}
+		connect.NewErrorWriter().Write(w, r, cerr)
+	}), warrantv1connect.LedgerServiceAppendProcedure)
+
+	c := client.New(refuser.URL+","+other.URL+","+leader.URL, e.verifier, client.WithRetry(1, 0))
+	mustAppend(t, c, e.bindingEnvelope(t, newAgent(t, "a", false), false))
+	mustAppend(t, c, e.bindingEnvelope(t, newAgent(t, "b", false), false))
+	if refuserHits.Load() != 1 || otherHits.Load() != 0 || leaderHits.Load() != 2 {
+		t.Fatalf("appends at the refuser %d, the other %d, the leader %d; want 1, 0, 2", refuserHits.Load(), otherHits.Load(), leaderHits.Load())
+	}
+}
+
+// TestFailoverWitnessUnavailable: an append answered witness_unavailable
+// (the server already waited its witness timeout) is not sent to the next
+// server; a read answered Unavailable is.
+func TestFailoverWitnessUnavailable(t *testing.T) {
+	e := openLog(t, envOptions{})
+	next, nextHits := counting(t, ledger.NewHandler(e.log), warrantv1connect.LedgerServiceAppendProcedure)
+	witnessDown := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cerr := connect.NewError(connect.CodeUnavailable, errors.New("no witnessed checkpoint in time"))
+		if d, err := connect.NewErrorDetail(&warrantv1.ErrorDetail{Reason: proofs.ReasonWitnessUnavailable}); err == nil {
+			cerr.AddDetail(d)
+		}
+		connect.NewErrorWriter().Write(w, r, cerr)
+	}))
+	c := client.New(witnessDown.URL+","+next.URL, e.verifier, client.WithRetry(1, 0))
+	_, err := c.Append(context.Background(), e.bindingEnvelope(t, newAgent(t, "a", false), false))
+	wantReason(t, err, proofs.ReasonWitnessUnavailable)
+	if nextHits.Load() != 0 {
+		t.Fatal("an append answered witness_unavailable was sent to the next server")
+	}
+	if _, err := c.Checkpoint(context.Background()); err != nil {
+		t.Fatalf("a read refused Unavailable did not fail over: %v", err)
+	}
+}
+
+// TestFailoverTokens: the token endpoint, the JWKS and introspection fail
+// over too, each DPoP proof made for the URL it is sent to.
+func TestFailoverTokens(t *testing.T) {
+	tokenKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	e := openLog(t, envOptions{tokenKey: tokenKey})
+	real := e.serve(t)
+	c := client.New(stoppedURL(t)+","+real, e.verifier, client.WithRetry(1, 0))
+	ctx := context.Background()
+	alice, planner := newAgent(t, "human/alice", false), newAgent(t, "agent/planner", true)
+	mustAppend(t, c, e.bindingEnvelope(t, alice, true))
+	mustAppend(t, c, e.bindingEnvelope(t, planner, false))
+	const api = "https://tickets.example/api"
+	d := e.rootGrant(t, "dlg_failover", alice, planner)
+	d.Destinations = []string{api}
+	mustAppend(t, c, sign(t, alice, d))
+	tr, err := c.ExchangeToken(ctx, planner.signer, d.ID, api, []string{"tickets:read"})
+	if err != nil {
+		t.Fatalf("token exchange with the first server down: %v", err)
+	}
+	// A fresh client starts from the first server again. (The issuer is
+	// the server's URL: the token is checked where it was issued.)
+	c = client.New(stoppedURL(t)+","+real, e.verifier, client.WithRetry(1, 0))
+	if _, err := c.InspectToken(ctx, tr.AccessToken); err != nil {
+		t.Fatalf("token inspection (JWKS) with the first server down: %v", err)
+	}
+	c = client.New(stoppedURL(t)+","+real, e.verifier, client.WithRetry(1, 0))
+	if in, err := c.Introspect(ctx, alice.signer, tr.AccessToken); err != nil || !in.Active {
+		t.Fatalf("introspection with the first server down: %+v %v", in, err)
+	}
+}
+
+func TestSplitServers(t *testing.T) {
+	got := client.SplitServers(" https://a:1/ ,, https://b:2,https://c:3/x/ ")
+	want := []string{"https://a:1", "https://b:2", "https://c:3/x"}
+	if len(got) != len(want) {
+		t.Fatalf("%q, want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("%q, want %q", got, want)
+		}
+	}
+}
