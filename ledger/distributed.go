@@ -145,7 +145,7 @@ type cluster struct {
 }
 
 func newCluster(o Options) *cluster {
-	return &cluster{store: o.ObjectStore, coord: o.Coordination, self: Member{NodeID: o.NodeID, URL: o.NodeURL}}
+	return &cluster{store: o.Metrics.meterStore(o.ObjectStore), coord: o.Coordination, self: Member{NodeID: o.NodeID, URL: o.NodeURL}}
 }
 
 // NotLeaderError is the error inside the sequencer's not_leader and

@@ -47,6 +47,16 @@ import (
 //	                                      bad_request, bad_cosignature, server_error
 //	warrant_witnessed_tree_size           entries covered by the latest checkpoint whose
 //	                                      cosignatures satisfy the witness policy's quorum
+//	warrant_object_store_requests_total{kind,outcome}
+//	                                      a distributed log's object store requests: kind get or
+//	                                      put, outcome ok, not_found (a get) or error
+//	                                      (storemetrics.go)
+//	warrant_object_store_request_seconds{kind}
+//	                                      their durations
+//	warrant_checkpoint_swaps_total{outcome}
+//	                                      the leader's compare-and-swaps of the cluster's
+//	                                      checkpoint (one per published batch): ok or error
+//	warrant_checkpoint_swap_seconds       their durations
 type Metrics struct {
 	appends       *prometheus.CounterVec
 	denials       *prometheus.CounterVec
@@ -60,6 +70,8 @@ type Metrics struct {
 	witnessSizes    *prometheus.GaugeVec
 	witnessLatency  *prometheus.HistogramVec
 	witnessFailures *prometheus.CounterVec
+
+	cluster clusterMetrics // storemetrics.go
 
 	log atomic.Pointer[Log] // the open Log the gauges read
 }
@@ -115,6 +127,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "warrant", Name: "witness_failures_total",
 			Help: "Failed add-checkpoint requests, by witness and kind.",
 		}, []string{"witness", "kind"}),
+		cluster: newClusterMetrics(),
 	}
 	gauge := func(name, help string, f func(*Log) float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "warrant", Name: name, Help: help}, func() float64 {
@@ -154,7 +167,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return max(0, time.Duration(l.logTime.Load()-l.opts.Now().UnixNano()).Seconds())
 		}),
 	}
-	for _, c := range cs {
+	for _, c := range append(cs, m.cluster.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

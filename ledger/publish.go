@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/warrantlog/warrant/proofs"
 )
@@ -150,7 +151,9 @@ func (l *Log) stillLeading(ctx context.Context, cp *proofs.Checkpoint) (swapped 
 // anything else, that another leader swapped (deposed).
 func (l *Log) swap(ctx context.Context, cp *proofs.Checkpoint) error {
 	c := l.cluster
+	start := time.Now()
 	err := c.term.Swap(ctx, c.swapped, cp.Note)
+	l.opts.Metrics.observeSwap(time.Since(start), err)
 	if err == nil {
 		return nil
 	}
