@@ -12,6 +12,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -46,8 +47,18 @@ const (
 
 // Config describes a run.
 type Config struct {
-	// Server is the ledger's base URL.
+	// Server is the ledger's base URL, or the URLs of a cluster's nodes
+	// separated by commas (client.SplitServers). Append and token runs
+	// send through one client that fails over between them; read runs
+	// spread their clients over them, client i reading from server i
+	// modulo their number (a run against a cluster's followers measures
+	// its read replicas together). The fairness and witness modes take
+	// one URL.
 	Server string
+	// Metrics are Prometheus endpoints (a node's /metrics) read just
+	// before and just after the measured run; Result.Nodes says what each
+	// counted meanwhile (DiscoverMetrics finds a cluster's).
+	Metrics []string
 	// LogKey verifies its checkpoints.
 	LogKey note.Verifier
 	// Registrar signs the key bindings of the generated agents (append
@@ -145,6 +156,10 @@ type Result struct {
 	BatchMax  int     `json:"batch_max,omitempty"`
 	// Exhausted is set when the presigned envelopes ran out early.
 	Exhausted bool `json:"presigned_exhausted,omitempty"`
+	// Nodes is what each of Config.Metrics counted during the run: CPU
+	// time, and on a cluster's leader the entries, batches, object store
+	// requests and checkpoint swaps.
+	Nodes []NodeLoad `json:"nodes,omitempty"`
 	// ModeWitness: the time from an append's answer to the first
 	// witnessed checkpoint covering its entry, in milliseconds, over
 	// Witnessed entries; Unwitnessed were not covered within 10 s of the
@@ -179,6 +194,7 @@ func (r *Result) String() string {
 	if r.Exhausted {
 		b.WriteString("note: the presigned envelopes ran out before the duration; raise --presign\n")
 	}
+	b.WriteString(nodesSummary(r.Nodes, r.Ops, r.Seconds))
 	return b.String()
 }
 
@@ -270,6 +286,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	before, beforeErrs := scrapeAll(ctx, cfg.HTTPClient, cfg.Metrics)
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	var tokens <-chan time.Time
@@ -318,12 +335,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	after, afterErrs := scrapeAll(ctx, cfg.HTTPClient, cfg.Metrics)
 	if witness != nil {
 		witness.wait(ctx, witnessGrace)
 	}
 	res := &Result{Mode: cfg.Mode, Concurrency: cfg.Concurrency, Rate: cfg.Rate, Seconds: elapsed.Seconds(),
 		Ops: int(rec.ops.Load()), Errors: rec.errors, Exhausted: exhausted.Load()}
 	res.OpsPerSec = float64(res.Ops) / elapsed.Seconds()
+	for i, u := range cfg.Metrics {
+		if err := cmp.Or(beforeErrs[i], afterErrs[i]); err != nil {
+			res.Nodes = append(res.Nodes, NodeLoad{Metrics: u, Error: err.Error()})
+			continue
+		}
+		res.Nodes = append(res.Nodes, nodeLoad(u, before[i], after[i]))
+	}
 	slices.Sort(rec.latencies)
 	ms := func(q float64) float64 {
 		if len(rec.latencies) == 0 {

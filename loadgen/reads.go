@@ -24,8 +24,16 @@ import (
 // (for consistency proofs), then returns the operation. Each operation's
 // answer is verified in full; checkpoints are verified once per distinct
 // note.
+//
+// With several servers (a cluster's nodes), client w reads from server w
+// modulo their number, every proof for the tree size of the first
+// server's checkpoint, which every other server must already serve.
 func readOp(ctx context.Context, cfg *Config) (func(context.Context, int) (int, uint64, error), error) {
-	c := client.New(cfg.Server, cfg.LogKey, client.WithHTTPClient(cfg.HTTPClient))
+	servers := client.SplitServers(cfg.Server)
+	if len(servers) == 0 {
+		return nil, fmt.Errorf("no server URL in %q", cfg.Server)
+	}
+	c := client.New(servers[0], cfg.LogKey, client.WithHTTPClient(cfg.HTTPClient))
 	cp, err := c.Checkpoint(ctx)
 	if err != nil {
 		return nil, err
@@ -33,7 +41,16 @@ func readOp(ctx context.Context, cfg *Config) (func(context.Context, int) (int, 
 	if cp.Size < 2 {
 		return nil, fmt.Errorf("the log has %d entries: nothing to read", cp.Size)
 	}
-	hashes, err := leafHashes(ctx, cfg, cp.Size)
+	for _, s := range servers[1:] {
+		other, err := client.New(s, cfg.LogKey, client.WithHTTPClient(cfg.HTTPClient)).Checkpoint(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s, err)
+		}
+		if other.Size < cp.Size {
+			return nil, fmt.Errorf("%s serves %d entries, %s %d: wait until it has caught up", s, other.Size, servers[0], cp.Size)
+		}
+	}
+	hashes, err := leafHashes(ctx, cfg, servers[0], cp.Size)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +71,11 @@ func readOp(ctx context.Context, cfg *Config) (func(context.Context, int) (int, 
 	if root, _ := rng.GetRootHash(nil); !bytes.Equal(root, cp.Root) {
 		return nil, fmt.Errorf("the tiles do not hash to the checkpoint root")
 	}
-	rpc := warrantv1connect.NewLedgerServiceClient(cfg.HTTPClient, cfg.Server, connect.WithReadMaxBytes(client.MaxResponseBytes))
+	rpcs := make([]warrantv1connect.LedgerServiceClient, len(servers))
+	for i, s := range servers {
+		rpcs[i] = warrantv1connect.NewLedgerServiceClient(cfg.HTTPClient, s, connect.WithReadMaxBytes(client.MaxResponseBytes))
+	}
+	rpc := func(w int) warrantv1connect.LedgerServiceClient { return rpcs[w%len(rpcs)] }
 	var cps sync.Map // note -> *proofs.Checkpoint
 	open := func(note []byte) (*proofs.Checkpoint, error) {
 		if v, ok := cps.Load(string(note)); ok {
@@ -69,9 +90,9 @@ func readOp(ctx context.Context, cfg *Config) (func(context.Context, int) (int, 
 	size := cp.Size
 	switch cfg.Mode {
 	case ModeInclusion:
-		return func(ctx context.Context, _ int) (int, uint64, error) {
+		return func(ctx context.Context, w int) (int, uint64, error) {
 			idx := rand.Uint64N(size)
-			resp, err := rpc.GetInclusionProof(ctx, connect.NewRequest(&warrantv1.GetInclusionProofRequest{Key: &warrantv1.GetInclusionProofRequest_Index{Index: idx}, TreeSize: size}))
+			resp, err := rpc(w).GetInclusionProof(ctx, connect.NewRequest(&warrantv1.GetInclusionProofRequest{Key: &warrantv1.GetInclusionProofRequest_Index{Index: idx}, TreeSize: size}))
 			if err != nil {
 				return 0, 0, wrap(err)
 			}
@@ -88,9 +109,9 @@ func readOp(ctx context.Context, cfg *Config) (func(context.Context, int) (int, 
 		if len(samples) == 0 {
 			return nil, fmt.Errorf("log too small for consistency proofs")
 		}
-		return func(ctx context.Context, _ int) (int, uint64, error) {
+		return func(ctx context.Context, w int) (int, uint64, error) {
 			s := samples[rand.IntN(len(samples))]
-			resp, err := rpc.GetConsistencyProof(ctx, connect.NewRequest(&warrantv1.GetConsistencyProofRequest{FromSize: s.size, ToSize: size}))
+			resp, err := rpc(w).GetConsistencyProof(ctx, connect.NewRequest(&warrantv1.GetConsistencyProofRequest{FromSize: s.size, ToSize: size}))
 			if err != nil {
 				return 0, 0, wrap(err)
 			}
@@ -100,9 +121,9 @@ func readOp(ctx context.Context, cfg *Config) (func(context.Context, int) (int, 
 			return 1, 0, proofs.VerifyConsistency(s.size, size, resp.Msg.GetHashes(), s.root, cp.Root)
 		}, nil
 	case ModeEntries:
-		return func(ctx context.Context, _ int) (int, uint64, error) {
+		return func(ctx context.Context, w int) (int, uint64, error) {
 			start := rand.Uint64N(size)
-			resp, err := rpc.GetEntries(ctx, connect.NewRequest(&warrantv1.GetEntriesRequest{Start: start, Count: 100}))
+			resp, err := rpc(w).GetEntries(ctx, connect.NewRequest(&warrantv1.GetEntriesRequest{Start: start, Count: 100}))
 			if err != nil {
 				return 0, 0, wrap(err)
 			}
@@ -125,9 +146,9 @@ func readOp(ctx context.Context, cfg *Config) (func(context.Context, int) (int, 
 		if full == 0 {
 			return nil, fmt.Errorf("log too small for a full tile")
 		}
-		return func(ctx context.Context, _ int) (int, uint64, error) {
+		return func(ctx context.Context, w int) (int, uint64, error) {
 			n := rand.Uint64N(full)
-			body, err := get(ctx, cfg, fmt.Sprintf("%s/tile/0/%s", cfg.Server, client.TilePath(n)))
+			body, err := get(ctx, cfg, fmt.Sprintf("%s/tile/0/%s", servers[w%len(servers)], client.TilePath(n)))
 			if err != nil {
 				return 0, 0, err
 			}
@@ -146,11 +167,11 @@ func readOp(ctx context.Context, cfg *Config) (func(context.Context, int) (int, 
 // the other in one slice (see leaf). One flat slice, not a slice per hash:
 // millions of small slices would be pointers for every garbage collection
 // to scan, a cost of the generator that would show as the server's.
-func leafHashes(ctx context.Context, cfg *Config, size uint64) ([]byte, error) {
+func leafHashes(ctx context.Context, cfg *Config, server string, size uint64) ([]byte, error) {
 	out := make([]byte, 0, size*32)
 	for n := uint64(0); n*256 < size; n++ {
 		w := min(size-n*256, 256)
-		url := fmt.Sprintf("%s/tile/0/%s", cfg.Server, client.TilePath(n))
+		url := fmt.Sprintf("%s/tile/0/%s", server, client.TilePath(n))
 		if w < 256 {
 			url += fmt.Sprintf(".p/%d", w)
 		}

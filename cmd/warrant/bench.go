@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
+	"time"
 
 	"github.com/warrantlog/warrant/client"
 	"github.com/warrantlog/warrant/loadgen"
@@ -11,7 +14,7 @@ import (
 )
 
 func runBench(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "bench", "[--mode append|append-batch|inclusion|consistency|entries|tiles|fairness|token|witness] [--duration D] [--concurrency N] [--rate R] --registrar-key KEY [--witness-policy FILE]")
+	fs := newFlagSet(env, "bench", "[--mode append|append-batch|inclusion|consistency|entries|tiles|fairness|token|witness] [--duration D] [--concurrency N] [--rate R] [--metrics auto|none|URL,...] --registrar-key KEY [--witness-policy FILE]")
 	var cf clientFlags
 	cf.register(fs, env)
 	mode := fs.String("mode", loadgen.ModeAppend, "append, append-batch, inclusion, consistency, entries, tiles, fairness (an unrelated agent's latency while one agent floods), token (each client an agent exchanging its delegation for access tokens at /oauth2/token, fresh DPoP proof each time; the server needs --tokens), or witness (appends, and the time from each append's answer to a witnessed checkpoint covering it, read from the witnessed checkpoint feed and verified under --witness-policy; the server needs --witness-policy)")
@@ -23,6 +26,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	entryBytes := fs.Int("entry-bytes", 600, "approximate envelope size")
 	registrarKey := fs.String("registrar-key", "", "a registrar private key of the server (append modes register their agents)")
 	h2 := fs.Bool("h2c", false, "use HTTP/2 without TLS (one multiplexed connection) instead of HTTP/1.1")
+	metrics := fs.String("metrics", "auto", "Prometheus endpoints to read before and after the run, to report each node's CPU time and a cluster leader's object store puts and gets and checkpoint swaps: auto (each --server's /metrics, and the cluster leader's from GET /cluster), none, or URLs separated by commas")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load generator during the run to this file (read it with go tool pprof)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
@@ -34,6 +38,9 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	v, err := loadLogKey(cf.logKey)
 	if err != nil {
 		return err
+	}
+	if len(client.SplitServers(cf.server)) > 1 && (*mode == loadgen.ModeFairness || *mode == loadgen.ModeWitness) {
+		return usagef("the %s mode takes one --server URL, not a list", *mode)
 	}
 	cfg := loadgen.Config{Server: cf.server, LogKey: v, Mode: *mode, Concurrency: *concurrency, Duration: *duration,
 		Rate: *rate, BatchSize: *batch, Presign: *presign, EntryBytes: *entryBytes, HTTP2: *h2}
@@ -61,6 +68,18 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 		defer f.Close()
 		cfg.CPUProfile = f
+	}
+	switch *metrics {
+	case "none":
+	case "auto":
+		cfg.Metrics = loadgen.DiscoverMetrics(ctx, &http.Client{Timeout: 10 * time.Second}, cf.server)
+	default:
+		for _, u := range client.SplitServers(*metrics) {
+			if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+				return usagef("--metrics %q: want auto, none, or http(s):// URLs separated by commas", *metrics)
+			}
+			cfg.Metrics = append(cfg.Metrics, u)
+		}
 	}
 	if !cf.json {
 		fmt.Fprintf(env.stderr, "preparing %s run against %s...\n", cfg.Mode, cf.server)
