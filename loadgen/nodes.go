@@ -29,7 +29,9 @@ type NodeLoad struct {
 	// the other fields are then zero.
 	Error string `json:"error,omitempty"`
 	// CPUSeconds is the CPU time the server process used
-	// (process_cpu_seconds_total).
+	// (process_cpu_seconds_total). The summary divides it by all the
+	// run's operations, whichever node served them, so that the sum over
+	// the nodes is the cluster's CPU cost of one operation.
 	CPUSeconds float64 `json:"cpu_seconds"`
 	// Entries are the entries it sequenced (warrant_appends_total, not
 	// counting duplicates), in Batches group commits
@@ -260,7 +262,9 @@ func nodesSummary(nodes []NodeLoad, ops int, seconds float64) string {
 		}
 		fmt.Fprintf(&b, "node %s: cpu %.2f s", n.Metrics, n.CPUSeconds)
 		if ops > 0 {
-			fmt.Fprintf(&b, " (%.3f ms per op)", n.CPUSeconds/float64(ops)*1000)
+			// Over the whole run's operations, whichever node served
+			// them: summed over the nodes, the cost of one.
+			fmt.Fprintf(&b, " (%.3f ms per op of the run)", n.CPUSeconds/float64(ops)*1000)
 		}
 		b.WriteString("\n")
 		if n.Entries > 0 {
