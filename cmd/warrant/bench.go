@@ -35,12 +35,24 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	if len(pos) != 0 {
 		return usagef("bench takes no arguments")
 	}
+	if len(client.SplitServers(cf.server)) > 1 && (*mode == loadgen.ModeFairness || *mode == loadgen.ModeWitness) {
+		return usagef("the %s mode takes one --server URL, not a list", *mode)
+	}
+	var metricsURLs []string
+	if *metrics != "auto" && *metrics != "none" {
+		for _, u := range client.SplitServers(*metrics) {
+			if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+				return usagef("--metrics %q: want auto, none, or http(s):// URLs separated by commas", *metrics)
+			}
+			metricsURLs = append(metricsURLs, u)
+		}
+		if len(metricsURLs) == 0 {
+			return usagef("--metrics %q: want auto, none, or http(s):// URLs separated by commas", *metrics)
+		}
+	}
 	v, err := loadLogKey(cf.logKey)
 	if err != nil {
 		return err
-	}
-	if len(client.SplitServers(cf.server)) > 1 && (*mode == loadgen.ModeFairness || *mode == loadgen.ModeWitness) {
-		return usagef("the %s mode takes one --server URL, not a list", *mode)
 	}
 	cfg := loadgen.Config{Server: cf.server, LogKey: v, Mode: *mode, Concurrency: *concurrency, Duration: *duration,
 		Rate: *rate, BatchSize: *batch, Presign: *presign, EntryBytes: *entryBytes, HTTP2: *h2}
@@ -69,17 +81,10 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 		defer f.Close()
 		cfg.CPUProfile = f
 	}
-	switch *metrics {
-	case "none":
-	case "auto":
+	if *metrics == "auto" {
 		cfg.Metrics = loadgen.DiscoverMetrics(ctx, &http.Client{Timeout: 10 * time.Second}, cf.server)
-	default:
-		for _, u := range client.SplitServers(*metrics) {
-			if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-				return usagef("--metrics %q: want auto, none, or http(s):// URLs separated by commas", *metrics)
-			}
-			cfg.Metrics = append(cfg.Metrics, u)
-		}
+	} else {
+		cfg.Metrics = metricsURLs
 	}
 	if !cf.json {
 		fmt.Fprintf(env.stderr, "preparing %s run against %s...\n", cfg.Mode, cf.server)
