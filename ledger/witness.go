@@ -11,8 +11,11 @@ package ledger
 // smaller size consistent with it). So that a quorum cosigns the same
 // size even while the log grows faster than witnesses answer, checkpoints
 // are witnessed in rounds: the first witness free to send one fixes the
-// round's checkpoint (the newest then), the others send that same one, and
-// the next round starts once it is witnessed. Each request proves consistency from
+// round's checkpoint (the newest when its request goes, once the
+// witness's budget allows it), the others send that same one, and the
+// next round starts once it is witnessed, as soon as a witness's budget
+// allows: the cosigned checkpoint is published when the quorum is met, not
+// when every witness has answered. Each request proves consistency from
 // the size the witness last cosigned for us, which is kept in the store so
 // that a restart does not start over from zero; a witness that holds
 // another size says so (409, text/x.tlog.size) and the request is sent
@@ -172,7 +175,7 @@ func (l *Log) startWitnessing() error {
 			c := &witnessClient{w: w, PolicyWitness: pw, wake: make(chan struct{}, 1)}
 			c.state = proofs.WitnessStatus{Name: pw.Name, URL: pw.URL}
 			if l.opts.WitnessRate > 0 {
-				c.limiter = rate.NewLimiter(rate.Limit(l.opts.WitnessRate), 1)
+				c.limiter = rate.NewLimiter(rate.Limit(l.opts.WitnessRate), witnessBurst)
 			}
 			v, err := getValue(txn, witnessSizeKey(pw.VKey))
 			if err != nil {
@@ -238,8 +241,13 @@ func (w *witnessing) wakeAll() {
 // cosigned the round's checkpoint waits for the round to end. A witness
 // whose last request failed moves the round on to the newest checkpoint:
 // a round that cannot be witnessed (too many witnesses down, or refusing
-// it) must not hold back newer checkpoints.
-func (w *witnessing) pick(c *witnessClient, failed bool) *proofs.Checkpoint {
+// it) must not hold back newer checkpoints. With start false it only
+// reports whether there is one, starting no round: run asks that before
+// it waits for the witness's budget, and picks (and so fixes a new
+// round's checkpoint) only once the request can go, so that a round
+// carries the newest checkpoint when it is sent rather than when the
+// wait for the budget began.
+func (w *witnessing) pick(c *witnessClient, failed, start bool) *proofs.Checkpoint {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	c.mu.Lock()
@@ -249,7 +257,9 @@ func (w *witnessing) pick(c *witnessClient, failed bool) *proofs.Checkpoint {
 	unwitnessed := newest != nil && (w.cosigned.Load() == nil || newest.Size > w.cosigned.Load().Size)
 	if r := w.round; r != nil {
 		if failed && unwitnessed && newest.Size > r.Size {
-			w.startRound(newest)
+			if start {
+				w.startRound(newest)
+			}
 			return newest
 		}
 		if r.Size > sent {
@@ -260,7 +270,7 @@ func (w *witnessing) pick(c *witnessClient, failed bool) *proofs.Checkpoint {
 	if newest == nil || newest.Size <= sent {
 		return nil
 	}
-	if unwitnessed {
+	if unwitnessed && start {
 		w.startRound(newest)
 	}
 	return newest
@@ -368,17 +378,17 @@ func (c *witnessClient) run() {
 		case <-retry:
 		}
 		retry = nil
-		cp := c.w.pick(c, failed)
-		if cp == nil {
+		if c.w.pick(c, failed, false) == nil {
 			continue
 		}
 		if c.limiter != nil {
 			if err := c.limiter.Wait(ctx); err != nil {
 				return
 			}
-			if cp = c.w.pick(c, failed); cp == nil { // it may have moved on meanwhile
-				continue
-			}
+		}
+		cp := c.w.pick(c, failed, true)
+		if cp == nil { // another witness's answer may have ended the round meanwhile
+			continue
 		}
 		if failed = !c.witness(ctx, cp); !failed {
 			backoff = 0
@@ -388,6 +398,14 @@ func (c *witnessClient) run() {
 		retry = time.After(backoff)
 	}
 }
+
+// witnessBurst is how many requests a witness's budget lets go in a row
+// after a quiet spell (a token bucket of witnessBurst tokens, refilled at
+// the budget's rate). Over any longer period a witness gets no more than
+// its budget; a burst lets the first checkpoint after a quiet spell, and
+// a round that follows one that took longer than a budget interval, go at
+// once instead of waiting for the next interval.
+const witnessBurst = 3
 
 // The back-off between retries after a failed request.
 const (
