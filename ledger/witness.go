@@ -283,10 +283,41 @@ func (w *witnessing) startRound(cp *proofs.Checkpoint) {
 	w.wakeAll()
 }
 
-// close stops the witness goroutines (and their requests in flight).
+// close stops the witness goroutines (and their requests in flight) and
+// stores the witnesses' sizes.
 func (w *witnessing) close() {
 	close(w.stop)
 	w.done.Wait()
+	if err := w.storeState(nil); err != nil {
+		w.l.log.Warn("storing the witnesses' sizes at close", "err", err)
+	}
+}
+
+// storeState writes, in one transaction, the size each witness holds for
+// us as far as we know and, if signed is set, the latest witnessed
+// checkpoint. One synced write per witnessed checkpoint rather than one
+// per cosignature as well: these writes share the store's commits with
+// the appends. A size lost in a crash costs one request: the witness
+// answers 409 with the size it holds, and is sent the checkpoint again
+// from there.
+func (w *witnessing) storeState(signed []byte) error {
+	return w.l.db.Update(func(txn *badger.Txn) error {
+		for _, c := range w.ws {
+			c.mu.Lock()
+			size := c.size
+			c.mu.Unlock()
+			if size == 0 {
+				continue
+			}
+			if err := txn.Set(witnessSizeKey(c.VKey), u64(size)); err != nil {
+				return err
+			}
+		}
+		if signed == nil {
+			return nil
+		}
+		return txn.Set(keyCosigned, signed)
+	})
 }
 
 // Cosigned returns the latest checkpoint whose cosignatures satisfy the
@@ -558,15 +589,13 @@ func (c *witnessClient) verify(cp *proofs.Checkpoint, body []byte) ([]byte, erro
 	return good, nil
 }
 
-// cosigned records the witness's cosignature lines for cp: its size in the
-// store, the lines with the others' for cp, then its state (so that a
-// state saying it cosigned cp means the lines are served, if cp still is
-// the latest).
+// cosigned records the witness's cosignature lines for cp: its size, the
+// lines with the others' for cp, then its state (so that a state saying it
+// cosigned cp means the lines are served, if cp still is the latest). The
+// size reaches the store with the next witnessed checkpoint (add), or at
+// close (storeState).
 func (c *witnessClient) cosigned(cp *proofs.Checkpoint, lines []byte) {
 	l := c.w.l
-	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(witnessSizeKey(c.VKey), u64(cp.Size)) }); err != nil {
-		l.log.Warn("storing a witness's cosigned size", "witness", c.Name, "err", err)
-	}
 	c.mu.Lock()
 	c.size, c.sent = cp.Size, cp.Size
 	c.mu.Unlock()
@@ -620,7 +649,7 @@ func (w *witnessing) add(name string, cp *proofs.Checkpoint, lines []byte) {
 		w.round = nil
 		defer w.wakeAll()
 	}
-	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(keyCosigned, signed) }); err != nil {
+	if err := w.storeState(signed); err != nil {
 		l.log.Warn("storing the cosigned checkpoint", "size", cp.Size, "err", err)
 	}
 	// Served in place of the log-signed checkpoint of the same size.
