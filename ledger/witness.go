@@ -127,6 +127,11 @@ type witnessing struct {
 	// changed is closed, and replaced, when cosigned changes.
 	changed atomic.Pointer[chan struct{}]
 
+	// storeMu orders the writes of witnessed checkpoints (storeState);
+	// storedSize is the size of the last one written.
+	storeMu    sync.Mutex
+	storedSize uint64
+
 	stop chan struct{}
 	done sync.WaitGroup
 }
@@ -613,11 +618,33 @@ func (c *witnessClient) cosigned(cp *proofs.Checkpoint, lines []byte) {
 // checkpoint, served in place of the log-signed one while it is the
 // latest.
 func (w *witnessing) add(name string, cp *proofs.Checkpoint, lines []byte) {
+	out := w.collect(name, cp, lines)
+	if out == nil {
+		return
+	}
+	// Stored after it is served and the next round may start: the synced
+	// write is no part of the latency to a witnessed checkpoint (a
+	// checkpoint lost in a crash is witnessed again).
+	w.storeMu.Lock()
+	defer w.storeMu.Unlock()
+	if out.Size < w.storedSize {
+		return // a newer one is stored already
+	}
+	if err := w.storeState(out.Note); err != nil {
+		w.l.log.Warn("storing the cosigned checkpoint", "size", out.Size, "err", err)
+		return
+	}
+	w.storedSize = out.Size
+}
+
+// collect is add under w.mu: it returns the witnessed checkpoint when
+// cp's cosignatures satisfy the quorum (and serves it), nil otherwise.
+func (w *witnessing) collect(name string, cp *proofs.Checkpoint, lines []byte) *proofs.Checkpoint {
 	l := w.l
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if cur := w.cosigned.Load(); cur != nil && cur.Size > cp.Size {
-		return // superseded
+		return nil // superseded
 	}
 	col := w.collected[cp.Size]
 	if col == nil {
@@ -635,7 +662,7 @@ func (w *witnessing) add(name string, cp *proofs.Checkpoint, lines []byte) {
 		for len(w.collected) > maxCollected {
 			delete(w.collected, slices.Min(slices.Collect(maps.Keys(w.collected))))
 		}
-		return
+		return nil
 	}
 	out := &proofs.Checkpoint{Origin: cp.Origin, Size: cp.Size, Root: cp.Root, Note: signed}
 	w.cosigned.Store(out)
@@ -649,9 +676,6 @@ func (w *witnessing) add(name string, cp *proofs.Checkpoint, lines []byte) {
 		w.round = nil
 		defer w.wakeAll()
 	}
-	if err := w.storeState(signed); err != nil {
-		l.log.Warn("storing the cosigned checkpoint", "size", cp.Size, "err", err)
-	}
 	// Served in place of the log-signed checkpoint of the same size.
 	if latest := l.latest.Load(); latest.Size == out.Size && l.latest.CompareAndSwap(latest, out) {
 		l.wake()
@@ -660,6 +684,7 @@ func (w *witnessing) add(name string, cp *proofs.Checkpoint, lines []byte) {
 	if old := w.changed.Swap(&next); old != nil {
 		close(*old)
 	}
+	return out
 }
 
 // fail records a failed request.
