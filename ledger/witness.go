@@ -29,6 +29,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
@@ -118,6 +119,12 @@ type witnessing struct {
 	mu sync.Mutex
 	// round is the checkpoint being witnessed (nil between rounds).
 	round *proofs.Checkpoint
+	// roundStart is when the round began, for the debug log.
+	roundStart time.Time
+	// rounds is the budget of rounds (nil: no budget), and roundWake is
+	// signalled when a round may be due (schedule).
+	rounds    *rate.Limiter
+	roundWake chan struct{}
 	// collected are the verified cosignature lines by tree size (of the
 	// sizes not yet superseded by a witnessed checkpoint), by witness.
 	collected map[uint64]*cosigning
@@ -171,7 +178,10 @@ func (l *Log) startWitnessing() error {
 	if err != nil {
 		return err
 	}
-	w := &witnessing{l: l, policy: p, collected: map[uint64]*cosigning{}, stop: make(chan struct{})}
+	w := &witnessing{l: l, policy: p, collected: map[uint64]*cosigning{}, stop: make(chan struct{}), roundWake: make(chan struct{}, 1)}
+	if l.opts.WitnessRate > 0 {
+		w.rounds = rate.NewLimiter(rate.Limit(l.opts.WitnessRate), witnessBurst)
+	}
 	ch := make(chan struct{})
 	w.changed.Store(&ch)
 	latest := l.Checkpoint()
@@ -213,6 +223,8 @@ func (l *Log) startWitnessing() error {
 		w.done.Add(1)
 		go c.run()
 	}
+	w.done.Add(1)
+	go w.schedule()
 	w.offer(l.Checkpoint())
 	return nil
 }
@@ -228,7 +240,15 @@ func (w *witnessing) offer(cp *proofs.Checkpoint) {
 			break
 		}
 	}
+	w.wakeRounds()
 	w.wakeAll()
+}
+
+func (w *witnessing) wakeRounds() {
+	select {
+	case w.roundWake <- struct{}{}:
+	default:
+	}
 }
 
 func (w *witnessing) wakeAll() {
@@ -241,17 +261,14 @@ func (w *witnessing) wakeAll() {
 }
 
 // pick returns the checkpoint c is to send next, or nil: the round's, if
-// c has not cosigned it; between rounds, the newest, which starts a round
-// if it is newer than the last witnessed checkpoint. A witness that has
-// cosigned the round's checkpoint waits for the round to end. A witness
-// whose last request failed moves the round on to the newest checkpoint:
-// a round that cannot be witnessed (too many witnesses down, or refusing
-// it) must not hold back newer checkpoints. With start false it only
-// reports whether there is one, starting no round: run asks that before
-// it waits for the witness's budget, and picks (and so fixes a new
-// round's checkpoint) only once the request can go, so that a round
-// carries the newest checkpoint when it is sent rather than when the
-// wait for the budget began.
+// c has not cosigned it; between rounds, the newest if it is witnessed
+// already (c lags behind the quorum), else nothing: schedule starts the
+// next round. A witness that has cosigned the round's checkpoint waits for
+// the round to end. A witness whose last request failed moves the round
+// on to the newest checkpoint (start set: run asks first without, before
+// it waits for the witness's budget): a round that cannot be witnessed
+// (too many witnesses down, or refusing it) must not hold back newer
+// checkpoints.
 func (w *witnessing) pick(c *witnessClient, failed, start bool) *proofs.Checkpoint {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -259,7 +276,7 @@ func (w *witnessing) pick(c *witnessClient, failed, start bool) *proofs.Checkpoi
 	sent := c.sent
 	c.mu.Unlock()
 	newest := w.newest.Load()
-	unwitnessed := newest != nil && (w.cosigned.Load() == nil || newest.Size > w.cosigned.Load().Size)
+	unwitnessed := w.unwitnessed(newest)
 	if r := w.round; r != nil {
 		if failed && unwitnessed && newest.Size > r.Size {
 			if start {
@@ -272,19 +289,72 @@ func (w *witnessing) pick(c *witnessClient, failed, start bool) *proofs.Checkpoi
 		}
 		return nil
 	}
-	if newest == nil || newest.Size <= sent {
+	if newest == nil || newest.Size <= sent || unwitnessed {
 		return nil
-	}
-	if unwitnessed && start {
-		w.startRound(newest)
 	}
 	return newest
 }
 
-// startRound makes cp the round's checkpoint and wakes the witnesses
-// waiting for a round. w.mu is held.
+// unwitnessed reports whether cp is newer than the latest witnessed
+// checkpoint. The empty tree is never sent to witnesses.
+func (w *witnessing) unwitnessed(cp *proofs.Checkpoint) bool {
+	cosigned := w.cosigned.Load()
+	return cp != nil && cp.Size > 0 && (cosigned == nil || cp.Size > cosigned.Size)
+}
+
+// schedule starts the rounds: when none is under way and the newest
+// checkpoint is not witnessed, it waits for the round budget and makes
+// the newest checkpoint at that moment the round's, waking every witness.
+// One budget for the rounds, rather than each witness starting a round
+// when its own budget allows, keeps the witnesses in step: each round's
+// requests go out together, and the quorum is met as soon as the fastest
+// witnesses answer, not after the witnesses' budgets have come round one
+// after the other. Each witness gets at most one request per round (and
+// has its own budget besides, for the requests of a witness catching up).
+func (w *witnessing) schedule() {
+	defer w.done.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-w.stop
+		cancel()
+	}()
+	due := func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.round == nil && w.unwitnessed(w.newest.Load())
+	}
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-w.roundWake:
+		}
+		if !due() {
+			continue
+		}
+		if w.rounds != nil {
+			if err := w.rounds.Wait(ctx); err != nil {
+				return
+			}
+		}
+		w.mu.Lock()
+		if newest := w.newest.Load(); w.round == nil && w.unwitnessed(newest) {
+			w.startRound(newest)
+		}
+		w.mu.Unlock()
+	}
+}
+
+// roundStarted is when the current (or last) round began.
+func (w *witnessing) roundStarted() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.roundStart
+}
+
 func (w *witnessing) startRound(cp *proofs.Checkpoint) {
-	w.round = cp
+	w.round, w.roundStart = cp, time.Now()
 	w.wakeAll()
 }
 
@@ -426,7 +496,13 @@ func (c *witnessClient) run() {
 		if cp == nil { // another witness's answer may have ended the round meanwhile
 			continue
 		}
-		if failed = !c.witness(ctx, cp); !failed {
+		start := time.Now()
+		failed = !c.witness(ctx, cp)
+		if l := c.w.l.log; l.Enabled(ctx, slog.LevelDebug) {
+			l.Debug("witness request", "witness", c.Name, "size", cp.Size, "ok", !failed, "ms", time.Since(start).Milliseconds(),
+				"after_round_start_ms", start.Sub(c.w.roundStarted()).Milliseconds())
+		}
+		if !failed {
 			backoff = 0
 			continue
 		}
@@ -673,7 +749,9 @@ func (w *witnessing) collect(name string, cp *proofs.Checkpoint, lines []byte) *
 	}
 	if w.round != nil && w.round.Size <= cp.Size {
 		// The round is over: the witnesses waiting for it may start the next.
+		l.log.Debug("witness round over", "size", cp.Size, "round_ms", time.Since(w.roundStart).Milliseconds(), "by", name)
 		w.round = nil
+		w.wakeRounds()
 		defer w.wakeAll()
 	}
 	// Served in place of the log-signed checkpoint of the same size.
