@@ -10,12 +10,11 @@ package ledger
 // carries the newest (a witness cosigning size n has cosigned every
 // smaller size consistent with it). So that a quorum cosigns the same
 // size even while the log grows faster than witnesses answer, checkpoints
-// are witnessed in rounds: the first witness free to send one fixes the
-// round's checkpoint (the newest when its request goes, once the
-// witness's budget allows it), the others send that same one, and the
-// next round starts once it is witnessed, as soon as a witness's budget
-// allows: the cosigned checkpoint is published when the quorum is met, not
-// when every witness has answered. Each request proves consistency from
+// are witnessed in rounds (schedule): a round starts once the previous one
+// is witnessed and the round budget allows, with the newest checkpoint at
+// that moment, which every witness is sent at once; the cosigned
+// checkpoint is published when the quorum is met, not when every witness
+// has answered. Each request proves consistency from
 // the size the witness last cosigned for us, which is kept in the store so
 // that a restart does not start over from zero; a witness that holds
 // another size says so (409, text/x.tlog.size) and the request is sent
