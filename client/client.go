@@ -177,7 +177,8 @@ func WithState(s State) Option { return func(cfg *config) { cfg.state = s } }
 // witnessed checkpoint covering the entry and returns the entry proven
 // against that one; if none comes in time, Append returns an
 // *UnwitnessedError: the entry is in the log all the same, and Entry (or
-// Delegation) returns it once a witnessed checkpoint covers it. Reads
+// Delegation) returns it once a witnessed checkpoint covers it. AppendBatch
+// and ExchangeToken wait the same way for their entries. Reads
 // answered with an unwitnessed checkpoint are proven against the server's
 // latest witnessed one the same way, without waiting.
 func WithWitnessPolicy(p *proofs.WitnessPolicy) Option {
@@ -688,6 +689,14 @@ type BatchResult struct {
 // verifies every answer against the one returned checkpoint, which must be
 // consistent with the trusted state. A refusal of one envelope is reported
 // in its BatchResult; the error return is for the request as a whole.
+//
+// Under a witness policy, an answer whose checkpoint lacks the quorum
+// (asynchronous witnessing) is verified under the log key, and the entries
+// are then proven against a witnessed checkpoint covering them all, as
+// Append does (WithWitnessWait): every returned Entry's checkpoint then
+// satisfies the policy. When none comes within the wait, the results are
+// returned verified under the log key only, with an error of reason
+// proofs.ReasonWitnessUnavailable: the entries are in the log all the same.
 func (c *Client) AppendBatch(ctx context.Context, envelopes [][]byte) ([]BatchResult, error) {
 	sent := make([]*proofs.Envelope, len(envelopes))
 	for i, e := range envelopes {
@@ -709,7 +718,10 @@ func (c *Client) AppendBatch(ctx context.Context, envelopes [][]byte) ([]BatchRe
 	if len(m.GetResults()) != len(envelopes) {
 		return nil, proofs.Errorf(ReasonMismatch, "sent %d envelopes, got %d answers", len(envelopes), len(m.GetResults()))
 	}
-	cp, err := c.openCheckpoint(m.GetCheckpoint())
+	// Under a witness policy the checkpoint may lack the quorum
+	// (asynchronous witnessing): the entries are checked against it under
+	// the log key, then proven against a witnessed one (witnessed.go).
+	cp, witnessed, err := c.openAnswer(m.GetCheckpoint())
 	if err != nil {
 		return nil, err
 	}
@@ -735,6 +747,15 @@ func (c *Client) AppendBatch(ctx context.Context, envelopes [][]byte) ([]BatchRe
 		}
 		e.Duplicate = r.GetDuplicate()
 		out[i] = BatchResult{Entry: e, Denied: denied}
+	}
+	if !witnessed {
+		if err := c.witnessedBatch(ctx, out, floor); err != nil {
+			if waitFailed(err) {
+				return out, unwitnessedBatch(out, c.witnessWait, err)
+			}
+			return nil, err
+		}
+		return out, nil
 	}
 	if err := c.advance(ctx, cp, m.GetConsistencyProof(), floor); err != nil {
 		return nil, err

@@ -29,6 +29,9 @@ type TokenResponse struct {
 	// Index is the issuance entry's index; Record its record.
 	Index  uint64                `json:"issuance_index"`
 	Record *proofs.TokenIssuance `json:"-"`
+	// Entry is the issuance entry, proven against a checkpoint the client
+	// trusts: under a witness policy, one that satisfies it.
+	Entry *Entry `json:"-"`
 }
 
 // tokenAnswer is the endpoint's JSON, success or error.
@@ -52,6 +55,15 @@ type tokenAnswer struct {
 // denial is an *ExchangeDenied, wrapping a *proofs.Error with the first
 // recorded reason; a refusal
 // (nothing recorded) is proofs.ReasonTokenRefused with the OAuth error.
+//
+// Under a witness policy, an answer whose checkpoint lacks the quorum
+// (asynchronous witnessing) is verified under the log key, and the
+// issuance entry is then proven against a witnessed checkpoint covering
+// it, waiting as Append does (WithWitnessWait), which becomes the trusted
+// state. When none comes in time, the error is an *UnwitnessedError (the
+// entry is in the log all the same); for an accepted exchange the token is
+// returned with it, the caller deciding whether to use a token whose
+// issuance no witness has seen yet.
 func (c *Client) ExchangeToken(ctx context.Context, s *Signer, delegation, resource string, scopes []string) (*TokenResponse, error) {
 	endpoint := c.tiles.base + "/oauth2/token"
 	form := url.Values{
@@ -62,6 +74,10 @@ func (c *Client) ExchangeToken(ctx context.Context, s *Signer, delegation, resou
 	}
 	if len(scopes) > 0 {
 		form.Set("scope", strings.Join(scopes, " "))
+	}
+	floor, err := c.trustedSize()
+	if err != nil {
+		return nil, err
 	}
 	resp, body, err := c.postDPoP(ctx, s.key, endpoint, form)
 	if err != nil {
@@ -80,10 +96,11 @@ func (c *Client) ExchangeToken(ctx context.Context, s *Signer, delegation, resou
 		}
 		return nil, proofs.Errorf(proofs.ReasonTokenRefused, "%s: %s", a.Error, a.Description)
 	}
-	rec, dec, err := c.verifyIssuance(a.Warrant.Index, a.Warrant.Leaf, []byte(a.Warrant.Checkpoint), a.Warrant.InclusionProof)
+	e, witnessed, err := c.verifyIssuance(a.Warrant.Index, a.Warrant.Leaf, []byte(a.Warrant.Checkpoint), a.Warrant.InclusionProof)
 	if err != nil {
 		return nil, err
 	}
+	rec, dec := e.Leaf.Token, e.Leaf.Decision
 	jkt, err := keyThumbprint(s.key)
 	if err != nil {
 		return nil, err
@@ -91,16 +108,33 @@ func (c *Client) ExchangeToken(ctx context.Context, s *Signer, delegation, resou
 	if rec.JKT != jkt || rec.Delegation != delegation || rec.Audience != resource {
 		return nil, proofs.Errorf(proofs.ReasonResponseMismatch, "the issuance entry %d records another exchange", a.Warrant.Index)
 	}
+	if dec.Outcome == proofs.OutcomeAccepted && (resp.StatusCode != http.StatusOK || a.AccessToken == "") {
+		return nil, proofs.Errorf(proofs.ReasonResponseMismatch, "an accepted issuance (entry %d) answered %s without a token", a.Warrant.Index, resp.Status)
+	}
+	// Under a witness policy, an entry answered with a checkpoint without
+	// the quorum is proven against a witnessed one (witnessed.go).
+	var unwitnessedErr error
+	if !witnessed {
+		we, err := c.witnessedReceipt(ctx, e, floor, c.witnessWait)
+		switch {
+		case err == nil:
+			e = we
+		case waitFailed(err):
+			unwitnessedErr = unwitnessed(e, c.witnessWait, err)
+		default:
+			return nil, err
+		}
+	}
 	if dec.Outcome != proofs.OutcomeAccepted {
+		if unwitnessedErr != nil {
+			return nil, unwitnessedErr
+		}
 		return nil, &ExchangeDenied{Index: a.Warrant.Index, OAuthError: a.Error,
 			Err: proofs.Errorf(dec.Reasons[0], "token exchange denied (entry %d): %s (%s)", a.Warrant.Index, strings.Join(dec.Reasons, ", "), a.Error)}
 	}
-	if resp.StatusCode != http.StatusOK || a.AccessToken == "" {
-		return nil, proofs.Errorf(proofs.ReasonResponseMismatch, "an accepted issuance (entry %d) answered %s without a token", a.Warrant.Index, resp.Status)
-	}
 	out := a.TokenResponse
-	out.Index, out.Record = a.Warrant.Index, rec
-	return &out, nil
+	out.Index, out.Record, out.Entry = a.Warrant.Index, rec, e
+	return &out, unwitnessedErr
 }
 
 // ExchangeDenied is the error of an exchange the log denied and recorded
@@ -190,23 +224,25 @@ func (c *Client) postDPoPTo(ctx context.Context, key crypto.Signer, endpoint str
 	}
 }
 
-// verifyIssuance checks a token entry against the log key.
-func (c *Client) verifyIssuance(index uint64, leaf, note []byte, hashes [][]byte) (*proofs.TokenIssuance, *proofs.Decision, error) {
-	cp, err := c.openCheckpoint(note)
+// verifyIssuance checks a token entry against the log key: under a
+// witness policy, against a checkpoint that may lack the quorum (witnessed
+// says whether it has it; witnessed.go).
+func (c *Client) verifyIssuance(index uint64, leaf, note []byte, hashes [][]byte) (_ *Entry, witnessed bool, _ error) {
+	cp, witnessed, err := c.openAnswer(note)
 	if err != nil {
-		return nil, nil, err
+		return nil, false, err
 	}
 	if err := proofs.VerifyInclusion(index, cp.Size, proofs.LeafHash(leaf), hashes, cp.Root); err != nil {
-		return nil, nil, err
+		return nil, false, err
 	}
 	p, err := proofs.ParseLeaf(leaf)
 	if err != nil {
-		return nil, nil, err
+		return nil, false, err
 	}
-	if p.Kind != proofs.KindToken {
-		return nil, nil, proofs.Errorf(proofs.ReasonResponseMismatch, "entry %d is a %s entry, not a token issuance", index, p.Kind)
+	if p.Kind != proofs.KindToken || p.Token == nil || p.Decision == nil {
+		return nil, false, proofs.Errorf(proofs.ReasonResponseMismatch, "entry %d is a %s entry, not a token issuance", index, p.Kind)
 	}
-	return p.Token, p.Decision, nil
+	return &Entry{Index: index, ID: p.ID(), Leaf: p, Checkpoint: cp, InclusionProof: hashes}, witnessed, nil
 }
 
 // NewDPoPProof makes an RFC 9449 DPoP proof for a request with method to

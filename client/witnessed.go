@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -30,10 +32,11 @@ import (
 // unwitnessed one.
 const DefaultWitnessWait = 10 * time.Second
 
-// WithWitnessWait sets how long Append, under a witness policy, waits for
-// a witnessed checkpoint covering the entry when the server's answer
-// carries one without the quorum (asynchronous witnessing); 0 or less:
-// not at all. Default DefaultWitnessWait.
+// WithWitnessWait sets how long Append, AppendBatch and ExchangeToken,
+// under a witness policy, wait for a witnessed checkpoint covering their
+// entries when the server's answer carries one without the quorum
+// (asynchronous witnessing); 0 or less: not at all. Default
+// DefaultWitnessWait.
 func WithWitnessWait(d time.Duration) Option {
 	return func(cfg *config) { cfg.witnessWait = &d }
 }
@@ -109,24 +112,110 @@ func (c *Client) witnessedReceipt(ctx context.Context, e *Entry, floor uint64, w
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.rpc.GetInclusionProof(ctx, connect.NewRequest(&warrantv1.GetInclusionProofRequest{
-		Key: &warrantv1.GetInclusionProofRequest_Index{Index: e.Index}, TreeSize: cp.Size,
-	}))
+	proof, err := c.inclusionIn(ctx, e.Index, e.Leaf.Raw, cp)
 	if err != nil {
-		return nil, rpcError(err)
-	}
-	if resp.Msg.GetIndex() != e.Index || resp.Msg.GetTreeSize() != cp.Size {
-		return nil, proofs.Errorf(ReasonMismatch, "asked for an inclusion proof of entry %d at size %d, got %d at %d", e.Index, cp.Size, resp.Msg.GetIndex(), resp.Msg.GetTreeSize())
-	}
-	if err := proofs.VerifyInclusion(e.Index, cp.Size, proofs.LeafHash(e.Leaf.Raw), resp.Msg.GetHashes(), cp.Root); err != nil {
-		return nil, fmt.Errorf("entry %d in the witnessed checkpoint: %w", e.Index, err)
+		return nil, err
 	}
 	if err := c.advance(ctx, cp, nil, floor); err != nil {
 		return nil, err
 	}
 	out := *e
-	out.Checkpoint, out.InclusionProof = cp, resp.Msg.GetHashes()
+	out.Checkpoint, out.InclusionProof = cp, proof
 	return &out, nil
+}
+
+// inclusionIn fetches the inclusion proof of entry index, whose leaf is
+// leaf, in the tree of the (verified) checkpoint cp, and verifies it.
+func (c *Client) inclusionIn(ctx context.Context, index uint64, leaf []byte, cp *proofs.Checkpoint) ([][]byte, error) {
+	resp, err := c.rpc.GetInclusionProof(ctx, connect.NewRequest(&warrantv1.GetInclusionProofRequest{
+		Key: &warrantv1.GetInclusionProofRequest_Index{Index: index}, TreeSize: cp.Size,
+	}))
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	if resp.Msg.GetIndex() != index || resp.Msg.GetTreeSize() != cp.Size {
+		return nil, proofs.Errorf(ReasonMismatch, "asked for an inclusion proof of entry %d at size %d, got %d at %d", index, cp.Size, resp.Msg.GetIndex(), resp.Msg.GetTreeSize())
+	}
+	if err := proofs.VerifyInclusion(index, cp.Size, proofs.LeafHash(leaf), resp.Msg.GetHashes(), cp.Root); err != nil {
+		return nil, fmt.Errorf("entry %d in the witnessed checkpoint: %w", index, err)
+	}
+	return resp.Msg.GetHashes(), nil
+}
+
+// batchProofs bounds the inclusion proofs witnessedBatch asks for at once.
+const batchProofs = 8
+
+// witnessedBatch proves the entries of a batch's results, verified against
+// the answer's checkpoint without the quorum, against a witnessed
+// checkpoint covering them all, waiting up to c.witnessWait for one, and
+// makes that checkpoint the trusted state: each result's Entry is then
+// proven against it. On failure the results are left as they were
+// (verified under the log key only) and the error says why.
+func (c *Client) witnessedBatch(ctx context.Context, out []BatchResult, floor uint64) error {
+	var last *Entry
+	for _, r := range out {
+		if r.Entry != nil && (last == nil || r.Entry.Index > last.Index) {
+			last = r.Entry
+		}
+	}
+	if last == nil {
+		return nil // nothing appended: no receipt to prove
+	}
+	cp, err := c.witnessedCovering(ctx, last.Index, c.witnessWait)
+	if err != nil {
+		return err
+	}
+	proven := make([][][]byte, len(out))
+	errs := make([]error, len(out))
+	sem := make(chan struct{}, batchProofs)
+	var wg sync.WaitGroup
+	for i, r := range out {
+		if r.Entry == nil {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			proven[i], errs[i] = c.inclusionIn(ctx, r.Entry.Index, r.Entry.Leaf.Raw, cp)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := c.advance(ctx, cp, nil, floor); err != nil {
+		return err
+	}
+	for i := range out {
+		if out[i].Entry == nil {
+			continue
+		}
+		e := *out[i].Entry
+		e.Checkpoint, e.InclusionProof = cp, proven[i]
+		out[i].Entry = &e
+	}
+	return nil
+}
+
+// unwitnessedBatch is the error of AppendBatch when no witnessed
+// checkpoint covering its entries came within wait.
+func unwitnessedBatch(out []BatchResult, wait time.Duration, cause error) error {
+	var first, last uint64
+	n := 0
+	for _, r := range out {
+		if r.Entry == nil {
+			continue
+		}
+		if n == 0 || r.Entry.Index < first {
+			first = r.Entry.Index
+		}
+		last = max(last, r.Entry.Index)
+		n++
+	}
+	return proofs.Errorf(proofs.ReasonWitnessUnavailable,
+		"%d entries of the batch (indexes %d to %d) are committed, but their checkpoint is not witnessed yet: no checkpoint covering them reached the witness policy's quorum within %s (%v); the results are returned verified under the log key only: fetch the entries later (or resubmit the same envelopes, which returns them) rather than signing new requests",
+		n, first, last, wait, cause)
 }
 
 // witnessedCovering returns a checkpoint satisfying the witness policy

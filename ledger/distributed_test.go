@@ -23,8 +23,11 @@ import (
 	"sync"
 	"testing"
 
+	"connectrpc.com/connect"
 	"golang.org/x/mod/sumdb/note"
 
+	warrantv1 "github.com/warrantlog/warrant/api/warrant/v1"
+	"github.com/warrantlog/warrant/api/warrant/v1/warrantv1connect"
 	"github.com/warrantlog/warrant/proofs"
 )
 
@@ -530,6 +533,18 @@ func TestClusterFollowerServesVerifiedCheckpoint(t *testing.T) {
 	}
 	if st.NodeID != "b" || st.Role != "follower" || st.Leader == nil || st.Leader.NodeID != "a" || st.Leader.URL != "http://a.test" || st.Size != cp.Size {
 		t.Fatalf("GET /cluster on the follower: %+v", st)
+	}
+	// What forwarding asks (ForwardConfig.Leader), and a write that reaches
+	// the follower's own service: not_leader, naming the leader.
+	waitFor(t, "the follower to know the leader", func() bool { u, self := b.ClusterLeader(); return u == "http://a.test" && !self })
+	if u, self := a.ClusterLeader(); u != "http://a.test" || !self {
+		t.Fatalf("the leader's ClusterLeader: %q, %v", u, self)
+	}
+	rpc := warrantv1connect.NewLedgerServiceClient(srv.Client(), srv.URL)
+	_, err = rpc.Append(ctx, connect.NewRequest(&warrantv1.AppendRequest{Envelope: bindingEnvelope(t, tc.registrar, "spiffe://example.org/agent/late", newTestKey(t), proofs.TierDraft, false)}))
+	var ce *connect.Error
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeUnavailable || detailReason(ce) != ReasonNotLeader || ce.Meta().Get(LeaderHeader) != "http://a.test" {
+		t.Fatalf("Append to the follower's service: %v (meta %v); want Unavailable %s naming http://a.test", err, ce.Meta(), ReasonNotLeader)
 	}
 }
 

@@ -40,8 +40,8 @@ func (l *Log) follow() Term {
 		if stale {
 			err := l.reconcile(ctx)
 			stale = err != nil
-			if err != nil && time.Since(warned) >= 10*time.Second {
-				warned = time.Now()
+			if now := l.opts.Now(); err != nil && (now.Sub(warned) >= 10*time.Second || now.Before(warned)) {
+				warned = now
 				level := "following: catching up with the cluster's checkpoint; will retry"
 				if errors.Is(err, ErrClusterMismatch) {
 					l.log.Error(level, "size", l.Checkpoint().Size, "err", err)

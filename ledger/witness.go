@@ -10,9 +10,11 @@ package ledger
 // carries the newest (a witness cosigning size n has cosigned every
 // smaller size consistent with it). So that a quorum cosigns the same
 // size even while the log grows faster than witnesses answer, checkpoints
-// are witnessed in rounds: the first witness free to send one fixes the
-// round's checkpoint (the newest then), the others send that same one, and
-// the next round starts once it is witnessed. Each request proves consistency from
+// are witnessed in rounds (schedule): a round starts once the previous one
+// is witnessed and the round budget allows, with the newest checkpoint at
+// that moment, which every witness is sent at once; the cosigned
+// checkpoint is published when the quorum is met, not when every witness
+// has answered. Each request proves consistency from
 // the size the witness last cosigned for us, which is kept in the store so
 // that a restart does not start over from zero; a witness that holds
 // another size says so (409, text/x.tlog.size) and the request is sent
@@ -26,6 +28,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
@@ -115,6 +118,12 @@ type witnessing struct {
 	mu sync.Mutex
 	// round is the checkpoint being witnessed (nil between rounds).
 	round *proofs.Checkpoint
+	// roundStart is when the round began, for the debug log.
+	roundStart time.Time
+	// rounds is the budget of rounds (nil: no budget), and roundWake is
+	// signalled when a round may be due (schedule).
+	rounds    *rate.Limiter
+	roundWake chan struct{}
 	// collected are the verified cosignature lines by tree size (of the
 	// sizes not yet superseded by a witnessed checkpoint), by witness.
 	collected map[uint64]*cosigning
@@ -123,6 +132,11 @@ type witnessing struct {
 	cosigned atomic.Pointer[proofs.Checkpoint]
 	// changed is closed, and replaced, when cosigned changes.
 	changed atomic.Pointer[chan struct{}]
+
+	// storeMu orders the writes of witnessed checkpoints (storeState);
+	// storedSize is the size of the last one written.
+	storeMu    sync.Mutex
+	storedSize uint64
 
 	stop chan struct{}
 	done sync.WaitGroup
@@ -163,7 +177,10 @@ func (l *Log) startWitnessing() error {
 	if err != nil {
 		return err
 	}
-	w := &witnessing{l: l, policy: p, collected: map[uint64]*cosigning{}, stop: make(chan struct{})}
+	w := &witnessing{l: l, policy: p, collected: map[uint64]*cosigning{}, stop: make(chan struct{}), roundWake: make(chan struct{}, 1)}
+	if l.opts.WitnessRate > 0 {
+		w.rounds = rate.NewLimiter(rate.Limit(l.opts.WitnessRate), witnessBurst)
+	}
 	ch := make(chan struct{})
 	w.changed.Store(&ch)
 	latest := l.Checkpoint()
@@ -172,7 +189,7 @@ func (l *Log) startWitnessing() error {
 			c := &witnessClient{w: w, PolicyWitness: pw, wake: make(chan struct{}, 1)}
 			c.state = proofs.WitnessStatus{Name: pw.Name, URL: pw.URL}
 			if l.opts.WitnessRate > 0 {
-				c.limiter = rate.NewLimiter(rate.Limit(l.opts.WitnessRate), 1)
+				c.limiter = rate.NewLimiter(rate.Limit(l.opts.WitnessRate), witnessBurst)
 			}
 			v, err := getValue(txn, witnessSizeKey(pw.VKey))
 			if err != nil {
@@ -205,6 +222,8 @@ func (l *Log) startWitnessing() error {
 		w.done.Add(1)
 		go c.run()
 	}
+	w.done.Add(1)
+	go w.schedule()
 	w.offer(l.Checkpoint())
 	return nil
 }
@@ -220,7 +239,15 @@ func (w *witnessing) offer(cp *proofs.Checkpoint) {
 			break
 		}
 	}
+	w.wakeRounds()
 	w.wakeAll()
+}
+
+func (w *witnessing) wakeRounds() {
+	select {
+	case w.roundWake <- struct{}{}:
+	default:
+	}
 }
 
 func (w *witnessing) wakeAll() {
@@ -233,23 +260,27 @@ func (w *witnessing) wakeAll() {
 }
 
 // pick returns the checkpoint c is to send next, or nil: the round's, if
-// c has not cosigned it; between rounds, the newest, which starts a round
-// if it is newer than the last witnessed checkpoint. A witness that has
-// cosigned the round's checkpoint waits for the round to end. A witness
-// whose last request failed moves the round on to the newest checkpoint:
-// a round that cannot be witnessed (too many witnesses down, or refusing
-// it) must not hold back newer checkpoints.
-func (w *witnessing) pick(c *witnessClient, failed bool) *proofs.Checkpoint {
+// c has not cosigned it; between rounds, the newest if it is witnessed
+// already (c lags behind the quorum), else nothing: schedule starts the
+// next round. A witness that has cosigned the round's checkpoint waits for
+// the round to end. A witness whose last request failed moves the round
+// on to the newest checkpoint (start set: run asks first without, before
+// it waits for the witness's budget): a round that cannot be witnessed
+// (too many witnesses down, or refusing it) must not hold back newer
+// checkpoints.
+func (w *witnessing) pick(c *witnessClient, failed, start bool) *proofs.Checkpoint {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	c.mu.Lock()
 	sent := c.sent
 	c.mu.Unlock()
 	newest := w.newest.Load()
-	unwitnessed := newest != nil && (w.cosigned.Load() == nil || newest.Size > w.cosigned.Load().Size)
+	unwitnessed := w.unwitnessed(newest)
 	if r := w.round; r != nil {
 		if failed && unwitnessed && newest.Size > r.Size {
-			w.startRound(newest)
+			if start {
+				w.startRound(newest)
+			}
 			return newest
 		}
 		if r.Size > sent {
@@ -257,26 +288,110 @@ func (w *witnessing) pick(c *witnessClient, failed bool) *proofs.Checkpoint {
 		}
 		return nil
 	}
-	if newest == nil || newest.Size <= sent {
+	if newest == nil || newest.Size <= sent || unwitnessed {
 		return nil
-	}
-	if unwitnessed {
-		w.startRound(newest)
 	}
 	return newest
 }
 
-// startRound makes cp the round's checkpoint and wakes the witnesses
-// waiting for a round. w.mu is held.
+// unwitnessed reports whether cp is newer than the latest witnessed
+// checkpoint. The empty tree is never sent to witnesses.
+func (w *witnessing) unwitnessed(cp *proofs.Checkpoint) bool {
+	cosigned := w.cosigned.Load()
+	return cp != nil && cp.Size > 0 && (cosigned == nil || cp.Size > cosigned.Size)
+}
+
+// schedule starts the rounds: when none is under way and the newest
+// checkpoint is not witnessed, it waits for the round budget and makes
+// the newest checkpoint at that moment the round's, waking every witness.
+// One budget for the rounds, rather than each witness starting a round
+// when its own budget allows, keeps the witnesses in step: each round's
+// requests go out together, and the quorum is met as soon as the fastest
+// witnesses answer, not after the witnesses' budgets have come round one
+// after the other. Each witness gets at most one request per round (and
+// has its own budget besides, for the requests of a witness catching up).
+func (w *witnessing) schedule() {
+	defer w.done.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-w.stop
+		cancel()
+	}()
+	due := func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.round == nil && w.unwitnessed(w.newest.Load())
+	}
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-w.roundWake:
+		}
+		if !due() {
+			continue
+		}
+		if w.rounds != nil {
+			if err := w.rounds.Wait(ctx); err != nil {
+				return
+			}
+		}
+		w.mu.Lock()
+		if newest := w.newest.Load(); w.round == nil && w.unwitnessed(newest) {
+			w.startRound(newest)
+		}
+		w.mu.Unlock()
+	}
+}
+
+// roundStarted is when the current (or last) round began.
+func (w *witnessing) roundStarted() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.roundStart
+}
+
 func (w *witnessing) startRound(cp *proofs.Checkpoint) {
-	w.round = cp
+	w.round, w.roundStart = cp, time.Now()
 	w.wakeAll()
 }
 
-// close stops the witness goroutines (and their requests in flight).
+// close stops the witness goroutines (and their requests in flight) and
+// stores the witnesses' sizes.
 func (w *witnessing) close() {
 	close(w.stop)
 	w.done.Wait()
+	if err := w.storeState(nil); err != nil {
+		w.l.log.Warn("storing the witnesses' sizes at close", "err", err)
+	}
+}
+
+// storeState writes, in one transaction, the size each witness holds for
+// us as far as we know and, if signed is set, the latest witnessed
+// checkpoint. One synced write per witnessed checkpoint rather than one
+// per cosignature as well: these writes share the store's commits with
+// the appends. A size lost in a crash costs one request: the witness
+// answers 409 with the size it holds, and is sent the checkpoint again
+// from there.
+func (w *witnessing) storeState(signed []byte) error {
+	return w.l.db.Update(func(txn *badger.Txn) error {
+		for _, c := range w.ws {
+			c.mu.Lock()
+			size := c.size
+			c.mu.Unlock()
+			if size == 0 {
+				continue
+			}
+			if err := txn.Set(witnessSizeKey(c.VKey), u64(size)); err != nil {
+				return err
+			}
+		}
+		if signed == nil {
+			return nil
+		}
+		return txn.Set(keyCosigned, signed)
+	})
 }
 
 // Cosigned returns the latest checkpoint whose cosignatures satisfy the
@@ -368,19 +483,25 @@ func (c *witnessClient) run() {
 		case <-retry:
 		}
 		retry = nil
-		cp := c.w.pick(c, failed)
-		if cp == nil {
+		if c.w.pick(c, failed, false) == nil {
 			continue
 		}
 		if c.limiter != nil {
 			if err := c.limiter.Wait(ctx); err != nil {
 				return
 			}
-			if cp = c.w.pick(c, failed); cp == nil { // it may have moved on meanwhile
-				continue
-			}
 		}
-		if failed = !c.witness(ctx, cp); !failed {
+		cp := c.w.pick(c, failed, true)
+		if cp == nil { // another witness's answer may have ended the round meanwhile
+			continue
+		}
+		start := time.Now()
+		failed = !c.witness(ctx, cp)
+		if l := c.w.l.log; l.Enabled(ctx, slog.LevelDebug) {
+			l.Debug("witness request", "witness", c.Name, "size", cp.Size, "ok", !failed, "ms", time.Since(start).Milliseconds(),
+				"after_round_start_ms", start.Sub(c.w.roundStarted()).Milliseconds())
+		}
+		if !failed {
 			backoff = 0
 			continue
 		}
@@ -388,6 +509,14 @@ func (c *witnessClient) run() {
 		retry = time.After(backoff)
 	}
 }
+
+// witnessBurst is how many requests a witness's budget lets go in a row
+// after a quiet spell (a token bucket of witnessBurst tokens, refilled at
+// the budget's rate). Over any longer period a witness gets no more than
+// its budget; a burst lets the first checkpoint after a quiet spell, and
+// a round that follows one that took longer than a budget interval, go at
+// once instead of waiting for the next interval.
+const witnessBurst = 3
 
 // The back-off between retries after a failed request.
 const (
@@ -540,15 +669,13 @@ func (c *witnessClient) verify(cp *proofs.Checkpoint, body []byte) ([]byte, erro
 	return good, nil
 }
 
-// cosigned records the witness's cosignature lines for cp: its size in the
-// store, the lines with the others' for cp, then its state (so that a
-// state saying it cosigned cp means the lines are served, if cp still is
-// the latest).
+// cosigned records the witness's cosignature lines for cp: its size, the
+// lines with the others' for cp, then its state (so that a state saying it
+// cosigned cp means the lines are served, if cp still is the latest). The
+// size reaches the store with the next witnessed checkpoint (add), or at
+// close (storeState).
 func (c *witnessClient) cosigned(cp *proofs.Checkpoint, lines []byte) {
 	l := c.w.l
-	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(witnessSizeKey(c.VKey), u64(cp.Size)) }); err != nil {
-		l.log.Warn("storing a witness's cosigned size", "witness", c.Name, "err", err)
-	}
 	c.mu.Lock()
 	c.size, c.sent = cp.Size, cp.Size
 	c.mu.Unlock()
@@ -566,11 +693,33 @@ func (c *witnessClient) cosigned(cp *proofs.Checkpoint, lines []byte) {
 // checkpoint, served in place of the log-signed one while it is the
 // latest.
 func (w *witnessing) add(name string, cp *proofs.Checkpoint, lines []byte) {
+	out := w.collect(name, cp, lines)
+	if out == nil {
+		return
+	}
+	// Stored after it is served and the next round may start: the synced
+	// write is no part of the latency to a witnessed checkpoint (a
+	// checkpoint lost in a crash is witnessed again).
+	w.storeMu.Lock()
+	defer w.storeMu.Unlock()
+	if out.Size < w.storedSize {
+		return // a newer one is stored already
+	}
+	if err := w.storeState(out.Note); err != nil {
+		w.l.log.Warn("storing the cosigned checkpoint", "size", out.Size, "err", err)
+		return
+	}
+	w.storedSize = out.Size
+}
+
+// collect is add under w.mu: it returns the witnessed checkpoint when
+// cp's cosignatures satisfy the quorum (and serves it), nil otherwise.
+func (w *witnessing) collect(name string, cp *proofs.Checkpoint, lines []byte) *proofs.Checkpoint {
 	l := w.l
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if cur := w.cosigned.Load(); cur != nil && cur.Size > cp.Size {
-		return // superseded
+		return nil // superseded
 	}
 	col := w.collected[cp.Size]
 	if col == nil {
@@ -588,7 +737,7 @@ func (w *witnessing) add(name string, cp *proofs.Checkpoint, lines []byte) {
 		for len(w.collected) > maxCollected {
 			delete(w.collected, slices.Min(slices.Collect(maps.Keys(w.collected))))
 		}
-		return
+		return nil
 	}
 	out := &proofs.Checkpoint{Origin: cp.Origin, Size: cp.Size, Root: cp.Root, Note: signed}
 	w.cosigned.Store(out)
@@ -599,11 +748,10 @@ func (w *witnessing) add(name string, cp *proofs.Checkpoint, lines []byte) {
 	}
 	if w.round != nil && w.round.Size <= cp.Size {
 		// The round is over: the witnesses waiting for it may start the next.
+		l.log.Debug("witness round over", "size", cp.Size, "round_ms", time.Since(w.roundStart).Milliseconds(), "by", name)
 		w.round = nil
+		w.wakeRounds()
 		defer w.wakeAll()
-	}
-	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set(keyCosigned, signed) }); err != nil {
-		l.log.Warn("storing the cosigned checkpoint", "size", cp.Size, "err", err)
 	}
 	// Served in place of the log-signed checkpoint of the same size.
 	if latest := l.latest.Load(); latest.Size == out.Size && l.latest.CompareAndSwap(latest, out) {
@@ -613,6 +761,7 @@ func (w *witnessing) add(name string, cp *proofs.Checkpoint, lines []byte) {
 	if old := w.changed.Swap(&next); old != nil {
 		close(*old)
 	}
+	return out
 }
 
 // fail records a failed request.

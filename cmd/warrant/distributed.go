@@ -122,13 +122,25 @@ func (f *distributedFlags) check(fs *flag.FlagSet, scheme, listen string) (bool,
 		if err != nil || host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
 			return false, usagef("distributed mode on a listener that names no host (%s) needs --advertise URL, the URL other nodes and clients reach this node at", listen)
 		}
-		f.advertise = scheme + "://" + listen
+		return true, nil // defaultAdvertise, once the listener is bound
 	}
 	if u, err := url.Parse(f.advertise); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return false, usagef("--advertise %q: want an absolute http:// or https:// URL without user, query or fragment", f.advertise)
 	}
 	f.advertise = strings.TrimSuffix(f.advertise, "/")
 	return true, nil
+}
+
+// defaultAdvertise gives --advertise its default once the listener is
+// bound: the scheme, the listen address's host as written, and the port
+// bound (which --listen may have left to the system with port 0).
+func (f *distributedFlags) defaultAdvertise(scheme, listen string, bound net.Addr) {
+	if f.advertise != "" {
+		return
+	}
+	host, _, _ := net.SplitHostPort(listen)
+	_, port, _ := net.SplitHostPort(bound.String())
+	f.advertise = scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // checkClusterLogKey refuses to start a node of a cluster without the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -183,5 +184,26 @@ func TestDistributedServe(t *testing.T) {
 	}
 	if !bytes.Equal(cp, get("http://"+n2.addr+"/checkpoint")) {
 		t.Error("the nodes serve different checkpoints")
+	}
+}
+
+// TestDefaultAdvertise: without --advertise, a node is advertised at the
+// listen address's host as written and the port the listener was bound to.
+func TestDefaultAdvertise(t *testing.T) {
+	for _, c := range []struct{ listen, bound, given, want string }{
+		{"localhost:0", "127.0.0.1:41234", "", "http://localhost:41234"},
+		{"127.0.0.1:8750", "127.0.0.1:8750", "", "http://127.0.0.1:8750"},
+		{"[::1]:0", "[::1]:5000", "", "http://[::1]:5000"},
+		{"127.0.0.1:0", "127.0.0.1:5000", "https://node1.example:8750", "https://node1.example:8750"},
+	} {
+		f := distributedFlags{advertise: c.given}
+		addr, err := net.ResolveTCPAddr("tcp", c.bound)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.defaultAdvertise("http", c.listen, addr)
+		if f.advertise != c.want {
+			t.Errorf("listen %s bound %s advertise %q: %q, want %q", c.listen, c.bound, c.given, f.advertise, c.want)
+		}
 	}
 }

@@ -215,6 +215,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		if err := checkClusterLogKey(*data); err != nil {
 			return err
 		}
+		dist.defaultAdvertise(sec.scheme(), *listen, ln.Addr())
 		store, coord, closer, err := openDistributed(ctx, &dist, logger)
 		if err != nil {
 			return err
