@@ -199,6 +199,7 @@ start_etcd() {
 		--listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
 		--listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
 		--initial-cluster "warrant-cluster=http://127.0.0.1:$ETCD_PEER_PORT" --initial-cluster-state new \
+		--auto-compaction-mode revision --auto-compaction-retention 10000 \
 		--logger zap --log-outputs stderr
 	wait_for etcd "$ETCD_PORT" /health '"health":"true"'
 }
