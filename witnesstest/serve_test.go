@@ -171,12 +171,26 @@ func TestServeWitnessed(t *testing.T) {
 			Kind      string `json:"last_error_kind"`
 		} `json:"witnesses"`
 	}
-	out := u.must("checkpoint", "--state", state, "--witnesses", "--json")
-	if err := json.Unmarshal([]byte(out), &st); err != nil || strings.Count(out, "\n") != 1 {
-		t.Fatalf("checkpoint --witnesses --json: %v\n%s", err, out)
-	}
-	if st.Mode != "sync" || st.Witnessed != st.Size || len(st.Witnesses) != 3 || !quorum.Satisfied([]byte(st.Note)) {
-		t.Fatalf("checkpoint --witnesses --json: %s", out)
+	// The quorum is two: the third witness may cosign later (its first
+	// request can go before the test gave it the log key, and is then
+	// retried after a back-off), so wait for all three, boundedly.
+	var out string
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		out = u.must("checkpoint", "--state", state, "--witnesses", "--json")
+		if err := json.Unmarshal([]byte(out), &st); err != nil || strings.Count(out, "\n") != 1 {
+			t.Fatalf("checkpoint --witnesses --json: %v\n%s", err, out)
+		}
+		if st.Mode != "sync" || st.Witnessed != st.Size || len(st.Witnesses) != 3 || !quorum.Satisfied([]byte(st.Note)) {
+			t.Fatalf("checkpoint --witnesses --json: %s", out)
+		}
+		all := true
+		for _, w := range st.Witnesses {
+			all = all && w.Cosigned == st.Size
+		}
+		if all || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	for i, w := range st.Witnesses {
 		if w.Name != fmt.Sprintf("w%d", i+1) || w.URL != ws[i].srv.URL || w.Cosigned != st.Size {
