@@ -109,6 +109,9 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 			"log_time", proofs.FormatLogTime(time.Unix(0, l.seq.logTime)), "ahead", ahead, "bound", opts.MaxLogTimeAhead)
 	}
 	go l.run()
+	if opts.TablePagesBytes > 0 {
+		go pageOutTables(opts.Dir, opts.TablePagesBytes, l.log, l.stop)
+	}
 	if err := l.ensureConfig(ctx); err != nil {
 		l.Close()
 		return nil, err
