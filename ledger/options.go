@@ -83,11 +83,11 @@ type Options struct {
 	// DefaultTreeCacheBytes, 64 MiB; negative: no cache). A proof that
 	// misses it reads the tile again (see tiles.go).
 	TreeCacheBytes int
-	// TablePagesBytes bounds the pages of Badger's table files kept in the
-	// process's resident set (default DefaultTablePagesBytes, 256 MiB;
-	// negative: no bound): past it they are handed back to the kernel
-	// (tablepages.go). Badger writes its tables through memory maps, so
-	// without the bound the resident set grows with the store.
+	// TablePagesBytes bounds the file-backed memory the process keeps
+	// resident (default DefaultTablePagesBytes, 192 MiB; negative: no
+	// bound): past it the pages of Badger's table files are handed back to
+	// the kernel (tablepages.go). Badger writes its tables through memory
+	// maps, so without the bound the resident set grows with the store.
 	TablePagesBytes int64
 
 	// AgentRate bounds each agent's appends per second (default

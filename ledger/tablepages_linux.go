@@ -93,9 +93,26 @@ func smapsHeader(line []byte) (smapsMapping, bool) {
 	return m, true
 }
 
+// residentFileBytes is the process's resident file-backed (and shared)
+// memory: the third field of /proc/self/statm, in pages.
+func residentFileBytes() (int64, error) {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0, fmt.Errorf("reading the process's memory: %w", err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return 0, fmt.Errorf("/proc/self/statm is %q", b)
+	}
+	pages, err := strconv.ParseInt(f[2], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/self/statm is %q: %w", b, err)
+	}
+	return pages * int64(os.Getpagesize()), nil
+}
+
 // trimTablePages asks the kernel to reclaim the resident pages of dir's
-// table files when they exceed budget bytes, and returns the resident
-// bytes before and after.
+// table files, and returns their resident bytes before and after.
 //
 // MADV_PAGEOUT is safe against the race it cannot avoid: a table may be
 // closed, and its address range reused, between reading smaps and the
@@ -103,9 +120,9 @@ func smapsHeader(line []byte) (smapsMapping, bool) {
 // restore: clean file pages are read again, dirty ones are written back
 // first, and anonymous memory is kept (there is no swap) or swapped out,
 // never discarded as MADV_DONTNEED would.
-func trimTablePages(dir string, budget int64) (before, after int64, err error) {
+func trimTablePages(dir string) (before, after int64, err error) {
 	maps, before, err := tableMappings(dir)
-	if err != nil || before <= budget {
+	if err != nil || before == 0 {
 		return before, before, err
 	}
 	for _, m := range maps {
