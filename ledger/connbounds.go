@@ -40,19 +40,33 @@ const (
 // long as it needs (a WatchCheckpoints stream, whose request is one small
 // message). Requests without a body (GET) get none: their headers are
 // bounded by the server's ReadHeaderTimeout.
+//
+// Over HTTP/1.1 the deadline is the connection's read deadline. Over
+// HTTP/2 it is a timer that closes the request body: a stream's read
+// deadline is a message to the connection's one serve goroutine, which
+// every frame of every stream of the connection goes through, and it was
+// two messages a request (set, then lift).
 func BodyDeadline(next http.Handler, d time.Duration) http.Handler {
 	if d <= 0 {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
-			rc := http.NewResponseController(w)
-			if rc.SetReadDeadline(time.Now().Add(d)) == nil {
+			var lift func()
+			if r.ProtoMajor == 2 {
+				body := r.Body // closing an HTTP/2 body ends a blocked Read
+				t := time.AfterFunc(d, func() { body.Close() })
+				defer t.Stop()
+				lift = func() { t.Stop() }
+			} else if rc := http.NewResponseController(w); rc.SetReadDeadline(time.Now().Add(d)) == nil {
+				lift = func() { rc.SetReadDeadline(time.Time{}) }
+			}
+			if lift != nil {
 				// A copy of the request: the server looks at the original's
 				// body after the handler, to decide to close the connection
 				// when it was not read to its end.
 				r = r.WithContext(r.Context())
-				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+				r.Body = &deadlineBody{ReadCloser: r.Body, lift: lift}
 			}
 		}
 		next.ServeHTTP(w, r)
@@ -62,7 +76,7 @@ func BodyDeadline(next http.Handler, d time.Duration) http.Handler {
 // deadlineBody lifts the read deadline once the body is read to its end.
 type deadlineBody struct {
 	io.ReadCloser
-	rc   *http.ResponseController
+	lift func()
 	done bool
 }
 
@@ -70,7 +84,7 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err == io.EOF && !b.done {
 		b.done = true
-		b.rc.SetReadDeadline(time.Time{})
+		b.lift()
 	}
 	return n, err
 }

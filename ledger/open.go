@@ -126,6 +126,9 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		return l, nil
 	}
 	go l.run()
+	if opts.TablePagesBytes > 0 {
+		go pageOutTables(opts.Dir, opts.TablePagesBytes, l.log, l.stop)
+	}
 	if err := l.ensureConfig(ctx); err != nil {
 		l.Close()
 		return nil, err

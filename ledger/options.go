@@ -20,7 +20,7 @@ import (
 // Options configure a Log. One rule holds for every field: the zero value
 // selects the field's default (nil Logger, Now, Badger and Metrics too).
 // A negative number turns off a limit that can be off, and only those:
-// MinFreeBytes, TreeCacheBytes, AgentRate, AgentByteRate, GlobalRate,
+// MinFreeBytes, TreeCacheBytes, TablePagesBytes, AgentRate, AgentByteRate, GlobalRate,
 // AuthFailureRate, FloodByteRate, WitnessRate and MaxLogTimeAhead, each of which says so. A negative
 // value of any other field, a NaN rate or a nil key is a mistake: Open
 // refuses it before touching the data directory, naming the field
@@ -83,6 +83,12 @@ type Options struct {
 	// DefaultTreeCacheBytes, 64 MiB; negative: no cache). A proof that
 	// misses it reads the tile again (see tiles.go).
 	TreeCacheBytes int
+	// TablePagesBytes bounds the file-backed memory the process keeps
+	// resident (default DefaultTablePagesBytes, 192 MiB; negative: no
+	// bound): past it the pages of Badger's table files are handed back to
+	// the kernel (tablepages.go). Badger writes its tables through memory
+	// maps, so without the bound the resident set grows with the store.
+	TablePagesBytes int64
 
 	// AgentRate bounds each agent's appends per second (default
 	// DefaultAgentRate, 500; negative: no per-agent limit), with bursts of
@@ -234,6 +240,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MinFreeBytes == 0 {
 		o.MinFreeBytes = 192 << 20
+	}
+	if o.TablePagesBytes == 0 {
+		o.TablePagesBytes = DefaultTablePagesBytes
 	}
 	if o.TreeCacheBytes == 0 {
 		o.TreeCacheBytes = DefaultTreeCacheBytes

@@ -202,8 +202,8 @@ func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte,
 		return nil, 0, proofs.Errorf(ReasonOutOfRange, "index %d is not below tree size %d", index, size)
 	}
 	var hashes [][]byte
-	err = l.db.View(func(txn *badger.Txn) (err error) {
-		hashes, err = l.nodeReader(txn).inclusion(index, size)
+	err = l.withProofReader(func(r *nodeReader) (err error) {
+		hashes, err = r.inclusion(index, size)
 		return err
 	})
 	return hashes, size, readError(err)
@@ -220,8 +220,8 @@ func (l *Log) ConsistencyProof(ctx context.Context, size1, size2 uint64) ([][]by
 		return nil, 0, proofs.Errorf(ReasonOutOfRange, "size %d is larger than %d", size1, size2)
 	}
 	var hashes [][]byte
-	err = l.db.View(func(txn *badger.Txn) (err error) {
-		hashes, err = l.nodeReader(txn).consistency(size1, size2)
+	err = l.withProofReader(func(r *nodeReader) (err error) {
+		hashes, err = r.consistency(size1, size2)
 		return err
 	})
 	return hashes, size2, readError(err)
@@ -233,8 +233,7 @@ func (l *Log) RangeProof(ctx context.Context, start, end, size uint64) (left, ri
 	if start > end || end > size {
 		return nil, nil, proofs.Errorf(ReasonOutOfRange, "range [%d, %d) is outside tree size %d", start, end, size)
 	}
-	err = l.db.View(func(txn *badger.Txn) error {
-		r := l.nodeReader(txn)
+	err = l.withProofReader(func(r *nodeReader) error {
 		if left, err = r.rangeHashes(0, start); err != nil {
 			return err
 		}

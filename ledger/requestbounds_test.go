@@ -71,3 +71,37 @@ func TestLimitRequests(t *testing.T) {
 		t.Errorf("a after its requests ended: %d", code)
 	}
 }
+
+// TestBodyDeadlineCutsSlowBodies sends, over HTTP/1.1 and over HTTP/2, a
+// request whose body starts but never ends: the handler's read fails once
+// the deadline has passed, while a body sent in full is read whole.
+func TestBodyDeadlineCutsSlowBodies(t *testing.T) {
+	readErr := make(chan error, 4)
+	h := BodyDeadline(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		readErr <- err
+	}), 300*time.Millisecond)
+	url, h2c := serveLoopback(t, h)
+	for name, c := range map[string]*http.Client{"HTTP/1.1": http.DefaultClient, "HTTP/2": h2c} {
+		pr, pw := io.Pipe()
+		go c.Post(url, "application/octet-stream", pr)
+		pw.Write([]byte("a first part"))
+		select {
+		case err := <-readErr:
+			if err == nil {
+				t.Errorf("%s: a body that never ended was read without error", name)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: a body that never ended is still being read after 30 s", name)
+		}
+		pw.Close()
+		resp, err := c.Post(url, "application/octet-stream", strings.NewReader("whole"))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		resp.Body.Close()
+		if err := <-readErr; err != nil {
+			t.Errorf("%s: a whole body failed to read: %v", name, err)
+		}
+	}
+}

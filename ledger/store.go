@@ -148,22 +148,38 @@ func getIndex(txn *badger.Txn, key []byte) (uint64, bool, error) {
 
 // BadgerOptions are the Badger settings the ledger uses. Badger's defaults
 // are tuned for large servers (five 64 MiB memtables, a 256 MiB block cache,
-// 1 GiB value-log files); these keep a ledger's live heap near 200 MiB while
-// leaving room for a full batch in one transaction (Badger caps a
-// transaction at 15% of MemTableSize). The block cache is small because
-// proofs read tiles through the ledger's own tile cache; it serves bulk
-// leaf reads. SyncWrites is always on: an
-// acknowledged append must survive power loss.
+// 1 GiB value-log files). These bound the server's memory under sustained
+// appends (bench/RESULTS.md, "Sustained load"):
+//
+//   - two 32 MiB memtables: each is a 32 MiB arena on the heap, and each
+//     flush builds a table of its size in memory (Badger's table builder
+//     keeps the raw and the compressed blocks, in buffers that double as
+//     they fill, then pools them). A transaction may take 15% of a
+//     memtable, 4.8 MiB: a batch (at most 1,024 entries and 2 MiB of
+//     envelopes) needs about half of that, and one that would not fit is
+//     split (Log.txnBudget);
+//   - tables of 2 MiB at every level (a table size multiplier of 1):
+//     compactions build up to a dozen tables at once in memory, and with
+//     Badger's default multiplier of 2 the deeper levels' tables reach
+//     16 MiB, which took the heap to 850 MiB of table builders in a
+//     20-minute flat-out run;
+//   - a 16 MiB block cache and a 32 MiB index cache: proofs read tiles
+//     through the ledger's own tile cache; the block cache serves bulk leaf
+//     reads.
+//
+// SyncWrites is always on: an acknowledged append must survive power loss.
 func BadgerOptions(dir string, logger *slog.Logger) badger.Options {
-	return badger.DefaultOptions(dir).
+	o := badger.DefaultOptions(dir).
 		WithSyncWrites(true).
-		WithMemTableSize(64 << 20).
+		WithMemTableSize(32 << 20).
 		WithNumMemtables(2).
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(32 << 20).
 		WithValueLogFileSize(256 << 20).
 		WithNumCompactors(2).
 		WithLogger(badgerLogger{logger})
+	o.TableSizeMultiplier = 1 // no setter
+	return o
 }
 
 // badgerLogger routes Badger's logs to slog; its chatty info lines go to

@@ -33,7 +33,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	batchBytes := fs.Int("batch-max-bytes", 2<<20, "most envelope bytes in one group commit")
 	batchAgentBytes := fs.Int("batch-max-agent-bytes", ledger.DefaultMaxBatchAgentBytes, "most envelope bytes of one agent in one group commit (its first request always fits)")
 	batchWait := fs.Duration("batch-max-wait", 0, "longest wait for more requests once a batch has one (0: none)")
-	treeCacheMB := fs.Int("tree-cache-mb", ledger.DefaultTreeCacheBytes>>20, "memory for tile subtrees that proofs read (about 10 KiB per 256 entries; 0: none)")
+	treeCacheMB := fs.Int("tree-cache-mb", ledger.DefaultTreeCacheBytes>>20, "memory for tile subtrees that proofs read (about 12 KiB per 256 entries; 0: none)")
 	def := proofs.DefaultRuleLimits()
 	lifeExec := fs.Duration("lifetime-execute", time.Duration(def.LifetimeExecuteSeconds)*time.Second, "longest delegation to an execute-tier delegate")
 	lifeDraft := fs.Duration("lifetime-draft", time.Duration(def.LifetimeDraftSeconds)*time.Second, "longest delegation to a draft-tier delegate")
