@@ -1,0 +1,871 @@
+package main
+
+// The chaos tests of distributed mode (issue 17, item 6): a cluster of
+// three nodes on the real engines, started by scripts/cluster.sh, with
+// concurrent appending clients (the Go SDK, given the three URLs) while the
+// leader is killed again and again, the object store is stopped and etcd is
+// stopped; then every acknowledged append is read back at its index, every
+// checkpoint any client saw is checked against the others, and the bucket
+// is read with a third-party tlog-tiles client. The partition between a
+// leader and etcd is in partition_test.go. Without etcd, etcdctl or
+// versitygw the tests skip, unless CI is set (then they fail).
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	tlogfmt "github.com/transparency-dev/formats/log"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/warrantlog/warrant/client"
+	"github.com/warrantlog/warrant/internal/etcdtest"
+	"github.com/warrantlog/warrant/internal/s3test"
+	"github.com/warrantlog/warrant/ledger"
+	"github.com/warrantlog/warrant/proofs"
+)
+
+// chaosLeaseTTL is the nodes' lease in the chaos tests: the shortest
+// allowed, so that a dead leader is replaced quickly.
+const chaosLeaseTTL = "2s"
+
+// scriptCluster is a cluster started by scripts/cluster.sh in a temporary
+// state directory.
+type scriptCluster struct {
+	t        *testing.T
+	dir      string   // WARRANT_CLUSTER_DIR
+	env      []string // the script's environment
+	servers  string   // WARRANT_SERVERS
+	urls     []string
+	logKey   note.Verifier
+	logKeyAt string // @FILE
+	regKey   string // the registrar's private key file
+	state    map[string]string
+}
+
+// startScriptCluster runs `scripts/cluster.sh up` and `down` at the end of
+// the test.
+func startScriptCluster(t *testing.T) *scriptCluster {
+	t.Helper()
+	etcd := etcdtest.Binary(t)
+	versitygw := s3test.Binary(t)
+	if _, err := exec.LookPath("etcdctl"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("etcdctl not found (Debian package etcd-client); CI must install it")
+		}
+		t.Skip("etcdctl not found (Debian package etcd-client)")
+	}
+	c := &scriptCluster{t: t, dir: t.TempDir()}
+	c.env = append(os.Environ(),
+		"WARRANT_CLUSTER_DIR="+c.dir,
+		"WARRANT_BIN="+warrantBin,
+		"WARRANT_ETCD="+etcd,
+		"WARRANT_VERSITYGW="+versitygw,
+		"WARRANT_CLUSTER_TIMEOUT=180",
+		"WARRANT_CLUSTER_SERVE_FLAGS=--lease-ttl "+chaosLeaseTTL,
+	)
+	out := c.script("up")
+	t.Cleanup(func() {
+		c.script("down")
+		if t.Failed() {
+			for _, n := range []string{"n1", "n2", "n3"} {
+				b, _ := os.ReadFile(filepath.Join(c.dir, n+".log"))
+				t.Logf("---- tail of %s.log ----\n%s", n, tail(string(b), 40))
+			}
+		}
+	})
+	vars := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Fatalf("cluster.sh up printed %q, not an assignment", line)
+		}
+		vars[k] = v
+	}
+	c.servers, c.logKeyAt, c.regKey = vars["WARRANT_SERVERS"], vars["WARRANT_LOG_KEY"], vars["WARRANT_REGISTRAR_KEY"]
+	if c.servers == "" || !strings.HasPrefix(c.logKeyAt, "@") || c.regKey == "" || len(vars) != 3 {
+		t.Fatalf("cluster.sh up printed %q; want WARRANT_SERVERS, WARRANT_LOG_KEY=@FILE, WARRANT_REGISTRAR_KEY", out)
+	}
+	c.urls = strings.Split(c.servers, ",")
+	vkey, err := os.ReadFile(strings.TrimPrefix(c.logKeyAt, "@"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.logKey, err = note.NewVerifier(strings.TrimSpace(string(vkey))); err != nil {
+		t.Fatal(err)
+	}
+	env, err := os.ReadFile(filepath.Join(c.dir, "cluster.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.state = map[string]string{}
+	for _, line := range strings.Split(string(env), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
+			c.state[k] = strings.Trim(v, "'")
+		}
+	}
+	return c
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// script runs scripts/cluster.sh CMD and returns its stdout; a failure
+// fails the test.
+func (c *scriptCluster) script(cmd string) string {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	x := exec.CommandContext(ctx, "bash", "../../scripts/cluster.sh", cmd)
+	x.Env = c.env
+	var out, errb bytes.Buffer
+	x.Stdout, x.Stderr = &out, &errb
+	if err := x.Run(); err != nil {
+		c.t.Fatalf("scripts/cluster.sh %s: %v\n%s", cmd, err, errb.String())
+	}
+	return out.String()
+}
+
+// clusterNode is one line of `cluster.sh status`.
+type clusterNode struct{ name, url, role, pid string }
+
+func (c *scriptCluster) status() []clusterNode {
+	c.t.Helper()
+	var nodes []clusterNode
+	for _, line := range strings.Split(strings.TrimSpace(c.script("status")), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 4 {
+			c.t.Fatalf("cluster.sh status printed %q; want NAME URL ROLE PID", line)
+		}
+		nodes = append(nodes, clusterNode{f[0], f[1], f[2], f[3]})
+	}
+	return nodes
+}
+
+// kill sends sig to the process the script recorded for name (a node,
+// etcd or versitygw).
+func (c *scriptCluster) kill(name string, sig syscall.Signal) {
+	c.t.Helper()
+	b, err := os.ReadFile(filepath.Join(c.dir, name+".pid"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		c.t.Fatalf("kill %s (pid %d): %v", name, pid, err)
+	}
+	// Wait for it to be gone, so that restart-dead sees it dead.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+			if f := strings.Fields(string(st)); len(f) > 2 && f[2] == "Z" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s (pid %d) still runs a minute after signal %v", name, pid, sig)
+		}
+	}
+}
+
+// clusterStatus reads GET /cluster of the node at url (ok false if it does
+// not answer).
+func clusterStatus(url string) (ledger.ClusterStatus, bool) {
+	var st ledger.ClusterStatus
+	hc := http.Client{Timeout: 5 * time.Second}
+	resp, err := hc.Get(url + "/cluster")
+	if err != nil {
+		return st, false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return st, false
+	}
+	return st, true
+}
+
+// waitFor polls cond every 20 ms until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+	}
+}
+
+// ---- clients and what they saw ---------------------------------------------
+
+// ack is an append a client got acknowledged.
+type ack struct {
+	index    uint64
+	leafHash tlog.Hash
+	at       time.Time
+}
+
+// observed collects what every client saw: its acknowledged appends, the
+// checkpoints of every answer (one note per size, or a conflict), and the
+// refusals by reason.
+type observed struct {
+	mu          sync.Mutex
+	acks        []ack
+	checkpoints map[uint64]*proofs.Checkpoint
+	conflicts   []string
+	refusals    map[string]int
+	fatal       []string // answers no client may get (a fork, a rollback, a bad proof)
+}
+
+func newObserved() *observed {
+	return &observed{checkpoints: map[uint64]*proofs.Checkpoint{}, refusals: map[string]int{}}
+}
+
+func (o *observed) checkpoint(cp *proofs.Checkpoint) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if old, ok := o.checkpoints[cp.Size]; ok {
+		if !bytes.Equal(old.Note, cp.Note) {
+			o.conflicts = append(o.conflicts, fmt.Sprintf("size %d: %q and %q", cp.Size, old.Note, cp.Note))
+		}
+		return
+	}
+	o.checkpoints[cp.Size] = cp
+}
+
+func (o *observed) acked(e *client.Entry) {
+	o.checkpoint(e.Checkpoint)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.acks = append(o.acks, ack{index: e.Index, leafHash: tlog.RecordHash(e.Leaf.Raw), at: time.Now()})
+}
+
+// transient are the refusals a client of a cluster under chaos may see and
+// retry: a node down, no leader yet, a store or etcd away, a replica behind.
+var transient = []string{client.ReasonTransport, ledger.ReasonNotLeader, ledger.ReasonNoLeader, ledger.ReasonStoreUnavailable,
+	ledger.ReasonReplicaBehind, ledger.ReasonShuttingDown, "deadline_exceeded", "canceled"}
+
+func (o *observed) refused(err error) {
+	reason := proofs.Reason(err)
+	if reason == "" {
+		reason = connect.CodeOf(err).String()
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.refusals[reason]++
+	if !slices.Contains(transient, reason) && len(o.fatal) < 20 {
+		o.fatal = append(o.fatal, err.Error()+" ("+reason+")")
+	}
+}
+
+func (o *observed) ackCount() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.acks)
+}
+
+// failFast ends the test at once if a client got an answer no client may
+// get, rather than waiting for appends that will not come.
+func (o *observed) failFast(t *testing.T) {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.fatal) > 0 {
+		t.Fatalf("clients got: %s (refusals so far: %v)", strings.Join(o.fatal, "; "), o.refusals)
+	}
+}
+
+// newAgentKey is a fresh agent public key (PKIX DER): a key binds one
+// agent only (key_in_use).
+func newAgentKey() []byte {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		panic(err)
+	}
+	return der
+}
+
+// appenders are concurrent SDK clients of the cluster, each appending key
+// bindings (signed by the registrar) one after another, each resubmitting
+// an envelope until it is acknowledged, as a client that must not lose a
+// write does.
+type appenders struct {
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func startAppenders(t *testing.T, n int, servers string, logKey note.Verifier, regKey string, o *observed) *appenders {
+	t.Helper()
+	pem, err := os.ReadFile(regKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	registrar, err := client.LoadSigner(pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &appenders{stop: make(chan struct{})}
+	for i := range n {
+		c := client.New(servers, logKey, client.WithHTTPClient(&http.Client{Timeout: 30 * time.Second}))
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			for seq := 0; ; seq++ {
+				select {
+				case <-a.stop:
+					return
+				default:
+				}
+				kb := &proofs.KeyBinding{Agent: fmt.Sprintf("spiffe://example.org/chaos/c%d-%d-%s", i, seq, client.NewNonce()[:8]), PublicKey: newAgentKey(), Tier: proofs.TierDraft}
+				env, err := registrar.SignKeyBinding(kb, time.Now())
+				if err != nil {
+					o.refused(err)
+					return
+				}
+				// Until acknowledged (bounded, so a broken cluster fails
+				// the test rather than hanging it).
+				for try := 0; ; try++ {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					e, err := c.Append(ctx, env)
+					cancel()
+					if err == nil {
+						o.acked(e)
+						break
+					}
+					o.refused(err)
+					if try == 40 {
+						o.mu.Lock()
+						o.fatal = append(o.fatal, fmt.Sprintf("client %d: envelope %d not acknowledged after %d tries: %v", i, seq, try+1, err))
+						o.mu.Unlock()
+						return
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+				if seq%5 == 0 { // a read now and then: its checkpoint counts too
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					if cp, err := c.Checkpoint(ctx); err == nil {
+						o.checkpoint(cp)
+					} else {
+						o.refused(err)
+					}
+					cancel()
+				}
+			}
+		}()
+	}
+	return a
+}
+
+// finish stops the appenders once each has its current envelope
+// acknowledged.
+func (a *appenders) finish() {
+	close(a.stop)
+	a.wg.Wait()
+}
+
+// ---- the checks afterwards ---------------------------------------------------
+
+// checkLog reads the whole log back through a fresh client of every
+// node's URL list and checks: every acknowledged append at its index,
+// every checkpoint seen the root of a prefix of the log (so they are
+// pairwise consistent; proven again below with consistency proofs computed
+// by golang.org/x/mod/sumdb/tlog between consecutive sizes), one
+// checkpoint per size, and no refusal a client must never get. It returns
+// the leaf hashes.
+func checkLog(t *testing.T, servers string, logKey note.Verifier, o *observed) []tlog.Hash {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, f := range o.fatal {
+		t.Errorf("a client got: %s", f)
+	}
+	for _, c := range o.conflicts {
+		t.Errorf("two checkpoints for one size: %s", c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := client.New(servers, logKey)
+	cp, err := c.Checkpoint(ctx)
+	if err != nil {
+		t.Fatalf("reading the final checkpoint: %v", err)
+	}
+	var leaves []tlog.Hash
+	for uint64(len(leaves)) < cp.Size {
+		ls, _, err := c.Entries(ctx, uint64(len(leaves)), uint32(min(1000, cp.Size-uint64(len(leaves)))))
+		if err != nil {
+			t.Fatalf("reading entries from %d: %v", len(leaves), err)
+		}
+		for _, l := range ls {
+			leaves = append(leaves, tlog.RecordHash(l.Raw))
+		}
+	}
+	seen := map[uint64]bool{}
+	for _, a := range o.acks {
+		switch {
+		case a.index >= uint64(len(leaves)):
+			t.Errorf("acknowledged entry %d is past the log's end (%d)", a.index, len(leaves))
+		case leaves[a.index] != a.leafHash:
+			t.Errorf("acknowledged entry %d: the log holds %x there, the client was answered %x", a.index, leaves[a.index], a.leafHash)
+		case seen[a.index]:
+			t.Errorf("two appends acknowledged at index %d", a.index)
+		}
+		seen[a.index] = true
+	}
+	// Every checkpoint any client saw is the root of the log's prefix of
+	// its size.
+	hashes := memHashes(leaves)
+	o.checkpoints[cp.Size] = cp
+	sizes := make([]uint64, 0, len(o.checkpoints))
+	for size, seen := range o.checkpoints {
+		sizes = append(sizes, size)
+		if size > uint64(len(leaves)) {
+			t.Errorf("a client saw a checkpoint of %d entries; the log has %d", size, len(leaves))
+			continue
+		}
+		root, err := tlog.TreeHash(int64(size), hashes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(root[:], seen.Root) {
+			t.Errorf("the checkpoint of size %d a client saw has root %x; the log's prefix has %x", size, seen.Root, root)
+		}
+	}
+	// Consistency proofs between each pair of consecutive sizes seen,
+	// computed by x/mod's tlog from the log's leaves and checked against
+	// the roots the clients were given.
+	slices.Sort(sizes)
+	for i := 1; i < len(sizes); i++ {
+		a, b := o.checkpoints[sizes[i-1]], o.checkpoints[sizes[i]]
+		if a.Size == 0 || b.Size > uint64(len(leaves)) {
+			continue
+		}
+		proof, err := tlog.ProveTree(int64(b.Size), int64(a.Size), hashes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.CheckTree(proof, int64(b.Size), tlog.Hash(b.Root), int64(a.Size), tlog.Hash(a.Root)); err != nil {
+			t.Errorf("checkpoints %d and %d a client saw are not consistent: %v", a.Size, b.Size, err)
+		}
+	}
+	t.Logf("%d acknowledged appends, %d distinct checkpoints seen, log size %d; refusals on the way: %v", len(o.acks), len(o.checkpoints), len(leaves), o.refusals)
+	return leaves
+}
+
+// memHashes is a tlog.HashReader over the stored hashes of a tree of
+// the given leaf hashes.
+func memHashes(leaves []tlog.Hash) tlog.HashReaderFunc {
+	var stored []tlog.Hash
+	r := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			if x < 0 || x >= int64(len(stored)) {
+				return nil, fmt.Errorf("hash %d not stored", x)
+			}
+			out[i] = stored[x]
+		}
+		return out, nil
+	})
+	for n, l := range leaves {
+		add, err := tlog.StoredHashesForRecordHash(int64(n), l, r)
+		if err != nil {
+			panic(err)
+		}
+		stored = append(stored, add...)
+	}
+	return r
+}
+
+// percentile of sorted durations (nearest rank).
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := int(p*float64(len(s))+0.999999) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+// ---- the tests -----------------------------------------------------------------
+
+// TestChaosLeaderKills: three nodes (scripts/cluster.sh), four appending
+// clients, and the leader killed with SIGKILL 20 times (3 with -short),
+// each time restarted by `cluster.sh restart-dead` once another node
+// leads. Afterwards every acknowledged append is at its index, every
+// checkpoint seen is consistent with every other and one per size, and the
+// bucket, read with a third-party tlog-tiles client, holds the log. The
+// failover time, from the kill to a node leading, is logged (p50, p99),
+// never asserted.
+func TestChaosLeaderKills(t *testing.T) {
+	kills := 20
+	if testing.Short() {
+		kills = 3
+	}
+	c := startScriptCluster(t)
+	o := newObserved()
+	app := startAppenders(t, 4, c.servers, c.logKey, c.regKey, o)
+	defer func() {
+		select {
+		case <-app.stop:
+		default:
+			close(app.stop) // a failed test: do not wait on the clients
+		}
+	}()
+	waitFor(t, "the first appends", 3*time.Minute, func() bool { o.failFast(t); return o.ackCount() >= 4 })
+
+	var failover, firstAck []time.Duration
+	for k := range kills {
+		var lead clusterNode
+		waitFor(t, "a leader", 2*time.Minute, func() bool {
+			for _, n := range c.status() {
+				if n.role == "leader" {
+					if st, ok := clusterStatus(n.url); ok && st.Role == "leader" {
+						lead = n
+						return true
+					}
+				}
+			}
+			return false
+		})
+		before := o.ackCount()
+		killed := time.Now()
+		c.kill(lead.name, syscall.SIGKILL)
+		var next string
+		waitFor(t, "another node to lead", 2*time.Minute, func() bool {
+			for _, u := range c.urls {
+				if st, ok := clusterStatus(u); ok && st.Role == "leader" && u != lead.url {
+					next = st.NodeID
+					return true
+				}
+			}
+			return false
+		})
+		failover = append(failover, time.Since(killed))
+		waitFor(t, "an append after the failover", 2*time.Minute, func() bool { o.failFast(t); return o.ackCount() > before })
+		o.mu.Lock()
+		for _, a := range o.acks[before:] {
+			if a.at.After(killed) {
+				firstAck = append(firstAck, a.at.Sub(killed))
+				break
+			}
+		}
+		o.mu.Unlock()
+		c.script("restart-dead")
+		t.Logf("kill %d: %s (leader) killed, %s leads after %v", k+1, lead.name, next, failover[len(failover)-1].Round(time.Millisecond))
+	}
+	waitFor(t, "appends after the last kill", 2*time.Minute, func() bool { return o.ackCount() >= 4+kills })
+	app.finish()
+
+	leaves := checkLog(t, c.servers, c.logKey, o)
+	t.Logf("failover (SIGKILL of the leader to another node leading, lease %s), %d kills: p50 %v, p99 %v, max %v", chaosLeaseTTL, kills,
+		percentile(failover, 0.5).Round(time.Millisecond), percentile(failover, 0.99).Round(time.Millisecond), percentile(failover, 1).Round(time.Millisecond))
+	t.Logf("kill to the next acknowledged append (clients' back-off included): p50 %v, p99 %v",
+		percentile(firstAck, 0.5).Round(time.Millisecond), percentile(firstAck, 0.99).Round(time.Millisecond))
+
+	// Every node ends at the same checkpoint.
+	var size uint64
+	waitFor(t, "every node at the log's size", 2*time.Minute, func() bool {
+		for _, u := range c.urls {
+			st, ok := clusterStatus(u)
+			if !ok || st.Size != uint64(len(leaves)) {
+				return false
+			}
+			size = st.Size
+		}
+		return true
+	})
+	checkBucket(t, c.bucket(), c.logKey, leaves, size)
+}
+
+// TestChaosStoresDown: with appending clients running, the object store
+// (versitygw) is killed for a while: appends are refused with a retryable
+// error and nothing is acknowledged that is not in the bucket; then etcd
+// is stopped: no node leads, no append is acknowledged, and reads keep
+// working on every node; both come back (`cluster.sh restart-dead`) and
+// the log goes on, every acknowledged append at its index.
+func TestChaosStoresDown(t *testing.T) {
+	c := startScriptCluster(t)
+	o := newObserved()
+	app := startAppenders(t, 3, c.servers, c.logKey, c.regKey, o)
+	defer func() {
+		select {
+		case <-app.stop:
+		default:
+			close(app.stop)
+		}
+	}()
+	waitFor(t, "the first appends", 3*time.Minute, func() bool { o.failFast(t); return o.ackCount() >= 3 })
+	once := client.New(c.servers, c.logKey, client.WithRetry(1, 10*time.Millisecond))
+	pem, err := os.ReadFile(c.regKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	registrar, err := client.LoadSigner(pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	envelope := func(name string) []byte {
+		env, err := registrar.SignKeyBinding(&proofs.KeyBinding{Agent: "spiffe://example.org/chaos/" + name, PublicKey: newAgentKey(), Tier: proofs.TierDraft}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+
+	// The object store stopped.
+	c.kill("versitygw", syscall.SIGKILL)
+	stopped := o.ackCount()
+	// Acknowledgements in flight at the kill may still land (they were
+	// stored); a fresh append must be refused, retryably.
+	var refusal error
+	waitFor(t, "an append to be refused while the object store is down", 2*time.Minute, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, refusal = once.Append(ctx, envelope("s3down-"+client.NewNonce()[:8]))
+		return refusal != nil
+	})
+	if r := proofs.Reason(refusal); !slices.Contains(transient, r) || connect.CodeOf(refusal) != connect.CodeUnavailable && r != client.ReasonTransport {
+		t.Errorf("append while the object store is down: %v (%s); want a retryable Unavailable refusal", refusal, r)
+	}
+	time.Sleep(3 * time.Second) // a while: the clients keep trying
+	during := o.ackCount() - stopped
+	c.script("restart-dead")
+	waitFor(t, "appends after the object store returned", 3*time.Minute, func() bool { return o.ackCount() > stopped+during+3 })
+	t.Logf("object store down: first refusal %q; %d appends acknowledged after the kill (in flight at it, stored)", proofs.Reason(refusal), during)
+
+	// etcd stopped: no leader, no appends; reads go on.
+	cp, err := client.New(c.servers, c.logKey).Checkpoint(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.kill("etcd", syscall.SIGTERM)
+	waitFor(t, "no node to lead", 2*time.Minute, func() bool {
+		for _, u := range c.urls {
+			if st, ok := clusterStatus(u); !ok || st.Role == "leader" {
+				return false
+			}
+		}
+		return true
+	})
+	noLeader := o.ackCount()
+	if _, err := once.Append(t.Context(), envelope("etcddown-"+client.NewNonce()[:8])); err == nil || !slices.Contains(transient, proofs.Reason(err)) {
+		t.Errorf("append while etcd is down: %v; want a retryable refusal", err)
+	}
+	for _, u := range c.urls { // each node answers reads on its own
+		rc := client.New(u, c.logKey)
+		got, err := rc.Checkpoint(t.Context())
+		if err != nil {
+			t.Errorf("GetCheckpoint from %s while etcd is down: %v", u, err)
+			continue
+		}
+		if got.Size < 1 {
+			t.Errorf("%s serves an empty checkpoint", u)
+			continue
+		}
+		o.checkpoint(got)
+		if _, err := rc.Entry(t.Context(), got.Size-1); err != nil {
+			t.Errorf("GetEntry from %s while etcd is down: %v", u, err)
+		}
+	}
+	time.Sleep(3 * time.Second)
+	if n := o.ackCount(); n != noLeader {
+		t.Errorf("%d appends acknowledged while no node led", n-noLeader)
+	}
+	c.script("restart-dead")
+	waitFor(t, "appends after etcd returned", 3*time.Minute, func() bool { return o.ackCount() > noLeader+3 })
+	app.finish()
+	leaves := checkLog(t, c.servers, c.logKey, o)
+	if uint64(len(leaves)) < cp.Size {
+		t.Errorf("the log shrank from %d to %d", cp.Size, len(leaves))
+	}
+	checkBucket(t, c.bucket(), c.logKey, leaves, uint64(len(leaves)))
+}
+
+// ---- the bucket, read as a tlog-tiles mirror ------------------------------------
+
+// bucket reads the cluster's bucket prefix (s3://warrant/log) over the S3
+// API, with the credentials cluster.sh made.
+func (c *scriptCluster) bucket() bucketReader {
+	s3 := awss3.New(awss3.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String("http://127.0.0.1:" + c.state["S3_PORT"]),
+		UsePathStyle: true,
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: c.state["S3_ACCESS_KEY"], SecretAccessKey: c.state["S3_SECRET_KEY"]}, nil
+		}),
+	})
+	return s3Bucket(s3, "warrant", "log/")
+}
+
+// s3Bucket reads the objects under prefix in bucket.
+func s3Bucket(s3 *awss3.Client, bucket, prefix string) bucketReader {
+	return func(ctx context.Context, key string) ([]byte, error) {
+		obj, err := s3.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(prefix + key)})
+		if err != nil {
+			return nil, err
+		}
+		defer obj.Body.Close()
+		return io.ReadAll(obj.Body)
+	}
+}
+
+// bucketReader reads objects of the log's bucket prefix.
+type bucketReader func(ctx context.Context, key string) ([]byte, error)
+
+// checkBucket reads the bucket as a C2SP tlog-tiles mirror with
+// third-party code only: the checkpoint is opened with x/mod's note under
+// the log key and parsed by transparency-dev/formats; the hash tiles are
+// read and authenticated against it by x/mod's tlog (TileHashReader), which
+// then proves the inclusion of entries taken from the entry bundles; and
+// every leaf the clients read from the nodes is in the bundles at its
+// index.
+func checkBucket(t *testing.T, get bucketReader, logKey note.Verifier, leaves []tlog.Hash, size uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var raw []byte
+	waitFor(t, "the bucket's checkpoint to reach the log's size", 2*time.Minute, func() bool {
+		b, err := get(ctx, "checkpoint")
+		if err != nil {
+			return false
+		}
+		raw = b
+		n, err := note.Open(b, note.VerifierList(logKey))
+		return err == nil && strings.HasPrefix(n.Text, strings.SplitN(n.Text, "\n", 2)[0]+"\n"+strconv.FormatUint(size, 10)+"\n")
+	})
+	tree, err := openTiledCheckpoint(raw, logKey)
+	if err != nil {
+		t.Fatalf("the bucket's checkpoint: %v", err)
+	}
+	if uint64(tree.N) != size {
+		t.Fatalf("the bucket's checkpoint has %d entries, the log %d", tree.N, size)
+	}
+	tiles := tlog.TileHashReader(tree, &bucketTiles{ctx: ctx, get: get})
+	// The bundles: every leaf at its index.
+	for start := uint64(0); start < size; start += 256 {
+		n := min(256, size-start)
+		key := fmt.Sprintf("tile/entries/%s", tlog.Tile{H: 8, L: 0, N: int64(start / 256), W: int(n)}.Path()[len("tile/8/0/"):])
+		b, err := get(ctx, key)
+		if err != nil {
+			t.Fatalf("bucket %s: %v", key, err)
+		}
+		entries, err := splitEntryBundle(b)
+		if err != nil || uint64(len(entries)) != n {
+			t.Fatalf("bucket %s: %d entries (%v); want %d", key, len(entries), err, n)
+		}
+		for i, e := range entries {
+			idx := int64(start) + int64(i)
+			h := tlog.RecordHash(e)
+			if h != leaves[idx] {
+				t.Errorf("bucket entry %d hashes to %x; the nodes serve %x", idx, h, leaves[idx])
+			}
+			// Inclusion, proven from the bucket's tiles alone, for a
+			// sample (every 17th and the last).
+			if idx%17 == 0 || uint64(idx) == size-1 {
+				proof, err := tlog.ProveRecord(tree.N, idx, tiles)
+				if err != nil {
+					t.Fatalf("proving entry %d from the bucket's tiles: %v", idx, err)
+				}
+				if err := tlog.CheckRecord(proof, tree.N, tree.Hash, idx, h); err != nil {
+					t.Errorf("inclusion of entry %d in the bucket's checkpoint: %v", idx, err)
+				}
+			}
+		}
+	}
+}
+
+// openTiledCheckpoint opens a C2SP checkpoint under the log key (x/mod's
+// note) and parses its body (transparency-dev/formats).
+func openTiledCheckpoint(raw []byte, logKey note.Verifier) (tlog.Tree, error) {
+	n, err := note.Open(raw, note.VerifierList(logKey))
+	if err != nil {
+		return tlog.Tree{}, fmt.Errorf("signature: %w", err)
+	}
+	var cp tlogfmt.Checkpoint
+	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil {
+		return tlog.Tree{}, err
+	}
+	if cp.Origin != logKey.Name() {
+		return tlog.Tree{}, fmt.Errorf("origin %q, want %q", cp.Origin, logKey.Name())
+	}
+	if len(cp.Hash) != tlog.HashSize {
+		return tlog.Tree{}, errors.New("root hash of the wrong size")
+	}
+	return tlog.Tree{N: int64(cp.Size), Hash: tlog.Hash(cp.Hash)}, nil
+}
+
+// bucketTiles is a tlog.TileReader over the bucket: x/mod's tile paths
+// (tile/8/L/N) are tlog-tiles' (tile/L/N), with the height 8 implied.
+type bucketTiles struct {
+	ctx context.Context
+	get bucketReader
+}
+
+func (b *bucketTiles) Height() int { return 8 }
+
+func (b *bucketTiles) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
+	out := make([][]byte, len(tiles))
+	for i, tile := range tiles {
+		key := "tile/" + strings.TrimPrefix(tile.Path(), "tile/8/")
+		data, err := b.get(b.ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		out[i] = data
+	}
+	return out, nil
+}
+
+func (b *bucketTiles) SaveTiles([]tlog.Tile, [][]byte) {}
+
+// splitEntryBundle splits a tlog-tiles entry bundle: each entry a 16-bit
+// big-endian length and its bytes.
+func splitEntryBundle(b []byte) ([][]byte, error) {
+	var out [][]byte
+	r := bufio.NewReader(bytes.NewReader(b))
+	for {
+		var l [2]byte
+		if _, err := r.Read(l[:1]); err != nil {
+			return out, nil
+		}
+		if _, err := r.Read(l[1:]); err != nil {
+			return nil, errors.New("truncated length")
+		}
+		e := make([]byte, int(l[0])<<8|int(l[1]))
+		if _, err := io.ReadFull(r, e); err != nil {
+			return nil, errors.New("truncated entry")
+		}
+		out = append(out, e)
+	}
+}
