@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"connectrpc.com/connect"
 
 	warrantv1 "github.com/warrantlog/warrant/api/warrant/v1"
+	"github.com/warrantlog/warrant/client"
 	"github.com/warrantlog/warrant/proofs"
 )
 
@@ -116,6 +118,28 @@ func TestReplicaBehindTrustedSize(t *testing.T) {
 	// answered as ever.
 	if _, err := s.GetEntries(ctx, connect.NewRequest(&warrantv1.GetEntriesRequest{Start: 0, Count: 1, TrustedSize: b.Checkpoint().Size})); err != nil {
 		t.Errorf("GetEntries at the follower's own size: %v", err)
+	}
+
+	// Through the SDK: a client that trusts the leader's checkpoint and
+	// lists the follower first gets its read from the leader; given the
+	// follower alone, it gets the retryable refusal, its trust unchanged
+	// (not a rollback).
+	srvA, srvB := httptest.NewServer(NewHandler(a)), httptest.NewServer(NewHandler(b))
+	defer srvA.Close()
+	defer srvB.Close()
+	trust := &client.MemoryState{}
+	if _, err := client.New(srvA.URL, a.verifier, client.WithState(trust)).Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := client.New(srvB.URL+","+srvA.URL, a.verifier, client.WithState(trust)).Entry(ctx, ok.Index); err != nil || e.Checkpoint.Size < trusted {
+		t.Errorf("a client of the follower and the leader: %v, %v; want the entry, from the leader", e, err)
+	}
+	_, err = client.New(srvB.URL, a.verifier, client.WithState(trust), client.WithRetry(1, time.Millisecond)).Entry(ctx, ok.Index)
+	if proofs.Reason(err) != ReasonReplicaBehind {
+		t.Errorf("a client of the follower alone: %v; want %s", err, ReasonReplicaBehind)
+	}
+	if cp, err := client.New(srvA.URL, a.verifier, client.WithState(trust)).Trusted(); err != nil || cp.Size < trusted {
+		t.Errorf("the client's trusted checkpoint after the refusal: %v, %v; want at least %d", cp, err, trusted)
 	}
 
 	// Behind, catching up during the wait: answered from the new tree.
