@@ -89,6 +89,13 @@ func startScriptCluster(t *testing.T) *scriptCluster {
 	out := c.script("up")
 	t.Cleanup(func() {
 		c.script("down")
+		if dst := os.Getenv("WARRANT_CHAOS_LOGS"); dst != "" { // for a post-mortem
+			for _, n := range []string{"n1", "n2", "n3"} {
+				if b, err := os.ReadFile(filepath.Join(c.dir, n+".log")); err == nil {
+					os.WriteFile(filepath.Join(dst, t.Name()+"-"+n+".log"), b, 0o644)
+				}
+			}
+		}
 		if t.Failed() {
 			for _, n := range []string{"n1", "n2", "n3"} {
 				b, _ := os.ReadFile(filepath.Join(c.dir, n+".log"))
@@ -241,6 +248,7 @@ type observed struct {
 	checkpoints map[uint64]*proofs.Checkpoint
 	conflicts   []string
 	refusals    map[string]int
+	surfaced    []string // the first refusals that reached a caller, with their time
 	fatal       []string // answers no client may get (a fork, a rollback, a bad proof)
 }
 
@@ -280,6 +288,9 @@ func (o *observed) refused(err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.refusals[reason]++
+	if len(o.surfaced) < 10 {
+		o.surfaced = append(o.surfaced, time.Now().UTC().Format("15:04:05.000")+" "+reason+": "+err.Error())
+	}
 	if !slices.Contains(transient, reason) && len(o.fatal) < 20 {
 		o.fatal = append(o.fatal, err.Error()+" ("+reason+")")
 	}
@@ -491,7 +502,10 @@ func checkLog(t *testing.T, servers string, logKey note.Verifier, o *observed) [
 			t.Errorf("checkpoints %d and %d a client saw are not consistent: %v", a.Size, b.Size, err)
 		}
 	}
-	t.Logf("%d acknowledged appends, %d distinct checkpoints seen, log size %d; refusals on the way: %v", len(o.acks), len(o.checkpoints), len(leaves), o.refusals)
+	t.Logf("%d acknowledged appends, %d distinct checkpoints seen, log size %d; refusals that reached a caller after the SDK's retries: %v", len(o.acks), len(o.checkpoints), len(leaves), o.refusals)
+	for _, r := range o.surfaced {
+		t.Logf("  %s", r)
+	}
 	return leaves
 }
 
@@ -595,7 +609,7 @@ func TestChaosLeaderKills(t *testing.T) {
 		}
 		o.mu.Unlock()
 		c.script("restart-dead")
-		t.Logf("kill %d: %s (leader) killed, %s leads after %v", k+1, lead.name, next, failover[len(failover)-1].Round(time.Millisecond))
+		t.Logf("kill %d at %s: %s (leader) killed, %s leads after %v", k+1, killed.UTC().Format("15:04:05.000"), lead.name, next, failover[len(failover)-1].Round(time.Millisecond))
 	}
 	waitFor(t, "appends after the last kill", 2*time.Minute, func() bool { return o.ackCount() >= 4+kills })
 	app.finish()
