@@ -234,6 +234,7 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 
 // ack is an append a client got acknowledged.
 type ack struct {
+	client   int
 	index    uint64
 	leafHash tlog.Hash
 	at       time.Time
@@ -268,11 +269,23 @@ func (o *observed) checkpoint(cp *proofs.Checkpoint) {
 	o.checkpoints[cp.Size] = cp
 }
 
-func (o *observed) acked(e *client.Entry) {
+func (o *observed) acked(client int, e *client.Entry) {
 	o.checkpoint(e.Checkpoint)
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.acks = append(o.acks, ack{index: e.Index, leafHash: tlog.RecordHash(e.Leaf.Raw), at: time.Now()})
+	o.acks = append(o.acks, ack{client: client, index: e.Index, leafHash: tlog.RecordHash(e.Leaf.Raw), at: time.Now()})
+}
+
+// clientsAckedSince says whether each of n clients had an append
+// acknowledged after t.
+func (o *observed) clientsAckedSince(n int, t time.Time) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	seen := map[int]bool{}
+	for i := len(o.acks) - 1; i >= 0 && o.acks[i].at.After(t); i-- {
+		seen[o.acks[i].client] = true
+	}
+	return len(seen) == n
 }
 
 // transient are the refusals a client of a cluster under chaos may see and
@@ -371,7 +384,7 @@ func startAppenders(t *testing.T, n int, servers string, logKey note.Verifier, r
 					e, err := c.Append(ctx, env)
 					cancel()
 					if err == nil {
-						o.acked(e)
+						o.acked(i, e)
 						break
 					}
 					o.refused(err)
@@ -561,7 +574,8 @@ func TestChaosLeaderKills(t *testing.T) {
 	}
 	c := startScriptCluster(t)
 	o := newObserved()
-	app := startAppenders(t, 4, c.servers, c.logKey, c.regKey, o)
+	const clients = 4
+	app := startAppenders(t, clients, c.servers, c.logKey, c.regKey, o)
 	defer func() {
 		select {
 		case <-app.stop:
@@ -569,7 +583,7 @@ func TestChaosLeaderKills(t *testing.T) {
 			close(app.stop) // a failed test: do not wait on the clients
 		}
 	}()
-	waitFor(t, "the first appends", 3*time.Minute, func() bool { o.failFast(t); return o.ackCount() >= 4 })
+	waitFor(t, "the first appends", 3*time.Minute, func() bool { o.failFast(t); return o.ackCount() >= clients })
 
 	var failover, firstAck []time.Duration
 	for k := range kills {
@@ -599,7 +613,8 @@ func TestChaosLeaderKills(t *testing.T) {
 			return false
 		})
 		failover = append(failover, time.Since(killed))
-		waitFor(t, "an append after the failover", 2*time.Minute, func() bool { o.failFast(t); return o.ackCount() > before })
+		// Every client makes progress between two kills.
+		waitFor(t, "an append of every client after the failover", 2*time.Minute, func() bool { o.failFast(t); return o.clientsAckedSince(clients, killed) })
 		o.mu.Lock()
 		for _, a := range o.acks[before:] {
 			if a.at.After(killed) {
@@ -611,7 +626,7 @@ func TestChaosLeaderKills(t *testing.T) {
 		c.script("restart-dead")
 		t.Logf("kill %d at %s: %s (leader) killed, %s leads after %v", k+1, killed.UTC().Format("15:04:05.000"), lead.name, next, failover[len(failover)-1].Round(time.Millisecond))
 	}
-	waitFor(t, "appends after the last kill", 2*time.Minute, func() bool { return o.ackCount() >= 4+kills })
+	waitFor(t, "appends after the last kill", 2*time.Minute, func() bool { return o.ackCount() >= clients+kills })
 	app.finish()
 
 	leaves := checkLog(t, c.servers, c.logKey, o)
