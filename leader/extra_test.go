@@ -198,7 +198,7 @@ func TestCloseEndsEverything(t *testing.T) {
 // out, and registers again when the partition heals.
 func TestMembershipAcrossPartition(t *testing.T) {
 	etcd := etcdtest.Start(t)
-	p := newProxy(t, etcd.Addr())
+	p := etcdtest.NewProxy(t, etcd.Addr())
 	a := dial(t, p.Endpoint(), "a")
 	b := dial(t, etcd.Endpoint(), "b")
 	ctx := ctxWait(t)
@@ -228,7 +228,7 @@ func TestMembershipAcrossPartition(t *testing.T) {
 // later does not remove it.
 func TestRestartedNodeKeepsItsRegistration(t *testing.T) {
 	etcd := etcdtest.Start(t)
-	p := newProxy(t, etcd.Addr())
+	p := etcdtest.NewProxy(t, etcd.Addr())
 	dial(t, p.Endpoint(), "a") // "crashes": cut off below, never closed
 	b := dial(t, etcd.Endpoint(), "b")
 	ctx := ctxWait(t)

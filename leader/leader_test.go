@@ -392,7 +392,7 @@ func TestEtcdStopped(t *testing.T) {
 // Campaign returns. No time is measured; only the order is asserted.
 func TestPartitionDoneBeforeOthersElected(t *testing.T) {
 	etcd := etcdtest.Start(t)
-	p := newProxy(t, etcd.Addr())
+	p := etcdtest.NewProxy(t, etcd.Addr())
 	// A longer lease than the other tests' gives the order a margin of one
 	// and a half seconds on a busy machine.
 	ttl := 6 * time.Second
@@ -479,7 +479,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // counted from the last renewal sent, not a timer's.
 func TestDoneByInjectedClock(t *testing.T) {
 	etcd := etcdtest.Start(t)
-	p := newProxy(t, etcd.Addr())
+	p := etcdtest.NewProxy(t, etcd.Addr())
 	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	ttl := testTTL // real time does not matter: the deadline is the fake clock's
 	a := dial(t, p.Endpoint(), "a", func(c *Config) { c.Now = clock.Now })

@@ -210,6 +210,9 @@ func (s *service) ExchangeToken(ctx context.Context, req *connect.Request[warran
 }
 
 func (s *service) GetEntry(ctx context.Context, req *connect.Request[warrantv1.GetEntryRequest]) (*connect.Response[warrantv1.GetEntryResponse], error) {
+	if err := s.log.awaitTrusted(ctx, req.Msg.GetTrustedSize()); err != nil {
+		return nil, connectError(err)
+	}
 	var idx uint64
 	var err error
 	switch k := req.Msg.GetKey().(type) {
@@ -258,6 +261,9 @@ func (s *service) GetEntry(ctx context.Context, req *connect.Request[warrantv1.G
 }
 
 func (s *service) GetEntries(ctx context.Context, req *connect.Request[warrantv1.GetEntriesRequest]) (*connect.Response[warrantv1.GetEntriesResponse], error) {
+	if err := s.log.awaitTrusted(ctx, req.Msg.GetTrustedSize()); err != nil {
+		return nil, connectError(err)
+	}
 	cp := s.log.Checkpoint()
 	start, count := req.Msg.GetStart(), uint64(req.Msg.GetCount())
 	if count == 0 {
@@ -286,6 +292,9 @@ func (s *service) GetEntries(ctx context.Context, req *connect.Request[warrantv1
 }
 
 func (s *service) GetCheckpoint(ctx context.Context, req *connect.Request[warrantv1.GetCheckpointRequest]) (*connect.Response[warrantv1.GetCheckpointResponse], error) {
+	if err := s.log.awaitTrusted(ctx, req.Msg.GetTrustedSize()); err != nil {
+		return nil, connectError(err)
+	}
 	cp := s.log.servedCheckpoint(req.Msg.GetWitnessed())
 	if cp == nil {
 		return nil, connectError(proofs.Errorf(ReasonWitnessUnavailable, "no checkpoint of this log has reached the witness quorum yet; retry shortly"))

@@ -11,7 +11,8 @@
 #   scripts/cluster.sh restart-dead  restart whatever died (nodes, etcd, versitygw), same flags and ports
 #   scripts/cluster.sh down          stop everything (state and logs stay for inspection)
 #
-# Progress and errors go to stderr; stdout carries only the lines above.
+# Progress and errors go to stderr; stdout carries only the lines above, plain
+# assignments: export them as they are set, `set -a; eval "$(scripts/cluster.sh up)"; set +a`.
 # Exit status: 0 done, 1 something failed (a process that did not start is
 # reported with the tail of its log), 2 usage.
 #

@@ -15,7 +15,7 @@ func runRegister(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "register", "--registrar-key KEY --agent SPIFFE_ID --pub PUB [--tier draft|execute] [--human] [--withdraw [--revoke-issued]]")
 	var cf clientFlags
 	cf.register(fs, env)
-	regKey := fs.String("registrar-key", "", "registrar's private key (PEM)")
+	regKey := fs.String("registrar-key", env.getenv("WARRANT_REGISTRAR_KEY"), "registrar's private key (PEM) (env WARRANT_REGISTRAR_KEY, as scripts/cluster.sh up prints it)")
 	agent := fs.String("agent", "", "SPIFFE ID of the agent or human principal")
 	pubPath := fs.String("pub", "", "the agent's public key (PEM)")
 	tier := fs.String("tier", proofs.TierDraft, "trust tier: draft or execute")
@@ -27,7 +27,7 @@ func runRegister(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	if len(pos) != 0 || *regKey == "" || *agent == "" || *pubPath == "" {
-		return usagef("register needs --registrar-key, --agent and --pub, and no arguments")
+		return usagef("register needs --registrar-key (or env WARRANT_REGISTRAR_KEY), --agent and --pub, and no arguments")
 	}
 	if *revokeIssued && !*withdraw {
 		return usagef("--revoke-issued goes with --withdraw")

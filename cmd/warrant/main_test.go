@@ -58,6 +58,7 @@ func userEnv(t *testing.T, dir, addr string) []string {
 		"WARRANT_LISTEN="+addr,
 		"WARRANT_SERVER=http://"+addr,
 		"WARRANT_LOG_KEY=",
+		"WARRANT_REGISTRAR_KEY=",
 	)
 }
 

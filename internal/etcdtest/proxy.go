@@ -1,4 +1,4 @@
-package leader
+package etcdtest
 
 import (
 	"io"
@@ -7,13 +7,13 @@ import (
 	"testing"
 )
 
-// proxy is a TCP proxy between a coordinator and etcd that a test can cut,
+// Proxy is a TCP proxy between a client and etcd that a test can cut,
 // like a network partition that drops packets: while cut, nothing is
 // forwarded either way and nothing is closed, so the client sees silence,
 // not an error. Heal closes the connections held during the cut (the client
 // dials again) and forwards again.
-type proxy struct {
-	t        *testing.T
+type Proxy struct {
+	t        testing.TB
 	l        net.Listener
 	upstream string
 
@@ -23,21 +23,24 @@ type proxy struct {
 	wg    sync.WaitGroup
 }
 
-func newProxy(t *testing.T, upstream string) *proxy {
+// NewProxy listens on a free loopback port and forwards to upstream
+// (host:port) until the test ends.
+func NewProxy(t testing.TB, upstream string) *Proxy {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{t: t, l: l, upstream: upstream, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{t: t, l: l, upstream: upstream, conns: map[net.Conn]struct{}{}}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.close)
 	return p
 }
 
-func (p *proxy) Endpoint() string { return "http://" + p.l.Addr().String() }
+// Endpoint is the proxy's client URL, for clients of the etcd behind it.
+func (p *Proxy) Endpoint() string { return "http://" + p.l.Addr().String() }
 
-func (p *proxy) accept() {
+func (p *Proxy) accept() {
 	defer p.wg.Done()
 	for {
 		c, err := p.l.Accept()
@@ -69,7 +72,7 @@ func (p *proxy) accept() {
 
 // pipe copies from src to dst until either fails or the proxy is cut; on a
 // cut it stops, leaving both sides open and silent until Heal.
-func (p *proxy) pipe(dst, src net.Conn) {
+func (p *Proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
 	buf := make([]byte, 32<<10)
 	for {
@@ -99,14 +102,14 @@ func (p *proxy) pipe(dst, src net.Conn) {
 }
 
 // drain reads and drops what a client sends during a cut.
-func (p *proxy) drain(c net.Conn) {
+func (p *Proxy) drain(c net.Conn) {
 	defer p.wg.Done()
 	_, _ = io.Copy(io.Discard, c)
 }
 
 // Cut stops forwarding: bytes in either direction are dropped and
 // connections stay open, so neither side sees an error.
-func (p *proxy) Cut() {
+func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = true
@@ -114,7 +117,7 @@ func (p *proxy) Cut() {
 
 // Heal closes every connection (the client dials again) and forwards new
 // connections again.
-func (p *proxy) Heal() {
+func (p *Proxy) Heal() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = false
@@ -124,7 +127,7 @@ func (p *proxy) Heal() {
 	}
 }
 
-func (p *proxy) close() {
+func (p *Proxy) close() {
 	p.l.Close()
 	p.Heal()
 	p.wg.Wait()

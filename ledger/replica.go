@@ -1,0 +1,80 @@
+package ledger
+
+// Reads on a node of a distributed log that is behind the client. A client
+// sends the size of the checkpoint it trusts with every read; a node that
+// has not yet ingested that far (a follower a moment behind the leader, or
+// one that restarted) would answer from an older tree, and the client,
+// which never goes back, would have to report rollback_detected. So such a
+// read waits briefly for the node to catch up and is otherwise refused
+// replica_behind (Unavailable): the client tries another node or retries.
+
+import (
+	"context"
+	"time"
+
+	"github.com/warrantlog/warrant/proofs"
+)
+
+// ReasonReplicaBehind refuses a read whose trusted size is past the
+// checkpoint this node of a cluster serves, while the cluster's checkpoint
+// is past it too.
+const ReasonReplicaBehind = proofs.ReasonReplicaBehind
+
+// replicaWait bounds how long a read waits for its node to catch up with
+// the client's trusted size before it is refused. A follower ingests a new
+// checkpoint within a few hundred milliseconds of its swap; the bound
+// leaves room for a busy machine without holding the client long.
+const replicaWait = 2 * time.Second
+
+// awaitTrusted returns once the checkpoint this node serves covers trusted
+// entries, the size the client trusts (0: none); in the default mode it
+// returns at once. Otherwise it waits up to replicaWait for the node to
+// ingest that far, then refuses replica_behind, unless the cluster's own
+// checkpoint is not past this node's: then the log itself is behind the
+// client, and answering lets the client see it (rollback_detected), which
+// a retryable refusal would hide.
+func (l *Log) awaitTrusted(ctx context.Context, trusted uint64) error {
+	if l.cluster == nil || l.Checkpoint().Size >= trusted {
+		return nil // the default mode, or not behind: no wait, no timer
+	}
+	timer := time.NewTimer(replicaWait)
+	defer timer.Stop()
+	for {
+		changed := l.Changed() // before the read: a checkpoint served after it closes it
+		served := l.Checkpoint().Size
+		if served >= trusted {
+			return nil
+		}
+		select {
+		case <-changed:
+			continue
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+		}
+		if !l.clusterAhead(ctx, served) {
+			return nil
+		}
+		return proofs.Errorf(ReasonReplicaBehind, "this node serves a checkpoint of %d entries, behind the %d the client trusts, and is catching up; retry, or ask another node", served, trusted)
+	}
+}
+
+// clusterAhead says whether the cluster's checkpoint (verified under the
+// log key) covers more than served entries, or cannot be read: the node
+// is then behind the cluster, not the cluster behind the client.
+func (l *Log) clusterAhead(ctx context.Context, served uint64) bool {
+	ctx, cancel := context.WithTimeout(ctx, leaderLookupTimeout)
+	defer cancel()
+	note, err := l.cluster.coord.Checkpoint(ctx)
+	if err != nil {
+		return true
+	}
+	if note == nil {
+		return false
+	}
+	cp, err := proofs.OpenCheckpoint(note, l.verifier)
+	if err != nil {
+		return false // not the log's: the node is not behind it
+	}
+	return cp.Size > served
+}
