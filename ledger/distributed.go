@@ -103,6 +103,9 @@ const (
 	// clusterRetry is how often a failed publication, reconciliation or
 	// campaign is tried again.
 	clusterRetry = time.Second
+	// maxCatchUpTries bounds a new leader's attempts to catch up with the
+	// swapped checkpoint, clusterRetry apart, before it gives its term up.
+	maxCatchUpTries = 3
 )
 
 // cluster is the distributed state of a Log; nil in the default mode.
@@ -307,12 +310,21 @@ func (l *Log) lead(term Term) bool {
 	retry := time.NewTicker(clusterRetry)
 	defer retry.Stop()
 	// Catch up: the swapped checkpoint is the truth the term starts from.
-	for {
+	// A node that cannot (the object store unreachable from it, a bucket
+	// prefix that is not the cluster's) gives its term up after a few
+	// tries rather than hold it, and with it every node's appends, for as
+	// long as it runs: another node then gets its turn.
+	for tries := 1; ; tries++ {
 		err := l.reconcile(ctx)
 		if err == nil {
 			break
 		}
-		l.log.Warn("leader: catching up with the cluster's checkpoint", "err", err)
+		l.log.Warn("leader: catching up with the cluster's checkpoint", "err", err, "try", tries)
+		if tries >= maxCatchUpTries {
+			l.log.Error("leader: could not catch up with the cluster's checkpoint; giving the term up", "tries", tries, "err", err)
+			l.resign(term)
+			return true
+		}
 		select {
 		case <-retry.C:
 		case <-ctx.Done():
@@ -340,6 +352,9 @@ func (l *Log) lead(term Term) bool {
 	for {
 		if c.deposed {
 			l.stepDown("another node swapped a checkpoint")
+			// Give the term up too: its election key would otherwise stay,
+			// kept alive with its lease, and no node could lead.
+			l.resign(term)
 			return true
 		}
 		select {

@@ -765,3 +765,79 @@ func TestClusterSwapOutcomeUnknown(t *testing.T) {
 	}
 	checkBucketMirrors(t, tc, a)
 }
+
+// TestClusterLeaderThatCannotCatchUpResigns (unit test, fakes): a node that
+// wins a term but cannot read the cluster's entries from its object store
+// (here: a bucket prefix of its own) gives the term up after a few tries,
+// so another node leads and appends go on; it does not hold the term, and
+// every node's appends with it, for as long as it runs.
+func TestClusterLeaderThatCannotCatchUpResigns(t *testing.T) {
+	tc := newTestCluster(t)
+	tc.coord.setWinner("a")
+	a := tc.open(t, t.TempDir(), "a")
+	tc.waitLeading(t, a)
+	ctx := context.Background()
+	if _, err := a.Append(ctx, bindingEnvelope(t, tc.registrar, humanID, newTestKey(t), proofs.TierDraft, true)); err != nil {
+		t.Fatal(err)
+	}
+	shared := tc.store
+	tc.store = newMemObjects() // b's object store holds nothing of the log
+	b := tc.open(t, t.TempDir(), "b")
+	tc.store = shared
+
+	// a's term ends and b wins the next one.
+	tc.coord.setWinner("b")
+	tc.coord.mu.Lock()
+	aTerm := tc.coord.term
+	tc.coord.mu.Unlock()
+	if err := aTerm.Resign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b to win a term", func() bool {
+		tc.coord.mu.Lock()
+		defer tc.coord.mu.Unlock()
+		return tc.coord.term != nil && tc.coord.term.m.NodeID == "b"
+	})
+	// From now on a may lead again, but only once b gives its term up.
+	tc.coord.setWinner("a")
+	waitFor(t, "a to lead again", func() bool { return role(a) == "leader" })
+	if role(b) == "leader" {
+		t.Fatal("b leads without having caught up")
+	}
+	if _, err := a.Append(ctx, bindingEnvelope(t, tc.registrar, agentID, newTestKey(t), proofs.TierExecute, false)); err != nil {
+		t.Fatalf("append after b gave its term up: %v", err)
+	}
+}
+
+// TestClusterDeposedLeaderResigns (unit test, fakes): a leader that learns
+// from a failed swap that another node swapped the checkpoint steps down
+// and gives its term up, so that its election key does not keep every
+// node, itself included, from leading.
+func TestClusterDeposedLeaderResigns(t *testing.T) {
+	tc := newTestCluster(t)
+	tc.coord.setWinner("a")
+	a := tc.open(t, t.TempDir(), "a")
+	tc.waitLeading(t, a)
+	ctx := context.Background()
+	if _, err := a.Append(ctx, bindingEnvelope(t, tc.registrar, humanID, newTestKey(t), proofs.TierDraft, true)); err != nil {
+		t.Fatal(err)
+	}
+	// etcd's checkpoint goes back behind a's back (a restore from an old
+	// snapshot): a's next swap fails as a conflict while its term holds.
+	tc.coord.mu.Lock()
+	aTerm := tc.coord.term
+	tc.coord.cp = []byte("an older checkpoint\n")
+	tc.coord.mu.Unlock()
+	_, err := a.Append(ctx, bindingEnvelope(t, tc.registrar, agentID, newTestKey(t), proofs.TierExecute, false))
+	if err == nil {
+		t.Fatal("append acknowledged although the swap failed")
+	}
+	waitFor(t, "a to give its term up", func() bool {
+		select {
+		case <-aTerm.done:
+			return true
+		default:
+			return false
+		}
+	})
+}

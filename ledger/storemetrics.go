@@ -17,8 +17,8 @@ import (
 // Outcomes of an object store request or a swap.
 const (
 	outcomeOK       = "ok"
-	outcomeNotFound = "not_found" // a Get of a key that holds no object
-	outcomeError    = "error"
+	outcomeNotFound = "missing" // a Get of a key that holds no object
+	outcomeError    = "errored"
 )
 
 // clusterMetrics are the collectors of storemetrics.go, part of Metrics.

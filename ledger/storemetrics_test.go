@@ -28,9 +28,9 @@ func (c *countingObjects) count(kind string, err error) {
 	outcome := "ok"
 	switch {
 	case errors.Is(err, ErrObjectNotFound):
-		outcome = "not_found"
+		outcome = "missing"
 	case err != nil:
-		outcome = "error"
+		outcome = "errored"
 	}
 	c.mu.Lock()
 	c.n[kind+"/"+outcome]++
@@ -86,7 +86,7 @@ func (t countingTerm) Swap(ctx context.Context, old, new []byte) error {
 // TestObjectStoreMetrics (unit test, fakes): a leader's object store
 // requests and checkpoint swaps are counted on /metrics by kind and
 // outcome, exactly as many as reached the store, failed puts included; a
-// get of a missing key is not_found, not an error.
+// get of a missing key is missing, not errored.
 func TestObjectStoreMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m, err := NewMetrics(reg)
@@ -132,12 +132,12 @@ func TestObjectStoreMetrics(t *testing.T) {
 	defer srv.Close()
 	text := scrape(t, srv.URL)
 	got := store.counts()
-	if got["put/ok"] < 3 || got["put/error"] < 1 || got["get/not_found"] < 1 {
+	if got["put/ok"] < 3 || got["put/errored"] < 1 || got["get/missing"] < 1 {
 		t.Fatalf("the store saw %v: want successful puts, a failed put and a missing get", got)
 	}
 	for _, kind := range []string{"get", "put"} {
 		total := 0
-		for _, outcome := range []string{"ok", "not_found", "error"} {
+		for _, outcome := range []string{"ok", "missing", "errored"} {
 			want := got[kind+"/"+outcome]
 			total += want
 			series := fmt.Sprintf(`warrant_object_store_requests_total{kind=%q,outcome=%q}`, kind, outcome)

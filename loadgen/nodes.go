@@ -122,7 +122,7 @@ func parseMetrics(text string) metricsSample {
 			case has(`kind="get"`):
 				s[keyGets] += v
 			}
-			if has(`outcome="error"`) {
+			if has(`outcome="errored"`) {
 				s[keyStoreErr] += v
 			}
 		case "warrant_object_store_request_seconds_sum":
