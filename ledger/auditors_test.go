@@ -210,7 +210,8 @@ func parallel(n int, fn func(i int)) {
 func TestBundleTampering(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
-	if _, err := f.log.Append(ctx, signDelegation(t, f.human, delegation("dlg_root", humanID, agentID, "nonce-root0001"))); err != nil {
+	root := delegation("dlg_root", humanID, agentID, "nonce-root0001")
+	if _, err := f.log.Append(ctx, signDelegation(t, f.human, root)); err != nil {
 		t.Fatal(err)
 	}
 	bundle, err := f.log.ChainBundle(ctx, "dlg_root")
@@ -250,15 +251,20 @@ func TestBundleTampering(t *testing.T) {
 	if _, err := f.log.Append(ctx, bindingEnvelope(t, f.registrar, otherID, other, proofs.TierExecute, false)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.log.Append(ctx, signDelegation(t, f.agent, child("dlg_mid", "dlg_root", agentID, otherID, "nonce-mid00001"))); err != nil {
-		t.Fatal(err)
+	// The links expire with the root: the byte-flipping above can take
+	// long enough on a busy machine for "five minutes from now" to pass
+	// the root's expiry (its window starts at a ten-minute boundary).
+	mid := child("dlg_mid", "dlg_root", agentID, otherID, "nonce-mid00001")
+	mid.ExpiresAt = root.ExpiresAt
+	if a, err := f.log.Append(ctx, signDelegation(t, f.agent, mid)); err != nil || a.Decision.Outcome != proofs.OutcomeAccepted {
+		t.Fatalf("middle link: %+v %v", a, err)
 	}
 	lastID := "spiffe://example.org/agent/last"
 	if _, err := f.log.Append(ctx, bindingEnvelope(t, f.registrar, lastID, newTestKey(t), proofs.TierExecute, false)); err != nil {
 		t.Fatal(err)
 	}
 	third := child("dlg_end", "dlg_mid", otherID, lastID, "nonce-end00001")
-	third.ExpiresAt = proofs.FormatTime(time.Now().Add(4 * time.Minute))
+	third.ExpiresAt = root.ExpiresAt
 	if a, err := f.log.Append(ctx, signDelegation(t, other, third)); err != nil || a.Decision.Outcome != proofs.OutcomeAccepted {
 		t.Fatalf("third link: %+v %v", a, err)
 	}
