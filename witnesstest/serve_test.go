@@ -154,6 +154,12 @@ func TestServeWitnessed(t *testing.T) {
 	if !quorum.Satisfied(served) {
 		t.Fatalf("GET /checkpoint is not witnessed:\n%s", served)
 	}
+	// The quorum is two of three: the ML-DSA witness's cosignature may come
+	// after the first two, so wait for it, boundedly.
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(string(served), "\u2014 witness.example/pq ") && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		served = getCheckpoint(t, server)
+	}
 	if cp, err := proofs.OpenCheckpoint(served, logKey); err != nil || !strings.Contains(string(served), "\u2014 witness.example/pq ") {
 		t.Fatalf("GET /checkpoint: %v, %v; want it to open under the log key, with the ML-DSA cosignature:\n%s", cp, err, served)
 	}
