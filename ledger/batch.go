@@ -49,12 +49,9 @@ func (l *Log) appendBatchGuarded(ctx context.Context, addr string, envs [][]byte
 		}
 		wave := todo[:k]
 		todo = todo[k:]
-		// As many workers as cores, not a goroutine per envelope: 256
-		// runnable goroutines of one batch would queue every other
-		// client's request behind them for a core.
 		var next atomic.Int64
 		var wg sync.WaitGroup
-		for range min(runtime.GOMAXPROCS(0), len(wave)) {
+		for range min(batchWorkers(), len(wave)) {
 			wg.Go(func() {
 				for j := int(next.Add(1) - 1); j < len(wave); j = int(next.Add(1) - 1) {
 					i := wave[j]
@@ -98,4 +95,16 @@ func (l *Log) appendBatchGuarded(ctx context.Context, addr string, envs [][]byte
 	}
 	l.refusedOverLimits(ctx, peer, envs, errs)
 	return appended, errs
+}
+
+// batchWorkers is how many goroutines parse and verify one batch: one
+// core fewer than there are, and at least one. Not a goroutine per
+// envelope: 256 runnable goroutines of one batch would queue every other
+// client's request behind them. Not one per core either: with every core
+// taken by a batch's workers, a single append that became runnable waits
+// for the scheduler (which looks at the network only when it has nothing
+// else to run, or every 10 ms), and one large batch sets the latency of
+// everyone else's appends.
+func batchWorkers() int {
+	return max(1, runtime.GOMAXPROCS(0)-1)
 }

@@ -46,9 +46,11 @@ type Options struct {
 	// which keeps a batch's transaction well under Badger's limit.
 	MaxBatchBytes int
 	// MaxBatchAgentBytes bounds one agent's envelope bytes in one batch
-	// (default 128 KiB; an agent's first request always fits), so that a
-	// flooding agent's allowed traffic is committed in short group commits
-	// that others' requests do not wait long behind.
+	// (default 32 KiB, one largest envelope; an agent's first request
+	// always fits), so that a flooding agent's allowed traffic is committed
+	// in short group commits that others' requests do not wait long behind:
+	// a calm agent's request waits for the commit in progress and then
+	// shares its own with at most this much of the flood's bytes.
 	MaxBatchAgentBytes int
 	// MaxBatchWait is how long the sequencer waits for more requests once a
 	// batch has one (default 0: a batch is what queued while the previous one
@@ -306,7 +308,7 @@ const (
 const DefaultTokenLifetime = 5 * time.Minute
 
 // DefaultMaxBatchAgentBytes is the default Options.MaxBatchAgentBytes.
-const DefaultMaxBatchAgentBytes = 128 << 10
+const DefaultMaxBatchAgentBytes = 32 << 10
 
 // DefaultMaxDPoPJTIs is the default Options.MaxDPoPJTIs.
 const DefaultMaxDPoPJTIs = 1 << 17

@@ -169,7 +169,7 @@ func (l *Log) prepare(envelope []byte) (*request, error) {
 		return nil, err
 	}
 	// The canonical form is what the log stores: bound it too.
-	r.canon = env.Canonical()
+	r.canon = env.CanonicalBytes(envelope)
 	if n := len(r.canon); n > proofs.MaxEnvelopeBytes {
 		return nil, proofs.Errorf(proofs.ReasonEnvelopeTooLarge, "canonical envelope is %d bytes, limit %d", n, proofs.MaxEnvelopeBytes)
 	}

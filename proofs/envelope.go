@@ -261,7 +261,7 @@ func parseCanonicalEnvelope(data []byte) *Envelope {
 		}
 		env.Signatures[i] = Signature{KeyID: s.KeyID, Sig: sig}
 	}
-	if !bytes.Equal(env.Canonical(), data) {
+	if !env.matchesCanonical(data) {
 		return nil
 	}
 	return env

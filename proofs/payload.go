@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -106,7 +107,20 @@ type Delegation struct {
 // rules out duplicate keys, case-folded keys, unknown fields, whitespace,
 // unsorted or empty optional fields and alternative escapes, so that a
 // signature covers exactly one meaning.
+//
+// The common case, a canonical payload, is decoded with json.Unmarshal,
+// which reads the bytes in place (a json.Decoder copies them into buffers
+// it grows as it reads). Unmarshal is laxer (unknown fields, case-folded
+// keys), but nothing it accepts beyond the Decoder re-encodes to the same
+// bytes, so the comparison refuses it; a payload that fails either way is
+// decoded again with the strict Decoder, for the precise error.
 func decodeCanonical(payload []byte, v any) error {
+	if json.Unmarshal(payload, v) == nil {
+		if out, err := json.Marshal(v); err == nil && bytes.Equal(out, payload) {
+			return nil
+		}
+	}
+	reflect.ValueOf(v).Elem().SetZero()
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
