@@ -94,6 +94,12 @@ type Config struct {
 	// HTTP2 makes the default transport speak HTTP/2 without TLS (h2c),
 	// multiplexing the clients over one connection.
 	HTTP2 bool
+	// Conns spreads the proof reads (ModeInclusion, ModeConsistency) of
+	// HTTP2 runs over this many connections, each client using one (0 or
+	// 1: one connection for all, as one process would). Independent agents
+	// each have a connection of their own; one shared connection measures
+	// what a single multiplexed connection carries.
+	Conns int
 	// WitnessPolicy verifies the witnessed checkpoints of ModeWitness.
 	WitnessPolicy *proofs.WitnessPolicy
 }
@@ -289,17 +295,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	before, beforeErrs := scrapeAll(ctx, cfg.HTTPClient, cfg.Metrics)
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
-	var tokens <-chan time.Time
+	start := time.Now()
+	var pace *pacer
 	if cfg.Rate > 0 {
 		per := cfg.Rate
 		if cfg.Mode == ModeAppendBatch {
 			per /= float64(cfg.BatchSize)
 		}
-		t := time.NewTicker(time.Duration(float64(time.Second) / per))
-		defer t.Stop()
-		tokens = t.C
+		pace = &pacer{start: start, per: per}
 	}
-	start := time.Now()
 	var wg sync.WaitGroup
 	var completed atomic.Int64
 	for w := 0; w < cfg.Concurrency; w++ {
@@ -310,12 +314,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				if cfg.MaxOps > 0 && completed.Add(1) > int64(cfg.MaxOps) {
 					return
 				}
-				if tokens != nil {
-					select {
-					case <-tokens:
-					case <-runCtx.Done():
-						return
-					}
+				if pace != nil && !pace.wait(runCtx) {
+					return
 				}
 				t0 := time.Now()
 				n, size, err := op(runCtx, w)

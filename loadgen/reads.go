@@ -71,9 +71,11 @@ func readOp(ctx context.Context, cfg *Config) (func(context.Context, int) (int, 
 	if root, _ := rng.GetRootHash(nil); !bytes.Equal(root, cp.Root) {
 		return nil, fmt.Errorf("the tiles do not hash to the checkpoint root")
 	}
-	rpcs := make([]warrantv1connect.LedgerServiceClient, len(servers))
-	for i, s := range servers {
-		rpcs[i] = warrantv1connect.NewLedgerServiceClient(cfg.HTTPClient, s, connect.WithReadMaxBytes(client.MaxResponseBytes))
+	var rpcs []warrantv1connect.LedgerServiceClient
+	for _, hc := range connClients(cfg) {
+		for _, s := range servers {
+			rpcs = append(rpcs, warrantv1connect.NewLedgerServiceClient(hc, s, connect.WithReadMaxBytes(client.MaxResponseBytes)))
+		}
 	}
 	rpc := func(w int) warrantv1connect.LedgerServiceClient { return rpcs[w%len(rpcs)] }
 	var cps sync.Map // note -> *proofs.Checkpoint
@@ -217,4 +219,22 @@ func wrap(err error) error {
 		return &proofs.Error{Reason: ce.Code().String(), Err: err}
 	}
 	return err
+}
+
+// connClients is the HTTP clients the proof readers take turns on: the
+// configured one, or with HTTP2 and Conns > 1, as many clients, each with
+// a transport (so a connection) of its own.
+func connClients(cfg *Config) []*http.Client {
+	if !cfg.HTTP2 || cfg.Conns <= 1 {
+		return []*http.Client{cfg.HTTPClient}
+	}
+	out := make([]*http.Client, cfg.Conns)
+	for i := range out {
+		c := *cfg.HTTPClient
+		if t, ok := c.Transport.(*http.Transport); ok {
+			c.Transport = t.Clone()
+		}
+		out[i] = &c
+	}
+	return out
 }

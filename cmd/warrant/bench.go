@@ -14,7 +14,7 @@ import (
 )
 
 func runBench(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "bench", "[--mode append|append-batch|inclusion|consistency|entries|tiles|fairness|token|witness] [--duration D] [--concurrency N] [--rate R] [--metrics auto|none|URL,...] --registrar-key KEY [--witness-policy FILE]")
+	fs := newFlagSet(env, "bench", "[--mode append|append-batch|inclusion|consistency|entries|tiles|fairness|token|witness] [--duration D] [--concurrency N] [--rate R] [--h2c [--conns N]] [--metrics auto|none|URL,...] --registrar-key KEY [--witness-policy FILE]")
 	var cf clientFlags
 	cf.register(fs, env)
 	mode := fs.String("mode", loadgen.ModeAppend, "append, append-batch, inclusion, consistency, entries, tiles, fairness (an unrelated agent's latency while one agent floods), token (each client an agent exchanging its delegation for access tokens at /oauth2/token, fresh DPoP proof each time; the server needs --tokens), or witness (appends, and the time from each append's answer to a witnessed checkpoint covering it, read from the witnessed checkpoint feed and verified under --witness-policy; the server needs --witness-policy)")
@@ -26,6 +26,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	entryBytes := fs.Int("entry-bytes", 600, "approximate envelope size")
 	registrarKey := fs.String("registrar-key", "", "a registrar private key of the server (append modes register their agents)")
 	h2 := fs.Bool("h2c", false, "use HTTP/2 without TLS (one multiplexed connection) instead of HTTP/1.1")
+	conns := fs.Int("conns", 1, "with --h2c, spread the clients of an inclusion or consistency run over this many connections (independent agents have one each)")
 	metrics := fs.String("metrics", "auto", "Prometheus endpoints to read before and after the run, to report each node's CPU time and a cluster leader's object store puts and gets and checkpoint swaps: auto (each --server's /metrics, and the cluster leader's from GET /cluster), none, or URLs separated by commas")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load generator during the run to this file (read it with go tool pprof)")
 	pos, err := parseArgs(fs, args)
@@ -55,7 +56,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	cfg := loadgen.Config{Server: cf.server, LogKey: v, Mode: *mode, Concurrency: *concurrency, Duration: *duration,
-		Rate: *rate, BatchSize: *batch, Presign: *presign, EntryBytes: *entryBytes, HTTP2: *h2}
+		Rate: *rate, BatchSize: *batch, Presign: *presign, EntryBytes: *entryBytes, HTTP2: *h2, Conns: *conns}
 	if *mode == loadgen.ModeWitness {
 		if cfg.WitnessPolicy, _, err = cf.witnesses(); err != nil {
 			return err
