@@ -17,7 +17,11 @@
 # Environment: WARRANT_LITEWITNESS (required; witnessctl next to it),
 # DURATION (20s), CONCURRENCY (64), WITNESS_RATE (the server's default, 10
 # requests a second per witness), PRESIGN (envelopes signed before each
-# run; warrant bench's default), KEEP=1 keeps the work directory.
+# run; warrant bench's default), WITNESS_DIR (where the witnesses keep
+# their databases; default the work directory, on the same disk as the
+# log: WITNESS_DIR=/dev/shm stands in for witnesses on machines of their
+# own, whose fsyncs do not queue behind the log's), KEEP=1 keeps the work
+# directory.
 set -eu
 
 : "${WARRANT_LITEWITNESS:?the path of torchwood's litewitness (witnessctl next to it)}"
@@ -27,12 +31,13 @@ WITNESS_RATE=${WITNESS_RATE:-10}
 CTL=$(dirname "$WARRANT_LITEWITNESS")/witnessctl
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/wbench.XXXXXX)
+WDIR=$(mktemp -d "${WITNESS_DIR:-$WORK}/witnesses.XXXXXX")
 PIDS=""
 
 cleanup() {
 	for p in $PIDS; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	if [ "${KEEP:-}" = 1 ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+	if [ "${KEEP:-}" = 1 ]; then echo "kept $WORK $WDIR" >&2; else rm -rf "$WORK" "$WDIR"; fi
 }
 trap cleanup EXIT INT TERM
 
@@ -81,7 +86,7 @@ echo "building warrant..." >&2
 "$WORK/warrant" keygen --out "$WORK/registrar" >/dev/null
 
 echo "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-echo "each run: $DURATION, $CONCURRENCY clients; witnesses: 3 litewitness, quorum 2, async, --witness-rate $WITNESS_RATE" >&2
+echo "each run: $DURATION, $CONCURRENCY clients; witnesses: 3 litewitness, quorum 2, async, --witness-rate $WITNESS_RATE, databases in $WDIR" >&2
 
 # 1. Without witnesses.
 port=$(free_port)
@@ -105,10 +110,10 @@ for i in 1 2 3; do
 	ssh-keygen -q -t ed25519 -N '' -f "$WORK/w$i.key"
 	ssh-add -q "$WORK/w$i.key"
 	fp=$(ssh-keygen -lf "$WORK/w$i.key.pub" | cut -d' ' -f2)
-	"$CTL" add-log -db "$WORK/w$i.db" -origin "$origin" 2>/dev/null
-	"$CTL" add-key -db "$WORK/w$i.db" -origin "$origin" -key "$vkey" 2>/dev/null
+	"$CTL" add-log -db "$WDIR/w$i.db" -origin "$origin" 2>/dev/null
+	"$CTL" add-key -db "$WDIR/w$i.db" -origin "$origin" -key "$vkey" 2>/dev/null
 	p=$(free_port)
-	"$WARRANT_LITEWITNESS" -db "$WORK/w$i.db" -name "bench.example/w$i" -key "$fp" -ssh-agent "$SSH_AUTH_SOCK" -listen "127.0.0.1:$p" 2>"$WORK/w$i.log" &
+	"$WARRANT_LITEWITNESS" -db "$WDIR/w$i.db" -name "bench.example/w$i" -key "$fp" -ssh-agent "$SSH_AUTH_SOCK" -listen "127.0.0.1:$p" 2>"$WORK/w$i.log" &
 	PIDS="$PIDS $!"
 	wait_http "http://127.0.0.1:$p/"
 	wvkey=$(sed -n 's/.*msg="verifier key" vkey=\([^ ]*\).*/\1/p' "$WORK/w$i.log")
