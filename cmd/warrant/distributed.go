@@ -109,6 +109,16 @@ func (f *distributedFlags) check(fs *flag.FlagSet, scheme, listen string) (bool,
 		if e == "" {
 			return false, usagef("--etcd %q: an empty URL in the list", f.etcd)
 		}
+		// A URL, as documented: "host:port" would be taken by the etcd
+		// client, but parses as a URL of scheme "host" and hides a typo
+		// like "http//host:2379" until the node cannot reach etcd.
+		u, err := url.Parse(e)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.Port() == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return false, usagef("--etcd %q: want absolute http:// URLs with a host and port, comma-separated (e.g. http://127.0.0.1:2379)", e)
+		}
+		if u.Scheme == "https" {
+			return false, usagef("--etcd %q: TLS to etcd is not supported yet: give its http:// client URL", e)
+		}
 		f.endpoints = append(f.endpoints, e)
 	}
 	if !nodeIDSyntax.MatchString(f.nodeID) {
