@@ -173,6 +173,9 @@ func openDistributed(ctx context.Context, f *distributedFlags, logger *slog.Logg
 		return nil, nil, nil, &proofs.Error{Reason: proofs.ReasonOpenFailed, Err: fmt.Errorf("--object-store %s: %w", f.objectStore, err)}
 	}
 	coord, closer, err := newCoordination(ctx, f, logger)
+	if errors.Is(err, leader.ErrNodeIDInUse) {
+		return nil, nil, nil, &proofs.Error{Reason: proofs.ReasonOpenFailed, Err: fmt.Errorf("--node-id %s: another node of the cluster runs under this id (its etcd registration is alive); node ids are unique: %w", f.nodeID, err)}
+	}
 	if err != nil {
 		return nil, nil, nil, &proofs.Error{Reason: proofs.ReasonOpenFailed, Err: fmt.Errorf("--etcd %s: %w", f.etcd, err)}
 	}
