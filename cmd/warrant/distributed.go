@@ -34,6 +34,7 @@ type distributedFlags struct {
 	nodeID        string
 	advertise     string
 	leaseTTL      time.Duration
+	reconfigure   bool
 
 	// Checked forms (check).
 	bucket, prefix string
@@ -55,6 +56,7 @@ func (f *distributedFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.etcd, "etcd", "", "distributed mode: etcd client URLs, comma-separated")
 	fs.StringVar(&f.nodeID, "node-id", "", "distributed mode: this node's name in the cluster (letters, digits, . _ -)")
 	fs.StringVar(&f.advertise, "advertise", "", "distributed mode: the URL other nodes and clients reach this node at (default: http(s)://<listen address> if it names a host)")
+	fs.BoolVar(&f.reconfigure, "reconfigure", false, "distributed mode: when this node leads, record its configuration (registrar, admin and token keys, rule limits) as the log's new one; without it a node whose configuration differs from the log's refuses to start or lead")
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", defaultLeaseTTL, "distributed mode: the leader's etcd lease; a dead leader is replaced about this long after it died (whole seconds, 2s to 60s)")
 }
 
@@ -68,7 +70,7 @@ var nodeIDSyntax = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 // distributed mode is on. scheme and listen give --advertise's default.
 func (f *distributedFlags) check(fs *flag.FlagSet, scheme, listen string) (bool, error) {
 	required := []string{"object-store", "etcd", "node-id"}
-	optional := []string{"s3-endpoint", "s3-credentials", "advertise", "lease-ttl"}
+	optional := []string{"s3-endpoint", "s3-credentials", "advertise", "lease-ttl", "reconfigure"}
 	var given, missing []string
 	for _, name := range required {
 		if flagSet(fs, name) {

@@ -223,6 +223,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		defer closer.Close() // after the log's Close below
 		opts.ObjectStore, opts.Coordination = store, coord
 		opts.NodeID, opts.NodeURL = dist.nodeID, dist.advertise
+		opts.Reconfigure = dist.reconfigure
 	}
 	if env.getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimitBase + int64(*treeCacheMB)<<20)
