@@ -1,12 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/warrantlog/warrant/internal/etcdtest"
 	"github.com/warrantlog/warrant/internal/s3test"
@@ -18,6 +22,7 @@ import (
 // (registrar, registrar2) and the S3 credentials in dir.
 type clusterFixture struct {
 	t    *testing.T
+	s3   *s3test.Server
 	dir  string
 	env  []string
 	args func(name, addr string) []string
@@ -35,7 +40,7 @@ func newClusterFixture(t *testing.T) *clusterFixture {
 	if err := os.WriteFile(creds, []byte("AWS_ACCESS_KEY_ID="+s3.AccessKeyID+"\nAWS_SECRET_ACCESS_KEY="+s3.SecretAccessKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f := &clusterFixture{t: t, dir: dir, env: append(env, "AWS_REGION="+s3.Region)}
+	f := &clusterFixture{t: t, s3: s3, dir: dir, env: append(env, "AWS_REGION="+s3.Region)}
 	f.args = func(name, addr string) []string {
 		return []string{"--data", f.data(name), "--listen", addr,
 			"--object-store", "s3://" + s3.Bucket + "/log", "--s3-endpoint", s3.Endpoint, "--s3-credentials", creds,
@@ -161,4 +166,26 @@ func TestClusterConfigMismatch(t *testing.T) {
 	// n1 restarted with the old configuration is now the odd one out.
 	f.refused("n1", "n1", []string{"--registrar-key", "registrar.pub"}, "registrar keys (--registrar-key)")
 	f.start("n1", "n1", "--registrar-key", "registrar2.pub")
+}
+
+// TestClusterBadBundleBlamesObjectStore: a node catching up from a bucket
+// whose entry bundle was damaged refuses to start with an error that
+// names the object store key at fault, not its local store.
+func TestClusterBadBundleBlamesObjectStore(t *testing.T) {
+	f := newClusterFixture(t)
+	n1 := f.start("n1", "n1", "--registrar-key", "registrar.pub")
+	waitNode(t, "n1 to lead with the log's configuration and policy", func() bool {
+		st := nodeStatus(n1)
+		return st.Role == "leader" && st.Size >= 2
+	})
+	key := fmt.Sprintf("tile/entries/000.p/%d", nodeStatus(n1).Size)
+	if _, err := f.s3.Client().PutObject(t.Context(), &awss3.PutObjectInput{Bucket: &f.s3.Bucket, Key: aws.String("log/" + key), Body: strings.NewReader("\x00\x09not a bundle")}); err != nil {
+		t.Fatal(err)
+	}
+	f.refused("n2", "n2", []string{"--registrar-key", "registrar.pub"}, "object store key "+key+": not an entry bundle", "--object-store s3://")
+	args := f.args("n2", freeAddr(t))
+	r := warrant(t, f.dir, f.env, append([]string{"serve"}, append(args, "--registrar-key", "registrar.pub")...)...)
+	if strings.Contains(r.stderr, "local store diverges") || strings.Contains(r.stderr, "store_mismatch") {
+		t.Errorf("a bad bundle in the bucket blamed on the local store: %s", r.stderr)
+	}
 }

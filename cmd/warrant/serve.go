@@ -232,6 +232,11 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	if errors.Is(err, ledger.ErrStoreMismatch) {
 		return &proofs.Error{Reason: proofs.ReasonStoreMismatch, Err: fmt.Errorf("%v. Refusing to serve. Do not delete the checkpoint: restore %s from a backup taken before the damage, or move it aside and investigate", err, *data)}
 	}
+	if errors.Is(err, ledger.ErrClusterMismatch) {
+		// The cluster's state is at fault (the error says which part), not
+		// this node's data directory.
+		return &proofs.Error{Reason: proofs.ReasonOpenFailed, Err: fmt.Errorf("distributed mode (--object-store %s, --etcd %s): %w", dist.objectStore, dist.etcd, err)}
+	}
 	if proofs.Reason(err) == proofs.ReasonWitnessPolicyInvalid {
 		return fmt.Errorf("--witness-policy %s: %w", *witnessPolicy, err)
 	}
