@@ -38,8 +38,9 @@ type Config struct {
 	Prefix string
 	// NodeID names this node among the others: 1 to 63 characters of
 	// letters, digits, '.', '_' and '-', starting with a letter or digit.
-	// Node ids are unique in a cluster; a node that restarts under the same
-	// id takes over its own registration.
+	// Node ids are unique in a cluster: Dial refuses an id registered by a
+	// live process (ErrNodeIDInUse); a node restarted under the same id
+	// after a crash waits for the dead process's lease to run out.
 	NodeID string
 	// URL is where other nodes and clients reach this node: an absolute
 	// http or https URL with a host, without user info, query or fragment.

@@ -49,7 +49,9 @@ var errClosed = errors.New("leader: coordinator closed")
 
 // Dial connects to etcd and registers this node as a member (Members lists
 // it from then on). It waits for etcd until ctx ends: a node that cannot
-// reach etcd at start fails with an error that says so. Once Dial has
+// reach etcd at start fails with an error that says so. It refuses a node
+// id that a live process has registered (ErrNodeIDInUse, after waiting as
+// long as that process's lease was granted for, in case it has died). Once Dial has
 // returned, the registration is kept by itself: if its lease is lost (etcd
 // away longer than LeaseTTL) the node registers again when etcd is back.
 func Dial(ctx context.Context, cfg Config) (*Coordinator, error) {
@@ -90,7 +92,7 @@ func Dial(ctx context.Context, cfg Config) (*Coordinator, error) {
 		terms: map[*Term]struct{}{},
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	sess, err := c.register(ctx)
+	sess, err := c.register(ctx, 0)
 	if err != nil {
 		c.cancel()
 		cli.Close()
@@ -134,18 +136,88 @@ func (c *Coordinator) grant(ctx context.Context) (*concurrency.Session, time.Tim
 	return sess, sent, nil
 }
 
-// register puts this node's member key under a new lease.
-func (c *Coordinator) register(ctx context.Context) (*concurrency.Session, error) {
+// register puts this node's member key under a new lease, only if no
+// other process holds it: the key is created if absent, or taken over if
+// it is this Coordinator's own earlier registration (under lease prev,
+// 0 for none). A key under another live lease is waited for as long as
+// that lease was granted for, plus a second: a process that died leaves it
+// to run out in that time, a live node keeps renewing it, and register
+// then fails with ErrNodeIDInUse.
+func (c *Coordinator) register(ctx context.Context, prev clientv3.LeaseID) (*concurrency.Session, error) {
 	sess, _, err := c.grant(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.cli.Put(ctx, c.memberKey(), c.self(), clientv3.WithLease(sess.Lease())); err != nil {
+	if err := c.claimMemberKey(ctx, sess.Lease(), prev); err != nil {
 		sess.Orphan()
 		c.revokeLater(sess.Lease())
-		return nil, fmt.Errorf("put member key: %w", err)
+		return nil, err
 	}
 	return sess, nil
+}
+
+// memberPoll is how often register looks again at a member key another
+// lease holds.
+const memberPoll = 200 * time.Millisecond
+
+// claimMemberKey puts the member key under lease, as register says.
+func (c *Coordinator) claimMemberKey(ctx context.Context, lease, prev clientv3.LeaseID) error {
+	key := c.memberKey()
+	var expire <-chan time.Time // armed when another lease is first seen
+	for {
+		// Create the key if absent; otherwise read who holds it.
+		resp, err := c.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, c.self(), clientv3.WithLease(lease))).
+			Else(clientv3.OpGet(key)).
+			Commit()
+		if err != nil {
+			return fmt.Errorf("put member key: %w", err)
+		}
+		if resp.Succeeded {
+			return nil
+		}
+		kvs := resp.Responses[0].GetResponseRange().GetKvs()
+		if len(kvs) == 0 {
+			continue // deleted between the compare and the read
+		}
+		kv := kvs[0]
+		held := clientv3.LeaseID(kv.Lease)
+		if held == 0 || (prev != 0 && held == prev) {
+			// This node's own earlier lease (lost), or a key under no lease
+			// that would never run out: take it over, unless it changed.
+			r, err := c.cli.Txn(ctx).
+				If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
+				Then(clientv3.OpPut(key, c.self(), clientv3.WithLease(lease))).
+				Commit()
+			if err != nil {
+				return fmt.Errorf("put member key: %w", err)
+			}
+			if r.Succeeded {
+				return nil
+			}
+			continue
+		}
+		if expire == nil {
+			granted := c.cfg.LeaseTTL
+			if ttl, err := c.cli.TimeToLive(ctx, held); err == nil && ttl.GrantedTTL > 0 {
+				granted = time.Duration(ttl.GrantedTTL) * time.Second
+			}
+			c.log.Warn("leader: another process is registered under this node id; waiting for its lease to run out", "key", key, "holder", string(kv.Value), "lease_ttl", granted)
+			t := time.NewTimer(granted + time.Second)
+			defer t.Stop()
+			expire = t.C
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for member key %s to be released: %w", key, ctx.Err())
+		case <-expire:
+			var holder Member
+			_ = json.Unmarshal(kv.Value, &holder)
+			return fmt.Errorf("%w: node %q is registered at %s by a live process (its lease is being renewed): stop that process, or give this node another id", ErrNodeIDInUse, c.cfg.NodeID, holder.URL)
+		case <-time.After(memberPoll):
+		}
+	}
 }
 
 // keepRegistered registers the node again whenever its member lease is lost.
@@ -165,7 +237,7 @@ func (c *Coordinator) keepRegistered(sess *concurrency.Session) {
 		c.log.Warn("leader: member lease lost; registering again")
 		for wait := retryMin; ; wait = min(2*wait, c.cfg.LeaseTTL) {
 			ctx, cancel := context.WithTimeout(c.ctx, c.cfg.LeaseTTL)
-			s, err := c.register(ctx)
+			s, err := c.register(ctx, sess.Lease())
 			cancel()
 			if err == nil {
 				sess = s

@@ -7,6 +7,13 @@ var (
 	// ErrNoLeader is wrapped by Leader when no node holds a term.
 	ErrNoLeader = errors.New("leader: no leader")
 
+	// ErrNodeIDInUse is wrapped by Dial when another node is registered
+	// under the same node id and keeps its lease alive: two processes
+	// under one id would each take the other's forwarded writes and
+	// answer for it. A node restarted after a crash is not refused: Dial
+	// waits for the dead process's lease to run out first.
+	ErrNodeIDInUse = errors.New("leader: node id in use by a live node")
+
 	// ErrDeposed is wrapped by Swap when the term is over: its lease was
 	// lost, revoked or not renewed in time, its election key was deleted, or
 	// it resigned. Nothing was written. The node must stop acting as leader

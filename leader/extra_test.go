@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -223,9 +224,38 @@ func TestMembershipAcrossPartition(t *testing.T) {
 	}
 }
 
-// A node restarted under the same id (a new Coordinator, the old one's
-// lease still live) takes over its registration; the old lease running out
-// later does not remove it.
+// A second process under a live node's id is refused (ErrNodeIDInUse)
+// after waiting for the live one's lease, and leaves the live registration
+// alone.
+func TestDuplicateNodeIDRefused(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	a := dial(t, etcd.Endpoint(), "a")
+	cfg := a.cfg
+	cfg.URL = "http://a2.test:8080"
+	ctx := ctxWait(t)
+	c, err := Dial(ctx, cfg)
+	if err == nil {
+		c.Close()
+		t.Fatal("Dial under the id of a live node succeeded")
+	}
+	if !errors.Is(err, ErrNodeIDInUse) || !strings.Contains(err.Error(), a.cfg.URL) {
+		t.Fatalf("Dial under the id of a live node: %v; want ErrNodeIDInUse naming %s", err, a.cfg.URL)
+	}
+	ms, err := a.Members(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ms, []Member{{NodeID: "a", URL: a.cfg.URL}}) {
+		t.Errorf("Members = %v; want only the live a", ms)
+	}
+	// Once the live node closes, the id is free at once.
+	a.Close()
+	dial(t, etcd.Endpoint(), "a", func(c *Config) { c.URL = "http://a2.test:8080" })
+}
+
+// A node restarted under the same id (a new Coordinator, while the old
+// one's lease is still live but no longer renewed: the old process died)
+// waits for the old lease to run out and then registers.
 func TestRestartedNodeKeepsItsRegistration(t *testing.T) {
 	etcd := etcdtest.Start(t)
 	p := etcdtest.NewProxy(t, etcd.Addr())

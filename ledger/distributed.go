@@ -335,6 +335,14 @@ func (l *Log) lead(term Term) bool {
 			return false
 		}
 	}
+	if err := l.checkClusterConfig(); err != nil {
+		// Caught up, the log's configuration is known, and it is not this
+		// node's: it must not lead, lest it record its own
+		// (clusterconfig.go). follow does not campaign again until it is.
+		l.log.Error("leader: refusing to lead with a configuration that is not the log's; giving the term up", "err", err)
+		l.resign(term)
+		return true
+	}
 	c.pending.Store(false)
 	c.role.Store(roleLeader)
 	l.log.Info("leading", "node", c.self.NodeID, "size", c.swappedSize)

@@ -676,7 +676,7 @@ func TestClusterRefusesUnverifiableCheckpoint(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, LogKeyFile), tc.keyFile, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		l, err := Open(context.Background(), Options{Dir: dir, Logger: quietLogger(), RegistrarKeys: []*proofs.PublicKey{tc.registrar.pub()},
+		l, err := Open(context.Background(), Options{Dir: dir, Logger: quietLogger(), RegistrarKeys: []*proofs.PublicKey{tc.registrar.pub()}, AdminKeys: []*proofs.PublicKey{tc.admin.pub()},
 			ObjectStore: tc.store, Coordination: nodeCoord{c: tc.coord, self: Member{NodeID: "c"}}, NodeID: "c"})
 		if err == nil {
 			l.Close()

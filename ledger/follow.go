@@ -29,7 +29,24 @@ func (l *Log) follow() Term {
 		}
 	}()
 	won := make(chan Term, 1)
-	go l.campaign(ctx, won)
+	// A node campaigns only while its configuration is the log's
+	// (clusterconfig.go); it checks again whenever it has caught up.
+	campaigning, refused := false, false
+	maybeCampaign := func() {
+		if campaigning {
+			return
+		}
+		if err := l.checkClusterConfig(); err != nil {
+			if !refused {
+				refused = true
+				l.log.Error("following only, never leading: this node's configuration is not the log's", "node", c.self.NodeID, "err", err)
+			}
+			return
+		}
+		campaigning = true
+		go l.campaign(ctx, won)
+	}
+	maybeCampaign()
 	watch := c.coord.WatchCheckpoint(ctx)
 	tick := time.NewTicker(clusterRetry)
 	defer tick.Stop()
@@ -40,6 +57,9 @@ func (l *Log) follow() Term {
 		if stale {
 			err := l.reconcile(ctx)
 			stale = err != nil
+			if err == nil {
+				maybeCampaign()
+			}
 			if now := l.opts.Now(); err != nil && (now.Sub(warned) >= 10*time.Second || now.Before(warned)) {
 				warned = now
 				level := "following: catching up with the cluster's checkpoint; will retry"

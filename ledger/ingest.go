@@ -16,6 +16,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -30,9 +31,17 @@ import (
 // nothing newer until an operator looks.
 var ErrClusterMismatch = errors.New("the cluster's checkpoint cannot be served by this node")
 
-// errDiverged means the local store's tree is not a prefix of the
-// cluster's: it must be rebuilt.
-var errDiverged = errors.New("the local store diverges from the cluster's checkpoint")
+// errDiverged means the local store plus the bucket's entries do not make
+// the cluster's tree: either side may be at fault, so the local store is
+// rebuilt from the bucket alone, and a bucket that still does not match is
+// then at fault (errBadObject).
+var errDiverged = errors.New("the local store and the object store's entries together do not match the cluster's checkpoint")
+
+// errBadObject means an object in the object store is at fault: an entry
+// bundle that does not parse, an entry in it that does not, or, once the
+// local store was rebuilt from the bucket alone, entries that do not hash
+// to the checkpoint. The local store is not: it is kept.
+var errBadObject = errors.New("the object store holds a bad object")
 
 // ingestBundles is how many entry bundles ingest fetches before applying
 // them (at most 1,024 entries of 64 KiB in memory).
@@ -73,7 +82,7 @@ func (l *Log) reconcile(ctx context.Context) error {
 		}
 	}
 	if bytes.Equal(note, c.unservable) {
-		return fmt.Errorf("%w: the bucket's entries did not hash to it after a rebuild; waiting for the next checkpoint", ErrClusterMismatch)
+		return fmt.Errorf("%w: the object store's entries for it were bad (logged before); waiting for the next checkpoint", ErrClusterMismatch)
 	}
 	err = l.ingest(ctx, cp)
 	if errors.Is(err, errDiverged) {
@@ -81,11 +90,14 @@ func (l *Log) reconcile(ctx context.Context) error {
 			err = l.ingest(ctx, cp)
 		}
 		if errors.Is(err, errDiverged) {
-			// Rebuilt from nothing and still wrong: the bucket is. Do not
-			// rebuild again for this checkpoint.
-			c.unservable = note
-			return fmt.Errorf("%w: %v", ErrClusterMismatch, err)
+			// Rebuilt from the bucket alone and still wrong: the bucket is.
+			err = fmt.Errorf("%w: rebuilt from the object store alone, %v", errBadObject, strings.TrimPrefix(err.Error(), errDiverged.Error()+": "))
 		}
+	}
+	if errors.Is(err, errBadObject) {
+		// Do not fetch and rebuild again for this checkpoint.
+		c.unservable = note
+		return fmt.Errorf("%w: %v", ErrClusterMismatch, err)
 	}
 	if err != nil {
 		return err
@@ -160,6 +172,12 @@ func (l *Log) ingest(ctx context.Context, cp *proofs.Checkpoint) error {
 		}
 		for len(leaves) > 0 {
 			k, err := l.applyRecorded(leaves)
+			var bad *badEntryError
+			if errors.As(err, &bad) {
+				// Name the object the entry came from.
+				t := tileRequest{entries: true, index: bad.index / tileWidth, width: int(min(cp.Size-bad.index/tileWidth*tileWidth, tileWidth))}
+				return fmt.Errorf("%w: object store key %s: entry %d %v", bad.kind, tileObjectKey(t), bad.index, bad.err)
+			}
 			if err != nil {
 				return err
 			}
@@ -171,7 +189,7 @@ func (l *Log) ingest(ctx context.Context, cp *proofs.Checkpoint) error {
 		return fmt.Errorf("computing root: %w", err)
 	}
 	if l.seq.size != cp.Size || !bytes.Equal(root, cp.Root) {
-		return fmt.Errorf("%w: the local tree of %d entries has root %x, the checkpoint of %d says %x", errDiverged, l.seq.size, root, cp.Size, cp.Root)
+		return fmt.Errorf("%w: the tree of %d entries has root %x, the checkpoint of %d says %x", errDiverged, l.seq.size, root, cp.Size, cp.Root)
 	}
 	if err := l.checkConsistent(l.Checkpoint(), cp); err != nil {
 		return err
@@ -214,10 +232,22 @@ func (l *Log) fetchBundle(ctx context.Context, n, size uint64) ([][]byte, error)
 	}
 	leaves, err := splitBundle(data, t.width)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", errDiverged, key, err)
+		return nil, fmt.Errorf("%w: object store key %s: not an entry bundle of %d entries: %v", errBadObject, key, t.width, err)
 	}
 	return leaves, nil
 }
+
+// badEntryError is an entry from the object store that applyRecorded
+// cannot apply; ingest names the bundle it came from. kind is errBadObject
+// (the entry itself is bad) or errDiverged (bad under the state before it).
+type badEntryError struct {
+	kind  error
+	index uint64
+	err   error
+}
+
+func (e *badEntryError) Error() string { return fmt.Sprintf("%v: entry %d %v", e.kind, e.index, e.err) }
+func (e *badEntryError) Unwrap() error { return e.kind }
 
 // splitBundle parses a tlog-tiles entry bundle of exactly want entries.
 func splitBundle(data []byte, want int) ([][]byte, error) {
@@ -254,14 +284,16 @@ func (l *Log) applyRecorded(leaves [][]byte) (int, error) {
 		idx := b.st.size
 		p, err := proofs.ParseLeaf(raw)
 		if err != nil {
-			return 0, fmt.Errorf("%w: entry %d: %v", errDiverged, idx, err)
+			return 0, &badEntryError{errBadObject, idx, fmt.Errorf("is malformed: %w", err)}
 		}
 		ev, err := p.Event()
 		if err != nil {
-			return 0, fmt.Errorf("%w: entry %d: %v", errDiverged, idx, err)
+			return 0, &badEntryError{errBadObject, idx, fmt.Errorf("is malformed: %w", err)}
 		}
 		if err := b.st.state.Authenticate(ev); err != nil {
-			return 0, fmt.Errorf("%w: entry %d is not authentic: %v", errDiverged, idx, err)
+			// Under the state the entries before it made, which the local
+			// store may have got wrong: errDiverged rebuilds it first.
+			return 0, &badEntryError{errDiverged, idx, fmt.Errorf("is not authentic under the entries before it: %w", err)}
 		}
 		if b.ef, err = b.st.state.Effects(idx, ev, p.Decision); err != nil {
 			return 0, readError(err)

@@ -121,6 +121,11 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 			return nil, err
 		} else if err != nil {
 			l.log.Warn("catching up with the cluster's checkpoint; serving the last one verified until it succeeds", "size", l.Checkpoint().Size, "err", err)
+		} else if err := l.checkClusterConfig(); err != nil {
+			// Caught up: the log's configuration is known, and this
+			// node's must be it (clusterconfig.go).
+			db.Close()
+			return nil, err
 		}
 		go l.runCluster()
 		return l, nil
@@ -178,6 +183,14 @@ func (l *Log) ensureConfig(ctx context.Context) error {
 	}
 	if bytes.Equal(current, want) {
 		return nil
+	}
+	if l.cluster != nil && current != nil {
+		// A distributed log's configuration changes only deliberately
+		// (Options.Reconfigure), never as a node's side effect.
+		if err := l.checkClusterConfig(); err != nil {
+			return err
+		}
+		l.log.Warn("reconfiguring the log (--reconfigure): recording this node's configuration", "was", string(current), "now", string(want))
 	}
 	cfg := l.config
 	res, err := l.submit(ctx, &request{ev: proofs.Event{Kind: proofs.KindLogConfig, Config: &cfg}})

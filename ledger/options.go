@@ -196,6 +196,14 @@ type Options struct {
 	Coordination Coordination
 	NodeID       string
 	NodeURL      string
+	// Reconfigure lets this node of a distributed log, when it leads,
+	// record its configuration (registrar, admin and token keys, rule
+	// limits) as the log's new one. Without it a node whose configuration
+	// differs from the one the log records refuses to start or to lead
+	// (ErrConfigMismatch): a configuration change is the operator's
+	// explicit act, not the side effect of a node restarted with other
+	// settings (clusterconfig.go).
+	Reconfigure bool
 
 	// UICORSOrigins are the origins (scheme://host[:port]) whose browsers
 	// may call the read API and tiles: a copy of the web explorer hosted
@@ -341,6 +349,9 @@ func (o Options) validate() error {
 	}
 	if o.ObjectStore == nil && (o.NodeID != "" || o.NodeURL != "") {
 		return optionError("NodeID", "and NodeURL are for a distributed log (ObjectStore and Coordination)")
+	}
+	if o.ObjectStore == nil && o.Reconfigure {
+		return optionError("Reconfigure", "is for a distributed log (ObjectStore and Coordination)")
 	}
 	if o.ObjectStore != nil && o.NodeID == "" {
 		return optionError("NodeID", "is empty: a node of a distributed log needs a name")

@@ -34,6 +34,7 @@ type distributedFlags struct {
 	nodeID        string
 	advertise     string
 	leaseTTL      time.Duration
+	reconfigure   bool
 
 	// Checked forms (check).
 	bucket, prefix string
@@ -55,6 +56,7 @@ func (f *distributedFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.etcd, "etcd", "", "distributed mode: etcd client URLs, comma-separated")
 	fs.StringVar(&f.nodeID, "node-id", "", "distributed mode: this node's name in the cluster (letters, digits, . _ -)")
 	fs.StringVar(&f.advertise, "advertise", "", "distributed mode: the URL other nodes and clients reach this node at (default: http(s)://<listen address> if it names a host)")
+	fs.BoolVar(&f.reconfigure, "reconfigure", false, "distributed mode: when this node leads, record its configuration (registrar, admin and token keys, rule limits) as the log's new one; without it a node whose configuration differs from the log's refuses to start or lead")
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", defaultLeaseTTL, "distributed mode: the leader's etcd lease; a dead leader is replaced about this long after it died (whole seconds, 2s to 60s)")
 }
 
@@ -68,7 +70,7 @@ var nodeIDSyntax = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 // distributed mode is on. scheme and listen give --advertise's default.
 func (f *distributedFlags) check(fs *flag.FlagSet, scheme, listen string) (bool, error) {
 	required := []string{"object-store", "etcd", "node-id"}
-	optional := []string{"s3-endpoint", "s3-credentials", "advertise", "lease-ttl"}
+	optional := []string{"s3-endpoint", "s3-credentials", "advertise", "lease-ttl", "reconfigure"}
 	var given, missing []string
 	for _, name := range required {
 		if flagSet(fs, name) {
@@ -108,6 +110,16 @@ func (f *distributedFlags) check(fs *flag.FlagSet, scheme, listen string) (bool,
 		e = strings.TrimSpace(e)
 		if e == "" {
 			return false, usagef("--etcd %q: an empty URL in the list", f.etcd)
+		}
+		// A URL, as documented: "host:port" would be taken by the etcd
+		// client, but parses as a URL of scheme "host" and hides a typo
+		// like "http//host:2379" until the node cannot reach etcd.
+		u, err := url.Parse(e)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.Port() == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return false, usagef("--etcd %q: want absolute http:// URLs with a host and port, comma-separated (e.g. http://127.0.0.1:2379)", e)
+		}
+		if u.Scheme == "https" {
+			return false, usagef("--etcd %q: TLS to etcd is not supported yet: give its http:// client URL", e)
 		}
 		f.endpoints = append(f.endpoints, e)
 	}
@@ -163,6 +175,9 @@ func openDistributed(ctx context.Context, f *distributedFlags, logger *slog.Logg
 		return nil, nil, nil, &proofs.Error{Reason: proofs.ReasonOpenFailed, Err: fmt.Errorf("--object-store %s: %w", f.objectStore, err)}
 	}
 	coord, closer, err := newCoordination(ctx, f, logger)
+	if errors.Is(err, leader.ErrNodeIDInUse) {
+		return nil, nil, nil, &proofs.Error{Reason: proofs.ReasonOpenFailed, Err: fmt.Errorf("--node-id %s: another node of the cluster runs under this id (its etcd registration is alive); node ids are unique: %w", f.nodeID, err)}
+	}
 	if err != nil {
 		return nil, nil, nil, &proofs.Error{Reason: proofs.ReasonOpenFailed, Err: fmt.Errorf("--etcd %s: %w", f.etcd, err)}
 	}

@@ -223,6 +223,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		defer closer.Close() // after the log's Close below
 		opts.ObjectStore, opts.Coordination = store, coord
 		opts.NodeID, opts.NodeURL = dist.nodeID, dist.advertise
+		opts.Reconfigure = dist.reconfigure
 	}
 	if env.getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimitBase + int64(*treeCacheMB)<<20)
@@ -230,6 +231,11 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	l, err := ledger.Open(ctx, opts)
 	if errors.Is(err, ledger.ErrStoreMismatch) {
 		return &proofs.Error{Reason: proofs.ReasonStoreMismatch, Err: fmt.Errorf("%v. Refusing to serve. Do not delete the checkpoint: restore %s from a backup taken before the damage, or move it aside and investigate", err, *data)}
+	}
+	if errors.Is(err, ledger.ErrClusterMismatch) {
+		// The cluster's state is at fault (the error says which part), not
+		// this node's data directory.
+		return &proofs.Error{Reason: proofs.ReasonOpenFailed, Err: fmt.Errorf("distributed mode (--object-store %s, --etcd %s): %w", dist.objectStore, dist.etcd, err)}
 	}
 	if proofs.Reason(err) == proofs.ReasonWitnessPolicyInvalid {
 		return fmt.Errorf("--witness-policy %s: %w", *witnessPolicy, err)
