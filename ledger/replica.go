@@ -78,3 +78,40 @@ func (l *Log) clusterAhead(ctx context.Context, served uint64) bool {
 	}
 	return cp.Size > served
 }
+
+// awaitCovered is awaitTrusted for a read that names a size or an index
+// past this node's tree (a consistency proof to a newer size, an inclusion
+// proof at one, an entry or a range past the end, a tile): need is the
+// tree size the answer needs. In the default mode, or when this node's
+// tree or the cluster's checkpoint does not reach need either, it returns
+// at once and the read gets its usual answer (out_of_range, not_found, a
+// 404): the log itself is that small. Otherwise the node is behind the
+// log: it waits up to replicaWait to ingest that far, then refuses
+// replica_behind, so that a client asks another node rather than take
+// "no such entry" for the log's word.
+func (l *Log) awaitCovered(ctx context.Context, need uint64) error {
+	if l.cluster == nil || l.Checkpoint().Size >= need || !l.clusterCovers(ctx, need) {
+		return nil
+	}
+	return l.awaitTrusted(ctx, need)
+}
+
+// clusterCovers says whether the cluster's checkpoint (verified under the
+// log key) covers need entries, or cannot be read (then the node cannot
+// tell that it is not behind, and a retryable refusal is the safe answer).
+func (l *Log) clusterCovers(ctx context.Context, need uint64) bool {
+	ctx, cancel := context.WithTimeout(ctx, leaderLookupTimeout)
+	defer cancel()
+	note, err := l.cluster.coord.Checkpoint(ctx)
+	if err != nil {
+		return true
+	}
+	if note == nil {
+		return false
+	}
+	cp, err := proofs.OpenCheckpoint(note, l.verifier)
+	if err != nil {
+		return false
+	}
+	return cp.Size >= need
+}

@@ -233,6 +233,13 @@ func (s *service) GetEntry(ctx context.Context, req *connect.Request[warrantv1.G
 	// the latest checkpoint, never by an older one read before it.
 	cp := s.log.Checkpoint()
 	if idx >= cp.Size {
+		// A node behind the log does not say "no entry" (replica.go).
+		if err := s.log.awaitCovered(ctx, sizeFor(idx)); err != nil {
+			return nil, connectError(err)
+		}
+		cp = s.log.Checkpoint()
+	}
+	if idx >= cp.Size {
 		return nil, connectError(proofs.Errorf(ReasonNotFound, "no entry %d (log size %d)", idx, cp.Size))
 	}
 	leaf, err := s.log.Entry(ctx, idx)
@@ -271,6 +278,12 @@ func (s *service) GetEntries(ctx context.Context, req *connect.Request[warrantv1
 	}
 	if count > MaxEntriesPerRead {
 		return nil, connectError(proofs.Errorf(proofs.ReasonListTooLong, "count %d is over the limit of %d", count, MaxEntriesPerRead))
+	}
+	if start >= cp.Size {
+		if err := s.log.awaitCovered(ctx, sizeFor(start)); err != nil {
+			return nil, connectError(err)
+		}
+		cp = s.log.Checkpoint()
 	}
 	if start >= cp.Size {
 		return nil, connectError(proofs.Errorf(ReasonOutOfRange, "start %d is not below the log size %d", start, cp.Size))
@@ -323,6 +336,12 @@ func (s *service) GetInclusionProof(ctx context.Context, req *connect.Request[wa
 	// The checkpoint is read after the lookup, so that it covers the entry,
 	// and before the proof, so that a tree size of 0 means exactly its size.
 	cp := s.log.Checkpoint()
+	if need := max(req.Msg.GetTreeSize(), sizeFor(idx)); need > cp.Size {
+		if err := s.log.awaitCovered(ctx, need); err != nil {
+			return nil, connectError(err)
+		}
+		cp = s.log.Checkpoint()
+	}
 	size := req.Msg.GetTreeSize()
 	if size == 0 {
 		size = cp.Size
@@ -339,6 +358,12 @@ func (s *service) GetInclusionProof(ctx context.Context, req *connect.Request[wa
 
 func (s *service) GetConsistencyProof(ctx context.Context, req *connect.Request[warrantv1.GetConsistencyProofRequest]) (*connect.Response[warrantv1.GetConsistencyProofResponse], error) {
 	cp := s.log.Checkpoint()
+	if need := max(req.Msg.GetFromSize(), req.Msg.GetToSize()); need > cp.Size {
+		if err := s.log.awaitCovered(ctx, need); err != nil {
+			return nil, connectError(err)
+		}
+		cp = s.log.Checkpoint()
+	}
 	to := req.Msg.GetToSize()
 	if to == 0 {
 		to = cp.Size
@@ -468,6 +493,10 @@ func (s *service) appendedEntry(ctx context.Context, a *Appended, cp *proofs.Che
 	}
 	return &warrantv1.ProvenEntry{Index: a.Index, Leaf: a.Leaf, Id: a.ID, Checkpoint: cp.Note, InclusionProof: hashes}, nil
 }
+
+// sizeFor is the tree size that holds entry idx (saturating: no tree
+// holds the last uint64 index, and none reaches its size either).
+func sizeFor(idx uint64) uint64 { return max(idx+1, idx) }
 
 // consistency proves the client's trusted size against size; it returns
 // nothing when the client trusts nothing, or trusts a size this answer does
