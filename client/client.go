@@ -57,6 +57,7 @@ const (
 // Client talks to one log. It is safe for concurrent use.
 type Client struct {
 	rpc        warrantv1connect.LedgerServiceClient
+	copts      []connect.ClientOption
 	httpClient connect.HTTPClient
 	// tiles reads the same base URL's tlog-tiles API, which is all a static
 	// mirror serves.
@@ -253,6 +254,7 @@ func New(baseURL string, logKey note.Verifier, opts ...Option) *Client {
 		witnessWait = *cfg.witnessWait
 	}
 	c := &Client{
+		copts:       copts,
 		witnessWait: witnessWait,
 		rpc:         warrantv1connect.NewLedgerServiceClient(cfg.httpClient, baseURL, copts...),
 		httpClient:  cfg.httpClient,
@@ -265,26 +267,10 @@ func New(baseURL string, logKey note.Verifier, opts ...Option) *Client {
 		logID:       logID,
 	}
 	c.tiles = c.tilesAt(baseURL)
-	if srv != nil && logKey != nil {
-		inner := cfg.httpClient.(*failover).hc
-		srv.identity = func(ctx context.Context, base string) error { return c.serves(ctx, inner, base) }
+	if logKey != nil {
+		c.checkIdentity(srv, baseURL)
 	}
 	return c
-}
-
-// serves checks that the server at base serves the log: that its GET
-// /checkpoint verifies under the log key (servers.go). The witness policy
-// is not applied: this is about which log the server runs, and every
-// checkpoint the client trusts is checked against the policy anyway.
-func (c *Client) serves(ctx context.Context, hc connect.HTTPClient, base string) error {
-	signed, err := tilesSource{hc: hc, base: base}.get(ctx, "checkpoint", maxCheckpointBytes)
-	if err != nil {
-		return err
-	}
-	if _, err := c.openTrusted(signed); err != nil {
-		return &proofs.Error{Reason: proofs.ReasonCheckpointSignature, Err: fmt.Errorf("serves another log: its checkpoint does not verify under the log key %s+%08x: %w", c.logKey.Name(), c.logKey.KeyHash(), err)}
-	}
-	return nil
 }
 
 // Entry is a log entry the client has verified: its leaf is well-formed and

@@ -263,12 +263,7 @@ func (s *servers) failed(ctx context.Context, errs []error) error {
 	if ctx.Err() != nil || !slices.ContainsFunc(errs, func(err error) bool { return proofs.Reason(err) == proofs.ReasonCheckpointSignature }) {
 		return ue
 	}
-	cerr := connect.NewError(connect.CodeFailedPrecondition, &proofs.Error{Reason: proofs.ReasonCheckpointSignature,
-		Err: fmt.Errorf("no server serves the log the client trusts (check the server list and the log key): %s", strings.TrimPrefix(ue.Error(), "no server answered: "))})
-	if d, err := connect.NewErrorDetail(&warrantv1.ErrorDetail{Reason: proofs.ReasonCheckpointSignature}); err == nil {
-		cerr.AddDetail(d)
-	}
-	return cerr
+	return foreignError(fmt.Errorf("no server serves the log the client trusts (check the server list and the log key): %s", strings.TrimPrefix(ue.Error(), "no server answered: ")))
 }
 
 // request is req for server i (rest: its path under the base URL), with a

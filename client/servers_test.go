@@ -287,3 +287,37 @@ func TestFailoverOtherLogNotTrusted(t *testing.T) {
 		t.Fatalf("the server of another log was asked %d GetEntry requests, want none", n)
 	}
 }
+
+// TestOneServerOfAnotherLog: a client given one server takes no negative
+// answer from it before its checkpoint verified under the log key: a
+// server of another log answers not_found, and the client reports
+// checkpoint_signature_invalid instead. The server of the log is asked its
+// checkpoint once, at its first negative answer, and a client that gets
+// only positive answers is not asked to pay for the check.
+func TestOneServerOfAnotherLog(t *testing.T) {
+	e := openLog(t, envOptions{})
+	other := openLog(t, envOptions{registrar: e.registrar})
+	ctx := context.Background()
+	c := client.New(other.serve(t), e.verifier, client.WithRetry(1, 0))
+	_, err := c.Delegation(ctx, "dlg_absent")
+	wantReason(t, err, proofs.ReasonCheckpointSignature)
+	_, err = c.Entry(ctx, 1000)
+	wantReason(t, err, proofs.ReasonCheckpointSignature)
+
+	good, checks := counting(t, ledger.NewHandler(e.log), "/checkpoint")
+	c = client.New(good.URL, e.verifier, client.WithRetry(1, 0))
+	mustAppend(t, c, e.bindingEnvelope(t, newAgent(t, "a", false), false))
+	if _, err := c.Entry(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := checks.Load(); n != 0 {
+		t.Fatalf("positive answers cost %d checkpoint fetches, want none", n)
+	}
+	for range 3 {
+		_, err = c.Delegation(ctx, "dlg_absent")
+		wantReason(t, err, proofs.ReasonNotFound)
+	}
+	if n := checks.Load(); n != 1 {
+		t.Fatalf("three negative answers cost %d checkpoint fetches, want one", n)
+	}
+}
