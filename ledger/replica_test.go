@@ -15,6 +15,7 @@ import (
 	"connectrpc.com/connect"
 
 	warrantv1 "github.com/warrantlog/warrant/api/warrant/v1"
+	"github.com/warrantlog/warrant/api/warrant/v1/warrantv1connect"
 	"github.com/warrantlog/warrant/client"
 	"github.com/warrantlog/warrant/proofs"
 )
@@ -249,8 +250,19 @@ func TestReplicaBehindProofs(t *testing.T) {
 	behind("GetEntry past the follower's end", err)
 	_, err = s.GetEntries(ctx, connect.NewRequest(&warrantv1.GetEntriesRequest{Start: ok.Index, Count: 1}))
 	behind("GetEntries past the follower's end", err)
+	_, err = s.ListAgentEntries(ctx, connect.NewRequest(&warrantv1.ListAgentEntriesRequest{Agent: "spiffe://example.org/agent/r1", StartIndex: ok.Index, PageSize: 10}))
+	behind("ListAgentEntries from an entry past the follower's end", err)
+	_, err = s.ListChildren(ctx, connect.NewRequest(&warrantv1.ListChildrenRequest{DelegationId: "dlg_any", StartIndex: ok.Index, PageSize: 10}))
+	behind("ListChildren from an entry past the follower's end", err)
 	srvB := httptest.NewServer(NewHandler(b))
 	defer srvB.Close()
+	stream, err := warrantv1connect.NewLedgerServiceClient(http.DefaultClient, srvB.URL).WatchCheckpoints(ctx, connect.NewRequest(&warrantv1.WatchCheckpointsRequest{FromSize: full}))
+	if err == nil {
+		stream.Receive()
+		err = stream.Err()
+		stream.Close()
+	}
+	behind("WatchCheckpoints from the cluster's size", err)
 	for _, path := range []string{fmt.Sprintf("/tile/0/000.p/%d", full), fmt.Sprintf("/tile/entries/000.p/%d", full)} {
 		resp, err := http.Get(srvB.URL + path)
 		if err != nil {

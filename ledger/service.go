@@ -387,6 +387,9 @@ func (s *service) GetChainBundle(ctx context.Context, req *connect.Request[warra
 }
 
 func (s *service) ListChildren(ctx context.Context, req *connect.Request[warrantv1.ListChildrenRequest]) (*connect.Response[warrantv1.ListChildrenResponse], error) {
+	if err := s.awaitStart(ctx, req.Msg.GetStartIndex()); err != nil {
+		return nil, connectError(err)
+	}
 	entries, next, err := s.page(ctx, req.Msg.GetPageSize(), func(cp *proofs.Checkpoint, n int) ([]uint64, uint64, error) {
 		return s.log.Children(ctx, req.Msg.GetDelegationId(), req.Msg.GetStartIndex(), n, cp.Size)
 	})
@@ -435,6 +438,9 @@ func (s *service) ListChildrenBatch(ctx context.Context, req *connect.Request[wa
 }
 
 func (s *service) ListAgentEntries(ctx context.Context, req *connect.Request[warrantv1.ListAgentEntriesRequest]) (*connect.Response[warrantv1.ListAgentEntriesResponse], error) {
+	if err := s.awaitStart(ctx, req.Msg.GetStartIndex()); err != nil {
+		return nil, connectError(err)
+	}
 	entries, next, err := s.page(ctx, req.Msg.GetPageSize(), func(cp *proofs.Checkpoint, n int) ([]uint64, uint64, error) {
 		return s.log.AgentEntries(ctx, req.Msg.GetAgent(), req.Msg.GetStartIndex(), n, cp.Size)
 	})
@@ -442,6 +448,17 @@ func (s *service) ListAgentEntries(ctx context.Context, req *connect.Request[war
 		return nil, connectError(err)
 	}
 	return connect.NewResponse(&warrantv1.ListAgentEntriesResponse{Entries: entries, NextStartIndex: next}), nil
+}
+
+// awaitStart is awaitCovered for a page that starts at entry start (a
+// later page of a listing, its start_index from an earlier page another
+// node answered): a node behind that entry would answer an empty page, as
+// if the listing had ended.
+func (s *service) awaitStart(ctx context.Context, start uint64) error {
+	if start == 0 || start < s.log.Checkpoint().Size {
+		return nil
+	}
+	return s.log.awaitCovered(ctx, sizeFor(start))
 }
 
 // page lists up to pageSize indices with list and proves each entry
