@@ -7,6 +7,10 @@ package ledger
 // which never goes back, would have to report rollback_detected. So such a
 // read waits briefly for the node to catch up and is otherwise refused
 // replica_behind (Unavailable): the client tries another node or retries.
+// The same goes for a read that names a size or an index past the node's
+// tree (a proof, an entry, a page, the checkpoint feed, a tile), which it
+// would otherwise answer not_found or out_of_range as if the log ended
+// where the node's copy does.
 
 import (
 	"context"
@@ -52,31 +56,11 @@ func (l *Log) awaitTrusted(ctx context.Context, trusted uint64) error {
 			return ctx.Err()
 		case <-timer.C:
 		}
-		if !l.clusterAhead(ctx, served) {
+		if !l.clusterCovers(ctx, served+1) {
 			return nil
 		}
 		return proofs.Errorf(ReasonReplicaBehind, "this node serves a checkpoint of %d entries, behind the %d the client trusts, and is catching up; retry, or ask another node", served, trusted)
 	}
-}
-
-// clusterAhead says whether the cluster's checkpoint (verified under the
-// log key) covers more than served entries, or cannot be read: the node
-// is then behind the cluster, not the cluster behind the client.
-func (l *Log) clusterAhead(ctx context.Context, served uint64) bool {
-	ctx, cancel := context.WithTimeout(ctx, leaderLookupTimeout)
-	defer cancel()
-	note, err := l.cluster.coord.Checkpoint(ctx)
-	if err != nil {
-		return true
-	}
-	if note == nil {
-		return false
-	}
-	cp, err := proofs.OpenCheckpoint(note, l.verifier)
-	if err != nil {
-		return false // not the log's: the node is not behind it
-	}
-	return cp.Size > served
 }
 
 // awaitCovered is awaitTrusted for a read that names a size or an index
