@@ -29,7 +29,8 @@ import (
 //     goes on to the next;
 //   - with one, when its first negative answer comes (a positive one is
 //     verified by what it carries), so that a client of one server that
-//     only ever gets positive answers pays nothing.
+//     only ever gets positive answers pays nothing. An empty page of a
+//     listing is negative too, though its status is not (identified).
 //
 // Either way once per server and Client: the result is kept.
 
@@ -46,6 +47,26 @@ func (c *Client) checkIdentity(srv *servers, base string) {
 	c.httpClient = g
 	c.rpc = warrantv1connect.NewLedgerServiceClient(g, base, c.copts...)
 	c.tiles = c.tilesAt(base)
+}
+
+// identified returns nil once the server that answered has shown that it
+// serves the log, checking it now if need be: for an answer that is
+// negative in what it carries though not in its status (an empty page of
+// a listing: no entries, so no checkpoint). With several servers each was
+// checked before its first answer.
+func (c *Client) identified(ctx context.Context) error {
+	g, ok := c.httpClient.(*identityGate)
+	if !ok || g.ok.Load() {
+		return nil
+	}
+	if err := g.check(ctx); err != nil {
+		if proofs.Reason(err) == proofs.ReasonCheckpointSignature {
+			return fmt.Errorf("%s: %w", g.base, err)
+		}
+		return &proofs.Error{Reason: ReasonTransport, Err: fmt.Errorf("%s answered, but its checkpoint could not be read to check which log it serves: %w", g.base, err)}
+	}
+	g.ok.Store(true)
+	return nil
 }
 
 // serves checks that the server at base serves the log: that its GET

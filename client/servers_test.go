@@ -303,6 +303,12 @@ func TestOneServerOfAnotherLog(t *testing.T) {
 	wantReason(t, err, proofs.ReasonCheckpointSignature)
 	_, err = c.Entry(ctx, 1000)
 	wantReason(t, err, proofs.ReasonCheckpointSignature)
+	// An empty page is a negative answer too, though not by its status.
+	c = client.New(other.serve(t), e.verifier, client.WithRetry(1, 0))
+	_, _, err = c.AgentEntries(ctx, "spiffe://example.org/agent/absent", 0, 10)
+	wantReason(t, err, proofs.ReasonCheckpointSignature)
+	_, _, err = c.Children(ctx, "dlg_absent", 0, 10)
+	wantReason(t, err, proofs.ReasonCheckpointSignature)
 
 	good, checks := counting(t, ledger.NewHandler(e.log), "/checkpoint")
 	c = client.New(good.URL, e.verifier, client.WithRetry(1, 0))
