@@ -10,7 +10,8 @@ package ledger
 // The same goes for a read that names a size or an index past the node's
 // tree (a proof, an entry, a page, the checkpoint feed, a tile), which it
 // would otherwise answer not_found or out_of_range as if the log ended
-// where the node's copy does.
+// where the node's copy does, and for a lookup by key that finds nothing
+// while the node is behind the cluster's checkpoint.
 
 import (
 	"context"
@@ -80,22 +81,50 @@ func (l *Log) awaitCovered(ctx context.Context, need uint64) error {
 	return l.awaitTrusted(ctx, need)
 }
 
+// awaitCluster is awaitCovered for a lookup by key that found nothing (a
+// delegation id, a leaf hash): it names no size, so "not found" is the
+// log's answer only from a node that has caught up with the cluster's
+// checkpoint. In the default mode, or on a node not behind it, it returns
+// at once.
+func (l *Log) awaitCluster(ctx context.Context) error {
+	if l.cluster == nil {
+		return nil
+	}
+	served := l.Checkpoint().Size
+	size, known := l.clusterSize(ctx)
+	if !known {
+		size = served + 1 // cannot tell: as if behind (clusterCovers)
+	}
+	if size <= served {
+		return nil
+	}
+	return l.awaitTrusted(ctx, size)
+}
+
 // clusterCovers says whether the cluster's checkpoint (verified under the
 // log key) covers need entries, or cannot be read (then the node cannot
 // tell that it is not behind, and a retryable refusal is the safe answer).
 func (l *Log) clusterCovers(ctx context.Context, need uint64) bool {
+	size, known := l.clusterSize(ctx)
+	return !known || size >= need
+}
+
+// clusterSize is the size of the cluster's checkpoint, verified under the
+// log key (0 if there is none yet, or it does not verify: it is not the
+// log's), and false if it cannot be read.
+func (l *Log) clusterSize(ctx context.Context) (uint64, bool) {
 	ctx, cancel := context.WithTimeout(ctx, leaderLookupTimeout)
 	defer cancel()
 	note, err := l.cluster.coord.Checkpoint(ctx)
 	if err != nil {
-		return true
+		return 0, false
 	}
 	if note == nil {
-		return false
+		return 0, true
 	}
 	cp, err := proofs.OpenCheckpoint(note, l.verifier)
 	if err != nil {
-		return false
+		return 0, true
 	}
-	return cp.Size >= need
+	return cp.Size, true
 }

@@ -250,6 +250,18 @@ func TestReplicaBehindProofs(t *testing.T) {
 	behind("GetEntry past the follower's end", err)
 	_, err = s.GetEntries(ctx, connect.NewRequest(&warrantv1.GetEntriesRequest{Start: ok.Index, Count: 1}))
 	behind("GetEntries past the follower's end", err)
+	// Lookups by key that find nothing on the follower behind: the entry
+	// may be one it has not ingested.
+	leaf, err := a.Entry(ctx, ok.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.GetInclusionProof(ctx, connect.NewRequest(&warrantv1.GetInclusionProofRequest{Key: &warrantv1.GetInclusionProofRequest_LeafHash{LeafHash: proofs.LeafHash(leaf)}}))
+	behind("GetInclusionProof of a leaf hash past the follower's end", err)
+	_, err = s.GetEntry(ctx, connect.NewRequest(&warrantv1.GetEntryRequest{Key: &warrantv1.GetEntryRequest_DelegationId{DelegationId: "dlg_not_yet"}}))
+	behind("GetEntry of a delegation id the follower lacks", err)
+	_, err = s.GetEntry(ctx, connect.NewRequest(&warrantv1.GetEntryRequest{Key: &warrantv1.GetEntryRequest_ConfigBefore{ConfigBefore: full}}))
+	behind("GetEntry of the config before the cluster's size", err)
 	_, err = s.ListAgentEntries(ctx, connect.NewRequest(&warrantv1.ListAgentEntriesRequest{Agent: "spiffe://example.org/agent/r1", StartIndex: ok.Index, PageSize: 10}))
 	behind("ListAgentEntries from an entry past the follower's end", err)
 	_, err = s.ListChildren(ctx, connect.NewRequest(&warrantv1.ListChildrenRequest{DelegationId: "dlg_any", StartIndex: ok.Index, PageSize: 10}))
@@ -283,6 +295,11 @@ func TestReplicaBehindProofs(t *testing.T) {
 	_, err = s.GetConsistencyProof(ctx, connect.NewRequest(&warrantv1.GetConsistencyProofRequest{FromSize: 1, ToSize: past}))
 	if reason(err) != ReasonOutOfRange {
 		t.Errorf("GetConsistencyProof past the cluster's size: %v; want %s", err, ReasonOutOfRange)
+	}
+	// The leader, which is the cluster's checkpoint, says not_found at once.
+	_, err = (&service{log: a}).GetEntry(ctx, connect.NewRequest(&warrantv1.GetEntryRequest{Key: &warrantv1.GetEntryRequest_DelegationId{DelegationId: "dlg_absent"}}))
+	if reason(err) != ReasonNotFound {
+		t.Errorf("GetEntry of an absent delegation id on the leader: %v; want %s", err, ReasonNotFound)
 	}
 	if resp, err := http.Get(srvB.URL + fmt.Sprintf("/tile/entries/000.p/%d", past)); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Errorf("a bundle past the cluster's size: %v %v; want 404", resp, err)

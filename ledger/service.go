@@ -219,10 +219,17 @@ func (s *service) GetEntry(ctx context.Context, req *connect.Request[warrantv1.G
 	case *warrantv1.GetEntryRequest_Index:
 		idx = k.Index
 	case *warrantv1.GetEntryRequest_DelegationId:
-		if idx, err = s.log.IndexOfDelegation(ctx, k.DelegationId); err != nil {
+		if idx, err = s.lookup(ctx, func() (uint64, error) { return s.log.IndexOfDelegation(ctx, k.DelegationId) }); err != nil {
 			return nil, connectError(err)
 		}
 	case *warrantv1.GetEntryRequest_ConfigBefore:
+		// The config in force at an entry past this node's tree may be
+		// one it has not ingested yet.
+		if k.ConfigBefore > s.log.Checkpoint().Size {
+			if err := s.log.awaitCovered(ctx, k.ConfigBefore); err != nil {
+				return nil, connectError(err)
+			}
+		}
 		if idx, err = s.log.IndexOfConfigBefore(ctx, k.ConfigBefore); err != nil {
 			return nil, connectError(err)
 		}
@@ -327,7 +334,7 @@ func (s *service) GetInclusionProof(ctx context.Context, req *connect.Request[wa
 	case *warrantv1.GetInclusionProofRequest_Index:
 		idx = k.Index
 	case *warrantv1.GetInclusionProofRequest_LeafHash:
-		if idx, err = s.log.IndexOfLeafHash(ctx, k.LeafHash); err != nil {
+		if idx, err = s.lookup(ctx, func() (uint64, error) { return s.log.IndexOfLeafHash(ctx, k.LeafHash) }); err != nil {
 			return nil, connectError(err)
 		}
 	default:
@@ -448,6 +455,21 @@ func (s *service) ListAgentEntries(ctx context.Context, req *connect.Request[war
 		return nil, connectError(err)
 	}
 	return connect.NewResponse(&warrantv1.ListAgentEntriesResponse{Entries: entries, NextStartIndex: next}), nil
+}
+
+// lookup runs find, a lookup by key (a delegation id, a leaf hash), and,
+// if it finds nothing on a node behind the cluster's checkpoint, runs it
+// again once the node has caught up (awaitCluster): the entry may be one
+// the node has not ingested yet.
+func (s *service) lookup(ctx context.Context, find func() (uint64, error)) (uint64, error) {
+	idx, err := find()
+	if proofs.Reason(err) != ReasonNotFound {
+		return idx, err
+	}
+	if werr := s.log.awaitCluster(ctx); werr != nil {
+		return 0, werr
+	}
+	return find()
 }
 
 // awaitStart is awaitCovered for a page that starts at entry start (a

@@ -220,9 +220,10 @@ const (
 	ReasonNoLeader = "no_leader"
 	// ReasonReplicaBehind: a node of a cluster got a read whose trusted
 	// size, or the size or index it names (a proof, an entry, a tile), is
-	// past the checkpoint it serves while the cluster's covers it, and did
-	// not catch up within a moment; the client asks another node or
-	// retries (ledger/replica.go).
+	// past the checkpoint it serves while the cluster's covers it, or a
+	// lookup by key that found nothing while the cluster's checkpoint is
+	// past the node's, and did not catch up within a moment; the client
+	// asks another node or retries (ledger/replica.go).
 	ReasonReplicaBehind   = "replica_behind"
 	ReasonDataLoss        = "data_loss"
 	ReasonRequestTooLarge = "request_too_large"
@@ -498,7 +499,7 @@ var reasons = []ReasonInfo{
 	refused(ReasonCheckpointPending, RPCUnavailable, "the entry is committed but no checkpoint covers it yet; resubmit for the receipt"),
 	refused(ReasonNotLeader, RPCUnavailable, "a cluster node that does not lead did not forward this write (already forwarded once, a client certificate of its own, or the leader did not answer), or a leader lost its term before acknowledging it; the Warrant-Leader header names the leader, where clients send it next"),
 	refused(ReasonNoLeader, RPCUnavailable, "a cluster node got a write while no node leads (an election under way, or the coordination service out of reach); retry after a moment"),
-	refused(ReasonReplicaBehind, RPCUnavailable, "a cluster node got a read whose trusted size, or the size or index it names (a proof, an entry, a page, the checkpoint feed, a tile: then HTTP 503), is past the checkpoint it serves, while the cluster's checkpoint covers it (the node is still catching up); ask another node or retry"),
+	refused(ReasonReplicaBehind, RPCUnavailable, "a cluster node got a read whose trusted size, or the size or index it names (a proof, an entry, a page, the checkpoint feed, a tile: then HTTP 503), is past the checkpoint it serves while the cluster's checkpoint covers it, or a lookup by key (a delegation id, a leaf hash) that found nothing while the cluster's checkpoint is past the node's (the node is still catching up); ask another node or retry"),
 	refused(ReasonWitnessUnavailable, RPCUnavailable, "the entry is committed but no checkpoint covering it reached the witness quorum in time (sync witness mode; or, at a client with a witness policy, within its wait for an asynchronously witnessing server); resubmit the same envelope, or fetch the entry later, for the receipt (a command that signs a new request would append a second entry)"),
 	refused(ReasonDataLoss, RPCDataLoss, "the store lacks or contradicts something it must hold"),
 	refused(ReasonInternal, RPCInternal, "the server failed with an error that has no reason code"),
