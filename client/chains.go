@@ -84,6 +84,13 @@ func (c *Client) verifyPage(ctx context.Context, pes []*warrantv1.ProvenEntry, n
 	if len(pes) > int(pageSize) {
 		return nil, 0, proofs.Errorf(ReasonMismatch, "asked for %d entries, got %d", pageSize, len(pes))
 	}
+	if len(pes) == 0 {
+		// "None" carries no checkpoint: it is taken only from a server
+		// of the log (identity.go).
+		if err := c.identified(ctx); err != nil {
+			return nil, 0, err
+		}
+	}
 	floor, err := c.trustedSize()
 	if err != nil {
 		return nil, 0, err

@@ -57,6 +57,7 @@ const (
 // Client talks to one log. It is safe for concurrent use.
 type Client struct {
 	rpc        warrantv1connect.LedgerServiceClient
+	copts      []connect.ClientOption
 	httpClient connect.HTTPClient
 	// tiles reads the same base URL's tlog-tiles API, which is all a static
 	// mirror serves.
@@ -253,6 +254,7 @@ func New(baseURL string, logKey note.Verifier, opts ...Option) *Client {
 		witnessWait = *cfg.witnessWait
 	}
 	c := &Client{
+		copts:       copts,
 		witnessWait: witnessWait,
 		rpc:         warrantv1connect.NewLedgerServiceClient(cfg.httpClient, baseURL, copts...),
 		httpClient:  cfg.httpClient,
@@ -265,6 +267,9 @@ func New(baseURL string, logKey note.Verifier, opts ...Option) *Client {
 		logID:       logID,
 	}
 	c.tiles = c.tilesAt(baseURL)
+	if logKey != nil {
+		c.checkIdentity(srv, baseURL)
+	}
 	return c
 }
 

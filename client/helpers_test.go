@@ -313,6 +313,16 @@ func newDouble(t testing.TB, backendURL string) (*double, string) {
 	d := &double{backend: rpcClient(backendURL)}
 	mux := http.NewServeMux()
 	mux.Handle(warrantv1connect.NewLedgerServiceHandler(d))
+	// GET /checkpoint, which every server of a log serves (the client
+	// checks a server's log with it), from the backend.
+	mux.HandleFunc("GET /checkpoint", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := d.snapshot().backend.GetCheckpoint(r.Context(), connect.NewRequest(&warrantv1.GetCheckpointRequest{}))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		w.Write(resp.Msg.GetCheckpoint())
+	})
 	return d, serve(t, mux).URL
 }
 

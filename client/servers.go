@@ -41,8 +41,18 @@ import (
 // under one key, and the client keeps one trusted state for it, whatever
 // URL an answer came from: every checkpoint from any node must verify under
 // the log key and be consistent with the trusted one, so two nodes that
-// disagree on history (a split brain) are caught as a fork, and a server
-// of another log in the list is refused, its checkpoint not verifying.
+// disagree on history (a split brain) are caught as a fork.
+//
+// Nor is an answer taken from a server before it has shown that it serves
+// the log: the first request to each server is preceded by its GET
+// /checkpoint, which must verify under the log key (once a Client: the
+// result is kept). A positive answer carries a checkpoint the client
+// verifies anyway, but a negative one (not_found for an entry, an agent, a
+// delegation) carries nothing, and from a node of another log, listed by
+// mistake, it would read as the log's own word. A server whose checkpoint
+// does not verify is a failed server: the request goes on to the next, and
+// when no server answers and one of them serves another log, the error's
+// reason is proofs.ReasonCheckpointSignature, naming each server's fault.
 //
 // Not failed over: an append answered witness_unavailable (the server
 // already waited its witness timeout, see retry.go), a request whose body
@@ -71,6 +81,27 @@ type servers struct {
 	// last is the index of the server that answered last, where the next
 	// request goes first.
 	last atomic.Int32
+	// identity fetches the checkpoint the server at base serves and checks
+	// that it verifies under the log key: a *proofs.Error of reason
+	// proofs.ReasonCheckpointSignature if it does not (another log), any
+	// other error if it could not be fetched. nil: nothing to check
+	// against (a client without a log key).
+	identity func(ctx context.Context, base string) error
+	// verified[i] is set once server i's checkpoint verified.
+	verified []atomic.Bool
+}
+
+// check returns nil once server i has shown that it serves the log (see
+// identity), fetching its checkpoint the first time only.
+func (s *servers) check(ctx context.Context, i int) error {
+	if s.identity == nil || s.verified[i].Load() {
+		return nil
+	}
+	if err := s.identity(ctx, s.base(i)); err != nil {
+		return err
+	}
+	s.verified[i].Store(true)
+	return nil
 }
 
 // newServers parses list; nil if it names fewer than two usable URLs (no
@@ -89,6 +120,7 @@ func newServers(list []string) *servers {
 		}
 		s.urls = append(s.urls, u)
 	}
+	s.verified = make([]atomic.Bool, len(s.urls))
 	return s
 }
 
@@ -149,7 +181,11 @@ func (f *failover) Do(req *http.Request) (*http.Response, error) {
 	}
 	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
 		// A body that cannot be sent twice goes to one server.
-		out, _ := f.request(req, f.s.order()[0], rest, false)
+		i := f.s.order()[0]
+		if err := f.s.check(req.Context(), i); err != nil {
+			return nil, f.s.failed(req.Context(), []error{fmt.Errorf("%s: %w", f.s.base(i), err)})
+		}
+		out, _ := f.request(req, i, rest, false)
 		return f.hc.Do(out)
 	}
 	first := true
@@ -181,6 +217,13 @@ func (s *servers) try(ctx context.Context, path string, attempt func(i int) (*ht
 			continue
 		}
 		tried[i] = true
+		if err := s.check(ctx, i); err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", s.base(i), err))
+			continue
+		}
 		resp, err := attempt(i)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -206,7 +249,21 @@ func (s *servers) try(ctx context.Context, path string, attempt func(i int) (*ht
 	if held != nil {
 		return held, nil
 	}
-	return nil, &unreachableError{errs}
+	return nil, s.failed(ctx, errs)
+}
+
+// failed is the error of a request no server answered, errs being each
+// server's. If one of them serves another log, that is what the caller
+// must fix, not a moment's outage: the error is then a Connect error
+// (which connect-go passes through) of reason
+// proofs.ReasonCheckpointSignature, not retried; otherwise the servers
+// were unreachable (Unavailable, retried).
+func (s *servers) failed(ctx context.Context, errs []error) error {
+	ue := &unreachableError{errs}
+	if ctx.Err() != nil || !slices.ContainsFunc(errs, func(err error) bool { return proofs.Reason(err) == proofs.ReasonCheckpointSignature }) {
+		return ue
+	}
+	return foreignError(fmt.Errorf("no server serves the log the client trusts (check the server list and the log key): %s", strings.TrimPrefix(ue.Error(), "no server answered: ")))
 }
 
 // request is req for server i (rest: its path under the base URL), with a

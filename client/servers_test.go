@@ -142,7 +142,12 @@ func TestFailoverFollowsLeader(t *testing.T) {
 	e := openLog(t, envOptions{})
 	leader, leaderHits := counting(t, ledger.NewHandler(e.log), warrantv1connect.LedgerServiceAppendProcedure)
 	other, otherHits := counting(t, ledger.NewHandler(e.log), warrantv1connect.LedgerServiceAppendProcedure)
+	real := ledger.NewHandler(e.log)
 	refuser, refuserHits := counting(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/checkpoint" { // a node of the log, as every node serves it
+			real.ServeHTTP(w, r)
+			return
+		}
 		w.Header().Set(client.LeaderHeader, leader.URL)
 		cerr := connect.NewError(connect.CodeUnavailable, errors.New("this node does not lead"))
 		if d, err := connect.NewErrorDetail(&warrantv1.ErrorDetail{Reason: proofs.ReasonNotLeader}); err == nil {
@@ -165,7 +170,12 @@ func TestFailoverFollowsLeader(t *testing.T) {
 func TestFailoverWitnessUnavailable(t *testing.T) {
 	e := openLog(t, envOptions{})
 	next, nextHits := counting(t, ledger.NewHandler(e.log), warrantv1connect.LedgerServiceAppendProcedure)
+	real := ledger.NewHandler(e.log)
 	witnessDown := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/checkpoint" { // a node of the log, as every node serves it
+			real.ServeHTTP(w, r)
+			return
+		}
 		cerr := connect.NewError(connect.CodeUnavailable, errors.New("no witnessed checkpoint in time"))
 		if d, err := connect.NewErrorDetail(&warrantv1.ErrorDetail{Reason: proofs.ReasonWitnessUnavailable}); err == nil {
 			cerr.AddDetail(d)
@@ -224,5 +234,96 @@ func TestSplitServers(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("%q, want %q", got, want)
 		}
+	}
+}
+
+// TestFailoverOtherLogNotTrusted: a server of another log first in the list
+// is not asked anything before its checkpoint has verified under the log
+// key, so its word, a not_found above all, is never taken for the log's:
+// the request goes to the next server, which serves the log. Each server's
+// checkpoint is fetched once, not before every request. When no server
+// serves the log, the error says so (checkpoint_signature_invalid).
+func TestFailoverOtherLogNotTrusted(t *testing.T) {
+	e := openLog(t, envOptions{})
+	other := openLog(t, envOptions{registrar: e.registrar})
+	ctx := context.Background()
+	alice, planner := newAgent(t, "human/alice", false), newAgent(t, "agent/planner", true)
+	single := client.New(e.serve(t), e.verifier)
+	mustAppend(t, single, e.bindingEnvelope(t, alice, true))
+	mustAppend(t, single, e.bindingEnvelope(t, planner, false))
+	d := e.rootGrant(t, "dlg_other_log", alice, planner)
+	mustAppend(t, single, sign(t, alice, d))
+
+	foreign, foreignHits := counting(t, ledger.NewHandler(other.log), warrantv1connect.LedgerServiceGetEntryProcedure)
+	good, goodChecks := counting(t, ledger.NewHandler(e.log), "/checkpoint")
+	c := client.New(foreign.URL+","+good.URL, e.verifier, client.WithRetry(1, 0))
+	got, err := c.Delegation(ctx, d.ID)
+	if err != nil {
+		t.Fatalf("get %s with a server of another log first: %v", d.ID, err)
+	}
+	if got.ID != d.ID {
+		t.Fatalf("got %s, want %s", got.ID, d.ID)
+	}
+	// A negative answer comes from the log's server too.
+	_, err = c.Delegation(ctx, "dlg_absent")
+	wantReason(t, err, proofs.ReasonNotFound)
+	if _, err := c.Entry(ctx, 0); err != nil {
+		t.Fatalf("entry 0: %v", err)
+	}
+	if n := foreignHits.Load(); n != 0 {
+		t.Fatalf("the server of another log was asked %d GetEntry requests, want none", n)
+	}
+	if n := goodChecks.Load(); n != 1 {
+		t.Fatalf("the log's server was asked its checkpoint %d times for three requests, want once", n)
+	}
+
+	// No server of the log in the list: the error says so.
+	c2 := client.New(foreign.URL+","+other.serve(t), e.verifier, client.WithRetry(1, 0))
+	_, err = c2.Delegation(ctx, d.ID)
+	wantReason(t, err, proofs.ReasonCheckpointSignature)
+	_, err = c2.Delegation(ctx, "dlg_absent")
+	wantReason(t, err, proofs.ReasonCheckpointSignature)
+	if n := foreignHits.Load(); n != 0 {
+		t.Fatalf("the server of another log was asked %d GetEntry requests, want none", n)
+	}
+}
+
+// TestOneServerOfAnotherLog: a client given one server takes no negative
+// answer from it before its checkpoint verified under the log key: a
+// server of another log answers not_found, and the client reports
+// checkpoint_signature_invalid instead. The server of the log is asked its
+// checkpoint once, at its first negative answer, and a client that gets
+// only positive answers is not asked to pay for the check.
+func TestOneServerOfAnotherLog(t *testing.T) {
+	e := openLog(t, envOptions{})
+	other := openLog(t, envOptions{registrar: e.registrar})
+	ctx := context.Background()
+	c := client.New(other.serve(t), e.verifier, client.WithRetry(1, 0))
+	_, err := c.Delegation(ctx, "dlg_absent")
+	wantReason(t, err, proofs.ReasonCheckpointSignature)
+	_, err = c.Entry(ctx, 1000)
+	wantReason(t, err, proofs.ReasonCheckpointSignature)
+	// An empty page is a negative answer too, though not by its status.
+	c = client.New(other.serve(t), e.verifier, client.WithRetry(1, 0))
+	_, _, err = c.AgentEntries(ctx, "spiffe://example.org/agent/absent", 0, 10)
+	wantReason(t, err, proofs.ReasonCheckpointSignature)
+	_, _, err = c.Children(ctx, "dlg_absent", 0, 10)
+	wantReason(t, err, proofs.ReasonCheckpointSignature)
+
+	good, checks := counting(t, ledger.NewHandler(e.log), "/checkpoint")
+	c = client.New(good.URL, e.verifier, client.WithRetry(1, 0))
+	mustAppend(t, c, e.bindingEnvelope(t, newAgent(t, "a", false), false))
+	if _, err := c.Entry(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := checks.Load(); n != 0 {
+		t.Fatalf("positive answers cost %d checkpoint fetches, want none", n)
+	}
+	for range 3 {
+		_, err = c.Delegation(ctx, "dlg_absent")
+		wantReason(t, err, proofs.ReasonNotFound)
+	}
+	if n := checks.Load(); n != 1 {
+		t.Fatalf("three negative answers cost %d checkpoint fetches, want one", n)
 	}
 }

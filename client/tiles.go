@@ -68,6 +68,9 @@ func (s tilesSource) get(ctx context.Context, path string, limit int64) ([]byte,
 	req.Header.Set("Accept-Encoding", "gzip")
 	resp, err := s.hc.Do(req)
 	if err != nil {
+		if proofs.Reason(err) != "" {
+			return nil, err // no server of the log (servers.go)
+		}
 		return nil, &proofs.Error{Reason: ReasonTransport, Err: err}
 	}
 	defer resp.Body.Close()

@@ -3,6 +3,8 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"connectrpc.com/connect"
 
 	warrantv1 "github.com/warrantlog/warrant/api/warrant/v1"
+	"github.com/warrantlog/warrant/api/warrant/v1/warrantv1connect"
 	"github.com/warrantlog/warrant/client"
 	"github.com/warrantlog/warrant/proofs"
 )
@@ -173,5 +176,153 @@ func TestReplicaBehindTrustedSize(t *testing.T) {
 	}
 	if cp, err := proofs.OpenCheckpoint(got.Msg.GetCheckpoint(), b.verifier); err != nil || cp.Size != tc.size(t, b) {
 		t.Errorf("GetCheckpoint past the cluster's size answered %v (%v); want the cluster's %d", cp, err, tc.size(t, b))
+	}
+}
+
+// behindFollower opens a cluster whose leader a has appended an entry that
+// follower b, its bucket gate shut, has not ingested: it returns both and
+// the entry.
+func behindFollower(t *testing.T) (tc *testCluster, a, b *Log, ok *Appended) {
+	tc = newTestCluster(t)
+	ctx := context.Background()
+	a = tc.open(t, t.TempDir(), "a")
+	tc.waitLeading(t, a)
+	tc.coord.setWinner("a") // b follows throughout
+
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, LogKeyFile), tc.keyFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gate := newGatedObjects(tc.store)
+	self := Member{NodeID: "b", URL: "http://b.test"}
+	b = openTestLog(t, dir, tc.registrar, func(o *Options) {
+		o.AdminKeys = []*proofs.PublicKey{tc.admin.pub()}
+		o.ObjectStore, o.Coordination = gate, nodeCoord{c: tc.coord, self: self}
+		o.NodeID, o.NodeURL = self.NodeID, self.URL
+	})
+	t.Cleanup(func() { b.Close() })
+	waitFor(t, "b to catch up", func() bool { return b.Checkpoint().Size == a.Checkpoint().Size })
+	gate.shut()
+	ok, err := a.Append(ctx, bindingEnvelope(t, tc.registrar, "spiffe://example.org/agent/r1", newTestKey(t), proofs.TierDraft, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Checkpoint().Size > ok.Index {
+		t.Fatalf("b serves %d entries with its bucket shut; want at most %d", b.Checkpoint().Size, ok.Index)
+	}
+	return tc, a, b, ok
+}
+
+// TestReplicaBehindProofs (unit test, fakes): every read that names a size
+// or an index past a follower's tree, without a trusted size (a
+// consistency proof to the leader's size, an inclusion proof at it, the
+// entry or a range past the follower's end, a tile), is refused
+// replica_behind while the cluster's checkpoint covers it, not answered
+// not_found or out_of_range as if the log were that small; past the
+// cluster's checkpoint, and on a single-node server, the answers are as
+// ever. A client of the follower and the leader then gets its answer from
+// the leader.
+func TestReplicaBehindProofs(t *testing.T) {
+	tc, a, b, ok := behindFollower(t)
+	ctx := context.Background()
+	s := &service{log: b}
+	size, full := b.Checkpoint().Size, ok.Checkpoint.Size
+	reason := func(err error) string {
+		var ce *connect.Error
+		if !errors.As(err, &ce) {
+			return ""
+		}
+		return detailReason(ce)
+	}
+	behind := func(what string, err error) {
+		t.Helper()
+		if connect.CodeOf(err) != connect.CodeUnavailable || reason(err) != ReasonReplicaBehind {
+			t.Errorf("%s on a follower at %d, the cluster at %d: %v; want Unavailable %s", what, size, full, err, ReasonReplicaBehind)
+		}
+	}
+	_, err := s.GetConsistencyProof(ctx, connect.NewRequest(&warrantv1.GetConsistencyProofRequest{FromSize: size, ToSize: full}))
+	behind("GetConsistencyProof to the cluster's size", err)
+	_, err = s.GetInclusionProof(ctx, connect.NewRequest(&warrantv1.GetInclusionProofRequest{Key: &warrantv1.GetInclusionProofRequest_Index{Index: ok.Index}, TreeSize: full}))
+	behind("GetInclusionProof at the cluster's size", err)
+	_, err = s.GetInclusionProof(ctx, connect.NewRequest(&warrantv1.GetInclusionProofRequest{Key: &warrantv1.GetInclusionProofRequest_Index{Index: ok.Index}}))
+	behind("GetInclusionProof of an entry past the follower's end", err)
+	_, err = s.GetEntry(ctx, connect.NewRequest(&warrantv1.GetEntryRequest{Key: &warrantv1.GetEntryRequest_Index{Index: ok.Index}}))
+	behind("GetEntry past the follower's end", err)
+	_, err = s.GetEntries(ctx, connect.NewRequest(&warrantv1.GetEntriesRequest{Start: ok.Index, Count: 1}))
+	behind("GetEntries past the follower's end", err)
+	// Lookups by key that find nothing on the follower behind: the entry
+	// may be one it has not ingested.
+	leaf, err := a.Entry(ctx, ok.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.GetInclusionProof(ctx, connect.NewRequest(&warrantv1.GetInclusionProofRequest{Key: &warrantv1.GetInclusionProofRequest_LeafHash{LeafHash: proofs.LeafHash(leaf)}}))
+	behind("GetInclusionProof of a leaf hash past the follower's end", err)
+	_, err = s.GetEntry(ctx, connect.NewRequest(&warrantv1.GetEntryRequest{Key: &warrantv1.GetEntryRequest_DelegationId{DelegationId: "dlg_not_yet"}}))
+	behind("GetEntry of a delegation id the follower lacks", err)
+	_, err = s.GetEntry(ctx, connect.NewRequest(&warrantv1.GetEntryRequest{Key: &warrantv1.GetEntryRequest_ConfigBefore{ConfigBefore: full}}))
+	behind("GetEntry of the config before the cluster's size", err)
+	_, err = s.ListAgentEntries(ctx, connect.NewRequest(&warrantv1.ListAgentEntriesRequest{Agent: "spiffe://example.org/agent/r1", StartIndex: ok.Index, PageSize: 10}))
+	behind("ListAgentEntries from an entry past the follower's end", err)
+	_, err = s.ListChildren(ctx, connect.NewRequest(&warrantv1.ListChildrenRequest{DelegationId: "dlg_any", StartIndex: ok.Index, PageSize: 10}))
+	behind("ListChildren from an entry past the follower's end", err)
+	srvB := httptest.NewServer(NewHandler(b))
+	defer srvB.Close()
+	stream, err := warrantv1connect.NewLedgerServiceClient(http.DefaultClient, srvB.URL).WatchCheckpoints(ctx, connect.NewRequest(&warrantv1.WatchCheckpointsRequest{FromSize: full}))
+	if err == nil {
+		stream.Receive()
+		err = stream.Err()
+		stream.Close()
+	}
+	behind("WatchCheckpoints from the cluster's size", err)
+	for _, path := range []string{fmt.Sprintf("/tile/0/000.p/%d", full), fmt.Sprintf("/tile/entries/000.p/%d", full)} {
+		resp, err := http.Get(srvB.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("GET %s on the follower behind: %d, want 503", path, resp.StatusCode)
+		}
+	}
+
+	// Past the cluster's checkpoint: the log is that small, and says so.
+	past := tc.size(t, b) + 5
+	_, err = s.GetEntry(ctx, connect.NewRequest(&warrantv1.GetEntryRequest{Key: &warrantv1.GetEntryRequest_Index{Index: past}}))
+	if reason(err) != ReasonNotFound {
+		t.Errorf("GetEntry past the cluster's size: %v; want %s", err, ReasonNotFound)
+	}
+	_, err = s.GetConsistencyProof(ctx, connect.NewRequest(&warrantv1.GetConsistencyProofRequest{FromSize: 1, ToSize: past}))
+	if reason(err) != ReasonOutOfRange {
+		t.Errorf("GetConsistencyProof past the cluster's size: %v; want %s", err, ReasonOutOfRange)
+	}
+	// The leader, which is the cluster's checkpoint, says not_found at once.
+	_, err = (&service{log: a}).GetEntry(ctx, connect.NewRequest(&warrantv1.GetEntryRequest{Key: &warrantv1.GetEntryRequest_DelegationId{DelegationId: "dlg_absent"}}))
+	if reason(err) != ReasonNotFound {
+		t.Errorf("GetEntry of an absent delegation id on the leader: %v; want %s", err, ReasonNotFound)
+	}
+	if resp, err := http.Get(srvB.URL + fmt.Sprintf("/tile/entries/000.p/%d", past)); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("a bundle past the cluster's size: %v %v; want 404", resp, err)
+	}
+
+	// Through the SDK, trusting nothing yet: the follower first, the
+	// leader next; the follower's refusal sends the read on.
+	srvA := httptest.NewServer(NewHandler(a))
+	defer srvA.Close()
+	c := client.New(srvB.URL+","+srvA.URL, a.verifier, client.WithRetry(1, 0))
+	if e, err := c.Entry(ctx, ok.Index); err != nil || e.Index != ok.Index {
+		t.Errorf("a client of the follower and the leader: %v, %v; want entry %d, from the leader", e, err, ok.Index)
+	}
+
+	// A single-node server keeps its answers.
+	single := &service{log: openTestLog(t, t.TempDir(), tc.registrar, nil)}
+	n := single.log.Checkpoint().Size
+	_, err = single.GetConsistencyProof(ctx, connect.NewRequest(&warrantv1.GetConsistencyProofRequest{FromSize: 1, ToSize: n + 5}))
+	if reason(err) != ReasonOutOfRange {
+		t.Errorf("GetConsistencyProof past a single node's size: %v; want %s", err, ReasonOutOfRange)
+	}
+	_, err = single.GetEntry(ctx, connect.NewRequest(&warrantv1.GetEntryRequest{Key: &warrantv1.GetEntryRequest_Index{Index: n + 5}}))
+	if reason(err) != ReasonNotFound {
+		t.Errorf("GetEntry past a single node's size: %v; want %s", err, ReasonNotFound)
 	}
 }

@@ -219,10 +219,17 @@ func (s *service) GetEntry(ctx context.Context, req *connect.Request[warrantv1.G
 	case *warrantv1.GetEntryRequest_Index:
 		idx = k.Index
 	case *warrantv1.GetEntryRequest_DelegationId:
-		if idx, err = s.log.IndexOfDelegation(ctx, k.DelegationId); err != nil {
+		if idx, err = s.lookup(ctx, func() (uint64, error) { return s.log.IndexOfDelegation(ctx, k.DelegationId) }); err != nil {
 			return nil, connectError(err)
 		}
 	case *warrantv1.GetEntryRequest_ConfigBefore:
+		// The config in force at an entry past this node's tree may be
+		// one it has not ingested yet.
+		if k.ConfigBefore > s.log.Checkpoint().Size {
+			if err := s.log.awaitCovered(ctx, k.ConfigBefore); err != nil {
+				return nil, connectError(err)
+			}
+		}
 		if idx, err = s.log.IndexOfConfigBefore(ctx, k.ConfigBefore); err != nil {
 			return nil, connectError(err)
 		}
@@ -232,6 +239,13 @@ func (s *service) GetEntry(ctx context.Context, req *connect.Request[warrantv1.G
 	// The checkpoint is read after the lookup: an index found is covered by
 	// the latest checkpoint, never by an older one read before it.
 	cp := s.log.Checkpoint()
+	if idx >= cp.Size {
+		// A node behind the log does not say "no entry" (replica.go).
+		if err := s.log.awaitCovered(ctx, sizeFor(idx)); err != nil {
+			return nil, connectError(err)
+		}
+		cp = s.log.Checkpoint()
+	}
 	if idx >= cp.Size {
 		return nil, connectError(proofs.Errorf(ReasonNotFound, "no entry %d (log size %d)", idx, cp.Size))
 	}
@@ -271,6 +285,12 @@ func (s *service) GetEntries(ctx context.Context, req *connect.Request[warrantv1
 	}
 	if count > MaxEntriesPerRead {
 		return nil, connectError(proofs.Errorf(proofs.ReasonListTooLong, "count %d is over the limit of %d", count, MaxEntriesPerRead))
+	}
+	if start >= cp.Size {
+		if err := s.log.awaitCovered(ctx, sizeFor(start)); err != nil {
+			return nil, connectError(err)
+		}
+		cp = s.log.Checkpoint()
 	}
 	if start >= cp.Size {
 		return nil, connectError(proofs.Errorf(ReasonOutOfRange, "start %d is not below the log size %d", start, cp.Size))
@@ -314,7 +334,7 @@ func (s *service) GetInclusionProof(ctx context.Context, req *connect.Request[wa
 	case *warrantv1.GetInclusionProofRequest_Index:
 		idx = k.Index
 	case *warrantv1.GetInclusionProofRequest_LeafHash:
-		if idx, err = s.log.IndexOfLeafHash(ctx, k.LeafHash); err != nil {
+		if idx, err = s.lookup(ctx, func() (uint64, error) { return s.log.IndexOfLeafHash(ctx, k.LeafHash) }); err != nil {
 			return nil, connectError(err)
 		}
 	default:
@@ -323,6 +343,12 @@ func (s *service) GetInclusionProof(ctx context.Context, req *connect.Request[wa
 	// The checkpoint is read after the lookup, so that it covers the entry,
 	// and before the proof, so that a tree size of 0 means exactly its size.
 	cp := s.log.Checkpoint()
+	if need := max(req.Msg.GetTreeSize(), sizeFor(idx)); need > cp.Size {
+		if err := s.log.awaitCovered(ctx, need); err != nil {
+			return nil, connectError(err)
+		}
+		cp = s.log.Checkpoint()
+	}
 	size := req.Msg.GetTreeSize()
 	if size == 0 {
 		size = cp.Size
@@ -339,6 +365,12 @@ func (s *service) GetInclusionProof(ctx context.Context, req *connect.Request[wa
 
 func (s *service) GetConsistencyProof(ctx context.Context, req *connect.Request[warrantv1.GetConsistencyProofRequest]) (*connect.Response[warrantv1.GetConsistencyProofResponse], error) {
 	cp := s.log.Checkpoint()
+	if need := max(req.Msg.GetFromSize(), req.Msg.GetToSize()); need > cp.Size {
+		if err := s.log.awaitCovered(ctx, need); err != nil {
+			return nil, connectError(err)
+		}
+		cp = s.log.Checkpoint()
+	}
 	to := req.Msg.GetToSize()
 	if to == 0 {
 		to = cp.Size
@@ -362,6 +394,9 @@ func (s *service) GetChainBundle(ctx context.Context, req *connect.Request[warra
 }
 
 func (s *service) ListChildren(ctx context.Context, req *connect.Request[warrantv1.ListChildrenRequest]) (*connect.Response[warrantv1.ListChildrenResponse], error) {
+	if err := s.awaitStart(ctx, req.Msg.GetStartIndex()); err != nil {
+		return nil, connectError(err)
+	}
 	entries, next, err := s.page(ctx, req.Msg.GetPageSize(), func(cp *proofs.Checkpoint, n int) ([]uint64, uint64, error) {
 		return s.log.Children(ctx, req.Msg.GetDelegationId(), req.Msg.GetStartIndex(), n, cp.Size)
 	})
@@ -410,6 +445,9 @@ func (s *service) ListChildrenBatch(ctx context.Context, req *connect.Request[wa
 }
 
 func (s *service) ListAgentEntries(ctx context.Context, req *connect.Request[warrantv1.ListAgentEntriesRequest]) (*connect.Response[warrantv1.ListAgentEntriesResponse], error) {
+	if err := s.awaitStart(ctx, req.Msg.GetStartIndex()); err != nil {
+		return nil, connectError(err)
+	}
 	entries, next, err := s.page(ctx, req.Msg.GetPageSize(), func(cp *proofs.Checkpoint, n int) ([]uint64, uint64, error) {
 		return s.log.AgentEntries(ctx, req.Msg.GetAgent(), req.Msg.GetStartIndex(), n, cp.Size)
 	})
@@ -417,6 +455,32 @@ func (s *service) ListAgentEntries(ctx context.Context, req *connect.Request[war
 		return nil, connectError(err)
 	}
 	return connect.NewResponse(&warrantv1.ListAgentEntriesResponse{Entries: entries, NextStartIndex: next}), nil
+}
+
+// lookup runs find, a lookup by key (a delegation id, a leaf hash), and,
+// if it finds nothing on a node behind the cluster's checkpoint, runs it
+// again once the node has caught up (awaitCluster): the entry may be one
+// the node has not ingested yet.
+func (s *service) lookup(ctx context.Context, find func() (uint64, error)) (uint64, error) {
+	idx, err := find()
+	if proofs.Reason(err) != ReasonNotFound {
+		return idx, err
+	}
+	if werr := s.log.awaitCluster(ctx); werr != nil {
+		return 0, werr
+	}
+	return find()
+}
+
+// awaitStart is awaitCovered for a page that starts at entry start (a
+// later page of a listing, its start_index from an earlier page another
+// node answered): a node behind that entry would answer an empty page, as
+// if the listing had ended.
+func (s *service) awaitStart(ctx context.Context, start uint64) error {
+	if start == 0 || start < s.log.Checkpoint().Size {
+		return nil
+	}
+	return s.log.awaitCovered(ctx, sizeFor(start))
 }
 
 // page lists up to pageSize indices with list and proves each entry
@@ -468,6 +532,10 @@ func (s *service) appendedEntry(ctx context.Context, a *Appended, cp *proofs.Che
 	}
 	return &warrantv1.ProvenEntry{Index: a.Index, Leaf: a.Leaf, Id: a.ID, Checkpoint: cp.Note, InclusionProof: hashes}, nil
 }
+
+// sizeFor is the tree size that holds entry idx (saturating: no tree
+// holds the last uint64 index, and none reaches its size either).
+func sizeFor(idx uint64) uint64 { return max(idx+1, idx) }
 
 // consistency proves the client's trusted size against size; it returns
 // nothing when the client trusts nothing, or trusts a size this answer does

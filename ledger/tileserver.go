@@ -80,6 +80,16 @@ func registerTiles(mux *http.ServeMux, l *Log) {
 			}
 		}
 		body, err := l.readTile(t)
+		if errors.Is(err, errTileNotCovered) {
+			// A node behind the log does not say "no such tile": the
+			// client tries another node (replica.go).
+			if berr := l.awaitCovered(r.Context(), t.needs()); berr != nil {
+				w.Header().Set("Retry-After", "1")
+				tileError(w, http.StatusServiceUnavailable, berr.Error())
+				return
+			}
+			body, err = l.readTile(t)
+		}
 		switch {
 		case errors.Is(err, errTileNotCovered):
 			tileError(w, http.StatusNotFound, "tile not available")
@@ -201,6 +211,21 @@ func (t tileRequest) path() string {
 		b.WriteString(strconv.Itoa(t.width))
 	}
 	return b.String()
+}
+
+// needs is the tree size a checkpoint must have to cover t, saturated at
+// the largest uint64 (which no tree reaches).
+func (t tileRequest) needs() uint64 {
+	const maxSize = ^uint64(0)
+	if t.index > (maxSize-uint64(t.width))/tileWidth {
+		return maxSize
+	}
+	n := t.index*tileWidth + uint64(t.width) // nodes at level 8L
+	shift := uint(t.level) * tileHeight
+	if shift >= 64 || n > maxSize>>shift {
+		return maxSize
+	}
+	return n << shift
 }
 
 // parseSmallDecimal parses a decimal in 0..limit (limit < 1000) written

@@ -196,6 +196,11 @@ func (l *Log) watchConsistency(ctx context.Context, from, to uint64) ([][]byte, 
 func (s *service) WatchCheckpoints(ctx context.Context, req *connect.Request[warrantv1.WatchCheckpointsRequest], stream *connect.ServerStream[warrantv1.WatchCheckpointsResponse]) error {
 	l := s.log
 	last := req.Msg.GetFromSize()
+	if last > l.Checkpoint().Size {
+		if err := l.awaitCovered(ctx, last); err != nil { // a node behind the log (replica.go)
+			return connectError(err)
+		}
+	}
 	if cp := l.Checkpoint(); last > cp.Size {
 		return connectError(proofs.Errorf(ReasonOutOfRange, "from_size %d is beyond the latest checkpoint size %d", last, cp.Size))
 	}

@@ -219,8 +219,11 @@ const (
 	// reach); retry after a moment (ledger/forward.go).
 	ReasonNoLeader = "no_leader"
 	// ReasonReplicaBehind: a node of a cluster got a read whose trusted
-	// size is past the checkpoint it serves, and did not catch up within
-	// a moment; the client asks another node or retries (ledger/replica.go).
+	// size, or the size or index it names (a proof, an entry, a tile), is
+	// past the checkpoint it serves while the cluster's covers it, or a
+	// lookup by key that found nothing while the cluster's checkpoint is
+	// past the node's, and did not catch up within a moment; the client
+	// asks another node or retries (ledger/replica.go).
 	ReasonReplicaBehind   = "replica_behind"
 	ReasonDataLoss        = "data_loss"
 	ReasonRequestTooLarge = "request_too_large"
@@ -496,7 +499,7 @@ var reasons = []ReasonInfo{
 	refused(ReasonCheckpointPending, RPCUnavailable, "the entry is committed but no checkpoint covers it yet; resubmit for the receipt"),
 	refused(ReasonNotLeader, RPCUnavailable, "a cluster node that does not lead did not forward this write (already forwarded once, a client certificate of its own, or the leader did not answer), or a leader lost its term before acknowledging it; the Warrant-Leader header names the leader, where clients send it next"),
 	refused(ReasonNoLeader, RPCUnavailable, "a cluster node got a write while no node leads (an election under way, or the coordination service out of reach); retry after a moment"),
-	refused(ReasonReplicaBehind, RPCUnavailable, "a cluster node got a read whose trusted size is past the checkpoint it serves, and the cluster's checkpoint is past it too (the node is still catching up); ask another node or retry"),
+	refused(ReasonReplicaBehind, RPCUnavailable, "a cluster node got a read whose trusted size, or the size or index it names (a proof, an entry, a page, the checkpoint feed, a tile: then HTTP 503), is past the checkpoint it serves while the cluster's checkpoint covers it, or a lookup by key (a delegation id, a leaf hash) that found nothing while the cluster's checkpoint is past the node's (the node is still catching up); ask another node or retry"),
 	refused(ReasonWitnessUnavailable, RPCUnavailable, "the entry is committed but no checkpoint covering it reached the witness quorum in time (sync witness mode; or, at a client with a witness policy, within its wait for an asynchronously witnessing server); resubmit the same envelope, or fetch the entry later, for the receipt (a command that signs a new request would append a second entry)"),
 	refused(ReasonDataLoss, RPCDataLoss, "the store lacks or contradicts something it must hold"),
 	refused(ReasonInternal, RPCInternal, "the server failed with an error that has no reason code"),
@@ -546,7 +549,7 @@ var reasons = []ReasonInfo{
 
 	// Failures found by a client, the CLI or an auditor.
 	clientSide(ReasonCheckpointInvalid, "a checkpoint that does not parse as a C2SP checkpoint or is over its bound"),
-	clientSide(ReasonCheckpointSignature, "a checkpoint not signed by the log key the client was given, or carrying a cosignature by a witness of the client's policy that does not verify (the message names the witness)"),
+	clientSide(ReasonCheckpointSignature, "a checkpoint not signed by the log key the client was given, or carrying a cosignature by a witness of the client's policy that does not verify (the message names the witness); with several servers, none answered and one serves another log (the message names each server's fault)"),
 	clientSide(ReasonCheckpointOrigin, "a checkpoint of another log (origin)"),
 	clientSide(ReasonInclusionInvalid, "an entry not proven in the checkpoint"),
 	clientSide(ReasonConsistencyInvalid, "a consistency proof that does not verify"),

@@ -24,7 +24,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	batch := fs.Int("batch", 64, "envelopes per AppendBatch request (append-batch)")
 	presign := fs.Int("presign", 0, "envelopes to sign before the run (default: enough for rate x duration, or 200000)")
 	entryBytes := fs.Int("entry-bytes", 600, "approximate envelope size")
-	registrarKey := fs.String("registrar-key", "", "a registrar private key of the server (append modes register their agents)")
+	registrarKey := fs.String("registrar-key", env.getenv("WARRANT_REGISTRAR_KEY"), "a registrar private key of the server (PEM), with which the append, append-batch, fairness, token and witness modes register their agents (env WARRANT_REGISTRAR_KEY, as scripts/cluster.sh up prints it)")
 	h2 := fs.Bool("h2c", false, "use HTTP/2 without TLS (one multiplexed connection) instead of HTTP/1.1")
 	conns := fs.Int("conns", 1, "with --h2c, spread the clients of an inclusion or consistency run over this many connections (independent agents have one each)")
 	metrics := fs.String("metrics", "auto", "Prometheus endpoints to read before and after the run, to report each node's CPU time and a cluster leader's object store puts and gets and checkpoint swaps: auto (each --server's /metrics, and the cluster leader's from GET /cluster), none, or URLs separated by commas")
@@ -72,7 +72,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 		cfg.Registrar = s
 	} else if *mode == loadgen.ModeAppend || *mode == loadgen.ModeAppendBatch || *mode == loadgen.ModeFairness || *mode == loadgen.ModeToken || *mode == loadgen.ModeWitness {
-		return usagef("the %s mode needs --registrar-key to register its agents", *mode)
+		return usagef("the %s mode needs --registrar-key (or env WARRANT_REGISTRAR_KEY) to register its agents", *mode)
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)

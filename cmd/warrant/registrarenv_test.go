@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 // TestRegisterRegistrarKeyFromEnv checks that register takes its registrar
@@ -39,5 +42,37 @@ func TestRegisterRegistrarKeyFromEnv(t *testing.T) {
 	missing := filepath.Join(dir, "missing.key")
 	if stderr, code := run1(withEnv, append(args, "--registrar-key", missing)...); code == 0 || !strings.Contains(stderr, "missing.key") {
 		t.Errorf("register --registrar-key %s with the env set: exit %d, %q; want the flag's file to fail", missing, code, stderr)
+	}
+}
+
+// TestBenchRegistrarKeyFromEnv checks that bench, like register, takes its
+// registrar key from WARRANT_REGISTRAR_KEY (the variable scripts/cluster.sh
+// up prints), and that --registrar-key still wins over it.
+func TestBenchRegistrarKeyFromEnv(t *testing.T) {
+	dir := t.TempDir()
+	if _, stderr, code := runHere("keygen", "--out", filepath.Join(dir, "reg")); code != 0 {
+		t.Fatal(stderr)
+	}
+	run1 := func(vars map[string]string, args ...string) (string, int) {
+		var o, e bytes.Buffer
+		env := &cmdEnv{stdout: &o, stderr: &e, getenv: func(k string) string { return vars[k] }}
+		code := run(context.Background(), env, args)
+		return e.String(), code
+	}
+	_, logKey, err := note.GenerateKey(rand.Reader, "bench.example/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"bench", "--mode", "append", "--server", "http://127.0.0.1:1", "--log-key", logKey, "--metrics", "none", "--duration", "1ms", "--presign", "1", "--concurrency", "1"}
+	if stderr, code := run1(nil, args...); code != 2 || !strings.Contains(stderr, "WARRANT_REGISTRAR_KEY") {
+		t.Errorf("bench without a registrar key: exit %d, %q; want a usage error naming WARRANT_REGISTRAR_KEY", code, stderr)
+	}
+	withEnv := map[string]string{"WARRANT_REGISTRAR_KEY": filepath.Join(dir, "reg.key")}
+	if stderr, code := run1(withEnv, args...); code == 2 || strings.Contains(stderr, "usage") {
+		t.Errorf("bench with WARRANT_REGISTRAR_KEY: exit %d, %q; want it past the usage check", code, stderr)
+	}
+	missing := filepath.Join(dir, "missing.key")
+	if stderr, code := run1(withEnv, append(args, "--registrar-key", missing)...); code == 0 || !strings.Contains(stderr, "missing.key") {
+		t.Errorf("bench --registrar-key %s with the env set: exit %d, %q; want the flag's file to fail", missing, code, stderr)
 	}
 }

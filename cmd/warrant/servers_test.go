@@ -53,3 +53,23 @@ func TestServersList(t *testing.T) {
 		t.Fatalf("backup from a list: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestServersOtherLogFirst: `warrant get ID` with a node of another log
+// first in WARRANT_SERVERS answers from the log's node, not the other
+// log's not_found; with only the other log's node, and with it alone as
+// --server, the error is checkpoint_signature_invalid, not not_found.
+func TestServersOtherLogFirst(t *testing.T) {
+	e, other := newE2E(t), newE2E(t)
+	d := e.delegate("state.json")
+	env := append(append([]string{}, e.env...), "WARRANT_SERVERS="+other.url()+","+e.url())
+	out := mustWarrant(t, e.dir, env, "get", d.ID, "--json")
+	if !strings.Contains(out, d.ID) {
+		t.Fatalf("get %s through a list with another log's node first: %q", d.ID, out)
+	}
+	for _, servers := range []string{other.url() + "," + other.url() + "/", other.url()} {
+		r := warrant(t, e.dir, append(append([]string{}, e.env...), "WARRANT_SERVERS="+servers), "get", d.ID)
+		if r.code != 1 || !strings.HasPrefix(r.stderr, "error: checkpoint_signature_invalid: ") {
+			t.Fatalf("get %s from another log's node (%s): exit %d, stderr %q", d.ID, servers, r.code, r.stderr)
+		}
+	}
+}
