@@ -109,31 +109,42 @@ func (s *S3) url(key string) string {
 // whose announced length is over MaxObjectBytes, and stops reading one that
 // turns out longer than announced.
 func (s *S3) Get(ctx context.Context, key string) ([]byte, error) {
+	data, _, err := s.GetWithETag(ctx, key)
+	return data, err
+}
+
+// GetWithETag is Get, with the object's ETag as the server sent it (quoted)
+// for a later Replace.
+func (s *S3) GetWithETag(ctx context.Context, key string) ([]byte, string, error) {
 	if err := checkKey(key); err != nil {
-		return nil, fmt.Errorf("objstore: get %s: %w", s.url(key), err)
+		return nil, "", fmt.Errorf("objstore: get %s: %w", s.url(key), err)
 	}
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
 		Bucket: aws.String(s.bucket),
 		Key:    aws.String(join(s.prefix, key)),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("objstore: get %s: %w", s.url(key), describe(err))
+		return nil, "", fmt.Errorf("objstore: get %s: %w", s.url(key), describe(err))
 	}
 	defer out.Body.Close()
 	if n := aws.ToInt64(out.ContentLength); n > MaxObjectBytes {
-		return nil, fmt.Errorf("objstore: get %s: %w: %d bytes, limit %d", s.url(key), ErrTooLarge, n, MaxObjectBytes)
+		return nil, "", fmt.Errorf("objstore: get %s: %w: %d bytes, limit %d", s.url(key), ErrTooLarge, n, MaxObjectBytes)
 	}
 	data, err := io.ReadAll(io.LimitReader(out.Body, MaxObjectBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("objstore: get %s: reading the body: %w", s.url(key), err)
+		return nil, "", fmt.Errorf("objstore: get %s: reading the body: %w", s.url(key), err)
 	}
 	if len(data) > MaxObjectBytes {
-		return nil, fmt.Errorf("objstore: get %s: %w: more than the limit of %d bytes", s.url(key), ErrTooLarge, MaxObjectBytes)
+		return nil, "", fmt.Errorf("objstore: get %s: %w: more than the limit of %d bytes", s.url(key), ErrTooLarge, MaxObjectBytes)
 	}
 	if out.ContentLength != nil && int64(len(data)) != *out.ContentLength {
-		return nil, fmt.Errorf("objstore: get %s: body is %d bytes, announced %d", s.url(key), len(data), *out.ContentLength)
+		return nil, "", fmt.Errorf("objstore: get %s: body is %d bytes, announced %d", s.url(key), len(data), *out.ContentLength)
 	}
-	return data, nil
+	etag := aws.ToString(out.ETag)
+	if etag == "" {
+		return nil, "", fmt.Errorf("objstore: get %s: the server sent no ETag, so the object cannot be replaced conditionally", s.url(key))
+	}
+	return data, etag, nil
 }
 
 // Put stores data at key, replacing any object there. It sends the data's
@@ -141,23 +152,75 @@ func (s *S3) Get(ctx context.Context, key string) ([]byte, error) {
 // SigV4 payload hash, so bytes damaged on the way are refused rather than
 // stored, whatever the transport and signing mode.
 func (s *S3) Put(ctx context.Context, key string, data []byte) error {
+	return s.put(ctx, "put", key, data, nil)
+}
+
+// Create is Put with If-None-Match: *: the server stores data only if key
+// holds no object, and answers 412 Precondition Failed (ErrExists)
+// otherwise. A 409 ConditionalRequestConflict (AWS: another conditional
+// write of the key is in progress) is reported as ErrExists too: the key
+// is being written, and the caller reads it to see by whom.
+func (s *S3) Create(ctx context.Context, key string, data []byte) error {
+	return s.put(ctx, "create", key, data, func(in *s3.PutObjectInput) { in.IfNoneMatch = aws.String("*") })
+}
+
+// Replace is Put with If-Match: etag: the server stores data only if key
+// holds the object tagged etag, and answers 412 Precondition Failed (or
+// 404 if key holds nothing, or 409 for a conflicting conditional write in
+// progress) otherwise, all ErrChanged.
+func (s *S3) Replace(ctx context.Context, key string, data []byte, etag string) error {
+	if etag == "" {
+		return fmt.Errorf("objstore: replace %s: empty ETag", s.url(key))
+	}
+	return s.put(ctx, "replace", key, data, func(in *s3.PutObjectInput) { in.IfMatch = aws.String(etag) })
+}
+
+// put sends one PutObject, with the conditions cond sets.
+func (s *S3) put(ctx context.Context, op, key string, data []byte, cond func(*s3.PutObjectInput)) error {
 	if err := checkKey(key); err != nil {
-		return fmt.Errorf("objstore: put %s: %w", s.url(key), err)
+		return fmt.Errorf("objstore: %s %s: %w", op, s.url(key), err)
 	}
 	if len(data) > MaxObjectBytes {
-		return fmt.Errorf("objstore: put %s: %w: %d bytes, limit %d", s.url(key), ErrTooLarge, len(data), MaxObjectBytes)
+		return fmt.Errorf("objstore: %s %s: %w: %d bytes, limit %d", op, s.url(key), ErrTooLarge, len(data), MaxObjectBytes)
 	}
-	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+	in := &s3.PutObjectInput{
 		Bucket:        aws.String(s.bucket),
 		Key:           aws.String(join(s.prefix, key)),
 		Body:          bytes.NewReader(data),
 		ContentLength: aws.Int64(int64(len(data))),
 		ContentMD5:    aws.String(contentMD5(data)),
-	})
-	if err != nil {
-		return fmt.Errorf("objstore: put %s: %w", s.url(key), describe(err))
 	}
-	return nil
+	if cond != nil {
+		cond(in)
+	}
+	_, err := s.client.PutObject(ctx, in)
+	if err == nil {
+		return nil
+	}
+	if cond != nil && preconditionFailed(op, err) {
+		if op == "create" {
+			return fmt.Errorf("objstore: %s %s: %w (%w)", op, s.url(key), ErrExists, err)
+		}
+		return fmt.Errorf("objstore: %s %s: %w (%w)", op, s.url(key), ErrChanged, err)
+	}
+	return fmt.Errorf("objstore: %s %s: %w", op, s.url(key), describe(err))
+}
+
+// preconditionFailed reports whether a conditional PutObject was refused
+// for its condition: 412 PreconditionFailed, 409 ConditionalRequestConflict,
+// or for If-Match on a missing key 404 NoSuchKey (not NoSuchBucket).
+func preconditionFailed(op string, err error) bool {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "PreconditionFailed", "ConditionalRequestConflict":
+			return true
+		case "NoSuchKey":
+			return op == "replace"
+		}
+	}
+	var resp *awshttp.ResponseError
+	return errors.As(err, &resp) && resp.HTTPStatusCode() == http.StatusPreconditionFailed
 }
 
 // contentMD5 is the Content-MD5 header's value: an integrity check against

@@ -1,15 +1,22 @@
 // Package objstore holds the object store a distributed log keeps its tiles,
-// entry bundles and checkpoint in: a narrow Get/Put interface over one bucket
-// prefix, its S3 implementation, and a fault-injecting decorator and an
-// in-memory store for unit tests.
+// entry bundles and checkpoint in: a narrow interface over one bucket prefix
+// (read, overwrite, create-if-absent, replace-if-unchanged), its S3
+// implementation, and a fault-injecting decorator and an in-memory store for
+// unit tests.
 //
-// The interface is narrow on purpose. A transparency log needs no listing,
-// no deletion and no conditional writes from its object store: every object
-// but the checkpoint is fixed by its key (a full tile or entry bundle never
-// changes, a partial one is named by its width), and the checkpoint's
-// compare-and-swap lives in the coordinator, not in the bucket. What the log
-// needs is S3's read-after-write for a Put that succeeded and nothing about
-// one that failed, which is what Store promises.
+// The interface is narrow on purpose: no listing, no deletion. It has the two
+// conditional writes of S3 (PutObject with If-None-Match: * and with
+// If-Match: ETAG) because a tile's or entry bundle's key does not fix its
+// bytes across a change of leader. A leader deposed while it published a
+// batch that was never acknowledged may have writes in flight at keys
+// (partial bundles "tile/entries/N.p/W", partial and full tiles) that the
+// next leader writes with other bytes, for entries it does acknowledge. With
+// plain overwrites the stale write can land last and leave the bucket
+// disagreeing with the checkpoint. With Create and Replace it cannot: a
+// writer creates, and replaces only an object whose ETag it has just read,
+// so a stale write either finds the key taken or finds its ETag changed. The
+// checkpoint object is the one plain overwrite: its compare-and-swap lives in
+// the coordinator, not in the bucket.
 package objstore
 
 import (
@@ -22,6 +29,15 @@ import (
 
 // ErrNotFound is wrapped by Get for a key that holds no object.
 var ErrNotFound = errors.New("object not found")
+
+// ErrExists is wrapped by Create when the key already holds an object
+// (S3's 412 Precondition Failed to If-None-Match: *): nothing was written.
+var ErrExists = errors.New("object already exists")
+
+// ErrChanged is wrapped by Replace when the key no longer holds the object
+// whose ETag the caller gave (S3's 412 Precondition Failed to If-Match), or
+// no object at all: nothing was written.
+var ErrChanged = errors.New("object changed since it was read")
 
 // ErrTooLarge is wrapped by Get for an object larger than MaxObjectBytes and
 // by Put for data that large: it is not one of the log's objects, and reading
@@ -43,19 +59,42 @@ const MaxObjectBytes = 256 * (2 + 65535)
 // Store is one bucket prefix: keys are paths below it, such as tlog-tiles'
 // "tile/0/001" or "checkpoint".
 //
-// A Put that returned nil is durable and every later Get, from any process,
-// returns its bytes (S3's read-after-write consistency). A Put that returned
-// an error may or may not have stored the object, and a Get after it may
-// return the old bytes, the new ones or ErrNotFound. Callers therefore put
-// only objects whose bytes are fixed by their key (tlog-tiles' tiles and entry
-// bundles are), so that a stored-but-failed Put left nothing wrong, or that
-// they overwrite until a Put succeeds (the checkpoint).
+// Consistency contract (S3's since December 2020, and its conditional writes
+// since 2024; versitygw's over a POSIX directory):
 //
-// Get wraps ErrNotFound for a key that holds no object and ErrTooLarge for an
-// object over MaxObjectBytes. Both methods are safe for concurrent use.
+//   - A write (Put, Create, Replace) that returned nil is durable and every
+//     later Get, from any process, returns its bytes (read-after-write).
+//   - A write that returned an error other than ErrExists or ErrChanged may or
+//     may not have stored the object, now or later: a request the client gave
+//     up on can still reach the store and be applied after other writes. A
+//     Get after it may return the old bytes, the new ones or ErrNotFound.
+//   - Put stores data at key whatever the key holds: the last Put applied
+//     wins, which is not always the last one sent. Only an object that its
+//     writer is alone to write (the checkpoint, whose compare-and-swap lives
+//     in the coordinator) may be Put.
+//   - Create stores data only if key holds no object, atomically; otherwise
+//     it writes nothing and wraps ErrExists.
+//   - GetWithETag returns the object and its ETag, an opaque version tag
+//     that changes whenever the object's bytes do (S3's is the MD5 of the
+//     bytes, so writing the same bytes again keeps it).
+//   - Replace stores data only if key holds the object tagged etag,
+//     atomically; otherwise (another object, or none) it writes nothing and
+//     wraps ErrChanged.
+//
+// So a writer that only Creates, and Replaces only on an ETag it read, can
+// never overwrite an object written after its read, whenever its requests
+// land: that is what makes a deposed leader's late writes harmless (package
+// ledger, publish.go).
+//
+// Get and GetWithETag wrap ErrNotFound for a key that holds no object and
+// ErrTooLarge for an object over MaxObjectBytes; the writes wrap ErrTooLarge
+// for data that large. All methods are safe for concurrent use.
 type Store interface {
 	Get(ctx context.Context, key string) ([]byte, error)
+	GetWithETag(ctx context.Context, key string) (data []byte, etag string, err error)
 	Put(ctx context.Context, key string, data []byte) error
+	Create(ctx context.Context, key string, data []byte) error
+	Replace(ctx context.Context, key string, data []byte, etag string) error
 }
 
 // maxPrefixBytes and maxKeyBytes keep prefix + "/" + key within S3's
