@@ -34,20 +34,40 @@ import (
 // log keeps its tiles, entry bundles and latest checkpoint in the C2SP
 // tlog-tiles layout, so that the bucket is a static mirror of the log.
 //
-// The contract: a Put that returned nil is durable and every later Get
-// returns its bytes (read-after-write); a Put that returned an error may
-// or may not have stored the object. The log therefore puts only objects
-// whose bytes are fixed by their key once a swapped checkpoint covers them
-// (tiles and bundles), or that it overwrites until a Put succeeds (the
-// checkpoint). Get wraps ErrObjectNotFound for a key that holds no object.
+// The contract (package objstore's Store, which cmd/warrant adapts): a
+// write that returned nil is durable and every later Get returns its bytes
+// (read-after-write); a write that returned another error than
+// ErrObjectExists or ErrObjectChanged may or may not have stored the
+// object, and may still be applied later, after other writes. Put
+// overwrites unconditionally; Create writes only if the key holds no
+// object, else wraps ErrObjectExists; Replace writes only if the key holds
+// the object tagged etag (as GetWithETag returned it), else wraps
+// ErrObjectChanged. Neither conditional write stores anything when it
+// refuses. Get and GetWithETag wrap ErrObjectNotFound for a key that holds
+// no object.
+//
+// The log Puts only the checkpoint object, whose writer the coordination
+// service fences; tiles and bundles are Created and, when a deposed
+// leader left other bytes at their key, Replaced (publish.go, putObject).
 type ObjectStore interface {
 	Get(ctx context.Context, key string) ([]byte, error)
+	GetWithETag(ctx context.Context, key string) (data []byte, etag string, err error)
 	Put(ctx context.Context, key string, data []byte) error
+	Create(ctx context.Context, key string, data []byte) error
+	Replace(ctx context.Context, key string, data []byte, etag string) error
 }
 
 // ErrObjectNotFound is wrapped by ObjectStore.Get for a key that holds no
 // object (an adapter over another package's store maps its own error).
 var ErrObjectNotFound = errors.New("object not found")
+
+// ErrObjectExists is wrapped by ObjectStore.Create for a key that holds an
+// object; nothing was written.
+var ErrObjectExists = errors.New("object already exists")
+
+// ErrObjectChanged is wrapped by ObjectStore.Replace when the key no
+// longer holds the object of the ETag given; nothing was written.
+var ErrObjectChanged = errors.New("object changed since it was read")
 
 // Coordination is the service that elects one sequencer at a time and
 // holds the latest checkpoint (etcd, in package leader).

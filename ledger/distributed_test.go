@@ -9,6 +9,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -31,8 +32,10 @@ import (
 	"github.com/warrantlog/warrant/proofs"
 )
 
-// memObjects is an in-memory ObjectStore (unit tests only). fault, if set,
-// decides the fate of a put: stored or not, and the error returned.
+// memObjects is an in-memory ObjectStore (unit tests only), with S3's
+// ETags (the quoted MD5 of the bytes). fault, if set, decides the fate of
+// a write (Put, Create or Replace) that would otherwise succeed: stored or
+// not, and the error returned.
 type memObjects struct {
 	mu    sync.Mutex
 	m     map[string][]byte
@@ -42,18 +45,51 @@ type memObjects struct {
 func newMemObjects() *memObjects { return &memObjects{m: map[string][]byte{}} }
 
 func (s *memObjects) Get(ctx context.Context, key string) ([]byte, error) {
+	b, _, err := s.GetWithETag(ctx, key)
+	return b, err
+}
+
+func (s *memObjects) GetWithETag(ctx context.Context, key string) ([]byte, string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, ok := s.m[key]
 	if !ok {
-		return nil, fmt.Errorf("%s: %w", key, ErrObjectNotFound)
+		return nil, "", fmt.Errorf("%s: %w", key, ErrObjectNotFound)
 	}
-	return bytes.Clone(v), nil
+	return bytes.Clone(v), memETag(v), nil
 }
 
+func memETag(b []byte) string { return fmt.Sprintf("%q", fmt.Sprintf("%x", md5.Sum(b))) }
+
 func (s *memObjects) Put(ctx context.Context, key string, data []byte) error {
+	return s.write(key, data, func(old []byte, ok bool) error { return nil })
+}
+
+func (s *memObjects) Create(ctx context.Context, key string, data []byte) error {
+	return s.write(key, data, func(old []byte, ok bool) error {
+		if ok {
+			return fmt.Errorf("%s: %w", key, ErrObjectExists)
+		}
+		return nil
+	})
+}
+
+func (s *memObjects) Replace(ctx context.Context, key string, data []byte, etag string) error {
+	return s.write(key, data, func(old []byte, ok bool) error {
+		if !ok || memETag(old) != etag {
+			return fmt.Errorf("%s: %w", key, ErrObjectChanged)
+		}
+		return nil
+	})
+}
+
+func (s *memObjects) write(key string, data []byte, cond func(old []byte, ok bool) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	old, ok := s.m[key]
+	if err := cond(old, ok); err != nil {
+		return err
+	}
 	if s.fault != nil {
 		if store, err := s.fault(key); err != nil {
 			if store {
@@ -266,6 +302,13 @@ func newTestCluster(t *testing.T) *testCluster {
 // it at the end of the test.
 func (tc *testCluster) open(t *testing.T, dir, name string) *Log {
 	t.Helper()
+	return tc.openWith(t, dir, name, tc.store)
+}
+
+// openWith is open with the node's own view of the cluster's bucket
+// (tc.store behind a wrapper that delays or counts its requests).
+func (tc *testCluster) openWith(t *testing.T, dir, name string, store ObjectStore) *Log {
+	t.Helper()
 	if tc.keyFile != nil {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			t.Fatal(err)
@@ -277,7 +320,7 @@ func (tc *testCluster) open(t *testing.T, dir, name string) *Log {
 	self := Member{NodeID: name, URL: "http://" + name + ".test"}
 	l := openTestLog(t, dir, tc.registrar, func(o *Options) {
 		o.AdminKeys = []*proofs.PublicKey{tc.admin.pub()}
-		o.ObjectStore = tc.store
+		o.ObjectStore = store
 		o.Coordination = nodeCoord{c: tc.coord, self: self}
 		o.NodeID, o.NodeURL = self.NodeID, self.URL
 		if os.Getenv("WARRANT_TEST_LOG") != "" {

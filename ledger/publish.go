@@ -7,6 +7,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -51,10 +52,9 @@ func tilesBetween(from, to uint64) []tileRequest {
 func tileObjectKey(t tileRequest) string { return "tile/" + t.path() }
 
 // putTiles puts the tiles and entry bundles of entries [from, to), read
-// from the local store exactly as GET /tile serves them, a few at a time.
-// Each object's bytes are fixed by its key once a swapped checkpoint
-// covers it, so a put that failed, or failed after storing, is simply
-// repeated.
+// from the local store exactly as GET /tile serves them, a few at a time,
+// each with putObject. A put that failed, or failed after storing, is
+// simply repeated with the batch's next publication.
 func (l *Log) putTiles(ctx context.Context, from, to uint64) error {
 	tiles := tilesBetween(from, to)
 	sem := make(chan struct{}, putParallelism)
@@ -70,9 +70,9 @@ func (l *Log) putTiles(ctx context.Context, from, to uint64) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := l.cluster.store.Put(ctx, tileObjectKey(t), body); err != nil {
+			if err := l.putObject(ctx, tileObjectKey(t), body); err != nil {
 				mu.Lock()
-				if first == nil {
+				if first == nil || errors.Is(err, errLostLead) {
 					first = fmt.Errorf("putting %s: %w", tileObjectKey(t), err)
 				}
 				mu.Unlock()
@@ -81,6 +81,99 @@ func (l *Log) putTiles(ctx context.Context, from, to uint64) error {
 	}
 	wg.Wait()
 	return first
+}
+
+// maxReplaceTries bounds putObject's rounds of reading and replacing an
+// object that keeps changing under it. Each change is a write of another
+// writer that read the object before this one's last read; only deposed
+// leaders' late writes can do that, each at most once per ETag it read.
+const maxReplaceTries = 5
+
+// errLostLead is wrapped by putObject when, about to replace another
+// leader's object, this node finds it no longer leads.
+var errLostLead = errors.New("another node leads now")
+
+// putObject makes key hold body, a tile or entry bundle of the batch being
+// published, such that no write of a deposed leader can undo it, however
+// late that write lands.
+//
+// A key does not fix its object's bytes across a change of leader: a
+// leader deposed while it published a batch that was never acknowledged
+// (its swap failed) may have written, or have in flight, objects at keys
+// (a partial bundle "tile/entries/N.p/W", partial and full tiles) that
+// the next leader writes with other bytes, for other entries at the same
+// indices that it does acknowledge. So objects are never overwritten
+// blindly. putObject Creates (If-None-Match: *); when the key is taken it
+// reads the object: the same bytes are its own earlier put (a retry after
+// a put that failed but was stored) or the same entries' from an earlier
+// leader, and it is done; other bytes were left by a deposed leader's
+// unacknowledged batch, and it Replaces them conditionally on the ETag it
+// just read, reading again if they changed meanwhile.
+//
+// Why the last write to land at a key is the current leader's, in any
+// order of arrival: a Create lands only on an empty key, so a deposed
+// leader's late Create fails once the current leader has written. A
+// Replace lands only while the key still holds the object read for it; a
+// deposed leader read before the current leader's write (the fence
+// below), so the current leader's write changed the ETag that the late
+// Replace depends on, and it fails. The fence: before a Replace, the
+// writer confirms in the coordination service that it still leads, after
+// its read, so a writer whose Replace can succeed read the object while
+// no later leader had been elected, hence had written. What remains is a
+// current leader writing exactly the bytes (so the ETag, which S3 derives
+// from them) that a deposed leader read and meant to replace: the same
+// entries, log times to the nanosecond included, at the same indices as
+// a third leader's unacknowledged batch.
+//
+// The checkpoint object is not written this way: it is Put, as the
+// coordination service's compare-and-swap orders the checkpoints.
+func (l *Log) putObject(ctx context.Context, key string, body []byte) error {
+	store := l.cluster.store
+	err := store.Create(ctx, key, body)
+	for try := 1; ; try++ {
+		if err == nil || !errors.Is(err, ErrObjectExists) && !errors.Is(err, ErrObjectChanged) {
+			return err
+		}
+		if try > maxReplaceTries {
+			return fmt.Errorf("the object kept changing for %d tries: %w", maxReplaceTries, err)
+		}
+		got, etag, gerr := store.GetWithETag(ctx, key)
+		switch {
+		case errors.Is(gerr, ErrObjectNotFound):
+			// Not there after all (a conflicting write that did not land).
+			err = store.Create(ctx, key, body)
+			continue
+		case gerr != nil:
+			return fmt.Errorf("reading the object that is there: %w", gerr)
+		case bytes.Equal(got, body):
+			return nil
+		}
+		if err := l.confirmLead(ctx); err != nil {
+			return err
+		}
+		l.log.Warn("replacing an object left by a deposed leader's unacknowledged batch", "key", key, "found_bytes", len(got), "bytes", len(body))
+		err = store.Replace(ctx, key, body, etag)
+	}
+}
+
+// confirmLead checks that this node's term still holds, as the
+// coordination service says now: putObject's fence between reading an
+// object and replacing it.
+func (l *Log) confirmLead(ctx context.Context) error {
+	c := l.cluster
+	select {
+	case <-c.term.Done():
+		return fmt.Errorf("the term ended: %w", errLostLead)
+	default:
+	}
+	m, err := c.coord.Leader(ctx)
+	if err != nil {
+		return fmt.Errorf("confirming that this node still leads: %w", err)
+	}
+	if m.NodeID != c.self.NodeID {
+		return fmt.Errorf("%s does: %w", m.NodeID, errLostLead)
+	}
+	return nil
 }
 
 // publishBatch makes cp, signed over the committed local tree, the
@@ -100,7 +193,11 @@ func (l *Log) publishBatch(cp *proofs.Checkpoint) error {
 		return err
 	}
 	if !swapped {
-		if err := l.putTiles(ctx, c.swappedSize, cp.Size); err != nil {
+		if err := l.putTiles(ctx, c.swappedSize, cp.Size); errors.Is(err, errLostLead) {
+			c.deposed = true
+			l.log.Warn("another node leads now: this node's unswapped entries will be discarded", "err", err)
+			return &proofs.Error{Reason: ReasonNotLeader, Err: fmt.Errorf("%v: nothing from entry %d on is acknowledged; %w", err, c.swappedSize, &NotLeaderError{})}
+		} else if err != nil {
 			l.log.Warn("publishing a batch to the object store failed; will retry", "from", c.swappedSize, "to", cp.Size, "err", err)
 			return proofs.Errorf(ReasonStoreUnavailable, "the object store did not take entries %d to %d (%v): nothing is acknowledged; resubmit the same envelope", c.swappedSize, cp.Size-1, err)
 		}
@@ -122,7 +219,7 @@ func (l *Log) publishBatch(cp *proofs.Checkpoint) error {
 // same keys, the objects of entries a new leader has swapped in since (a
 // partial bundle's key names its width, not its content). It costs one
 // read of the coordination service per batch. A put in flight when the
-// term ends can still land late; see docs/distributed.md.
+// term ends can still land late: putObject makes that harmless.
 func (l *Log) stillLeading(ctx context.Context, cp *proofs.Checkpoint) (swapped bool, _ error) {
 	c := l.cluster
 	select {

@@ -9,7 +9,7 @@ import (
 )
 
 // The metrics of a distributed log's remote requests: the object store's
-// Gets and Puts and the coordination service's checkpoint swaps. They are
+// reads and writes and the coordination service's checkpoint swaps. They are
 // what a leader's capacity is made of (docs/operating.md, "Capacity of a
 // cluster"): each batch costs a few Puts and one swap, so the request rate
 // an object store bills and limits is read off these counters.
@@ -19,6 +19,7 @@ const (
 	outcomeOK       = "ok"
 	outcomeNotFound = "missing" // a Get of a key that holds no object
 	outcomeError    = "errored"
+	outcomeRefused  = "refused" // a Create or Replace whose condition did not hold
 )
 
 // clusterMetrics are the collectors of storemetrics.go, part of Metrics.
@@ -33,7 +34,7 @@ func newClusterMetrics() clusterMetrics {
 	return clusterMetrics{
 		storeRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "warrant", Name: "object_store_requests_total",
-			Help: "Object store requests of a distributed log, by kind (get, put) and outcome (ok, not_found, error).",
+			Help: "Object store requests of a distributed log, by kind (get, put: every PutObject, conditional or not) and outcome (ok, missing, refused, errored).",
 		}, []string{"kind", "outcome"}),
 		storeLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "warrant", Name: "object_store_request_seconds",
@@ -66,7 +67,9 @@ func (m *Metrics) meterStore(s ObjectStore) ObjectStore {
 }
 
 // meteredStore is an ObjectStore that counts and times the requests of
-// the store it wraps; it changes nothing they do.
+// the store it wraps; it changes nothing they do. Every write is one
+// PutObject, conditional or not, and is counted as a "put", as the
+// object store bills and limits it.
 type meteredStore struct {
 	s ObjectStore
 	m *Metrics
@@ -75,26 +78,59 @@ type meteredStore struct {
 func (s meteredStore) Get(ctx context.Context, key string) ([]byte, error) {
 	start := time.Now()
 	b, err := s.s.Get(ctx, key)
-	outcome := outcomeOK
-	switch {
-	case errors.Is(err, ErrObjectNotFound):
-		outcome = outcomeNotFound
-	case err != nil:
-		outcome = outcomeError
-	}
-	s.m.storeRequest("get", outcome, time.Since(start))
+	s.m.storeRequest("get", readOutcome(err), time.Since(start))
 	return b, err
+}
+
+func (s meteredStore) GetWithETag(ctx context.Context, key string) ([]byte, string, error) {
+	start := time.Now()
+	b, etag, err := s.s.GetWithETag(ctx, key)
+	s.m.storeRequest("get", readOutcome(err), time.Since(start))
+	return b, etag, err
 }
 
 func (s meteredStore) Put(ctx context.Context, key string, data []byte) error {
 	start := time.Now()
 	err := s.s.Put(ctx, key, data)
-	outcome := outcomeOK
-	if err != nil {
-		outcome = outcomeError
-	}
-	s.m.storeRequest("put", outcome, time.Since(start))
+	s.m.storeRequest("put", writeOutcome(err), time.Since(start))
 	return err
+}
+
+func (s meteredStore) Create(ctx context.Context, key string, data []byte) error {
+	start := time.Now()
+	err := s.s.Create(ctx, key, data)
+	s.m.storeRequest("put", writeOutcome(err), time.Since(start))
+	return err
+}
+
+func (s meteredStore) Replace(ctx context.Context, key string, data []byte, etag string) error {
+	start := time.Now()
+	err := s.s.Replace(ctx, key, data, etag)
+	s.m.storeRequest("put", writeOutcome(err), time.Since(start))
+	return err
+}
+
+func readOutcome(err error) string {
+	switch {
+	case errors.Is(err, ErrObjectNotFound):
+		return outcomeNotFound
+	case err != nil:
+		return outcomeError
+	}
+	return outcomeOK
+}
+
+// writeOutcome counts a conditional write refused for its condition apart
+// from a failure: it is the store working, and after a change of leader
+// the expected answer.
+func writeOutcome(err error) string {
+	switch {
+	case errors.Is(err, ErrObjectExists), errors.Is(err, ErrObjectChanged):
+		return outcomeRefused
+	case err != nil:
+		return outcomeError
+	}
+	return outcomeOK
 }
 
 func (m *Metrics) storeRequest(kind, outcome string, d time.Duration) {

@@ -29,6 +29,8 @@ func (c *countingObjects) count(kind string, err error) {
 	switch {
 	case errors.Is(err, ErrObjectNotFound):
 		outcome = "missing"
+	case errors.Is(err, ErrObjectExists), errors.Is(err, ErrObjectChanged):
+		outcome = "refused"
 	case err != nil:
 		outcome = "errored"
 	}
@@ -45,6 +47,24 @@ func (c *countingObjects) Get(ctx context.Context, key string) ([]byte, error) {
 
 func (c *countingObjects) Put(ctx context.Context, key string, data []byte) error {
 	err := c.s.Put(ctx, key, data)
+	c.count("put", err)
+	return err
+}
+
+func (c *countingObjects) GetWithETag(ctx context.Context, key string) ([]byte, string, error) {
+	b, etag, err := c.s.GetWithETag(ctx, key)
+	c.count("get", err)
+	return b, etag, err
+}
+
+func (c *countingObjects) Create(ctx context.Context, key string, data []byte) error {
+	err := c.s.Create(ctx, key, data)
+	c.count("put", err)
+	return err
+}
+
+func (c *countingObjects) Replace(ctx context.Context, key string, data []byte, etag string) error {
+	err := c.s.Replace(ctx, key, data, etag)
 	c.count("put", err)
 	return err
 }
@@ -137,7 +157,7 @@ func TestObjectStoreMetrics(t *testing.T) {
 	}
 	for _, kind := range []string{"get", "put"} {
 		total := 0
-		for _, outcome := range []string{"ok", "missing", "errored"} {
+		for _, outcome := range []string{"ok", "missing", "refused", "errored"} {
 			want := got[kind+"/"+outcome]
 			total += want
 			series := fmt.Sprintf(`warrant_object_store_requests_total{kind=%q,outcome=%q}`, kind, outcome)

@@ -203,19 +203,42 @@ func newObjectStore(ctx context.Context, f *distributedFlags) (ledger.ObjectStor
 }
 
 // objectStore is an objstore.Store as the ledger takes it: a missing key
-// wraps ledger.ErrObjectNotFound.
+// wraps ledger.ErrObjectNotFound, a refused Create ledger.ErrObjectExists,
+// a refused Replace ledger.ErrObjectChanged.
 type objectStore struct{ s objstore.Store }
 
 func (o objectStore) Get(ctx context.Context, key string) ([]byte, error) {
 	b, err := o.s.Get(ctx, key)
-	if errors.Is(err, objstore.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %w", ledger.ErrObjectNotFound, err)
-	}
-	return b, err
+	return b, mapStoreErr(err)
+}
+
+func (o objectStore) GetWithETag(ctx context.Context, key string) ([]byte, string, error) {
+	b, etag, err := o.s.GetWithETag(ctx, key)
+	return b, etag, mapStoreErr(err)
 }
 
 func (o objectStore) Put(ctx context.Context, key string, data []byte) error {
 	return o.s.Put(ctx, key, data)
+}
+
+func (o objectStore) Create(ctx context.Context, key string, data []byte) error {
+	return mapStoreErr(o.s.Create(ctx, key, data))
+}
+
+func (o objectStore) Replace(ctx context.Context, key string, data []byte, etag string) error {
+	return mapStoreErr(o.s.Replace(ctx, key, data, etag))
+}
+
+func mapStoreErr(err error) error {
+	switch {
+	case errors.Is(err, objstore.ErrNotFound):
+		return fmt.Errorf("%w: %w", ledger.ErrObjectNotFound, err)
+	case errors.Is(err, objstore.ErrExists):
+		return fmt.Errorf("%w: %w", ledger.ErrObjectExists, err)
+	case errors.Is(err, objstore.ErrChanged):
+		return fmt.Errorf("%w: %w", ledger.ErrObjectChanged, err)
+	}
+	return err
 }
 
 // newCoordination dials etcd as this node.
