@@ -157,25 +157,15 @@ func configKeys(keys []*proofs.PublicKey) []proofs.ConfigKey {
 // ensureConfig appends a log-config entry when none is recorded or the last
 // one differs from this Log's configuration.
 func (l *Log) ensureConfig(ctx context.Context) error {
-	var current []byte
-	err := l.db.View(func(txn *badger.Txn) error {
-		idx, ok, err := getIndex(txn, keyConfig)
-		if err != nil || !ok {
-			return err
-		}
-		raw, err := getValue(txn, leafKey(idx))
-		if err != nil {
-			return err
-		}
-		p, err := proofs.ParseLeaf(raw)
-		if err != nil {
-			return fmt.Errorf("%w: config entry %d: %v", ErrStoreMismatch, idx, err)
-		}
-		current, err = json.Marshal(p.Config)
-		return err
-	})
+	rec, err := l.recordedConfig()
 	if err != nil {
 		return err
+	}
+	var current []byte
+	if rec != nil {
+		if current, err = json.Marshal(rec); err != nil {
+			return err
+		}
 	}
 	want, err := json.Marshal(&l.config)
 	if err != nil {

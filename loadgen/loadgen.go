@@ -296,13 +296,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	start := time.Now()
-	var pace *pacer
+	var pace *Pacer
 	if cfg.Rate > 0 {
 		per := cfg.Rate
 		if cfg.Mode == ModeAppendBatch {
 			per /= float64(cfg.BatchSize)
 		}
-		pace = &pacer{start: start, per: per}
+		pace = NewPacer(start, per)
 	}
 	var wg sync.WaitGroup
 	var completed atomic.Int64
@@ -314,7 +314,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				if cfg.MaxOps > 0 && completed.Add(1) > int64(cfg.MaxOps) {
 					return
 				}
-				if pace != nil && !pace.wait(runCtx) {
+				if pace != nil && !pace.Wait(runCtx) {
 					return
 				}
 				t0 := time.Now()

@@ -9,9 +9,9 @@ import (
 // The pacer gives out slots at the rate asked for, whatever the callers'
 // lateness: slots already past are taken at once, not dropped.
 func TestPacerSlots(t *testing.T) {
-	p := &pacer{start: time.Now().Add(-time.Hour), per: 1000}
+	p := &Pacer{start: time.Now().Add(-time.Hour), per: 1000}
 	for range 5000 {
-		if !p.wait(t.Context()) {
+		if !p.Wait(t.Context()) {
 			t.Fatal("wait refused with a live context")
 		}
 	}
@@ -20,8 +20,8 @@ func TestPacerSlots(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	far := &pacer{start: time.Now().Add(time.Hour), per: 1}
-	if far.wait(ctx) {
+	far := &Pacer{start: time.Now().Add(time.Hour), per: 1}
+	if far.Wait(ctx) {
 		t.Error("wait for a slot an hour away returned true with a cancelled context")
 	}
 }
