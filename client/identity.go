@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -79,7 +80,14 @@ func (c *Client) serves(ctx context.Context, hc connect.HTTPClient, base string)
 		return err
 	}
 	if _, err := c.openTrusted(signed); err != nil {
-		return &proofs.Error{Reason: proofs.ReasonCheckpointSignature, Err: fmt.Errorf("serves another log: its checkpoint does not verify under the log key %s+%08x: %w", c.logKey.Name(), c.logKey.KeyHash(), err)}
+		// The reason is this error's; say the cause's text without its own
+		// (the same code, most of the time) so the line reads once.
+		detail := err
+		var pe *proofs.Error
+		if errors.As(err, &pe) && pe.Err != nil {
+			detail = pe.Err
+		}
+		return &proofs.Error{Reason: proofs.ReasonCheckpointSignature, Err: fmt.Errorf("serves another log: its checkpoint does not verify under the log key %s+%08x: %v", c.logKey.Name(), c.logKey.KeyHash(), detail)}
 	}
 	return nil
 }

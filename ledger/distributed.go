@@ -231,7 +231,7 @@ func (l *Log) ClusterLeader() (url string, self bool) {
 // errPublishPending refuses new requests while the leader retries
 // publishing committed entries.
 func errPublishPending() error {
-	return proofs.Errorf(ReasonStoreUnavailable, "the leader is publishing earlier entries to the object store and accepts nothing new until they are; retry shortly")
+	return proofs.Errorf(ReasonStoreUnavailable, "the leader is publishing entries it has sequenced to the object store, and accepts nothing new until they are in it; an earlier attempt of this request may be among them, so resubmit the same envelope (its answer is then that entry) or look the entry up before signing the request again")
 }
 
 // refuseWrite is submit's check in distributed mode: only a leader with

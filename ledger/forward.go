@@ -136,7 +136,12 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuseWrite(w, r, "", proofs.ReasonNoLeader, "no node of the cluster leads now; retry in a moment")
 		return
 	case r.Header.Get(ForwardedHeader) != "":
-		refuseWrite(w, r, leader, proofs.ReasonNotLeader, "this node does not lead and the request was forwarded to it already: it is not forwarded again (the nodes disagree on the leader for a moment); the leader is %s", leader)
+		// The node that forwarded it believed this one leads, and this one
+		// believes another does: no leader is agreed on (a leader change
+		// in progress, or the coordination service out of reach, when a
+		// node's idea of the leader is stale). Naming one would send the
+		// client round the same loop.
+		refuseWrite(w, r, "", proofs.ReasonNoLeader, "this node does not lead, and the node that forwarded the request believed it did: the nodes do not agree on a leader now (a leader change, or the coordination service out of reach); it is not forwarded again; retry in a moment")
 		return
 	case r.TLS != nil && len(r.TLS.PeerCertificates) > 0:
 		refuseWrite(w, r, leader, proofs.ReasonNotLeader, "this node does not lead, and a request with a client certificate is not forwarded (the leader would see this node's identity, not the client's): send it to the leader, %s", leader)

@@ -172,7 +172,7 @@ func TestForwardLeaderDown(t *testing.T) {
 
 // TestForwardLoop: two nodes that each believe the other leads bounce a
 // write once, not forever: the second refuses a forwarded request with
-// not_leader instead of forwarding it back.
+// no_leader (the nodes agree on none) instead of forwarding it back.
 func TestForwardLoop(t *testing.T) {
 	reg := newTestKey(t)
 	a := newForwardNode(t, reg, "")
@@ -192,7 +192,7 @@ func TestForwardLoop(t *testing.T) {
 
 	rpc := warrantv1connect.NewLedgerServiceClient(http.DefaultClient, a.srv.URL)
 	_, err := rpc.Append(context.Background(), connect.NewRequest(&warrantv1.AppendRequest{Envelope: bindingEnvelope(t, reg, "spiffe://example.org/a", newTestKey(t), proofs.TierExecute, false)}))
-	wantRefusal(t, err, connect.CodeUnavailable, proofs.ReasonNotLeader, a.srv.URL)
+	wantRefusal(t, err, connect.CodeUnavailable, proofs.ReasonNoLeader, "")
 	if aIn.Load() != 1 || bIn.Load() != 1 || a.hits.Load()+b.hits.Load() != 0 {
 		t.Fatalf("requests: a %d, b %d, handled %d; want one each and none handled", aIn.Load(), bIn.Load(), a.hits.Load()+b.hits.Load())
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -120,6 +121,9 @@ func (f *distributedFlags) check(fs *flag.FlagSet, scheme, listen string) (bool,
 		}
 		if u.Scheme == "https" {
 			return false, usagef("--etcd %q: TLS to etcd is not supported yet: give its http:// client URL", e)
+		}
+		if p, err := strconv.Atoi(u.Port()); err != nil || p < 1 || p > 65535 {
+			return false, usagef("--etcd %q: the port must be a number from 1 to 65535", e)
 		}
 		f.endpoints = append(f.endpoints, e)
 	}
@@ -241,10 +245,37 @@ func mapStoreErr(err error) error {
 	return err
 }
 
+// etcdWaitLogEvery is how often a node waiting for etcd says so.
+const etcdWaitLogEvery = 5 * time.Second
+
 // newCoordination dials etcd as this node.
+//
+// Dial waits for etcd as long as ctx lets it (a node started before its
+// etcd is up joins when it comes); meanwhile a line every few seconds says
+// what the node is waiting for, so an operator who gave the wrong URL sees
+// it rather than a silent process.
 func newCoordination(ctx context.Context, f *distributedFlags, logger *slog.Logger) (ledger.Coordination, io.Closer, error) {
+	where := strings.Join(f.endpoints, ",")
+	logger.Info("connecting to etcd", "etcd", where, "node", f.nodeID)
+	dialed := make(chan struct{})
+	go func() {
+		t := time.NewTicker(etcdWaitLogEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-dialed:
+				return
+			case <-t.C:
+				logger.Warn("still waiting for etcd to answer; check --etcd", "etcd", where, "node", f.nodeID)
+			}
+		}
+	}()
 	c, err := leader.Dial(ctx, leader.Config{Endpoints: f.endpoints, NodeID: f.nodeID, URL: f.advertise, LeaseTTL: f.leaseTTL, Logger: logger})
+	close(dialed)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("etcd at %s did not answer before the node was stopped: %w", where, err)
+		}
 		return nil, nil, err
 	}
 	return coordination{c}, c, nil

@@ -45,6 +45,8 @@ func TestServeDistributedFlagsUsage(t *testing.T) {
 		{[]string{"--object-store", "s3://bucket/p", "--etcd", "http://e:2379,", "--node-id", "n1"}, "an empty URL in the list"},
 		{[]string{"--object-store", "s3://bucket/p", "--etcd", "127.0.0.1:2379", "--node-id", "n1"}, "--etcd \"127.0.0.1:2379\": want absolute http:// URLs"},
 		{[]string{"--object-store", "s3://bucket/p", "--etcd", "https://e:2379", "--node-id", "n1"}, "TLS to etcd is not supported yet"},
+		{[]string{"--object-store", "s3://bucket/p", "--etcd", "http://e:99999", "--node-id", "n1"}, "the port must be a number from 1 to 65535"},
+		{[]string{"--object-store", "s3://bucket/p", "--etcd", "http://e:0", "--node-id", "n1"}, "the port must be a number from 1 to 65535"},
 		{[]string{"--object-store", "s3://bucket/p", "--etcd", "http://e", "--node-id", "n1"}, "--etcd \"http://e\""},
 		{[]string{"--object-store", "s3://bucket/p", "--etcd", "http://e:2379,e2:2379", "--node-id", "n1"}, "--etcd \"e2:2379\""},
 		{[]string{"--object-store", "s3://bucket/p", "--etcd", "unix:///run/etcd.sock", "--node-id", "n1"}, "--etcd \"unix:///run/etcd.sock\""},

@@ -187,6 +187,10 @@ func describe(err error) (string, string) {
 				text = ce.Message()
 			}
 		}
+		// A reason the text begins with again is said once.
+		for strings.HasPrefix(text, pe.Reason+": ") {
+			text = strings.TrimPrefix(text, pe.Reason+": ")
+		}
 		return pe.Reason, text
 	}
 	if errors.Is(err, context.Canceled) {
