@@ -70,31 +70,8 @@ func (g *gatedObjects) Get(ctx context.Context, key string) ([]byte, error) {
 // cluster's own checkpoint is not past the node's, it answers, so a client
 // ahead of the whole cluster still sees the rollback.
 func TestReplicaBehindTrustedSize(t *testing.T) {
-	tc := newTestCluster(t)
+	tc, a, b, gate, ok := behindFollower(t)
 	ctx := context.Background()
-	a := tc.open(t, t.TempDir(), "a")
-	tc.waitLeading(t, a)
-	tc.coord.setWinner("a") // b follows throughout
-
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, LogKeyFile), tc.keyFile, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	gate := newGatedObjects(tc.store)
-	self := Member{NodeID: "b", URL: "http://b.test"}
-	b := openTestLog(t, dir, tc.registrar, func(o *Options) {
-		o.AdminKeys = []*proofs.PublicKey{tc.admin.pub()}
-		o.ObjectStore, o.Coordination = gate, nodeCoord{c: tc.coord, self: self}
-		o.NodeID, o.NodeURL = self.NodeID, self.URL
-	})
-	t.Cleanup(func() { b.Close() })
-	waitFor(t, "b to catch up", func() bool { return b.Checkpoint().Size == a.Checkpoint().Size })
-
-	gate.shut()
-	ok, err := a.Append(ctx, bindingEnvelope(t, tc.registrar, "spiffe://example.org/agent/r1", newTestKey(t), proofs.TierDraft, false))
-	if err != nil {
-		t.Fatal(err)
-	}
 	trusted := ok.Checkpoint.Size
 	if got := b.Checkpoint().Size; got >= trusted {
 		t.Fatalf("b serves %d entries with its bucket shut; want fewer than %d", got, trusted)
@@ -109,7 +86,7 @@ func TestReplicaBehindTrustedSize(t *testing.T) {
 	}
 
 	// Behind, and not catching up: refused, retryably.
-	_, err = s.GetCheckpoint(ctx, connect.NewRequest(&warrantv1.GetCheckpointRequest{TrustedSize: trusted}))
+	_, err := s.GetCheckpoint(ctx, connect.NewRequest(&warrantv1.GetCheckpointRequest{TrustedSize: trusted}))
 	if connect.CodeOf(err) != connect.CodeUnavailable || reason(err) != ReasonReplicaBehind {
 		t.Fatalf("GetCheckpoint at trusted size %d on a follower at %d: %v; want Unavailable %s", trusted, b.Checkpoint().Size, err, ReasonReplicaBehind)
 	}
@@ -180,9 +157,9 @@ func TestReplicaBehindTrustedSize(t *testing.T) {
 }
 
 // behindFollower opens a cluster whose leader a has appended an entry that
-// follower b, its bucket gate shut, has not ingested: it returns both and
-// the entry.
-func behindFollower(t *testing.T) (tc *testCluster, a, b *Log, ok *Appended) {
+// follower b, its bucket gate shut, has not ingested: it returns both, the
+// gate (to let b catch up) and the entry.
+func behindFollower(t *testing.T) (tc *testCluster, a, b *Log, gate *gatedObjects, ok *Appended) {
 	tc = newTestCluster(t)
 	ctx := context.Background()
 	a = tc.open(t, t.TempDir(), "a")
@@ -193,7 +170,7 @@ func behindFollower(t *testing.T) (tc *testCluster, a, b *Log, ok *Appended) {
 	if err := os.WriteFile(filepath.Join(dir, LogKeyFile), tc.keyFile, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	gate := newGatedObjects(tc.store)
+	gate = newGatedObjects(tc.store)
 	self := Member{NodeID: "b", URL: "http://b.test"}
 	b = openTestLog(t, dir, tc.registrar, func(o *Options) {
 		o.AdminKeys = []*proofs.PublicKey{tc.admin.pub()}
@@ -203,14 +180,15 @@ func behindFollower(t *testing.T) (tc *testCluster, a, b *Log, ok *Appended) {
 	t.Cleanup(func() { b.Close() })
 	waitFor(t, "b to catch up", func() bool { return b.Checkpoint().Size == a.Checkpoint().Size })
 	gate.shut()
-	ok, err := a.Append(ctx, bindingEnvelope(t, tc.registrar, "spiffe://example.org/agent/r1", newTestKey(t), proofs.TierDraft, false))
+	var err error
+	ok, err = a.Append(ctx, bindingEnvelope(t, tc.registrar, "spiffe://example.org/agent/r1", newTestKey(t), proofs.TierDraft, false))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if b.Checkpoint().Size > ok.Index {
 		t.Fatalf("b serves %d entries with its bucket shut; want at most %d", b.Checkpoint().Size, ok.Index)
 	}
-	return tc, a, b, ok
+	return tc, a, b, gate, ok
 }
 
 // TestReplicaBehindProofs (unit test, fakes): every read that names a size
@@ -223,7 +201,7 @@ func behindFollower(t *testing.T) (tc *testCluster, a, b *Log, ok *Appended) {
 // ever. A client of the follower and the leader then gets its answer from
 // the leader.
 func TestReplicaBehindProofs(t *testing.T) {
-	tc, a, b, ok := behindFollower(t)
+	tc, a, b, _, ok := behindFollower(t)
 	ctx := context.Background()
 	s := &service{log: b}
 	size, full := b.Checkpoint().Size, ok.Checkpoint.Size
