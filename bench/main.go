@@ -80,6 +80,7 @@ type options struct {
 	tesseraHalf      bool
 	tesseraInclusion bool
 	saturation       []int
+	saturationMax    int
 	keepTmp          bool
 }
 
@@ -127,6 +128,7 @@ func main() {
 	flag.BoolVar(&o.tesseraHalf, "tessera-half", true, "also run the tuned Tessera at half its peak rate")
 	flag.BoolVar(&o.tesseraInclusion, "tessera-inclusion", false, "Tessera client also fetches tiles and verifies each entry's inclusion proof (as warrant's client does)")
 	sweep := flag.String("saturation", "64,256,1024", "client counts at which both systems run flat out; the headline ratio compares their peaks")
+	flag.IntVar(&o.saturationMax, "saturation-max", 8192, "while a system's rate still rises by more than 10% at its largest count, run it again at twice the clients, up to this many")
 	flag.BoolVar(&o.keepTmp, "keep", false, "keep the temporary log directories")
 	flag.Parse()
 	var err error
@@ -134,7 +136,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "--saturation: %v\n", err)
 		os.Exit(2)
 	}
-	if flag.NArg() != 0 || o.duration <= 0 || o.concurrency <= 0 || o.entryBytes <= 0 || o.batch <= 0 || o.poll <= 0 {
+	if flag.NArg() != 0 || o.saturationMax <= 0 || o.duration <= 0 || o.concurrency <= 0 || o.entryBytes <= 0 || o.batch <= 0 || o.poll <= 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -179,6 +181,9 @@ func run(ctx context.Context, o options) error {
 	n := 0
 	step := func(what string) {
 		n++
+		if n > total { // the sweep was extended
+			total = n
+		}
 		progress("[%s] run %d/%d: %s, %s", time.Since(started).Round(time.Second), n, total, what, o.duration)
 	}
 	done := func(r Row) {
@@ -193,25 +198,49 @@ func run(ctx context.Context, o options) error {
 	// count of the sweep: warrant, and Tessera tuned for latency. The
 	// headline compares their peaks, each at the count where more clients
 	// no longer raise its rate.
-	var sweepW, sweepT []Row
-	for _, c := range o.saturation {
+	flatW := func(c int) (Row, error) {
 		oc := o
 		oc.concurrency = c
 		step(fmt.Sprintf("warrant append flat out, %d clients", c))
-		w, err := runWarrant(ctx, oc, logger, loadgen.ModeAppend, 0)
+		r, err := runWarrant(ctx, oc, logger, loadgen.ModeAppend, 0)
 		if err != nil {
-			return fmt.Errorf("warrant append at %d clients: %w", c, err)
+			return r, fmt.Errorf("warrant append at %d clients: %w", c, err)
+		}
+		done(r)
+		return r, nil
+	}
+	flatT := func(c int) (Row, error) {
+		oc := o
+		oc.concurrency = c
+		step(fmt.Sprintf("tessera tuned add flat out, %d clients", c))
+		r, err := runTessera(ctx, oc, tesseraTuned, bodies, 0)
+		if err != nil {
+			return r, fmt.Errorf("tessera tuned at %d clients: %w", c, err)
+		}
+		done(r)
+		return r, nil
+	}
+	var sweepW, sweepT []Row
+	for _, c := range o.saturation {
+		w, err := flatW(c)
+		if err != nil {
+			return err
 		}
 		rows, sweepW = append(rows, w), append(sweepW, w)
-		done(w)
-		step(fmt.Sprintf("tessera tuned add flat out, %d clients", c))
-		t, err := runTessera(ctx, oc, tesseraTuned, bodies, 0)
+		t, err := flatT(c)
 		if err != nil {
-			return fmt.Errorf("tessera tuned at %d clients: %w", c, err)
+			return err
 		}
 		rows, sweepT = append(rows, t), append(sweepT, t)
-		done(t)
 	}
+	if sweepW, err = saturate(sweepW, o.saturationMax, flatW); err != nil {
+		return err
+	}
+	if sweepT, err = saturate(sweepT, o.saturationMax, flatT); err != nil {
+		return err
+	}
+	rows = append(rows, sweepW[len(o.saturation):]...)
+	rows = append(rows, sweepT[len(o.saturation):]...)
 
 	// (b) Tessera with its documented defaults, for reference: its rate is
 	// its one-second batch age, not its capacity.
@@ -245,11 +274,14 @@ func run(ctx context.Context, o options) error {
 	rows = append(rows, wh)
 	done(wh)
 
-	// (e) Tessera tuned at half its peak.
+	// (e) Tessera tuned at half its peak, with its peak's clients: fewer,
+	// each waiting about 150 ms for its checkpoint, could not offer it.
 	if o.tesseraHalf {
 		th := math.Max(1, 0.5*peakT.OpsPerSec)
-		step(fmt.Sprintf("tessera tuned add at half its peak (%.0f/s), %d clients", th, o.concurrency))
-		tr, err := runTessera(ctx, o, tesseraTuned, bodies, th)
+		oc := o
+		oc.concurrency = max(o.concurrency, peakT.Concurrency)
+		step(fmt.Sprintf("tessera tuned add at half its peak (%.0f/s), %d clients", th, oc.concurrency))
+		tr, err := runTessera(ctx, oc, tesseraTuned, bodies, th)
 		if err != nil {
 			return fmt.Errorf("tessera half load: %w", err)
 		}
@@ -265,7 +297,7 @@ func run(ctx context.Context, o options) error {
 	p99 := int64(math.Round(wh.P99))
 	rep := Report{Machine: machine(), Duration: o.duration.String(), Concurrency: o.concurrency, EntryBytes: o.entryBytes, EntrySize: meanLen(bodies),
 		Runs: rows, Ratio: math.Round(ratio*100) / 100, WarrantHalfP: p99,
-		RatioBasis: fmt.Sprintf("warrant append at %d clients over tessera-tuned add at %d clients, each its peak over the sweep %v", peakW.Concurrency, peakT.Concurrency, o.saturation)}
+		RatioBasis: fmt.Sprintf("warrant append at %d clients over tessera-tuned add at %d clients, each its peak over the sweep %v", peakW.Concurrency, peakT.Concurrency, counts(sweepW, sweepT))}
 	if o.outJSON != "" {
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
@@ -298,6 +330,37 @@ func peak(sweep []Row) Row {
 	return best
 }
 
+// saturate extends a sweep whose rate still rose by more than 10% at its
+// largest count (saturationNote): it runs flat at twice the clients, and
+// again, until the rate stops rising or the next count would pass limit. A
+// system still rising is not saturated, and its peak is not yet known.
+func saturate(sweep []Row, limit int, flat func(clients int) (Row, error)) ([]Row, error) {
+	for len(sweep) > 0 && saturationNote(sweep) != "" {
+		c := 2 * sweep[len(sweep)-1].Concurrency
+		if c > limit {
+			break
+		}
+		r, err := flat(c)
+		if err != nil {
+			return sweep, err
+		}
+		sweep = append(sweep, r)
+	}
+	return sweep, nil
+}
+
+// counts is the client counts the sweeps ran, in order.
+func counts(sweeps ...[]Row) []int {
+	var out []int
+	for _, sw := range sweeps {
+		for _, r := range sw {
+			out = append(out, r.Concurrency)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // saturationNote says when a sweep's rate still rose by more than 10% at
 // its largest client count: the system may not be saturated, and its peak
 // may be higher than measured.
@@ -307,7 +370,7 @@ func saturationNote(sweep []Row) string {
 	}
 	last, prev := sweep[len(sweep)-1], sweep[len(sweep)-2]
 	if last.OpsPerSec > 1.1*prev.OpsPerSec {
-		return fmt.Sprintf("%s still rose from %.0f to %.0f appends/s between %d and %d clients: it may not be saturated (add a larger count to --saturation)",
+		return fmt.Sprintf("%s still rose from %.0f to %.0f appends/s between %d and %d clients: it may not be saturated (raise --saturation-max)",
 			last.System, prev.OpsPerSec, last.OpsPerSec, prev.Concurrency, last.Concurrency)
 	}
 	return ""
@@ -414,6 +477,10 @@ func runWarrant(ctx context.Context, o options, logger *slog.Logger, mode string
 		Duration: o.duration, Rate: rate, BatchSize: o.batch, EntryBytes: o.entryBytes}
 	if rate == 0 {
 		cfg.Presign = o.presign
+		if cfg.Presign == 0 && mode == loadgen.ModeAppendBatch {
+			// The batched RPC outruns loadgen's default pool.
+			cfg.Presign = int(20000 * o.duration.Seconds())
+		}
 	}
 	res, err := loadgen.Run(ctx, cfg)
 	if err != nil {
