@@ -89,6 +89,23 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	}
 	ch := make(chan struct{})
 	l.changed.Store(&ch)
+	// Bound the table pages from the start: recovery, the payload-index
+	// backfill and the key filter below read every table of the store (on a
+	// 10M-entry log, 1 GB of pages before the first request). Until the log
+	// runs, a failed open stops it here.
+	if opts.TablePagesBytes > 0 {
+		go pageOutTables(opts.Dir, opts.TablePagesBytes, l.log, l.stop)
+	}
+	running := false
+	defer func() {
+		if !running {
+			select {
+			case <-l.stop:
+			default:
+				close(l.stop)
+			}
+		}
+	}()
 	if err := l.recover(); err != nil {
 		db.Close()
 		return nil, err
@@ -127,13 +144,12 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 			db.Close()
 			return nil, err
 		}
+		running = true
 		go l.runCluster()
 		return l, nil
 	}
+	running = true
 	go l.run()
-	if opts.TablePagesBytes > 0 {
-		go pageOutTables(opts.Dir, opts.TablePagesBytes, l.log, l.stop)
-	}
 	if err := l.ensureConfig(ctx); err != nil {
 		l.Close()
 		return nil, err
