@@ -1,6 +1,9 @@
 package dpop
 
 import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -20,8 +23,12 @@ func TestReplayCacheBounded(t *testing.T) {
 	if err := c.Add("b", until, now); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Add("c", until, now); err == nil {
-		t.Fatal("a full cache took another jti")
+	var de *Error
+	if err := c.Add("c", until, now); !errors.As(err, &de) || !de.Busy {
+		t.Fatalf("a full cache: %v, want a Busy refusal", err)
+	}
+	if err := c.Add("a", until, now); !errors.As(err, &de) || de.Busy {
+		t.Fatalf("a replay into a full cache: %v, want a replay refusal, not Busy", err)
 	}
 	later := until.Add(time.Second)
 	if err := c.Add("c", later.Add(time.Minute), later); err != nil {
@@ -29,6 +36,64 @@ func TestReplayCacheBounded(t *testing.T) {
 	}
 	if len(c.seen) > 2 {
 		t.Fatalf("cache holds %d entries, bound 2", len(c.seen))
+	}
+}
+
+// TestReplayCacheReference drives the cache and a naive reference (a map
+// scanned in full when full, as the cache once was) with the same random
+// adds, with expiries out of order and the clock moving on, and checks
+// that they accept, refuse as replays and refuse as full the same adds,
+// and hold the same number of proofs.
+func TestReplayCacheReference(t *testing.T) {
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 1))
+		max := 1 + rng.IntN(16)
+		c, ref := NewReplayCache(max), map[string]time.Time{}
+		now := time.Unix(1_700_000_000, 0)
+		for step := range 2000 {
+			now = now.Add(time.Duration(rng.IntN(3000)) * time.Millisecond)
+			key := fmt.Sprint(rng.IntN(40))
+			until := now.Add(time.Duration(1+rng.IntN(120)) * time.Second)
+			// The reference.
+			want := "ok"
+			if t0, ok := ref[key]; ok && now.Before(t0) {
+				want = "replay"
+			} else {
+				if len(ref) >= max {
+					for k, t0 := range ref {
+						if !now.Before(t0) {
+							delete(ref, k)
+						}
+					}
+				}
+				if len(ref) >= max {
+					want = "busy"
+				} else {
+					ref[key] = until
+				}
+			}
+			got := "ok"
+			var de *Error
+			if err := c.Add(key, until, now); errors.As(err, &de) && de.Busy {
+				got = "busy"
+			} else if err != nil {
+				got = "replay"
+			}
+			if got != want {
+				t.Fatalf("seed %d step %d: Add(%s) %s, reference %s", seed, step, key, got, want)
+			}
+			// The reference forgets lazily, the cache eagerly: compare
+			// the proofs not yet expired.
+			live := 0
+			for _, t0 := range ref {
+				if now.Before(t0) {
+					live++
+				}
+			}
+			if c.Len() != live || c.Len() > max || len(c.expiry) != c.Len() {
+				t.Fatalf("seed %d step %d: cache holds %d (heap %d), reference %d live, bound %d", seed, step, c.Len(), len(c.expiry), live, max)
+			}
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package dpop
 
 import (
+	"container/heap"
 	"sync"
 	"time"
 )
@@ -9,11 +10,17 @@ import (
 // accepted, up to a bound, so that each is accepted once. When full of
 // proofs not yet expired it refuses new ones rather than forgetting: an
 // attacker filling it can delay honest clients for at most one window,
-// never replay a proof.
+// never replay a proof. Such a refusal is an *Error with Busy set: the
+// server's capacity, not the proof's fault.
+//
+// Proofs are forgotten in the order they expire (a heap by expiry), a few
+// at each Add, so an Add costs O(log n) whether or not the cache is full:
+// a full cache does not make every refusal a scan of all it holds.
 type ReplayCache struct {
-	mu   sync.Mutex
-	max  int
-	seen map[string]time.Time // key -> when it can be forgotten
+	mu     sync.Mutex
+	max    int
+	seen   map[string]time.Time // key -> when it can be forgotten; none expired after forget
+	expiry expiryHeap           // the keys of seen, soonest expiry first
 }
 
 // NewReplayCache returns a cache of at most max entries.
@@ -26,21 +33,28 @@ func NewReplayCache(max int) *ReplayCache {
 func (c *ReplayCache) Add(key string, until, now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.forget(now)
 	if t, ok := c.seen[key]; ok && now.Before(t) {
 		return errorf("the DPoP proof was used before (jti replayed)")
 	}
 	if len(c.seen) >= c.max {
-		for k, t := range c.seen {
-			if !now.Before(t) {
-				delete(c.seen, k)
-			}
-		}
-		if len(c.seen) >= c.max {
-			return errorf("too many DPoP proofs in the window; retry with a fresh proof shortly")
-		}
+		return &Error{Description: "too many DPoP proofs in the replay window; retry with a fresh proof shortly", Busy: true}
 	}
 	c.seen[key] = until
+	heap.Push(&c.expiry, expiring{key: key, until: until})
 	return nil
+}
+
+// forget drops the keys expired at now, soonest first.
+func (c *ReplayCache) forget(now time.Time) {
+	for len(c.expiry) > 0 && !now.Before(c.expiry[0].until) {
+		e := heap.Pop(&c.expiry).(expiring)
+		// Each key is in the heap once (a held key is refused), so this
+		// holds; the check keeps a later entry of the key should that change.
+		if t, ok := c.seen[e.key]; ok && t.Equal(e.until) {
+			delete(c.seen, e.key)
+		}
+	}
 }
 
 // Len is the number of proofs remembered.
@@ -48,4 +62,24 @@ func (c *ReplayCache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.seen)
+}
+
+type expiring struct {
+	key   string
+	until time.Time
+}
+
+// expiryHeap is a min-heap of keys by expiry (container/heap).
+type expiryHeap []expiring
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].until.Before(h[j].until) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiring)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = expiring{}
+	*h = old[:len(old)-1]
+	return e
 }

@@ -64,6 +64,12 @@ type Error struct {
 	// answer is use_dpop_nonce with a fresh DPoP-Nonce header, which a
 	// client retries with (RFC 9449 section 8).
 	UseNonce bool
+	// Busy says the server's replay cache is full of proofs that could
+	// still be replayed, so it could not accept this one (ReplayCache):
+	// the refusal is the server's capacity, not the proof's fault. The
+	// answer is "temporarily unavailable, retry shortly", and it must not
+	// count as a failed authentication.
+	Busy bool
 }
 
 func (e *Error) Error() string { return e.Description }

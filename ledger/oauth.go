@@ -566,6 +566,11 @@ func (l *Log) checkDPoP(hdr http.Header, dpops []string, remoteAddr, htu string,
 		if errors.As(err, &de) && de.UseNonce {
 			return nil, refuse(status, "use_dpop_nonce", proofs.ReasonDPoPNonceRequired, "%s", de.Description)
 		}
+		if errors.As(err, &de) && de.Busy {
+			// The replay cache is full (Options.MaxDPoPJTIs): the server's
+			// capacity, not a failed authentication of this address.
+			return nil, refuse(http.StatusServiceUnavailable, "temporarily_unavailable", ReasonTooManyRequests, "%s", de.Description)
+		}
 		if errors.As(err, &de) {
 			l.guard.fail(peer, 1)
 			return nil, refuse(status, "invalid_dpop_proof", proofs.ReasonDPoPProofInvalid, "%s", de.Description)

@@ -660,3 +660,50 @@ func TestTokenExchangeBadProofsSpendAuthBudget(t *testing.T) {
 		t.Fatal("refused exchanges wrote entries")
 	}
 }
+
+// TestTokenExchangeReplayWindowFull: while the server remembers as many
+// DPoP proofs as it may, a fresh proof is refused as the server's
+// capacity (503 temporarily_unavailable, too_many_requests, Retry-After),
+// nothing is appended, and the refusals are not counted against the
+// address as failed authentications: an honest client at a high rate is
+// slowed, never locked out.
+func TestTokenExchangeReplayWindowFull(t *testing.T) {
+	tokenKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f := newFixture(t, func(o *Options) {
+		o.TokenKey, o.MaxDPoPJTIs = tokenKey, 2
+		o.AuthFailureRate, o.AuthFailureBurst = 1e-6, 3
+	})
+	srv := httptest.NewServer(NewHandler(f.log))
+	defer srv.Close()
+	endpoint := srv.URL + TokenEndpointPath
+	now := time.Now()
+	root := &proofs.Delegation{ID: "d-root", Issuer: humanID, Delegate: agentID, RootSubject: humanID, Task: "/tickets",
+		Scopes: []string{"tickets:read"}, Destinations: []string{ticketsAPI},
+		NotBefore: proofs.FormatTime(now.Add(-time.Minute)), ExpiresAt: proofs.FormatTime(now.Add(time.Hour)), Nonce: "nonce-root-1"}
+	if _, err := f.log.Append(context.Background(), signDelegation(t, f.human, root)); err != nil {
+		t.Fatal(err)
+	}
+	planner := &dpopClient{priv: f.agent.priv, alg: jose.EdDSA}
+	for i := range 2 {
+		if a := postToken(t, endpoint, exchangeForm("d-root", ticketsAPI), planner.proof(t, "dpop+jwt", "POST", endpoint, time.Now())); a.status != 200 {
+			t.Fatalf("exchange %d: %d %s %s", i, a.status, a.Error, a.Description)
+		}
+	}
+	size := f.log.Checkpoint().Size
+	// More refusals than the address's failed-authentication budget (3).
+	for i := range 6 {
+		a := postToken(t, endpoint, exchangeForm("d-root", ticketsAPI), planner.proof(t, "dpop+jwt", "POST", endpoint, time.Now()))
+		if a.status != http.StatusServiceUnavailable || a.Error != "temporarily_unavailable" || a.header.Get("Retry-After") == "" ||
+			!strings.Contains(a.Description, "replay window") {
+			t.Fatalf("exchange %d with the window full: %d %s %q, Retry-After %q", i, a.status, a.Error, a.Description, a.header.Get("Retry-After"))
+		}
+	}
+	if f.log.Checkpoint().Size != size {
+		t.Fatal("refused exchanges wrote entries")
+	}
+	// The address's budget is untouched: a bad proof from it is still
+	// checked (400), not refused before checking (429).
+	if a := postToken(t, endpoint, exchangeForm("d-root", ticketsAPI), planner.proof(t, "dpop+jwt", "POST", "https://elsewhere.example/token", time.Now())); a.status != 400 || a.Error != "invalid_dpop_proof" {
+		t.Fatalf("a bad proof after the refusals: %d %s, want 400 invalid_dpop_proof", a.status, a.Error)
+	}
+}

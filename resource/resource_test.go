@@ -285,3 +285,34 @@ func TestProofBeforeStart(t *testing.T) {
 	}
 	wantRefused(t, "proof from before the start", do(t, "GET", url, "DPoP "+tok, p), 401, "invalid_dpop_proof")
 }
+
+// TestReplayCacheFull: while the verifier remembers as many proofs as it
+// may (MaxProofs), a fresh proof is refused as unavailable (503 with
+// Retry-After), not as an invalid proof, and a replay is still a replay.
+func TestReplayCacheFull(t *testing.T) {
+	is := newIssuer(t)
+	s := newServer(t, is.url, func(c *resource.Config) { c.MaxProofs = 1 })
+	_, hop := is.chain(t, []string{"tickets:read"}, []string{"tickets:read"}, []string{s.url})
+	tok := is.token(t, hop, s.url)
+	url := s.url + "/tickets"
+	s.clock.Add(2 * time.Second) // proofs made after the start
+	proof := func() string {
+		p, err := dpop.NewProof(is.executor.key, "GET", url, s.clock.Now(), dpop.ProofOptions{AccessToken: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	first := proof()
+	if a := do(t, "GET", url, "DPoP "+tok, first); a.status != http.StatusOK {
+		t.Fatalf("first proof: %d %s", a.status, a.challenge())
+	}
+	if a := do(t, "GET", url, "DPoP "+tok, proof()); a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" {
+		t.Fatalf("a fresh proof with the cache full: %d %s, Retry-After %q", a.status, a.challenge(), a.header.Get("Retry-After"))
+	}
+	wantRefused(t, "the first proof again", do(t, "GET", url, "DPoP "+tok, first), 401, "invalid_dpop_proof")
+	s.clock.Add(dpop.MaxAge + dpop.MaxAhead + time.Second)
+	if a := do(t, "GET", url, "DPoP "+tok, proof()); a.status != http.StatusOK {
+		t.Fatalf("after the window: %d %s", a.status, a.challenge())
+	}
+}

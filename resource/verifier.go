@@ -62,7 +62,7 @@ type Config struct {
 	// 262144). A proof id is held for its window (dpop.MaxAge +
 	// dpop.MaxAhead, 70s), so the default serves about 3,700 requests a
 	// second in some 40 MB; when the cache is full of proofs still in
-	// their window, new ones are refused until some age out (never
+	// their window, new ones are refused, 503 with Retry-After, until some age out (never
 	// forgotten early, which would let a proof be replayed).
 	MaxProofs int
 	// NonceWindow is how long a DPoP nonce lasts (default 5m).
@@ -230,6 +230,9 @@ func (v *Verifier) Check(ctx context.Context, req Request, rule Rule) (*Claims, 
 		}
 		if de.UseNonce {
 			return nil, &Error{Status: http.StatusUnauthorized, Code: ErrUseDPoPNonce, Description: de.Description, Nonce: v.nonces.at(now)}
+		}
+		if de.Busy { // the replay cache is full: retry shortly
+			return nil, refuse(http.StatusServiceUnavailable, ErrUnavailable, "%s", de.Description)
 		}
 		return nil, refuse(http.StatusUnauthorized, ErrInvalidDPoPProof, "%s", de.Description)
 	}
