@@ -420,12 +420,7 @@ func TestTokenAuditCatchesLies(t *testing.T) {
 	defer srv.Close()
 	endpoint := srv.URL + TokenEndpointPath
 	base := clock.Now()
-	root := &proofs.Delegation{ID: "d-root", Issuer: humanID, Delegate: agentID, RootSubject: humanID, Task: "/tickets",
-		Scopes: []string{"tickets:read"}, Destinations: []string{ticketsAPI},
-		NotBefore: proofs.FormatTime(base.Add(-time.Minute)), ExpiresAt: proofs.FormatTime(base.Add(time.Hour)), Nonce: "nonce-root-1"}
-	if _, err := f.log.Append(context.Background(), signDelegation(t, f.human, root)); err != nil {
-		t.Fatal(err)
-	}
+	grantTicketsRead(t, f, context.Background(), base)
 	planner := &dpopClient{priv: f.agent.priv, alg: jose.EdDSA}
 	lie := func(l *proofs.Leaf) {
 		if l.Token == nil {
@@ -468,12 +463,7 @@ func TestTokenExchangeRateLimited(t *testing.T) {
 	defer srv.Close()
 	endpoint := srv.URL + TokenEndpointPath
 	now := time.Now()
-	root := &proofs.Delegation{ID: "d-root", Issuer: humanID, Delegate: agentID, RootSubject: humanID, Task: "/tickets",
-		Scopes: []string{"tickets:read"}, Destinations: []string{ticketsAPI},
-		NotBefore: proofs.FormatTime(now.Add(-time.Minute)), ExpiresAt: proofs.FormatTime(now.Add(time.Hour)), Nonce: "nonce-root-1"}
-	if _, err := f.log.Append(context.Background(), signDelegation(t, f.human, root)); err != nil {
-		t.Fatal(err)
-	}
+	grantTicketsRead(t, f, context.Background(), now)
 	planner := &dpopClient{priv: f.agent.priv, alg: jose.EdDSA}
 	var statuses []int
 	for range 3 {
@@ -518,12 +508,7 @@ func TestTokenKeyRotation(t *testing.T) {
 		}
 	}
 	now := time.Now()
-	root := &proofs.Delegation{ID: "d-root", Issuer: humanID, Delegate: agentID, RootSubject: humanID, Task: "/tickets",
-		Scopes: []string{"tickets:read"}, Destinations: []string{ticketsAPI},
-		NotBefore: proofs.FormatTime(now.Add(-time.Minute)), ExpiresAt: proofs.FormatTime(now.Add(time.Hour)), Nonce: "nonce-root-1"}
-	if _, err := f.log.Append(ctx, signDelegation(t, f.human, root)); err != nil {
-		t.Fatal(err)
-	}
+	grantTicketsRead(t, f, ctx, now)
 	planner := &dpopClient{priv: f.agent.priv, alg: jose.EdDSA}
 	exchange := func() string {
 		ep := srv.URL + TokenEndpointPath
@@ -585,12 +570,7 @@ func TestTokenExchangePeerIdentity(t *testing.T) {
 	defer srv.Close()
 	endpoint := srv.URL + TokenEndpointPath
 	now := time.Now()
-	root := &proofs.Delegation{ID: "d-root", Issuer: humanID, Delegate: agentID, RootSubject: humanID, Task: "/tickets",
-		Scopes: []string{"tickets:read"}, Destinations: []string{ticketsAPI},
-		NotBefore: proofs.FormatTime(now.Add(-time.Minute)), ExpiresAt: proofs.FormatTime(now.Add(time.Hour)), Nonce: "nonce-root-1"}
-	if _, err := f.log.Append(WithPeerIdentity(context.Background(), humanID), signDelegation(t, f.human, root)); err != nil {
-		t.Fatal(err)
-	}
+	grantTicketsRead(t, f, WithPeerIdentity(context.Background(), humanID), now)
 	planner := &dpopClient{priv: f.agent.priv, alg: jose.EdDSA}
 	post := func(peer string) (int, string) {
 		req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(exchangeForm("d-root", ticketsAPI).Encode()))
@@ -677,12 +657,7 @@ func TestTokenExchangeReplayWindowFull(t *testing.T) {
 	defer srv.Close()
 	endpoint := srv.URL + TokenEndpointPath
 	now := time.Now()
-	root := &proofs.Delegation{ID: "d-root", Issuer: humanID, Delegate: agentID, RootSubject: humanID, Task: "/tickets",
-		Scopes: []string{"tickets:read"}, Destinations: []string{ticketsAPI},
-		NotBefore: proofs.FormatTime(now.Add(-time.Minute)), ExpiresAt: proofs.FormatTime(now.Add(time.Hour)), Nonce: "nonce-root-1"}
-	if _, err := f.log.Append(context.Background(), signDelegation(t, f.human, root)); err != nil {
-		t.Fatal(err)
-	}
+	grantTicketsRead(t, f, context.Background(), now)
 	planner := &dpopClient{priv: f.agent.priv, alg: jose.EdDSA}
 	for i := range 2 {
 		if a := postToken(t, endpoint, exchangeForm("d-root", ticketsAPI), planner.proof(t, "dpop+jwt", "POST", endpoint, time.Now())); a.status != 200 {
@@ -705,5 +680,17 @@ func TestTokenExchangeReplayWindowFull(t *testing.T) {
 	// checked (400), not refused before checking (429).
 	if a := postToken(t, endpoint, exchangeForm("d-root", ticketsAPI), planner.proof(t, "dpop+jwt", "POST", "https://elsewhere.example/token", time.Now())); a.status != 400 || a.Error != "invalid_dpop_proof" {
 		t.Fatalf("a bad proof after the refusals: %d %s, want 400 invalid_dpop_proof", a.status, a.Error)
+	}
+}
+
+// grantTicketsRead appends the root grant d-root: the human hands the
+// agent tickets:read on the tickets API for an hour from at.
+func grantTicketsRead(t *testing.T, f *fixture, ctx context.Context, at time.Time) {
+	t.Helper()
+	root := &proofs.Delegation{ID: "d-root", Issuer: humanID, Delegate: agentID, RootSubject: humanID, Task: "/tickets",
+		Scopes: []string{"tickets:read"}, Destinations: []string{ticketsAPI},
+		NotBefore: proofs.FormatTime(at.Add(-time.Minute)), ExpiresAt: proofs.FormatTime(at.Add(time.Hour)), Nonce: "nonce-root-1"}
+	if _, err := f.log.Append(ctx, signDelegation(t, f.human, root)); err != nil {
+		t.Fatal(err)
 	}
 }
