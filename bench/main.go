@@ -124,7 +124,7 @@ func main() {
 	flag.StringVar(&o.outJSON, "out-json", "", "also write the results as JSON to this file")
 	flag.DurationVar(&o.poll, "tessera-poll", 50*time.Millisecond, "how often the Tessera client fetches and verifies the checkpoint")
 	flag.IntVar(&o.batch, "batch", 64, "envelopes per AppendBatch request in the warrant append-batch row")
-	flag.IntVar(&o.presign, "presign", 0, "envelopes warrant's flat-out runs sign before the clock starts (default: loadgen's, 200000)")
+	flag.IntVar(&o.presign, "presign", 0, "envelopes warrant's flat-out runs sign before the clock starts (default: loadgen's, 200000; the append-batch row: 20000 per second of --duration)")
 	flag.BoolVar(&o.tesseraHalf, "tessera-half", true, "also run the tuned Tessera at half its peak rate")
 	flag.BoolVar(&o.tesseraInclusion, "tessera-inclusion", false, "Tessera client also fetches tiles and verifies each entry's inclusion proof (as warrant's client does)")
 	sweep := flag.String("saturation", "64,256,1024", "client counts at which both systems run flat out; the headline ratio compares their peaks")
@@ -153,7 +153,8 @@ func main() {
 	}
 }
 
-// parseCounts parses a comma-separated list of positive client counts.
+// parseCounts parses a comma-separated list of positive client counts,
+// returned in ascending order without repeats (the sweep assumes both).
 func parseCounts(s string) ([]int, error) {
 	var counts []int
 	for _, f := range strings.Split(s, ",") {
@@ -163,7 +164,8 @@ func parseCounts(s string) ([]int, error) {
 		}
 		counts = append(counts, n)
 	}
-	return counts, nil
+	slices.Sort(counts)
+	return slices.Compact(counts), nil
 }
 
 func progress(format string, args ...any) {

@@ -97,6 +97,36 @@ func TestReplayCacheReference(t *testing.T) {
 	}
 }
 
+// TestReplayCacheHorizon: once the cache has forgotten up to some time,
+// a caller whose clock is behind cannot bring back a proof that may have
+// been forgotten; and a full cache says how long until it has room.
+func TestReplayCacheHorizon(t *testing.T) {
+	iat := time.Unix(1_700_000_000, 0)
+	window := MaxAge + MaxAhead
+	c := NewReplayCache(1)
+	if err := c.Add("a", iat.Add(window), iat); err != nil {
+		t.Fatal(err)
+	}
+	var de *Error
+	if err := c.Add("b", iat.Add(10*time.Second+window), iat.Add(10*time.Second)); !errors.As(err, &de) || !de.Busy || de.RetryAfter != window-10*time.Second {
+		t.Fatalf("full: %v (%+v), want Busy with RetryAfter %v", err, de, window-10*time.Second)
+	}
+	// A caller at iat+71s forgets "a"; one whose clock reads iat+60s,
+	// where "a" would still be in its window, must not be able to reuse it.
+	if err := c.Add("c", iat.Add(71*time.Second+window), iat.Add(71*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	c2 := NewReplayCache(4)
+	c2.Add("a", iat.Add(window), iat)
+	c2.Add("x", iat.Add(71*time.Second+window), iat.Add(71*time.Second))
+	if err := c2.Add("a", iat.Add(window), iat.Add(60*time.Second)); err == nil || errors.As(err, &de) && de.Busy {
+		t.Fatalf("a forgotten proof with a clock behind: %v, want refused", err)
+	}
+	if err := c2.Add("y", iat.Add(60*time.Second+window), iat.Add(60*time.Second)); err != nil {
+		t.Fatalf("a fresh proof with a clock behind: %v", err)
+	}
+}
+
 // TestSameURL: RFC 9449's comparison of htu with the endpoint URL.
 func TestSameURL(t *testing.T) {
 	const want = "https://log.example/oauth2/token"

@@ -21,6 +21,12 @@ type ReplayCache struct {
 	max    int
 	seen   map[string]time.Time // key -> when it can be forgotten; none expired after forget
 	expiry expiryHeap           // the keys of seen, soonest expiry first
+	// horizon is the latest now the cache has forgotten up to. A key
+	// whose window ends by then may already have been forgotten, so it is
+	// refused: a caller whose clock is behind (a clock stepped back, or a
+	// now taken before another caller's) cannot bring a forgotten proof
+	// back.
+	horizon time.Time
 }
 
 // NewReplayCache returns a cache of at most max entries.
@@ -37,17 +43,30 @@ func (c *ReplayCache) Add(key string, until, now time.Time) error {
 	if t, ok := c.seen[key]; ok && now.Before(t) {
 		return errorf("the DPoP proof was used before (jti replayed)")
 	}
+	if !until.After(c.horizon) {
+		return errorf("the DPoP proof's replay window has passed")
+	}
 	if len(c.seen) >= c.max {
-		return &Error{Description: "too many DPoP proofs in the replay window; retry with a fresh proof shortly", Busy: true}
+		retry := c.expiry[0].until.Sub(c.horizon)
+		return &Error{Description: "too many DPoP proofs in the replay window; retry with a fresh proof shortly", Busy: true, RetryAfter: retry}
 	}
 	c.seen[key] = until
 	heap.Push(&c.expiry, expiring{key: key, until: until})
 	return nil
 }
 
-// forget drops the keys expired at now, soonest first.
+// AddProof records p, verified at now, for its whole window (see Verify).
+func (c *ReplayCache) AddProof(p *Proof, now time.Time) error {
+	return c.Add(p.JKT+" "+p.JTI, p.IAT.Add(MaxAge+MaxAhead), now)
+}
+
+// forget drops the keys expired by now, or by the latest now seen before,
+// soonest first.
 func (c *ReplayCache) forget(now time.Time) {
-	for len(c.expiry) > 0 && !now.Before(c.expiry[0].until) {
+	if now.After(c.horizon) {
+		c.horizon = now
+	}
+	for len(c.expiry) > 0 && !c.horizon.Before(c.expiry[0].until) {
 		e := heap.Pop(&c.expiry).(expiring)
 		// Each key is in the heap once (a held key is refused), so this
 		// holds; the check keeps a later entry of the key should that change.

@@ -70,6 +70,9 @@ type Error struct {
 	// answer is "temporarily unavailable, retry shortly", and it must not
 	// count as a failed authentication.
 	Busy bool
+	// RetryAfter, with Busy, is how long until the cache forgets its
+	// oldest proof.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Description }
@@ -79,8 +82,9 @@ func errorf(format string, args ...any) error {
 }
 
 // Verify checks proof for want at now and records its jti in seen, which
-// may be nil only where replay is checked elsewhere. A proof that does not
-// verify is an *Error.
+// may be nil only where replay is checked elsewhere (the caller's own
+// checks first, then ReplayCache.AddProof). A proof that does not verify
+// is an *Error.
 func Verify(proof string, want Request, now time.Time, seen *ReplayCache) (*Proof, error) {
 	if proof == "" {
 		return nil, errorf("a DPoP proof is required")
@@ -152,12 +156,13 @@ func Verify(proof string, want Request, now time.Time, seen *ReplayCache) (*Proo
 	if err != nil {
 		return nil, errorf("DPoP jwk: %v", err)
 	}
+	p := &Proof{Key: key, JKT: jkt, JTI: claims.JTI, IAT: at}
 	if seen != nil {
-		if err := seen.Add(jkt+" "+claims.JTI, at.Add(MaxAge+MaxAhead), now); err != nil {
+		if err := seen.AddProof(p, now); err != nil {
 			return nil, err
 		}
 	}
-	return &Proof{Key: key, JKT: jkt, JTI: claims.JTI, IAT: at}, nil
+	return p, nil
 }
 
 // checkATH checks the ath claim: present and equal to the token's hash

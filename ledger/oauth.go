@@ -13,6 +13,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -269,6 +270,8 @@ type oauthError struct {
 	code   string
 	desc   string
 	reason string
+	// retryAfter, on a 429 or 503, is the Retry-After to send (at least 1 s).
+	retryAfter time.Duration
 	// entry is the recorded denial, if any.
 	entry *tokenEntryJSON
 }
@@ -325,7 +328,7 @@ func writeOAuthError(w http.ResponseWriter, e *oauthError) {
 			e.code, strings.ReplaceAll(e.desc, `"`, `'`), dpop.AlgsParam))
 	}
 	if e.status == http.StatusTooManyRequests || e.status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", retryAfterSeconds(e.retryAfter))
 	}
 	writeJSON(w, e.status, struct {
 		Error       string          `json:"error"`
@@ -560,7 +563,13 @@ func (l *Log) checkDPoP(hdr http.Header, dpops []string, remoteAddr, htu string,
 	if err := l.guard.check(peer); err != nil {
 		return nil, refuse(http.StatusTooManyRequests, "temporarily_unavailable", proofs.Reason(err), "%s", err.Error())
 	}
-	p, err := dpop.Verify(dpops[0], want, l.opts.Now(), l.tokens.jtis)
+	now := l.opts.Now()
+	p, err := dpop.Verify(dpops[0], want, now, nil)
+	if err == nil {
+		// Replay last, so that a full cache can tell a registered agent's
+		// proof from a stranger's (below).
+		err = l.tokens.jtis.AddProof(p, now)
+	}
 	if err != nil {
 		var de *dpop.Error
 		if errors.As(err, &de) && de.UseNonce {
@@ -568,8 +577,16 @@ func (l *Log) checkDPoP(hdr http.Header, dpops []string, remoteAddr, htu string,
 		}
 		if errors.As(err, &de) && de.Busy {
 			// The replay cache is full (Options.MaxDPoPJTIs): the server's
-			// capacity, not a failed authentication of this address.
-			return nil, refuse(http.StatusServiceUnavailable, "temporarily_unavailable", ReasonTooManyRequests, "%s", de.Description)
+			// capacity, not a failed authentication of a registered
+			// agent. A stranger's key is charged as it would have been once
+			// found unregistered, so a full cache buys no free signature
+			// checks.
+			if l.signers.Load().Bindings().KeyID(p.Key.ID) == nil {
+				l.guard.fail(peer, 1)
+			}
+			e := refuse(http.StatusServiceUnavailable, "temporarily_unavailable", ReasonTooManyRequests, "%s", de.Description)
+			e.retryAfter = de.RetryAfter
+			return nil, e
 		}
 		if errors.As(err, &de) {
 			l.guard.fail(peer, 1)
@@ -629,4 +646,10 @@ func (l *Log) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		"token_endpoint_auth_methods_supported": []string{"none"},
 		"dpop_signing_alg_values_supported":     dpop.Algs,
 	})
+}
+
+// retryAfterSeconds is a Retry-After value: d rounded up to whole seconds,
+// at least 1.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
 }

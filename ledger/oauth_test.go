@@ -668,8 +668,9 @@ func TestTokenExchangeReplayWindowFull(t *testing.T) {
 	// More refusals than the address's failed-authentication budget (3).
 	for i := range 6 {
 		a := postToken(t, endpoint, exchangeForm("d-root", ticketsAPI), planner.proof(t, "dpop+jwt", "POST", endpoint, time.Now()))
-		if a.status != http.StatusServiceUnavailable || a.Error != "temporarily_unavailable" || a.header.Get("Retry-After") == "" ||
-			!strings.Contains(a.Description, "replay window") {
+		// Retry when the oldest proof leaves its 70-second window.
+		if a.status != http.StatusServiceUnavailable || a.Error != "temporarily_unavailable" || len(a.header.Get("Retry-After")) != 2 ||
+			a.header.Get("Retry-After") < "60" || !strings.Contains(a.Description, "replay window") {
 			t.Fatalf("exchange %d with the window full: %d %s %q, Retry-After %q", i, a.status, a.Error, a.Description, a.header.Get("Retry-After"))
 		}
 	}
@@ -680,6 +681,18 @@ func TestTokenExchangeReplayWindowFull(t *testing.T) {
 	// checked (400), not refused before checking (429).
 	if a := postToken(t, endpoint, exchangeForm("d-root", ticketsAPI), planner.proof(t, "dpop+jwt", "POST", "https://elsewhere.example/token", time.Now())); a.status != 400 || a.Error != "invalid_dpop_proof" {
 		t.Fatalf("a bad proof after the refusals: %d %s, want 400 invalid_dpop_proof", a.status, a.Error)
+	}
+	// A stranger's key buys no free signature checks while the cache is
+	// full: each of its proofs is charged (the budget had 2 left), then
+	// the address is refused before any check.
+	stranger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s := &dpopClient{priv: stranger, alg: jose.ES256}
+	var got []int
+	for range 3 {
+		got = append(got, postToken(t, endpoint, exchangeForm("d-root", ticketsAPI), s.proof(t, "dpop+jwt", "POST", endpoint, time.Now())).status)
+	}
+	if !slices.Equal(got, []int{503, 503, 429}) {
+		t.Fatalf("a stranger's proofs with the cache full: %v, want 503 503 429", got)
 	}
 }
 

@@ -149,9 +149,11 @@ type Options struct {
 	// loopback alone (`warrant serve` never leaves it empty).
 	TokenIssuer string
 	// MaxDPoPJTIs bounds the DPoP proof ids remembered against replay
-	// (default DefaultMaxDPoPJTIs); proofs beyond it are refused,
+	// by the token endpoint and introspection (default
+	// DefaultMaxDPoPJTIs); proofs beyond it are refused,
 	// temporarily_unavailable (too_many_requests), until older ones leave
-	// the iat window, and are not counted as failed authentications.
+	// the iat window, and are not counted as failed authentications when
+	// the key is a registered agent's.
 	MaxDPoPJTIs int
 	// DPoPNonce makes the token and introspection endpoints demand a
 	// server-provided nonce in each DPoP proof (RFC 9449 section 8; see

@@ -190,7 +190,7 @@ const (
 	ReasonTooManyStreams    = "too_many_streams"
 	// ReasonTooManyRequests: over the requests in flight from one address
 	// or in all, refused before the request body is read; or a token
-	// exchange while the DPoP replay cache is full.
+	// exchange or introspection while the DPoP replay cache is full.
 	ReasonTooManyRequests   = "too_many_requests"
 	ReasonDiskFull          = "disk_full"
 	ReasonShuttingDown      = "shutting_down"
@@ -483,7 +483,7 @@ var reasons = []ReasonInfo{
 	refused(ReasonChainTooLong, RPCInvalidArgument, "a chain walk would pass the longest chain any log allows"),
 	refused(ReasonClockBehind, RPCUnavailable, "log time is further ahead of the server clock than allowed; nothing is written until the clock catches up"),
 	refused(ReasonTooManyStreams, RPCResourceExhausted, "a WatchCheckpoints stream over the per-peer or total bound"),
-	refused(ReasonTooManyRequests, RPCResourceExhausted, "over the requests in flight from the client's address or in all, or (ExchangeToken) the server's DPoP replay window is full; retry with back-off"),
+	refused(ReasonTooManyRequests, RPCResourceExhausted, "over the requests in flight from the client's address or in all, or (token exchange, introspection) the server's DPoP replay window is full; retry with back-off"),
 	refused(ReasonSignatureHighS, RPCInvalidArgument, "an ECDSA signature with a high S value"),
 	refused(ReasonIssuerNotRegistered, RPCUnauthenticated, "the issuer has no key binding in force"),
 	refused(ReasonRegistrarUnknown, RPCUnauthenticated, "a key binding not signed by a registrar key of this log"),

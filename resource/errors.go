@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/warrantlog/warrant/dpop"
 )
@@ -32,6 +34,9 @@ type Error struct {
 	Scopes []string
 	// Nonce is a fresh DPoP-Nonce to retry with (use_dpop_nonce).
 	Nonce string
+	// RetryAfter, on a 503, is when to retry (the Retry-After header,
+	// whole seconds, at least 1).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -101,7 +106,7 @@ func (v *Verifier) WriteError(w http.ResponseWriter, err error) {
 	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
 		h.Set("WWW-Authenticate", e.Challenge(v.cfg.ResourceMetadata))
 	case http.StatusServiceUnavailable:
-		h.Set("Retry-After", "1")
+		h.Set("Retry-After", strconv.FormatInt(max(1, int64((e.RetryAfter+time.Second-1)/time.Second)), 10))
 	}
 	if e.Nonce != "" {
 		h.Set("DPoP-Nonce", e.Nonce)

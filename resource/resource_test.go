@@ -2,6 +2,7 @@ package resource_test
 
 import (
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
@@ -303,16 +304,32 @@ func TestReplayCacheFull(t *testing.T) {
 		}
 		return p
 	}
+	// A thief's proof with the stolen token is refused before it takes
+	// room in the cache.
+	_, thief, _ := ed25519.GenerateKey(rand.Reader)
+	stolen, err := dpop.NewProof(thief, "GET", url, s.clock.Now(), dpop.ProofOptions{AccessToken: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRefused(t, "a stolen token with the thief's proof", do(t, "GET", url, "DPoP "+tok, stolen), 401, "invalid_token")
 	first := proof()
 	if a := do(t, "GET", url, "DPoP "+tok, first); a.status != http.StatusOK {
 		t.Fatalf("first proof: %d %s", a.status, a.challenge())
 	}
-	if a := do(t, "GET", url, "DPoP "+tok, proof()); a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" {
+	// Full: retry when the oldest proof leaves its 70-second window.
+	if a := do(t, "GET", url, "DPoP "+tok, proof()); a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") < "60" || len(a.header.Get("Retry-After")) != 2 {
 		t.Fatalf("a fresh proof with the cache full: %d %s, Retry-After %q", a.status, a.challenge(), a.header.Get("Retry-After"))
 	}
 	wantRefused(t, "the first proof again", do(t, "GET", url, "DPoP "+tok, first), 401, "invalid_dpop_proof")
 	s.clock.Add(dpop.MaxAge + dpop.MaxAhead + time.Second)
 	if a := do(t, "GET", url, "DPoP "+tok, proof()); a.status != http.StatusOK {
 		t.Fatalf("after the window: %d %s", a.status, a.challenge())
+	}
+}
+
+// TestMaxProofsOff: the replay cache cannot be turned off.
+func TestMaxProofsOff(t *testing.T) {
+	if _, err := resource.New(resource.Config{Resource: "https://api.example", Issuer: "https://log.example", MaxProofs: -1}); err == nil || !strings.Contains(err.Error(), "MaxProofs") {
+		t.Fatalf("MaxProofs -1: %v, want it refused", err)
 	}
 }

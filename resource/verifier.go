@@ -61,7 +61,7 @@ type Config struct {
 	// MaxProofs bounds the replay cache of DPoP proof ids (default
 	// 262144). A proof id is held for its window (dpop.MaxAge +
 	// dpop.MaxAhead, 70s), so the default serves about 3,700 requests a
-	// second in some 40 MB; when the cache is full of proofs still in
+	// second in some 50 MB; when the cache is full of proofs still in
 	// their window, new ones are refused, 503 with Retry-After, until some age out (never
 	// forgotten early, which would let a proof be replayed).
 	MaxProofs int
@@ -128,6 +128,9 @@ func New(cfg Config) (*Verifier, error) {
 	}
 	if cfg.MaxProofs == 0 {
 		cfg.MaxProofs = 1 << 18
+	}
+	if cfg.MaxProofs < 0 {
+		return nil, errors.New("resource: MaxProofs cannot be off (a DPoP proof must be remembered to refuse its replay)")
 	}
 	if cfg.NonceWindow == 0 {
 		cfg.NonceWindow = 5 * time.Minute
@@ -222,7 +225,7 @@ func (v *Verifier) Check(ctx context.Context, req Request, rule Rule) (*Claims, 
 	if v.nonces != nil {
 		want.Nonce = func(n string) bool { return v.nonces.valid(n, now) }
 	}
-	p, err := dpop.Verify(req.DPoP[0], want, now, v.proofs)
+	p, err := dpop.Verify(req.DPoP[0], want, now, nil) // replay checked below
 	if err != nil {
 		var de *dpop.Error
 		if !errors.As(err, &de) {
@@ -230,9 +233,6 @@ func (v *Verifier) Check(ctx context.Context, req Request, rule Rule) (*Claims, 
 		}
 		if de.UseNonce {
 			return nil, &Error{Status: http.StatusUnauthorized, Code: ErrUseDPoPNonce, Description: de.Description, Nonce: v.nonces.at(now)}
-		}
-		if de.Busy { // the replay cache is full: retry shortly
-			return nil, refuse(http.StatusServiceUnavailable, ErrUnavailable, "%s", de.Description)
 		}
 		return nil, refuse(http.StatusUnauthorized, ErrInvalidDPoPProof, "%s", de.Description)
 	}
@@ -243,6 +243,17 @@ func (v *Verifier) Check(ctx context.Context, req Request, rule Rule) (*Claims, 
 	// token is useless without its holder's key.
 	if p.JKT != c.JKT {
 		return nil, refuse(http.StatusUnauthorized, ErrInvalidToken, "the DPoP proof's key is not the key the token is bound to (cnf.jkt)")
+	}
+	// Replay last: only the token holder's proofs take room in the cache,
+	// so a stolen token cannot fill it.
+	if err := v.proofs.AddProof(p, now); err != nil {
+		var de *dpop.Error
+		if errors.As(err, &de) && de.Busy { // the cache is full: retry shortly
+			e := refuse(http.StatusServiceUnavailable, ErrUnavailable, "%s", de.Description)
+			e.RetryAfter = de.RetryAfter
+			return nil, e
+		}
+		return nil, refuse(http.StatusUnauthorized, ErrInvalidDPoPProof, "%s", err.Error())
 	}
 	var missing []string
 	for _, s := range rule.Scopes {
