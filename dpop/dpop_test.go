@@ -119,11 +119,23 @@ func TestReplayCacheHorizon(t *testing.T) {
 	c2 := NewReplayCache(4)
 	c2.Add("a", iat.Add(window), iat)
 	c2.Add("x", iat.Add(71*time.Second+window), iat.Add(71*time.Second))
-	if err := c2.Add("a", iat.Add(window), iat.Add(60*time.Second)); err == nil || errors.As(err, &de) && de.Busy {
-		t.Fatalf("a forgotten proof with a clock behind: %v, want refused", err)
+	// Refused as the server's condition (its clock went back), not the
+	// proof's fault.
+	if err := c2.Add("a", iat.Add(window), iat.Add(60*time.Second)); !errors.As(err, &de) || !de.Busy || de.RetryAfter != time.Second {
+		t.Fatalf("a forgotten proof with a clock behind: %v (%+v), want a Busy refusal", err, de)
 	}
 	if err := c2.Add("y", iat.Add(60*time.Second+window), iat.Add(60*time.Second)); err != nil {
 		t.Fatalf("a fresh proof with a clock behind: %v", err)
+	}
+}
+
+// TestReplayCacheZero: a cache of no room refuses everything as Busy
+// rather than failing.
+func TestReplayCacheZero(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	var de *Error
+	if err := NewReplayCache(0).Add("a", now.Add(time.Minute), now); !errors.As(err, &de) || !de.Busy {
+		t.Fatalf("Add to a cache of 0: %v, want Busy", err)
 	}
 }
 

@@ -34,8 +34,10 @@ func NewReplayCache(max int) *ReplayCache {
 	return &ReplayCache{max: max, seen: make(map[string]time.Time)}
 }
 
-// Add records key until until, refusing a key already held, and a new
-// one when the cache is full of keys not yet expired.
+// Add records key until until, refusing a key already held, and, as
+// Busy, a new one when the cache is full of keys not yet expired, or one
+// whose window ends before the latest now the cache has forgotten up to
+// (see horizon).
 func (c *ReplayCache) Add(key string, until, now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -44,10 +46,16 @@ func (c *ReplayCache) Add(key string, until, now time.Time) error {
 		return errorf("the DPoP proof was used before (jti replayed)")
 	}
 	if !until.After(c.horizon) {
-		return errorf("the DPoP proof's replay window has passed")
+		// Only with a clock behind the cache's (Verify has checked the
+		// proof's iat against now): the server's condition, not the
+		// proof's fault.
+		return &Error{Description: "the server's clock is behind the DPoP replay window it keeps; retry shortly", Busy: true, RetryAfter: c.horizon.Sub(until)}
 	}
 	if len(c.seen) >= c.max {
-		retry := c.expiry[0].until.Sub(c.horizon)
+		var retry time.Duration
+		if len(c.expiry) > 0 {
+			retry = c.expiry[0].until.Sub(c.horizon)
+		}
 		return &Error{Description: "too many DPoP proofs in the replay window; retry with a fresh proof shortly", Busy: true, RetryAfter: retry}
 	}
 	c.seen[key] = until

@@ -137,7 +137,7 @@ func (l *Log) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	issuer := l.issuerURL(r)
-	p, oerr := l.checkDPoP(w.Header(), r.Header.Values("DPoP"), r.RemoteAddr, issuer+IntrospectionEndpointPath, http.StatusUnauthorized)
+	p, oerr := l.checkDPoP(w.Header(), r.Header.Values("DPoP"), r.RemoteAddr, issuer+IntrospectionEndpointPath, http.StatusUnauthorized, "invalid_client")
 	if oerr != nil {
 		writeOAuthError(w, oerr)
 		return

@@ -420,7 +420,7 @@ func (g *tokenGrant) expiresIn() int64 {
 // then the entry proven. hdr receives the DPoP-Nonce. A recorded denial is
 // an oauthError with its entry.
 func (l *Log) exchange(ctx context.Context, hdr http.Header, dpops []string, remoteAddr, issuer, htu string, req *TokenRequest) (*tokenGrant, *oauthError) {
-	p, oerr := l.checkDPoP(hdr, dpops, remoteAddr, htu, http.StatusBadRequest)
+	p, oerr := l.checkDPoP(hdr, dpops, remoteAddr, htu, http.StatusBadRequest, "invalid_dpop_proof")
 	if oerr != nil {
 		return nil, oerr
 	}
@@ -533,7 +533,11 @@ func parseTokenForm(w http.ResponseWriter, r *http.Request) (*TokenRequest, *oau
 // status (400 at the token endpoint, 401 where the proof authenticates a
 // caller). A DPoP proof costs a signature check, as an append does: an
 // address whose proofs keep failing spends the same authentication budget
-// (authguard.go) and is refused before its proof is checked.
+// (authguard.go) and is refused before its proof is checked. A proof whose
+// key is not a registered agent's is refused with unknownKeyCode (the
+// token endpoint: invalid_dpop_proof; introspection: invalid_client)
+// before it is recorded against replay, so only agents' proofs take room
+// in the replay cache.
 //
 // With nonces on, every answer carries a fresh DPoP-Nonce (set in hdr),
 // and a proof without a current nonce is answered use_dpop_nonce (with
@@ -550,7 +554,7 @@ func parseTokenForm(w http.ResponseWriter, r *http.Request) (*TokenRequest, *oau
 // invalid_dpop_proof, until its clock passes the start. What remains is a
 // proof made in the very second of the start, before it, and seen by the
 // previous process: a restart within that second.
-func (l *Log) checkDPoP(hdr http.Header, dpops []string, remoteAddr, htu string, status int) (*dpop.Proof, *oauthError) {
+func (l *Log) checkDPoP(hdr http.Header, dpops []string, remoteAddr, htu string, status int, unknownKeyCode string) (*dpop.Proof, *oauthError) {
 	want := dpop.Request{Method: http.MethodPost, URL: htu}
 	if ns := l.tokens.nonces; ns != nil {
 		hdr.Set("DPoP-Nonce", ns.current())
@@ -564,29 +568,11 @@ func (l *Log) checkDPoP(hdr http.Header, dpops []string, remoteAddr, htu string,
 		return nil, refuse(http.StatusTooManyRequests, "temporarily_unavailable", proofs.Reason(err), "%s", err.Error())
 	}
 	now := l.opts.Now()
-	p, err := dpop.Verify(dpops[0], want, now, nil)
-	if err == nil {
-		// Replay last, so that a full cache can tell a registered agent's
-		// proof from a stranger's (below).
-		err = l.tokens.jtis.AddProof(p, now)
-	}
+	p, err := dpop.Verify(dpops[0], want, now, nil) // replay is checked last, below
 	if err != nil {
 		var de *dpop.Error
 		if errors.As(err, &de) && de.UseNonce {
 			return nil, refuse(status, "use_dpop_nonce", proofs.ReasonDPoPNonceRequired, "%s", de.Description)
-		}
-		if errors.As(err, &de) && de.Busy {
-			// The replay cache is full (Options.MaxDPoPJTIs): the server's
-			// capacity, not a failed authentication of a registered
-			// agent. A stranger's key is charged as it would have been once
-			// found unregistered, so a full cache buys no free signature
-			// checks.
-			if l.signers.Load().Bindings().KeyID(p.Key.ID) == nil {
-				l.guard.fail(peer, 1)
-			}
-			e := refuse(http.StatusServiceUnavailable, "temporarily_unavailable", ReasonTooManyRequests, "%s", de.Description)
-			e.retryAfter = de.RetryAfter
-			return nil, e
 		}
 		if errors.As(err, &de) {
 			l.guard.fail(peer, 1)
@@ -597,6 +583,27 @@ func (l *Log) checkDPoP(hdr http.Header, dpops []string, remoteAddr, htu string,
 	if l.tokens.nonces == nil && p.IAT.Before(l.tokens.started) {
 		l.guard.fail(peer, 1)
 		return nil, refuse(status, "invalid_dpop_proof", proofs.ReasonDPoPProofInvalid, "the DPoP proof was made before this server started (its iat); make a fresh one")
+	}
+	// Only a registered agent's proof takes room in the replay cache, so
+	// strangers cannot fill it; each stranger's proof is charged to its
+	// address. (The exchange and introspection check the key again, at
+	// the state they decide with.)
+	if l.signers.Load().Bindings().KeyID(p.Key.ID) == nil {
+		l.guard.fail(peer, 1)
+		return nil, refuse(status, unknownKeyCode, proofs.ReasonSignatureKeyUnknown, "the DPoP key is not the key in force of a registered agent")
+	}
+	if err := l.tokens.jtis.AddProof(p, now); err != nil {
+		var de *dpop.Error
+		if errors.As(err, &de) && de.Busy {
+			// The replay cache is full (Options.MaxDPoPJTIs), or the
+			// clock went back: the server's condition, not a failed
+			// authentication.
+			e := refuse(http.StatusServiceUnavailable, "temporarily_unavailable", ReasonTooManyRequests, "%s", de.Description)
+			e.retryAfter = de.RetryAfter
+			return nil, e
+		}
+		l.guard.fail(peer, 1)
+		return nil, refuse(status, "invalid_dpop_proof", proofs.ReasonDPoPProofInvalid, "%s", err.Error())
 	}
 	return p, nil
 }

@@ -682,17 +682,22 @@ func TestTokenExchangeReplayWindowFull(t *testing.T) {
 	if a := postToken(t, endpoint, exchangeForm("d-root", ticketsAPI), planner.proof(t, "dpop+jwt", "POST", "https://elsewhere.example/token", time.Now())); a.status != 400 || a.Error != "invalid_dpop_proof" {
 		t.Fatalf("a bad proof after the refusals: %d %s, want 400 invalid_dpop_proof", a.status, a.Error)
 	}
-	// A stranger's key buys no free signature checks while the cache is
-	// full: each of its proofs is charged (the budget had 2 left), then
-	// the address is refused before any check.
+	// A stranger's key takes no room in the cache and buys no free
+	// signature checks: each of its proofs is refused as an unknown key
+	// and charged (the budget had 2 left), then the address is refused
+	// before any check.
 	stranger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	s := &dpopClient{priv: stranger, alg: jose.ES256}
-	var got []int
+	var got []string
 	for range 3 {
-		got = append(got, postToken(t, endpoint, exchangeForm("d-root", ticketsAPI), s.proof(t, "dpop+jwt", "POST", endpoint, time.Now())).status)
+		a := postToken(t, endpoint, exchangeForm("d-root", ticketsAPI), s.proof(t, "dpop+jwt", "POST", endpoint, time.Now()))
+		got = append(got, fmt.Sprint(a.status, " ", a.Error))
 	}
-	if !slices.Equal(got, []int{503, 503, 429}) {
-		t.Fatalf("a stranger's proofs with the cache full: %v, want 503 503 429", got)
+	if want := []string{"400 invalid_dpop_proof", "400 invalid_dpop_proof", "429 temporarily_unavailable"}; !slices.Equal(got, want) {
+		t.Fatalf("a stranger's proofs with the cache full: %v, want %v", got, want)
+	}
+	if n := f.log.tokens.jtis.Len(); n != 2 {
+		t.Fatalf("the replay cache holds %d proofs, want the agent's 2", n)
 	}
 }
 

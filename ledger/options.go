@@ -152,8 +152,8 @@ type Options struct {
 	// by the token endpoint and introspection (default
 	// DefaultMaxDPoPJTIs); proofs beyond it are refused,
 	// temporarily_unavailable (too_many_requests), until older ones leave
-	// the iat window, and are not counted as failed authentications when
-	// the key is a registered agent's.
+	// the iat window, and are not counted as failed authentications. Only
+	// registered agents' proofs are recorded.
 	MaxDPoPJTIs int
 	// DPoPNonce makes the token and introspection endpoints demand a
 	// server-provided nonce in each DPoP proof (RFC 9449 section 8; see
