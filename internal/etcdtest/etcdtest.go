@@ -14,6 +14,7 @@ package etcdtest
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -78,30 +79,46 @@ func StartCluster(t testing.TB, n int) []*Server {
 	t.Helper()
 	bin := Binary(t)
 	dir := t.TempDir()
-	ss := make([]*Server, n)
-	var initial []string
-	for i := range ss {
-		name := fmt.Sprintf("m%d", i)
-		ss[i] = &Server{
-			t:      t,
-			bin:    bin,
-			name:   name,
-			dir:    filepath.Join(dir, name),
-			client: freeAddr(t),
-			peer:   freeAddr(t),
+	// A port found free can be taken by another process before etcd binds
+	// it (freeAddr); then the cluster starts again on other ports.
+	for attempt := 1; ; attempt++ {
+		ss := make([]*Server, n)
+		var initial []string
+		for i := range ss {
+			name := fmt.Sprintf("m%d", i)
+			ss[i] = &Server{
+				t:      t,
+				bin:    bin,
+				name:   name,
+				dir:    filepath.Join(dir, fmt.Sprintf("%s-%d", name, attempt)),
+				client: freeAddr(t),
+				peer:   freeAddr(t),
+			}
+			ss[i].logPath = ss[i].dir + ".log"
+			initial = append(initial, name+"=http://"+ss[i].peer)
+			t.Cleanup(ss[i].Stop)
 		}
-		ss[i].logPath = ss[i].dir + ".log"
-		initial = append(initial, name+"=http://"+ss[i].peer)
-		t.Cleanup(ss[i].Stop)
+		for _, s := range ss {
+			s.cluster = strings.Join(initial, ",")
+			s.launch()
+		}
+		var err error
+		for _, s := range ss {
+			if err = s.waitHealthyErr(); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			return ss
+		}
+		for _, s := range ss {
+			s.Stop()
+		}
+		if !strings.Contains(err.Error(), "address already in use") || attempt == 5 {
+			t.Fatal(err)
+		}
+		t.Logf("etcd: a port was taken before etcd bound it; starting the cluster again on other ports (%v)", strings.SplitN(err.Error(), "\n", 2)[0])
 	}
-	for _, s := range ss {
-		s.cluster = strings.Join(initial, ",")
-		s.launch()
-	}
-	for _, s := range ss {
-		s.waitHealthy()
-	}
-	return ss
 }
 
 // Endpoint is the client URL, for clientv3.Config.Endpoints.
@@ -174,6 +191,13 @@ func (s *Server) launch() {
 // the test if it exits or takes longer than startTimeout.
 func (s *Server) waitHealthy() {
 	s.t.Helper()
+	if err := s.waitHealthyErr(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// waitHealthyErr is waitHealthy, returning the failure with the log's tail.
+func (s *Server) waitHealthyErr() error {
 	s.mu.Lock()
 	exited := s.exited
 	s.mu.Unlock()
@@ -181,13 +205,14 @@ func (s *Server) waitHealthy() {
 	for !healthy(s.Endpoint()) {
 		select {
 		case <-exited:
-			s.t.Fatalf("etcd %s exited while starting:\n%s", s.name, s.logTail())
+			return fmt.Errorf("etcd %s exited while starting:\n%s", s.name, s.logTail())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("etcd %s not healthy after %v:\n%s", s.name, startTimeout, s.logTail())
+			return fmt.Errorf("etcd %s not healthy after %v:\n%s", s.name, startTimeout, s.logTail())
 		}
 	}
+	return nil
 }
 
 // healthy says whether the member answers its health endpoint, which it
@@ -215,11 +240,20 @@ func (s *Server) logTail() string {
 	return string(b)
 }
 
-// freeAddr returns a loopback address with a port nobody listens on now.
-// Another process may take it before etcd does; that is rare enough for
-// tests, and start fails loudly if it happens.
+// freeAddr returns a loopback address with a port nobody listens on now,
+// chosen below Linux's default ephemeral range (32768-60999), where the
+// kernel does not hand out ports to other processes' connections and
+// listeners on port 0, so that it is very likely still free when etcd
+// binds it; StartCluster starts again on other ports if it was not.
 func freeAddr(t testing.TB) string {
 	t.Helper()
+	for range 100 {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000)))
+		if err == nil {
+			defer l.Close()
+			return l.Addr().String()
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
