@@ -847,9 +847,15 @@ func TestClusterLeaderThatCannotCatchUpResigns(t *testing.T) {
 	if role(b) == "leader" {
 		t.Fatal("b leads without having caught up")
 	}
-	if _, err := a.Append(ctx, bindingEnvelope(t, tc.registrar, agentID, newTestKey(t), proofs.TierExecute, false)); err != nil {
-		t.Fatalf("append after b gave its term up: %v", err)
-	}
+	// a's sequencer may still answer not_leader (a retryable refusal that
+	// writes nothing) for a moment after its role flips; anything else fails.
+	waitFor(t, "an append to a after b gave its term up", func() bool {
+		_, err := a.Append(ctx, bindingEnvelope(t, tc.registrar, agentID, newTestKey(t), proofs.TierExecute, false))
+		if err != nil && proofs.Reason(err) != proofs.ReasonNotLeader {
+			t.Fatalf("append after b gave its term up: %v", err)
+		}
+		return err == nil
+	})
 }
 
 // TestClusterDeposedLeaderResigns (unit test, fakes): a leader that learns
