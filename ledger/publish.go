@@ -130,6 +130,7 @@ var errLostLead = errors.New("another node leads now")
 func (l *Log) putObject(ctx context.Context, key string, body []byte) error {
 	store := l.cluster.store
 	err := store.Create(ctx, key, body)
+	absent := 0 // rounds in a row where the key was taken yet held nothing
 	for try := 1; ; try++ {
 		if err == nil || !errors.Is(err, ErrObjectExists) && !errors.Is(err, ErrObjectChanged) {
 			return err
@@ -139,8 +140,16 @@ func (l *Log) putObject(ctx context.Context, key string, body []byte) error {
 		}
 		got, etag, gerr := store.GetWithETag(ctx, key)
 		switch {
+		case errors.Is(gerr, ErrObjectNotFound) && errors.Is(err, ErrObjectExists) && absent > 0:
+			// Twice now the store refused a Create as taken and then had
+			// nothing to read there. No writer explains that: the store
+			// keeps a key with no object (versitygw's sidecar metadata,
+			// killed between storing an object's ETag and linking its
+			// data, does). Retrying cannot clear it; an operator must.
+			return fmt.Errorf("the store refuses to create %s as taken but holds no object there: it is inconsistent and needs repair (see docs/distributed.md): %w", key, err)
 		case errors.Is(gerr, ErrObjectNotFound):
 			// Not there after all (a conflicting write that did not land).
+			absent++
 			err = store.Create(ctx, key, body)
 			continue
 		case gerr != nil:
@@ -152,6 +161,7 @@ func (l *Log) putObject(ctx context.Context, key string, body []byte) error {
 			return err
 		}
 		l.log.Warn("replacing an object left by a deposed leader's unacknowledged batch", "key", key, "found_bytes", len(got), "bytes", len(body))
+		absent = 0
 		err = store.Replace(ctx, key, body, etag)
 	}
 }

@@ -265,3 +265,61 @@ func TestPublishDeposedLeadersLateWrites(t *testing.T) {
 		})
 	}
 }
+
+// phantomObjects is a store that keeps one key taken with no object there,
+// as versitygw's sidecar metadata does after a kill between storing an
+// object's ETag and linking its data: a Create of the key is refused as
+// taken, a read finds nothing.
+type phantomObjects struct {
+	ObjectStore
+	mu  sync.Mutex
+	key string
+}
+
+func (p *phantomObjects) phantom(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return key == p.key
+}
+
+func (p *phantomObjects) repair() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.key = ""
+}
+
+func (p *phantomObjects) Create(ctx context.Context, key string, data []byte) error {
+	if p.phantom(key) {
+		return fmt.Errorf("%s: %w", key, ErrObjectExists)
+	}
+	return p.ObjectStore.Create(ctx, key, data)
+}
+
+// TestPublishKeyTakenWithNoObject (unit test, fault injection): a store
+// that refuses a key's Create as taken but has no object to read there is
+// reported as inconsistent, with the key, rather than as an object that
+// keeps changing; the append is refused as retryable; once the key is
+// repaired the entry is published.
+func TestPublishKeyTakenWithNoObject(t *testing.T) {
+	tc := newTestCluster(t)
+	tc.coord.setWinner("a")
+	store := &phantomObjects{ObjectStore: tc.store}
+	a := tc.openWith(t, t.TempDir(), "a", store)
+	tc.waitLeading(t, a)
+	key := nextKeys(a)[0]
+	store.mu.Lock()
+	store.key = key
+	store.mu.Unlock()
+	size := a.Checkpoint().Size
+	_, err := a.Append(context.Background(), bindingEnvelope(t, tc.registrar, humanID, newTestKey(t), proofs.TierDraft, true))
+	if proofs.Reason(err) != ReasonStoreUnavailable {
+		t.Fatalf("append whose entry bundle's key is taken with no object: %v, want %s", err, ReasonStoreUnavailable)
+	}
+	if !strings.Contains(err.Error(), "holds no object there") || !strings.Contains(err.Error(), key) {
+		t.Errorf("refusal %q does not say the store is inconsistent at %s", err, key)
+	}
+	store.repair()
+	waitFor(t, "the pending entry to be published", func() bool { return tc.size(t, a) == size+1 })
+	checkBucketMirrors(t, tc, a)
+	checkBucketWithTlog(t, tc, a)
+}

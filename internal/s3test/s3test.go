@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sys/unix"
 )
 
 // Env names the environment variable holding the versitygw binary's path.
@@ -63,9 +65,15 @@ func Binary(t testing.TB) string {
 
 // Start runs versitygw's posix backend over a temporary directory on a free
 // loopback port with fresh random root credentials, creates a bucket, and
-// stops the server when the test ends. Object metadata goes to a sidecar
-// directory, so the temporary file system need not support extended
-// attributes.
+// stops the server when the test ends.
+//
+// Object metadata is kept in extended attributes of the objects' files
+// (versitygw's default) wherever the file system has them: a put is then
+// one link of a fully written file, so a server killed mid-put leaves the
+// object whole or absent, as S3 does. Only without them does it go to a
+// sidecar directory, which is not crash-atomic: versitygw stores an
+// object's ETag there before linking its data, so a kill between the two
+// leaves a key that a conditional put finds taken and a read finds empty.
 func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := Binary(t)
@@ -75,6 +83,9 @@ func Start(t testing.TB) *Server {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if hasXattrs(data) {
+		sidecar = ""
 	}
 	s := &Server{
 		Bucket:          "warrant-test",
@@ -104,11 +115,13 @@ func Start(t testing.TB) *Server {
 
 func (s *Server) start(bin, addr, data, sidecar string) error {
 	out := &output{}
-	cmd := exec.Command(bin,
-		"--port", addr,
+	args := []string{"--port", addr,
 		"--access", s.AccessKeyID, "--secret", s.SecretAccessKey,
-		"--region", s.Region, "--quiet",
-		"posix", "--sidecar", sidecar, data)
+		"--region", s.Region, "--quiet", "posix"}
+	if sidecar != "" {
+		args = append(args, "--sidecar", sidecar)
+	}
+	cmd := exec.Command(bin, append(args, data)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", bin, err)
@@ -166,6 +179,13 @@ func (s *Server) Stop() {
 
 // Output returns the tail of the server's output, for a failing test's log.
 func (s *Server) Output() string { return s.out.tail() }
+
+// hasXattrs reports whether dir's file system keeps user extended
+// attributes: the test versitygw runs itself at start.
+func hasXattrs(dir string) bool {
+	_, err := unix.Getxattr(dir, "user.test", nil)
+	return !errors.Is(err, unix.ENOTSUP)
+}
 
 func freeAddr(t testing.TB) string {
 	t.Helper()
