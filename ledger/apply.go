@@ -80,7 +80,7 @@ func (l *Log) newBatch() *batch {
 	cs := newChainState(txn, l.seq.state.Bindings(), l.delegations)
 	cs.absent = l.absent
 	st.state = l.seq.state.Fork(cs)
-	st.nodes = newBatchNodes(l.seq.rng)
+	st.nodes = newBatchNodes(l.seq.rng, l.seq.nodes)
 	return &batch{txn: txn, st: st, cs: cs, tw: &tileWriter{edge: st.edge, dirty: make(map[string][]byte)}, nodes: st.nodes, inBatch: make(map[[32]byte]int)}
 }
 
@@ -138,7 +138,7 @@ func (l *Log) stage(b *batch, r *request, results []result, i int) (full bool, _
 		return false, &proofs.Error{Reason: ReasonDataLoss, Err: fmt.Errorf("extending the tree: %w", errors.Join(err, b.tw.err))}
 	}
 	b.st.size++
-	b.nodes.size = b.st.size
+	b.nodes.extend(b.st.size)
 	b.st.logTime = d.logTime
 	if r.env != nil {
 		b.inBatch[r.payloadHash] = i

@@ -9,56 +9,138 @@ import (
 	"github.com/warrantlog/warrant/proofs"
 )
 
-// batchNodes are the tree nodes that the inclusion proofs of one committed
-// batch's entries need, kept in memory so that the answers to its appends
-// are proved without reading the store: the compact range of the tree
-// before the batch, and every node the batch's entries completed (the
-// sequencer's compact range visits each). A proof of entry i of the batch
-// in the tree the batch ends reads only these: its left siblings lie in
-// the range before the batch or were completed by the batch (a subtree
-// that straddles the batch's start), its right siblings, and the perfect
-// subtrees a right-edge node is hashed from, lie within the batch. Should
-// a node still be missing, inclusion reports it and the proof is read from
-// the store as before.
+// Bounds of the nodes a batch keeps of the batches before it (recentNodes):
+// enough for a client appending in turn with others, whose trusted size is
+// a few batches old; little memory (about two nodes an entry).
+const (
+	recentBatches = 64
+	recentEntries = 1 << 16
+)
+
+// batchNodes are the tree nodes that the answers to one committed batch's
+// appends need, kept in memory so that they are proved without reading
+// the store: the inclusion proof of each entry of the batch, and the
+// consistency proof from the client's trusted size, in the tree the batch
+// ends.
 //
-// It is built by the sequencer and immutable once the batch commits; each
-// request proves its own entry from it, concurrently.
+// They are the nodes completed by this batch and by up to recentBatches
+// batches before it (recentEntries entries at most), each batch's in a
+// span of its own, and the compact range of the tree before each span.
+// A perfect subtree [a, e) is completed when entry e-1 is appended, so it
+// is in the span holding e-1; one ending at or before the oldest span's
+// begin B is in the compact range of [0, B) if a proof in a tree the
+// window reaches needs it:
+//   - an inclusion proof of an entry i >= B needs left siblings, the
+//     compact range of [0, i) minus what the proof's subtree holds, whose
+//     nodes ending at or before B are those of [0, B) (both ranges are
+//     the set bits of their sizes, and B <= i share the bits above such a
+//     node's level); right siblings, and the perfect subtrees a right-edge
+//     node is hashed from, end after i;
+//   - a consistency proof from T >= B is, in the same way, the subtree
+//     ending at T and that subtree's inclusion proof.
+//
+// Should a node still be missing, the proof reports it and is read from
+// the store instead. The spans are built by the sequencer and immutable
+// once their batch commits; requests prove from them concurrently.
 type batchNodes struct {
-	begin, size uint64 // the batch's entries are [begin, size)
-	hashes      map[compact.NodeID][]byte
+	spans []nodeSpan // this batch's first, then the earlier ones, newest first
 }
 
-func newBatchNodes(before *compact.Range) *batchNodes {
-	n := &batchNodes{begin: before.End(), size: before.End(), hashes: make(map[compact.NodeID][]byte)}
+// nodeSpan holds the nodes completed by the entries [begin, end) of one
+// batch, and the compact range of [0, begin).
+type nodeSpan struct {
+	begin, end uint64
+	hashes     map[compact.NodeID][]byte
+}
+
+// newBatchNodes starts the nodes of a batch appended to before, keeping
+// prev's spans (the batch that made before, if it did) within the bounds.
+// Spans are copied, not prev itself, so that no batch keeps alive the
+// whole chain of batches before it.
+func newBatchNodes(before *compact.Range, prev *batchNodes) *batchNodes {
+	own := nodeSpan{begin: before.End(), end: before.End(), hashes: make(map[compact.NodeID][]byte)}
 	for i, id := range compact.RangeNodes(before.Begin(), before.End(), nil) {
-		n.hashes[id] = before.Hashes()[i]
+		own.hashes[id] = before.Hashes()[i]
+	}
+	n := &batchNodes{spans: make([]nodeSpan, 1, recentBatches)}
+	n.spans[0] = own
+	if prev == nil || prev.size() != own.begin {
+		return n // the tree before is not prev's (recovered, or ingested)
+	}
+	for _, s := range prev.spans[:min(len(prev.spans), recentBatches-1)] {
+		if own.begin-s.begin > recentEntries {
+			break
+		}
+		n.spans = append(n.spans, s)
 	}
 	return n
 }
 
+// size is the tree size the batch ends (so far, while it is staged).
+func (n *batchNodes) size() uint64 { return n.spans[0].end }
+
+// extend records that the batch now ends at size.
+func (n *batchNodes) extend(size uint64) { n.spans[0].end = size }
+
+// oldest is the first index of the oldest span kept.
+func (n *batchNodes) oldest() uint64 { return n.spans[len(n.spans)-1].begin }
+
 // record is the compact.VisitFn of the batch's appends. The hashes the
 // compact range hands over are never modified afterwards.
-func (n *batchNodes) record(id compact.NodeID, hash []byte) { n.hashes[id] = hash }
+func (n *batchNodes) record(id compact.NodeID, hash []byte) { n.spans[0].hashes[id] = hash }
+
+// node returns the hash of id from the span where it was completed.
+func (n *batchNodes) node(id compact.NodeID) ([]byte, bool) {
+	end := (id.Index + 1) << id.Level
+	for i := range n.spans {
+		s := &n.spans[i]
+		if end > s.begin || i == len(n.spans)-1 {
+			h, ok := s.hashes[id]
+			return h, ok
+		}
+	}
+	return nil, false
+}
+
+// rehash fills p's nodes from the spans and hashes its right edge.
+func (n *batchNodes) rehash(p proof.Nodes) ([][]byte, bool) {
+	hashes := make([][]byte, len(p.IDs))
+	for i, id := range p.IDs {
+		var ok bool
+		if hashes[i], ok = n.node(id); !ok {
+			return nil, false
+		}
+	}
+	out, err := p.Rehash(hashes, proofs.HashChildren)
+	return out, err == nil
+}
 
 // inclusion returns the inclusion proof of index in the tree of size, if
-// index is an entry of this batch and size is the size the batch ended
-// at; ok is false otherwise.
+// size is the size the batch ended at and index is at or after the oldest
+// span's begin; ok is false otherwise.
 func (n *batchNodes) inclusion(index, size uint64) (_ [][]byte, ok bool) {
-	if n == nil || size != n.size || index < n.begin || index >= size {
+	if n == nil || size != n.size() || index < n.oldest() || index >= size {
 		return nil, false
 	}
 	p, err := proof.Inclusion(index, size)
 	if err != nil {
 		return nil, false
 	}
-	hashes := make([][]byte, len(p.IDs))
-	for i, id := range p.IDs {
-		if hashes[i], ok = n.hashes[id]; !ok {
-			return nil, false
-		}
+	return n.rehash(p)
+}
+
+// consistency returns the consistency proof from trusted to size, if size
+// is the size the batch ended at and trusted is at or after the oldest
+// span's begin; ok is false otherwise.
+func (n *batchNodes) consistency(trusted, size uint64) (_ [][]byte, ok bool) {
+	if n == nil || size != n.size() || trusted < n.oldest() || trusted == 0 || trusted > size {
+		return nil, false
 	}
-	out, err := p.Rehash(hashes, proofs.HashChildren)
-	return out, err == nil
+	p, err := proof.Consistency(trusted, size)
+	if err != nil {
+		return nil, false
+	}
+	return n.rehash(p)
 }
 
 // appendedProof is the inclusion proof of an appended entry in the tree of

@@ -6,21 +6,27 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/transparency-dev/merkle/compact"
+
 	"github.com/warrantlog/warrant/proofs"
 )
 
 // TestBatchProofs: every entry a batch commits is proved from the batch's
-// nodes alone (no store read) in the checkpoint that answers it, and the
-// proof is the one the store gives and verifies; over batches of many
-// sizes, crossing level-0 tile boundaries and starting
-// anywhere in a tile. An older entry, or another tree size, is not proved
-// from them (the store is asked).
+// nodes alone (no store read) in the checkpoint that answers it, and so is
+// the consistency proof from every earlier size the batch's window
+// reaches; each proof is the one the store gives, and verifies; over
+// batches of many sizes, crossing level-0 tile boundaries and starting
+// anywhere in a tile. An entry or a size before the window, or another
+// tree size, is not proved from them (the store is asked).
 func TestBatchProofs(t *testing.T) {
 	f := newFixture(t, nil)
 	hpStopSequencer(f.log)
 	ctx := context.Background()
-	n := 0
-	for bi, size := range []int{1, 1, 2, 3, 5, 8, 13, 250, 1, 256, 255, 300, 7, 64, 129, 1, 600} {
+	roots := map[uint64][]byte{}
+	n, c := 0, 0
+	// The single entries at the end push the first batches out of the window.
+	sizes := append([]int{1, 1, 2, 3, 5, 8, 13, 250, 1, 256, 255, 300, 7, 64, 129, 1, 600}, slices.Repeat([]int{1}, recentBatches)...)
+	for bi, size := range sizes {
 		envs, err := hpRootGrants(f.human, size, fmt.Sprintf("bp%d", bi))
 		if err != nil {
 			t.Fatal(err)
@@ -32,6 +38,7 @@ func TestBatchProofs(t *testing.T) {
 			}
 		}
 		f.log.sequence(batch)
+		var nodes *batchNodes
 		for _, r := range batch {
 			res := <-r.done
 			if res.err != nil {
@@ -39,6 +46,7 @@ func TestBatchProofs(t *testing.T) {
 			}
 			a := &Appended{Index: res.Index, nodes: res.nodes}
 			cp := res.Checkpoint
+			roots[cp.Size], nodes = cp.Root, res.nodes
 			got, ok := res.nodes.inclusion(res.Index, cp.Size)
 			if !ok {
 				t.Fatalf("batch %d of %d: entry %d (tree size %d) not proved from the batch's nodes", bi, size, res.Index, cp.Size)
@@ -58,18 +66,97 @@ func TestBatchProofs(t *testing.T) {
 			}
 			n++
 		}
+		// Consistency from every size the window reaches, to the batch's.
+		size2 := nodes.size()
+		for trusted := max(nodes.oldest(), 1); trusted <= size2; trusted++ {
+			got, ok := nodes.consistency(trusted, size2)
+			if !ok {
+				t.Fatalf("batch %d: consistency %d -> %d not proved from the window [%d, %d)", bi, trusted, size2, nodes.oldest(), size2)
+			}
+			want, _, err := f.log.ConsistencyProof(ctx, trusted, size2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.EqualFunc(got, want, slices.Equal) {
+				t.Fatalf("consistency %d -> %d: the window's proof differs from the store's", trusted, size2)
+			}
+			if root1, ok := roots[trusted]; ok {
+				if err := proofs.VerifyConsistency(trusted, size2, got, root1, roots[size2]); err != nil {
+					t.Fatalf("consistency %d -> %d: %v", trusted, size2, err)
+				}
+			}
+			c++
+		}
 	}
-	// Not from these nodes: an entry before the batch, another size.
+	// Not from these nodes: before the window, another size.
 	cp := f.log.Checkpoint()
 	nodes := f.log.seq.nodes
-	if _, ok := nodes.inclusion(nodes.begin-1, cp.Size); ok {
-		t.Error("an entry of an earlier batch proved from the last batch's nodes")
+	if len(nodes.spans) < 2 {
+		t.Fatalf("the last batch kept %d spans; want the earlier batches' too", len(nodes.spans))
 	}
-	if _, ok := nodes.inclusion(nodes.begin, cp.Size+1); ok {
+	if nodes.oldest() == 0 {
+		t.Fatal("the window reaches the first entry; the test needs it not to")
+	}
+	if _, ok := nodes.inclusion(nodes.oldest()-1, cp.Size); ok {
+		t.Error("an entry before the window proved from the last batch's nodes")
+	}
+	if _, ok := nodes.consistency(nodes.oldest()-1, cp.Size); ok {
+		t.Error("a size before the window proved consistent from the last batch's nodes")
+	}
+	if _, ok := nodes.inclusion(nodes.oldest(), cp.Size+1); ok {
 		t.Error("a proof in another tree size made from the batch's nodes")
 	}
-	if _, ok := (*batchNodes)(nil).inclusion(0, 1); ok {
+	if _, ok := nodes.consistency(cp.Size-1, cp.Size+1); ok {
+		t.Error("a consistency proof to another tree size made from the batch's nodes")
+	}
+	var none *batchNodes
+	if _, ok := none.inclusion(0, 1); ok {
 		t.Error("nil nodes proved an entry")
 	}
-	t.Logf("%d entries proved from their batches' nodes", n)
+	if _, ok := none.consistency(1, 2); ok {
+		t.Error("nil nodes proved a consistency")
+	}
+	t.Logf("%d entries and %d consistency proofs proved from their batches' nodes", n, c)
+}
+
+// TestBatchNodesWindow: a batch keeps the spans of the batches before it
+// while they are recentBatches at most and start within recentEntries of
+// it, and none when the tree before it is not the previous batch's (after
+// a recovery or an ingest that did not make it).
+func TestBatchNodesWindow(t *testing.T) {
+	rangeAt := func(end uint64) *compact.Range {
+		ids := compact.RangeNodes(0, end, nil)
+		hashes := make([][]byte, len(ids))
+		for i := range hashes {
+			hashes[i] = make([]byte, 32)
+		}
+		r, err := (&compact.RangeFactory{Hash: proofs.HashChildren}).NewRange(0, end, hashes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	span := func(begin, end uint64) nodeSpan { return nodeSpan{begin: begin, end: end} }
+	const b = 100_000
+	prev := &batchNodes{spans: []nodeSpan{span(b-10, b), span(b-recentEntries, b-10), span(b-recentEntries-1, b-recentEntries), span(0, b-recentEntries-1)}}
+	n := newBatchNodes(rangeAt(b), prev)
+	if got := len(n.spans); got != 3 || n.oldest() != b-recentEntries {
+		t.Errorf("kept %d spans from %d; want 3, from %d (recentEntries before the batch)", got, n.oldest(), b-recentEntries)
+	}
+	if len(n.spans[0].hashes) != len(compact.RangeNodes(0, b, nil)) {
+		t.Errorf("the batch's span holds %d nodes; want the compact range before it", len(n.spans[0].hashes))
+	}
+	many := &batchNodes{}
+	for i := range uint64(2 * recentBatches) {
+		many.spans = append(many.spans, span(b-1-i, b-i))
+	}
+	if got := len(newBatchNodes(rangeAt(b), many).spans); got != recentBatches {
+		t.Errorf("kept %d spans; want recentBatches (%d)", got, recentBatches)
+	}
+	if got := len(newBatchNodes(rangeAt(b+1), prev).spans); got != 1 {
+		t.Errorf("kept %d spans of a batch that did not end where this one begins; want only its own", got)
+	}
+	if got := len(newBatchNodes(rangeAt(b), nil).spans); got != 1 {
+		t.Errorf("kept %d spans with no batch before; want only its own", got)
+	}
 }

@@ -316,7 +316,7 @@ func (l *Log) applyRecorded(leaves [][]byte) (int, error) {
 			return 0, &proofs.Error{Reason: ReasonDataLoss, Err: fmt.Errorf("extending the tree: %w", errors.Join(err, b.tw.err))}
 		}
 		b.st.size++
-		b.nodes.size = b.st.size
+		b.nodes.extend(b.st.size)
 		b.st.logTime = max(b.st.logTime, p.Time.UnixNano())
 		b.st.state.Apply(&b.ef)
 		for _, kv := range b.sets {

@@ -101,7 +101,7 @@ func (s *service) Append(ctx context.Context, req *connect.Request[warrantv1.App
 	if resp.Entry, err = s.appendedEntry(ctx, a, a.Checkpoint); err != nil {
 		return nil, connectError(err)
 	}
-	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), a.Checkpoint.Size); err != nil {
+	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), a.Checkpoint.Size, a.nodes); err != nil {
 		return nil, connectError(err)
 	}
 	if a.Decision != nil && a.Decision.Outcome == proofs.OutcomeDenied {
@@ -148,8 +148,14 @@ func (s *service) AppendBatch(ctx context.Context, req *connect.Request[warrantv
 		r.Entry, r.Duplicate = pe, a.Duplicate
 		r.Denied = a.Decision != nil && a.Decision.Outcome == proofs.OutcomeDenied
 	}
+	var nodes *batchNodes // of the batch that cp ends, if one of these did
+	for _, a := range appended {
+		if a != nil && a.nodes != nil && a.nodes.size() == cp.Size {
+			nodes = a.nodes
+		}
+	}
 	var err error
-	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp.Size); err != nil {
+	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp.Size, nodes); err != nil {
 		return nil, connectError(err)
 	}
 	return connect.NewResponse(resp), nil
@@ -268,7 +274,7 @@ func (s *service) GetEntry(ctx context.Context, req *connect.Request[warrantv1.G
 		}
 		resp.Status = &warrantv1.DelegationStatus{State: st.State, RevokedVia: st.RevokedVia}
 	}
-	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp.Size); err != nil {
+	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp.Size, nil); err != nil {
 		return nil, connectError(err)
 	}
 	return connect.NewResponse(resp), nil
@@ -305,7 +311,7 @@ func (s *service) GetEntries(ctx context.Context, req *connect.Request[warrantv1
 		return nil, connectError(err)
 	}
 	resp := &warrantv1.GetEntriesResponse{Start: start, Leaves: leaves, Checkpoint: cp.Note, LeftHashes: left, RightHashes: right}
-	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp.Size); err != nil {
+	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp.Size, nil); err != nil {
 		return nil, connectError(err)
 	}
 	return connect.NewResponse(resp), nil
@@ -321,7 +327,7 @@ func (s *service) GetCheckpoint(ctx context.Context, req *connect.Request[warran
 	}
 	resp := &warrantv1.GetCheckpointResponse{Checkpoint: cp.Note}
 	var err error
-	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp.Size); err != nil {
+	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp.Size, nil); err != nil {
 		return nil, connectError(err)
 	}
 	return connect.NewResponse(resp), nil
@@ -539,10 +545,15 @@ func sizeFor(idx uint64) uint64 { return max(idx+1, idx) }
 
 // consistency proves the client's trusted size against size; it returns
 // nothing when the client trusts nothing, or trusts a size this answer does
-// not reach (another process sharing its state advanced it).
-func (s *service) consistency(ctx context.Context, trusted, size uint64) ([][]byte, error) {
+// not reach (another process sharing its state advanced it). nodes, if not
+// nil, are those of the batch of an append being answered: they prove it
+// without reading the store when they can (batchproofs.go).
+func (s *service) consistency(ctx context.Context, trusted, size uint64, nodes *batchNodes) ([][]byte, error) {
 	if trusted == 0 || trusted >= size {
 		return nil, nil
+	}
+	if p, ok := nodes.consistency(trusted, size); ok {
+		return p, nil
 	}
 	hashes, _, err := s.log.ConsistencyProof(ctx, trusted, size)
 	return hashes, err
