@@ -218,64 +218,90 @@ func BenchmarkSequencerBatch(b *testing.B) {
 	}
 }
 
-// BenchmarkAppendAnswerProofs is the inclusion proofs of the answers to
-// one group commit of 64 appends, each proved by its own goroutine as the
-// RPC handlers do, in the checkpoint the batch ends at: source=store reads
-// each proof from the store (Log.InclusionProof, the tile-subtree cache
-// shared), source=batch proves it from the nodes the batch kept
-// (appendedProof). The log grows by 64 entries per op; committing them is
-// off the clock.
+// BenchmarkAppendAnswerProofs is the proofs of the answers to one group
+// commit of 64 appends, each proved by its own goroutine as the RPC
+// handlers do, in the checkpoint the batch ends at: proof=inclusion the
+// entry's, proof=consistency from a trusted size three batches back (a
+// client appending among others). source=store reads each proof from the
+// store (the tile-subtree cache shared), source=batch proves it from the
+// nodes the batch kept (appendedProof, batchNodes.consistency). The log
+// grows by 64 entries per op; committing them is off the clock.
 func BenchmarkAppendAnswerProofs(b *testing.B) {
-	for _, source := range []string{"store", "batch"} {
-		b.Run("source="+source, func(b *testing.B) {
-			f := newFixture(b, nil)
-			hpStopSequencer(f.log)
-			ctx := context.Background()
-			const n = 64
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				envs, err := hpRootGrants(f.human, n, fmt.Sprintf("a%d", i))
-				if err != nil {
-					b.Fatal(err)
-				}
-				batch := make([]*request, n)
-				for j, env := range envs {
-					if batch[j], err = hpRequest(f.log, env, false); err != nil {
-						b.Fatal(err)
+	for _, kind := range []string{"inclusion", "consistency"} {
+		for _, source := range []string{"store", "batch"} {
+			b.Run("proof="+kind+"/source="+source, func(b *testing.B) {
+				f := newFixture(b, nil)
+				hpStopSequencer(f.log)
+				const n = 64
+				var sizes []uint64 // each batch's end
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					b.StopTimer()
+					answers := hpCommitBatch(b, f, n, fmt.Sprintf("a%d", i))
+					sizes = append(sizes, answers[0].Checkpoint.Size)
+					trusted := sizes[max(len(sizes)-4, 0)]
+					b.StartTimer()
+					var wg sync.WaitGroup
+					for _, a := range answers {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							if err := hpAnswerProof(f.log, a, kind, source, trusted); err != nil {
+								b.Error(err)
+							}
+						}()
 					}
+					wg.Wait()
 				}
-				f.log.sequence(batch)
-				answers := make([]*Appended, n)
-				for j, r := range batch {
-					res := <-r.done
-					if res.err != nil {
-						b.Fatal(res.err)
-					}
-					answers[j] = &Appended{Index: res.Index, Checkpoint: res.Checkpoint, nodes: res.nodes}
-				}
-				b.StartTimer()
-				var wg sync.WaitGroup
-				for _, a := range answers {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						var err error
-						if source == "store" {
-							_, _, err = f.log.InclusionProof(ctx, a.Index, a.Checkpoint.Size)
-						} else {
-							_, err = f.log.appendedProof(ctx, a, a.Checkpoint.Size)
-						}
-						if err != nil {
-							b.Error(err)
-						}
-					}()
-				}
-				wg.Wait()
-			}
-		})
+			})
+		}
 	}
+}
+
+// hpCommitBatch sequences n root grants as one batch and returns their
+// answers.
+func hpCommitBatch(b *testing.B, f *fixture, n int, tag string) []*Appended {
+	envs, err := hpRootGrants(f.human, n, tag)
+	if err != nil {
+		b.Fatal(err)
+	}
+	batch := make([]*request, n)
+	for j, env := range envs {
+		if batch[j], err = hpRequest(f.log, env, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	f.log.sequence(batch)
+	answers := make([]*Appended, n)
+	for j, r := range batch {
+		res := <-r.done
+		if res.err != nil {
+			b.Fatal(res.err)
+		}
+		answers[j] = &Appended{Index: res.Index, Checkpoint: res.Checkpoint, nodes: res.nodes}
+	}
+	return answers
+}
+
+// hpAnswerProof makes one answer's proof of kind from source.
+func hpAnswerProof(l *Log, a *Appended, kind, source string, trusted uint64) error {
+	ctx, size := context.Background(), a.Checkpoint.Size
+	var err error
+	switch {
+	case kind == "inclusion" && source == "store":
+		_, _, err = l.InclusionProof(ctx, a.Index, size)
+	case kind == "inclusion":
+		_, err = l.appendedProof(ctx, a, size)
+	case trusted == 0 || trusted >= size:
+	case source == "store":
+		_, _, err = l.ConsistencyProof(ctx, trusted, size)
+	default:
+		if _, ok := a.nodes.consistency(trusted, size); !ok {
+			err = fmt.Errorf("consistency %d -> %d not proved from the batch's nodes", trusted, size)
+		}
+	}
+	return err
 }
 
 // hpSharedSize is the number of delegations in the log the read benchmarks
