@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -9,8 +10,7 @@ import (
 	"github.com/warrantlog/warrant/proofs"
 )
 
-// Bounds of the nodes a batch keeps of the batches before it (recentNodes):
-// enough for a client appending in turn with others, whose trusted size is
+// Bounds of the nodes a batch keeps of the batches before it: enough for a client appending in turn with others, whose trusted size is
 // a few batches old; little memory (about two nodes an entry).
 const (
 	recentBatches = 64
@@ -23,9 +23,9 @@ const (
 // consistency proof from the client's trusted size, in the tree the batch
 // ends.
 //
-// They are the nodes completed by this batch and by up to recentBatches
-// batches before it (recentEntries entries at most), each batch's in a
-// span of its own, and the compact range of the tree before each span.
+// They are the nodes completed by this batch and by the batches before it,
+// recentBatches spans in all and recentEntries entries at most, each
+// batch's in a span of its own, and the compact range of the tree before each span.
 // A perfect subtree [a, e) is completed when entry e-1 is appended, so it
 // is in the span holding e-1; one ending at or before the oldest span's
 // begin B is in the compact range of [0, B) if a proof in a tree the
@@ -40,10 +40,20 @@ const (
 //     ending at T and that subtree's inclusion proof.
 //
 // Should a node still be missing, the proof reports it and is read from
-// the store instead. The spans are built by the sequencer and immutable
-// once their batch commits; requests prove from them concurrently.
+// the store instead.
+//
+// The nodes prove only in the checkpoint whose size and root are the
+// batch's (seal): a tree size alone does not name a tree. A cluster leader
+// deposed after committing a batch locally discards it and takes the
+// cluster's entries at the same indices; an answer still holding the old
+// batch's nodes (a duplicate answered from it) would otherwise prove in the
+// new checkpoint of the same size with the old tree's hashes.
+//
+// The spans are built by the sequencer and immutable once their batch
+// commits; requests prove from them concurrently.
 type batchNodes struct {
 	spans []nodeSpan // this batch's first, then the earlier ones, newest first
+	root  []byte     // the root of the tree the batch ended, once committed
 }
 
 // nodeSpan holds the nodes completed by the entries [begin, end) of one
@@ -65,7 +75,7 @@ func newBatchNodes(before *compact.Range, prev *batchNodes) *batchNodes {
 	n := &batchNodes{spans: make([]nodeSpan, 1, recentBatches)}
 	n.spans[0] = own
 	if prev == nil || prev.size() != own.begin {
-		return n // the tree before is not prev's (recovered, or ingested)
+		return n // nothing before (recovered), or not where this batch begins
 	}
 	for _, s := range prev.spans[:min(len(prev.spans), recentBatches-1)] {
 		if own.begin-s.begin > recentEntries {
@@ -81,6 +91,16 @@ func (n *batchNodes) size() uint64 { return n.spans[0].end }
 
 // extend records that the batch now ends at size.
 func (n *batchNodes) extend(size uint64) { n.spans[0].end = size }
+
+// seal records the root of the tree the committed batch ended: the nodes
+// prove only in a checkpoint of that root.
+func (n *batchNodes) seal(root []byte) { n.root = root }
+
+// proves reports whether the nodes prove in the tree of cp: the batch's
+// own, committed.
+func (n *batchNodes) proves(cp *proofs.Checkpoint) bool {
+	return n != nil && n.root != nil && cp != nil && cp.Size == n.size() && bytes.Equal(cp.Root, n.root)
+}
 
 // oldest is the first index of the oldest span kept.
 func (n *batchNodes) oldest() uint64 { return n.spans[len(n.spans)-1].begin }
@@ -115,28 +135,28 @@ func (n *batchNodes) rehash(p proof.Nodes) ([][]byte, bool) {
 	return out, err == nil
 }
 
-// inclusion returns the inclusion proof of index in the tree of size, if
-// size is the size the batch ended at and index is at or after the oldest
+// inclusion returns the inclusion proof of index in the tree of cp, if
+// that is the tree the batch ended and index is at or after the oldest
 // span's begin; ok is false otherwise.
-func (n *batchNodes) inclusion(index, size uint64) (_ [][]byte, ok bool) {
-	if n == nil || size != n.size() || index < n.oldest() || index >= size {
+func (n *batchNodes) inclusion(index uint64, cp *proofs.Checkpoint) (_ [][]byte, ok bool) {
+	if !n.proves(cp) || index < n.oldest() || index >= cp.Size {
 		return nil, false
 	}
-	p, err := proof.Inclusion(index, size)
+	p, err := proof.Inclusion(index, cp.Size)
 	if err != nil {
 		return nil, false
 	}
 	return n.rehash(p)
 }
 
-// consistency returns the consistency proof from trusted to size, if size
-// is the size the batch ended at and trusted is at or after the oldest
-// span's begin; ok is false otherwise.
-func (n *batchNodes) consistency(trusted, size uint64) (_ [][]byte, ok bool) {
-	if n == nil || size != n.size() || trusted < n.oldest() || trusted == 0 || trusted > size {
+// consistency returns the consistency proof from trusted to the tree of
+// cp, if that is the tree the batch ended and trusted is at or after the
+// oldest span's begin; ok is false otherwise.
+func (n *batchNodes) consistency(trusted uint64, cp *proofs.Checkpoint) (_ [][]byte, ok bool) {
+	if !n.proves(cp) || trusted < n.oldest() || trusted == 0 || trusted > cp.Size {
 		return nil, false
 	}
-	p, err := proof.Consistency(trusted, size)
+	p, err := proof.Consistency(trusted, cp.Size)
 	if err != nil {
 		return nil, false
 	}
@@ -144,13 +164,13 @@ func (n *batchNodes) consistency(trusted, size uint64) (_ [][]byte, ok bool) {
 }
 
 // appendedProof is the inclusion proof of an appended entry in the tree of
-// size: from the nodes of the batch that committed it when it can be
-// (the usual answer to an append), from the store otherwise (a
-// resubmission of an older entry, a later checkpoint).
-func (l *Log) appendedProof(ctx context.Context, a *Appended, size uint64) ([][]byte, error) {
-	if p, ok := a.nodes.inclusion(a.Index, size); ok {
+// cp: from the nodes of the batch that committed it when they prove in cp
+// (the usual answer to an append), from the store otherwise (an entry
+// before their window, a later checkpoint).
+func (l *Log) appendedProof(ctx context.Context, a *Appended, cp *proofs.Checkpoint) ([][]byte, error) {
+	if p, ok := a.nodes.inclusion(a.Index, cp); ok {
 		return p, nil
 	}
-	p, _, err := l.InclusionProof(ctx, a.Index, size)
+	p, _, err := l.InclusionProof(ctx, a.Index, cp.Size)
 	return p, err
 }

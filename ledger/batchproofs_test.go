@@ -39,6 +39,7 @@ func TestBatchProofs(t *testing.T) {
 		}
 		f.log.sequence(batch)
 		var nodes *batchNodes
+		var cp2 *proofs.Checkpoint
 		for _, r := range batch {
 			res := <-r.done
 			if res.err != nil {
@@ -46,8 +47,8 @@ func TestBatchProofs(t *testing.T) {
 			}
 			a := &Appended{Index: res.Index, nodes: res.nodes}
 			cp := res.Checkpoint
-			roots[cp.Size], nodes = cp.Root, res.nodes
-			got, ok := res.nodes.inclusion(res.Index, cp.Size)
+			roots[cp.Size], nodes, cp2 = cp.Root, res.nodes, cp
+			got, ok := res.nodes.inclusion(res.Index, cp)
 			if !ok {
 				t.Fatalf("batch %d of %d: entry %d (tree size %d) not proved from the batch's nodes", bi, size, res.Index, cp.Size)
 			}
@@ -61,7 +62,7 @@ func TestBatchProofs(t *testing.T) {
 			if err := proofs.VerifyInclusion(res.Index, cp.Size, proofs.LeafHash(res.Leaf), got, cp.Root); err != nil {
 				t.Fatalf("entry %d: %v", res.Index, err)
 			}
-			if p, err := f.log.appendedProof(ctx, a, cp.Size); err != nil || !slices.EqualFunc(p, want, slices.Equal) {
+			if p, err := f.log.appendedProof(ctx, a, cp); err != nil || !slices.EqualFunc(p, want, slices.Equal) {
 				t.Fatalf("appendedProof of entry %d: %v", res.Index, err)
 			}
 			n++
@@ -69,7 +70,7 @@ func TestBatchProofs(t *testing.T) {
 		// Consistency from every size the window reaches, to the batch's.
 		size2 := nodes.size()
 		for trusted := max(nodes.oldest(), 1); trusted <= size2; trusted++ {
-			got, ok := nodes.consistency(trusted, size2)
+			got, ok := nodes.consistency(trusted, cp2)
 			if !ok {
 				t.Fatalf("batch %d: consistency %d -> %d not proved from the window [%d, %d)", bi, trusted, size2, nodes.oldest(), size2)
 			}
@@ -88,7 +89,9 @@ func TestBatchProofs(t *testing.T) {
 			c++
 		}
 	}
-	// Not from these nodes: before the window, another size.
+	// Not from these nodes: before the window, another size, another tree
+	// of the same size (a deposed cluster leader's discarded batch), a
+	// batch not sealed as committed.
 	cp := f.log.Checkpoint()
 	nodes := f.log.seq.nodes
 	if len(nodes.spans) < 2 {
@@ -97,23 +100,39 @@ func TestBatchProofs(t *testing.T) {
 	if nodes.oldest() == 0 {
 		t.Fatal("the window reaches the first entry; the test needs it not to")
 	}
-	if _, ok := nodes.inclusion(nodes.oldest()-1, cp.Size); ok {
+	if _, ok := nodes.inclusion(nodes.oldest()-1, cp); ok {
 		t.Error("an entry before the window proved from the last batch's nodes")
 	}
-	if _, ok := nodes.consistency(nodes.oldest()-1, cp.Size); ok {
+	if _, ok := nodes.consistency(nodes.oldest()-1, cp); ok {
 		t.Error("a size before the window proved consistent from the last batch's nodes")
 	}
-	if _, ok := nodes.inclusion(nodes.oldest(), cp.Size+1); ok {
+	if _, ok := nodes.inclusion(nodes.oldest(), cp); !ok {
+		t.Fatal("the window's first entry not proved in the batch's checkpoint")
+	}
+	bigger := &proofs.Checkpoint{Size: cp.Size + 1, Root: cp.Root}
+	if _, ok := nodes.inclusion(nodes.oldest(), bigger); ok {
 		t.Error("a proof in another tree size made from the batch's nodes")
 	}
-	if _, ok := nodes.consistency(cp.Size-1, cp.Size+1); ok {
+	if _, ok := nodes.consistency(cp.Size-1, bigger); ok {
 		t.Error("a consistency proof to another tree size made from the batch's nodes")
 	}
+	other := &proofs.Checkpoint{Size: cp.Size, Root: slices.Clone(cp.Root)}
+	other.Root[0] ^= 1
+	if _, ok := nodes.inclusion(nodes.oldest(), other); ok {
+		t.Error("a proof in another tree of the batch's size made from the batch's nodes")
+	}
+	if _, ok := nodes.consistency(cp.Size-1, other); ok {
+		t.Error("a consistency proof to another tree of the batch's size made from the batch's nodes")
+	}
+	unsealed := &batchNodes{spans: nodes.spans}
+	if _, ok := unsealed.inclusion(nodes.oldest(), cp); ok {
+		t.Error("nodes of a batch not sealed as committed proved an entry")
+	}
 	var none *batchNodes
-	if _, ok := none.inclusion(0, 1); ok {
+	if _, ok := none.inclusion(0, cp); ok {
 		t.Error("nil nodes proved an entry")
 	}
-	if _, ok := none.consistency(1, 2); ok {
+	if _, ok := none.consistency(1, cp); ok {
 		t.Error("nil nodes proved a consistency")
 	}
 	t.Logf("%d entries and %d consistency proofs proved from their batches' nodes", n, c)

@@ -292,12 +292,12 @@ func hpAnswerProof(l *Log, a *Appended, kind, source string, trusted uint64) err
 	case kind == "inclusion" && source == "store":
 		_, _, err = l.InclusionProof(ctx, a.Index, size)
 	case kind == "inclusion":
-		_, err = l.appendedProof(ctx, a, size)
+		_, err = l.appendedProof(ctx, a, a.Checkpoint)
 	case trusted == 0 || trusted >= size:
 	case source == "store":
 		_, _, err = l.ConsistencyProof(ctx, trusted, size)
 	default:
-		if _, ok := a.nodes.consistency(trusted, size); !ok {
+		if _, ok := a.nodes.consistency(trusted, a.Checkpoint); !ok {
 			err = fmt.Errorf("consistency %d -> %d not proved from the batch's nodes", trusted, size)
 		}
 	}

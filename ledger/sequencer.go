@@ -340,6 +340,7 @@ func (l *Log) sequenceSome(batch []*request) int {
 		l.signers.Store(st.state.Signers())
 		l.policy.Store(st.state.Policy())
 		root, _ := st.rng.GetRootHash(nil)
+		st.nodes.seal(root)
 		cp, err := l.signCheckpoint(st.size, root, false)
 		if err != nil {
 			l.seq.needCheckpoint = true
@@ -370,8 +371,10 @@ func (l *Log) sequenceSome(batch []*request) int {
 				res.err = proofs.Errorf(ReasonCheckpointPending, "entry %d is committed but not yet covered by a signed checkpoint; resubmit the same envelope to get its receipt", res.Index)
 			}
 			res.Checkpoint = cp
-			if written > 0 && err == nil {
-				res.nodes = st.nodes // inclusion checks the entry and the size
+			if written > 0 && err == nil && unpublished == nil {
+				// They prove only in this batch's tree (batchNodes.proves);
+				// an unpublished batch's may be discarded, so none are given.
+				res.nodes = st.nodes
 			}
 		}
 		r.done <- res

@@ -101,7 +101,7 @@ func (s *service) Append(ctx context.Context, req *connect.Request[warrantv1.App
 	if resp.Entry, err = s.appendedEntry(ctx, a, a.Checkpoint); err != nil {
 		return nil, connectError(err)
 	}
-	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), a.Checkpoint.Size, a.nodes); err != nil {
+	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), a.Checkpoint, a.nodes); err != nil {
 		return nil, connectError(err)
 	}
 	if a.Decision != nil && a.Decision.Outcome == proofs.OutcomeDenied {
@@ -150,12 +150,12 @@ func (s *service) AppendBatch(ctx context.Context, req *connect.Request[warrantv
 	}
 	var nodes *batchNodes // of the batch that cp ends, if one of these did
 	for _, a := range appended {
-		if a != nil && a.nodes != nil && a.nodes.size() == cp.Size {
+		if a != nil && a.nodes.proves(cp) {
 			nodes = a.nodes
 		}
 	}
 	var err error
-	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp.Size, nodes); err != nil {
+	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp, nodes); err != nil {
 		return nil, connectError(err)
 	}
 	return connect.NewResponse(resp), nil
@@ -274,7 +274,7 @@ func (s *service) GetEntry(ctx context.Context, req *connect.Request[warrantv1.G
 		}
 		resp.Status = &warrantv1.DelegationStatus{State: st.State, RevokedVia: st.RevokedVia}
 	}
-	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp.Size, nil); err != nil {
+	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp, nil); err != nil {
 		return nil, connectError(err)
 	}
 	return connect.NewResponse(resp), nil
@@ -311,7 +311,7 @@ func (s *service) GetEntries(ctx context.Context, req *connect.Request[warrantv1
 		return nil, connectError(err)
 	}
 	resp := &warrantv1.GetEntriesResponse{Start: start, Leaves: leaves, Checkpoint: cp.Note, LeftHashes: left, RightHashes: right}
-	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp.Size, nil); err != nil {
+	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp, nil); err != nil {
 		return nil, connectError(err)
 	}
 	return connect.NewResponse(resp), nil
@@ -327,7 +327,7 @@ func (s *service) GetCheckpoint(ctx context.Context, req *connect.Request[warran
 	}
 	resp := &warrantv1.GetCheckpointResponse{Checkpoint: cp.Note}
 	var err error
-	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp.Size, nil); err != nil {
+	if resp.ConsistencyProof, err = s.consistency(ctx, req.Msg.GetTrustedSize(), cp, nil); err != nil {
 		return nil, connectError(err)
 	}
 	return connect.NewResponse(resp), nil
@@ -532,7 +532,7 @@ func (s *service) provenEntry(ctx context.Context, idx uint64, leaf []byte, id s
 // appendedEntry is provenEntry for an appended entry, proved from its
 // batch's nodes when they prove it in cp (appendedProof).
 func (s *service) appendedEntry(ctx context.Context, a *Appended, cp *proofs.Checkpoint) (*warrantv1.ProvenEntry, error) {
-	hashes, err := s.log.appendedProof(ctx, a, cp.Size)
+	hashes, err := s.log.appendedProof(ctx, a, cp)
 	if err != nil {
 		return nil, err
 	}
@@ -543,19 +543,19 @@ func (s *service) appendedEntry(ctx context.Context, a *Appended, cp *proofs.Che
 // holds the last uint64 index, and none reaches its size either).
 func sizeFor(idx uint64) uint64 { return max(idx+1, idx) }
 
-// consistency proves the client's trusted size against size; it returns
+// consistency proves the client's trusted size against cp; it returns
 // nothing when the client trusts nothing, or trusts a size this answer does
 // not reach (another process sharing its state advanced it). nodes, if not
 // nil, are those of the batch of an append being answered: they prove it
 // without reading the store when they can (batchproofs.go).
-func (s *service) consistency(ctx context.Context, trusted, size uint64, nodes *batchNodes) ([][]byte, error) {
-	if trusted == 0 || trusted >= size {
+func (s *service) consistency(ctx context.Context, trusted uint64, cp *proofs.Checkpoint, nodes *batchNodes) ([][]byte, error) {
+	if trusted == 0 || trusted >= cp.Size {
 		return nil, nil
 	}
-	if p, ok := nodes.consistency(trusted, size); ok {
+	if p, ok := nodes.consistency(trusted, cp); ok {
 		return p, nil
 	}
-	hashes, _, err := s.log.ConsistencyProof(ctx, trusted, size)
+	hashes, _, err := s.log.ConsistencyProof(ctx, trusted, cp.Size)
 	return hashes, err
 }
 
