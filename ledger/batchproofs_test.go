@@ -140,8 +140,8 @@ func TestBatchProofs(t *testing.T) {
 
 // TestBatchNodesWindow: a batch keeps the spans of the batches before it
 // while they are recentBatches at most and start within recentEntries of
-// it, and none when the tree before it is not the previous batch's (after
-// a recovery or an ingest that did not make it).
+// it, and none when there is no batch before it (after a recovery) or the
+// one given did not end where this one begins.
 func TestBatchNodesWindow(t *testing.T) {
 	rangeAt := func(end uint64) *compact.Range {
 		ids := compact.RangeNodes(0, end, nil)
