@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/warrantlog/warrant/proofs"
 )
@@ -27,25 +29,9 @@ func TestBatchProofs(t *testing.T) {
 	// The single entries at the end push the first batches out of the window.
 	sizes := append([]int{1, 1, 2, 3, 5, 8, 13, 250, 1, 256, 255, 300, 7, 64, 129, 1, 600}, slices.Repeat([]int{1}, recentBatches)...)
 	for bi, size := range sizes {
-		envs, err := hpRootGrants(f.human, size, fmt.Sprintf("bp%d", bi))
-		if err != nil {
-			t.Fatal(err)
-		}
-		batch := make([]*request, size)
-		for i, env := range envs {
-			if batch[i], err = hpRequest(f.log, env, false); err != nil {
-				t.Fatal(err)
-			}
-		}
-		f.log.sequence(batch)
 		var nodes *batchNodes
 		var cp2 *proofs.Checkpoint
-		for _, r := range batch {
-			res := <-r.done
-			if res.err != nil {
-				t.Fatalf("batch %d: %v", bi, res.err)
-			}
-			a := &Appended{Index: res.Index, nodes: res.nodes}
+		for _, res := range hpCommitBatch(t, f, size, fmt.Sprintf("bp%d", bi)) {
 			cp := res.Checkpoint
 			roots[cp.Size], nodes, cp2 = cp.Root, res.nodes, cp
 			got, ok := res.nodes.inclusion(res.Index, cp)
@@ -62,7 +48,11 @@ func TestBatchProofs(t *testing.T) {
 			if err := proofs.VerifyInclusion(res.Index, cp.Size, proofs.LeafHash(res.Leaf), got, cp.Root); err != nil {
 				t.Fatalf("entry %d: %v", res.Index, err)
 			}
-			if p, err := f.log.appendedProof(ctx, a, cp); err != nil || !slices.EqualFunc(p, want, slices.Equal) {
+			// And by a verifier this project did not write.
+			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, res.Index, cp.Size, proofs.LeafHash(res.Leaf), got, cp.Root); err != nil {
+				t.Fatalf("entry %d, transparency-dev/merkle: %v", res.Index, err)
+			}
+			if p, err := f.log.appendedProof(ctx, res, cp); err != nil || !slices.EqualFunc(p, want, slices.Equal) {
 				t.Fatalf("appendedProof of entry %d: %v", res.Index, err)
 			}
 			n++
@@ -84,6 +74,9 @@ func TestBatchProofs(t *testing.T) {
 			if root1, ok := roots[trusted]; ok {
 				if err := proofs.VerifyConsistency(trusted, size2, got, root1, roots[size2]); err != nil {
 					t.Fatalf("consistency %d -> %d: %v", trusted, size2, err)
+				}
+				if err := proof.VerifyConsistency(rfc6962.DefaultHasher, trusted, size2, got, root1, roots[size2]); err != nil {
+					t.Fatalf("consistency %d -> %d, transparency-dev/merkle: %v", trusted, size2, err)
 				}
 			}
 			c++

@@ -261,7 +261,7 @@ func BenchmarkAppendAnswerProofs(b *testing.B) {
 
 // hpCommitBatch sequences n root grants as one batch and returns their
 // answers.
-func hpCommitBatch(b *testing.B, f *fixture, n int, tag string) []*Appended {
+func hpCommitBatch(b testing.TB, f *fixture, n int, tag string) []*Appended {
 	envs, err := hpRootGrants(f.human, n, tag)
 	if err != nil {
 		b.Fatal(err)
@@ -279,7 +279,7 @@ func hpCommitBatch(b *testing.B, f *fixture, n int, tag string) []*Appended {
 		if res.err != nil {
 			b.Fatal(res.err)
 		}
-		answers[j] = &Appended{Index: res.Index, Checkpoint: res.Checkpoint, nodes: res.nodes}
+		answers[j] = &Appended{Index: res.Index, Leaf: res.Leaf, Checkpoint: res.Checkpoint, nodes: res.nodes}
 	}
 	return answers
 }

@@ -152,6 +152,7 @@ func (s *service) AppendBatch(ctx context.Context, req *connect.Request[warrantv
 	for _, a := range appended {
 		if a != nil && a.nodes.proves(cp) {
 			nodes = a.nodes
+			break
 		}
 	}
 	var err error
